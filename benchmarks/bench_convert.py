@@ -1,0 +1,125 @@
+"""Convert throughput and memory vs a numpy pass over the same raw file (issue: foundation).
+
+Measures, in one run on one synthetic cube of >= 1 GB:
+- numpy: one blockwise pass (max + sum) over the memory-mapped raw file (baseline);
+- seed-style: the maxrf4u ancestor's three reads (convert to zarr, then max, then sum);
+- maxrf convert, sigma=0, with max+sum+argmax fed from the same pass;
+- maxrf convert writing the cube with no reductions (to price the reductions);
+- peak RSS of convert in a child process with a budget 1/8 or less of the cube.
+Ratios are what count on this shared machine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import numpy as np
+
+from benchmarks.common import (
+    PEAK_RSS_SNIPPET,
+    WORK,
+    child_peak_rss,
+    numpy_pass,
+    save,
+    timed,
+)
+
+
+def make_cube(path, height, width, channels, seed=0):
+    from maxrf.synth import make_scan
+
+    return make_scan(path, height=height, width=width, channels=channels, seed=seed)
+
+
+def seed_style(rpl, out):
+    """The seed's ancestor: dask from the raw file -> zarr, then a max pass, then a sum pass."""
+    import dask.array as da
+
+    from maxrf.io.ripple import open_scan
+
+    scan = open_scan(rpl)
+    mm = np.memmap(scan.raw_path, dtype=scan.header.dtype, mode="r", offset=scan.header.offset,
+                   shape=scan.shape)
+    arr = da.from_array(mm, chunks=(64, 64, -1))
+    arr.to_zarr(str(out), overwrite=True)
+    z = da.from_zarr(str(out))
+    z.max(axis=(0, 1)).compute()
+    z.sum(axis=(0, 1)).compute()
+
+
+def main(gb: float = 1.0) -> dict:
+    from maxrf import engine
+    from maxrf.convert import ScanSource, ZarrSink, convert
+    from maxrf.io.ripple import open_scan
+
+    WORK.mkdir(parents=True, exist_ok=True)
+    channels, width = 2048, 512
+    height = int(gb * 2**30 / (channels * width * 2))
+    rpl = WORK / "convert_bench.rpl"
+    if not rpl.exists() or open_scan(rpl).shape != (height, width, channels):
+        make_cube(rpl, height, width, channels)
+    scan = open_scan(rpl)
+    nbytes = scan.nbytes
+    out = WORK / "convert_bench.datastack"
+
+    t_numpy = numpy_pass(scan.raw_path, scan.shape, scan.header.dtype)
+    shutil.rmtree(out, ignore_errors=True)
+    t_convert, _ = timed(convert, rpl, out, calibrate=False, overwrite=True)
+
+    # convert writing the cube with no reductions: what do max+sum+argmax add?
+    import zarr
+
+    from maxrf.store import codecs_for
+
+    bare = WORK / "bare.zarr"
+    shutil.rmtree(bare, ignore_errors=True)
+    block = engine.block_shape(scan.shape, 4)
+    zarr.create_array(bare, shape=scan.shape, dtype=scan.dtype, chunks=(*block, channels),
+                      **codecs_for(scan.dtype))
+    src = ScanSource(scan, block, False, False)
+    t_bare, _ = timed(engine.run, src, {}, sink=ZarrSink(bare))
+    shutil.rmtree(bare, ignore_errors=True)
+
+    seed_out = WORK / "seed_style.zarr"
+    t_seed, _ = timed(seed_style, rpl, seed_out)
+    shutil.rmtree(seed_out, ignore_errors=True)
+
+    budget_mb = max(16, int(nbytes / 2**20 / 16))
+    code = (
+        "from maxrf.convert import convert\n"
+        f"convert({str(rpl)!r}, {str(out)!r}, calibrate=False, overwrite=True)\n"
+        + PEAK_RSS_SNIPPET
+    )
+    t_child, rss = child_peak_rss(code, env={"MAXRF_BUDGET_MB": str(budget_mb)})
+    shutil.rmtree(out, ignore_errors=True)
+
+    mb = nbytes / 2**20
+    result = {
+        "cube_bytes": nbytes,
+        "shape": list(scan.shape),
+        "dtype": str(scan.dtype),
+        "seconds": {"numpy_pass": t_numpy, "maxrf_convert": t_convert,
+                    "convert_without_reductions": t_bare, "seed_style_3_reads": t_seed},
+        "throughput_MB_s": {"numpy_pass": mb / t_numpy, "maxrf_convert": mb / t_convert,
+                            "seed_style_3_reads": mb / t_seed},
+        "ratio_convert_to_numpy": t_convert / t_numpy,
+        "reductions_overhead": t_convert / t_bare - 1,
+        "speedup_vs_seed_style": t_seed / t_convert,
+        "peak_rss": {"budget_MB": budget_mb, "cube_over_budget": mb / budget_mb,
+                     "peak_rss_MB": rss / 2**20, "limit_MB": budget_mb + 300,
+                     "ok": rss / 2**20 < budget_mb + 300},
+        "targets": {"ratio_convert_to_numpy": "<= 3", "reductions_overhead": "< 0.10",
+                    "peak_rss": "< budget + 300 MB"},
+    }
+    return result
+
+
+if __name__ == "__main__":
+    gb = float(sys.argv[1]) if len(sys.argv) > 1 else float(os.environ.get("MAXRF_BENCH_GB", 1.0))
+    res = main(gb)
+    print(save("convert", res))
+    import json
+
+    print(json.dumps(res, indent=2))

@@ -1,0 +1,86 @@
+"""Shared benchmark helpers: timing, peak RSS of a child process, saving results."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+WORK = Path(os.environ.get("MAXRF_BENCH_DIR", ROOT / "work"))
+
+
+def timed(fn, *args, **kwargs):
+    """(seconds, result) of one call."""
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return time.perf_counter() - t0, out
+
+
+def drop_cache(path: Path) -> None:
+    """Ask the kernel to forget a file's pages (fair cold-ish comparisons); ignore failure."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.close(fd)
+    except (OSError, AttributeError):
+        pass
+
+
+def child_peak_rss(code: str, env: dict | None = None) -> tuple[float, int]:
+    """Run ``code`` in a fresh interpreter; return (seconds, peak RSS in bytes)."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, **(env or {})},
+                          capture_output=True, text=True)
+    dt = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr)
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # ru_maxrss of children is the max over all waited children: report from the child itself
+    for line in proc.stdout.splitlines():
+        if line.startswith("PEAK_RSS "):
+            return dt, int(line.split()[1])
+    return dt, usage.ru_maxrss * 1024
+
+
+PEAK_RSS_SNIPPET = (
+    "\nimport resource\nprint('PEAK_RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)\n"
+)
+
+
+def numpy_pass(raw: Path, shape: tuple[int, int, int], dtype, rows: int = 16) -> float:
+    """Baseline: one blockwise numpy pass (max and sum) over the memory-mapped raw file."""
+    h, w, c = shape
+    t0 = time.perf_counter()
+    mm = np.memmap(raw, dtype=dtype, mode="r", shape=shape)
+    mx = np.zeros(c, dtype=dtype)
+    sm = np.zeros(c, dtype=np.float64)
+    for r0 in range(0, h, rows):
+        block = np.asarray(mm[r0:r0 + rows]).reshape(-1, c)
+        np.maximum(mx, block.max(0), out=mx)
+        sm += block.sum(0, dtype=np.float64)
+    del mm
+    return time.perf_counter() - t0
+
+
+def save(name: str, result: dict) -> Path:
+    """Save a result as benchmarks/results/NAME.json with machine notes."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    result = {
+        "benchmark": name,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        **result,
+    }
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(result, indent=2, default=float))
+    return path

@@ -1,0 +1,45 @@
+"""``maxrf convert SCAN.rpl``: one streaming pass into a DataStack."""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+from maxrf.cli._common import add_scheduler, client_from
+
+
+def add_parser(sub):
+    p = sub.add_parser("convert", help="convert a .rpl/.raw scan into a .datastack (one pass)")
+    p.add_argument("scan", help="the scan's .rpl header (or .raw file)")
+    p.add_argument("-o", "--output", help="output .datastack folder (default: next to the scan)")
+    p.add_argument("--sigma", type=float, default=0.0,
+                   help="Gaussian smoothing along the spectral axis, channels (0 = none)")
+    p.add_argument("--flip-horizontal", action="store_true", help="mirror the image left-right")
+    p.add_argument("--flip-vertical", action="store_true", help="mirror the image top-bottom")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--no-calibrate", action="store_true",
+                   help="do not find the energy calibration from the spectra")
+    p.add_argument("--anode", default="Rh", help="X-ray tube anode element (default Rh)")
+    p.add_argument("--tube-kv", type=float, default=40.0, help="tube voltage, kV (default 40)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_scheduler(p)
+    return p
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
+
+
+def run(args) -> int:
+    from maxrf.convert import convert
+
+    signal.signal(signal.SIGTERM, _terminate)
+    ds = convert(
+        args.scan, args.output, sigma=args.sigma, flip_horizontal=args.flip_horizontal,
+        flip_vertical=args.flip_vertical, overwrite=args.overwrite,
+        calibrate=not args.no_calibrate, anode=args.anode, tube_kv=args.tube_kv,
+        progress=not args.quiet and sys.stderr.isatty(), client=client_from(args),
+    )
+    if not args.quiet:
+        print(f"wrote {ds.path}")
+    return 0

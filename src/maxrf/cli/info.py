@@ -1,0 +1,39 @@
+"""``maxrf info DATASTACK``: shape, dtype, chunking, compression, calibration, layers."""
+
+from __future__ import annotations
+
+from maxrf.cli._common import print_json
+
+
+def add_parser(sub):
+    p = sub.add_parser("info", help="describe a .datastack")
+    p.add_argument("datastack")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    return p
+
+
+def run(args) -> int:
+    from maxrf.info import describe
+
+    info = describe(args.datastack)
+    if args.json:
+        print_json(info)
+        return 0
+    h, w, c = info["shape"]
+    print(f"{info['path']}")
+    print(f"  cube         {h} x {w} pixels x {c} channels, {info['dtype']}")
+    print(f"  chunks       {info['chunks']}  ({info['n_chunks']} chunks)")
+    print(f"  stored       {info['stored_bytes'] / 2**20:.1f} MiB, "
+          f"compression ratio {info['compression_ratio']:.2f}")
+    cal = info["calibration"]
+    if cal:
+        print(f"  calibration  E = {cal['offset_keV']:.4f} + {cal['gain_keV']:.6f} * channel keV "
+              f"({cal.get('method', '?')})")
+    else:
+        print("  calibration  none (run 'maxrf calibrate')")
+    for name, shapes in info["layer_shapes"].items():
+        print(f"  layer        {name}: " + ", ".join(f"{k} {v}" for k, v in shapes.items()))
+    src = info["provenance"].get("source", {})
+    print(f"  source       {src.get('rpl', '?')} ({src.get('raw_bytes', 0) / 2**20:.1f} MiB raw)")
+    print(f"  created      {info['created']} by maxrf {info['maxrf_version']}")
+    return 0

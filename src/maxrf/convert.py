@@ -1,0 +1,290 @@
+"""Convert a ripple scan (.rpl/.raw) into a DataStack in one streaming pass.
+
+The raw file is read once, block by block; each block is optionally smoothed along the
+spectral axis, written as a compressed, checksummed zarr chunk, and fed to the max,
+argmax and mean spectrum reductions in the same pass (see :mod:`maxrf.engine`).
+The store is built in a hidden sibling folder and renamed into place only when
+complete, so an interrupted convert leaves nothing that opens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from maxrf import engine
+from maxrf.engine import Block
+from maxrf.errors import (
+    CalibrationError,
+    OutputExistsError,
+    OutputLocationError,
+    ParameterError,
+)
+from maxrf.store import (
+    MANIFEST,
+    DataStack,
+    codecs_for,
+    disk_errors,
+    new_manifest,
+    write_array,
+    write_json_atomic,
+    write_layer,
+)
+
+PARTIAL = ".partial-"
+
+
+class ScanSource:
+    """Engine source over a ripple scan, with optional flips (picklable)."""
+
+    def __init__(self, scan: Any, block: tuple[int, int], flip_h: bool, flip_v: bool):
+        self.scan = scan
+        self.shape = tuple(scan.shape)
+        self.block = block
+        self.flip_h = flip_h
+        self.flip_v = flip_v
+
+    def blocks(self) -> list[Block]:
+        return engine.tile_blocks(self.shape[0], self.shape[1], *self.block)
+
+    def read_block(self, block: Block) -> np.ndarray:
+        h, w = self.shape[:2]
+        rows, cols = block.rows, block.cols
+        if self.flip_v:
+            rows = slice(h - rows.stop, h - rows.start)
+        if self.flip_h:
+            cols = slice(w - cols.stop, w - cols.start)
+        data = self.scan.read_block(rows, cols)
+        if self.flip_v:
+            data = data[::-1]
+        if self.flip_h:
+            data = data[:, ::-1]
+        return np.ascontiguousarray(data)
+
+
+class Smooth:
+    """Gaussian smoothing along the spectral axis (scipy.ndimage.gaussian_filter1d), float32."""
+
+    def __init__(self, sigma: float):
+        self.sigma = float(sigma)
+
+    def __call__(self, data: np.ndarray) -> np.ndarray:
+        from scipy.ndimage import gaussian_filter1d
+
+        return gaussian_filter1d(data.astype(np.float32), self.sigma, axis=-1)
+
+
+class ZarrSink:
+    """Writes each block into the cube array being built (chunk-aligned, so no races)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._array = None
+
+    def __getstate__(self) -> dict:
+        return {"path": self.path, "_array": None}
+
+    def write_block(self, block: Block, data: np.ndarray) -> None:
+        if self._array is None:
+            import zarr
+
+            self._array = zarr.open_array(self.path, mode="r+")
+        self._array[block.rows, block.cols, :] = data
+
+
+def default_output(scan_path: str | os.PathLike) -> Path:
+    """``SCAN.datastack`` next to ``SCAN.rpl``."""
+    p = Path(scan_path)
+    return p.with_suffix(".datastack")
+
+
+def check_output(out: Path, overwrite: bool) -> None:
+    """Refuse an existing output (unless ``overwrite``) or a missing/unwritable folder."""
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputLocationError("output folder does not exist", parent)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputLocationError("output folder is not writable", parent)
+    if out.exists() and not overwrite:
+        raise OutputExistsError("output exists; use --overwrite to replace it", out)
+    if out.exists() and not (out / MANIFEST).is_file():
+        raise OutputExistsError("output exists and is not a datastack; refusing to replace it", out)
+
+
+def _clean_stale_partials(out: Path) -> None:
+    """Remove partial stores of convert runs that died (their process is gone)."""
+    prefix = f".{out.name}{PARTIAL}"
+    for child in out.parent.glob(prefix + "*"):
+        pid = child.name[len(prefix):].split("-")[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(child, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def convert(
+    scan_path: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    *,
+    sigma: float = 0.0,
+    flip_horizontal: bool = False,
+    flip_vertical: bool = False,
+    overwrite: bool = False,
+    calibrate: bool = True,
+    anode: str = "Rh",
+    tube_kv: float = 40.0,
+    progress: bool = False,
+    client: Any = None,
+    budget: int | None = None,
+) -> DataStack:
+    """Convert a ripple scan into a DataStack in one pass over the raw file.
+
+    Parameters
+    ----------
+    scan_path : path
+        The ``.rpl`` header (or the ``.raw`` file) of the scan.
+    out : path, optional
+        The ``.datastack`` folder to create; default next to the scan.
+    sigma : float
+        Gaussian smoothing along the spectral axis, in channels (0 = none; the cube is
+        then stored in its original integer type, else as float32).
+    flip_horizontal, flip_vertical : bool
+        Mirror the image left-right / top-bottom.
+    overwrite : bool
+        Replace an existing output (atomically: the old store stays until the new one
+        is complete).
+    calibrate : bool
+        Find the energy calibration from the spectra when the header has none.
+    anode, tube_kv : str, float
+        X-ray tube anode element and voltage (kV), used by the calibration.
+    progress : bool
+        Show a progress bar.
+    client : dask.distributed.Client, optional
+        Run on this cluster instead of the local scheduler.
+    budget : int, optional
+        Memory budget for blocks in flight, bytes (default 256 MiB or ``MAXRF_BUDGET_MB``).
+
+    Returns
+    -------
+    DataStack
+        The new store, opened read-only.
+    """
+    from maxrf.io.ripple import open_scan
+
+    if sigma < 0 or not np.isfinite(sigma):
+        raise ParameterError(f"--sigma must be >= 0 channels, got {sigma}")
+    scan = open_scan(scan_path)
+    out = Path(out) if out is not None else default_output(scan.rpl_path)
+    if out.suffix != ".datastack":
+        out = out.with_name(out.name + ".datastack")
+    check_output(out, overwrite)
+    _clean_stale_partials(out)
+
+    h, w, c = scan.shape
+    store_dtype = np.dtype(np.float32) if sigma > 0 else np.dtype(scan.dtype).newbyteorder("=")
+    itemsize = max(4, store_dtype.itemsize)
+    rows, cols = engine.block_shape(scan.shape, itemsize, budget)
+    tmp = out.parent / f".{out.name}{PARTIAL}{os.getpid()}-{secrets.token_hex(3)}"
+    try:
+        with disk_errors(out):
+            _build(tmp, scan, store_dtype, (rows, cols), sigma, flip_horizontal, flip_vertical,
+                   progress, client)
+            cal = scan.calibration
+            if cal is not None:
+                _write_header_calibration(tmp, cal, c)
+            elif calibrate:
+                _auto_calibrate(tmp, anode, tube_kv)
+            _swap_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return DataStack(out)
+
+
+def _build(tmp, scan, store_dtype, block, sigma, flip_h, flip_v, progress, client) -> None:
+    import zarr
+
+    h, w, c = scan.shape
+    root = zarr.open_group(tmp, mode="w")
+    root.create_array(
+        "cube", shape=(h, w, c), dtype=store_dtype, chunks=(block[0], block[1], c),
+        fill_value=0, dimension_names=("row", "col", "channel"), **codecs_for(store_dtype),
+    )
+    source = ScanSource(scan, block, flip_h, flip_v)
+    result = engine.run(
+        source,
+        {"max": engine.MaxSpectrum(w), "mean": engine.MeanSpectrum()},
+        client=client,
+        progress=progress,
+        transform=Smooth(sigma) if sigma > 0 else None,
+        sink=ZarrSink(tmp / "cube"),
+        description="convert",
+    )
+    max_values, argmax = result["max"]
+    write_array(root, "max_spectrum", max_values.astype(np.float64))
+    write_array(root, "sum_spectrum", result["mean"])
+    write_array(root, "argmax_pixels", argmax)
+    metadata = {
+        "source": {
+            "rpl": str(Path(scan.rpl_path).resolve()),
+            "raw": str(Path(scan.raw_path).resolve()),
+            "rpl_bytes": Path(scan.rpl_path).stat().st_size,
+            "raw_bytes": Path(scan.raw_path).stat().st_size,
+        },
+        "header": dict(scan.header.raw),
+        "options": {"sigma": sigma, "flip_horizontal": flip_h, "flip_vertical": flip_v},
+        "source_dtype": str(np.dtype(scan.dtype)),
+    }
+    write_json_atomic(tmp / MANIFEST, new_manifest(metadata))
+
+
+def _write_header_calibration(tmp: Path, cal: tuple[float, float], n: int) -> None:
+    gain, offset = cal
+    write_layer(
+        tmp, "calibration",
+        {"energies": offset + gain * np.arange(n, dtype=np.float64)},
+        {"gain_keV": gain, "offset_keV": offset, "method": "header", "peaks": []},
+    )
+
+
+def _auto_calibrate(tmp: Path, anode: str, tube_kv: float) -> None:
+    """Calibrate from the spectra; a failure is recorded, never fatal to convert."""
+    try:
+        from maxrf.calibration import calibrate_datastack
+    except ImportError:  # calibration not installed in this build
+        return
+    try:
+        calibrate_datastack(DataStack(tmp), anode=anode, tube_kv=tube_kv)
+    except CalibrationError as exc:
+        warnings.warn(f"automatic calibration failed: {exc}; run 'maxrf calibrate'", stacklevel=3)
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    """Rename the finished store to ``out``; an existing ``out`` is removed only after."""
+    if out.exists():
+        trash = out.parent / f".{out.name}.old-{secrets.token_hex(3)}"
+        os.replace(out, trash)
+        try:
+            os.replace(tmp, out)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.replace(trash, out)
+            raise
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(tmp, out)

@@ -1,0 +1,312 @@
+"""The one-pass chunk engine.
+
+A cube of ``height x width`` pixels by ``channels`` is streamed in blocks of pixels
+with all their channels. Each block is read once; every reduction asked for is fed
+from that one read (max and sum spectra at convert; peak maps, fits and region
+spectra later). Blocks run as dask tasks, on the local threaded scheduler by default
+or on a ``dask.distributed`` cluster when a client is given (or ``MAXRF_SCHEDULER``
+names a scheduler address), so there is no scheduler of our own.
+
+Memory is bounded by the block size (see :func:`block_shape`) times the number of
+blocks in flight (one per worker thread), whatever the cube size.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import dask
+import numpy as np
+
+from maxrf.errors import ParameterError
+
+DEFAULT_BUDGET_BYTES = 256 * 2**20
+"""Default memory budget of the blocks in flight (bytes); ``MAXRF_BUDGET_MB`` overrides it."""
+
+MAX_BLOCK_BYTES = 16 * 2**20
+"""Largest block (and zarr chunk) size: small enough for a quick pixel read in the viewer."""
+
+
+@dataclass(frozen=True)
+class Block:
+    """A block of pixels: ``rows`` x ``cols`` of the cube, all channels."""
+
+    index: int
+    rows: slice
+    cols: slice
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.rows.stop - self.rows.start, self.cols.stop - self.cols.start)
+
+
+class BlockSource(Protocol):
+    """Anything the engine can stream: a raw scan, a stored cube."""
+
+    shape: tuple[int, int, int]
+
+    def blocks(self) -> list[Block]: ...
+
+    def read_block(self, block: Block) -> np.ndarray: ...
+
+
+class Reduction:
+    """One result computed from every block of the cube.
+
+    Subclasses implement :meth:`block` (runs on a worker, once per block, on the
+    block's data of shape ``(r, c, channels)``) and :meth:`combine` (runs once on the
+    caller's side with all partial results). Instances must be picklable.
+    """
+
+    def block(self, data: np.ndarray, where: Block) -> Any:
+        raise NotImplementedError
+
+    def combine(self, parts: list[tuple[Block, Any]], shape: tuple[int, int]) -> Any:
+        raise NotImplementedError
+
+
+class PixelMaps(Reduction):
+    """A reduction that yields ``k`` values per pixel, assembled into ``(k, H, W)`` maps.
+
+    Subclasses implement :meth:`pixel_maps` returning ``(k, r, c)`` for a block.
+    """
+
+    dtype = np.float32
+
+    def pixel_maps(self, data: np.ndarray, where: Block) -> np.ndarray:
+        raise NotImplementedError
+
+    def block(self, data: np.ndarray, where: Block) -> np.ndarray:
+        return np.asarray(self.pixel_maps(data, where), dtype=self.dtype)
+
+    def combine(self, parts: list[tuple[Block, Any]], shape: tuple[int, int]) -> np.ndarray:
+        if not parts:
+            return np.zeros((0, *shape), dtype=self.dtype)
+        k = parts[0][1].shape[0]
+        out = np.zeros((k, *shape), dtype=self.dtype)
+        for where, maps in parts:
+            out[:, where.rows, where.cols] = maps
+        return out
+
+
+class MaxSpectrum(Reduction):
+    """Per channel, the maximum over all pixels and the pixel ``[row, col]`` that holds it.
+
+    Ties go to the first pixel in row-major order, as ``numpy.argmax`` over the
+    ``(H * W, C)`` reshaped cube does.
+    """
+
+    def block(self, data: np.ndarray, where: Block) -> tuple[np.ndarray, np.ndarray]:
+        r, c, n = data.shape
+        flat = data.reshape(r * c, n)
+        idx = np.argmax(flat, axis=0)
+        values = flat[idx, np.arange(n)]
+        width = self.width
+        rows = where.rows.start + idx // c
+        cols = where.cols.start + idx % c
+        return values, rows * width + cols
+
+    def __init__(self, width: int):
+        self.width = width
+
+    def combine(self, parts, shape):
+        best_val = None
+        best_idx = None
+        for _, (values, flat_idx) in parts:
+            if best_val is None:
+                best_val, best_idx = values.copy(), flat_idx.copy()
+                continue
+            better = (values > best_val) | ((values == best_val) & (flat_idx < best_idx))
+            best_val[better] = values[better]
+            best_idx[better] = flat_idx[better]
+        pixels = np.stack(np.divmod(best_idx, shape[1]), axis=1).astype(np.int64)
+        return best_val, pixels
+
+
+class MeanSpectrum(Reduction):
+    """Per channel, the mean over all pixels (the seed's "sum spectrum"), in float64."""
+
+    def block(self, data: np.ndarray, where: Block) -> np.ndarray:
+        return data.reshape(-1, data.shape[-1]).sum(axis=0, dtype=np.float64)
+
+    def combine(self, parts, shape):
+        total = np.sum([p for _, p in parts], axis=0)
+        return total / (shape[0] * shape[1])
+
+
+def budget_bytes(budget: int | None = None) -> int:
+    """The memory budget (bytes) for blocks in flight: argument, ``MAXRF_BUDGET_MB``, default."""
+    if budget is not None:
+        if budget <= 0:
+            raise ParameterError(f"memory budget must be positive, got {budget} bytes")
+        return int(budget)
+    env = os.environ.get("MAXRF_BUDGET_MB")
+    if env:
+        try:
+            value = float(env)
+        except ValueError:
+            raise ParameterError(f"MAXRF_BUDGET_MB must be a number of MB, got {env!r}") from None
+        if value <= 0:
+            raise ParameterError(f"MAXRF_BUDGET_MB must be positive, got {env!r}")
+        return int(value * 2**20)
+    return DEFAULT_BUDGET_BYTES
+
+
+def block_shape(
+    shape: tuple[int, int, int], itemsize: int, budget: int | None = None, workers: int = 0
+) -> tuple[int, int]:
+    """Rows and columns of a block of pixels (all channels) that fits the budget.
+
+    A block is held about four times over while it is processed (raw read, float
+    working copy, compressed output, reduction temporaries), once per worker thread, so
+    the block size is ``budget / (4 * threads)``, at most :data:`MAX_BLOCK_BYTES`.
+
+    Parameters
+    ----------
+    shape : (H, W, C)
+        Cube shape (pixels, pixels, channels).
+    itemsize : int
+        Bytes per value of the largest dtype the block takes (4 for float32).
+    budget : int, optional
+        Memory budget in bytes (see :func:`budget_bytes`).
+    workers : int, optional
+        Threads processing blocks at once; default the number of CPUs.
+    """
+    h, w, c = shape
+    threads = workers or os.cpu_count() or 1
+    target = min(MAX_BLOCK_BYTES, budget_bytes(budget) // (4 * threads))
+    pixels = max(1, target // max(1, c * itemsize))
+    if pixels >= w:
+        return (max(1, min(h, pixels // w)), w)
+    side = max(1, int(math.sqrt(pixels)))
+    return (min(h, side), min(w, max(1, pixels // side)))
+
+
+def tile_blocks(height: int, width: int, rows: int, cols: int) -> list[Block]:
+    """Blocks covering a ``height x width`` image in row-major tile order."""
+    blocks = []
+    for r0 in range(0, height, rows):
+        for c0 in range(0, width, cols):
+            blocks.append(
+                Block(len(blocks), slice(r0, min(r0 + rows, height)), slice(c0, min(c0 + cols, width)))
+            )
+    return blocks
+
+
+def _process(
+    source: BlockSource,
+    where: Block,
+    reductions: Mapping[str, Reduction],
+    transform: Callable[[np.ndarray], np.ndarray] | None,
+    sink: Any,
+) -> dict[str, Any]:
+    data = source.read_block(where)
+    if transform is not None:
+        data = transform(data)
+    if sink is not None:
+        sink.write_block(where, data)
+    return {name: r.block(data, where) for name, r in reductions.items()}
+
+
+def get_client(client: Any = None) -> Any:
+    """The dask.distributed client to run on: the one given, or ``MAXRF_SCHEDULER``, or None."""
+    if client is not None:
+        return client
+    address = os.environ.get("MAXRF_SCHEDULER")
+    if not address:
+        return None
+    from distributed import Client
+
+    return Client(address)
+
+
+def run(
+    source: BlockSource,
+    reductions: Mapping[str, Reduction],
+    *,
+    client: Any = None,
+    progress: bool = False,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    sink: Any = None,
+    description: str = "blocks",
+) -> dict[str, Any]:
+    """Stream ``source`` once, feeding every reduction from each block read.
+
+    Parameters
+    ----------
+    source : BlockSource
+        The cube to stream (``.shape``, ``.blocks()``, ``.read_block(block)``).
+    reductions : mapping of str to Reduction
+        What to compute; the result has the same keys.
+    client : dask.distributed.Client, optional
+        Run on this cluster; default the local threaded scheduler (or the scheduler
+        named by ``MAXRF_SCHEDULER``).
+    progress : bool
+        Show a progress bar (tqdm) on standard error.
+    transform : callable, optional
+        Applied to each block after reading (e.g. spectral smoothing) and before the
+        sink and reductions see it.
+    sink : object with ``write_block(block, data)``, optional
+        Receives every (transformed) block, e.g. the store being written.
+
+    Returns
+    -------
+    dict
+        ``{name: reduction.combine(parts, (H, W))}``.
+    """
+    blocks = source.blocks()
+    client = get_client(client)
+    tasks = [
+        dask.delayed(_process, pure=False)(source, b, reductions, transform, sink) for b in blocks
+    ]
+    results: list[dict[str, Any]]
+    if client is not None:
+        results = _run_distributed(client, tasks, progress, description)
+    else:
+        results = _run_local(tasks, progress, description)
+    shape = source.shape[:2]
+    return {
+        name: r.combine([(b, res[name]) for b, res in zip(blocks, results)], shape)
+        for name, r in reductions.items()
+    }
+
+
+def _run_local(tasks: list, progress: bool, description: str) -> list:
+    if not progress:
+        return list(dask.compute(*tasks, scheduler="threads"))
+    from dask.callbacks import Callback
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(tasks), desc=description, unit="block")
+
+    class _Tick(Callback):
+        def _posttask(self, key, result, dsk, state, id):  # noqa: A002
+            if isinstance(key, tuple) or str(key).startswith("_process"):
+                bar.update(1)
+
+    try:
+        with _Tick():
+            return list(dask.compute(*tasks, scheduler="threads"))
+    finally:
+        bar.close()
+
+
+def _run_distributed(client: Any, tasks: list, progress: bool, description: str) -> list:
+    from distributed import as_completed
+
+    futures = client.compute(tasks)
+    try:
+        if progress:
+            from tqdm import tqdm
+
+            with tqdm(total=len(futures), desc=description, unit="block") as bar:
+                for _ in as_completed(futures):
+                    bar.update(1)
+        return client.gather(futures)
+    except BaseException:
+        client.cancel(futures)
+        raise

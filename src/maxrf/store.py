@@ -1,0 +1,511 @@
+"""The DataStack: one scan's cube, summary spectra and derived layers on zarr v3.
+
+Layout of ``NAME.datastack/`` (a directory, not a zip: layers must be replaceable one
+file at a time without rewriting the cube, which a single-file archive cannot do; use
+``maxrf pack``-style zipping of the finished folder to share it)::
+
+    maxrf.json               manifest: format version, metadata, layers -> folders
+    zarr.json                zarr v3 group
+    cube/                    (H, W, C) chunks of pixels x all channels, blosc-zstd + crc32c
+    max_spectrum/ sum_spectrum/ argmax_pixels/
+    layers/NAME.TOKEN/       one zarr group per derived layer version
+
+Crash safety: a store is valid only once ``maxrf.json`` names it so. Convert builds the
+store in a hidden sibling folder and renames it into place when complete. A layer is
+written to a new folder, then the manifest is replaced atomically (``os.replace``) to
+point to it, then the previous folder is removed; a crash at any moment leaves the
+previous manifest, pointing at complete data. Writers hold an exclusive lock; readers
+need none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from maxrf.engine import Block
+from maxrf.errors import (
+    ConcurrentWriteError,
+    CorruptDataError,
+    DataStackVersionError,
+    DiskFullError,
+    LayerMissingError,
+    MissingFileError,
+    NotADataStackError,
+    ParameterError,
+)
+
+FORMAT = "maxrf.datastack"
+FORMAT_VERSION = 1
+MANIFEST = "maxrf.json"
+LOCK = ".write.lock"
+LAYERS = "layers"
+
+
+class SeedArray(np.ndarray):
+    """An ndarray that also answers a call, so ``ds.energies`` and the seed's
+    ``ds.energies()`` both work."""
+
+    def __call__(self) -> np.ndarray:
+        return np.asarray(self)
+
+
+def _seed_array(a: np.ndarray) -> SeedArray:
+    out = np.asarray(a).view(SeedArray)
+    out.flags.writeable = False
+    return out
+
+
+def codecs_for(dtype: np.dtype) -> dict[str, Any]:
+    """Zarr v3 codecs of maxrf arrays: blosc-zstd with shuffle, then a crc32c checksum."""
+    from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec
+
+    shuffle = "bitshuffle" if np.dtype(dtype).itemsize <= 2 else "shuffle"
+    return {
+        "serializer": BytesCodec(endian="little") if np.dtype(dtype).itemsize > 1 else BytesCodec(),
+        "compressors": [
+            BloscCodec(cname="zstd", clevel=3, shuffle=shuffle, typesize=np.dtype(dtype).itemsize),
+            Crc32cCodec(),
+        ],
+    }
+
+
+def write_array(group: Any, name: str, data: np.ndarray, chunks: tuple[int, ...] | None = None):
+    """Write a small array (spectra, maps) into a zarr group with maxrf's codecs."""
+    data = np.asarray(data)
+    if data.dtype.kind in "OUS":
+        raise ParameterError(f"layer array {name!r} must be numeric, got dtype {data.dtype}")
+    arr = group.create_array(
+        name,
+        shape=data.shape,
+        dtype=data.dtype,
+        chunks=chunks or (data.shape if data.size else (1,) * max(1, data.ndim)),
+        fill_value=0,
+        **codecs_for(data.dtype),
+    )
+    if data.size:
+        arr[...] = data
+    return arr
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_json_atomic(path: Path, obj: Any) -> None:
+    """Write JSON to ``path`` so that readers see the old or the new file, never a mix."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=1, default=_json_default)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def disk_errors(path: os.PathLike | str):
+    """Context manager turning ENOSPC / EDQUOT into :class:`DiskFullError` naming ``path``."""
+
+    @contextlib.contextmanager
+    def _ctx() -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DiskFullError("disk full while writing; nothing was kept", path) from exc
+            raise
+
+    return _ctx()
+
+
+class Layer(dict):
+    """A derived layer read back from a store: arrays by name, plus ``.attrs``."""
+
+    def __init__(self, name: str, arrays: Mapping[str, np.ndarray], attrs: Mapping[str, Any]):
+        super().__init__(arrays)
+        self.name = name
+        self.attrs = dict(attrs)
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{k}: {v.shape}" for k, v in self.items())
+        return f"<Layer {self.name!r} {{{shapes}}} attrs={sorted(self.attrs)}>"
+
+
+class _CubeReader:
+    """Indexable wrapper of the zarr cube that names the chunk when a checksum fails."""
+
+    def __init__(self, array: Any, path: Path):
+        self.array = array
+        self.path = path
+        self.shape = array.shape
+        self.dtype = array.dtype
+        self.ndim = array.ndim
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        try:
+            return self.array[key]
+        except Exception as exc:  # zarr raises plain errors on bad checksums or blosc data
+            raise CorruptDataError(
+                f"stored chunk of the cube at {_describe_key(key, self.array.chunks)} is corrupt "
+                f"({type(exc).__name__}: {exc}); run 'maxrf verify'",
+                self.path,
+            ) from exc
+
+
+def _describe_key(key: Any, chunks: tuple[int, ...]) -> str:
+    if isinstance(key, tuple) and all(isinstance(k, slice) for k in key[:2]):
+        return "cube/c/{}/{}/0".format(*(k.start // ch for k, ch in zip(key[:2], chunks[:2])))
+    return repr(key)
+
+
+class CubeSource:
+    """Engine source over the stored cube: one block per zarr chunk (picklable)."""
+
+    def __init__(self, path: Path, shape: tuple[int, int, int], chunks: tuple[int, int, int]):
+        self.path = Path(path)
+        self.shape = tuple(shape)
+        self.chunks = tuple(chunks)
+        self._array = None
+
+    def __getstate__(self) -> dict:
+        return {"path": self.path, "shape": self.shape, "chunks": self.chunks, "_array": None}
+
+    def _zarr(self) -> Any:
+        if self._array is None:
+            import zarr
+
+            self._array = zarr.open_array(self.path / "cube", mode="r")
+        return self._array
+
+    def blocks(self) -> list[Block]:
+        from maxrf.engine import tile_blocks
+
+        return tile_blocks(self.shape[0], self.shape[1], self.chunks[0], self.chunks[1])
+
+    def read_block(self, block: Block) -> np.ndarray:
+        return _CubeReader(self._zarr(), self.path)[block.rows, block.cols, :]
+
+
+class DataStack:
+    """A converted scan: lazy cube, summary spectra, calibration and derived layers.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.datastack`` folder.
+
+    Raises
+    ------
+    MissingFileError
+        If ``path`` does not exist.
+    NotADataStackError
+        If ``path`` is not a complete maxrf datastack.
+    DataStackVersionError
+        If it was written in a format version this maxrf cannot read.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        manifest = read_manifest(self.path)
+        self._manifest = manifest
+        import zarr
+
+        try:
+            self._root = zarr.open_group(self.path, mode="r")
+            cube = self._root["cube"]
+        except Exception as exc:
+            raise NotADataStackError(f"cannot open the zarr cube ({exc})", self.path) from exc
+        self._cube_array = cube
+        self.shape: tuple[int, int, int] = tuple(int(s) for s in cube.shape)
+        self.dtype = np.dtype(cube.dtype)
+        self.chunks: tuple[int, int, int] = tuple(int(c) for c in cube.chunks)
+
+    # ------------------------------------------------------------------ core data
+    @property
+    def cube(self):
+        """The cube as a lazy dask array ``(H, W, C)`` chunked as blocks of pixels x all channels."""
+        import dask.array as da
+
+        return da.from_array(
+            _CubeReader(self._cube_array, self.path), chunks=self.chunks, asarray=False,
+            name=f"maxrf-cube-{self.path.resolve()}-{self._manifest.get('created', '')}",
+        )
+
+    maxrf_cube = cube
+
+    def block_source(self) -> CubeSource:
+        """The stored cube as a source for :func:`maxrf.engine.run`."""
+        return CubeSource(self.path, self.shape, self.chunks)
+
+    def _core(self, name: str) -> np.ndarray:
+        try:
+            return self._root[name][...]
+        except Exception as exc:
+            raise CorruptDataError(f"cannot read {name} ({exc})", self.path) from exc
+
+    @property
+    def max_spectrum(self) -> SeedArray:
+        """Per channel, the maximum over all pixels (counts)."""
+        return _seed_array(self._core("max_spectrum"))
+
+    @property
+    def sum_spectrum(self) -> SeedArray:
+        """Per channel, the mean over all pixels (counts per pixel)."""
+        return _seed_array(self._core("sum_spectrum"))
+
+    @property
+    def argmax_pixels(self) -> np.ndarray:
+        """``(C, 2)`` [row, col] of the pixel holding each channel's maximum."""
+        return self._core("argmax_pixels")
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Provenance: source files and sizes, header, options, package version, creation time."""
+        return dict(self._manifest.get("metadata", {}))
+
+    @property
+    def calibration(self) -> dict[str, Any] | None:
+        """The energy calibration (``gain_keV``, ``offset_keV``, ``peaks``, ``method``) or None."""
+        if "calibration" not in self.layers:
+            return None
+        return self.read("calibration").attrs
+
+    @property
+    def energies(self) -> SeedArray:
+        """Energy (keV) of each channel: ``offset_keV + gain_keV * channel``.
+
+        Raises
+        ------
+        LayerMissingError
+            If the scan has no energy calibration yet (run ``maxrf calibrate``).
+        """
+        cal = self.calibration
+        if cal is None:
+            raise LayerMissingError(
+                "no energy calibration: run 'maxrf calibrate' (or maxrf.calibrate)", self.path
+            )
+        n = self.shape[2]
+        return _seed_array(cal["offset_keV"] + cal["gain_keV"] * np.arange(n, dtype=np.float64))
+
+    # ---------------------------------------------------------------- layers
+    @property
+    def layers(self) -> list[str]:
+        """Names of the derived layers present (re-read from disk)."""
+        return sorted(read_manifest(self.path).get("layers", {}))
+
+    def read(self, name: str) -> Layer:
+        """Read a derived layer fully into memory (layers are small; the cube is never read).
+
+        Raises
+        ------
+        LayerMissingError
+            If the layer has not been computed.
+        """
+        for _attempt in range(5):
+            manifest = read_manifest(self.path)
+            entry = manifest.get("layers", {}).get(name)
+            if entry is None:
+                raise LayerMissingError(
+                    f"layer {name!r} has not been computed (present: {sorted(manifest.get('layers', {}))})",
+                    self.path,
+                )
+            try:
+                layer = _read_layer(self.path / entry["dir"], name, entry)
+                error = None
+            except Exception as exc:
+                layer, error = None, exc
+            # zarr reads a vanished chunk as fill values, so a folder deleted under us
+            # could pass silently; writers delete a folder only after the manifest stops
+            # naming it, so if it still names it now, what we read (or failed to) is real.
+            now = read_manifest(self.path).get("layers", {}).get(name)
+            if now is None or now["dir"] != entry["dir"]:
+                continue  # replaced meanwhile: read the new version
+            if error is not None:
+                raise CorruptDataError(
+                    f"layer {name!r} is damaged ({type(error).__name__}: {error}); recompute it",
+                    self.path / entry["dir"],
+                ) from error
+            return layer
+        raise CorruptDataError(f"layer {name!r} keeps disappearing while read", self.path)
+
+    def write_layer(
+        self,
+        name: str,
+        arrays: Mapping[str, np.ndarray],
+        attrs: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Write (or replace) a derived layer atomically.
+
+        Readers see the previous layer or the new one, never a mix; a crash leaves the
+        previous state; the previous version's folder is removed, so recomputing a layer
+        does not grow the store.
+
+        Raises
+        ------
+        ConcurrentWriteError
+            If another process is writing to this datastack.
+        DiskFullError
+            If the disk fills up (the layer is left as it was).
+        """
+        write_layer(self.path, name, arrays, attrs)
+
+    def __repr__(self) -> str:
+        h, w, c = self.shape
+        return f"<DataStack {self.path.name!r} {h}x{w} px x {c} channels {self.dtype}, layers={self.layers}>"
+
+
+# ---------------------------------------------------------------------- functions
+def read_manifest(path: Path) -> dict[str, Any]:
+    """Read and check a store's manifest."""
+    path = Path(path)
+    if not path.exists():
+        raise MissingFileError("no such datastack", path)
+    mpath = path / MANIFEST
+    if not path.is_dir() or not mpath.is_file():
+        raise NotADataStackError(
+            "not a maxrf datastack (no maxrf.json: not a datastack, or an unfinished one)", path
+        )
+    try:
+        manifest = json.loads(mpath.read_text())
+    except (OSError, ValueError) as exc:
+        raise NotADataStackError(f"unreadable maxrf.json ({exc})", path) from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise NotADataStackError("maxrf.json does not describe a maxrf datastack", path)
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise DataStackVersionError(
+            f"datastack format version {version!r}; this maxrf reads version {FORMAT_VERSION}",
+            path,
+        )
+    return manifest
+
+
+def _read_layer(folder: Path, name: str, entry: Mapping[str, Any]) -> Layer:
+    """Read a layer folder; any failure is raised as is (the caller decides what it means)."""
+    import zarr
+
+    group = zarr.open_group(folder, mode="r")
+    arrays = {key: group[key][...] for key in entry.get("arrays", [])}
+    return Layer(name, arrays, entry.get("attrs", {}))
+
+
+@contextlib.contextmanager
+def writer_lock(path: Path) -> Iterator[None]:
+    """Exclusive writer lock on a store; a second writer gets :class:`ConcurrentWriteError`."""
+    lock_path = Path(path) / LOCK
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConcurrentWriteError(
+                "another process is writing to this datastack; try again when it has finished",
+                path,
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def write_layer(
+    path: str | os.PathLike,
+    name: str,
+    arrays: Mapping[str, np.ndarray],
+    attrs: Mapping[str, Any] | None = None,
+) -> None:
+    """Write or replace layer ``name`` of the store at ``path`` atomically (see DataStack)."""
+    import zarr
+
+    path = Path(path)
+    if not name.isidentifier():
+        raise ParameterError(f"layer name must be an identifier, got {name!r}")
+    read_manifest(path)  # validates the store
+    with writer_lock(path), disk_errors(path):
+        manifest = read_manifest(path)
+        _collect_garbage(path, manifest)
+        rel = f"{LAYERS}/{name}.{secrets.token_hex(4)}"
+        folder = path / rel
+        try:
+            group = zarr.open_group(folder, mode="w")
+            for key, value in arrays.items():
+                write_array(group, key, value)
+            attrs_json = json.loads(json.dumps(dict(attrs or {}), default=_json_default))
+            entry = {"dir": rel, "arrays": list(arrays), "attrs": attrs_json,
+                     "version": manifest.get("layers", {}).get(name, {}).get("version", 0) + 1}
+            old = manifest.setdefault("layers", {}).get(name)
+            manifest["layers"][name] = entry
+            write_json_atomic(path / MANIFEST, manifest)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        if old is not None:
+            shutil.rmtree(path / old["dir"], ignore_errors=True)
+
+
+def delete_layer(path: str | os.PathLike, name: str) -> None:
+    """Remove a derived layer (atomically, like :func:`write_layer`)."""
+    path = Path(path)
+    with writer_lock(path):
+        manifest = read_manifest(path)
+        old = manifest.get("layers", {}).pop(name, None)
+        if old is None:
+            return
+        write_json_atomic(path / MANIFEST, manifest)
+        shutil.rmtree(path / old["dir"], ignore_errors=True)
+
+
+def _collect_garbage(path: Path, manifest: Mapping[str, Any]) -> None:
+    """Remove layer folders a crashed writer left behind (not named by the manifest)."""
+    live = {entry["dir"] for entry in manifest.get("layers", {}).values()}
+    layers = path / LAYERS
+    if not layers.is_dir():
+        return
+    for child in layers.iterdir():
+        if f"{LAYERS}/{child.name}" not in live and child.is_dir():
+            shutil.rmtree(child, ignore_errors=True)
+
+
+def new_manifest(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest of a freshly converted store."""
+    from datetime import UTC, datetime
+
+    from maxrf import __version__
+
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "maxrf_version": __version__,
+        "metadata": dict(metadata),
+        "layers": {},
+    }

@@ -1,0 +1,82 @@
+"""The one-pass engine against numpy computed on the whole cube."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import ArraySource, poisson_cube
+from maxrf import engine
+from maxrf.errors import ParameterError
+
+
+@pytest.mark.parametrize("rows,cols", [(1, 1), (4, 5), (13, 17), (5, 17), (20, 3)])
+def test_max_mean_argmax_equal_numpy(seed, rows, cols):
+    cube = poisson_cube(seed)
+    h, w, c = cube.shape
+    src = ArraySource(cube, rows, cols)
+    out = engine.run(src, {"max": engine.MaxSpectrum(w), "mean": engine.MeanSpectrum()})
+    values, pixels = out["max"]
+    flat = cube.reshape(h * w, c)
+    np.testing.assert_array_equal(values, flat.max(axis=0))
+    # ties (common with integer counts) go to the first pixel in row-major order, as numpy's
+    expected_idx = flat.argmax(axis=0)
+    np.testing.assert_array_equal(pixels, np.stack(np.unravel_index(expected_idx, (h, w)), 1))
+    np.testing.assert_allclose(out["mean"], cube.mean(axis=(0, 1)), rtol=1e-12)
+    # every block read exactly once, whatever the number of reductions
+    assert sorted(src.reads) == list(range(len(src.blocks())))
+
+
+def test_pixel_maps_assembled(seed):
+    cube = poisson_cube(seed, shape=(9, 11, 32)).astype(np.float32)
+
+    class Band(engine.PixelMaps):
+        def pixel_maps(self, data, where):
+            return np.stack([data[..., 3:9].sum(-1), data[..., 20:25].max(-1)])
+
+    out = engine.run(ArraySource(cube, 4, 3), {"band": Band()})["band"]
+    np.testing.assert_allclose(out[0], cube[..., 3:9].sum(-1), rtol=1e-6)
+    np.testing.assert_array_equal(out[1], cube[..., 20:25].max(-1))
+
+
+def test_transform_and_sink_see_each_block_once():
+    cube = poisson_cube(3).astype(np.float32)
+    written = {}
+
+    class Sink:
+        def write_block(self, block, data):
+            assert block.index not in written
+            written[block.index] = (block, data)
+
+    src = ArraySource(cube, 5, 6)
+    engine.run(src, {"mean": engine.MeanSpectrum()}, transform=lambda d: d * 2, sink=Sink())
+    rebuilt = np.zeros_like(cube)
+    for block, data in written.values():
+        rebuilt[block.rows, block.cols] = data
+    np.testing.assert_array_equal(rebuilt, cube * 2)
+
+
+def test_block_shape_respects_budget():
+    shape = (1000, 1200, 4096)
+    rows, cols = engine.block_shape(shape, 4, budget=64 * 2**20, workers=2)
+    assert rows * cols * 4096 * 4 <= 64 * 2**20 / 8
+    assert rows >= 1 and cols >= 1
+    # small cubes: whole rows
+    assert engine.block_shape((10, 20, 100), 2, budget=2**30)[1] == 20
+
+
+def test_tile_blocks_cover_image_once():
+    blocks = engine.tile_blocks(17, 23, 4, 5)
+    cover = np.zeros((17, 23), int)
+    for b in blocks:
+        cover[b.rows, b.cols] += 1
+    assert (cover == 1).all()
+    assert [b.index for b in blocks] == list(range(len(blocks)))
+
+
+def test_bad_budget(monkeypatch):
+    with pytest.raises(ParameterError):
+        engine.budget_bytes(-1)
+    monkeypatch.setenv("MAXRF_BUDGET_MB", "lots")
+    with pytest.raises(ParameterError, match="MAXRF_BUDGET_MB"):
+        engine.budget_bytes()

@@ -1,0 +1,165 @@
+"""DataStack layers: atomic replacement, no growth, one writer at a time, version checks."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from conftest import poisson_cube, write_pair
+from maxrf import DataStack
+from maxrf.convert import convert
+from maxrf.errors import (
+    ConcurrentWriteError,
+    CorruptDataError,
+    DataStackVersionError,
+    LayerMissingError,
+    NotADataStackError,
+)
+from maxrf.info import folder_bytes
+from maxrf.store import write_layer, writer_lock
+
+
+@pytest.fixture
+def ds(tmp_path):
+    return convert(write_pair(tmp_path, poisson_cube(0, shape=(10, 12, 32))), calibrate=False)
+
+
+def test_layer_round_trip(ds):
+    maps = np.random.default_rng(0).random((3, 10, 12)).astype(np.float32)
+    ds.write_layer("peak_maps", {"maps": maps, "slices": np.array([[1, 2, 3]])},
+                   {"labels": ["a", "b", "c"], "gain": np.float64(0.5)})
+    layer = ds.read("peak_maps")
+    np.testing.assert_array_equal(layer["maps"], maps)
+    assert layer.attrs["labels"] == ["a", "b", "c"] and layer.attrs["gain"] == 0.5
+    assert ds.layers == ["peak_maps"]
+    # a second DataStack on the same path sees it (several readers)
+    assert DataStack(ds.path).read("peak_maps")["maps"].shape == (3, 10, 12)
+
+
+def test_missing_layer(ds):
+    with pytest.raises(LayerMissingError, match="hotmax.*not been computed"):
+        ds.read("hotmax")
+    with pytest.raises(LayerMissingError, match="calibration"):
+        ds.energies  # noqa: B018
+
+
+def test_recompute_does_not_grow(ds):
+    rng = np.random.default_rng(1)
+    ds.write_layer("maps", {"m": rng.random((5, 10, 12))})
+    size = folder_bytes(ds.path)
+    for i in range(6):
+        ds.write_layer("maps", {"m": rng.random((5, 10, 12))}, {"i": i})
+    assert folder_bytes(ds.path) <= size * 1.05
+    assert ds.read("maps").attrs["i"] == 5
+    assert len(list((ds.path / "layers").iterdir())) == 1
+
+
+def test_cube_untouched_by_layer_writes(ds):
+    cube_files = {p: p.stat().st_mtime_ns for p in (ds.path / "cube").rglob("*") if p.is_file()}
+    ds.write_layer("x", {"a": np.ones(3)})
+    assert {p: p.stat().st_mtime_ns for p in (ds.path / "cube").rglob("*") if p.is_file()} == cube_files
+
+
+def test_second_writer_gets_clear_error(ds):
+    with writer_lock(ds.path):
+        with pytest.raises(ConcurrentWriteError, match="another process"):
+            write_layer(ds.path, "x", {"a": np.ones(3)})
+    write_layer(ds.path, "x", {"a": np.ones(3)})  # free again
+
+
+def test_two_processes_one_wins(ds):
+    code = (
+        "import sys, time, numpy as np\n"
+        "import maxrf.store as s\n"
+        "real = s.write_array\n"
+        "def slow(*a, **k):\n"
+        "    time.sleep(1.0); return real(*a, **k)\n"
+        "s.write_array = slow\n"
+        "from maxrf.errors import ConcurrentWriteError\n"
+        "try:\n"
+        f"    s.write_layer({str(ds.path)!r}, 'x', {{'a': np.full(4, float(sys.argv[1]))}})\n"
+        "except ConcurrentWriteError:\n"
+        "    sys.exit(3)\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(i)]) for i in (1, 2)]
+    codes = sorted(p.wait() for p in procs)
+    assert codes == [0, 3]
+    value = ds.read("x")["a"]
+    assert value[0] in (1.0, 2.0) and (value == value[0]).all()
+
+
+def test_readers_see_consistent_layers_during_rewrites(ds):
+    stop = threading.Event()
+    bad = []
+
+    def reader():
+        while not stop.is_set():
+            try:
+                layer = ds.read("v")
+            except Exception as exc:  # noqa: BLE001
+                bad.append(exc)
+                continue
+            a, b = layer["a"], layer["b"]
+            if not (a[0] == b[0] == layer.attrs["k"] and (a == a[0]).all()):
+                bad.append((a[0], b[0], layer.attrs["k"]))
+
+    ds.write_layer("v", {"a": np.zeros(1000), "b": np.zeros(10)}, {"k": 0})
+    t = threading.Thread(target=reader)
+    t.start()
+    for k in range(1, 30):
+        ds.write_layer("v", {"a": np.full(1000, k), "b": np.full(10, k)}, {"k": k})
+    stop.set()
+    t.join()
+    assert not bad
+
+
+def test_killed_layer_write_keeps_previous_state(ds):
+    ds.write_layer("maps", {"m": np.zeros((2, 10, 12))}, {"version": "old"})
+    code = (
+        "import time, numpy as np\n"
+        "import maxrf.store as s\n"
+        "real = s.write_array\n"
+        "def slow(*a, **k):\n"
+        "    r = real(*a, **k); time.sleep(0.3); return r\n"
+        "s.write_array = slow\n"
+        f"s.write_layer({str(ds.path)!r}, 'maps', {{f'm{{i}}': np.ones((2, 10, 12)) for i in range(20)}},"
+        " {'version': 'new'})\n"
+    )
+    for delay in (0.2, 0.6, 1.1):
+        proc = subprocess.Popen([sys.executable, "-c", code])
+        time.sleep(delay + 1.0)  # interpreter start-up, then part of the writes
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        layer = DataStack(ds.path).read("maps")
+        assert layer.attrs["version"] == "old"
+        np.testing.assert_array_equal(layer["m"], 0)
+    # the next write removes the dead writer's folders: the store does not grow
+    ds.write_layer("maps", {"m": np.zeros((2, 10, 12))}, {"version": "old"})
+    assert len(list((ds.path / "layers").iterdir())) == 1
+
+
+def test_version_and_format_checks(ds):
+    manifest = json.loads((ds.path / "maxrf.json").read_text())
+    manifest["format_version"] = 99
+    (ds.path / "maxrf.json").write_text(json.dumps(manifest))
+    with pytest.raises(DataStackVersionError, match="version 99"):
+        DataStack(ds.path)
+    (ds.path / "maxrf.json").write_text("{not json")
+    with pytest.raises(NotADataStackError, match="unreadable"):
+        DataStack(ds.path)
+
+
+def test_flipped_byte_in_chunk_is_detected(ds):
+    chunk = next(p for p in sorted((ds.path / "cube").rglob("*")) if p.is_file() and p.name != "zarr.json")
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+    with pytest.raises(CorruptDataError, match="cube.*corrupt"):
+        DataStack(ds.path).cube.compute()
