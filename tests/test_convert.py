@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter1d
 
-from conftest import poisson_cube, write_pair
 from maxrf import DataStack
 from maxrf.convert import convert
 from maxrf.errors import (
@@ -25,6 +24,8 @@ from maxrf.errors import (
     OutputExistsError,
     OutputLocationError,
 )
+
+from conftest import poisson_cube, write_pair
 
 
 def nothing_left(folder: Path, keep: set[str]) -> bool:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import ArraySource, poisson_cube
 from maxrf import engine
 from maxrf.errors import ParameterError
+
+from conftest import ArraySource, poisson_cube
 
 
 @pytest.mark.parametrize("rows,cols", [(1, 1), (4, 5), (13, 17), (5, 17), (20, 3)])

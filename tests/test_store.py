@@ -12,7 +12,6 @@ import time
 import numpy as np
 import pytest
 
-from conftest import poisson_cube, write_pair
 from maxrf import DataStack
 from maxrf.convert import convert
 from maxrf.errors import (
@@ -24,6 +23,8 @@ from maxrf.errors import (
 )
 from maxrf.info import folder_bytes
 from maxrf.store import write_layer, writer_lock
+
+from conftest import poisson_cube, write_pair
 
 
 @pytest.fixture
