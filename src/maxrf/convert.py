@@ -10,6 +10,7 @@ complete, so an interrupted convert leaves nothing that opens.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import shutil
@@ -274,17 +275,44 @@ def _auto_calibrate(tmp: Path, anode: str, tube_kv: float) -> None:
         warnings.warn(f"automatic calibration failed: {exc}; run 'maxrf calibrate'", stacklevel=3)
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False if unsupported."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    rc = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    if rc != 0:
+        err = ctypes.get_errno()
+        if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            return False
+        raise OSError(err, os.strerror(err), str(a))
+    return True
+
+
 def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Rename the finished store to ``out``; an existing ``out`` is removed only after."""
-    if out.exists():
-        trash = out.parent / f".{out.name}.old-{secrets.token_hex(3)}"
-        os.replace(out, trash)
-        try:
-            os.replace(tmp, out)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.replace(trash, out)
-            raise
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
+    """Put the finished store at ``out``; an existing ``out`` is replaced atomically.
+
+    With RENAME_EXCHANGE a crash at any moment leaves either the old or the new store at
+    ``out`` (the other one sits in the hidden partial folder, removed by the next
+    convert). Without it, two renames leave a short window with no store at ``out``.
+    """
+    if not out.exists():
         os.replace(tmp, out)
+        return
+    if _exchange(tmp, out):
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    trash = out.parent / f".{out.name}.old-{secrets.token_hex(3)}"
+    os.replace(out, trash)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.replace(trash, out)
+        raise
+    shutil.rmtree(trash, ignore_errors=True)
