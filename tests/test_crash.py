@@ -1,0 +1,138 @@
+"""Crash safety under SIGKILL at random moments (seeded), and ENOSPC in layer writes.
+
+After every kill the store either opens with a complete state (the previous one or the
+new one, equal to what was written) or does not exist; it never opens with partial data.
+"""
+
+from __future__ import annotations
+
+import errno
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from maxrf import DataStack
+from maxrf.convert import convert
+from maxrf.errors import DiskFullError, MaxrfError
+
+from conftest import poisson_cube, write_pair
+
+KILLS = 20
+
+
+def _timed_run(code: str) -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True)
+    return time.perf_counter() - t0
+
+
+def _kill_at(code: str, delay: float) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def test_convert_killed_at_random_moments(tmp_path):
+    old = poisson_cube(1, shape=(60, 50, 256))
+    new = poisson_cube(2, shape=(60, 50, 256))
+    folder_old, folder_new = tmp_path / "old", tmp_path / "new"
+    folder_old.mkdir()
+    folder_new.mkdir()
+    out = tmp_path / "scan.datastack"
+    convert(write_pair(folder_old, old), out, calibrate=False)
+    rpl_new = write_pair(folder_new, new)
+    code = (f"from maxrf.convert import convert\n"
+            f"convert({rpl_new!r}, {str(out)!r}, calibrate=False, overwrite=True, budget=2**17)\n")
+    full = _timed_run(code)
+    convert(write_pair(folder_old, old), out, calibrate=False, overwrite=True)  # back to old
+    rng = np.random.default_rng(20261125)
+    seen = {"old": 0, "new": 0}
+    for delay in rng.uniform(0.0, full, KILLS):
+        _kill_at(code, delay)
+        ds = DataStack(out)  # must open: previous or new, complete
+        cube = ds.cube.compute()
+        if np.array_equal(cube, old):
+            seen["old"] += 1
+        else:
+            np.testing.assert_array_equal(cube, new)
+            np.testing.assert_array_equal(ds.max_spectrum, new.reshape(-1, 256).max(0))
+            seen["new"] += 1
+            convert(write_pair(folder_old, old), out, calibrate=False, overwrite=True)
+    assert seen["old"] > 0  # the kills really landed mid-run
+    # dead runs' partial folders are cleaned by the next convert
+    convert(rpl_new, out, calibrate=False, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "old", "scan.datastack"]
+
+
+def test_fresh_convert_killed_leaves_nothing_that_opens(tmp_path):
+    cube = poisson_cube(3, shape=(60, 50, 256))
+    rpl = write_pair(tmp_path, cube)
+    out = tmp_path / "fresh.datastack"
+    code = (f"from maxrf.convert import convert\n"
+            f"convert({rpl!r}, {str(out)!r}, calibrate=False, budget=2**17)\n")
+    full = _timed_run(code)
+    rng = np.random.default_rng(7)
+    for delay in rng.uniform(0.0, full, KILLS // 2):
+        import shutil
+
+        shutil.rmtree(out, ignore_errors=True)
+        _kill_at(code, delay)
+        if out.exists():
+            np.testing.assert_array_equal(DataStack(out).cube.compute(), cube)
+        else:
+            with pytest.raises(MaxrfError):
+                DataStack(out)
+
+
+def test_layer_write_killed_at_random_moments(tmp_path):
+    ds = convert(write_pair(tmp_path, poisson_cube(0, shape=(30, 30, 32))), calibrate=False)
+    old = {f"m{i}": np.full((4, 30, 30), -1.0, np.float32) for i in range(8)}
+    ds.write_layer("maps", old, {"state": "old"})
+    code = (
+        "import numpy as np\nfrom maxrf.store import write_layer\n"
+        f"write_layer({str(ds.path)!r}, 'maps', "
+        "{f'm{i}': np.full((4, 30, 30), float(i), np.float32) for i in range(8)}, {'state': 'new'})\n"
+    )
+    full = _timed_run(code)
+    ds.write_layer("maps", old, {"state": "old"})
+    rng = np.random.default_rng(99)
+    states = []
+    for delay in rng.uniform(0.0, full, KILLS):
+        _kill_at(code, delay)
+        layer = DataStack(ds.path).read("maps")
+        states.append(layer.attrs["state"])
+        for i in range(8):
+            expected = -1.0 if layer.attrs["state"] == "old" else float(i)
+            np.testing.assert_array_equal(layer[f"m{i}"], expected)
+        if layer.attrs["state"] == "new":
+            ds.write_layer("maps", old, {"state": "old"})
+    assert "old" in states
+    ds.write_layer("maps", old, {"state": "old"})  # and the store has not grown
+    assert len(list((ds.path / "layers").iterdir())) == 1
+
+
+def test_layer_write_disk_full_keeps_previous(tmp_path, monkeypatch):
+    ds = convert(write_pair(tmp_path, poisson_cube(0, shape=(10, 10, 16))), calibrate=False)
+    ds.write_layer("maps", {"m": np.zeros((10, 10))}, {"state": "old"})
+    import maxrf.store as store
+
+    real = store.write_array
+    calls = {"n": 0}
+
+    def full(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "write_array", full)
+    with pytest.raises(DiskFullError, match="disk full"):
+        ds.write_layer("maps", {"m": np.ones((10, 10)), "n": np.ones(3)}, {"state": "new"})
+    layer = ds.read("maps")
+    assert layer.attrs["state"] == "old" and (layer["m"] == 0).all()
+    assert len(list((ds.path / "layers").iterdir())) == 1
