@@ -81,3 +81,11 @@ def test_bad_budget(monkeypatch):
     monkeypatch.setenv("MAXRF_BUDGET_MB", "lots")
     with pytest.raises(ParameterError, match="MAXRF_BUDGET_MB"):
         engine.budget_bytes()
+
+
+def test_stats_count_each_block_once():
+    cube = poisson_cube(4)
+    before = dict(engine.stats)
+    engine.run(ArraySource(cube, 4, 4), {"a": engine.MeanSpectrum(), "b": engine.MaxSpectrum(17)})
+    assert engine.stats["bytes_read"] - before["bytes_read"] == cube.nbytes
+    assert engine.stats["runs"] - before["runs"] == 1

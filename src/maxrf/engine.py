@@ -197,6 +197,12 @@ def tile_blocks(height: int, width: int, rows: int, cols: int) -> list[Block]:
     return blocks
 
 
+stats = {"runs": 0, "blocks_read": 0, "bytes_read": 0}
+"""Counters of this process's engine runs: blocks and bytes of cube data read (benchmarks)."""
+
+_BYTES = "__bytes_read__"
+
+
 def _process(
     source: BlockSource,
     where: Block,
@@ -205,11 +211,14 @@ def _process(
     sink: Any,
 ) -> dict[str, Any]:
     data = source.read_block(where)
+    nbytes = data.nbytes
     if transform is not None:
         data = transform(data)
     if sink is not None:
         sink.write_block(where, data)
-    return {name: r.block(data, where) for name, r in reductions.items()}
+    out = {name: r.block(data, where) for name, r in reductions.items()}
+    out[_BYTES] = nbytes
+    return out
 
 
 def get_client(client: Any = None) -> Any:
@@ -268,6 +277,9 @@ def run(
         results = _run_distributed(client, tasks, progress, description)
     else:
         results = _run_local(tasks, progress, description)
+    stats["runs"] += 1
+    stats["blocks_read"] += len(results)
+    stats["bytes_read"] += sum(res[_BYTES] for res in results)
     shape = source.shape[:2]
     return {
         name: r.combine([(b, res[name]) for b, res in zip(blocks, results)], shape)
