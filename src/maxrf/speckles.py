@@ -803,3 +803,100 @@ def write_csv(
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+# ----------------------------------------------------------------------------- DataStack glue
+def element_map_of(ds: Any, element: str) -> tuple[np.ndarray, str]:
+    """The map of ``element`` from a datastack's layers, and where it came from.
+
+    The fitted/window element map (layer ``element_maps``) when it has the element, else the
+    peak map (layer ``peak_maps``) whose peak lies nearest the element's Kα (or Lα) line
+    within 0.1 keV.
+
+    Raises
+    ------
+    LayerMissingError
+        If neither layer holds a map of the element (run ``maxrf maps`` first).
+    """
+    from maxrf.errors import LayerMissingError
+    from maxrf.physics import line_energy
+
+    layers = ds.layers
+    if "element_maps" in layers:
+        layer = ds.read("element_maps")
+        elements = list(layer.attrs.get("elements", []))
+        if element in elements:
+            return layer["maps"][elements.index(element)], f"element map ({layer.attrs.get('method')})"
+    if "peak_maps" in layers:
+        layer = ds.read("peak_maps")
+        for line in ("Ka", "La"):
+            try:
+                keV = line_energy(element, line)
+            except Exception:  # noqa: BLE001 - element without that line family
+                continue
+            peaks = np.asarray(layer["peaks_keV"])
+            if peaks.size and np.min(np.abs(peaks - keV)) < 0.1:
+                i = int(np.argmin(np.abs(peaks - keV)))
+                return layer["maps"][i], f"peak map {i} at {peaks[i]:.2f} keV"
+    raise LayerMissingError(
+        f"no map of {element}: run 'maxrf maps --elements {element}' first", ds.path
+    )
+
+
+def find_speckles(
+    ds: Any,
+    element: str = "Fe",
+    *,
+    max_area: float = 100,
+    n_heights: int = 100,
+    factor: float = 3.0,
+    store: bool = True,
+) -> tuple[SpeckleAtlas, dict[str, np.ndarray]]:
+    """Segment the speckles of one element's map and measure them (layer ``speckles``).
+
+    Parameters
+    ----------
+    ds : DataStack
+        A datastack with element or peak maps.
+    element : str
+        Element whose map is segmented (default Fe, the paper speckles).
+    max_area : float
+        Largest speckle area (pixels) at the clip height (see :meth:`SpeckleAtlas.measure_speckles`).
+    n_heights : int
+        Height levels of the scan.
+    factor : float
+        Keep speckles whose peak exceeds ``factor`` x the map's noise level.
+    store : bool
+        Write the layer ``speckles`` to the datastack.
+
+    Returns
+    -------
+    atlas : SpeckleAtlas
+    table : dict of str to ndarray
+        One row per kept speckle: label, centroid, area, peak and the mean of every element
+        map over the speckle.
+    """
+    image, source = element_map_of(ds, element)
+    atlas = SpeckleAtlas(image, n_heights=n_heights)
+    clip = atlas.measure_speckles(max_area=max_area)
+    noise = _noise_level(image)
+    keep = speckles_above_noise(atlas, noise, factor=factor)
+    maps = {}
+    if "element_maps" in ds.layers:
+        layer = ds.read("element_maps")
+        maps = {el: layer["maps"][i] for i, el in enumerate(layer.attrs.get("elements", []))}
+    table = speckle_table(atlas, maps, labels=keep)
+    if store:
+        labels = np.where(np.isin(atlas.relabel_image, keep), atlas.relabel_image, 0).astype(np.int32)
+        ds.write_layer(
+            "speckles",
+            {"labels": labels,
+             "centroids": np.c_[table["row"], table["col"]] if len(keep) else np.zeros((0, 2)),
+             "areas": np.asarray(table["area"], dtype=np.float64),
+             "peak_intensity": np.asarray(table["peak"], dtype=np.float64)},
+            {"element": element, "source": source, "clip_height": float(clip),
+             "max_area": max_area, "noise_level": noise, "factor": factor,
+             "table": [{k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in table.items()}
+                       for i in range(len(keep))]},
+        )
+    return atlas, table
