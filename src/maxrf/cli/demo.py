@@ -1,0 +1,17 @@
+"""``maxrf demo [DIR]``: generate the default scan and run the whole workflow on it."""
+
+from __future__ import annotations
+
+
+def add_parser(sub):
+    p = sub.add_parser("demo", help="run the whole workflow on the embedded default scan")
+    p.add_argument("folder", nargs="?", default="demo-output", help="output folder (default demo-output)")
+    return p
+
+
+def run(args) -> int:
+    from maxrf.demo import run_demo
+
+    summary = run_demo(args.folder, log=lambda msg: print(msg, flush=True))
+    print(f"\nReport: {summary['report']}")
+    return 0
