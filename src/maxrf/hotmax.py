@@ -1,0 +1,668 @@
+"""The hotmax atlas: the clearest spectrum of every material in a scan.
+
+The max spectrum (per channel, the maximum over all pixels) shows every peak that occurs
+anywhere in the scan. For each of its peaks, the pixel where that peak is strongest (its
+*hotmax pixel*) holds the clearest spectrum of the material causing it. The set of these
+*hotmax spectra* is the hotmax atlas: a handful of spectra that tell what is in an
+artwork without looking at a million of them.
+
+Building the atlas (:func:`build_hotmax`)
+-----------------------------------------
+1. Peaks of the max spectrum: :func:`maxrf.peaks.find_spectrum_peaks` (``scipy.signal.
+   find_peaks`` with a prominence scaled to the counting noise of the spectrum, or the
+   ``prominence`` given), each moved to the highest raw channel within half a peak
+   width, so the peak channel is where the max spectrum itself culminates.
+2. Hotmax pixel of each peak: the per-channel argmax stored at convert
+   (``DataStack.argmax_pixels[channel]``); no pass over the cube.
+3. Grouping: peaks whose hotmax pixels are *the same pixel* share one spectrum (a
+   single-pixel particle of brass gives the Cu and Zn peaks one spectrum). Spectra are
+   sorted by their lowest-energy peak.
+4. The few hotmax pixel spectra are read from the cube, each cube chunk at most once.
+5. Per spectrum: a baseline (:func:`maxrf.peaks.baseline`, SNIP via pybaselines, lifted to
+   the mean level of the noise by :func:`restore_level`), the Poisson noise envelope
+   ``baseline + n_sigma * sqrt(baseline)`` above it
+   (:func:`maxrf.peaks.get_noise_envelope`) and the sub-peaks rising above the envelope
+   (:func:`maxrf.peaks.find_subpeaks` on a copy smoothed by ``smooth`` channels, so a
+   single noisy channel is not a peak).
+6. Stored in the datastack as layer ``hotmax`` (schema in ``docs/ARCHITECTURE.md``).
+
+:class:`HotmaxAtlas` reads the stored layer when present, without touching the cube, and
+builds (and stores) it otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from scipy import ndimage
+
+from maxrf import peaks as _peaks
+from maxrf.errors import ConcurrentWriteError, CorruptDataError, ParameterError
+from maxrf.store import DataStack
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "LAYER",
+    "HotmaxAtlas",
+    "build_hotmax",
+    "element_main_lines",
+    "group_pixels",
+    "read_pixel_spectra",
+    "restore_level",
+    "spectrum_noise",
+]
+
+#: name of the datastack layer
+LAYER = "hotmax"
+#: version of the stored layer's layout
+LAYER_VERSION = 1
+#: defaults of the build options (see :class:`HotmaxAtlas`)
+DEFAULTS: dict[str, float] = {"n_sigma": 3.0, "n_sigma_peaks": 5.0, "smooth": 1.0}
+#: main line groups considered by :meth:`HotmaxAtlas.finder`, in order of preference
+_GROUPS = ("Ka", "Kb", "La", "Lb", "Ma")
+
+
+# ---------------------------------------------------------------------------- helpers
+def _open(ds: DataStack | str | os.PathLike) -> DataStack:
+    if isinstance(ds, DataStack):
+        return ds
+    if isinstance(ds, (str, os.PathLike)):
+        return DataStack(ds)
+    raise ParameterError(f"expected a DataStack or the path of a .datastack, got {type(ds).__name__}")
+
+
+def _check_positive(name: str, value: float | None) -> float | None:
+    """``value`` as a positive float, or None when None."""
+    if value is None:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise ParameterError(f"{name} must be a positive number, got {value!r}")
+    return v
+
+
+def _check_nonnegative(name: str, value: float) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(v) or v < 0:
+        raise ParameterError(f"{name} must be >= 0, got {value!r}")
+    return v
+
+
+def _refine_channels(y: np.ndarray, idx: np.ndarray, half: int) -> np.ndarray:
+    """Move each peak to the highest raw channel within ``half`` channels; drop duplicates."""
+    out = []
+    for i in idx:
+        lo, hi = max(0, int(i) - half), min(y.size, int(i) + half + 1)
+        out.append(lo + int(np.argmax(y[lo:hi])))
+    return np.unique(np.asarray(out, dtype=np.intp))
+
+
+def group_pixels(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Group peaks whose hotmax pixels coincide.
+
+    Parameters
+    ----------
+    pixels : numpy.ndarray
+        ``(n_peaks, 3)`` int, rows ``[row, col, channel]`` sorted by channel.
+
+    Returns
+    -------
+    peak_spectrum : numpy.ndarray
+        ``(n_peaks,)`` int: index of the group (spectrum) of each peak. Groups are numbered
+        in order of their lowest channel, i.e. sorted by their lowest-energy peak.
+    spectrum_pixels : numpy.ndarray
+        ``(n_spectra, 2)`` int ``[row, col]`` of each group.
+    """
+    pixels = np.asarray(pixels, dtype=np.int64).reshape(-1, 3)
+    order = np.argsort(pixels[:, 2], kind="stable")
+    index: dict[tuple[int, int], int] = {}
+    peak_spectrum = np.empty(len(pixels), dtype=np.int64)
+    for k in order:
+        key = (int(pixels[k, 0]), int(pixels[k, 1]))
+        peak_spectrum[k] = index.setdefault(key, len(index))
+    spectrum_pixels = np.array(list(index), dtype=np.int64).reshape(-1, 2)
+    return peak_spectrum, spectrum_pixels
+
+
+def read_pixel_spectra(ds: DataStack, pixels: np.ndarray) -> np.ndarray:
+    """Spectra of a few pixels, reading each cube chunk that holds one of them once.
+
+    Parameters
+    ----------
+    ds : DataStack
+        The scan.
+    pixels : numpy.ndarray
+        ``(n, 2)`` int ``[row, col]``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, C)`` float64 counts.
+    """
+    pixels = np.asarray(pixels, dtype=np.int64).reshape(-1, 2)
+    c = ds.shape[2]
+    if len(pixels) == 0:
+        return np.zeros((0, c), dtype=np.float64)
+    cube = ds.cube
+    # dask's point indexing reads each chunk holding a requested pixel once
+    values = cube.vindex[pixels[:, 0], pixels[:, 1]].compute(scheduler="synchronous")
+    return np.asarray(values, dtype=np.float64).reshape(len(pixels), c)
+
+
+def restore_level(
+    y: np.ndarray,
+    base: np.ndarray,
+    *,
+    fwhm_channels: float,
+    scale: float = 1.0,
+    n_sigma: float = 3.0,
+    iterations: int = 3,
+) -> np.ndarray:
+    """Lift a clipping baseline to the mean level of the noise around it.
+
+    SNIP-type baselines follow the *lower* side of the channel-to-channel noise: on a
+    single-pixel spectrum they sit 30 to 70 % below the true continuum, and an envelope
+    ``n_sigma`` above them then lets far too many pure-noise channels through. This
+    adds the locally averaged residual ``y - base`` of the channels that are not peaks
+    (below the envelope, and more than one FWHM from a channel above it), averaged with
+    a Gaussian of ``4 * fwhm_channels`` (normalised convolution), a few times over.
+
+    Parameters
+    ----------
+    y, base : numpy.ndarray
+        Spectrum and its clipping baseline (counts per channel).
+    fwhm_channels : float
+        Peak FWHM (channels): the mask margin and (x 4) the averaging scale.
+    scale : float
+        Noise relative to Poisson (1 for raw counts).
+    n_sigma : float
+        Channels above ``base + n_sigma * scale * sqrt(base)`` count as peaks.
+    iterations : int
+        Number of corrections.
+
+    Returns
+    -------
+    numpy.ndarray
+        The corrected baseline (counts, >= 0).
+    """
+    fw = max(float(fwhm_channels), 1.0)
+    margin = max(1, int(round(fw)))
+    base = np.asarray(base, dtype=np.float64)
+    for _ in range(iterations):
+        env = base + n_sigma * scale * np.sqrt(np.maximum(base, 1.0))
+        quiet = ~ndimage.binary_dilation(y > env, iterations=margin)
+        num = ndimage.gaussian_filter1d(np.where(quiet, y - base, 0.0), 4.0 * fw, mode="nearest")
+        den = ndimage.gaussian_filter1d(quiet.astype(np.float64), 4.0 * fw, mode="nearest")
+        corr = np.where(den > 0.05, num / np.maximum(den, 0.05), 0.0)
+        base = np.maximum(base + corr, 0.0)
+    return base
+
+
+def spectrum_noise(
+    y: np.ndarray,
+    *,
+    fwhm_channels: float,
+    n_sigma: float = 3.0,
+    smooth: float = 1.0,
+    counts: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Baseline, Poisson noise envelope and sub-peaks of one spectrum.
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        Spectrum (counts per channel).
+    fwhm_channels : float
+        Peak FWHM (channels); sizes the baseline window.
+    n_sigma : float
+        Envelope height above the baseline in Poisson standard deviations.
+    smooth : float
+        Gaussian smoothing (sigma, channels) of the copy searched for sub-peaks (0: none).
+    counts : bool
+        True when ``y`` holds raw counts (Poisson noise); otherwise the noise scale is
+        measured (:func:`maxrf.peaks.noise_scale`), e.g. for a cube smoothed at convert.
+
+    Returns
+    -------
+    baseline, envelope : numpy.ndarray
+        Counts per channel, float64.
+    subpeaks : numpy.ndarray
+        Channels (int, ascending) of the local maxima of the smoothed spectrum that rise
+        above the envelope and stand out of their own noise.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    if not np.any(y > 0):
+        zero = np.zeros_like(y)
+        return zero, _peaks.get_noise_envelope(y, zero, n_sigma), np.zeros(0, dtype=np.intp)
+    base = np.maximum(_peaks.baseline(y, fwhm_channels=fwhm_channels), 0.0)
+    scale = 1.0 if counts else _peaks.noise_scale(y, base)
+    base = restore_level(y, base, fwhm_channels=fwhm_channels, scale=scale)
+    env = _peaks.get_noise_envelope(y, base, n_sigma, scale=scale)
+    ys = ndimage.gaussian_filter1d(y, smooth) if smooth and smooth > 0 else y
+    reduction = 1.0 / math.sqrt(2.0 * math.sqrt(math.pi) * smooth) if smooth > 0.3 else 1.0
+    # a sub-peak stands out of the noise at its own height (not a ripple on a flank)
+    prom = 2.0 * scale * reduction * np.sqrt(np.maximum(ys, 1.0))
+    sub = _peaks.find_subpeaks(
+        ys, env, distance=max(1, int(round(0.5 * fwhm_channels))), prominence=prom
+    )
+    return base, env, sub
+
+
+def element_main_lines(
+    element: str, energy_range: tuple[float, float], tube_kv: float | None = 40.0
+) -> list[tuple[str, float, float]]:
+    """Main line groups of an element on an energy axis, strongest first.
+
+    A group (``Ka``, ``Kb``, ``La``, ``Lb``, ``Ma``) counts when its summed relative
+    intensity (:func:`maxrf.physics.element_lines`) is at least 15 % of the element's
+    strongest group on the axis; its energy is :func:`maxrf.physics.line_energy`.
+
+    Parameters
+    ----------
+    element : str
+        Chemical symbol.
+    energy_range : (float, float)
+        Lowest and highest energy of the axis (keV).
+    tube_kv : float or None
+        Tube voltage (kV), which decides which shells are excited.
+
+    Returns
+    -------
+    list of (str, float, float)
+        ``(group, energy_keV, relative_intensity)``, strongest first; empty when no line
+        of the element lies on the axis.
+    """
+    from maxrf import physics
+
+    lo, hi = float(min(energy_range)), float(max(energy_range))
+    lines = physics.element_lines(element, tube_kv, min_keV=max(lo, 0.0))
+    sums: dict[str, float] = {}
+    for ln in lines:
+        g = ln.siegbahn[:2]
+        if g in _GROUPS and ln.energy_keV <= hi:
+            sums[g] = sums.get(g, 0.0) + ln.rel_intensity
+    if not sums:
+        return []
+    top = max(sums.values())
+    out = []
+    for g, s in sums.items():
+        if s >= 0.15 * top:
+            out.append((g, physics.line_energy(element, g), s / top))
+    out.sort(key=lambda t: -t[2])
+    return out
+
+
+# ------------------------------------------------------------------------------ atlas
+class HotmaxAtlas:
+    """The hotmax spectra of a scan, built once and stored in its datastack.
+
+    Parameters
+    ----------
+    ds : DataStack or str or os.PathLike
+        The scan (a calibrated datastack, or its path).
+    recompute : bool
+        Build the atlas even if the datastack holds one (and replace it).
+    prominence : float, optional
+        Minimum prominence of a max-spectrum peak (counts of the max spectrum). Default:
+        ``n_sigma_peaks`` times the local counting noise of the max spectrum.
+    n_sigma : float, optional
+        Height of the noise envelope above each baseline (Poisson standard deviations);
+        default 3.
+    n_sigma_peaks : float, optional
+        Significance of max-spectrum peaks for the default prominence; default 5.
+    smooth : float, optional
+        Gaussian smoothing (sigma, channels) before the sub-peak search; default 1.
+    store : bool
+        Write a newly built atlas into the datastack (layer ``hotmax``).
+
+    Notes
+    -----
+    A stored atlas is read back (never touching the cube) unless ``recompute`` is set or
+    one of the build options above is given with a value other than the stored one.
+    Energies (``x_keVs``, ``peak_keV``, ``subpeak_keV``) follow the datastack's *current*
+    calibration; the stored spectra are in channels and do not depend on it.
+
+    Attributes
+    ----------
+    x_keVs : numpy.ndarray
+        ``(C,)`` energy of each channel (keV).
+    hotmax_pixels : numpy.ndarray
+        ``(n_peaks, 3)`` int ``[row, col, channel]``: one row per max-spectrum peak, sorted
+        by channel (as in the seed).
+    peak_spectrum : numpy.ndarray
+        ``(n_peaks,)`` int: index in :attr:`hotmax_spectra` of the spectrum holding each
+        peak; ``hotmax_spectra[peak_spectrum[k]]`` is the spectrum of peak ``k``.
+    hotmax_spectra : numpy.ndarray
+        ``(n_spectra, C)`` float counts: ``hotmax_spectra[n]`` is the n-th *grouped* spectrum
+        (one per distinct hotmax pixel, sorted by lowest-energy peak), unlike the seed's one
+        spectrum per peak.
+    spectrum_pixels : numpy.ndarray
+        ``(n_spectra, 2)`` int ``[row, col]`` of each hotmax spectrum.
+    baselines, envelopes : numpy.ndarray
+        ``(n_spectra, C)`` baseline and Poisson noise envelope of each spectrum (counts).
+    subpeaks : list of numpy.ndarray
+        Channels of the sub-peaks of each spectrum.
+    prominence : float or None
+        The prominence the atlas was built with (None: noise-scaled default).
+
+    Raises
+    ------
+    LayerMissingError
+        If the datastack has no energy calibration.
+    CorruptDataError
+        If the stored layer does not fit the cube.
+    """
+
+    def __init__(
+        self,
+        ds: DataStack | str | os.PathLike,
+        *,
+        recompute: bool = False,
+        prominence: float | None = None,
+        n_sigma: float | None = None,
+        n_sigma_peaks: float | None = None,
+        smooth: float | None = None,
+        store: bool = True,
+    ):
+        self.datastack = _open(ds)
+        asked = {
+            "prominence": _check_positive("prominence", prominence),
+            "n_sigma": _check_positive("n_sigma", n_sigma),
+            "n_sigma_peaks": _check_positive("n_sigma_peaks", n_sigma_peaks),
+            "smooth": None if smooth is None else _check_nonnegative("smooth", smooth),
+        }
+        self.x_keVs = np.asarray(self.datastack.energies, dtype=np.float64)
+        stored = None
+        if not recompute and LAYER in self.datastack.layers:
+            stored = self.datastack.read(LAYER)
+            if any(v is not None and stored.attrs.get(k) != v for k, v in asked.items()):
+                stored = None  # asked for other options than the stored atlas's: rebuild
+        if stored is not None:
+            self._load(stored)
+        else:
+            self._build(
+                asked["prominence"],
+                DEFAULTS["n_sigma"] if n_sigma is None else asked["n_sigma"],
+                DEFAULTS["n_sigma_peaks"] if n_sigma_peaks is None else asked["n_sigma_peaks"],
+                DEFAULTS["smooth"] if smooth is None else asked["smooth"],
+            )
+            if store:
+                self._store()
+
+    # ------------------------------------------------------------------ build / io
+    def _build(self, prominence: float | None, n_sigma: float, n_sigma_peaks: float, smooth: float) -> None:
+        ds = self.datastack
+        ymax = np.asarray(ds.max_spectrum, dtype=np.float64)
+        fwhm = _peaks.estimate_fwhm_channels(ymax)
+        idx, _ = _peaks.find_spectrum_peaks(
+            ymax, prominence, n_sigma=n_sigma_peaks, fwhm_channels=fwhm
+        )
+        channels = _refine_channels(ymax, idx, max(1, int(round(0.5 * fwhm))))
+        argmax = np.asarray(ds.argmax_pixels, dtype=np.int64)
+        pixels = np.column_stack([argmax[channels].reshape(-1, 2), channels]).astype(np.int64)
+        peak_spectrum, spectrum_pixels = group_pixels(pixels)
+        spectra = read_pixel_spectra(ds, spectrum_pixels)
+        counts = ds.dtype.kind in "ui"
+        n, c = spectra.shape
+        baselines = np.zeros((n, c))
+        envelopes = np.zeros((n, c))
+        subpeaks = []
+        for i in range(n):
+            baselines[i], envelopes[i], sub = spectrum_noise(
+                spectra[i], fwhm_channels=fwhm, n_sigma=n_sigma, smooth=smooth, counts=counts
+            )
+            subpeaks.append(sub.astype(np.int64))
+        self.hotmax_pixels = pixels
+        self.peak_spectrum = peak_spectrum
+        self.hotmax_spectra = spectra
+        self.spectrum_pixels = spectrum_pixels
+        self.baselines = baselines
+        self.envelopes = envelopes
+        self.subpeaks = subpeaks
+        self.prominence = prominence
+        self.n_sigma = n_sigma
+        self.n_sigma_peaks = n_sigma_peaks
+        self.smooth = smooth
+        self.fwhm_channels = float(fwhm)
+
+    def _attrs(self) -> dict[str, Any]:
+        return {
+            "peak_keV": self.peak_keV,
+            "subpeak_keV": self.subpeak_keV,
+            "prominence": self.prominence,
+            "subpeak_channels": [s.tolist() for s in self.subpeaks],
+            "n_sigma": self.n_sigma,
+            "n_sigma_peaks": self.n_sigma_peaks,
+            "smooth": self.smooth,
+            "fwhm_channels": self.fwhm_channels,
+            "layer_version": LAYER_VERSION,
+        }
+
+    def _store(self) -> None:
+        arrays = {
+            "pixels": self.hotmax_pixels,
+            "peak_spectrum": self.peak_spectrum,
+            "spectra": self.hotmax_spectra,
+            "spectrum_pixels": self.spectrum_pixels,
+            "baselines": self.baselines,
+            "envelopes": self.envelopes,
+        }
+        try:
+            self.datastack.write_layer(LAYER, arrays, self._attrs())
+        except (OSError, ConcurrentWriteError) as exc:
+            warnings.warn(
+                f"{self.datastack.path}: hotmax atlas not stored ({exc}); it lives in memory only",
+                stacklevel=3,
+            )
+
+    def _load(self, layer: Any) -> None:
+        c = self.datastack.shape[2]
+        try:
+            pixels = np.asarray(layer["pixels"], dtype=np.int64).reshape(-1, 3)
+            spectra = np.asarray(layer["spectra"], dtype=np.float64).reshape(-1, c)
+            n = len(spectra)
+            self.hotmax_pixels = pixels
+            self.peak_spectrum = np.asarray(layer["peak_spectrum"], dtype=np.int64).reshape(len(pixels))
+            self.hotmax_spectra = spectra
+            self.spectrum_pixels = np.asarray(layer["spectrum_pixels"], dtype=np.int64).reshape(n, 2)
+            self.baselines = np.asarray(layer["baselines"], dtype=np.float64).reshape(n, c)
+            self.envelopes = np.asarray(layer["envelopes"], dtype=np.float64).reshape(n, c)
+            attrs = layer.attrs
+            self.subpeaks = [np.asarray(s, dtype=np.int64) for s in attrs["subpeak_channels"]]
+            if len(self.subpeaks) != n or (n and self.peak_spectrum.max() >= n):
+                raise ValueError("spectra, sub-peaks and peaks disagree")
+            channels = np.concatenate([pixels[:, 2], *self.subpeaks])
+            if channels.size and (channels.min() < 0 or channels.max() >= c):
+                raise ValueError(f"channels outside 0..{c - 1}")
+            self.prominence = attrs.get("prominence")
+            self.n_sigma = float(attrs.get("n_sigma", DEFAULTS["n_sigma"]))
+            self.n_sigma_peaks = float(attrs.get("n_sigma_peaks", DEFAULTS["n_sigma_peaks"]))
+            self.smooth = float(attrs.get("smooth", DEFAULTS["smooth"]))
+            self.fwhm_channels = float(attrs.get("fwhm_channels", 3.0))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise CorruptDataError(
+                f"stored hotmax layer is inconsistent ({exc}); rebuild it with recompute=True "
+                "or 'maxrf hotmax --recompute'",
+                self.datastack.path,
+            ) from exc
+
+    # ------------------------------------------------------------------ derived
+    def __len__(self) -> int:
+        return len(self.hotmax_spectra)
+
+    def __repr__(self) -> str:
+        return (
+            f"<HotmaxAtlas {self.datastack.path.name!r}: {len(self.hotmax_pixels)} peaks "
+            f"in {len(self)} hotmax spectra>"
+        )
+
+    @property
+    def peak_channels(self) -> np.ndarray:
+        """``(n_peaks,)`` channel of each max-spectrum peak."""
+        return self.hotmax_pixels[:, 2]
+
+    @property
+    def peak_keVs(self) -> np.ndarray:
+        """``(n_peaks,)`` energy (keV) of each max-spectrum peak."""
+        return self.x_keVs[self.peak_channels]
+
+    @property
+    def peak_spectra(self) -> np.ndarray:
+        """``(n_peaks, C)`` the hotmax spectrum of each max-spectrum peak: the seed's
+        ``hotmax_spectra`` (one row per peak, rows repeated for peaks sharing a pixel)."""
+        return self.hotmax_spectra[self.peak_spectrum]
+
+    def spectrum_peaks(self, n: int) -> np.ndarray:
+        """Indices (rows of :attr:`hotmax_pixels`) of the max-spectrum peaks held by spectrum ``n``."""
+        self._check_index(n)
+        return np.flatnonzero(self.peak_spectrum == n)
+
+    @property
+    def peak_keV(self) -> list[list[float]]:
+        """Per hotmax spectrum, the energies (keV) of the max-spectrum peaks it holds."""
+        e = self.peak_keVs
+        return [[float(v) for v in e[self.peak_spectrum == n]] for n in range(len(self))]
+
+    @property
+    def subpeak_keV(self) -> list[list[float]]:
+        """Per hotmax spectrum, the energies (keV) of its sub-peaks."""
+        return [[float(v) for v in self.x_keVs[s]] for s in self.subpeaks]
+
+    def summary(self) -> list[dict[str, Any]]:
+        """The atlas as plain data: per spectrum ``index``, ``pixel`` [row, col],
+        ``peak_keV`` and ``subpeak_keV`` (keV, rounded to eV)."""
+        peak_keV, sub_keV = self.peak_keV, self.subpeak_keV
+        return [
+            {
+                "index": n,
+                "pixel": [int(v) for v in self.spectrum_pixels[n]],
+                "peak_keV": [round(v, 3) for v in peak_keV[n]],
+                "subpeak_keV": [round(v, 3) for v in sub_keV[n]],
+            }
+            for n in range(len(self))
+        ]
+
+    def _check_index(self, n: int) -> int:
+        try:
+            i = int(n)
+        except (TypeError, ValueError):
+            raise ParameterError(f"hotmax spectrum index must be an integer, got {n!r}") from None
+        if not -len(self) <= i < len(self):
+            raise ParameterError(f"no hotmax spectrum {n}: the atlas has {len(self)} (0..{len(self) - 1})")
+        return i % len(self)
+
+    # ------------------------------------------------------------------ finder
+    def finder(
+        self,
+        element: str,
+        *,
+        tolerance_keV: float | None = None,
+        strict: bool = False,
+        tube_kv: float | None = None,
+    ) -> np.ndarray:
+        """Hotmax spectra whose sub-peaks match an element's main lines.
+
+        A spectrum matches when one of its sub-peaks lies within the tolerance of the
+        element's strongest line group on the energy axis (Ka; La or Ma for heavy
+        elements whose K shell is not excited), and with ``strict`` also of every other
+        main group (Kb, Lb...; see :func:`element_main_lines`).
+
+        Parameters
+        ----------
+        element : str
+            Chemical symbol (``'Cu'``).
+        tolerance_keV : float, optional
+            Maximum distance between a line and a sub-peak (keV). Default: half the
+            detector FWHM at the line (:func:`maxrf.physics.fwhm_keV`, scaled to the
+            measured peak width) plus one channel.
+        strict : bool
+            Require every main line group, not only the strongest.
+        tube_kv : float, optional
+            Tube voltage (kV); default the calibration's, else 40.
+
+        Returns
+        -------
+        numpy.ndarray
+            Indices into :attr:`hotmax_spectra` (int, ascending); empty when none matches.
+        """
+        from maxrf import physics
+
+        if tube_kv is None:
+            cal = self.datastack.calibration or {}
+            tube_kv = float(cal.get("tube_kv") or 40.0)
+        tol = _check_positive("tolerance_keV", tolerance_keV)
+        lines = element_main_lines(element, (self.x_keVs[0], self.x_keVs[-1]), tube_kv)
+        if not lines:
+            return np.zeros(0, dtype=np.int64)
+        if not strict:
+            lines = lines[:1]
+        gain = abs(float(self.x_keVs[1] - self.x_keVs[0])) if len(self.x_keVs) > 1 else 0.0
+        # detector FWHM at 6 keV from the measured peak width, for the default tolerance
+        fwhm6 = max(self.fwhm_channels * gain, 0.121)
+        hits = []
+        for n, sub in enumerate(self.subpeaks):
+            if sub.size == 0:
+                continue
+            e = self.x_keVs[sub]
+            ok = True
+            for _g, energy, _rel in lines:
+                t = tol if tol is not None else 0.5 * physics.fwhm_keV(energy, fwhm6) + gain
+                if not np.any(np.abs(e - energy) <= t):
+                    ok = False
+                    break
+            if ok:
+                hits.append(n)
+        return np.asarray(hits, dtype=np.int64)
+
+    # ------------------------------------------------------------------ plots
+    def plot_spectrum(self, n: int, ax: Axes | None = None) -> tuple[Figure, Axes]:
+        """Plot hotmax spectrum ``n`` with baseline, envelope and sub-peaks
+        (:func:`maxrf.plot.spectra.plot_spectrum`)."""
+        from maxrf.plot.spectra import plot_spectrum
+
+        return plot_spectrum(self, n, ax=ax)
+
+    def plot_spectra(self) -> tuple[Figure, Sequence[Axes]]:
+        """Plot all hotmax spectra stacked (:func:`maxrf.plot.spectra.plot_spectra`)."""
+        from maxrf.plot.spectra import plot_spectra
+
+        return plot_spectra(self)
+
+
+def build_hotmax(
+    ds: DataStack | str | os.PathLike,
+    prominence: float | None = None,
+    **kw: Any,
+) -> HotmaxAtlas:
+    """Build the hotmax atlas of a datastack and store it (layer ``hotmax``).
+
+    Parameters
+    ----------
+    ds : DataStack or str or os.PathLike
+        A calibrated datastack or its path.
+    prominence : float, optional
+        Minimum prominence of a max-spectrum peak (counts); default noise-scaled.
+    **kw
+        Further :class:`HotmaxAtlas` options (``n_sigma``, ``n_sigma_peaks``, ``smooth``,
+        ``store``).
+
+    Returns
+    -------
+    HotmaxAtlas
+        The new atlas.
+    """
+    return HotmaxAtlas(ds, recompute=True, prominence=prominence, **kw)
