@@ -13,11 +13,17 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-# public name -> submodule that defines it
+# public name -> submodule that defines it. Functions named like their module (convert,
+# identify, verify) are exported under other names: ``maxrf.convert`` must stay the module,
+# whatever was imported first.
+_ALIASES: dict[str, tuple[str, str]] = {
+    "convert_scan": ("convert", "convert"),
+    "identify_elements": ("identify", "identify"),
+    "verify_datastack": ("verify", "verify"),
+}
 _EXPORTS: dict[str, str] = {
     # store / convert
     "DataStack": "store",
-    "convert": "convert",
     "open_scan": "io.ripple",
     "read_spectrum": "io.spectra",
     "Spectrum": "io.spectra",
@@ -32,8 +38,8 @@ _EXPORTS: dict[str, str] = {
     # peaks / hotmax
     "get_noise_envelope": "peaks",
     "HotmaxAtlas": "hotmax",
+    "build_hotmax": "hotmax",
     # identification
-    "identify": "identify",
     "element_pattern": "identify",
     "instrument_pattern": "identify",
     # maps
@@ -52,18 +58,30 @@ _EXPORTS: dict[str, str] = {
     "plot_ptrn": "plot",
     "plot_patterns": "plot",
     "plot_calibration": "plot",
+    "plot_spectrum": "plot",
+    "plot_spectra": "plot",
+    "plot_speckles": "plot",
+    "plot_map": "plot",
+    "compute_maps": "maps",
+    "find_speckles": "speckles",
+    "speckle_table": "speckles",
+    "make_scan": "synth",
+    "run_pipeline": "pipeline",
+    "Identification": "identify",
     "multi_plot": "plot",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+__all__ = sorted([*_EXPORTS, *_ALIASES]) + ["__version__"]
 
 
 def __getattr__(name: str) -> Any:
-    try:
-        module = _EXPORTS[name]
-    except KeyError:
-        raise AttributeError(f"module 'maxrf' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(f"maxrf.{module}"), name)
+    if name in _ALIASES:
+        module, attr = _ALIASES[name]
+    elif name in _EXPORTS:
+        module, attr = _EXPORTS[name], name
+    else:
+        raise AttributeError(f"module 'maxrf' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"maxrf.{module}"), attr)
     globals()[name] = value
     return value
 
