@@ -53,8 +53,23 @@ def child_peak_rss(code: str, env: dict | None = None) -> tuple[float, int]:
 
 
 PEAK_RSS_SNIPPET = (
-    "\nimport resource\nprint('PEAK_RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)\n"
+    "\nfrom benchmarks.common import vm_hwm\nprint('PEAK_RSS', vm_hwm())\n"
 )
+
+
+def vm_hwm() -> int:
+    """Peak resident set size of this process, bytes (VmHWM).
+
+    Not ``ru_maxrss``: Linux carries that across fork+exec, so a child started from a big
+    parent reports the parent's peak.
+    """
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def numpy_pass(raw: Path, shape: tuple[int, int, int], dtype, rows: int = 16) -> float:

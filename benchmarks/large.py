@@ -41,7 +41,8 @@ from maxrf import engine
 io1 = _io()
 print('RESULT ' + json.dumps({
     'seconds': time.perf_counter() - t0,
-    'peak_rss_bytes': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    'peak_rss_bytes': [int(l.split()[1]) * 1024 for l in open('/proc/self/status')
+                       if l.startswith('VmHWM:')][0],
     'engine_bytes_read': engine.stats['bytes_read'],
     'engine_runs': engine.stats['runs'],
     'kernel_read_bytes': io1.get('read_bytes', 0) - io0.get('read_bytes', 0),

@@ -100,18 +100,17 @@ class MaxSpectrum(Reduction):
     ``(H * W, C)`` reshaped cube does.
     """
 
+    def __init__(self, width: int):
+        self.width = width
+
     def block(self, data: np.ndarray, where: Block) -> tuple[np.ndarray, np.ndarray]:
         r, c, n = data.shape
         flat = data.reshape(r * c, n)
-        idx = np.argmax(flat, axis=0)
-        values = flat[idx, np.arange(n)]
-        width = self.width
+        values = flat.max(axis=0)
+        idx = first_row_equal(flat, values)
         rows = where.rows.start + idx // c
         cols = where.cols.start + idx % c
-        return values, rows * width + cols
-
-    def __init__(self, width: int):
-        self.width = width
+        return values, rows * self.width + cols
 
     def combine(self, parts, shape):
         best_val = None
@@ -127,14 +126,37 @@ class MaxSpectrum(Reduction):
         return best_val, pixels
 
 
+def first_row_equal(flat: np.ndarray, values: np.ndarray, rows_per_step: int = 64) -> np.ndarray:
+    """Per column, the first row of ``flat`` equal to ``values`` (its column max): argmax(axis=0).
+
+    ``numpy.argmax(axis=0)`` walks a ``(pixels, channels)`` block column by column at about
+    200 MB/s; scanning rows in steps and stopping once every column has its hit runs at
+    memory speed, with the same answer (the first maximum in row order).
+    """
+    n_rows, n_cols = flat.shape
+    idx = np.full(n_cols, -1, dtype=np.int64)
+    for r0 in range(0, n_rows, rows_per_step):
+        hit = flat[r0:r0 + rows_per_step] == values
+        new = hit.any(axis=0) & (idx < 0)
+        if new.any():
+            cols = np.nonzero(new)[0]
+            idx[cols] = r0 + hit[:, cols].argmax(axis=0)
+            if (idx >= 0).all():
+                break
+    return idx
+
+
 class MeanSpectrum(Reduction):
     """Per channel, the mean over all pixels (the seed's "sum spectrum"), in float64."""
 
     def block(self, data: np.ndarray, where: Block) -> np.ndarray:
-        return data.reshape(-1, data.shape[-1]).sum(axis=0, dtype=np.float64)
+        flat = data.reshape(-1, data.shape[-1])
+        if flat.dtype.kind in "ui":  # exact and twice as fast as converting to float
+            return flat.sum(axis=0, dtype=np.int64 if flat.dtype.kind == "i" else np.uint64)
+        return flat.sum(axis=0, dtype=np.float64)
 
     def combine(self, parts, shape):
-        total = np.sum([p for _, p in parts], axis=0)
+        total = np.sum([p.astype(np.float64) for _, p in parts], axis=0)
         return total / (shape[0] * shape[1])
 
 

