@@ -1,0 +1,388 @@
+"""Figures of the report: hand-made SVG spectra and colour bars, PNG maps as data: URIs.
+
+Spectra are drawn as inline SVG (crisp at any zoom, searchable text, hover titles on the
+line markers). Maps are PNG images (one pixel per scan pixel, reduced by block means when
+the scan is larger than ``max_side``), colour-mapped from black through the element's
+colour; the colour bar is an SVG gradient with its value ticks.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import itertools
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+_IDS = itertools.count(1)
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def esc(text: Any) -> str:
+    """HTML/XML-escape any value as text."""
+    return html.escape(str(text), quote=True)
+
+
+def data_uri(data: bytes, mime: str) -> str:
+    """A ``data:`` URI of ``data``."""
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def fmt(v: float, digits: int = 3) -> str:
+    """A number with ``digits`` significant digits, plain notation when reasonable."""
+    if v is None or not np.isfinite(v):
+        return "–"
+    if v == 0:
+        return "0"
+    a = abs(v)
+    if 1e-3 <= a < 1e6:
+        d = max(0, digits - 1 - int(math.floor(math.log10(a))))
+        return f"{v:.{d}f}"
+    return f"{v:.{digits - 1}e}"
+
+
+def nice_ticks(lo: float, hi: float, n: int = 6) -> list[float]:
+    """Round tick values covering ``[lo, hi]`` (about ``n`` of them)."""
+    if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo:
+        return [lo]
+    raw = (hi - lo) / max(1, n)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    first = math.ceil(lo / step - 1e-9) * step
+    out = []
+    v = first
+    while v <= hi + 1e-9 * step:
+        out.append(round(v, 10))
+        v += step
+    return out
+
+
+def envelope(x: np.ndarray, y: np.ndarray, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """Decimate a long series for drawing ``n_cols`` wide, keeping every column's min and max
+    (so no peak disappears)."""
+    n = len(x)
+    if n <= 2 * n_cols:
+        return x, y
+    edges = np.linspace(0, n, n_cols + 1).astype(int)
+    xs, ys = [], []
+    for a, b in zip(edges[:-1], edges[1:]):
+        if b <= a:
+            continue
+        seg = y[a:b]
+        i, j = int(np.argmin(seg)), int(np.argmax(seg))
+        for k in sorted({i, j}):
+            xs.append(x[a + k])
+            ys.append(seg[k])
+    return np.asarray(xs), np.asarray(ys)
+
+
+# ----------------------------------------------------------------------------- spectra
+
+
+def spectrum_svg(
+    x: np.ndarray,
+    series: Sequence[Mapping[str, Any]],
+    *,
+    unit: str = "keV",
+    markers: Sequence[Mapping[str, Any]] = (),
+    log: bool = True,
+    width: int = 960,
+    height: int = 340,
+    title: str = "",
+    ylabel: str = "counts per channel",
+    attrs: Mapping[str, str] | None = None,
+) -> str:
+    """An SVG plot of spectra with labelled line markers.
+
+    Parameters
+    ----------
+    x : ndarray (C,)
+        Energies (keV) or channel numbers.
+    series : sequence of mapping
+        ``{'y': (C,) array, 'label': str, 'color': css colour, 'width': float (optional),
+        'dash': str (optional)}``; drawn in order.
+    unit : str
+        ``'keV'`` or ``'channel'`` (axis label).
+    markers : sequence of mapping
+        ``{'keV', 'label', 'color', 'main'}`` (see :func:`maxrf.report.layers.line_markers`);
+        the ``main`` ones are labelled, all are drawn and carry a hover title.
+    log : bool
+        Logarithmic count axis.
+    attrs : mapping, optional
+        Extra attributes on the ``<svg>`` element (e.g. ``{'data-spectrum': 'sum'}``).
+
+    Returns
+    -------
+    str
+        The ``<svg>`` element.
+    """
+    ml, mr, mt, mb = 64, 16, 58, 44
+    pw, ph = width - ml - mr, height - mt - mb
+    x = np.asarray(x, dtype=np.float64)
+    ys = [
+        np.nan_to_num(np.asarray(s["y"], dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0) for s in series
+    ]
+    x0, x1 = (float(x[0]), float(x[-1])) if len(x) > 1 else (0.0, 1.0)
+    if x1 <= x0:
+        x1 = x0 + 1
+    ymax = max((float(np.max(y)) for y in ys if y.size), default=1.0)
+    ymax = ymax if ymax > 0 else 1.0
+    if log:
+        # the floor follows the first (main) series: baselines etc. do not stretch the axis down
+        pos = [float(np.quantile(y[y > 0], 0.02)) for y in ys[:1] if np.any(y > 0)]
+        floor = max(min(pos) if pos else ymax * 1e-4, ymax * 1e-5)
+        lo_d = math.floor(math.log10(floor))
+        hi_d = math.ceil(math.log10(ymax * 1.05)) if ymax > 0 else lo_d + 1
+        hi_d = max(hi_d, lo_d + 1)
+        y_lo, y_hi = 10.0**lo_d, 10.0**hi_d
+
+        def ty(v):
+            v = np.maximum(v, y_lo)
+            return mt + ph * (1 - (np.log10(v) - lo_d) / (hi_d - lo_d))
+
+        yticks = [10.0**k for k in range(lo_d, hi_d + 1)]
+    else:
+        y_hi = ymax * 1.05
+
+        def ty(v):
+            return mt + ph * (1 - np.clip(v, 0, None) / y_hi)
+
+        yticks = nice_ticks(0, y_hi, 5)
+
+    def tx(v):
+        return ml + pw * (np.asarray(v) - x0) / (x1 - x0)
+
+    extra = "".join(f' {esc(k)}="{esc(v)}"' for k, v in (attrs or {}).items())
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" class="spectrum" '
+        f'role="img" width="{width}" height="{height}"{extra}>',
+        f"<title>{esc(title or 'spectrum')}</title>",
+        f'<rect x="{ml}" y="{mt}" width="{pw}" height="{ph}" fill="#fff" stroke="#999"/>',
+    ]
+    # grid + ticks
+    for v in nice_ticks(x0, x1, 10):
+        px = float(tx(v))
+        out.append(f'<line x1="{px:.1f}" y1="{mt}" x2="{px:.1f}" y2="{mt + ph}" stroke="#eee"/>')
+        out.append(f'<text x="{px:.1f}" y="{mt + ph + 16}" class="tick" text-anchor="middle">{v:g}</text>')
+    for v in yticks:
+        py = float(ty(np.array(v)))
+        if not mt - 0.5 <= py <= mt + ph + 0.5:
+            continue
+        out.append(f'<line x1="{ml}" y1="{py:.1f}" x2="{ml + pw}" y2="{py:.1f}" stroke="#eee"/>')
+        out.append(
+            f'<text x="{ml - 6}" y="{py + 4:.1f}" class="tick" text-anchor="end">{_ylabel(v, log)}</text>'
+        )
+    xl = "energy (keV)" if unit == "keV" else "channel (no energy calibration)"
+    out.append(f'<text x="{ml + pw / 2}" y="{height - 6}" class="axis" text-anchor="middle">{esc(xl)}</text>')
+    out.append(
+        f'<text x="14" y="{mt + ph / 2}" class="axis" text-anchor="middle" '
+        f'transform="rotate(-90 14 {mt + ph / 2})">{esc(ylabel)}{" (log)" if log else ""}</text>'
+    )
+    # markers (below the data)
+    rows_end: list[float] = [-1e9, -1e9, -1e9]
+    for m in sorted(markers, key=lambda m: m["keV"]):
+        kev = float(m["keV"])
+        if not x0 <= kev <= x1:
+            continue
+        px = float(tx(kev))
+        color = esc(m.get("color", "#888"))
+        main = bool(m.get("main"))
+        dash = "" if main else ' stroke-dasharray="3,3"'
+        out.append(
+            f'<g class="marker" data-line="{esc(m.get("label", ""))}"><title>{esc(m.get("label", ""))} '
+            f'{kev:.3f} keV</title><line x1="{px:.1f}" y1="{mt}" x2="{px:.1f}" y2="{mt + ph}" '
+            f'stroke="{color}" stroke-width="{1.4 if main else 0.9}" opacity="0.75"{dash}/>'
+        )
+        if main:
+            text = m.get("text") or m.get("element") or m.get("label", "")
+            w = 7.5 * len(str(text)) + 4
+            row = next((i for i, end in enumerate(rows_end) if px - w / 2 > end), None)
+            if row is None:
+                row = int(np.argmin(rows_end))
+            rows_end[row] = px + w / 2
+            py = mt - 6 - 15 * row
+            out.append(
+                f'<text x="{px:.1f}" y="{py}" class="mlabel" text-anchor="middle" '
+                f'fill="{color}">{esc(text)}</text>'
+            )
+        out.append("</g>")
+    # data
+    for s, y in zip(series, ys):
+        xd, yd = envelope(x, y, pw)
+        pts = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(tx(xd), ty(yd)))
+        dash = f' stroke-dasharray="{esc(s["dash"])}"' if s.get("dash") else ""
+        out.append(
+            f'<polyline points="{pts}" fill="none" stroke="{esc(s.get("color", "#000"))}" '
+            f'stroke-width="{s.get("width", 1.2)}" stroke-linejoin="round"{dash}>'
+            f"<title>{esc(s.get('label', ''))}</title></polyline>"
+        )
+    # legend
+    lx = ml + 8
+    for s in series:
+        if not s.get("label"):
+            continue
+        out.append(
+            f'<line x1="{lx}" y1="{mt + 12}" x2="{lx + 18}" y2="{mt + 12}" '
+            f'stroke="{esc(s.get("color", "#000"))}" stroke-width="2.5"/>'
+        )
+        out.append(f'<text x="{lx + 22}" y="{mt + 16}" class="legend">{esc(s["label"])}</text>')
+        lx += 30 + 7 * len(str(s["label"]))
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def _ylabel(v: float, log: bool) -> str:
+    if log:
+        k = int(round(math.log10(v)))
+        return f"10<tspan dy='-6' font-size='9'>{k}</tspan>" if not 0 <= k <= 3 else f"{v:g}"
+    return fmt(v, 3)
+
+
+# ----------------------------------------------------------------------------- maps
+
+
+def element_cmap(rgb: Sequence[float], name: str = "element"):
+    """Black -> the element's colour -> a light tint of it (matplotlib colormap)."""
+    from matplotlib.colors import LinearSegmentedColormap
+
+    r, g, b = (float(v) for v in rgb)
+    tint = tuple(0.35 * c + 0.65 for c in (r, g, b))
+    cmap = LinearSegmentedColormap.from_list(name, [(0, 0, 0), (r, g, b), tint], N=256)
+    return cmap.with_extremes(bad=(0.85, 0.85, 0.85))
+
+
+def downsample(a: np.ndarray, max_side: int) -> tuple[np.ndarray, int]:
+    """Block-mean reduce a map so that its longest side is at most ``max_side``.
+
+    Returns
+    -------
+    (ndarray, int)
+        The reduced map and the integer factor used (1 = unchanged).
+    """
+    h, w = a.shape
+    f = max(1, math.ceil(max(h, w) / max(1, max_side)))
+    if f == 1:
+        return a, 1
+    hh, ww = math.ceil(h / f) * f, math.ceil(w / f) * f
+    pad = np.full((hh, ww), np.nan, dtype=np.float64)
+    pad[:h, :w] = a
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks stay NaN
+        out = np.nanmean(pad.reshape(hh // f, f, ww // f, f), axis=(1, 3))
+    return out, f
+
+
+def finite_range(a: np.ndarray) -> tuple[float, float]:
+    """(min, max) of the finite values (0, 1 when none or constant)."""
+    f = a[np.isfinite(a)]
+    if f.size == 0:
+        return 0.0, 1.0
+    lo, hi = float(f.min()), float(f.max())
+    if hi <= lo:
+        hi = lo + (abs(lo) * 1e-6 or 1.0)
+    return lo, hi
+
+
+def equalise(a: np.ndarray) -> np.ndarray:
+    """Histogram-equalised map (``skimage.exposure.equalize_hist``), NaN kept, in 0..1."""
+    out = np.full(a.shape, np.nan)
+    ok = np.isfinite(a)
+    if not ok.any():
+        return out
+    vals = a[ok]
+    if vals.max() <= vals.min():
+        out[ok] = 0.0
+        return out
+    from skimage.exposure import equalize_hist
+
+    out[ok] = equalize_hist(vals.astype(np.float64), nbins=256)
+    lo, hi = out[ok].min(), out[ok].max()
+    out[ok] = (out[ok] - lo) / (hi - lo) if hi > lo else 0.0
+    return out
+
+
+def map_png(a: np.ndarray, cmap: Any, vmin: float, vmax: float) -> bytes:
+    """PNG bytes of a colour-mapped map (NaN shown in the colormap's 'bad' colour)."""
+    import matplotlib.image as mimage
+
+    buf = io.BytesIO()
+    masked = np.ma.masked_invalid(np.asarray(a, dtype=np.float64))
+    mimage.imsave(buf, masked, cmap=cmap, vmin=vmin, vmax=vmax, format="png", origin="upper")
+    return buf.getvalue()
+
+
+def colorbar_svg(
+    cmap: Any,
+    ticks: Sequence[tuple[float, str]],
+    *,
+    units: str = "",
+    width: int = 260,
+    attrs: Mapping[str, str] | None = None,
+) -> str:
+    """A horizontal colour bar: the colormap as an SVG gradient, ticks at fractions 0..1.
+
+    Parameters
+    ----------
+    cmap : matplotlib colormap
+    ticks : sequence of (fraction, label)
+    units : str
+        Shown under the bar.
+    """
+    from matplotlib.colors import to_hex
+
+    gid = f"cbar{next(_IDS)}"
+    stops = "".join(f'<stop offset="{f:.3f}" stop-color="{to_hex(cmap(f))}"/>' for f in np.linspace(0, 1, 17))
+    extra = "".join(f' {esc(k)}="{esc(v)}"' for k, v in (attrs or {}).items())
+    h = 44 if units else 32
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="colorbar" viewBox="0 0 {width} {h}" '
+        f'width="{width}" height="{h}"{extra}>',
+        f'<defs><linearGradient id="{gid}">{stops}</linearGradient></defs>',
+        f'<rect x="8" y="2" width="{width - 16}" height="12" fill="url(#{gid})" stroke="#666" '
+        f'stroke-width="0.5"/>',
+    ]
+    for f, label in ticks:
+        px = 8 + (width - 16) * f
+        anchor = "start" if f <= 0.02 else "end" if f >= 0.98 else "middle"
+        out.append(f'<line x1="{px:.1f}" y1="14" x2="{px:.1f}" y2="18" stroke="#333"/>')
+        out.append(f'<text x="{px:.1f}" y="28" class="tick" text-anchor="{anchor}">{esc(label)}</text>')
+    if units:
+        out.append(f'<text x="{width / 2}" y="41" class="units" text-anchor="middle">{esc(units)}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def figure_svg_uri(fig: Any) -> str:
+    """A matplotlib figure as an SVG ``data:`` URI (for an ``<img>``); closes the figure."""
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="svg", bbox_inches="tight")
+    finally:
+        try:
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+        except Exception:
+            pass
+    return data_uri(buf.getvalue(), "image/svg+xml")
+
+
+def figure_png_uri(fig: Any, dpi: int = 110) -> str:
+    """A matplotlib figure as a PNG ``data:`` URI; closes the figure."""
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    finally:
+        try:
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+        except Exception:
+            pass
+    return data_uri(buf.getvalue(), "image/png")

@@ -1,0 +1,534 @@
+"""Read a DataStack's derived layers defensively, for the report and the viewer.
+
+The front ends show whatever is there: each standard layer is either *computed* (and
+valid against its schema in ``docs/ARCHITECTURE.md``), *not computed* (with the command
+that computes it) or *damaged* (present but unreadable or off-schema; the reason is
+shown). Nothing here raises for a missing or malformed layer.
+
+This module does no plotting and no heavy computation: maps and spectra are read from
+the layers (small), never from the cube.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from maxrf.errors import LayerMissingError, MaxrfError
+
+#: standard layer -> (what it is, the command that computes it)
+STANDARD_LAYERS: dict[str, tuple[str, str]] = {
+    "calibration": ("energy calibration", "maxrf calibrate"),
+    "hotmax": ("hotmax spectra (the brightest pixels of each peak)", "maxrf hotmax"),
+    "identification": ("element identification", "maxrf identify"),
+    "peak_maps": ("peak maps", "maxrf maps"),
+    "element_maps": ("element maps", "maxrf maps"),
+    "speckles": ("speckles (small bright particles)", "maxrf speckles"),
+}
+
+#: identification statuses that mean "not there" (no line markers are drawn for them)
+ABSENT_STATUSES = frozenset({"absent", "rejected", "not detected", "not_detected", "excluded", "no"})
+
+#: line groups labelled on spectra, strongest first within a family
+LINE_GROUPS: tuple[str, ...] = ("Ka", "Kb", "La", "Lb", "Lg", "Ma", "Mb")
+
+
+@dataclass
+class LayerStatus:
+    """Whether a layer can be shown.
+
+    Attributes
+    ----------
+    name : str
+        Layer name.
+    state : {'computed', 'not computed', 'damaged'}
+    description : str
+        What the layer is, in plain words.
+    command : str
+        The command that computes it.
+    message : str
+        Why it cannot be shown (empty when computed).
+    """
+
+    name: str
+    state: str
+    description: str
+    command: str
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "computed"
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "name": self.name,
+            "state": self.state,
+            "description": self.description,
+            "command": self.command,
+            "message": self.message,
+        }
+
+
+@dataclass
+class MapEntry:
+    """One 2-D map of a layer.
+
+    Attributes
+    ----------
+    key : str
+        Unique id: the element symbol for element maps (``'Fe'``), ``'peak:LABEL'`` for
+        peak maps.
+    label : str
+        Human label (``'Fe'``, ``'Fe Ka'``).
+    layer : str
+        ``'element_maps'`` or ``'peak_maps'``.
+    index : int
+        Index in the layer's ``maps`` array.
+    element : str or None
+        Element symbol when known (gives the colour).
+    units : str
+        Units of the values.
+    keV : float or None
+        Peak energy for peak maps.
+    """
+
+    key: str
+    label: str
+    layer: str
+    index: int
+    element: str | None
+    units: str
+    keV: float | None = None
+    data: np.ndarray | None = field(default=None, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {
+            "key": self.key,
+            "label": self.label,
+            "layer": self.layer,
+            "index": self.index,
+            "element": self.element,
+            "units": self.units,
+            "keV": self.keV,
+        }
+        out["color"] = color_hex(self.element) if self.element else None
+        return out
+
+
+def load_layer(ds: Any, name: str) -> tuple[Any | None, LayerStatus]:
+    """Read layer ``name`` without raising.
+
+    Parameters
+    ----------
+    ds : DataStack
+        The store.
+    name : str
+        Layer name.
+
+    Returns
+    -------
+    (Layer or None, LayerStatus)
+    """
+    description, command = STANDARD_LAYERS.get(name, (name, "maxrf"))
+    try:
+        layer = ds.read(name)
+    except LayerMissingError:
+        return None, LayerStatus(name, "not computed", description, command, f"run `{command}`")
+    except (MaxrfError, OSError, ValueError, KeyError, TypeError) as exc:
+        return None, LayerStatus(
+            name,
+            "damaged",
+            description,
+            command,
+            f"could not be read ({_short(exc)}); recompute it with `{command}`",
+        )
+    return layer, LayerStatus(name, "computed", description, command)
+
+
+def _short(exc: BaseException, n: int = 200) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def damaged(status: LayerStatus, why: str) -> LayerStatus:
+    """The same layer status marked damaged with a reason."""
+    return LayerStatus(
+        status.name,
+        "damaged",
+        status.description,
+        status.command,
+        f"present but not usable ({why}); recompute it with `{status.command}`",
+    )
+
+
+# ----------------------------------------------------------------------------- elements
+_SYMBOL = re.compile(r"^\s*([A-Z][a-z]?)(?![a-z])")
+
+
+def element_of(label: Any) -> str | None:
+    """The element a label names (``'Fe'``, ``'Fe Ka'``, ``'Fe_Ka'``, ``'Pb-L'``), or None."""
+    if not isinstance(label, str):
+        return None
+    m = _SYMBOL.match(label)
+    if not m:
+        return None
+    try:
+        from maxrf.physics import normalize_element
+
+        return normalize_element(m.group(1))
+    except Exception:
+        return None
+
+
+def element_rgb(element: str | None) -> tuple[float, float, float]:
+    """The element's colour (``maxrf.physics.element_color``), grey when unknown."""
+    if element:
+        try:
+            from maxrf.physics import element_color
+
+            r, g, b = element_color(element)
+            return (float(r), float(g), float(b))
+        except Exception:
+            pass
+    return (0.45, 0.45, 0.45)
+
+
+def color_hex(element: str | None) -> str:
+    """``'#rrggbb'`` of :func:`element_rgb`."""
+    r, g, b = element_rgb(element)
+    return "#{:02x}{:02x}{:02x}".format(*(int(round(v * 255)) for v in (r, g, b)))
+
+
+def element_name(element: str | None) -> str:
+    """The English name of an element (``'iron'``), or ``''``."""
+    if not element:
+        return ""
+    try:
+        import xraydb
+
+        z = xraydb.atomic_number(element)
+        return _NAMES[z - 1] if 0 < z <= len(_NAMES) else ""
+    except Exception:
+        return ""
+
+
+_NAMES = (
+    "hydrogen helium lithium beryllium boron carbon nitrogen oxygen fluorine neon sodium magnesium "
+    "aluminium silicon phosphorus sulfur chlorine argon potassium calcium scandium titanium vanadium "
+    "chromium manganese iron cobalt nickel copper zinc gallium germanium arsenic selenium bromine "
+    "krypton rubidium strontium yttrium zirconium niobium molybdenum technetium ruthenium rhodium "
+    "palladium silver cadmium indium tin antimony tellurium iodine xenon caesium barium lanthanum "
+    "cerium praseodymium neodymium promethium samarium europium gadolinium terbium dysprosium holmium "
+    "erbium thulium ytterbium lutetium hafnium tantalum tungsten rhenium osmium iridium platinum gold "
+    "mercury thallium lead bismuth polonium astatine radon francium radium actinium thorium "
+    "protactinium uranium neptunium plutonium americium curium berkelium californium"
+).split()
+
+
+# ----------------------------------------------------------------------------- energies
+def energy_axis(ds: Any) -> tuple[np.ndarray, str]:
+    """Channel energies (keV) and ``'keV'``, or channel numbers and ``'channel'`` when the
+    scan has no (valid) calibration."""
+    n = int(ds.shape[2])
+    try:
+        e = np.asarray(ds.energies, dtype=np.float64)
+        if e.shape == (n,) and np.all(np.isfinite(e)) and (n < 2 or np.all(np.diff(e) > 0)):
+            return e, "keV"
+    except Exception:
+        pass
+    return np.arange(n, dtype=np.float64), "channel"
+
+
+# ----------------------------------------------------------------------------- maps
+def map_entries(ds: Any) -> tuple[list[MapEntry], dict[str, LayerStatus]]:
+    """All 2-D maps of the ``element_maps`` and ``peak_maps`` layers (with their data).
+
+    Returns
+    -------
+    entries : list of MapEntry
+        Element maps first (layer order), then peak maps.
+    statuses : dict
+        ``{'element_maps': LayerStatus, 'peak_maps': LayerStatus}``.
+    """
+    h, w = int(ds.shape[0]), int(ds.shape[1])
+    entries: list[MapEntry] = []
+    statuses: dict[str, LayerStatus] = {}
+    used: set[str] = set()
+
+    layer, status = load_layer(ds, "element_maps")
+    if layer is not None:
+        maps, why = _maps_array(layer, h, w)
+        names = _str_list(layer.attrs.get("elements"))
+        if maps is None:
+            status = damaged(status, why)
+        elif names is None or len(names) != maps.shape[0]:
+            status = damaged(status, f"attribute 'elements' does not name the {maps.shape[0]} maps")
+        else:
+            for i, name in enumerate(names):
+                el = element_of(name)
+                key = _unique(name.strip() or f"map{i}", used)
+                entries.append(MapEntry(key, name, "element_maps", i, el, "counts per pixel", data=maps[i]))
+    statuses["element_maps"] = status
+
+    layer, status = load_layer(ds, "peak_maps")
+    if layer is not None:
+        maps, why = _maps_array(layer, h, w)
+        if maps is None:
+            status = damaged(status, why)
+        else:
+            k = maps.shape[0]
+            labels = _str_list(layer.attrs.get("labels"))
+            kev = _float_list(layer.get("peaks_keV"))
+            if labels is None or len(labels) != k:
+                labels = [
+                    f"peak {i}" + (f" ({kev[i]:.2f} keV)" if kev and len(kev) == k else "") for i in range(k)
+                ]
+            norm = layer.attrs.get("norm")
+            units = "counts in the peak window" if not norm else f"counts ({norm})"
+            for i, label in enumerate(labels):
+                key = _unique("peak:" + (label.strip() or str(i)), used)
+                e = kev[i] if kev and len(kev) == k and math.isfinite(kev[i]) else None
+                entries.append(
+                    MapEntry(key, label, "peak_maps", i, element_of(label), units, e, data=maps[i])
+                )
+    statuses["peak_maps"] = status
+    return entries, statuses
+
+
+def _unique(key: str, used: set[str]) -> str:
+    out, n = key, 2
+    while out in used:
+        out, n = f"{key} ({n})", n + 1
+    used.add(out)
+    return out
+
+
+def _maps_array(layer: Mapping[str, Any], h: int, w: int) -> tuple[np.ndarray | None, str]:
+    maps = layer.get("maps")
+    if maps is None:
+        return None, "no 'maps' array"
+    maps = np.asarray(maps)
+    if maps.ndim == 2:
+        maps = maps[None]
+    if maps.ndim != 3 or maps.shape[1:] != (h, w):
+        return None, f"'maps' has shape {maps.shape}, expected (k, {h}, {w})"
+    if maps.dtype.kind not in "biuf":
+        return None, f"'maps' has dtype {maps.dtype}"
+    return maps.astype(np.float32, copy=False), ""
+
+
+def _str_list(value: Any) -> list[str] | None:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        else:
+            return None
+    return [str(v) for v in value]
+
+
+def _float_list(value: Any) -> list[float] | None:
+    if value is None:
+        return None
+    try:
+        arr = np.asarray(value, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        return None
+    return [float(v) for v in arr]
+
+
+# ----------------------------------------------------------------------------- identification
+def identified_elements(ds: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]], LayerStatus]:
+    """Elements and instrument peaks of the ``identification`` layer, normalised.
+
+    Returns
+    -------
+    elements : list of dict
+        ``{element, status, confidence, present, lines}`` (lines as given, may be empty).
+    instrument : list of dict
+        ``{name, keV, kind}`` with a finite ``keV``.
+    status : LayerStatus
+    """
+    layer, status = load_layer(ds, "identification")
+    if layer is None:
+        return [], [], status
+    attrs = layer.attrs
+    raw = attrs.get("elements")
+    if not isinstance(raw, list):
+        return [], [], damaged(status, "attribute 'elements' is not a list")
+    elements = []
+    for item in raw:
+        if isinstance(item, str):
+            item = {"element": item}
+        if not isinstance(item, Mapping):
+            continue
+        el = element_of(str(item.get("element", "")))
+        if el is None:
+            continue
+        st = str(item.get("status", "present"))
+        conf = item.get("confidence")
+        try:
+            conf = float(conf) if conf is not None else None
+            if conf is not None and not math.isfinite(conf):
+                conf = None
+        except (TypeError, ValueError):
+            conf = None
+        lines = item.get("lines") if isinstance(item.get("lines"), list) else []
+        elements.append(
+            {
+                "element": el,
+                "status": st,
+                "confidence": conf,
+                "present": st.strip().lower() not in ABSENT_STATUSES,
+                "lines": lines,
+            }
+        )
+    instrument = []
+    for item in attrs.get("instrument") or []:
+        if not isinstance(item, Mapping):
+            continue
+        kev = _finite(item.get("keV", item.get("energy_keV")))
+        if kev is None:
+            continue
+        instrument.append({"name": str(item.get("name", "")), "keV": kev, "kind": str(item.get("kind", ""))})
+    return elements, instrument, status
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def element_line_groups(element: str, tube_kv: float = 40.0, min_rel: float = 0.05) -> list[dict[str, Any]]:
+    """Main line groups of an element (``Ka``, ``Kb``, ``La``...) excited at ``tube_kv``.
+
+    Returns
+    -------
+    list of dict
+        ``{element, line, keV, rel}`` sorted by decreasing ``rel``; ``keV`` is the
+        intensity-weighted energy of the group; ``rel`` the group's strongest line
+        relative to the element's strongest line.
+    """
+    from maxrf.physics import element_lines
+
+    try:
+        lines = element_lines(element, tube_kv, min_keV=0.5, min_rel=1e-3)
+    except Exception:
+        return []
+    groups: dict[str, list[Any]] = {}
+    for ln in lines:
+        for g in LINE_GROUPS:
+            if ln.siegbahn.startswith(g):
+                groups.setdefault(g, []).append(ln)
+                break
+    out = []
+    for g, members in groups.items():
+        w = np.array([m.rel_intensity for m in members])
+        e = np.array([m.energy_keV for m in members])
+        rel = float(w.max())
+        if rel >= min_rel:
+            out.append({"element": element, "line": g, "keV": float(np.sum(w * e) / np.sum(w)), "rel": rel})
+    out.sort(key=lambda d: -d["rel"])
+    return out
+
+
+def line_markers(ds: Any, energies: np.ndarray | None = None, unit: str = "keV") -> list[dict[str, Any]]:
+    """Markers for spectra: the main lines of every identified element and instrument peaks.
+
+    Parameters
+    ----------
+    ds : DataStack
+    energies : ndarray, optional
+        The spectrum's axis; markers outside it are dropped.
+    unit : str
+        ``'keV'``; with ``'channel'`` (uncalibrated scan) no markers are returned.
+
+    Returns
+    -------
+    list of dict
+        ``{element, line, label, keV, rel, color, kind ('element'|'instrument'), status, main,
+        text}``; ``main`` is True for the strongest line of each element (the one to label,
+        with ``text``: the symbol, with a ``?`` for a 'possible' element). Instrument peaks
+        (grey) are never main.
+    """
+    if unit != "keV":
+        return []
+    elements, instrument, _status = identified_elements(ds)
+    tube_kv = 40.0
+    try:
+        layer = ds.read("identification")
+        tube_kv = float(layer.attrs.get("tube_kv") or (ds.calibration or {}).get("tube_kv") or 40.0)
+        if not math.isfinite(tube_kv) or tube_kv <= 0:
+            tube_kv = 40.0
+    except Exception:
+        pass
+    lo, hi = (float(energies[0]), float(energies[-1])) if energies is not None and len(energies) else (0, 1e9)
+    out: list[dict[str, Any]] = []
+    for item in elements:
+        if not item["present"]:
+            continue
+        el = item["element"]
+        color = color_hex(el)
+        groups = element_line_groups(el, tube_kv)
+        if not groups:  # physics has no excited line group: the lines identify reported
+            groups = [
+                {"element": el, "line": name, "keV": kev, "rel": 1.0 if i == 0 else 0.5}
+                for i, (name, kev) in enumerate(_given_lines(item["lines"]))
+            ]
+        first = True
+        for g in groups:
+            if not lo <= g["keV"] <= hi:
+                continue
+            line = str(g["line"]).removeprefix(el).strip()
+            out.append(
+                {
+                    "element": el,
+                    "line": line,
+                    "label": f"{el} {line}".strip(),
+                    "keV": g["keV"],
+                    "rel": g["rel"],
+                    "color": color,
+                    "kind": "element",
+                    "status": item["status"],
+                    "main": first,
+                    "text": el + ("?" if item["status"].strip().lower() == "possible" else ""),
+                }
+            )
+            first = False
+    for item in instrument:
+        if lo <= item["keV"] <= hi:
+            out.append(
+                {
+                    "element": None,
+                    "line": item["kind"],
+                    "label": item["name"] or item["kind"],
+                    "keV": item["keV"],
+                    "rel": 0.5,
+                    "color": "#888888",
+                    "kind": "instrument",
+                    "status": item["kind"],
+                    "main": False,
+                    "text": item["name"] or item["kind"],
+                }
+            )
+    return out
+
+
+def _given_lines(lines: list[Any]) -> list[tuple[str, float]]:
+    """Distinct lines as stored by identify, when they carry energies: ``[(name, keV)]``."""
+    out: dict[tuple[str, float], None] = {}
+    for ln in lines:
+        if isinstance(ln, Mapping):
+            kev = _finite(ln.get("keV", ln.get("energy_keV")))
+            name = str(ln.get("line", ln.get("name", ln.get("siegbahn", ""))))
+            if kev is not None:
+                out[(name, round(kev, 3))] = None
+    return list(out)

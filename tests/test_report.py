@@ -1,0 +1,461 @@
+"""The self-contained HTML report (maxrf.report) against fake layers that follow the schemas.
+
+``make_stack`` (also used by test_viewer.py and test_browser.py) builds a small datastack
+with a physically shaped synthetic cube (element templates from maxrf.physics, Poisson
+noise) and every standard layer written by hand from the schemas of ARCHITECTURE.md, so
+these tests do not depend on the progress of hotmax/identify/maps/speckles.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from maxrf.store import DataStack
+
+ALL_LAYERS = ("calibration", "hotmax", "identification", "peak_maps", "element_maps", "speckles")
+ELEMENTS = ("Ca", "Fe", "Cu", "Pb")
+GAIN, OFFSET = 0.04, -0.1
+
+
+# --------------------------------------------------------------------------- test data
+def element_images(h: int, w: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Spatial distributions (counts per pixel) of a few pigments on a panel."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    maps = {
+        "Ca": 60 + 20 * np.sin(6 * xx) ** 2,  # ground layer everywhere
+        "Fe": 300 * np.exp(-((yy - 0.35) ** 2 + (xx - 0.3) ** 2) / 0.05),  # ochre glaze
+        "Pb": np.where((yy > 0.15) & (yy < 0.6) & (xx > 0.55) & (xx < 0.9), 400.0, 10.0),  # lead white
+        "Cu": np.zeros((h, w)),
+    }
+    for _ in range(5):  # copper pigment grains (speckles)
+        r, c = rng.integers(0, h), rng.integers(0, w)
+        maps["Cu"][max(0, r - 1) : r + 2, max(0, c - 1) : c + 2] += 250.0
+    return {k: v.astype(np.float64) for k, v in maps.items()}
+
+
+def synth_cube(h: int, w: int, c: int, seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """(cube uint16 (h, w, c), element maps, energies) of a synthetic painting scan."""
+    from maxrf import physics
+
+    energies = OFFSET + GAIN * np.arange(c)
+    axis = np.maximum(energies, 1e-3) + np.arange(c) * 1e-9  # strictly increasing positive axis
+    maps = element_images(h, w, seed)
+    templates = {el: physics.element_spectrum(el, axis) for el in maps}
+    continuum = physics.continuum_spectrum(axis) * 400
+    lam = continuum[None, None, :] + sum(
+        maps[el][..., None] * templates[el][None, None, :] * 8 for el in maps
+    )
+    rng = np.random.default_rng(seed)
+    cube = rng.poisson(lam).astype(np.uint16)
+    return cube, maps, energies
+
+
+def write_pair(folder: Path, cube: np.ndarray, name: str = "scan") -> Path:
+    h, w, c = cube.shape
+    header = (
+        f"key\tvalue\nwidth\t{w}\nheight\t{h}\ndepth\t{c}\noffset\t0\ndata-length\t2\n"
+        "data-type\tunsigned\nbyte-order\tlittle-endian\nrecord-by\tvector\n"
+    )
+    (folder / f"{name}.rpl").write_text(header)
+    cube.astype("<u2").tofile(folder / f"{name}.raw")
+    return folder / f"{name}.rpl"
+
+
+def write_layers(
+    ds: DataStack, cube: np.ndarray, maps: dict[str, np.ndarray], energies: np.ndarray, layers=ALL_LAYERS
+) -> None:
+    """Every requested standard layer, following the schemas of ARCHITECTURE.md."""
+    import skimage.measure as skm
+
+    from maxrf import physics
+
+    h, w, c = cube.shape
+    els = list(maps)
+    if "calibration" in layers:
+        ch = (physics.line_energy("Fe", "Ka") - OFFSET) / GAIN
+        ds.write_layer(
+            "calibration",
+            {"energies": energies},
+            {
+                "gain_keV": GAIN,
+                "offset_keV": OFFSET,
+                "method": "manual",
+                "anode": "Rh",
+                "tube_kv": 40.0,
+                "theta_deg": 110.0,
+                "peaks": [{"name": "Fe Ka", "channel": ch, "keV": 6.4, "residual_eV": 2.5}],
+            },
+        )
+    if "identification" in layers:
+        ds.write_layer(
+            "identification",
+            {"scores": np.arange(len(els), dtype=np.float64)},
+            {
+                "elements": [
+                    {"element": el, "status": "present", "confidence": 0.9, "lines": ["Ka"], "spectra": [0]}
+                    for el in els
+                ]
+                + [{"element": "Hg", "status": "absent", "confidence": 0.1, "lines": [], "spectra": []}],
+                "instrument": [{"name": "Rh Ka Compton", "keV": 19.2, "kind": "compton"}],
+                "unexplained_keV": [4.95],
+                "anode": "Rh",
+                "tube_kv": 40.0,
+            },
+        )
+    if "element_maps" in layers:
+        ds.write_layer(
+            "element_maps",
+            {
+                "maps": np.stack([maps[el] for el in els]).astype(np.float32),
+                "chi2": np.ones((h, w), np.float32)
+                + np.random.default_rng(1).random((h, w)).astype(np.float32),
+            },
+            {"elements": els, "method": "fit"},
+        )
+    if "peak_maps" in layers:
+        lines = [("Fe", "Ka"), ("Pb", "La"), ("Ca", "Ka")]
+        kev = np.array([physics.line_energy(el, ln) for el, ln in lines])
+        peak = np.round((kev - OFFSET) / GAIN).astype(int)
+        slices = np.stack([peak - 3, peak, peak + 4], axis=1)
+        pm = np.stack([cube[..., s[0] : s[2]].sum(axis=2) for s in slices]).astype(np.float32)
+        ds.write_layer(
+            "peak_maps",
+            {
+                "maps": pm,
+                "keV_maps": np.repeat(kev[:, None, None], h * w, 1)
+                .reshape(len(lines), h, w)
+                .astype(np.float32),
+                "slices": slices,
+                "peaks_keV": kev,
+            },
+            {"labels": [f"{el} {ln}" for el, ln in lines], "norm": None},
+        )
+    if "hotmax" in layers:
+        flat = cube.reshape(-1, c)
+        picks = [int(np.argmax(maps[el].ravel())) for el in ("Fe", "Pb", "Cu")]
+        spectra = flat[picks].astype(np.float64)
+        base = np.minimum.accumulate(spectra[:, ::-1], axis=1)[:, ::-1] * 0.5
+        ds.write_layer(
+            "hotmax",
+            {
+                "pixels": np.array([[p // w, p % w, 100 + i] for i, p in enumerate(picks)]),
+                "peak_spectrum": np.arange(3),
+                "spectra": spectra,
+                "spectrum_pixels": np.array([[p // w, p % w] for p in picks]),
+                "baselines": base,
+                "envelopes": base + 3 * np.sqrt(base + 1),
+            },
+            {
+                "peak_keV": [[6.4, 7.06], [10.55, 12.61], [8.04]],
+                "subpeak_keV": [[], [], []],
+                "prominence": 3.0,
+            },
+        )
+    if "speckles" in layers:
+        lab = skm.label(maps["Cu"] > 100, connectivity=1)
+        props = sorted(skm.regionprops(lab, intensity_image=maps["Cu"]), key=lambda p: -p.area)
+        ranked = np.zeros((h, w), np.int32)
+        for i, p in enumerate(props):
+            ranked[lab == p.label] = i + 1
+        cent = np.array([p.centroid for p in props]).reshape(-1, 2)
+        table = [
+            {
+                "label": i + 1,
+                "row": float(p.centroid[0]),
+                "col": float(p.centroid[1]),
+                "area": int(p.area),
+                "peak": float(p.intensity_max),
+                "Cu": float(p.intensity_mean),
+            }
+            for i, p in enumerate(props)
+        ]
+        ds.write_layer(
+            "speckles",
+            {
+                "labels": ranked,
+                "centroids": cent,
+                "areas": np.array([p.area for p in props]),
+                "peak_intensity": np.array([p.intensity_max for p in props]),
+            },
+            {"element": "Cu", "clip_height": 100.0, "max_area": 20, "noise_level": 5.0, "table": table},
+        )
+
+
+def make_stack(
+    folder: Path, h: int = 24, w: int = 32, c: int = 512, layers=ALL_LAYERS, seed: int = 0, name: str = "scan"
+) -> tuple[DataStack, np.ndarray, dict[str, np.ndarray]]:
+    """A converted datastack with the given fake layers; returns (ds, cube, element maps)."""
+    from maxrf.convert import convert
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    cube, maps, energies = synth_cube(h, w, c, seed)
+    rpl = write_pair(folder, cube, name)
+    ds = convert(rpl, folder / f"{name}.datastack", calibrate=False)
+    write_layers(ds, cube, maps, energies, layers)
+    return DataStack(ds.path), cube, maps
+
+
+# --------------------------------------------------------------------------- HTML parsing
+class Collect(HTMLParser):
+    """Every start tag with its attributes; the text."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, {k: v or "" for k, v in attrs}))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def parse(html: str) -> Collect:
+    p = Collect()
+    p.feed(html)
+    return p
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    return make_stack(tmp_path_factory.mktemp("full"))
+
+
+@pytest.fixture(scope="module")
+def full_report(full):
+    from maxrf.report import write_report
+
+    ds = full[0]
+    path = write_report(ds, ds.path.parent / "report.html")
+    return path, path.read_text()
+
+
+# --------------------------------------------------------------------------- tests
+def test_report_is_self_contained(full_report):
+    path, html = full_report
+    doc = parse(html)
+    assert path.name == "report.html"
+    for tag, attrs in doc.tags:
+        assert tag not in ("link", "iframe", "object", "embed"), tag
+        if tag == "script":
+            assert "src" not in attrs
+        for key in ("src", "href"):
+            v = attrs.get(key, "")
+            assert not v or v.startswith(("data:", "#")), f"{tag} {key}={v[:60]}"
+    assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")
+    assert "https://" not in html
+    assert "url(" not in html.replace("url(#", "")  # only local SVG gradient references
+
+
+def test_every_map_and_spectrum_is_there(full, full_report):
+    ds = full[0]
+    doc = parse(full_report[1])
+    maps = [a for t, a in doc.tags if t == "img" and "data-map" in a]
+    el_maps = ds.read("element_maps").attrs["elements"]
+    labels = ds.read("peak_maps").attrs["labels"]
+    for view in ("linear", "equalised"):
+        got = [a["data-map"] for a in maps if a["data-layer"] == "element_maps" and a["data-view"] == view]
+        assert got == el_maps
+        got = [a["data-map"] for a in maps if a["data-layer"] == "peak_maps" and a["data-view"] == view]
+        assert got == [f"peak:{label}" for label in labels]
+    for a in maps:  # every image is a decodable PNG
+        png = base64.b64decode(a["src"].split(",", 1)[1])
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    spectra = sorted(a["data-spectrum"] for t, a in doc.tags if t == "svg" and "data-spectrum" in a)
+    assert spectra == ["max", "sum"]
+    assert len([a for t, a in doc.tags if "data-hotmax" in a]) == 3
+    assert len([a for t, a in doc.tags if t == "img" and a.get("data-speckles") == "map"]) == 1
+    assert len([a for t, a in doc.tags if t == "table" and a.get("data-speckles") == "table"]) == 1
+    assert len([a for t, a in doc.tags if "data-chi2" in a]) == 1
+    # a colour bar per map view
+    assert len([a for t, a in doc.tags if t == "svg" and "data-colorbar" in a]) == len(maps) + 1
+    states = {a["data-layer-status"]: a["data-state"] for t, a in doc.tags if "data-layer-status" in a}
+    assert states == dict.fromkeys(ALL_LAYERS, "computed")
+    assert "could not be drawn" not in full_report[1]
+    assert "not computed" not in full_report[1]
+
+
+def test_spectra_label_identified_lines_only(full_report):
+    html = full_report[1]
+    svg = re.search(r'<svg[^>]*data-spectrum="sum".*?</svg>', html, re.S).group(0)
+    labels = re.findall(r'class="mlabel"[^>]*>([^<]+)<', svg)
+    for el in ELEMENTS:
+        assert el in labels
+    assert "Hg" not in labels  # status 'absent': no marker
+    assert "energy (keV)" in svg
+    assert 'data-line="Fe Ka"' in svg
+
+
+def test_summary_shows_scan_and_calibration(full, full_report):
+    text = " ".join(parse(full_report[1]).text)
+    assert "24 × 32 pixels" in text and "512 channels" in text
+    assert "E = -0.1000 keV + 40.0000 eV × channel" in text
+    assert "Fe Ka" in text and "iron" in text and "lead" in text
+    assert "4.95 keV" in text  # unexplained peak
+
+
+def test_missing_layers_are_marked_not_computed(tmp_path):
+    from maxrf.report import build_report
+
+    ds, _cube, _maps = make_stack(tmp_path, h=6, w=7, c=128, layers=())
+    html = build_report(ds)
+    doc = parse(html)
+    states = {a["data-layer-status"]: a["data-state"] for t, a in doc.tags if "data-layer-status" in a}
+    assert states == dict.fromkeys(ALL_LAYERS, "not computed")
+    missing = {a["data-missing"] for t, a in doc.tags if "data-missing" in a}
+    assert missing == set(ALL_LAYERS)
+    for cmd in ("maxrf calibrate", "maxrf hotmax", "maxrf identify", "maxrf maps", "maxrf speckles"):
+        assert f"<code>{cmd}</code>" in html
+    assert "channel (no energy calibration)" in html  # spectra still drawn, on channels
+    assert len([a for t, a in doc.tags if "data-spectrum" in a]) == 2
+    assert not [a for t, a in doc.tags if "data-map" in a]
+    assert "could not be drawn" not in html
+
+
+def test_damaged_layers_do_not_stop_the_report(tmp_path):
+    from maxrf.report import build_report
+
+    ds, cube, maps = make_stack(tmp_path, h=6, w=7, c=128, layers=("calibration",))
+    ds.write_layer("element_maps", {"maps": np.zeros((2, 3, 3), np.float32)}, {"elements": ["Fe", "Pb"]})
+    ds.write_layer("peak_maps", {"maps": np.zeros((2, 6, 7), np.float32)}, {"labels": ["only one"]})
+    ds.write_layer("identification", {}, {"elements": "Fe"})
+    ds.write_layer("hotmax", {"spectra": np.zeros((2, 5))}, {})
+    ds.write_layer("speckles", {"labels": np.zeros((2, 2), np.int32)}, {"table": 7})
+    html = build_report(ds)
+    doc = parse(html)
+    states = {a["data-layer-status"]: a["data-state"] for t, a in doc.tags if "data-layer-status" in a}
+    assert states["calibration"] == "computed"
+    for name in ("element_maps", "identification", "hotmax", "speckles"):
+        assert states[name] == "damaged", name
+    # peak maps with a wrong label count are still shown, with generic labels
+    assert states["peak_maps"] == "computed"
+    assert len([a for t, a in doc.tags if a.get("data-layer") == "peak_maps"]) == 4
+    assert "could not be drawn" not in html
+
+
+def test_hotmax_uses_plot_puzzle_when_it_works(full, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from maxrf.report import build
+
+    calls = []
+
+    class FakeAtlas:
+        def __init__(self, ds):
+            self.ds = ds
+
+    def fake_puzzle(atlas, n):
+        calls.append(n)
+        fig, ax = plt.subplots()
+        ax.plot(np.arange(5))
+        return fig, ax
+
+    monkeypatch.setattr(build._PuzzleMaker, "_atlas", lambda self: FakeAtlas(self.ds))
+    monkeypatch.setattr(build._PuzzleMaker, "plot", staticmethod(fake_puzzle))
+    html = build.build_report(full[0])
+    assert calls == [0, 1, 2]
+    assert len(re.findall(r'<img class="puzzle" data-hotmax="\d"', html)) == 3
+    assert plt.get_fignums() == []
+
+    def broken(atlas, n):
+        raise RuntimeError("not finished")
+
+    monkeypatch.setattr(build._PuzzleMaker, "plot", staticmethod(broken))
+    html = build.build_report(full[0])
+    assert len(re.findall(r'<svg[^>]*data-hotmax="\d"', html)) == 3  # drawn plainly
+
+
+def test_large_maps_are_reduced(full):
+    from maxrf.report import build_report
+
+    html = build_report(full[0], max_map_side=10)
+    assert "Shown at 1/4 resolution" in html
+
+
+def test_write_report_default_path_and_errors(tmp_path):
+    from maxrf.errors import OutputLocationError
+    from maxrf.report import write_report
+
+    ds, _cube, _maps = make_stack(tmp_path, h=4, w=5, c=64, layers=("calibration",), name="panel")
+    out = write_report(ds.path)  # a path works too
+    assert out == tmp_path / "panel_report.html"
+    assert out.read_text().startswith("<!DOCTYPE html>")
+    assert write_report(ds, out) == out  # replaced
+    assert not list(tmp_path.glob(".*.tmp"))
+    with pytest.raises(OutputLocationError, match="does not exist"):
+        write_report(ds, tmp_path / "nope" / "r.html")
+    with pytest.raises(OutputLocationError, match="folder"):
+        write_report(ds, tmp_path)
+
+
+def test_cli_report(tmp_path, capsys):
+    from maxrf.cli import main
+
+    ds, _cube, _maps = make_stack(tmp_path, h=4, w=5, c=64, layers=())
+    assert main(["report", str(ds.path), "-o", str(tmp_path / "r.html")]) == 0
+    assert (tmp_path / "r.html").is_file()
+    assert "r.html" in capsys.readouterr().out
+    assert main(["report", str(tmp_path / "missing.datastack")]) == 1
+    assert "missing.datastack" in capsys.readouterr().err
+
+
+def test_possible_and_absent_elements(tmp_path):
+    from maxrf.report import build_report
+
+    ds, _cube, _maps = make_stack(tmp_path, h=4, w=5, c=512, layers=("calibration",))
+    ds.write_layer(
+        "identification",
+        {},
+        {
+            "elements": [
+                {"element": "Fe", "status": "present", "confidence": 0.9, "lines": []},
+                {"element": "Zn", "status": "possible", "confidence": 0.4, "lines": []},
+                {"element": "Hg", "status": "absent", "confidence": 0.0, "lines": []},
+                {"element": "As", "status": "absent", "confidence": 0.0, "lines": []},
+            ],
+            "instrument": [],
+            "unexplained_keV": [],
+            "anode": "Rh",
+            "tube_kv": 40.0,
+        },
+    )
+    html = build_report(ds)
+    labels = re.findall(r'class="mlabel"[^>]*>([^<]+)<', html)
+    assert "Fe" in labels and "Zn?" in labels and "Hg" not in labels
+    doc = parse(html)
+    rows = [a["data-element"] for t, a in doc.tags if t == "tr" and "data-element" in a]
+    assert rows == ["Fe", "Zn"]  # absent ones are only listed in a note
+    assert "Also checked and not found (2): As, Hg." in html
+
+
+def test_report_does_not_write_to_the_datastack(full):
+    from maxrf.report import build_report
+    from maxrf.store import MANIFEST
+
+    ds = full[0]
+    before = (ds.path / MANIFEST).read_bytes()
+    files = sorted(p.relative_to(ds.path) for p in ds.path.rglob("*"))
+    build_report(ds)
+    assert (ds.path / MANIFEST).read_bytes() == before
+    assert sorted(p.relative_to(ds.path) for p in ds.path.rglob("*")) == files
+
+
+def test_cli_report_options(tmp_path, capsys):
+    from maxrf.cli import main
+
+    ds, _cube, _maps = make_stack(tmp_path, h=4, w=5, c=64, layers=())
+    out = tmp_path / "t.html"
+    assert main(["report", str(ds.path), "-o", str(out), "--title", "Panel <A>", "--quiet"]) == 0
+    assert capsys.readouterr().out == ""
+    assert "<title>Panel &lt;A&gt;</title>" in out.read_text()
+    assert main(["report", str(ds.path), "--max-map-side", "3"]) == 1
+    assert "--max-map-side" in capsys.readouterr().err
