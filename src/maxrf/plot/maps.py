@@ -1,0 +1,308 @@
+"""Map plots: peak slices on a spectrum, map grids, single maps, speckles.
+
+Every function returns the matplotlib figure and axes it drew on, never calls
+``plt.show()``, never blocks and never prompts. A new figure is made with
+:mod:`matplotlib.pyplot` (so it shows in a notebook); pass ``ax`` to draw into your own.
+Images are drawn as arrays ``(rows, cols)``: row = y downwards, col = x.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from maxrf.errors import ParameterError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = ["multi_plot", "plot_map", "plot_peak_slices", "plot_speckles"]
+
+
+def _axes(ax: Axes | None, figsize: Sequence[float]) -> tuple[Figure, Axes]:
+    if ax is not None:
+        return ax.get_figure(), ax
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=tuple(figsize))
+    return fig, ax
+
+
+def plot_peak_slices(
+    x_keVs: Any,
+    y_max: Any,
+    ax: Axes | None = None,
+    prominence: float = 0.5,
+    rel_height: float = 0.2,
+    grid: bool = False,
+    labels: str = "simple",
+    figsize: Sequence[float] = (8, 5),
+    *,
+    slices: Any = None,
+    peaks_xy: Any = None,
+) -> tuple[Figure, Axes]:
+    """Plot a spectrum with its peak slices coloured (the seed's ``plot_peak_slices``).
+
+    Parameters
+    ----------
+    x_keVs : array_like
+        ``(C,)`` channel energies (keV).
+    y_max : array_like
+        ``(C,)`` spectrum (counts), usually the max spectrum.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw into; a new figure otherwise.
+    prominence, rel_height : float
+        Peak finding, as :func:`maxrf.maps.get_slices` (ignored when ``slices`` is given).
+    grid : bool
+        Draw a grid.
+    labels : {'simple', 'full'}
+        Peak labels ``[i]`` or ``[i]`` with the energy (keV).
+    figsize : (float, float)
+        Size (inches) of a new figure.
+    slices, peaks_xy : array_like, optional
+        Precomputed ``get_slices`` results (e.g. from the ``peak_maps`` layer).
+
+    Returns
+    -------
+    fig, ax
+
+    Raises
+    ------
+    ParameterError
+        ``labels`` is not ``'simple'`` or ``'full'``.
+    """
+    import matplotlib.cm as cm
+
+    if labels not in ("simple", "full"):
+        raise ParameterError(f"labels must be 'simple' or 'full', got {labels!r}")
+    x = np.asarray(x_keVs, dtype=float)
+    y = np.asarray(y_max, dtype=float)
+    if slices is None or peaks_xy is None:
+        from maxrf.maps import get_slices
+
+        peaks_xy, slices = get_slices(x, y, prominence=prominence, rel_height=rel_height)
+    peaks_xy = np.asarray(peaks_xy, dtype=float).reshape(-1, 2)
+    slices = np.asarray(slices, dtype=int).reshape(-1, 3)
+    fig, ax = _axes(ax, figsize)
+    ax.plot(x, y, lw=1)
+    if labels == "simple":
+        peak_labels = [f"[{i}]" for i in range(len(peaks_xy))]
+    else:
+        peak_labels = [f"[{i}]\n{keV:.03f}keV" for i, (keV, _) in enumerate(peaks_xy)]
+    for s, xy in zip(peak_labels, peaks_xy):
+        ax.annotate(s, xy, xytext=(0, 10), ha="center", textcoords="offset points")
+    if len(peaks_xy):
+        ax.scatter(*peaks_xy.T, s=12, zorder=3)
+    if grid:
+        ax.grid()
+    colors = cm.tab20(np.arange(len(slices)) % 20)
+    channel = np.arange(x.size)
+    for (i, _, k), color in zip(slices, colors):
+        ax.fill_between(x, 0, y, where=(channel >= i) & (channel <= k), alpha=0.6, color=color,
+                        lw=0)
+    ax.set_xlabel("energy (keV)")
+    ax.set_ylabel("counts")
+    return fig, ax
+
+
+def multi_plot(
+    *images: Any,
+    titles: Sequence[str] | None = None,
+    axis_off: bool = False,
+    fig_width: float = 9,
+    sharex: bool = True,
+    sharey: bool = True,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    cmap: str = "Greys_r",
+    fontsize: str | float = "xx-large",
+    zoom_xyc: Sequence[float] | None = None,
+    zoom_half_wh: Sequence[float] = (100, 100),
+) -> tuple[Figure, np.ndarray]:
+    """Show several images side by side, folded into rows of 4 (the seed's ``multi_plot``).
+
+    Parameters
+    ----------
+    *images : array_like
+        ``(H, W)`` images.
+    titles : sequence of str, optional
+        One title per image.
+    axis_off : bool
+        Hide the axes.
+    fig_width : float
+        Figure width (inches); height ``fig_width / 2 + 2 * (rows - 1)``.
+    sharex, sharey : bool
+        Share the axes (zooming one zooms all).
+    vmin, vmax : float, optional
+        Colour limits (image units).
+    cmap : str
+        Colour map.
+    fontsize : str or float
+        Title font size.
+    zoom_xyc : (float, float), optional
+        Centre ``(x, y)`` (pixels) of a zoom window.
+    zoom_half_wh : (float, float)
+        Half width and height (pixels) of the zoom window.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    axs : numpy.ndarray
+        ``(rows, cols)`` array of axes (the unused ones are removed from the figure).
+
+    Raises
+    ------
+    ParameterError
+        No image given.
+    """
+    import matplotlib.pyplot as plt
+
+    n_img = len(images)
+    if n_img == 0:
+        raise ParameterError("multi_plot needs at least one image")
+    per_row = 4
+    nrows = n_img // per_row + (1 if n_img % per_row else 0)
+    ncols = n_img if n_img <= per_row else per_row
+    figsize = [fig_width, fig_width / 2 + 2 * (nrows - 1)]
+    fig, axs = plt.subplots(nrows=nrows, ncols=ncols, figsize=figsize, squeeze=False,
+                            sharex=sharex, sharey=sharey)
+    flat = axs.flatten()
+    for i, img in enumerate(images):
+        flat[i].imshow(np.asarray(img), cmap=cmap, vmin=vmin, vmax=vmax)
+    if titles is not None:
+        for i, t in enumerate(list(titles)[:n_img]):
+            flat[i].set_title(t, fontsize=fontsize)
+    if axis_off:
+        for ax in flat:
+            ax.set_axis_off()
+    if zoom_xyc is not None:
+        xc, yc = zoom_xyc
+        hw, hh = zoom_half_wh
+        for ax in flat[:n_img]:
+            ax.set_xlim(xc - hw, xc + hw)
+            ax.set_ylim(yc + hh, yc - hh)
+    for ax in flat[n_img : nrows * ncols]:
+        ax.remove()
+    fig.subplots_adjust(hspace=0.4, wspace=0.4)
+    fig.tight_layout()
+    return fig, axs
+
+
+def plot_map(
+    image: Any,
+    ax: Axes | None = None,
+    *,
+    title: str | None = None,
+    cmap: str = "viridis",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    colorbar: bool = True,
+    label: str | None = None,
+    axis_off: bool = False,
+    figsize: Sequence[float] = (6, 5),
+) -> tuple[Figure, Axes]:
+    """One map with a colour bar and a title.
+
+    Parameters
+    ----------
+    image : array_like
+        ``(H, W)`` map (any units).
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw into; a new figure otherwise.
+    title : str, optional
+        Title.
+    cmap : str
+        Colour map.
+    vmin, vmax : float, optional
+        Colour limits (map units).
+    colorbar : bool
+        Draw a colour bar.
+    label : str, optional
+        Colour-bar label (units, e.g. ``'counts'``).
+    axis_off : bool
+        Hide the axes.
+    figsize : (float, float)
+        Size (inches) of a new figure.
+
+    Returns
+    -------
+    fig, ax
+    """
+    img = np.asarray(image)
+    if img.ndim != 2:
+        raise ParameterError(f"plot_map needs a 2-D image, got shape {img.shape}")
+    fig, ax = _axes(ax, figsize)
+    im = ax.imshow(img, cmap=cmap, vmin=vmin, vmax=vmax)
+    if title:
+        ax.set_title(title)
+    if colorbar:
+        cb = fig.colorbar(im, ax=ax, shrink=0.85)
+        if label:
+            cb.set_label(label)
+    if axis_off:
+        ax.set_axis_off()
+    return fig, ax
+
+
+def plot_speckles(
+    image: Any,
+    centroids: Any,
+    radii: Any = 3.0,
+    ax: Axes | None = None,
+    *,
+    color: str = "r",
+    cmap: str = "viridis",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    numbers: bool = False,
+    title: str | None = None,
+    figsize: Sequence[float] = (7, 6),
+) -> tuple[Figure, Axes]:
+    """A map with its speckles circled.
+
+    Parameters
+    ----------
+    image : array_like
+        ``(H, W)`` map (e.g. the iron peak map).
+    centroids : array_like
+        ``(n, 2)`` speckle centroids ``[row, col]`` (pixels).
+    radii : float or array_like
+        Circle radius (pixels), one for all or ``(n,)``.
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw into; a new figure otherwise.
+    color : str
+        Circle colour.
+    cmap : str
+        Colour map of the image.
+    vmin, vmax : float, optional
+        Colour limits (map units); e.g. a low ``vmax`` to see faint speckles.
+    numbers : bool
+        Write each speckle's index (0 = first centroid) beside it.
+    title : str, optional
+        Title.
+    figsize : (float, float)
+        Size (inches) of a new figure.
+
+    Returns
+    -------
+    fig, ax
+    """
+    from matplotlib.patches import Circle
+
+    img = np.asarray(image)
+    if img.ndim != 2:
+        raise ParameterError(f"plot_speckles needs a 2-D image, got shape {img.shape}")
+    cen = np.asarray(centroids, dtype=float).reshape(-1, 2)
+    r = np.broadcast_to(np.asarray(radii, dtype=float), (cen.shape[0],))
+    fig, ax = _axes(ax, figsize)
+    ax.imshow(img, cmap=cmap, vmin=vmin, vmax=vmax)
+    for i, ((row, col), rad) in enumerate(zip(cen, r)):
+        ax.add_patch(Circle((col, row), rad, fill=False, edgecolor=color, lw=1.2))
+        if numbers:
+            ax.annotate(str(i), (col + rad, row - rad), color=color, fontsize="small")
+    if title:
+        ax.set_title(title)
+    return fig, ax
