@@ -250,6 +250,7 @@ def _build(tmp, scan, store_dtype, block, sigma, flip_h, flip_v, progress, clien
         "header": dict(scan.header.raw),
         "options": {"sigma": sigma, "flip_horizontal": flip_h, "flip_vertical": flip_v},
         "source_dtype": str(np.dtype(scan.dtype)),
+        "header_calibration": None if scan.calibration is None else list(scan.calibration),
     }
     write_json_atomic(tmp / MANIFEST, new_manifest(metadata))
 
