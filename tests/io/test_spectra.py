@@ -68,7 +68,12 @@ def test_msa_in_eV_is_normalised_to_keV(tmp_path):
 
 
 def test_msa_without_calibration(tmp_path):
-    p = _msa(tmp_path, "nocal.msa", "#NPOINTS     : 4\n#NCOLUMNS    : 1\n#DATATYPE    : Y\n", "1, 2, 3, 4")
+    p = _msa(
+        tmp_path,
+        "nocal.msa",
+        "#NPOINTS     : 4\n#NCOLUMNS    : 1\n#DATATYPE    : Y\n",
+        "1, 2, 3, 4",
+    )
     s = read_spectrum(p)
     assert s.header_calibration is None and s.energies_keV is None
     assert s.counts.tolist() == [1.0, 2.0, 3.0, 4.0]
@@ -81,7 +86,11 @@ def test_msa_without_calibration(tmp_path):
         ("garbage.msa", b"\x00\x01garbage\xff\xfe\x00" * 50, SpectrumFormatError),
         ("empty.msa", b"", SpectrumFormatError),
         ("text.msa", b"hello world\nthis is not a spectrum\n", SpectrumFormatError),
-        ("nodata.msa", b"#FORMAT : EMSA/MAS\n#NPOINTS : 3\n#SPECTRUM :\n1,2,3\n", SpectrumFormatError),
+        (
+            "nodata.msa",
+            b"#FORMAT : EMSA/MAS\n#NPOINTS : 3\n#SPECTRUM :\n1,2,3\n",
+            SpectrumFormatError,
+        ),
         ("blank_line.msa", b"#FORMAT : EMSA/MAS\n\n#NPOINTS : 3\n", SpectrumFormatError),
         ("garbage.spx", b"\x00\x01garbage\xff" * 30, SpectrumFormatError),
         ("bad.spx", b"<?xml version='1.0'?><TRTSpectrum></TRTSpectrum>", SpectrumFormatError),
