@@ -134,7 +134,7 @@ def main() -> dict:
         "while len(get_slices(ds.energies, ds.max_spectrum, prominence=prom)[1]) > 12:\n"
         "    prom *= 1.5\n"
         "r = compute_maps(ds, peaks=True, elements=['Ca', 'Fe', 'Cu', 'Zn', 'Pb'], method='fit',"
-        " prominence=prom)\n"
+        " prominence=prom, store=True)\n"
         "n_maps = 2 * len(r.peaks.slices) + len(r.elements.elements) + 1\n"
         "print('RESULT_EXTRA', n_maps, ds.shape[0] * ds.shape[1] * 4 * n_maps)\n")
     steps["speckles"] = run_child(

@@ -68,6 +68,19 @@ class Reduction:
     def combine(self, parts: list[tuple[Block, Any]], shape: tuple[int, int]) -> Any:
         raise NotImplementedError
 
+    # The engine feeds partial results as blocks finish, so it never holds them all.
+    # The default keeps them in a list for :meth:`combine`; reductions with large
+    # per-block results (maps) override these three to fill their output directly.
+    def start(self, shape: tuple[int, int]) -> Any:
+        return []
+
+    def add(self, acc: Any, where: Block, part: Any) -> Any:
+        acc.append((where, part))
+        return acc
+
+    def finish(self, acc: Any, shape: tuple[int, int]) -> Any:
+        return self.combine(acc, shape)
+
 
 class PixelMaps(Reduction):
     """A reduction that yields ``k`` values per pixel, assembled into ``(k, H, W)`` maps.
@@ -84,13 +97,22 @@ class PixelMaps(Reduction):
         return np.asarray(self.pixel_maps(data, where), dtype=self.dtype)
 
     def combine(self, parts: list[tuple[Block, Any]], shape: tuple[int, int]) -> np.ndarray:
-        if not parts:
-            return np.zeros((0, *shape), dtype=self.dtype)
-        k = parts[0][1].shape[0]
-        out = np.zeros((k, *shape), dtype=self.dtype)
+        acc = self.start(shape)
         for where, maps in parts:
-            out[:, where.rows, where.cols] = maps
-        return out
+            acc = self.add(acc, where, maps)
+        return self.finish(acc, shape)
+
+    def start(self, shape: tuple[int, int]) -> Any:
+        return shape  # the output is allocated at the first block, when k is known
+
+    def add(self, acc: Any, where: Block, part: Any) -> np.ndarray:
+        if isinstance(acc, tuple):
+            acc = np.zeros((part.shape[0], *acc), dtype=self.dtype)
+        acc[:, where.rows, where.cols] = part
+        return acc
+
+    def finish(self, acc: Any, shape: tuple[int, int]) -> np.ndarray:
+        return np.zeros((0, *shape), dtype=self.dtype) if isinstance(acc, tuple) else acc
 
 
 class MaxSpectrum(Reduction):
@@ -291,56 +313,69 @@ def run(
     """
     blocks = source.blocks()
     client = get_client(client)
+    shape = source.shape[:2]
+    accs = {name: r.start(shape) for name, r in reductions.items()}
+
+    def feed(where: Block, res: dict[str, Any]) -> None:
+        stats["blocks_read"] += 1
+        stats["bytes_read"] += res.pop(_BYTES)
+        for name, r in reductions.items():
+            accs[name] = r.add(accs[name], where, res[name])
+
     tasks = [
         dask.delayed(_process, pure=False)(source, b, reductions, transform, sink) for b in blocks
     ]
-    results: list[dict[str, Any]]
     if client is not None:
-        results = _run_distributed(client, tasks, progress, description)
+        _run_distributed(client, blocks, tasks, feed, progress, description)
     else:
-        results = _run_local(tasks, progress, description)
+        _run_local(blocks, tasks, feed, progress, description)
     stats["runs"] += 1
-    stats["blocks_read"] += len(results)
-    stats["bytes_read"] += sum(res[_BYTES] for res in results)
-    shape = source.shape[:2]
-    return {
-        name: r.combine([(b, res[name]) for b, res in zip(blocks, results)], shape)
-        for name, r in reductions.items()
-    }
+    return {name: r.finish(accs[name], shape) for name, r in reductions.items()}
 
 
-def _run_local(tasks: list, progress: bool, description: str) -> list:
-    if not progress:
-        return list(dask.compute(*tasks, scheduler="threads"))
-    from dask.callbacks import Callback
-    from tqdm import tqdm
+def _run_local(blocks: list[Block], tasks: list, feed: Callable, progress: bool,
+               description: str) -> None:
+    """Run on the threaded scheduler in waves, feeding results as each wave ends, so
+    partial results never pile up (a wave is a few blocks per thread)."""
+    wave = 4 * (os.cpu_count() or 1)
+    bar = None
+    if progress:
+        from tqdm import tqdm
 
-    bar = tqdm(total=len(tasks), desc=description, unit="block")
-
-    class _Tick(Callback):
-        def _posttask(self, key, result, dsk, state, id):  # noqa: A002
-            if isinstance(key, tuple) or str(key).startswith("_process"):
-                bar.update(1)
-
+        bar = tqdm(total=len(tasks), desc=description, unit="block")
     try:
-        with _Tick():
-            return list(dask.compute(*tasks, scheduler="threads"))
+        for i in range(0, len(tasks), wave):
+            results = dask.compute(*tasks[i:i + wave], scheduler="threads")
+            for where, res in zip(blocks[i:i + wave], results):
+                feed(where, res)
+            if bar is not None:
+                bar.update(len(results))
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
 
 
-def _run_distributed(client: Any, tasks: list, progress: bool, description: str) -> list:
+def _run_distributed(client: Any, blocks: list[Block], tasks: list, feed: Callable, progress: bool,
+                     description: str) -> None:
+    """Run on a dask.distributed cluster, feeding and releasing each result as it arrives."""
     from distributed import as_completed
 
     futures = client.compute(tasks)
-    try:
-        if progress:
-            from tqdm import tqdm
+    where_of = {f.key: b for f, b in zip(futures, blocks)}
+    bar = None
+    if progress:
+        from tqdm import tqdm
 
-            with tqdm(total=len(futures), desc=description, unit="block") as bar:
-                for _ in as_completed(futures):
-                    bar.update(1)
-        return client.gather(futures)
+        bar = tqdm(total=len(futures), desc=description, unit="block")
+    try:
+        for fut in as_completed(futures):
+            feed(where_of[fut.key], fut.result())
+            fut.release()
+            if bar is not None:
+                bar.update(1)
     except BaseException:
         client.cancel(futures)
         raise
+    finally:
+        if bar is not None:
+            bar.close()

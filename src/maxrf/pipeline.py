@@ -74,7 +74,7 @@ def run_pipeline(
     identify(ds, anode=anode, tube_kv=tube_kv)
     elements = present_elements(ds)
     say(f"identified: {', '.join(elements) or 'no element'}")
-    compute_maps(ds, peaks=True, elements=elements, method="fit", client=client)
+    compute_maps(ds, peaks=True, elements=elements, method="fit", client=client, store=True)
     say(f"maps: peak maps and {len(elements)} fitted element maps")
     n_speckles = None
     if speckle_element in elements:

@@ -94,13 +94,24 @@ def write_array(group: Any, name: str, data: np.ndarray, chunks: tuple[int, ...]
         name,
         shape=data.shape,
         dtype=data.dtype,
-        chunks=chunks or (data.shape if data.size else (1,) * max(1, data.ndim)),
+        chunks=chunks or _layer_chunks(data.shape),
         fill_value=0,
         **codecs_for(data.dtype),
     )
     if data.size:
         arr[...] = data
     return arr
+
+
+def _layer_chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Chunks of a layer array: one map (or a 2048 x 2048 tile of it) per chunk, so writing
+    and reading a stack of maps never encodes it as one huge buffer."""
+    if not shape or 0 in shape:
+        return tuple(max(1, s) for s in shape) or (1,)
+    if len(shape) <= 1:
+        return tuple(shape)
+    lead = (1,) * (len(shape) - 2)
+    return (*lead, min(shape[-2], 2048), min(shape[-1], 2048))
 
 
 def _fsync_dir(path: Path) -> None:
