@@ -36,6 +36,18 @@ def array_source():
     return ArraySource
 
 
+@pytest.fixture(scope="session")
+def client():
+    """A real dask.distributed cluster: 2 worker processes, shared by the whole session."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None, silence_logs=40)
+    c = distributed.Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
 @pytest.fixture(params=[0, 1, 2])
 def seed(request):
     return request.param

@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from maxrf import DataStack
 from maxrf.convert import convert
 
 from conftest import poisson_cube, write_pair
-
-
-@pytest.fixture(scope="module")
-def client():
-    distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=40)
-    c = distributed.Client(cluster)
-    yield c
-    c.close()
-    cluster.close()
 
 
 def test_convert_on_local_cluster_equals_local(tmp_path, client):

@@ -385,17 +385,6 @@ def test_cli_element_choice(scan, tmp_path, capsys):
 
 
 # ----------------------------------------------------------------------------- distributed
-@pytest.fixture(scope="module")
-def client():
-    distributed = pytest.importorskip("distributed")
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=40)
-    c = distributed.Client(cluster)
-    yield c
-    c.close()
-    cluster.close()
-
-
 def test_distributed_equals_local(tmp_path, client):
     ds, truth = _scan(tmp_path, "dist", budget=2**21, seed=8, elements=["Ca", "Fe", "Pb"])
     assert len(ds.block_source().blocks()) > 4
