@@ -1465,8 +1465,8 @@ def compute_maps(
         k = slices.shape[0]
         arr = out["peaks"]
         maps = arr[:k]
-        if norm:
-            maps = _normalise(maps)
+        if norm:  # the engine's output is ours: no copy of k x H x W maps
+            maps = _normalise(maps, copy=False)
         result.peaks = PeakMaps(maps, arr[k:], slices, peaks_xy, peak_labels(peaks_xy[:, 0]),
                                 bool(norm), float(prominence), float(rel_height))
     if els and method == "fit":
@@ -1500,8 +1500,9 @@ def compute_maps(
     return result
 
 
-def _normalise(maps: np.ndarray) -> np.ndarray:
-    out = maps.astype(np.float32, copy=True)
+def _normalise(maps: np.ndarray, copy: bool = True) -> np.ndarray:
+    """Divide each map by its maximum (seed's ``norm``); in place when ``copy`` is False."""
+    out = maps.astype(np.float32, copy=copy)
     for i in range(out.shape[0]):
         mx = np.nanmax(out[i]) if out[i].size else 0.0
         if mx > 0:
@@ -1611,7 +1612,8 @@ def write_peak_maps(ds: Any, peaks: PeakMaps) -> None:
     """Write the ``peak_maps`` layer (schema in docs/ARCHITECTURE.md)."""
     ds.write_layer(
         "peak_maps",
-        {"maps": peaks.maps.astype(np.float32), "keV_maps": peaks.keV_maps.astype(np.float32),
+        {"maps": peaks.maps.astype(np.float32, copy=False),
+         "keV_maps": peaks.keV_maps.astype(np.float32, copy=False),
          "slices": np.asarray(peaks.slices, dtype=np.int64).reshape(-1, 3),
          "peaks_keV": np.asarray(peaks.peaks_keV, dtype=np.float64),
          "peaks_height": np.asarray(peaks.peaks_xy[:, 1] if peaks.peaks_xy.size else [], float)},
@@ -1625,7 +1627,8 @@ def write_peak_maps(ds: Any, peaks: PeakMaps) -> None:
 def write_element_maps(ds: Any, em: ElementMaps) -> None:
     """Write the ``element_maps`` layer (schema in docs/ARCHITECTURE.md)."""
     ds.write_layer("element_maps",
-                   {"maps": em.maps.astype(np.float32), "chi2": em.chi2.astype(np.float32)},
+                   {"maps": em.maps.astype(np.float32, copy=False),
+                    "chi2": em.chi2.astype(np.float32, copy=False)},
                    em.attrs())
 
 

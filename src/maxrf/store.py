@@ -98,7 +98,10 @@ def write_array(group: Any, name: str, data: np.ndarray, chunks: tuple[int, ...]
         fill_value=0,
         **codecs_for(data.dtype),
     )
-    if data.size:
+    if data.size and data.ndim >= 3:
+        for i in range(data.shape[0]):  # one map at a time: zarr encodes a write's chunks at once
+            arr[i] = data[i]
+    elif data.size:
         arr[...] = data
     return arr
 

@@ -1,0 +1,96 @@
+"""Write the README's benchmark table from benchmarks/results/*.json (``python -m benchmarks.summary``)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from benchmarks.common import RESULTS
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def rows() -> list[str]:
+    out = ["| measure | result | target |", "|---|---|---|"]
+    c = _load("convert")
+    if c:
+        gb = c["cube_bytes"] / 2**30
+        out += [
+            f"| convert {gb:.0f} GiB, vs one numpy pass over the raw file (page-cached) "
+            f"| {c['ratio_convert_to_numpy']:.1f}x the numpy time "
+            f"({c['throughput_MB_s']['maxrf_convert']:.0f} MB/s) | within 3x |",
+            f"| convert vs the seed's ancestor (convert + max pass + sum pass) "
+            f"| {c['speedup_vs_seed_style']:.1f}x faster | 10x the ancestor's 30 MB/s |",
+            f"| max + sum + argmax added to convert | {100 * c['reductions_overhead']:+.0f}% | < 10% |",
+            f"| convert peak RSS, cube {c['peak_rss']['cube_over_budget']:.0f}x the budget "
+            f"| {c['peak_rss']['peak_rss_MB']:.0f} MB (budget {c['peak_rss']['budget_MB']} MB) "
+            f"| < budget + 300 MB |",
+        ]
+    m = _load("maps")
+    if m:
+        out += [
+            f"| get_peakmaps vs the seed's per-peak reads ({m['n_peaks_seed_comparison']} peaks, "
+            f"1 GiB) | {m['speedup_get_peakmaps_vs_seed']:.1f}x faster, equal maps | >= 10x |",
+            f"| get_peakmaps vs one numpy pass over the stored cube "
+            f"| {m['ratio_get_peakmaps_to_numpy']:.2f}x | within 2x |",
+            f"| element_maps(method='fit') vs one numpy pass "
+            f"| {m['ratio_element_maps_fit_to_numpy']:.2f}x | within 2x |",
+            f"| peak maps + element fit in the same pass | {m['ratio_combined_to_numpy']:.2f}x | |",
+        ]
+    i = _load("identify")
+    if i:
+        s = i["synthetic_scans"]
+        out.append(f"| identification on {s['n_scans']} random synthetic scans "
+                   f"| precision {s['precision']:.2f}, recall {s['recall']:.2f} "
+                   f"| >= 0.95 / >= 0.9 |")
+    sp = _load("speckles")
+    if sp:
+        out.append(f"| speckle height scan, 100 heights on 1000 x 1000 "
+                   f"| {sp['scan']['maxrf_s']:.2f} s, {sp['scan']['speedup']:.0f}x the seed, equal "
+                   f"| a few seconds |")
+    v = _load("viewer")
+    if v:
+        p = v["pixel_click_cold_disk"]
+        out.append(f"| viewer pixel click on a 1 GiB cube | median {p['median_ms']:.0f} ms, "
+                   f"p95 {p['p95_ms']:.0f} ms | < 200 ms |")
+    lg = _load("large")
+    if lg:
+        out.append(f"| larger than RAM: {lg['cube_GB']:.0f} GB cube, {lg['ram_GB']:.0f} GB RAM "
+                   f"| see the table below | |")
+    return out
+
+
+def large_rows() -> list[str]:
+    lg = _load("large")
+    if not lg:
+        return []
+    out = [f"Larger than memory ({lg['note']}; budget {lg['budget_MB']} MB, so the RSS limit is "
+           f"{lg['rss_limit_MB']} MB):", "",
+           "| step | seconds | cube reads | peak RSS (MB) | time / numpy pass |", "|---|---|---|---|---|"]
+    for name, s in lg["summary"].items():
+        rss = f"{s['peak_rss_MB']}"
+        if "output_maps_MB" in s:
+            rss += f" (of which {s['output_maps_MB']} MB are the output maps)"
+        out.append(f"| {name} | {s['seconds']} | {s['cube_reads']} | {rss} | {s['ratio_to_numpy_pass']} |")
+    return out
+
+
+def main() -> None:
+    text = README.read_text()
+    table = "\n".join(["<!-- BENCHMARKS -->", *rows(), "", *large_rows(), "<!-- /BENCHMARKS -->"])
+    if "<!-- /BENCHMARKS -->" in text:
+        text = re.sub(r"<!-- BENCHMARKS -->.*<!-- /BENCHMARKS -->", lambda _m: table, text, flags=re.S)
+    else:
+        text = text.replace("<!-- BENCHMARKS -->", table)
+    README.write_text(text)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
