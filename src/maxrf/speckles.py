@@ -876,15 +876,18 @@ def find_speckles(
         One row per kept speckle: label, centroid, area, peak and the mean of every element
         map over the speckle.
     """
-    image, source = element_map_of(ds, element)
+    maps = {}
+    if "element_maps" in ds.layers:  # read once: the table's columns, and maybe the image
+        layer = ds.read("element_maps")
+        maps = {el: layer["maps"][i] for i, el in enumerate(layer.attrs.get("elements", []))}
+    if element in maps:
+        image, source = maps[element], f"element map ({layer.attrs.get('method')})"
+    else:
+        image, source = element_map_of(ds, element)
     atlas = SpeckleAtlas(image, n_heights=n_heights)
     clip = atlas.measure_speckles(max_area=max_area)
     noise = _noise_level(image)
     keep = speckles_above_noise(atlas, noise, factor=factor)
-    maps = {}
-    if "element_maps" in ds.layers:
-        layer = ds.read("element_maps")
-        maps = {el: layer["maps"][i] for i, el in enumerate(layer.attrs.get("elements", []))}
     table = speckle_table(atlas, maps, labels=keep)
     if store:
         labels = np.where(np.isin(atlas.relabel_image, keep), atlas.relabel_image, 0).astype(np.int32)
