@@ -70,8 +70,12 @@ def run_child(code: str) -> dict:
 
 
 def plan_size(folder: Path) -> tuple[float, str]:
-    """Cube size (GB) that fits the disk: raw + compressed store + margin."""
-    free = shutil.disk_usage(folder).free / 1e9
+    """Cube size (GB) that fits the disk: raw + compressed store + margin.
+
+    Files of an earlier run in ``folder`` are counted as free: they are reused or replaced.
+    """
+    reusable = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    free = (shutil.disk_usage(folder).free + reusable) / 1e9
     ram = psutil.virtual_memory().total / 1e9
     # raw + datastack (synthetic counts compress to well under half) + 5 GB margin
     fits = (free - 5) / 1.6
