@@ -3,13 +3,13 @@
 Report: every map and spectrum is on the page and every image decodes, with no network.
 Viewer: a real click on a map pixel shows that pixel's spectrum (compared with the cube in
 numpy), a drag across the spectrum maps that energy window (compared with a numpy sum).
-Screenshots go to tests/artifacts/ and the README's docs/img/report.png, docs/img/viewer.png.
+Screenshots go to tests/artifacts/ (the README's docs/img/ shots come from the real demo,
+made by docs/screenshots.py; tests never write tracked files).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,6 @@ from test_report import make_stack
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
-DOCS_IMG = ROOT / "docs" / "img"
 ARGS = [
     "--headless",
     "--no-sandbox",
@@ -66,13 +65,11 @@ class PageLog:
         page.on("request", lambda r: self.urls.append(r.url))
 
 
-def save_shot(page, name: str, docs: bool, **kwargs) -> Path:
+def save_shot(page, name: str, docs: bool = False, **kwargs) -> Path:
+    """Save a screenshot as a test artifact (``docs`` is kept for the call sites' intent)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / name
     page.screenshot(path=str(path), **kwargs)
-    if docs:
-        DOCS_IMG.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, DOCS_IMG / name.replace("_docs", ""))
     return path
 
 
