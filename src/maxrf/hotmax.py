@@ -19,7 +19,7 @@ Building the atlas (:func:`build_hotmax`)
    sorted by their lowest-energy peak.
 4. The few hotmax pixel spectra are read from the cube, each cube chunk at most once.
 5. Per spectrum: a baseline (:func:`maxrf.peaks.baseline`, SNIP via pybaselines, lifted to
-   the mean level of the noise by :func:`restore_level`), the Poisson noise envelope
+   the mean level of the noise by :func:`maxrf.peaks.restore_level`), the Poisson noise envelope
    ``baseline + n_sigma * sqrt(baseline)`` above it
    (:func:`maxrf.peaks.get_noise_envelope`) and the sub-peaks rising above the envelope
    (:func:`maxrf.peaks.find_subpeaks` on a copy smoothed by ``smooth`` channels, so a
@@ -43,6 +43,7 @@ from scipy import ndimage
 
 from maxrf import peaks as _peaks
 from maxrf.errors import ConcurrentWriteError, CorruptDataError, ParameterError
+from maxrf.peaks import restore_level  # noqa: F401 - kept as a public name of hotmax
 from maxrf.store import DataStack
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -163,55 +164,6 @@ def read_pixel_spectra(ds: DataStack, pixels: np.ndarray) -> np.ndarray:
     return np.asarray(values, dtype=np.float64).reshape(len(pixels), c)
 
 
-def restore_level(
-    y: np.ndarray,
-    base: np.ndarray,
-    *,
-    fwhm_channels: float,
-    scale: float = 1.0,
-    n_sigma: float = 3.0,
-    iterations: int = 3,
-) -> np.ndarray:
-    """Lift a clipping baseline to the mean level of the noise around it.
-
-    SNIP-type baselines follow the *lower* side of the channel-to-channel noise: on a
-    single-pixel spectrum they sit 30 to 70 % below the true continuum, and an envelope
-    ``n_sigma`` above them then lets far too many pure-noise channels through. This
-    adds the locally averaged residual ``y - base`` of the channels that are not peaks
-    (below the envelope, and more than one FWHM from a channel above it), averaged with
-    a Gaussian of ``4 * fwhm_channels`` (normalised convolution), a few times over.
-
-    Parameters
-    ----------
-    y, base : numpy.ndarray
-        Spectrum and its clipping baseline (counts per channel).
-    fwhm_channels : float
-        Peak FWHM (channels): the mask margin and (x 4) the averaging scale.
-    scale : float
-        Noise relative to Poisson (1 for raw counts).
-    n_sigma : float
-        Channels above ``base + n_sigma * scale * sqrt(base)`` count as peaks.
-    iterations : int
-        Number of corrections.
-
-    Returns
-    -------
-    numpy.ndarray
-        The corrected baseline (counts, >= 0).
-    """
-    fw = max(float(fwhm_channels), 1.0)
-    margin = max(1, int(round(fw)))
-    base = np.asarray(base, dtype=np.float64)
-    for _ in range(iterations):
-        env = base + n_sigma * scale * np.sqrt(np.maximum(base, 1.0))
-        quiet = ~ndimage.binary_dilation(y > env, iterations=margin)
-        num = ndimage.gaussian_filter1d(np.where(quiet, y - base, 0.0), 4.0 * fw, mode="nearest")
-        den = ndimage.gaussian_filter1d(quiet.astype(np.float64), 4.0 * fw, mode="nearest")
-        corr = np.where(den > 0.05, num / np.maximum(den, 0.05), 0.0)
-        base = np.maximum(base + corr, 0.0)
-    return base
-
-
 def spectrum_noise(
     y: np.ndarray,
     *,
@@ -250,7 +202,7 @@ def spectrum_noise(
         return zero, _peaks.get_noise_envelope(y, zero, n_sigma), np.zeros(0, dtype=np.intp)
     base = np.maximum(_peaks.baseline(y, fwhm_channels=fwhm_channels), 0.0)
     scale = 1.0 if counts else _peaks.noise_scale(y, base)
-    base = restore_level(y, base, fwhm_channels=fwhm_channels, scale=scale)
+    base = _peaks.restore_level(y, base, fwhm_channels=fwhm_channels, scale=scale)
     env = _peaks.get_noise_envelope(y, base, n_sigma, scale=scale)
     ys = ndimage.gaussian_filter1d(y, smooth) if smooth and smooth > 0 else y
     reduction = 1.0 / math.sqrt(2.0 * math.sqrt(math.pi) * smooth) if smooth > 0.3 else 1.0

@@ -10,7 +10,7 @@ evidence a user can check.
 Algorithm of :func:`identify` (one spectrum)
 --------------------------------------------
 1. **Preparation.** Baseline (SNIP of :mod:`maxrf.peaks`, lifted to the mean level of the
-   noise by :func:`maxrf.hotmax.restore_level`) and Poisson noise envelope (3 sigma), or the
+   noise by :func:`maxrf.peaks.restore_level`) and Poisson noise envelope (3 sigma), or the
    ones stored with the hotmax atlas; observed peaks = local maxima 4 sigma above the
    baseline and above the envelope. Detector resolution ``fwhm_at_6keV`` from the widths of
    the strongest peaks and the zero peak (:func:`estimate_fwhm6`, Fano model of
@@ -1588,12 +1588,10 @@ class _SpectrumContext:
         self.gain = np.gradient(e)
         fw_ch = _peaks.estimate_fwhm_channels(y)
         if base is None:
-            from maxrf.hotmax import restore_level
-
             # SNIP follows the low side of the noise: lift it to the mean level, or the
             # continuum left in ``y - base`` is taken for broad peaks
             base = _peaks.baseline(y, fwhm_channels=fw_ch)
-            base = restore_level(y, np.maximum(base, 0.0), fwhm_channels=fw_ch,
+            base = _peaks.restore_level(y, np.maximum(base, 0.0), fwhm_channels=fw_ch,
                                  scale=max(_peaks.noise_scale(y, base), 1.0))
         self.base = base
         # noise relative to Poisson: never below Poisson (a smoothed spectrum's channels are
