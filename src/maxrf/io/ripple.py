@@ -582,30 +582,20 @@ class RippleScan:
 def _split_scan_path(path: Path) -> tuple[Path, Path]:
     """Given the .rpl, the .raw or the common stem, return (rpl_path, raw_path)."""
     suffix = path.suffix.lower()
-    if suffix == ".rpl":
-        rpl = path
-        if not rpl.exists():
-            raise MissingFileError("the .rpl header file does not exist", rpl)
-        raw = _partner(rpl, ".raw")
-        if raw is None:
-            stem = rpl.name[: -len(rpl.suffix)]
+    if suffix in (".rpl", ".raw"):
+        what = {".rpl": "the .rpl header file", ".raw": "the .raw data file"}
+        partner_what = {".rpl": "the .rpl header", ".raw": "the .raw data file"}
+        other = ".raw" if suffix == ".rpl" else ".rpl"
+        if not path.exists():
+            raise MissingFileError(f"{what[suffix]} does not exist", path)
+        partner = _partner(path, other)
+        if partner is None:
+            stem = path.name[: -len(path.suffix)]
             raise MissingFileError(
-                f"the .raw data file that goes with {rpl.name} does not exist",
-                rpl.with_name(stem + (".RAW" if rpl.suffix.isupper() else ".raw")),
+                f"{partner_what[other]} that goes with {path.name} does not exist",
+                path.with_name(stem + (other.upper() if path.suffix.isupper() else other)),
             )
-        return rpl, raw
-    if suffix == ".raw":
-        raw = path
-        if not raw.exists():
-            raise MissingFileError("the .raw data file does not exist", raw)
-        rpl = _partner(raw, ".rpl")
-        if rpl is None:
-            stem = raw.name[: -len(raw.suffix)]
-            raise MissingFileError(
-                f"the .rpl header that goes with {raw.name} does not exist",
-                raw.with_name(stem + (".RPL" if raw.suffix.isupper() else ".rpl")),
-            )
-        return rpl, raw
+        return (path, partner) if suffix == ".rpl" else (partner, path)
     # a stem: PATH -> PATH.rpl + PATH.raw
     as_stem = path.with_name(path.name + ".x")
     rpl = _partner(as_stem, ".rpl")
