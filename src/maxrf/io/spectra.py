@@ -173,16 +173,20 @@ def _calibration(axis: dict[str, Any], units_hint: str | None) -> tuple[float, f
 # --------------------------------------------------------------------------- readers
 
 
+def _first_item(file_reader: Any, path: Path, kind: str) -> dict:
+    """The first signal rosettasciio reads from ``path``; none of its exceptions leak."""
+    try:
+        return file_reader(os.fspath(path))[0]
+    except Exception as exc:
+        raise SpectrumFormatError(
+            f"not a readable {kind} ({type(exc).__name__}: {exc})", path
+        ) from None
+
+
 def _read_msa(path: Path) -> Spectrum:
     from rsciio.msa import file_reader
 
-    try:
-        result = file_reader(os.fspath(path))
-        item = result[0]
-    except Exception as exc:  # no reader exception may leak
-        raise SpectrumFormatError(
-            f"not a readable EMSA/MAS spectrum ({type(exc).__name__}: {exc})", path
-        ) from None
+    item = _first_item(file_reader, path, "EMSA/MAS spectrum")
     original = dict(item.get("original_metadata") or {})
     if not original.get("NPOINTS") and len(np.asarray(item.get("data", []))) == 0:
         raise SpectrumFormatError("not an EMSA/MAS spectrum (no #NPOINTS header and no #SPECTRUM data)", path)
@@ -248,13 +252,7 @@ def _xrf_header(path: Path) -> dict[str, str]:
 def _read_spx(path: Path) -> Spectrum:
     from rsciio.bruker import file_reader
 
-    try:
-        result = file_reader(os.fspath(path))
-        item = result[0]
-    except Exception as exc:  # no reader exception may leak
-        raise SpectrumFormatError(
-            f"not a readable Bruker .spx spectrum ({type(exc).__name__}: {exc})", path
-        ) from None
+    item = _first_item(file_reader, path, "Bruker .spx spectrum")
     counts = _check_counts(item.get("data"), path)
     axes = item.get("axes") or [{}]
     calib = _calibration(axes[0], "keV")
