@@ -256,12 +256,11 @@ def _build(tmp, scan, store_dtype, block, sigma, flip_h, flip_v, progress, clien
 
 
 def _write_header_calibration(tmp: Path, cal: tuple[float, float], n: int) -> None:
-    gain, offset = cal
-    write_layer(
-        tmp, "calibration",
-        {"energies": offset + gain * np.arange(n, dtype=np.float64)},
-        {"gain_keV": gain, "offset_keV": offset, "method": "header", "peaks": []},
-    )
+    """The header's calibration, stored in the same layer shape as a found one."""
+    from maxrf.calibration import header_calibration
+
+    header = header_calibration(*cal)
+    write_layer(tmp, "calibration", {"energies": header.energies(n)}, header.to_dict())
 
 
 def _auto_calibrate(tmp: Path, anode: str, tube_kv: float) -> None:

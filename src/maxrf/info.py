@@ -35,15 +35,13 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
         ``layer_shapes``, ``provenance``, ``created``, ``maxrf_version``.
     """
     ds = DataStack(path)
-    manifest = read_manifest(ds.path)
+    manifest = read_manifest(ds.path)  # once: layers, shapes and provenance from one state
     h, w, c = ds.shape
     cube_bytes = folder_bytes(ds.path / "cube")
     raw = h * w * c * ds.dtype.itemsize
     cal = ds.calibration
-    layer_shapes = {
-        name: {k: list(v["shape"]) for k, v in _layer_shapes(ds, name).items()}
-        for name in ds.layers
-    }
+    layers = manifest.get("layers", {})
+    layer_shapes = {name: _layer_shapes(ds.path, entry) for name, entry in sorted(layers.items())}
     n_chunks = int(np.ceil(h / ds.chunks[0]) * np.ceil(w / ds.chunks[1]))
     return {
         "path": str(ds.path),
@@ -57,7 +55,7 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
             "gain_keV": cal["gain_keV"], "offset_keV": cal["offset_keV"],
             "method": cal.get("method"),
         },
-        "layers": ds.layers,
+        "layers": sorted(layers),
         "layer_shapes": layer_shapes,
         "provenance": manifest.get("metadata", {}),
         "created": manifest.get("created"),
@@ -65,9 +63,8 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
     }
 
 
-def _layer_shapes(ds: DataStack, name: str) -> dict[str, dict[str, Any]]:
+def _layer_shapes(path: Path, entry: dict[str, Any]) -> dict[str, list[int]]:
     import zarr
 
-    entry = read_manifest(ds.path)["layers"][name]
-    group = zarr.open_group(ds.path / entry["dir"], mode="r")
-    return {k: {"shape": tuple(group[k].shape)} for k in entry.get("arrays", [])}
+    group = zarr.open_group(path / entry["dir"], mode="r")
+    return {k: list(group[k].shape) for k in entry.get("arrays", [])}
