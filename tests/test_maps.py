@@ -314,6 +314,70 @@ def test_layers_stored_with_schema(scan):
     assert el.attrs["elements"] == ["Fe", "Cu"] and el.attrs["method"] == "fit"
 
 
+@pytest.mark.parametrize("method,norm,seed_", [("fit", False, 4), ("fit", True, 5),
+                                               ("window", True, 6)])
+def test_stored_maps_stream_in_bands_and_equal_in_memory(tmp_path, monkeypatch, method, norm,
+                                                         seed_):
+    """store=True streams the maps into the layers band by band (a tiny budget gives many
+    bands of a few rows); the stored maps equal the in-memory computation exactly."""
+    from maxrf import engine
+    from maxrf.store import LayerArray
+
+    ds, truth = _scan(tmp_path, "bands", budget=2**19, seed=seed_, elements=["Ca", "Fe", "Pb"])
+    kw = dict(peaks=True, elements=truth.elements, method=method, prominence=10, norm=norm)
+    mem = mp.compute_maps(ds, **kw)
+    monkeypatch.setenv("MAXRF_BUDGET_MB", "0.05")
+    k = 2 * len(mem.peaks.labels)
+    assert engine.band_rows(ds.shape[:2], k, ds.chunks[0]) < ds.shape[0] // 3  # several bands
+    before = engine.stats["runs"]
+    res = mp.compute_maps(ds, **kw, store=True)
+    assert engine.stats["runs"] == before + 1  # still one pass over the cube
+    assert isinstance(res.peaks.maps, LayerArray) and isinstance(res.elements.maps, LayerArray)
+    np.testing.assert_array_equal(np.asarray(res.peaks.maps), mem.peaks.maps)
+    np.testing.assert_array_equal(np.asarray(res.peaks.keV_maps), mem.peaks.keV_maps)
+    np.testing.assert_array_equal(np.asarray(res.elements.maps), mem.elements.maps)
+    np.testing.assert_array_equal(np.asarray(res.elements.chi2), mem.elements.chi2)
+    assert res.elements.refined_fraction == pytest.approx(mem.elements.refined_fraction)
+    if norm:
+        assert np.nanmax(np.asarray(res.peaks.maps), axis=(1, 2)) == pytest.approx(1.0)
+    pl, el = ds.read("peak_maps"), ds.read("element_maps")
+    assert pl.attrs["labels"] == mem.peaks.labels and pl.attrs["norm"] is norm
+    np.testing.assert_array_equal(pl["slices"], mem.peaks.slices)
+    assert el.attrs["method"] == method and el.attrs["elements"] == truth.elements
+    for i, element in enumerate(truth.elements):  # a map at a time, as the viewer reads
+        np.testing.assert_array_equal(res.elements[element], mem.elements.maps[i])
+
+
+def test_stored_maps_memory_is_a_band_not_the_stack(tmp_path, monkeypatch):
+    """With 80 maps of 300 x 300 pixels (29 MB), the streamed pass holds a few MB."""
+    import tracemalloc
+
+    from conftest import poisson_cube, write_pair
+
+    cube = poisson_cube(7, shape=(300, 300, 128), lam=2.0)
+    ds = convert(write_pair(tmp_path, cube), calibrate=False, budget=2**20)
+    e = 1.0 + 0.02 * np.arange(128)
+    ds.write_layer("calibration", {"energies": e}, {"gain_keV": 0.02, "offset_keV": 1.0,
+                                                    "method": "manual", "peaks": []})
+    comb = np.zeros(128)
+    comb[2:122:3] = 100.0  # 40 isolated peaks -> 40 slices -> 80 maps
+    monkeypatch.setenv("MAXRF_BUDGET_MB", "4")
+    output = 80 * 300 * 300 * 4
+    peaks = {}
+    for store in (False, True):
+        tracemalloc.start()
+        res = mp.compute_maps(ds, peaks=True, y_max=comb, prominence=1, store=store)
+        peaks[store] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert len(res.peaks.labels) == 40
+        np.testing.assert_allclose(np.asarray(res.peaks.maps)[7],
+                                   mp.seed_peak_map(cube[:, :, slice(res.peaks.slices[7, 0],
+                                                                     res.peaks.slices[7, 2] + 1)]),
+                                   rtol=1e-6, atol=1e-5)
+    assert peaks[False] > output  # the in-memory result is the whole stack ...
+    assert peaks[True] < output / 4, peaks  # ... the stored one a band of it
+
+
 def test_identified_elements(scan):
     ds, _ = scan
     from maxrf.store import delete_layer
@@ -395,6 +459,70 @@ def test_distributed_equals_local(tmp_path, client):
     np.testing.assert_allclose(dist.elements.maps, local.elements.maps, rtol=1e-5, atol=1e-3)
     np.testing.assert_allclose(dist.elements.chi2, local.elements.chi2, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(mp.sum_image(ds, client=client), mp.sum_image(ds))
+
+
+def test_distributed_stored_maps_equal_local(tmp_path, client):
+    """The streamed store path on a 2-process cluster: the layers equal the local run's."""
+    ds, truth = _scan(tmp_path, "dstore", budget=2**21, seed=9, elements=["Fe", "Cu", "Pb"])
+    kw = dict(peaks=True, elements=truth.elements, prominence=10, norm=True, store=True)
+    mp.compute_maps(ds, **kw)
+    local_p, local_e = ds.read("peak_maps"), ds.read("element_maps")
+    mp.compute_maps(ds, **kw, client=client)
+    dist_p, dist_e = ds.read("peak_maps"), ds.read("element_maps")
+    np.testing.assert_array_equal(dist_p["maps"], local_p["maps"])
+    np.testing.assert_array_equal(dist_p["keV_maps"], local_p["keV_maps"])
+    np.testing.assert_allclose(dist_e["maps"], local_e["maps"], rtol=1e-5, atol=1e-3)
+    assert dist_p.attrs == local_p.attrs
+
+
+def test_worker_killed_mid_maps_same_results(tmp_path, client):
+    """Kill a worker process while the maps pass runs: dask reruns its blocks, the stored
+    maps equal the local run's."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from maxrf import engine
+
+    ds, truth = _scan(tmp_path, "kill", budget=2**21, height=96, width=80, seed=10,
+                      elements=["Fe", "Cu", "Pb"])
+    kw = dict(peaks=True, elements=truth.elements, prominence=10, store=True)
+    local = mp.compute_maps(ds, **kw)
+    local_maps = np.asarray(local.elements.maps)
+    local_peaks = np.asarray(local.peaks.maps)
+    n_blocks = len(ds.block_source().blocks())
+    workers = list(client.scheduler_info()["workers"])
+    pids = client.run(os.getpid)
+    killed = {}
+    real_add = engine.BandedMaps.add
+    fed = {"n": 0}
+
+    def counting_add(self, where, part):
+        fed["n"] += 1
+        return real_add(self, where, part)
+
+    def kill_one():
+        deadline = time.perf_counter() + 60
+        while fed["n"] < n_blocks // 5 and time.perf_counter() < deadline:
+            time.sleep(0.005)
+        killed["at"] = time.perf_counter()
+        killed["fed"] = fed["n"]
+        os.kill(pids[workers[0]], signal.SIGKILL)
+
+    engine.BandedMaps.add = counting_add
+    try:
+        t = threading.Thread(target=kill_one)
+        t.start()
+        dist = mp.compute_maps(ds, **kw, client=client)
+        done = time.perf_counter()
+        t.join()
+    finally:
+        engine.BandedMaps.add = real_add
+    assert killed["at"] < done and killed["fed"] < 2 * n_blocks, "killed after the run"
+    np.testing.assert_array_equal(np.asarray(dist.peaks.maps), local_peaks)
+    np.testing.assert_allclose(np.asarray(dist.elements.maps), local_maps, rtol=1e-5, atol=1e-3)
+    client.wait_for_workers(2, timeout=60)
 
 
 # ----------------------------------------------------------------------------- small helpers

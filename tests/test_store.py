@@ -164,3 +164,112 @@ def test_flipped_byte_in_chunk_is_detected(ds):
     chunk.write_bytes(bytes(data))
     with pytest.raises(CorruptDataError, match="cube.*corrupt"):
         DataStack(ds.path).cube.compute()
+
+
+# ----------------------------------------------------------------------------- streaming writes
+def test_layer_writer_streams_regions_and_commits_layers_together(ds):
+    from maxrf.store import LayerWriter
+
+    rng = np.random.default_rng(5)
+    a = rng.random((3, 10, 12)).astype(np.float32)
+    b = rng.random((10, 12)).astype(np.float32)
+    ds.write_layer("x", {"m": np.zeros((3, 10, 12), np.float32)}, {"state": "old"})
+    with LayerWriter(ds.path) as lw:
+        m = lw.create("x", "m", a.shape, np.float32, (1, 4, 12))
+        n = lw.create("y", "n", b.shape, np.float32, (4, 12))
+        for r0 in (8, 0, 4):  # bands in any order, the last one short
+            rows = slice(r0, min(r0 + 4, 10))
+            lw.write(m, (slice(None), rows), a[:, rows])
+            lw.write(n, (rows,), b[rows])
+        lw.put("x", "small", np.arange(3))
+        # nothing visible before the commit
+        assert DataStack(ds.path).read("x").attrs["state"] == "old" and "y" not in ds.layers
+        lw.commit({"x": {"state": "new"}, "y": {"state": "new"}})
+    x, y = ds.read("x"), ds.read("y")
+    np.testing.assert_array_equal(x["m"], a)
+    np.testing.assert_array_equal(y["n"], b)
+    np.testing.assert_array_equal(x["small"], np.arange(3))
+    assert x.attrs["state"] == y.attrs["state"] == "new"
+    assert len(list((ds.path / "layers").iterdir())) == 2  # the old version of x is gone
+
+
+def test_layer_writer_without_commit_leaves_previous_state(ds):
+    from maxrf.store import LayerWriter
+
+    ds.write_layer("x", {"m": np.zeros((2, 10, 12))}, {"state": "old"})
+    with pytest.raises(RuntimeError, match="boom"), LayerWriter(ds.path) as lw:
+        m = lw.create("x", "m", (2, 10, 12), np.float64)
+        lw.write(m, (slice(None), slice(0, 5)), np.ones((2, 5, 12)))
+        raise RuntimeError("boom")
+    layer = ds.read("x")
+    assert layer.attrs["state"] == "old" and (layer["m"] == 0).all()
+    assert len(list((ds.path / "layers").iterdir())) == 1
+    # and the lock was released
+    ds.write_layer("x", {"m": np.ones((2, 10, 12))}, {"state": "new"})
+
+
+def test_layer_writer_disk_full_mid_stream(ds, monkeypatch):
+    import errno
+
+    import maxrf.store as store
+    from maxrf.errors import DiskFullError
+
+    ds.write_layer("x", {"m": np.zeros((2, 10, 12))}, {"state": "old"})
+    calls = {"n": 0}
+    real = store.write_region
+
+    def full(*args):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*args)
+
+    monkeypatch.setattr(store, "write_region", full)
+    with pytest.raises(DiskFullError, match="disk full"), store.LayerWriter(ds.path) as lw:
+        m = lw.create("x", "m", (2, 10, 12), np.float64, (1, 5, 12))
+        for r0 in (0, 5):
+            lw.write(m, (slice(None), slice(r0, r0 + 5)), np.ones((2, 5, 12)))
+        lw.commit({"x": {"state": "new"}})
+    layer = ds.read("x")
+    assert layer.attrs["state"] == "old" and (layer["m"] == 0).all()
+    assert len(list((ds.path / "layers").iterdir())) == 1
+
+
+def test_layer_writer_needs_with_and_one_writer(ds):
+    from maxrf.store import LayerWriter
+
+    with pytest.raises(Exception, match="context manager"):
+        LayerWriter(ds.path).create("x", "m", (2,), np.float32)
+    with LayerWriter(ds.path), pytest.raises(ConcurrentWriteError):
+        ds.write_layer("x", {"m": np.zeros(2)})
+
+
+def test_lazy_read_equals_eager_and_notices_replacement(ds):
+    rng = np.random.default_rng(2)
+    maps = rng.random((4, 10, 12)).astype(np.float32)
+    ds.write_layer("peak_maps", {"maps": maps, "chi2": maps[0]}, {"labels": list("abcd")})
+    lazy = ds.read("peak_maps", lazy=True)
+    arr = lazy["maps"]
+    assert arr.shape == (4, 10, 12) and arr.dtype == np.float32 and len(arr) == 4
+    np.testing.assert_array_equal(arr[2], maps[2])
+    np.testing.assert_array_equal(arr[1:3, 2:5], maps[1:3, 2:5])
+    np.testing.assert_array_equal(np.asarray(arr), maps)
+    np.testing.assert_array_equal(np.stack(list(arr)), maps)
+    assert lazy.attrs["labels"] == list("abcd")
+    ds.write_layer("peak_maps", {"maps": maps + 1}, {})
+    with pytest.raises(LayerMissingError, match="replaced"):
+        arr[0]
+    with pytest.raises(LayerMissingError, match="not been computed"):
+        ds.read("nothing", lazy=True)
+
+
+def test_lazy_read_names_damaged_chunk(ds):
+    ds.write_layer("x", {"m": np.random.default_rng(0).random((2, 10, 12))})
+    arr = ds.read("x", lazy=True)["m"]
+    chunk = next(p for p in (ds.path / "layers").rglob("c/1/0/0") if p.is_file())
+    raw = bytearray(chunk.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    chunk.write_bytes(bytes(raw))
+    np.testing.assert_array_equal(arr[0].shape, (10, 12))  # the sound map reads
+    with pytest.raises(CorruptDataError, match="'m' is damaged"):
+        arr[1]

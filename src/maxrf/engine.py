@@ -115,6 +115,90 @@ class PixelMaps(Reduction):
         return np.zeros((0, *shape), dtype=self.dtype) if isinstance(acc, tuple) else acc
 
 
+class BandedMaps:
+    """Caller-side sink of a :class:`PixelMaps` reduction that never holds its whole output.
+
+    Block results ``(k, r, c)`` are assembled into row bands ``(k, band_rows, W)``; each
+    band, once every pixel of it has arrived, is handed to ``flush(rows, band)`` (e.g.
+    written to the store) and dropped. Memory is the open bands, about
+    ``k * band_rows * W * itemsize`` each; blocks arrive in row-major order (locally in
+    waves, on a cluster roughly so), so one or two bands are open at a time.
+
+    Parameters
+    ----------
+    shape : (H, W)
+        Image shape (pixels).
+    band_rows : int
+        Rows per band (see :func:`band_rows`).
+    flush : callable
+        ``flush(rows: slice, band: ndarray (k, rows, W))``, called once per band, in no
+        guaranteed order.
+    dtype : numpy dtype
+        Of the bands (the reduction's output dtype).
+    """
+
+    def __init__(self, shape: tuple[int, int], band_rows: int,
+                 flush: Callable[[slice, np.ndarray], None], dtype: Any = np.float32):
+        if band_rows < 1:
+            raise ParameterError(f"band_rows must be >= 1, got {band_rows}")
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.band_rows = int(band_rows)
+        self.flush = flush
+        self.dtype = np.dtype(dtype)
+        self.k: int | None = None
+        self._open: dict[int, list] = {}  # band index -> [array, pixels still missing]
+        self.flushed = 0
+        self.peak_open = 0
+
+    def _rows(self, b: int) -> slice:
+        return slice(b * self.band_rows, min((b + 1) * self.band_rows, self.shape[0]))
+
+    def add(self, where: Block, part: np.ndarray) -> None:
+        """Put one block's ``(k, r, c)`` result into its band(s); flush completed bands."""
+        if self.k is None:
+            self.k = int(part.shape[0])
+        h, w = self.shape
+        r0, r1 = where.rows.start, where.rows.stop
+        for b in range(r0 // self.band_rows, (r1 - 1) // self.band_rows + 1):
+            rows = self._rows(b)
+            if b not in self._open:
+                n = rows.stop - rows.start
+                self._open[b] = [np.empty((self.k, n, w), dtype=self.dtype), n * w]
+                self.peak_open = max(self.peak_open, len(self._open))
+            entry = self._open[b]
+            lo, hi = max(r0, rows.start), min(r1, rows.stop)
+            entry[0][:, lo - rows.start : hi - rows.start, where.cols] = part[:, lo - r0 : hi - r0]
+            entry[1] -= (hi - lo) * (where.cols.stop - where.cols.start)
+            if entry[1] == 0:
+                del self._open[b]
+                self.flush(rows, entry[0])
+                self.flushed += 1
+
+    def finish(self) -> int:
+        """Check that every band was completed and flushed; returns ``k``."""
+        n_bands = -(-self.shape[0] // self.band_rows) if self.shape[0] else 0
+        if self._open or self.flushed != n_bands:
+            raise RuntimeError(f"{len(self._open)} map bands incomplete after the pass")
+        return int(self.k or 0)
+
+
+def band_rows(shape: tuple[int, int], k: int, block_rows: int, itemsize: int = 4,
+              budget: int | None = None, chunk_bytes: int = 2**20) -> int:
+    """Rows of a map band (and of a stored map chunk): a multiple of the block rows.
+
+    About ``chunk_bytes`` per map chunk of ``rows x W`` (big enough that a map is a few
+    dozen files, small enough for quick partial reads), and at most a quarter of the
+    memory budget for one band of all ``k`` maps.
+    """
+    h, w = shape
+    block_rows = max(1, int(block_rows))
+    rows = max(block_rows, chunk_bytes // max(1, w * itemsize))
+    cap = budget_bytes(budget) // 4 // max(1, k * w * itemsize)
+    rows = min(rows, max(block_rows, cap))
+    rows = max(block_rows, rows // block_rows * block_rows)
+    return int(min(rows, max(1, h)))
+
+
 class MaxSpectrum(Reduction):
     """Per channel, the maximum over all pixels and the pixel ``[row, col]`` that holds it.
 
@@ -286,6 +370,7 @@ def run(
     transform: Callable[[np.ndarray], np.ndarray] | None = None,
     sink: Any = None,
     description: str = "blocks",
+    outputs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Stream ``source`` once, feeding every reduction from each block read.
 
@@ -305,6 +390,11 @@ def run(
         sink and reductions see it.
     sink : object with ``write_block(block, data)``, optional
         Receives every (transformed) block, e.g. the store being written.
+    outputs : mapping of str to sink, optional
+        For the reductions named here, each block's result goes to
+        ``outputs[name].add(block, part)`` on the caller's side as it arrives, and the
+        result is ``outputs[name].finish()`` (e.g. :class:`BandedMaps` writing maps to
+        the store), instead of being assembled in memory.
 
     Returns
     -------
@@ -314,13 +404,20 @@ def run(
     blocks = source.blocks()
     client = get_client(client)
     shape = source.shape[:2]
-    accs = {name: r.start(shape) for name, r in reductions.items()}
+    outputs = dict(outputs or {})
+    unknown = set(outputs) - set(reductions)
+    if unknown:
+        raise ParameterError(f"outputs for unknown reductions: {sorted(unknown)}")
+    accs = {name: r.start(shape) for name, r in reductions.items() if name not in outputs}
 
     def feed(where: Block, res: dict[str, Any]) -> None:
         stats["blocks_read"] += 1
         stats["bytes_read"] += res.pop(_BYTES)
         for name, r in reductions.items():
-            accs[name] = r.add(accs[name], where, res[name])
+            if name in outputs:
+                outputs[name].add(where, res[name])
+            else:
+                accs[name] = r.add(accs[name], where, res[name])
 
     tasks = [
         dask.delayed(_process, pure=False)(source, b, reductions, transform, sink) for b in blocks
@@ -330,7 +427,8 @@ def run(
     else:
         _run_local(blocks, tasks, feed, progress, description)
     stats["runs"] += 1
-    return {name: r.finish(accs[name], shape) for name, r in reductions.items()}
+    return {name: outputs[name].finish() if name in outputs else r.finish(accs[name], shape)
+            for name, r in reductions.items()}
 
 
 def _run_local(blocks: list[Block], tasks: list, feed: Callable, progress: bool,

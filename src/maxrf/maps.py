@@ -300,12 +300,12 @@ def _single_threaded_blas() -> Iterator[None]:
 
 
 def _run(inp: _Input, reductions: Mapping[str, PixelMaps], client: Any, progress: bool,
-         description: str) -> dict[str, Any]:
+         description: str, outputs: Mapping[str, Any] | None = None) -> dict[str, Any]:
     client = engine.get_client(client)
     ctx = _single_threaded_blas() if client is None else contextlib.nullcontext()
     with ctx:
         return engine.run(inp.source, reductions, client=client, progress=progress,
-                          description=description)
+                          description=description, outputs=outputs)
 
 
 # =========================================================================== slices
@@ -1222,9 +1222,10 @@ class PeakMaps:
 
     Attributes
     ----------
-    maps : numpy.ndarray
+    maps : numpy.ndarray or maxrf.store.LayerArray
         ``(k, H, W)`` float32 peak maps (counts per channel above the slice baseline; divided
-        by each map's maximum when ``norm``).
+        by each map's maximum when ``norm``). A read-on-demand view of the stored layer
+        when computed with ``store=True``.
     keV_maps : numpy.ndarray
         ``(k, H, W)`` float32 energy (keV) of the per-pixel maximum in each slice.
     slices : numpy.ndarray
@@ -1261,8 +1262,9 @@ class ElementMaps:
 
     Attributes
     ----------
-    maps : numpy.ndarray
-        ``(k, H, W)`` float32 counts per pixel of each element's lines (total area).
+    maps : numpy.ndarray or maxrf.store.LayerArray
+        ``(k, H, W)`` float32 counts per pixel of each element's lines (total area); a
+        read-on-demand view of the stored layer when computed with ``store=True``.
     chi2 : numpy.ndarray
         ``(H, W)`` float32 reduced chi-square of the per-pixel fit (NaN for ``'window'``).
     elements : list of str
@@ -1405,7 +1407,12 @@ def compute_maps(
     progress : bool
         Progress bar on standard error.
     store : bool
-        Write the ``peak_maps`` / ``element_maps`` layers (DataStack input only).
+        Write the ``peak_maps`` / ``element_maps`` layers (DataStack input only). The maps
+        are then streamed into the store band by band as the pass produces them (both
+        layers committed together at the end, atomically), so memory stays bounded
+        whatever the number of maps and pixels; the result's ``maps``, ``keV_maps`` and
+        ``chi2`` are :class:`maxrf.store.LayerArray` views of the stored layers, read on
+        demand (``maps[i]`` reads one map, ``numpy.asarray(maps)`` all of them).
 
     Returns
     -------
@@ -1455,10 +1462,17 @@ def compute_maps(
             reductions["windows"] = PeakSliceMaps(wslices, e, kev_maps=False)
             elem_info = {"windows": wins, "response": np.array(response), "fwhm6": fwhm6,
                          "theta": theta, "anode": anode_, "tube_kv": kv, "range": (e[lo], e[hi - 1])}
+    if store and inp.datastack is None:
+        raise ParameterError("store=True needs a DataStack, not a bare cube")
     t0 = time.perf_counter()
+    if store:
+        result = _compute_stored(inp, reductions, e, peak_info, elem_info, els, method,
+                                 norm=norm, prominence=prominence, rel_height=rel_height,
+                                 client=client, progress=progress)
+        result.seconds = time.perf_counter() - t0
+        return result
     out = _run(inp, reductions, client, progress, "maps")
-    seconds = time.perf_counter() - t0
-    result = MapsResult(seconds=seconds)
+    result = MapsResult(seconds=time.perf_counter() - t0)
     h, w = inp.shape[:2]
     if peaks:
         peaks_xy, slices = peak_info
@@ -1470,33 +1484,127 @@ def compute_maps(
         result.peaks = PeakMaps(maps, arr[k:], slices, peaks_xy, peak_labels(peaks_xy[:, 0]),
                                 bool(norm), float(prominence), float(rel_height))
     if els and method == "fit":
-        model = elem_info["model"]
         arr = out["elements"]
         k = len(els)
-        result.elements = ElementMaps(
-            maps=arr[:k], chi2=arr[k], elements=els, method="fit",
-            fwhm_at_6keV=model.fwhm_at_6keV, theta_deg=model.theta_deg, anode=model.anode,
-            tube_kv=model.tube_kv, energy_range=[float(e[model.lo]), float(e[model.hi - 1])],
-            components=list(model.names), refined_fraction=float(arr[k + 1].mean()),
-        )
+        result.elements = _fit_result(elem_info["model"], e, els, arr[:k], arr[k],
+                                      float(arr[k + 1].mean()))
     elif els:
         arr = out["windows"]
-        d = np.array([w["channels"][1] - w["channels"][0] for w in elem_info["windows"]], float)
-        scale = (d / elem_info["response"]).astype(np.float32)
-        result.elements = ElementMaps(
-            maps=(arr * scale[:, None, None]).astype(np.float32),
-            chi2=np.full((h, w), np.nan, dtype=np.float32), elements=els, method="window",
-            windows=elem_info["windows"], fwhm_at_6keV=float(elem_info["fwhm6"]),
-            theta_deg=float(elem_info["theta"]), anode=elem_info["anode"],
-            tube_kv=float(elem_info["tube_kv"]), energy_range=[float(v) for v in elem_info["range"]],
-        )
-    if store:
-        if inp.datastack is None:
-            raise ParameterError("store=True needs a DataStack, not a bare cube")
-        if result.peaks is not None:
-            write_peak_maps(inp.datastack, result.peaks)
-        if result.elements is not None:
-            write_element_maps(inp.datastack, result.elements)
+        arr *= _window_scale(elem_info)[:, None, None]
+        result.elements = _window_result(elem_info, els, arr,
+                                         np.full((h, w), np.nan, dtype=np.float32))
+    return result
+
+
+def _fit_result(model: FitModel, e: np.ndarray, els: list[str], maps: Any, chi2: Any,
+                refined_fraction: float) -> ElementMaps:
+    return ElementMaps(
+        maps=maps, chi2=chi2, elements=els, method="fit",
+        fwhm_at_6keV=model.fwhm_at_6keV, theta_deg=model.theta_deg, anode=model.anode,
+        tube_kv=model.tube_kv, energy_range=[float(e[model.lo]), float(e[model.hi - 1])],
+        components=list(model.names), refined_fraction=float(refined_fraction),
+    )
+
+
+def _window_scale(info: Mapping[str, Any]) -> np.ndarray:
+    """Per element: window width over the template's response (float32): counts per pixel."""
+    d = np.array([w["channels"][1] - w["channels"][0] for w in info["windows"]], float)
+    return (d / info["response"]).astype(np.float32)
+
+
+def _window_result(info: Mapping[str, Any], els: list[str], maps: Any, chi2: Any) -> ElementMaps:
+    return ElementMaps(
+        maps=maps, chi2=chi2, elements=els, method="window", windows=info["windows"],
+        fwhm_at_6keV=float(info["fwhm6"]), theta_deg=float(info["theta"]), anode=info["anode"],
+        tube_kv=float(info["tube_kv"]), energy_range=[float(v) for v in info["range"]],
+    )
+
+
+def _compute_stored(inp: _Input, reductions: Mapping[str, PixelMaps], e: np.ndarray,
+                    peak_info: Any, elem_info: Mapping[str, Any], els: list[str], method: str,
+                    *, norm: bool, prominence: float, rel_height: float, client: Any,
+                    progress: bool) -> MapsResult:
+    """The pass with its maps streamed into the new layers band by band (never k x H x W in
+    memory), both layers committed together at the end; the result reads them back lazily."""
+    from maxrf.store import LayerWriter
+
+    ds = inp.datastack
+    h, w = inp.shape[:2]
+    whole = (slice(None),)
+    outputs: dict[str, engine.BandedMaps] = {}
+    with LayerWriter(ds.path) as lw:
+
+        def banded(name: str, n_rows: int, flush: Any) -> tuple[int, tuple[int, int, int]]:
+            rows = engine.band_rows((h, w), n_rows, ds.chunks[0])
+            outputs[name] = engine.BandedMaps((h, w), rows, flush)
+            return rows, (1, rows, w)
+
+        if "peaks" in reductions:
+            peaks_xy, slices = peak_info
+            kp = slices.shape[0]
+            rows_p, chunks = banded("peaks", 2 * kp, lambda r, b: flush_peaks(r, b))
+            pmaps = lw.create("peak_maps", "maps", (kp, h, w), np.float32, chunks)
+            pkev = lw.create("peak_maps", "keV_maps", (kp, h, w), np.float32, chunks)
+            peak_max = np.full(kp, np.nan, dtype=np.float32)
+
+            def flush_peaks(rows: slice, band: np.ndarray) -> None:
+                lw.write(pmaps, (*whole, rows), band[:kp])
+                lw.write(pkev, (*whole, rows), band[kp:])
+                if kp:
+                    peak_max[:] = np.fmax(peak_max, np.fmax.reduce(band[:kp].reshape(kp, -1), axis=1))
+
+        if els:
+            ke = len(els)
+            fit = method == "fit"
+            scale = None if fit else _window_scale(elem_info)
+            name = "elements" if fit else "windows"
+            _, chunks = banded(name, ke + 2, lambda r, b: flush_elements(r, b))
+            emaps = lw.create("element_maps", "maps", (ke, h, w), np.float32, chunks)
+            echi2 = lw.create("element_maps", "chi2", (h, w), np.float32, chunks[1:])
+            refined = [0.0]
+
+            def flush_elements(rows: slice, band: np.ndarray) -> None:
+                if fit:
+                    lw.write(emaps, (*whole, rows), band[:ke])
+                    lw.write(echi2, (rows,), band[ke])
+                    refined[0] += float(band[ke + 1].sum(dtype=np.float64))
+                else:
+                    lw.write(emaps, (*whole, rows), band * scale[:, None, None])
+                    lw.write(echi2, (rows,), np.full(band.shape[1:], np.nan, np.float32))
+
+        _run(inp, reductions, client, progress, "maps", outputs=outputs)
+        attrs: dict[str, Any] = {}
+        if "peaks" in reductions:
+            if norm:  # a second pass over the stored maps (not the cube), band by band
+                for r0 in range(0, h, rows_p):
+                    rows = slice(r0, min(r0 + rows_p, h))
+                    band = pmaps[:, rows, :]
+                    for i in range(kp):
+                        if peak_max[i] > 0:
+                            band[i] /= peak_max[i]
+                    lw.write(pmaps, (*whole, rows), band)
+            meta = PeakMaps(None, None, slices, peaks_xy, peak_labels(peaks_xy[:, 0]),
+                            bool(norm), float(prominence), float(rel_height))
+            for key, value in _peak_small_arrays(meta).items():
+                lw.put("peak_maps", key, value)
+            attrs["peak_maps"] = _peak_attrs(meta)
+        if els:
+            fraction = refined[0] / (h * w) if h * w else 0.0
+            if method == "fit":
+                em = _fit_result(elem_info["model"], e, els, None, None, fraction)
+            else:
+                em = _window_result(elem_info, els, None, None)
+            attrs["element_maps"] = em.attrs()
+        lw.commit(attrs)
+    result = MapsResult()
+    if "peaks" in reductions:
+        layer = ds.read("peak_maps", lazy=True)
+        meta.maps, meta.keV_maps = layer["maps"], layer["keV_maps"]
+        result.peaks = meta
+    if els:
+        layer = ds.read("element_maps", lazy=True)
+        em.maps, em.chi2 = layer["maps"], layer["chi2"]
+        result.elements = em
     return result
 
 
@@ -1547,7 +1655,9 @@ def get_peakmaps(
     progress : bool
         Progress bar.
     store : bool
-        Also write the ``peak_maps`` layer (DataStack input only).
+        Also write the ``peak_maps`` layer (DataStack input only); the maps are then
+        streamed to the store and returned as read-on-demand views of it (see
+        :func:`compute_maps`).
 
     Returns
     -------
@@ -1608,27 +1718,35 @@ def element_maps(
 
 
 # =========================================================================== storage
+def _peak_small_arrays(peaks: PeakMaps) -> dict[str, np.ndarray]:
+    return {"slices": np.asarray(peaks.slices, dtype=np.int64).reshape(-1, 3),
+            "peaks_keV": np.asarray(peaks.peaks_keV, dtype=np.float64),
+            "peaks_height": np.asarray(peaks.peaks_xy[:, 1] if peaks.peaks_xy.size else [], float)}
+
+
+def _peak_attrs(peaks: PeakMaps) -> dict[str, Any]:
+    return {"labels": list(peaks.labels), "norm": bool(peaks.norm),
+            "prominence": float(peaks.prominence), "rel_height": float(peaks.rel_height),
+            "formula": "sum(x[si:sk+1])/(sk-si) - (x[si]+x[sk])/2",
+            "units": "relative (map / max)" if peaks.norm else "counts per channel"}
+
+
 def write_peak_maps(ds: Any, peaks: PeakMaps) -> None:
     """Write the ``peak_maps`` layer (schema in docs/ARCHITECTURE.md)."""
     ds.write_layer(
         "peak_maps",
-        {"maps": peaks.maps.astype(np.float32, copy=False),
-         "keV_maps": peaks.keV_maps.astype(np.float32, copy=False),
-         "slices": np.asarray(peaks.slices, dtype=np.int64).reshape(-1, 3),
-         "peaks_keV": np.asarray(peaks.peaks_keV, dtype=np.float64),
-         "peaks_height": np.asarray(peaks.peaks_xy[:, 1] if peaks.peaks_xy.size else [], float)},
-        {"labels": list(peaks.labels), "norm": bool(peaks.norm),
-         "prominence": float(peaks.prominence), "rel_height": float(peaks.rel_height),
-         "formula": "sum(x[si:sk+1])/(sk-si) - (x[si]+x[sk])/2",
-         "units": "relative (map / max)" if peaks.norm else "counts per channel"},
+        {"maps": np.asarray(peaks.maps, dtype=np.float32),
+         "keV_maps": np.asarray(peaks.keV_maps, dtype=np.float32),
+         **_peak_small_arrays(peaks)},
+        _peak_attrs(peaks),
     )
 
 
 def write_element_maps(ds: Any, em: ElementMaps) -> None:
     """Write the ``element_maps`` layer (schema in docs/ARCHITECTURE.md)."""
     ds.write_layer("element_maps",
-                   {"maps": em.maps.astype(np.float32, copy=False),
-                    "chi2": em.chi2.astype(np.float32, copy=False)},
+                   {"maps": np.asarray(em.maps, dtype=np.float32),
+                    "chi2": np.asarray(em.chi2, dtype=np.float32)},
                    em.attrs())
 
 

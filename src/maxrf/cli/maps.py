@@ -106,9 +106,18 @@ def _prepare_out(out: Path) -> Path:
     return out
 
 
-def export_maps(maps: np.ndarray, labels: list[str], titles: list[str], out: Path, formats: list[str],
+OVERVIEW_SIDE = 512
+"""Largest side (pixels) of a map's panel in the overview sheet (maps are strided down)."""
+
+
+def export_maps(maps: Any, labels: list[str], titles: list[str], out: Path, formats: list[str],
                 *, units: str, overview: str | None) -> list[Path]:
     """Write one float32 TIFF and/or one PNG per map, and an overview sheet PNG.
+
+    ``maps`` is anything indexable map by map (a ``(k, H, W)`` array, or the stored
+    layer's read-on-demand view): each map is read once and dropped, and the overview
+    sheet keeps only strided thumbnails (at most :data:`OVERVIEW_SIDE` pixels a side),
+    so memory stays one map whatever ``k``.
 
     Returns the written paths.
     """
@@ -122,10 +131,14 @@ def export_maps(maps: np.ndarray, labels: list[str], titles: list[str], out: Pat
     from maxrf.plot.maps import multi_plot, plot_map
 
     written: list[Path] = []
+    thumbs: list[np.ndarray] = []
     fig = ax = None
     try:
-        for img, label, title in zip(maps, labels, titles):
-            img = np.asarray(img, dtype=np.float32)
+        for i, (label, title) in enumerate(zip(labels, titles)):
+            img = np.asarray(maps[i], dtype=np.float32)
+            if overview and "png" in formats:
+                step = max(1, -(-max(img.shape) // OVERVIEW_SIDE))
+                thumbs.append(histeq(img[::step, ::step]))
             if "tiff" in formats:
                 path = out / f"{label}.tiff"
                 tifffile.imwrite(path, img, photometric="minisblack", metadata={"units": units})
@@ -146,11 +159,10 @@ def export_maps(maps: np.ndarray, labels: list[str], titles: list[str], out: Pat
     finally:
         if fig is not None:
             plt.close(fig)
-    if overview and "png" in formats and len(maps):
-        fig, _ = multi_plot(*[histeq(m) for m in maps], titles=titles, cmap="viridis",
-                            fontsize="medium")
+    if thumbs:
+        fig, _ = multi_plot(*thumbs, titles=titles, cmap="viridis", fontsize="medium")
         path = out / f"{overview}.png"
-        fig.savefig(path, dpi=72 if len(maps) > 16 else 100)
+        fig.savefig(path, dpi=72 if len(thumbs) > 16 else 100)
         plt.close(fig)
         written.append(path)
     return written
@@ -178,14 +190,13 @@ def run(args: Any) -> int:
                                overview="overview-peaks")
     if result.elements is not None:
         em = result.elements
-        maps = list(em.maps)
         labels = list(em.elements)
         titles = [f"{el} ({em.method})" for el in em.elements]
-        written += export_maps(np.asarray(maps), labels, titles, out, formats,
+        written += export_maps(em.maps, labels, titles, out, formats,
                                units="counts", overview="overview-elements")
         if em.method == "fit":
-            written += export_maps(em.chi2[None], ["chi2"], ["reduced chi-square"], out, formats,
-                                   units="reduced chi-square", overview=None)
+            written += export_maps([em.chi2[...]], ["chi2"], ["reduced chi-square"], out,
+                                   formats, units="reduced chi-square", overview=None)
     if not args.quiet:
         n_peaks = 0 if result.peaks is None else len(result.peaks.labels)
         els = [] if result.elements is None else result.elements.elements
