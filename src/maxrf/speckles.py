@@ -90,15 +90,27 @@ def _height_levels(values: np.ndarray, heights: np.ndarray) -> np.ndarray:
     """Level of every pixel: the number of heights strictly below its value.
 
     A pixel is above height ``heights[k]`` (``value > heights[k]``) exactly when its level
-    is ``> k``. NaN pixels get level 0 (never above any height).
+    is ``> k``. NaN pixels get level 0 (never above any height). Computed in slices of
+    the map, so no full-size int64 temporary is made.
     """
     flat = values.ravel()
-    nan = np.isnan(flat)
-    if nan.any():
-        flat = np.where(nan, -np.inf, flat)
-    levels = np.searchsorted(heights, flat, side="left")
     dtype = np.uint8 if heights.size < 255 else np.uint16 if heights.size < 65535 else np.int64
-    return levels.astype(dtype).reshape(values.shape)
+    levels = np.empty(flat.size, dtype=dtype)
+    for s0 in range(0, flat.size, SLICE_PIXELS):
+        part = flat[s0 : s0 + SLICE_PIXELS]
+        nan = np.isnan(part)
+        if nan.any():
+            part = np.where(nan, -np.inf, part)
+        levels[s0 : s0 + SLICE_PIXELS] = np.searchsorted(heights, part, side="left")
+    return levels.reshape(values.shape)
+
+
+#: pixels handled at once in the full-map passes and the height scan's steps: bounds their
+#: temporaries (about 60 bytes a pixel) whatever the map size
+SLICE_PIXELS = 2**18
+
+
+_FOUR = ndi.generate_binary_structure(2, 1)  # 4-connectivity
 
 
 # ---------------------------------------------------------------------------------------
@@ -118,7 +130,32 @@ def _find_roots(cparent: np.ndarray, ids: np.ndarray) -> np.ndarray:
     return roots
 
 
-def _height_scan(levels: np.ndarray, n_heights: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+class _Forest:
+    """Union-find forest of the regions: parent, size and first raster pixel per component,
+    in arrays that grow as components are created (usually far fewer than pixels)."""
+
+    def __init__(self, n_pixels: int, idt: type):
+        self.idt = idt
+        cap = max(16, min(n_pixels, 2**16))
+        self.parent = np.zeros(cap, dtype=idt)
+        self.size = np.zeros(cap, dtype=idt)
+        self.first = np.zeros(cap, dtype=idt)
+        self.n = 0
+
+    def reserve(self, extra: int) -> None:
+        need = self.n + extra
+        if need <= self.parent.size:
+            return
+        cap = max(need, 2 * self.parent.size)
+        for name in ("parent", "size", "first"):
+            old = getattr(self, name)
+            new = np.zeros(cap, dtype=self.idt)
+            new[: self.n] = old[: self.n]
+            setattr(self, name, new)
+
+
+def _height_scan(levels: np.ndarray, n_heights: int, step_pixels: int | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Number of regions, largest area and its label for every height, in one sweep.
 
     Parameters
@@ -128,6 +165,9 @@ def _height_scan(levels: np.ndarray, n_heights: int) -> tuple[np.ndarray, np.nda
         index ``k`` when ``levels[p] > k``.
     n_heights : int
         Number of heights.
+    step_pixels : int, optional
+        Entering pixels handled per step (default :data:`SLICE_PIXELS`); bounds the
+        temporaries. The result does not depend on it.
 
     Returns
     -------
@@ -140,41 +180,41 @@ def _height_scan(levels: np.ndarray, n_heights: int) -> tuple[np.ndarray, np.nda
     Notes
     -----
     Heights are visited from the top down. At height ``k`` the pixels of level ``k + 1``
-    enter; the regions they form with each other and with the regions already present are
-    found with :func:`scipy.sparse.csgraph.connected_components` on a small graph whose
-    nodes are the entering pixels and the existing regions they touch. Existing regions
-    are kept in a union-find forest (merged regions point to the region that absorbed
-    them). Every pixel is handled once, when it enters, so the sweep costs O(H W) plus
-    O(n_heights) small calls, instead of labelling the whole map ``n_heights`` times.
+    enter, in raster order and in steps of at most ``step_pixels``; the regions they form
+    with each other and with the regions already present (including those of earlier
+    steps of the same level) are found with
+    :func:`scipy.sparse.csgraph.connected_components` on a small graph whose nodes are
+    the entering pixels and the existing regions they touch. Existing regions are kept in
+    a union-find forest (merged regions point to the region that absorbed them). Every
+    pixel is handled once, when it enters, so the sweep costs O(H W) plus O(n_heights)
+    small calls, instead of labelling the whole map ``n_heights`` times. Memory: the
+    levels, 4 bytes of component per pixel, 1 byte of "first pixel" flag, the forest,
+    and the temporaries of one step.
     """
     H, W = levels.shape
     N = H * W
+    step = int(step_pixels or SLICE_PIXELS)
+    idt = np.int32 if N < 2**31 - 1 else np.int64
     lf = levels.ravel()
-    order = np.argsort(lf, kind="stable")  # by level, raster order within a level
-    ends = np.cumsum(np.bincount(lf, minlength=n_heights + 1))
-    starts = ends - np.bincount(lf, minlength=n_heights + 1)
 
-    pix_comp = np.full(N, -1, dtype=np.int64)  # component a pixel entered with
-    local = np.zeros(N, dtype=np.int64)  # pixel -> index among the entering pixels
-    # component arrays; a component is created only with >= 1 entering pixel, so <= N
-    cparent = np.zeros(N, dtype=np.int64)
-    csize = np.zeros(N, dtype=np.int64)
-    cfirst = np.zeros(N, dtype=np.int64)  # smallest raster index of the component
+    pix_comp = np.full(N, -1, dtype=idt)  # component a pixel entered with
     alive_first = np.zeros(N, dtype=bool)  # raster index is the first pixel of a live region
-    n_comp = 0
+    forest = _Forest(N, idt)
     n_alive = 0
     best = -1  # live component with the largest area (ties: smallest first pixel)
 
     n_regions = np.zeros(n_heights, dtype=np.int64)
     largest_areas = np.zeros(n_heights, dtype=np.int64)
     largest_labels = np.zeros(n_heights, dtype=np.int64)
+    top = int(lf.max()) if N else 0
 
     for k in range(n_heights - 1, -1, -1):
         lvl = k + 1
-        new = order[starts[lvl] : ends[lvl]]  # ascending raster order
-        m = new.size
-        if m:
-            local[new] = np.arange(m)
+        level_pixels = np.flatnonzero(lf == lvl) if lvl <= top else np.zeros(0, np.int64)
+        for s0 in range(0, level_pixels.size, step):
+            new = level_pixels[s0 : s0 + step].astype(idt)  # ascending raster order
+            lo, hi = int(new[0]), int(new[-1])  # this step holds every level pixel in lo..hi
+            m = new.size
             r = new // W
             c = new - r * W
             e_src: list[np.ndarray] = []
@@ -183,58 +223,66 @@ def _height_scan(levels: np.ndarray, n_heights: int) -> tuple[np.ndarray, np.nda
             o_pix: list[np.ndarray] = []
             for valid, off in ((c < W - 1, 1), (r < H - 1, W), (c > 0, -1), (r > 0, -W)):
                 idx = np.flatnonzero(valid)
-                nb = new[idx] + off
+                nb = new[idx] + idt(off)
                 ln = lf[nb]
-                if off > 0:  # entering-entering edges: right and down suffice
-                    sel = ln == lvl
+                same = ln == lvl
+                if off > 0:  # entering-entering edges of this step: right and down suffice
+                    sel = same & (nb <= hi)
                     e_src.append(idx[sel])
-                    e_dst.append(local[nb[sel]])
-                sel = ln > lvl
-                o_src.append(idx[sel])
-                o_pix.append(nb[sel])
+                    e_dst.append(np.searchsorted(new, nb[sel]))
+                    old = ln > lvl  # same-level pixels after hi enter in a later step
+                else:  # left and up: same-level pixels before lo entered in an earlier step
+                    old = (ln > lvl) | (same & (nb < lo))
+                o_src.append(idx[old])
+                o_pix.append(nb[old])
             old_src = np.concatenate(o_src)
             old_pix = np.concatenate(o_pix)
-            roots = _find_roots(cparent, pix_comp[old_pix])
+            roots = _find_roots(forest.parent, pix_comp[old_pix])
             pix_comp[old_pix] = roots
             uroots, inv = np.unique(roots, return_inverse=True)
             n_old = uroots.size
             n_nodes = m + n_old
-            src = np.concatenate([*e_src, old_src])
-            dst = np.concatenate([*e_dst, m + inv.ravel()])
+            src = np.concatenate([*e_src, old_src]).astype(idt, copy=False)
+            dst = np.concatenate([*e_dst, m + inv.ravel()]).astype(idt, copy=False)
+            del e_src, e_dst, o_src, o_pix, old_src, old_pix, roots, inv, r, c
             graph = coo_matrix(
                 (np.ones(src.size, dtype=np.int8), (src, dst)), shape=(n_nodes, n_nodes)
             ).tocsr()
+            del src, dst
             ncc, lab = connected_components(graph, directed=False)
+            del graph
             lab_new = lab[:m]
             lab_old = lab[m:]
-            ids = n_comp + np.arange(ncc, dtype=np.int64)
+            forest.reserve(ncc)
+            ids = forest.n + np.arange(ncc, dtype=idt)
             size = np.bincount(lab_new, minlength=ncc).astype(np.int64)
             if n_old:
-                size += np.bincount(lab_old, weights=csize[uroots], minlength=ncc).astype(np.int64)
+                size += np.bincount(lab_old, weights=forest.size[uroots],
+                                    minlength=ncc).astype(np.int64)
             first = np.full(ncc, N, dtype=np.int64)
             np.minimum.at(first, lab_new, new)
             if n_old:
-                np.minimum.at(first, lab_old, cfirst[uroots])
-                cparent[uroots] = ids[lab_old]
-                alive_first[cfirst[uroots]] = False
-            cparent[ids] = ids
-            csize[ids] = size
-            cfirst[ids] = first
+                np.minimum.at(first, lab_old, forest.first[uroots])
+                forest.parent[uroots] = ids[lab_old]
+                alive_first[forest.first[uroots]] = False
+            forest.parent[ids] = ids
+            forest.size[ids] = size
+            forest.first[ids] = first
             alive_first[first] = True
             pix_comp[new] = ids[lab_new]
-            n_comp += ncc
+            forest.n += ncc
             n_alive += ncc - n_old
 
             # largest live region: the previous best if it is still live, or a new one
             # (a region that absorbed the previous best is strictly larger than it).
             j = np.lexsort((first, -size))[0]
-            keep = best >= 0 and cparent[best] == best
-            if not keep or (size[j], -first[j]) > (csize[best], -cfirst[best]):
+            keep = best >= 0 and forest.parent[best] == best
+            if not keep or (size[j], -first[j]) > (forest.size[best], -forest.first[best]):
                 best = int(ids[j])
         n_regions[k] = n_alive
         if n_alive:
-            largest_areas[k] = csize[best]
-            largest_labels[k] = 1 + np.count_nonzero(alive_first[: cfirst[best]])
+            largest_areas[k] = forest.size[best]
+            largest_labels[k] = 1 + np.count_nonzero(alive_first[: forest.first[best]])
     return n_regions, largest_areas, largest_labels
 
 
@@ -371,38 +419,39 @@ class SpeckleAtlas:
         self.clip_height_i = i
         self.clip_height = float(self.heights[i])
 
-        foreground = self._levels > i  # == peak_map > clip_height (NaN excluded)
-        unsorted, n = skm.label(foreground, connectivity=1, return_num=True)
-        unsorted = unsorted.ravel()
-        area_unsorted = np.bincount(unsorted, minlength=n + 1)[1:]
+        # == peak_map > clip_height (NaN excluded); labels in raster order of first pixel,
+        # as skimage.measure.label(connectivity=1), in int32 and relabelled in place
+        image, n = ndi.label(self._levels > i, structure=_FOUR, output=np.int32)
+        flat = image.reshape(-1)
+        fg = np.flatnonzero(flat)  # only the speckle pixels are measured below
+        lab = flat[fg]
+        area_unsorted = np.bincount(lab, minlength=n + 1)[1:]
         rank = np.argsort(-area_unsorted, kind="stable")  # new label j + 1 <- old rank[j] + 1
         lut = np.zeros(n + 1, dtype=np.int32)
         lut[rank + 1] = np.arange(1, n + 1, dtype=np.int32)
-        relabel = lut[unsorted]
-        self.relabel_image = relabel.reshape(self.shape)
+        lab = lut[lab]
+        flat[fg] = lab
+        self.relabel_image = image
         self._props = None  # built on first access (costly for 1e5 speckles)
 
         # vectorised per-speckle measurements (same values as the regionprops ones)
         H, W = self.shape
-        rows, cols = np.divmod(np.arange(H * W), W)
-        areas = np.bincount(relabel, minlength=n + 1)[1:]
+        rows, cols = np.divmod(fg, W)
+        areas = np.bincount(lab, minlength=n + 1)[1:]
         self.areas = areas.astype(np.int64)
+        values = self.peak_map.reshape(-1)[fg]
         with np.errstate(invalid="ignore", divide="ignore"):
-            cr = np.bincount(relabel, weights=rows, minlength=n + 1)[1:] / areas
-            cc = np.bincount(relabel, weights=cols, minlength=n + 1)[1:] / areas
-            w = np.where(relabel > 0, self.peak_map.ravel() - self.clip_height, 0.0)
-            sw = np.bincount(relabel, weights=w, minlength=n + 1)[1:]
-            wr = np.bincount(relabel, weights=w * rows, minlength=n + 1)[1:] / sw
-            wc = np.bincount(relabel, weights=w * cols, minlength=n + 1)[1:] / sw
+            cr = np.bincount(lab, weights=rows, minlength=n + 1)[1:] / areas
+            cc = np.bincount(lab, weights=cols, minlength=n + 1)[1:] / areas
+            w = values - self.clip_height
+            sw = np.bincount(lab, weights=w, minlength=n + 1)[1:]
+            wr = np.bincount(lab, weights=w * rows, minlength=n + 1)[1:] / sw
+            wc = np.bincount(lab, weights=w * cols, minlength=n + 1)[1:] / sw
         self.centroids_rc = np.c_[cr, cc].reshape(n, 2)
         self.weighted_centroids_rc = np.c_[wr, wc].reshape(n, 2)
-        if n:
-            self.peaks = np.asarray(
-                ndi.maximum(self.peak_map, self.relabel_image, np.arange(1, n + 1)),
-                dtype=np.float64,
-            )
-        else:
-            self.peaks = np.zeros(0)
+        peaks = np.full(n, -np.inf)
+        np.maximum.at(peaks, lab - 1, values)
+        self.peaks = peaks
         return self.clip_height
 
     def _require_measured(self) -> None:
@@ -606,14 +655,27 @@ def _noise_level(peak_map: Any) -> float:
     standard deviation of the differences is used instead.
     """
     m = _as_map(peak_map)
-    d = np.concatenate([np.diff(m, axis=1).ravel(), np.diff(m, axis=0).ravel()])
-    d = d[np.isfinite(d)]
+    H, W = m.shape
+    nh, nv = H * (W - 1), (H - 1) * W
+    d = np.empty(nh + nv)  # all differences in one buffer, worked on in place
+    np.subtract(m[:, 1:], m[:, :-1], out=d[:nh].reshape(H, W - 1))
+    np.subtract(m[1:], m[:-1], out=d[nh:].reshape(H - 1, W))
+    finite = np.isfinite(d)
+    if not finite.all():
+        d = d[finite]
+    del finite
     if d.size == 0:
         return 0.0
-    mad = np.median(np.abs(d - np.median(d)))
+    n = d.size
+    mean = float(d.sum()) / n
+    var = max(float(np.dot(d, d)) / n - mean * mean, 0.0)  # for the MAD = 0 fallback
+    med = np.median(d, overwrite_input=True)
+    np.subtract(d, med, out=d)
+    np.abs(d, out=d)
+    mad = np.median(d, overwrite_input=True)
     if mad > 0:
         return float(1.482602218505602 * mad / math.sqrt(2.0))
-    return float(np.std(d) / math.sqrt(2.0))
+    return float(math.sqrt(var) / math.sqrt(2.0))
 
 
 def speckles_above_noise(
@@ -717,8 +779,10 @@ def speckle_table(
         "peak": atlas.peaks[idx],
     }
     if element_maps:
-        flat = atlas.relabel_image.ravel()
-        for name, emap in element_maps.items():
+        flat = atlas.relabel_image.reshape(-1)
+        fg = np.flatnonzero(flat)  # speckle pixels: the only ones a column needs
+        lab_fg = flat[fg]
+        for name, emap in element_maps.items():  # one map in memory at a time
             key = str(name)
             if key in table:
                 raise ParameterError(
@@ -729,11 +793,11 @@ def speckle_table(
                 raise ParameterError(
                     f"element_maps[{key!r}] has shape {arr.shape}, the atlas map has {atlas.shape}"
                 )
-            vals = arr.ravel()
+            vals = arr.reshape(-1)[fg].astype(np.float64)
+            del arr
             ok = np.isfinite(vals)
-            lab_ok = np.where(ok, flat, 0)
-            s = np.bincount(lab_ok, weights=np.where(ok, vals, 0.0), minlength=n + 1)[1:]
-            cnt = np.bincount(lab_ok, minlength=n + 1)[1:]
+            s = np.bincount(lab_fg[ok], weights=vals[ok], minlength=n + 1)[1:]
+            cnt = np.bincount(lab_fg[ok], minlength=n + 1)[1:]
             with np.errstate(invalid="ignore", divide="ignore"):
                 mean = np.where(cnt > 0, s / np.maximum(cnt, 1), np.nan)
             table[key] = mean[idx]
@@ -742,7 +806,9 @@ def speckle_table(
 
 def _as_map_allow_inf(values: Any, name: str) -> np.ndarray:
     try:
-        arr = np.asarray(values, dtype=np.float64)
+        arr = np.asarray(values)
+        if arr.dtype.kind not in "fiub":
+            arr = arr.astype(np.float64)
     except (TypeError, ValueError) as exc:
         raise ParameterError(f"{name} must be a 2-D numeric array ({exc})") from None
     if arr.ndim != 2:
@@ -823,12 +889,12 @@ def element_map_of(ds: Any, element: str) -> tuple[np.ndarray, str]:
 
     layers = ds.layers
     if "element_maps" in layers:
-        layer = ds.read("element_maps")
+        layer = ds.read("element_maps", lazy=True)  # reads only the map asked for
         elements = list(layer.attrs.get("elements", []))
         if element in elements:
             return layer["maps"][elements.index(element)], f"element map ({layer.attrs.get('method')})"
     if "peak_maps" in layers:
-        layer = ds.read("peak_maps")
+        layer = ds.read("peak_maps", lazy=True)
         for line in ("Ka", "La"):
             try:
                 keV = line_energy(element, line)
@@ -841,6 +907,27 @@ def element_map_of(ds: Any, element: str) -> tuple[np.ndarray, str]:
     raise LayerMissingError(
         f"no map of {element}: run 'maxrf maps --elements {element}' first", ds.path
     )
+
+
+class _StoredMaps(Mapping):
+    """``{element: map}`` over a lazily read ``element_maps`` layer: a map is read when asked
+    for, so a table over many elements holds one map at a time."""
+
+    def __init__(self, layer: Any):
+        self._maps = layer["maps"]
+        self._elements = [str(el) for el in layer.attrs.get("elements", [])]
+
+    def __getitem__(self, element: str) -> np.ndarray:
+        try:
+            return self._maps[self._elements.index(element)]
+        except ValueError:
+            raise KeyError(element) from None
+
+    def __iter__(self):
+        return iter(self._elements)
+
+    def __len__(self) -> int:
+        return len(self._elements)
 
 
 def find_speckles(
@@ -876,17 +963,14 @@ def find_speckles(
         One row per kept speckle: label, centroid, area, peak and the mean of every element
         map over the speckle.
     """
-    maps = {}
-    if "element_maps" in ds.layers:  # read once: the table's columns, and maybe the image
-        layer = ds.read("element_maps")
-        maps = {el: layer["maps"][i] for i, el in enumerate(layer.attrs.get("elements", []))}
-    if element in maps:
-        image, source = maps[element], f"element map ({layer.attrs.get('method')})"
-    else:
-        image, source = element_map_of(ds, element)
+    maps: Mapping[str, Any] = {}
+    if "element_maps" in ds.layers:  # the table's columns, read one map at a time
+        maps = _StoredMaps(ds.read("element_maps", lazy=True))
+    image, source = element_map_of(ds, element)
     atlas = SpeckleAtlas(image, n_heights=n_heights)
+    del image  # the atlas holds its float64 copy
     clip = atlas.measure_speckles(max_area=max_area)
-    noise = _noise_level(image)
+    noise = _noise_level(atlas.peak_map)
     keep = speckles_above_noise(atlas, noise, factor=factor)
     table = speckle_table(atlas, maps, labels=keep)
     if store:
