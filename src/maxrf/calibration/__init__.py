@@ -1,0 +1,167 @@
+"""Energy calibration: channel numbers -> keV, from the spectra themselves or by hand.
+
+A Bruker M6 ``.rpl`` carries no energy calibration. :func:`auto_calibrate` finds the
+linear calibration ``E(channel) = offset_keV + gain_keV * channel`` from the peaks of a
+sum (and optionally max) spectrum; :func:`manual_calibration` and
+:func:`range_calibration` set it by hand and override it (:func:`calibrate` dispatches).
+
+Algorithm of :func:`auto_calibrate`
+-----------------------------------
+1. **Peaks.** In each spectrum (sum, and max when given): SNIP baseline, noise scale,
+   significant peaks, Gaussian centres and widths (:mod:`maxrf.peaks`). A strong peak cut
+   by the start of the axis (the zero peak of an axis starting at 0 keV) is fitted on its
+   visible flank.
+2. **Reference lines** (:mod:`maxrf.physics`): the zero (noise) peak at 0 keV; the anode's
+   lines as the Rayleigh scatter shows them -- except lines whose Compton peak half overlaps
+   them (W L, Cr K, Cu K at usual angles), which have no usable centre; the K and L line
+   groups of elements common in artworks and standards. Lines of one group (K-alpha1,2...)
+   closer than a detector FWHM merge into one intensity-weighted line.
+3. **Hypotheses.** Every pair of the strongest peaks matched to every pair of anchor lines
+   (zero, anode lines, element K-alpha / L-alpha) gives a gain and an offset within
+   ``gain_range`` and ``offset_range``. Widths must be possible for the line they are put
+   on (silicon's Fano limit, a poor detector's FWHM): the narrow zero peak cannot pose as
+   a fluorescence line, nor the broad Compton peak as a Rayleigh line.
+4. **Scores.** Each hypothesis is refined by robust weighted least squares on the peaks it
+   puts near a line. A match earns ``sqrt(significance)`` times a *verification*: how well
+   the other matches predict it (leave-one-out residual, relative to the match tolerance),
+   so two arbitrary peaks fitted exactly by two lines earn nothing. Chemistry: a K-beta
+   (L-beta...) line counts only with its stronger K-alpha (L-alpha); a strong main line
+   whose companion is missing is refuted. Physics: peak widths must follow one detector
+   resolution growing with energy at the Fano rate; a zero peak whose width fits that
+   resolution is verified. The anode's main line earns a bonus when found with its broad
+   Compton partner below it and its K-beta above; when some hypotheses find that pattern,
+   the others are dropped unless far better.
+5. **Refinement.** The winner's matched peaks are re-fitted with every line component of
+   the elements present in their window (K-alpha1/2, Rh L-alpha with its L-beta shoulder),
+   widths from the detector model and a quadratic background (the Rayleigh peak sits on the
+   Compton tail). Weighted least squares on those centres (zero peak, anode lines and
+   peaks of at least 30 sigma), with outlier rejection, gives gain and offset; each peak's
+   residual is reported.
+6. **Scattering angle.** The Compton peak of the anode's main line is located between its
+   180-degree limit and the Rayleigh peak; :func:`maxrf.physics.detector_angle` turns its
+   energy into the scattering angle. The Compton peak never enters the gain (its energy
+   depends on the unknown angle and it is broad and asymmetric).
+
+Limits: with a single element, no zero peak on the axis and a weak or Compton-blended
+anode line (W, Cr, Cu anodes; or an axis starting above 0 keV), element lines can be
+confused with their neighbours in the periodic table (K lines scale with Z); give a manual
+calibration or an energy range then.
+
+What ``plot_calibration`` needs: a :class:`Calibration` (``peaks`` carries name, channel,
+reference energy, residual and whether each peak was used) and the spectrum.
+
+Modules
+-------
+One module per part of the work, each importing only from those listed before it:
+``results`` (:class:`Calibration`, :class:`CalibrationPeak`), ``manual`` (manual, range
+and header calibrations, :func:`parse_manual`, :func:`parse_range`), ``references``
+(reference lines, step 2), ``observe`` (observed peaks, step 1), ``match`` (matching
+peaks to lines), ``hypotheses`` (candidate calibrations and their scores, steps 3-4),
+``precise`` (precise centres and the Compton peak, steps 5-6), ``auto``
+(:func:`auto_calibrate`, :func:`calibrate`) and ``datastack`` (:func:`calibrate_datastack`,
+:func:`calibrate_spectrum`). Every name they define is importable from here.
+"""
+
+from __future__ import annotations
+
+# every name of the submodules, private ones included, stays importable from
+# ``maxrf.calibration`` as it was before the split; ``__all__`` lists the public API
+from maxrf.calibration.auto import (  # noqa: F401
+    _as_1d,
+    _unpack_source,
+    auto_calibrate,
+    calibrate,
+)
+from maxrf.calibration.datastack import (  # noqa: F401
+    calibrate_datastack,
+    calibrate_spectrum,
+)
+from maxrf.calibration.hypotheses import (  # noqa: F401
+    _FWHM6_RANGE,
+    _TOL,
+    GAIN_RANGE,
+    OFFSET_RANGE,
+    _anode_pattern_ok,
+    _anode_verified,
+    _Hyp,
+    _hypotheses,
+    _medium_scores,
+    _refine,
+)
+from maxrf.calibration.manual import (  # noqa: F401
+    _NUM,
+    header_calibration,
+    manual_calibration,
+    parse_manual,
+    parse_range,
+    range_calibration,
+)
+from maxrf.calibration.match import (  # noqa: F401
+    _FANO_SLOPE,
+    _assign,
+    _companion_present,
+    _compton_ok,
+    _consistent_widths,
+    _fano_ratio,
+    _fwhm_at,
+    _implied_fwhm6,
+    _leverage,
+    _lsq,
+    _match_sigma,
+    _model_sigma,
+    _verification,
+    _width_ok,
+)
+from maxrf.calibration.observe import (  # noqa: F401
+    _SMOOTH_NOISE,
+    _edge_peak,
+    _merge,
+    _Obs,
+    _observe,
+    _prepare,
+    _Spec,
+    _weight,
+)
+from maxrf.calibration.precise import (  # noqa: F401
+    _find_compton,
+    _precise,
+    _window_fit,
+    _zero_fit,
+)
+from maxrf.calibration.references import (  # noqa: F401
+    _FWHM6_DEFAULT,
+    _SYS_KEV,
+    _ZERO,
+    K_ELEMENTS,
+    L_ELEMENTS,
+    _anode_main,
+    _cluster_fwhm,
+    _cluster_lines,
+    _compton_blended,
+    _family_refs,
+    _group_key,
+    _group_name,
+    _Ref,
+    _reference_lines,
+)
+from maxrf.calibration.results import (  # noqa: F401
+    Calibration,
+    CalibrationPeak,
+    _check_gain,
+    _json_safe,
+)
+from maxrf.physics import compton_shift, detector_angle
+
+__all__ = [
+    "Calibration",
+    "CalibrationPeak",
+    "auto_calibrate",
+    "calibrate",
+    "compton_shift",
+    "detector_angle",
+    "header_calibration",
+    "manual_calibration",
+    "parse_manual",
+    "parse_range",
+    "range_calibration",
+]

@@ -1,0 +1,312 @@
+"""The public calibration functions on spectra: :func:`auto_calibrate` and :func:`calibrate`.
+
+:func:`auto_calibrate` runs the steps of the algorithm described in
+:mod:`maxrf.calibration` (peaks, reference lines, hypotheses, scores, refinement,
+scattering angle); :func:`calibrate` dispatches between it and the manual and range
+calibrations for the accepted source types.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from maxrf import physics
+from maxrf.calibration.hypotheses import (
+    GAIN_RANGE,
+    OFFSET_RANGE,
+    _anode_pattern_ok,
+    _anode_verified,
+    _Hyp,
+    _hypotheses,
+    _medium_scores,
+    _refine,
+)
+from maxrf.calibration.manual import manual_calibration, parse_range, range_calibration
+from maxrf.calibration.observe import _merge, _observe, _prepare
+from maxrf.calibration.precise import _find_compton, _precise
+from maxrf.calibration.references import _anode_main, _reference_lines
+from maxrf.calibration.results import Calibration, CalibrationPeak
+from maxrf.errors import CalibrationError, ParameterError
+
+
+def _as_1d(y: Any, name: str) -> np.ndarray:
+    try:
+        arr = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise CalibrationError(f"{name} must be a numeric 1-D spectrum") from None
+    arr = np.squeeze(arr)
+    if arr.ndim != 1:
+        raise CalibrationError(f"{name} must be a 1-D spectrum, got shape {arr.shape}")
+    if arr.size < 64:
+        raise CalibrationError(f"{name} has {arr.size} channels; at least 64 are needed")
+    if not np.all(np.isfinite(arr)):
+        raise CalibrationError(f"{name} holds non-finite values (nan or inf)")
+    if not np.any(arr > 0):
+        raise CalibrationError(f"{name} holds no counts")
+    return arr
+
+
+def auto_calibrate(
+    sum_spectrum: Any,
+    max_spectrum: Any | None = None,
+    *,
+    anode: str = "Rh",
+    tube_kv: float = 40.0,
+    gain_range: tuple[float, float] = GAIN_RANGE,
+    offset_range: tuple[float, float] = OFFSET_RANGE,
+) -> Calibration:
+    """Energy calibration from the peaks of a spectrum alone.
+
+    Parameters
+    ----------
+    sum_spectrum : array_like
+        Sum (or mean) spectrum of a scan, or a single spectrum (counts per channel).
+    max_spectrum : array_like, optional
+        Max spectrum of a scan (same channels): adds peaks of elements found in few pixels.
+    anode : {'Rh', 'Mo', 'W', 'Ag', 'Cr', 'Cu'}
+        Tube anode: its lines (Rayleigh scatter) anchor the calibration.
+    tube_kv : float
+        Tube voltage (kV): which lines are excited.
+    gain_range : (float, float)
+        Plausible keV per channel.
+    offset_range : (float, float)
+        Plausible energy of channel 0 (keV).
+
+    Returns
+    -------
+    Calibration
+        ``method='auto'``, with the peaks used and their residuals, the scattering angle
+        when the Compton peak is found, and ``quality`` diagnostics.
+
+    Raises
+    ------
+    CalibrationError
+        Bad input, or no consistent calibration (fewer than three peaks agree).
+    """
+    y = _as_1d(sum_spectrum, "sum spectrum")
+    n = y.size
+    ym = None
+    if max_spectrum is not None:
+        ym = _as_1d(max_spectrum, "max spectrum")
+        if ym.size != n:
+            raise CalibrationError(f"max spectrum has {ym.size} channels, sum spectrum {n}: they must match")
+    try:
+        anode_sym = physics.normalize_element(anode)
+        if anode_sym not in physics.ANODES:
+            raise ParameterError("unsupported")
+        kv = float(tube_kv)
+        if not (math.isfinite(kv) and 1.0 < kv <= 200.0):
+            raise ParameterError("bad")
+    except (ParameterError, TypeError, ValueError):
+        raise CalibrationError(
+            f"anode must be one of {', '.join(physics.ANODES)} and tube_kv a voltage in kV; "
+            f"got anode={anode!r}, tube_kv={tube_kv!r}"
+        ) from None
+    g_lo, g_hi = (float(v) for v in gain_range)
+    if not (0 < g_lo < g_hi):
+        raise CalibrationError(f"gain_range must be (low, high) with 0 < low < high: {gain_range}")
+
+    refs = _reference_lines(anode_sym, kv)
+    anode_ref = _anode_main(refs)
+    spec = _prepare(y, "sum")
+    obs = _observe(spec)
+    if ym is not None:
+        obs = _merge(obs, _observe(_prepare(ym, "max")))
+    if len(obs) < 2:
+        raise CalibrationError(
+            f"auto calibration found {len(obs)} significant peak(s) in the spectrum; "
+            "give a manual calibration (two CHANNEL:KEV pairs) or an energy range"
+        )
+    gains, offsets = _hypotheses(obs, refs, n, (g_lo, g_hi), offset_range)
+    if gains.size == 0:
+        raise CalibrationError(
+            "auto calibration: no pair of peaks gives a gain within "
+            f"{g_lo}-{g_hi} keV/channel; give a manual calibration or an energy range"
+        )
+    anode_weight = max(o.weight for o in obs)
+    medium, g_med, o_med, verified = _medium_scores(gains, offsets, obs, refs, spec, anode_ref, anode_weight)
+    kept: list[_Hyp] = []
+    # candidates: the best that find the anode's main line with its Compton partner, and
+    # the best of the others
+    quotas = (40, 25) if np.any(verified > 0) else (0, 60)
+    for subset, quota in ((verified > 0, quotas[0]), (verified <= 0, quotas[1])):
+        if quota == 0:
+            continue
+        idx = np.flatnonzero(subset & np.isfinite(medium))
+        chosen: list[_Hyp] = []
+        for i in idx[np.argsort(medium[idx])[::-1]]:
+            g, o = float(g_med[i]), float(o_med[i])
+            if any(abs(g - h.gain) < 0.001 * g and abs(o - h.offset) < 0.01 for h in chosen):
+                continue
+            if (
+                anode_ref is not None
+                and verified[i] > 0
+                and not _anode_pattern_ok(spec, g, o, anode_ref, refs)
+            ):
+                continue
+            chosen.append(_Hyp(g, o))
+            if len(chosen) >= quota:
+                break
+        kept += chosen
+    refined = [_refine(h, obs, refs, spec, anode_ref, anode_weight) for h in kept]
+    refined = [h for h in refined if np.isfinite(h.score) and len(h.pairs) >= 3]
+    # the anode's main line is the anchor when present: if some solutions find it (a
+    # significant peak close to its energy, with its Compton partner), keep only those
+    if anode_ref is not None:
+        verified_h = [h for h in refined if _anode_verified(h, obs, refs, anode_ref)]
+        if verified_h:
+            # an unverified solution survives only when it is far better (the checks of
+            # the Compton partner can miss on a coarse or short axis)
+            best_v = max(h.score for h in verified_h)
+            refined = verified_h + [h for h in refined if h not in verified_h and h.score > 2.0 * best_v]
+    # merge hypotheses that converged to the same solution
+    refined.sort(key=lambda h: (-h.score, h.rms_eV if np.isfinite(h.rms_eV) else 1e9))
+    distinct: list[_Hyp] = []
+    for h in refined:
+        if any(abs(h.gain - d.gain) < 0.002 * h.gain and abs(h.offset - d.offset) < 0.02 for d in distinct):
+            continue
+        distinct.append(h)
+    if not distinct:
+        raise CalibrationError(
+            "auto calibration found no consistent solution (no calibration puts three "
+            f"peaks on known lines for anode {anode_sym} at {kv:g} kV); check anode/tube_kv "
+            "or give a manual calibration (two CHANNEL:KEV pairs) or an energy range"
+        )
+    best = distinct[0]
+    runner_up = distinct[1].score if len(distinct) > 1 else None
+
+    gain, offset, entries = _precise(best, obs, refs)
+    if len([e for e in entries if e[3]]) < 2:
+        gain, offset = best.gain, best.offset
+    if not (g_lo * 0.8 <= gain <= g_hi * 1.2):
+        raise CalibrationError(
+            f"auto calibration diverged (gain {gain:.5f} keV/channel); give a manual "
+            "calibration or an energy range"
+        )
+    peaks_out = [
+        CalibrationPeak(
+            name=ref.name,
+            channel=float(c),
+            keV=float(ref.keV),
+            residual_eV=float((offset + gain * c - ref.keV) * 1e3),
+            used=bool(used),
+            kind=ref.kind,
+        )
+        for ref, c, _err, used in entries
+    ]
+    compton_keV, theta = _find_compton(spec, gain, offset, anode_ref, best.fwhm6)
+    if compton_keV is not None and anode_ref is not None:
+        peaks_out.append(
+            CalibrationPeak(
+                name=f"{anode_ref.name} Compton",
+                channel=float((compton_keV - offset) / gain),
+                keV=float(compton_keV),
+                residual_eV=0.0,
+                used=False,
+                kind="compton",
+            )
+        )
+    peaks_out.sort(key=lambda p: p.channel)
+    used_res = [p.residual_eV for p in peaks_out if p.used]
+    quality = {
+        "score": float(best.score),
+        "runner_up_score": None if runner_up is None else float(runner_up),
+        "n_peaks_found": len(obs),
+        "n_peaks_used": len(used_res),
+        "rms_eV": float(np.sqrt(np.mean(np.square(used_res)))) if used_res else None,
+        "fwhm_at_5.9keV_keV": float(best.fwhm6),
+        "noise_scale": float(spec.scale),
+    }
+    return Calibration(
+        gain_keV=float(gain),
+        offset_keV=float(offset),
+        peaks=peaks_out,
+        method="auto",
+        anode=anode_sym,
+        tube_kv=kv,
+        theta_deg=theta,
+        compton_keV=compton_keV,
+        quality=quality,
+    )
+
+
+def calibrate(
+    source: Any,
+    *,
+    anode: str | None = None,
+    tube_kv: float | None = None,
+    manual: Sequence[tuple[float, float]] | str | None = None,
+    keV_range: tuple[float, float] | str | None = None,
+    n_channels: int | None = None,
+) -> Calibration:
+    """Calibrate a spectrum: manual pairs or an energy range if given, else automatic.
+
+    Parameters
+    ----------
+    source : Spectrum, array_like, (sum, max) tuple or object with ``sum_spectrum``
+        A :class:`maxrf.io.spectra.Spectrum`, a 1-D spectrum, a ``(sum, max)`` pair, or a
+        datastack-like object with ``sum_spectrum`` / ``max_spectrum`` attributes.
+    anode : str, optional
+        Tube anode; default the spectrum's own (``Spectrum.anode``) or ``'Rh'``.
+    tube_kv : float, optional
+        Tube voltage (kV); default the spectrum's own or 40.
+    manual : sequence of (channel, keV) or str, optional
+        Manual calibration pairs (or ``"CH1:KEV1,CH2:KEV2"``); overrides the automatic one.
+    keV_range : (start, stop) or str, optional
+        Energies of the first and last channel (or ``"START:STOP"``); overrides the
+        automatic one.
+    n_channels : int, optional
+        Number of channels for ``keV_range`` when ``source`` is None.
+
+    Returns
+    -------
+    Calibration
+
+    Raises
+    ------
+    CalibrationError
+        Both ``manual`` and ``keV_range`` given, bad values, or no automatic solution.
+    """
+    if manual is not None and keV_range is not None:
+        raise CalibrationError("give either a manual calibration or an energy range, not both")
+    if manual is not None:
+        return manual_calibration(manual)
+    sum_y, max_y, own_anode, own_kv = _unpack_source(source)
+    if keV_range is not None:
+        start, stop = parse_range(keV_range) if isinstance(keV_range, str) else keV_range
+        if n_channels is None:
+            if sum_y is None:
+                raise CalibrationError("an energy range needs the number of channels")
+            n_channels = int(np.asarray(sum_y).shape[-1])
+        return range_calibration(start, stop, n_channels)
+    if sum_y is None:
+        raise CalibrationError("nothing to calibrate: no spectrum given")
+    return auto_calibrate(
+        sum_y,
+        max_y,
+        anode=anode or own_anode or "Rh",
+        tube_kv=tube_kv if tube_kv is not None else (own_kv if own_kv is not None else 40.0),
+    )
+
+
+def _unpack_source(source: Any) -> tuple[Any, Any, str | None, float | None]:
+    """(sum spectrum, max spectrum, anode, tube_kv) from the accepted source types."""
+    if source is None:
+        return None, None, None, None
+    if hasattr(source, "counts") and hasattr(source, "tube_kv"):  # Spectrum
+        return source.counts, None, getattr(source, "anode", None), source.tube_kv
+    if hasattr(source, "sum_spectrum"):  # DataStack-like
+        s = source.sum_spectrum
+        s = s() if callable(s) else s
+        m = getattr(source, "max_spectrum", None)
+        m = m() if callable(m) else m
+        return s, m, None, None
+    if isinstance(source, tuple) and len(source) == 2:
+        return source[0], source[1], None, None
+    if isinstance(source, Iterable) and not isinstance(source, (str, bytes)):
+        return source, None, None, None
+    raise CalibrationError(f"cannot calibrate a {type(source).__name__}")

@@ -1,0 +1,327 @@
+"""Matching observed peaks to reference lines under one calibration.
+
+Match tolerances and uncertainties, widths a line can have (Fano limit, detector
+resolution), the chemically consistent assignment of peaks to lines, the robust weighted
+straight-line fit, the leave-one-out verification credit, and the checks of companion
+lines, the Compton partner and the Fano rate (building blocks of steps 3-4 of
+:func:`auto_calibrate`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from maxrf import physics
+from maxrf.calibration.observe import _Obs, _Spec
+from maxrf.calibration.references import _FWHM6_DEFAULT, _cluster_fwhm, _Ref
+from maxrf.physics import compton_shift
+
+_FANO_SLOPE = physics.FWHM_PER_SIGMA**2 * physics.FANO_SI * physics.PAIR_ENERGY_SI_KEV
+
+
+def _fwhm_at(keV: np.ndarray | float, fwhm6: float = _FWHM6_DEFAULT) -> np.ndarray:
+    return np.asarray(physics.fwhm_keV(np.maximum(keV, 0.0), fwhm6), dtype=np.float64)
+
+
+def _width_ok(fwhm_keV: np.ndarray, line_keV: np.ndarray, significance: np.ndarray) -> np.ndarray:
+    """Whether peaks of width ``fwhm_keV`` (keV) can be lines at ``line_keV``.
+
+    A significant peak (well-measured width) must be at least 0.75 x the Fano limit of
+    silicon and at most 1.15 x the FWHM of a poor detector (0.35 keV at 5.9 keV) wide;
+    weak peaks only the latter with a 1.5 x margin. Keeps the narrow zero peak and the
+    broad Compton peak from posing as fluorescence lines.
+    """
+    e = np.maximum(np.asarray(line_keV, dtype=np.float64), 0.0)
+    strong = np.asarray(significance) >= 30.0
+    lower = np.where(strong, 0.75 * np.sqrt(_FANO_SLOPE * e), 0.0)
+    upper = np.where(strong, 1.15, 1.5) * _fwhm_at(e, 0.35)
+    return (fwhm_keV >= lower) & (fwhm_keV <= upper)
+
+
+def _consistent_widths(
+    pairs: list[tuple[int, int]], obs: Sequence[_Obs], refs: Sequence[_Ref], gain: float
+) -> tuple[list[tuple[int, int]], float | None]:
+    """Drop matches whose peak width disagrees with the detector resolution implied by
+    the other matched peaks; return the kept pairs and that resolution (keV at 5.9 keV)."""
+    f6 = _implied_fwhm6(pairs, obs, refs, gain)
+    if f6 is None:
+        return pairs, None
+    f6c = float(np.clip(f6, 0.121, 0.5))
+    kept = []
+    for k, r in pairs:
+        o, ref = obs[k], refs[r]
+        if o.ok and o.significance >= 30.0:
+            model = math.hypot(float(_fwhm_at(ref.keV, f6c)), _cluster_fwhm(ref))
+            ratio = o.fwhm * gain / model
+            lo, hi = {"zero": (0.5, 1.6), "anode": (0.6, 1.8)}.get(ref.kind, (0.7, 1.5))
+            if not lo <= ratio <= hi:
+                continue
+        kept.append((k, r))
+    return kept, f6
+
+
+def _model_sigma(fwhm_keV: np.ndarray | float, significance: np.ndarray | float) -> np.ndarray:
+    """Model uncertainty (keV) of a coarse peak centre: 3 % of the FWHM for strong peaks,
+    more for weak ones (blends, background, shape)."""
+    return 0.03 * np.asarray(fwhm_keV) * (1.0 + 10.0 / np.sqrt(np.maximum(significance, 1.0)))
+
+
+def _match_sigma(ob: _Obs, ref: _Ref, gain: float) -> float:
+    """Standard uncertainty (keV) of the residual of a peak matched to a line."""
+    model = float(_model_sigma(_fwhm_at(ref.keV), ob.significance))
+    return math.sqrt((gain * ob.err) ** 2 + ref.sys_keV**2 + model**2)
+
+
+def _verification(res: np.ndarray, s: np.ndarray, lev: np.ndarray, tol: np.ndarray) -> np.ndarray:
+    """Credit (0..1) of matches in a weighted straight-line fit: how well the *other*
+    matches predict each one.
+
+    The leave-one-out residual ``res / (1 - lev)`` has standard deviation
+    ``s / sqrt(1 - lev)``; the credit is its Gaussian likelihood times the precision of
+    that prediction relative to the match tolerance ``tol`` (a match that alone fixes the
+    line, as in a two-point fit, is not verified at all).
+    """
+    free = np.clip(1.0 - lev, 0.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        spread = np.where(free > 1e-9, s / np.sqrt(np.maximum(free, 1e-9)), np.inf)
+        z2 = np.where(free > 1e-9, res**2 / (s**2 * np.maximum(free, 1e-9)), np.inf)
+    precision = np.clip(1.0 - spread / tol, 0.0, 1.0)
+    return precision * np.exp(-0.5 * z2)
+
+
+def _leverage(c: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """Leverage of each point of a weighted straight-line fit (weights ``1/s**2``)."""
+    w = 1.0 / s**2
+    s0, s1, s2 = w.sum(), (w * c).sum(), (w * c * c).sum()
+    det = s0 * s2 - s1 * s1
+    if not det > 0:
+        return np.ones_like(c)
+    return np.clip(w * (s2 - 2.0 * c * s1 + c * c * s0) / det, 0.0, 1.0)
+
+
+def _assign(
+    gain: float,
+    offset: float,
+    obs: Sequence[_Obs],
+    refs: Sequence[_Ref],
+    tol_frac: float,
+    n_channels: int,
+) -> list[tuple[int, int]]:
+    """Match observed peaks to reference lines with chemical consistency.
+
+    Returns (obs index, ref index) pairs; each reference is used at most once; a
+    secondary line (K-beta, L-beta...) only with its element's stronger primary line.
+    """
+    ref_e = np.array([r.keV for r in refs])
+    ch = np.array([o.channel for o in obs])
+    e = offset + gain * ch
+    tol = tol_frac * _fwhm_at(e)
+    lo = np.searchsorted(ref_e, e - tol, side="left")
+    hi = np.searchsorted(ref_e, e + tol, side="right")
+    cands: list[list[int]] = []
+    for k, (a, b) in enumerate(zip(lo, hi)):
+        cs = list(range(a, b))
+        ob = obs[k]
+        if cs:
+            ok = _width_ok(np.full(len(cs), ob.fwhm * gain), ref_e[cs], np.full(len(cs), ob.significance))
+            cs = [r for r, good in zip(cs, ok) if good]
+        cands.append(cs)
+    # support of each element: weight of the peaks that may be one of its main lines
+    support: dict[str, float] = {}
+    for k, cs in enumerate(cands):
+        seen: set[str] = set()
+        for r in cs:
+            ref = refs[r]
+            if ref.element is not None and ref.element not in seen:
+                seen.add(ref.element)
+                f = 1.0 if ref.fprimary else 0.5
+                support[ref.element] = support.get(ref.element, 0.0) + f * obs[k].weight
+    chosen: dict[int, int] = {}
+    for k, cs in enumerate(cands):
+        if not cs:
+            continue
+
+        def rank(r: int, k: int = k) -> tuple:
+            ref = refs[r]
+            s = support.get(ref.element, 0.0) if ref.element else 1e9
+            if ref.kind == "anode":
+                s += 5.0
+            return (s, ref.strength, -abs(e[k] - ref.keV))
+
+        chosen[k] = max(cs, key=rank)
+    # each reference at most once: the closest (in tolerances), then the strongest
+    by_ref: dict[int, int] = {}
+    for k, r in chosen.items():
+        j = by_ref.get(r)
+        if j is None:
+            by_ref[r] = k
+            continue
+        dk = abs(e[k] - refs[r].keV) / tol[k] - 0.1 * obs[k].weight
+        dj = abs(e[j] - refs[r].keV) / tol[j] - 0.1 * obs[j].weight
+        if dk < dj:
+            by_ref[r] = k
+    # a secondary line (K-beta, L-beta...) needs its family's main line, stronger
+    fam_sig: dict[tuple[str | None, str], float] = {}
+    for r, k in by_ref.items():
+        ref = refs[r]
+        if ref.fprimary:
+            key = (ref.element, ref.family)
+            fam_sig[key] = max(fam_sig.get(key, 0.0), obs[k].significance)
+    e_lo, e_hi = offset, offset + gain * (n_channels - 1)
+    fam_main = {(r.element, r.family): r for r in refs if r.fprimary}
+    pairs = []
+    for r, k in by_ref.items():
+        ref = refs[r]
+        if not ref.fprimary and ref.kind == "element":
+            main = fam_main.get((ref.element, ref.family))
+            if main is not None and e_lo < main.keV < e_hi:
+                if fam_sig.get((ref.element, ref.family), 0.0) < 0.5 * obs[k].significance:
+                    continue
+        pairs.append((k, r))
+    pairs.sort()
+    return pairs
+
+
+def _lsq(
+    pairs: Sequence[tuple[int, int]],
+    obs: Sequence[_Obs],
+    refs: Sequence[_Ref],
+    gain_guess: float,
+) -> tuple[float, float, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Robust weighted straight-line fit energy = offset + gain * channel.
+
+    Returns (gain, offset, residuals keV, sigmas keV, inlier mask) or None.
+    """
+    if len(pairs) < 2:
+        return None
+    c = np.array([obs[k].channel for k, _ in pairs])
+    e = np.array([refs[r].keV for _, r in pairs])
+    s = np.array([_match_sigma(obs[k], refs[r], gain_guess) for k, r in pairs])
+    inl = np.ones(c.size, dtype=bool)
+    gain = offset = float("nan")
+    for _ in range(4):
+        if inl.sum() < 2 or np.ptp(c[inl]) <= 0:
+            return None
+        a = np.column_stack([np.ones(inl.sum()), c[inl]]) / s[inl, None]
+        sol, *_ = np.linalg.lstsq(a, e[inl] / s[inl], rcond=None)
+        offset, gain = float(sol[0]), float(sol[1])
+        res = offset + gain * c - e
+        new = np.abs(res) <= 3.0 * s
+        if new.sum() < 2:
+            new = np.abs(res) <= np.sort(np.abs(res))[1]
+        if np.array_equal(new, inl):
+            break
+        inl = new
+    res = offset + gain * c - e
+    return gain, offset, res, s, inl
+
+
+def _implied_fwhm6(
+    pairs: Sequence[tuple[int, int]], obs: Sequence[_Obs], refs: Sequence[_Ref], gain: float
+) -> float | None:
+    """Detector FWHM at 5.9 keV (keV) implied by the widths of matched single-line peaks:
+    their median weighted by significance (the strongest widths are the best measured)."""
+    vals, wts, kinds = [], [], []
+    for k, r in pairs:
+        ref, o = refs[r], obs[k]
+        if ref.kind == "zero" or not o.ok or o.significance < 30:
+            continue
+        w = o.fwhm * gain
+        if _cluster_fwhm(ref) > 0.7 * w:
+            continue
+        f2 = w * w - _FANO_SLOPE * ref.keV + _FANO_SLOPE * physics.FWHM_REFERENCE_KEV
+        vals.append(math.sqrt(max(f2, 1e-6)))
+        wts.append(o.significance)
+        kinds.append(ref.kind)
+    if not vals:
+        return None
+    # fluorescence lines only: scattered tube lines are broadened
+    vals = [v for v, kd in zip(vals, kinds) if kd == "element"]
+    wts = [w for w, kd in zip(wts, kinds) if kd == "element"]
+    if not vals:
+        return None
+    order = np.argsort(vals)
+    v, w = np.asarray(vals)[order], np.asarray(wts)[order]
+    cum = np.cumsum(w)
+    return float(v[np.searchsorted(cum, 0.5 * cum[-1])])
+
+
+def _companion_present(
+    prim: _Obs,
+    ref: _Ref,
+    rel: float,
+    c: float,
+    gain: float,
+    obs_e: np.ndarray,
+    obs_sig: np.ndarray,
+    expected_sig: float,
+) -> bool:
+    """Whether a companion line (K-beta...) of a matched main-line peak shows at channel
+    ``c``: as a peak of its own within 0.2 FWHM, or as a shoulder on the main peak's
+    Gaussian tail whose maximum is at the predicted place (not the flank of a displaced
+    peak)."""
+    fw_keV = float(_fwhm_at(ref.keV))
+    near = np.abs(obs_e - ref.keV) <= 0.2 * fw_keV
+    if np.any(near & (obs_sig >= 0.1 * expected_sig)):
+        return True
+    spec = prim.spec
+    half = max(1, int(round(0.25 * fw_keV / gain)))
+    i = int(round(c))
+    lo, hi = max(i - half, 0), min(i + half + 1, spec.y.size)
+    if hi - lo < 2:
+        return False
+    x = np.arange(lo, hi)
+    excess = spec.evidence[lo:hi] * spec.noise[lo:hi]
+    excess = excess - prim.height * np.exp(-4.0 * math.log(2.0) * ((x - prim.channel) / prim.fwhm) ** 2)
+    at = float(excess[min(max(i - lo, 0), excess.size - 1)])
+    want = prim.height * rel * min(1.0, prim.fwhm * gain / fw_keV)
+    return at >= 0.3 * want and at >= 0.85 * float(np.max(excess))
+
+
+def _compton_ok(spec: _Spec, gain: float, offset: float, anode_ref: _Ref) -> bool | None:
+    """Whether the broad Compton partner of the anode's main line is there: a maximum of
+    the data above the baseline (>= 8 sigma) inside the Compton range, below the Rayleigh
+    peak. None when the range is not on the axis or the Compton peak is not separable."""
+    e0 = anode_ref.keV
+    fw = float(_fwhm_at(e0))
+    e_lo = float(compton_shift(e0, 180.0)) - 0.5 * fw
+    e_hi = e0 - 1.5 * fw
+    if e_hi - e_lo < fw:
+        return None
+    n = spec.y.size
+    lo, hi = int(math.floor((e_lo - offset) / gain)), int(math.ceil((e_hi - offset) / gain))
+    if lo < 2 or hi > n - 2 or hi - lo < 5:
+        return None
+    seg = spec.evidence[lo:hi]
+    k = int(np.argmax(seg))
+    if k < 2 or k > seg.size - 3:
+        return False
+    return bool(seg[k] >= 8.0)
+
+
+def _fano_ratio(
+    pairs: Sequence[tuple[int, int]], obs: Sequence[_Obs], refs: Sequence[_Ref], gain: float
+) -> float | None:
+    """Slope of FWHM**2 against energy over the matched peaks, relative to the Fano slope
+    of silicon. Widths scale with the gain, energies too: a wrong gain by a factor ``s``
+    gives a ratio near ``s``. None when fewer than two well-measured peaks span 2 keV."""
+    e, w2, wt = [], [], []
+    for k, r in pairs:
+        ref, o = refs[r], obs[k]
+        if not o.ok or o.significance < 30 or ref.kind == "anode":
+            continue
+        fw = o.fwhm * gain
+        if _cluster_fwhm(ref) > 0.3 * fw:
+            continue
+        e.append(ref.keV)
+        w2.append(fw * fw)
+        wt.append(min(o.significance, 1e4))
+    if len(e) < 2 or max(e) - min(e) < 2.0:
+        return None
+    e_a, w2_a, wt_a = np.array(e), np.array(w2), np.sqrt(np.array(wt))
+    a = np.column_stack([np.ones_like(e_a), e_a]) * wt_a[:, None]
+    sol, *_ = np.linalg.lstsq(a, w2_a * wt_a, rcond=None)
+    return float(sol[1] / _FANO_SLOPE)

@@ -1,0 +1,237 @@
+"""Precise peak centres and the Compton peak (steps 5-6 of :func:`auto_calibrate`).
+
+The winning hypothesis's matched peaks refitted with every line component in their
+window, the final weighted gain/offset fit with outlier rejection, and the Compton peak
+of the anode's main line with the scattering angle it implies.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy import optimize
+
+from maxrf import peaks as _peaks
+from maxrf import physics
+from maxrf.calibration.hypotheses import _Hyp
+from maxrf.calibration.match import _fwhm_at
+from maxrf.calibration.observe import _Obs, _Spec
+from maxrf.calibration.references import _Ref
+from maxrf.errors import ParameterError
+from maxrf.physics import compton_shift, detector_angle
+
+
+def _window_fit(
+    spec: _Spec,
+    gain: float,
+    offset: float,
+    ref: _Ref,
+    neighbours: Sequence[_Ref],
+    fwhm6: float,
+) -> tuple[float, float] | None:
+    """Centre (channel) and its error of ``ref`` fitted with its neighbours' components.
+
+    Model: sum of Gaussians at the component energies (relative positions fixed by the
+    gain, widths from the detector model times a free factor), one free amplitude per
+    line group, a quadratic background; the common shift and width factor are the
+    non-linear parameters (the rest is solved linearly).
+    """
+    y = spec.y
+    n = y.size
+    fw_ch = float(_fwhm_at(ref.keV, fwhm6)) / gain
+    c0 = (ref.keV - offset) / gain
+    half = max(4.0, 1.1 * fw_ch)
+    lo, hi = int(math.floor(c0 - half)), int(math.ceil(c0 + half)) + 1
+    lo, hi = max(lo, 0), min(hi, n)
+    if hi - lo < 7 or not (lo + 1 < c0 < hi - 2):
+        return None
+    x = np.arange(lo, hi, dtype=np.float64)
+    yy = y[lo:hi]
+    groups = [ref] + [r for r in neighbours if r is not ref]
+    comps = []  # (group index, offset channels from c0, sigma channels at factor 1, rel)
+    for gi, r in enumerate(groups):
+        for ek, rel in r.components:
+            dch = (ek - ref.keV) / gain
+            if not (lo - 2 * fw_ch < c0 + dch < hi + 2 * fw_ch):
+                continue
+            sig = float(_fwhm_at(ek, fwhm6)) / physics.FWHM_PER_SIGMA / gain
+            comps.append((gi, dch, sig, rel))
+    ng = len(groups)
+    u = (x - c0) / half
+    w = 1.0 / (spec.scale * np.sqrt(np.maximum(yy, 1.0)))
+
+    def design(p: np.ndarray) -> np.ndarray:
+        shift, factor = p
+        cols = np.zeros((x.size, ng))
+        for gi, dch, sig, rel in comps:
+            s = sig * factor
+            cols[:, gi] += rel * np.exp(-0.5 * ((x - (c0 + shift + dch)) / s) ** 2)
+        used = np.any(cols > 1e-12, axis=0)
+        used[0] = True
+        if x.size >= 15:
+            return np.column_stack([cols[:, used], np.ones_like(x), u, u * u])
+        return np.column_stack([cols[:, used], np.ones_like(x), u])
+
+    def resid(p: np.ndarray) -> np.ndarray:
+        d = design(p)
+        beta, *_ = np.linalg.lstsq(d * w[:, None], yy * w, rcond=None)
+        return (yy - d @ beta) * w
+
+    lim = 0.5 * fw_ch
+    try:
+        res = optimize.least_squares(
+            resid, x0=[0.0, 1.0], bounds=([-lim, 0.6], [lim, 1.8]), x_scale=[1.0, 0.1]
+        )
+    except (ValueError, np.linalg.LinAlgError):
+        return None
+    if not res.success:
+        return None
+    d = design(res.x)
+    beta, *_ = np.linalg.lstsq(d * w[:, None], yy * w, rcond=None)
+    if not beta[0] > 0:
+        return None
+    dof = max(x.size - 2 - d.shape[1], 1)
+    chi2 = float(np.sum(res.fun**2)) / dof
+    try:
+        # linear parameters are profiled out: the 2x2 covariance of (shift, factor)
+        cov = np.linalg.inv(res.jac.T @ res.jac) * max(chi2, 1.0)
+        err = float(math.sqrt(max(cov[0, 0], 0.0)))
+    except np.linalg.LinAlgError:
+        return None
+    if abs(res.x[0]) > 0.98 * lim:  # ran into the bound: not trustworthy
+        return None
+    return c0 + float(res.x[0]), max(err, 0.01)
+
+
+def _zero_fit(spec: _Spec, obs: _Obs) -> tuple[float, float] | None:
+    if obs.edge:
+        return obs.channel, obs.err
+    fw = max(obs.fwhm, 2.0)
+    fits = _peaks.fit_peaks(
+        spec.y, [obs.index], fwhm_channels=fw, base=spec.base, scale=spec.scale, half_window=1.2
+    )
+    f = fits[0]
+    if not f.ok:
+        return None
+    return f.center, max(f.center_err, 0.01)
+
+
+def _precise(
+    best: _Hyp,
+    obs: Sequence[_Obs],
+    refs: Sequence[_Ref],
+) -> tuple[float, float, list[tuple[_Ref, float, float, bool]]]:
+    """Refit the matched peaks with their line components, then gain and offset by
+    weighted least squares with outlier rejection.
+
+    Only the zero peak, anode lines and peaks at least 30 sigma strong enter the fit;
+    weaker matches are reported with ``used=False``.
+
+    Returns
+    -------
+    gain, offset, entries
+        ``entries``: (reference, channel, channel error, used) per refitted peak.
+    """
+    g, o = best.gain, best.offset
+    present = {refs[r].element for _, r in best.pairs if refs[r].element is not None}
+    pool = [r for r in refs if r.kind != "zero" and r.element in present]
+    entries: list[list[Any]] = []
+    for _ in range(2):
+        entries = []
+        for k, r in best.pairs:
+            ref, ob = refs[r], obs[k]
+            if ref.kind == "zero":
+                fit = _zero_fit(ob.spec, ob)
+            else:
+                fw = float(_fwhm_at(ref.keV, best.fwhm6))
+                near = [q for q in pool if q is not ref and abs(q.keV - ref.keV) < 3.0 * fw]
+                fit = _window_fit(ob.spec, g, o, ref, near, best.fwhm6)
+            if fit is None:
+                continue
+            refuted = (k, r) in best.refuted
+            trusted = not refuted and (ref.kind in ("zero", "anode") or ob.significance >= 30.0)
+            entries.append([ref, fit[0], fit[1], trusted])
+        used = [e for e in entries if e[3]]
+        if len(used) < 2:
+            break
+        while True:
+            c = np.array([e[1] for e in used])
+            kev = np.array([e[0].keV for e in used])
+            s = np.sqrt(
+                (g * np.array([e[2] for e in used])) ** 2
+                + np.array([e[0].sys_keV for e in used]) ** 2
+                + (0.01 * _fwhm_at(kev)) ** 2
+            )
+            a = np.column_stack([np.ones_like(c), c]) / s[:, None]
+            sol, *_ = np.linalg.lstsq(a, kev / s, rcond=None)
+            o_new, g_new = float(sol[0]), float(sol[1])
+            res = o_new + g_new * c - kev
+            # outliers: far off in their own uncertainty, or off by a quarter FWHM
+            z = np.maximum(np.abs(res) / s, 16.0 * np.abs(res) / _fwhm_at(kev))
+            worst = int(np.argmax(z))
+            if len(used) > 2 and z[worst] > 4.0 and abs(res[worst]) > 0.006:
+                used[worst][3] = False
+                used = [e for e in used if e[3]]
+                continue
+            g, o = g_new, o_new
+            break
+    return g, o, [(e[0], float(e[1]), float(e[2]), bool(e[3])) for e in entries]
+
+
+def _find_compton(
+    spec: _Spec, gain: float, offset: float, anode_ref: _Ref | None, fwhm6: float
+) -> tuple[float | None, float | None]:
+    """Energy (keV) of the Compton peak of the anode's main line and the angle (deg)."""
+    if anode_ref is None:
+        return None, None
+    e0 = anode_ref.keV
+    e_min = float(compton_shift(e0, 180.0))
+    fw0 = float(_fwhm_at(e0, fwhm6))
+    e_max = e0 - 1.0 * fw0
+    if e_max - e_min < fw0:
+        return None, None  # Compton and Rayleigh not separable (soft anode line)
+    n = spec.y.size
+    lo = int(max(0, math.floor((e_min - 2 * fw0 - offset) / gain)))
+    hi = int(min(n, math.ceil((e0 - offset) / gain)))
+    if hi - lo < 10:
+        return None, None
+    from scipy.ndimage import gaussian_filter1d
+
+    ys = gaussian_filter1d(spec.y, max(1.0, 0.5 * fw0 / gain))
+    seg_lo = int(max(lo, math.floor((e_min - offset) / gain)))
+    seg_hi = int(min(hi, math.ceil((e_max - offset) / gain)))
+    if seg_hi - seg_lo < 3:
+        return None, None
+    seg = ys[seg_lo:seg_hi] - spec.base[seg_lo:seg_hi]
+    # the most prominent local maximum (the Rayleigh peak's flank rises at the upper end)
+    from scipy.signal import find_peaks
+
+    cand, props = find_peaks(seg, prominence=0.0)
+    if cand.size == 0:
+        return None, None
+    i = seg_lo + int(cand[np.argmax(props["prominences"])])
+    height = float(ys[i] - spec.base[i])
+    noise = spec.scale * math.sqrt(max(spec.base[i], 1.0))
+    if height < 5.0 * noise / math.sqrt(max(1.0, 0.5 * fw0 / gain)):
+        return None, None
+    # centre: Gaussian fit to the core of the (broad) peak
+    fits = _peaks.fit_peaks(
+        spec.y,
+        [i],
+        fwhm_channels=2.0 * fw0 / gain,
+        base=spec.base,
+        scale=spec.scale,
+        half_window=0.8,
+    )
+    c = fits[0].center if fits[0].ok else float(i)
+    ec = offset + gain * c
+    if not (e_min <= ec < e0):
+        ec = offset + gain * i
+    try:
+        theta = float(detector_angle(ec, e0))
+    except ParameterError:
+        return None, None
+    return float(ec), theta

@@ -1,0 +1,197 @@
+"""Reference lines of the automatic calibration (step 2 of :func:`auto_calibrate`).
+
+The zero peak, the anode's lines as the Rayleigh scatter shows them (less those blended
+with their Compton peak) and the K and L lines of elements common in artworks, with the
+components of a line group closer than a detector FWHM merged into one line (:class:`_Ref`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from maxrf import physics
+from maxrf.physics import compton_shift
+
+#: elements whose K lines serve as references (common in artworks and standards)
+K_ELEMENTS: tuple[str, ...] = (
+    "Si", "P", "S", "Cl", "Ar", "K", "Ca", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu",
+    "Zn", "As", "Se", "Br", "Rb", "Sr", "Zr", "Mo", "Ag", "Cd", "Sn", "Sb", "Ba",
+)  # fmt: skip
+#: elements whose L lines serve as references
+L_ELEMENTS: tuple[str, ...] = (
+    "Sr", "Zr", "Mo", "Ag", "Cd", "Sn", "Sb", "Ba", "W", "Pt", "Au", "Hg", "Pb", "Bi",
+)  # fmt: skip
+
+_FWHM6_DEFAULT = 0.145  # keV at 5.9 keV, for tolerances before the resolution is measured
+# systematic uncertainty (keV) of a reference centroid by line kind
+_SYS_KEV = {"zero": 0.0015, "Ka": 0.002, "Kb": 0.004, "La": 0.005, "anode": 0.008, "other": 0.010}
+
+
+@dataclass(frozen=True)
+class _Ref:
+    """A reference line as the detector sees it (components merged within a FWHM)."""
+
+    name: str  # 'Fe Ka', 'Rh Kb', 'zero'
+    element: str | None
+    group: str  # 'Ka', 'Kb', 'La', 'Lb', ..., 'zero'
+    family: str  # 'K', 'L', 'M', 'zero'
+    keV: float  # intensity-weighted energy of the components
+    components: tuple[tuple[float, float], ...]  # (keV, relative intensity)
+    strength: float  # relative to the strongest line of its family (1)
+    kind: str  # 'zero' | 'anode' | 'element'
+    fprimary: bool  # strongest line of its family (K-alpha, L-alpha)
+    primary: bool  # the element's main line (K-alpha, or L-alpha when K is not excited)
+    anchor: bool  # may generate hypotheses
+    sys_keV: float  # systematic uncertainty of its centroid
+
+
+_ZERO = _Ref(
+    "zero",
+    None,
+    "zero",
+    "zero",
+    0.0,
+    ((0.0, 1.0),),
+    1.0,
+    "zero",
+    True,
+    True,
+    True,
+    _SYS_KEV["zero"],
+)
+
+
+def _cluster_fwhm(ref: _Ref) -> float:
+    """FWHM (keV) added by the spread of a reference line's components (weighted)."""
+    e = np.array([c[0] for c in ref.components])
+    w = np.array([c[1] for c in ref.components])
+    mean = float(np.sum(w * e) / np.sum(w))
+    return physics.FWHM_PER_SIGMA * float(np.sqrt(np.sum(w * (e - mean) ** 2) / np.sum(w)))
+
+
+def _group_name(siegbahn: str) -> str:
+    """'Ka1' -> 'Ka', 'Lb2,15' -> 'Lb2', 'Kb1' -> 'Kb', 'Ma' -> 'Ma'."""
+    name = siegbahn.split(",")[0]
+    if name.endswith("1") and len(name) == 3:
+        name = name[:2]
+    return name
+
+
+def _group_key(siegbahn: str) -> str:
+    """Lines that blend into one peak share a key: 'Ka1', 'Ka2' -> 'Ka'; 'Kb1', 'Kb3',
+    'Kb5' -> 'Kb'; 'Kb2', 'Kb4' -> 'Kb2'; L and M lines by their first two letters."""
+    name = siegbahn.split(",")[0]
+    if name.startswith("Kb"):
+        return "Kb2" if name[2:3] in ("2", "4") else "Kb"
+    return name[:2]
+
+
+def _cluster_lines(lines: Sequence[physics.Line], fwhm6: float) -> list[list[physics.Line]]:
+    """Lines of the same group (K-alpha1,2; K-beta1,3...) closer than one detector FWHM,
+    chained in energy order."""
+    ordered = sorted(lines, key=lambda ln: (_group_key(ln.siegbahn), ln.energy_keV))
+    clusters: list[list[physics.Line]] = []
+    for ln in ordered:
+        if clusters:
+            last = clusters[-1][-1]
+            width = float(physics.fwhm_keV(ln.energy_keV, fwhm6))
+            same = _group_key(ln.siegbahn) == _group_key(last.siegbahn)
+            if same and ln.energy_keV - last.energy_keV < width:
+                clusters[-1].append(ln)
+                continue
+        clusters.append([ln])
+    clusters.sort(key=lambda c: c[0].energy_keV)
+    return clusters
+
+
+def _family_refs(
+    element: str,
+    lines: Sequence[physics.Line],
+    kind: str,
+    min_strength: float,
+    main_family: bool,
+    anchors: tuple[str, ...],
+) -> list[_Ref]:
+    """Reference lines of one family (K, L or M) of an element."""
+    out: list[_Ref] = []
+    clusters = _cluster_lines(lines, _FWHM6_DEFAULT)
+    if not clusters:
+        return out
+    total = [sum(ln.rel_intensity for ln in c) for c in clusters]
+    top = max(total)
+    for c, t in zip(clusters, total):
+        strength = t / top if top > 0 else 0.0
+        if strength < min_strength:
+            continue
+        strongest = max(c, key=lambda ln: ln.rel_intensity)
+        group = _group_name(strongest.siegbahn)
+        w = np.array([ln.rel_intensity for ln in c])
+        e = np.array([ln.energy_keV for ln in c])
+        fprimary = t == top
+        sys = _SYS_KEV.get(group, _SYS_KEV["other"])
+        if kind == "anode":  # scattered tube lines: Compton tail, scattering shape
+            sys = max(sys, _SYS_KEV["anode"] if group == "Ka" else 1.5 * _SYS_KEV["other"])
+        out.append(
+            _Ref(
+                name=f"{element} {group}",
+                element=element,
+                group=group,
+                family=c[0].family,
+                keV=float(np.sum(w * e) / np.sum(w)),
+                components=tuple((float(ln.energy_keV), float(ln.rel_intensity)) for ln in c),
+                strength=float(strength),
+                kind=kind,
+                fprimary=fprimary,
+                primary=fprimary and main_family,
+                anchor=(fprimary and main_family) or group in anchors,
+                sys_keV=sys,
+            )
+        )
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _reference_lines(anode: str, tube_kv: float) -> tuple[_Ref, ...]:
+    """Zero peak, anode lines and common element lines, sorted by energy."""
+    refs: list[_Ref] = [_ZERO]
+    lines = physics.anode_lines(anode, tube_kv)
+    fams = [f for f in ("K", "L", "M") if any(ln.family == f for ln in lines)]
+    for f in fams:
+        fam_lines = [ln for ln in lines if ln.family == f]
+        fam = _family_refs(anode, fam_lines, "anode", 0.04, f == fams[0], ("Ka", "Kb", "La", "Lb"))
+        # a scattered line whose Compton peak half overlaps it has no usable centre
+        refs += [r for r in fam if not _compton_blended(r.keV)]
+    for el in dict.fromkeys(K_ELEMENTS + L_ELEMENTS):
+        if el == anode:  # its usable lines are the anode's (scatter hides the others)
+            continue
+        lines = physics.element_lines(el, tube_kv, min_keV=0.9, min_rel=0.005)
+        fams = (["K"] if el in K_ELEMENTS else []) + (["L"] if el in L_ELEMENTS else [])
+        fams = [f for f in fams if any(ln.family == f for ln in lines)]
+        for f in fams:
+            fam_lines = [ln for ln in lines if ln.family == f]
+            refs += _family_refs(el, fam_lines, "element", 0.05, f == fams[0], ())
+    refs.sort(key=lambda r: r.keV)
+    return tuple(refs)
+
+
+def _compton_blended(keV: float) -> bool:
+    """Whether the Compton peak of a scattered line at ``keV`` overlaps it so much that
+    the observed peak centre is shifted (shift at a typical 105-degree geometry between
+    0.2 and 2.5 detector FWHM): such anode lines cannot anchor a calibration."""
+    shift = keV - float(compton_shift(keV, 105.0))
+    ratio = shift / float(physics.fwhm_keV(keV, _FWHM6_DEFAULT))
+    return 0.2 < ratio < 2.5
+
+
+def _anode_main(refs: Sequence[_Ref]) -> _Ref | None:
+    """The anode's main Rayleigh line (K-alpha, or L-alpha), if usable (see
+    :func:`_compton_blended`)."""
+    anode = [r for r in refs if r.kind == "anode"]
+    for r in anode:
+        if r.primary:
+            return r
+    return None
