@@ -17,10 +17,12 @@ DEMO_SCAN = {
 
 
 def run_demo(folder: str | os.PathLike = "demo-output",
-             log: Callable[[str], None] | None = None) -> dict[str, Any]:
+             log: Callable[[str], None] | None = None, client: Any = None) -> dict[str, Any]:
     """Generate the default scan in ``folder`` and run the whole workflow on it.
 
-    Returns the :func:`maxrf.pipeline.run_pipeline` summary, with the report path.
+    ``client`` (a dask.distributed Client or scheduler address) runs convert and the
+    pipeline's reads of the cube on that cluster. Returns the
+    :func:`maxrf.pipeline.run_pipeline` summary, with the report path.
     """
     from maxrf.convert import convert
     from maxrf.pipeline import run_pipeline
@@ -33,6 +35,6 @@ def run_demo(folder: str | os.PathLike = "demo-output",
     truth = make_scan(rpl, overwrite=True, **DEMO_SCAN)
     h, w, c = truth.shape
     say(f"scan: {rpl} ({h} x {w} pixels x {c} channels, synthetic; truth beside it)")
-    ds = convert(rpl, folder / "demo-scan.datastack", overwrite=True)
+    ds = convert(rpl, folder / "demo-scan.datastack", overwrite=True, client=client)
     say(f"converted: {ds.path}")
-    return run_pipeline(ds, report=folder / "report.html", log=say)
+    return run_pipeline(ds, report=folder / "report.html", log=say, client=client)

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import dask
 import numpy as np
 
-from maxrf.errors import ParameterError
+from maxrf.errors import ClusterError, ParameterError
 
 DEFAULT_BUDGET_BYTES = 256 * 2**20
 """Default memory budget of the blocks in flight (bytes); ``MAXRF_BUDGET_MB`` overrides it."""
@@ -349,16 +349,38 @@ def _process(
     return out
 
 
+_CLIENTS: dict[str, Any] = {}
+
+
 def get_client(client: Any = None) -> Any:
-    """The dask.distributed client to run on: the one given, or ``MAXRF_SCHEDULER``, or None."""
-    if client is not None:
+    """The dask.distributed client to run on: the one given, or ``MAXRF_SCHEDULER``, or None.
+
+    ``client`` may also be a scheduler address (``'tcp://host:8786'``). One client per
+    address is kept for the process, so the steps of a pipeline share it.
+    """
+    if client is not None and not isinstance(client, str):
         return client
-    address = os.environ.get("MAXRF_SCHEDULER")
+    address = client or os.environ.get("MAXRF_SCHEDULER")
     if not address:
         return None
+    known = _CLIENTS.get(address)
+    if known is not None and known.status == "running":
+        return known
     from distributed import Client
 
-    return Client(address)
+    try:
+        _CLIENTS[address] = Client(address, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise ClusterError(f"cannot reach the dask scheduler at {address!r} ({exc})") from None
+    return _CLIENTS[address]
+
+
+def compute(*collections: Any, client: Any = None) -> tuple:
+    """``dask.compute`` on the cluster (a client, an address or ``MAXRF_SCHEDULER``) or,
+    without one, on the local threaded scheduler: for the few small reads outside
+    :func:`run` (pixel spectra, region spectra, chunk checks)."""
+    client = get_client(client)
+    return dask.compute(*collections, scheduler=client if client is not None else "threads")
 
 
 def run(

@@ -84,3 +84,7 @@ class CalibrationError(MaxrfError, ValueError):
 
 class ParameterError(MaxrfError, ValueError):
     """A function argument or CLI option has an invalid value."""
+
+
+class ClusterError(MaxrfError):
+    """The dask.distributed scheduler cannot be reached, or the cluster lost the run."""

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import ndimage
 
+from maxrf import engine
 from maxrf import peaks as _peaks
 from maxrf.errors import ConcurrentWriteError, CorruptDataError, ParameterError
 from maxrf.peaks import restore_level  # noqa: F401 - kept as a public name of hotmax
@@ -139,7 +140,7 @@ def group_pixels(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return peak_spectrum, spectrum_pixels
 
 
-def read_pixel_spectra(ds: DataStack, pixels: np.ndarray) -> np.ndarray:
+def read_pixel_spectra(ds: DataStack, pixels: np.ndarray, client: Any = None) -> np.ndarray:
     """Spectra of a few pixels, reading each cube chunk that holds one of them once.
 
     Parameters
@@ -148,6 +149,9 @@ def read_pixel_spectra(ds: DataStack, pixels: np.ndarray) -> np.ndarray:
         The scan.
     pixels : numpy.ndarray
         ``(n, 2)`` int ``[row, col]``.
+    client : dask.distributed.Client or str, optional
+        Read on this cluster (or scheduler address, or ``MAXRF_SCHEDULER``); default the
+        local threads.
 
     Returns
     -------
@@ -160,7 +164,7 @@ def read_pixel_spectra(ds: DataStack, pixels: np.ndarray) -> np.ndarray:
         return np.zeros((0, c), dtype=np.float64)
     cube = ds.cube
     # dask's point indexing reads each chunk holding a requested pixel once
-    values = cube.vindex[pixels[:, 0], pixels[:, 1]].compute(scheduler="synchronous")
+    (values,) = engine.compute(cube.vindex[pixels[:, 0], pixels[:, 1]], client=client)
     return np.asarray(values, dtype=np.float64).reshape(len(pixels), c)
 
 
@@ -280,6 +284,9 @@ class HotmaxAtlas:
         Gaussian smoothing (sigma, channels) before the sub-peak search; default 1.
     store : bool
         Write a newly built atlas into the datastack (layer ``hotmax``).
+    client : dask.distributed.Client or str, optional
+        Read the hotmax pixels' spectra on this cluster (or scheduler address; default
+        ``MAXRF_SCHEDULER``, else local threads).
 
     Notes
     -----
@@ -329,8 +336,10 @@ class HotmaxAtlas:
         n_sigma_peaks: float | None = None,
         smooth: float | None = None,
         store: bool = True,
+        client: Any = None,
     ):
         self.datastack = _open(ds)
+        self._client = client
         asked = {
             "prominence": _check_positive("prominence", prominence),
             "n_sigma": _check_positive("n_sigma", n_sigma),
@@ -367,7 +376,7 @@ class HotmaxAtlas:
         argmax = np.asarray(ds.argmax_pixels, dtype=np.int64)
         pixels = np.column_stack([argmax[channels].reshape(-1, 2), channels]).astype(np.int64)
         peak_spectrum, spectrum_pixels = group_pixels(pixels)
-        spectra = read_pixel_spectra(ds, spectrum_pixels)
+        spectra = read_pixel_spectra(ds, spectrum_pixels, client=self._client)
         counts = ds.dtype.kind in "ui"
         n, c = spectra.shape
         baselines = np.zeros((n, c))

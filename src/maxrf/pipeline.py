@@ -46,8 +46,10 @@ def run_pipeline(
         Element whose map is searched for speckles (skipped if it is not identified).
     report : path, optional
         Where to write the HTML report (default ``NAME.report.html`` beside the datastack).
-    client : dask.distributed.Client, optional
-        Run the passes over the cube on this cluster.
+    client : dask.distributed.Client or str, optional
+        Run every read of the cube (the maps pass, the hotmax pixel spectra) on this
+        cluster (or scheduler address; default ``MAXRF_SCHEDULER``, else local threads).
+        The other steps work on the stored spectra and layers only.
     log : callable, optional
         Called with a one-line message after each step (the CLI prints them).
 
@@ -69,7 +71,7 @@ def run_pipeline(
         calibrate_datastack(ds, anode=anode, tube_kv=tube_kv)
     cal = ds.calibration
     say(f"calibration: E = {cal['offset_keV']:.4f} + {cal['gain_keV']:.6f} x channel keV")
-    atlas = HotmaxAtlas(ds, recompute=True)
+    atlas = HotmaxAtlas(ds, recompute=True, client=client)
     say(f"hotmax atlas: {len(atlas.hotmax_spectra)} spectra from {len(atlas.hotmax_pixels)} peaks")
     identify(ds, anode=anode, tube_kv=tube_kv)
     elements = present_elements(ds)

@@ -526,7 +526,7 @@ class SpeckleAtlas:
             )
         return int(speckle_i)
 
-    def speckle_spectrum(self, arr: Any, speckle_i: int) -> np.ndarray:
+    def speckle_spectrum(self, arr: Any, speckle_i: int, client: Any = None) -> np.ndarray:
         """Mean spectrum of one speckle.
 
         Parameters
@@ -535,6 +535,8 @@ class SpeckleAtlas:
             Spectral cube (counts per channel) with the map's pixel grid.
         speckle_i : int
             0-based speckle index: ``props[speckle_i]``, i.e. label ``speckle_i + 1``.
+        client : dask.distributed.Client or str, optional
+            Read on this cluster (see :func:`region_spectra`).
 
         Returns
         -------
@@ -543,7 +545,7 @@ class SpeckleAtlas:
             the bounding-box-local ``props[i].image`` and so averaged the wrong pixels),
             the full-size mask of the label is used.
         """
-        return region_spectra(arr, self.speckle_mask(speckle_i), average=True)
+        return region_spectra(arr, self.speckle_mask(speckle_i), average=True, client=client)
 
 
 # ---------------------------------------------------------------------------------------
@@ -559,7 +561,7 @@ def _sum_pixels(block: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.nda
     return np.asarray(block)[rows, cols].sum(axis=0, dtype=np.float64)
 
 
-def region_spectra(cube: Any, mask: Any, average: bool = True) -> np.ndarray:
+def region_spectra(cube: Any, mask: Any, average: bool = True, client: Any = None) -> np.ndarray:
     """Spectra of the pixels under a mask, reading only the chunks the mask touches.
 
     Parameters
@@ -574,6 +576,9 @@ def region_spectra(cube: Any, mask: Any, average: bool = True) -> np.ndarray:
     average : bool, optional
         If True (default) return the mean spectrum; otherwise every selected pixel's
         spectrum.
+    client : dask.distributed.Client or str, optional
+        Read a dask cube's blocks on this cluster (or scheduler address; default
+        ``MAXRF_SCHEDULER``, else local threads).
 
     Returns
     -------
@@ -629,7 +634,9 @@ def region_spectra(cube: Any, mask: Any, average: bool = True) -> np.ndarray:
         lc = cols[sel] - cedges[j]
         tasks.append(dask.delayed(func)(cube.blocks[i, j, :], lr, lc))
         groups.append(sel)
-    parts = dask.compute(*tasks)
+    from maxrf import engine
+
+    parts = engine.compute(*tasks, client=client)
     if average:
         return np.sum(parts, axis=0) / n
     out = np.empty((n, shape[2]), dtype=cube.dtype)

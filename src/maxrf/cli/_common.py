@@ -33,9 +33,7 @@ def add_scheduler(parser) -> None:
 
 def client_from(args) -> Any:
     """A distributed Client for ``--scheduler``, or None (the engine reads MAXRF_SCHEDULER)."""
-    address = getattr(args, "scheduler", None)
-    if not address:
-        return None
-    from distributed import Client
+    from maxrf.engine import get_client
 
-    return Client(address)
+    address = getattr(args, "scheduler", None)
+    return get_client(address) if address else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from maxrf.cli._common import print_json
+from maxrf.cli._common import add_scheduler, client_from, print_json
 
 
 def add_parser(sub):
@@ -22,6 +22,7 @@ def add_parser(sub):
                    help="minimum prominence of a max-spectrum peak, counts "
                         "(default: 5 x the local counting noise)")
     p.add_argument("--recompute", action="store_true", help="rebuild the atlas even if it is stored")
+    add_scheduler(p)
     return p
 
 
@@ -50,7 +51,8 @@ def run(args) -> int:
     if args.prominence is not None and not args.prominence > 0:
         raise ParameterError(f"--prominence must be > 0 counts, got {args.prominence}")
     plot_path = _check_plot_path(args.plot) if args.plot else None
-    atlas = HotmaxAtlas(args.datastack, recompute=args.recompute, prominence=args.prominence)
+    atlas = HotmaxAtlas(args.datastack, recompute=args.recompute, prominence=args.prominence,
+                        client=client_from(args))
     if args.json:
         print_json(atlas.summary())
     else:

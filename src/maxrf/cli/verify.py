@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from maxrf.cli._common import print_json
+from maxrf.cli._common import add_scheduler, client_from, print_json
 
 
 def add_parser(sub):
     p = sub.add_parser("verify", help="check every chunk's checksum and every layer")
     p.add_argument("datastack")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_scheduler(p)
     return p
 
 
 def run(args) -> int:
     from maxrf.verify import verify
 
-    report = verify(args.datastack)
+    report = verify(args.datastack, client=client_from(args))
     if args.json:
         print_json(report.to_dict())
     else:
