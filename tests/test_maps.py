@@ -297,6 +297,28 @@ def test_window_method_maps(scan):
         assert em.maps[i].sum() == pytest.approx(truth.maps[el].sum(), rel=0.25)
 
 
+@pytest.mark.parametrize("seed_", [11, 12, 13])
+def test_default_prominence_is_scaled_to_the_noise(tmp_path, seed_):
+    """On raw counts the seed's 0.5 slices hundreds of noise wiggles; the data-scaled
+    default (compute_maps, maxrf maps) keeps every element's main lines and few else."""
+    from maxrf import physics
+
+    ds, truth = _scan(tmp_path, f"p{seed_}", seed=seed_, height=40, width=48,
+                      elements=["Ca", "Fe", "Cu", "Pb", "Zn"])
+    e, y = np.asarray(ds.energies), np.asarray(ds.max_spectrum, float)
+    res = mp.compute_maps(ds, peaks=True)
+    auto = res.peaks.peaks_keV
+    seed_default = mp.get_slices(e, y)[0]  # get_slices keeps the seed's 0.5
+    assert 8 <= auto.size <= len(seed_default) / 5, (auto.size, len(seed_default))
+    for el in truth.elements:
+        line = "La" if el == "Pb" else "Ka"
+        keV = physics.line_energy(el, line)
+        assert np.min(np.abs(auto - keV)) < 0.08, (el, keV, auto)
+    assert res.peaks.prominence is None
+    # an explicit prominence is still honoured
+    assert mp.compute_maps(ds, peaks=True, prominence=0.5).peaks.maps.shape[0] == len(seed_default)
+
+
 # ----------------------------------------------------------------------------- storage
 def test_layers_stored_with_schema(scan):
     ds, truth = scan

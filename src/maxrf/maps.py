@@ -114,6 +114,7 @@ from scipy.special import ndtr
 from maxrf import engine, physics
 from maxrf.engine import Block, PixelMaps
 from maxrf.errors import LayerMissingError, ParameterError
+from maxrf.peaks import noise_prominence
 
 __all__ = [
     "ElementMaps",
@@ -136,6 +137,10 @@ __all__ = [
     "seed_peak_map",
     "write_peak_maps",
 ]
+
+AUTO_SIGMA = 5.0
+"""Significance (standard deviations of the local counting noise of the max spectrum) of
+the peaks sliced by default (``prominence=None``), as in the hotmax atlas."""
 
 #: values (pixels x channels) processed at once inside a block: keeps temporaries small
 BATCH_VALUES = 2**20
@@ -332,7 +337,7 @@ def _nearest_index(x: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def get_slices(
-    x_keVs: Any, y_max: Any, prominence: float = 0.5, rel_height: float = 0.2
+    x_keVs: Any, y_max: Any, prominence: float | Any | None = 0.5, rel_height: float = 0.2
 ) -> tuple[np.ndarray, np.ndarray]:
     """Peaks of a (max) spectrum and the channel slices around them (seed semantics).
 
@@ -342,8 +347,12 @@ def get_slices(
         ``(C,)`` channel energies (keV), increasing.
     y_max : array_like
         ``(C,)`` spectrum (counts), usually the max spectrum.
-    prominence : float
-        Minimum peak prominence (counts), ``scipy.signal.find_peaks``.
+    prominence : float, array_like or None
+        Minimum peak prominence (counts), ``scipy.signal.find_peaks``: a number (the
+        seed's default 0.5 suits a smoothed cube; on raw counts it keeps every noise
+        wiggle), a per-channel array, or None for :data:`AUTO_SIGMA` standard deviations
+        of the local counting noise (:func:`maxrf.peaks.noise_prominence`, the rule of
+        the hotmax atlas).
     rel_height : float
         Height (fraction of the prominence below the top) at which the peak width is
         measured (``scipy.signal.peak_widths``).
@@ -359,6 +368,8 @@ def get_slices(
         width rounded to nothing).
     """
     x, y = _as_spectrum_pair(x_keVs, y_max)
+    if prominence is None:
+        prominence = noise_prominence(y, AUTO_SIGMA)
     peaks, _ = ssg.find_peaks(y, prominence=prominence)
     if peaks.size == 0:
         return np.zeros((0, 2)), np.zeros((0, 3), dtype=np.int64)
@@ -1235,7 +1246,10 @@ class PeakMaps:
     labels : list of str
         ``peak-07-6.40keV``...
     norm : bool
-    prominence, rel_height : float
+    prominence : float or None
+        The prominence given (counts), or None for the data-scaled default
+        (:data:`AUTO_SIGMA` x the local counting noise) or a per-channel array.
+    rel_height : float
     """
 
     maps: np.ndarray
@@ -1244,7 +1258,7 @@ class PeakMaps:
     peaks_xy: np.ndarray
     labels: list[str]
     norm: bool
-    prominence: float
+    prominence: float | None
     rel_height: float
 
     @property
@@ -1358,7 +1372,7 @@ def compute_maps(
     *,
     x_keVs: Any = None,
     y_max: Any = None,
-    prominence: float = 0.5,
+    prominence: float | None = None,
     rel_height: float = 0.2,
     norm: bool = False,
     fwhm_at_6keV: float | None = None,
@@ -1388,8 +1402,13 @@ def compute_maps(
         ``(C,)`` channel energies (keV); default the store's calibration.
     y_max : array_like, optional
         ``(C,)`` spectrum to slice; default the max spectrum.
-    prominence, rel_height : float
-        Peak finding (:func:`get_slices`).
+    prominence : float, optional
+        Minimum prominence (counts) of the sliced max-spectrum peaks. Default: data-scaled,
+        :data:`AUTO_SIGMA` standard deviations of the local counting noise (as the hotmax
+        atlas), which keeps the real peaks and none of the noise wiggles of raw counts;
+        :func:`get_peakmaps` keeps the seed's 0.5.
+    rel_height : float
+        Peak width height for the slices (:func:`get_slices`).
     norm : bool
         Divide each peak map by its maximum (the seed's default in :func:`get_peakmaps`).
     fwhm_at_6keV : float, optional
@@ -1482,7 +1501,7 @@ def compute_maps(
         if norm:  # the engine's output is ours: no copy of k x H x W maps
             maps = _normalise(maps, copy=False)
         result.peaks = PeakMaps(maps, arr[k:], slices, peaks_xy, peak_labels(peaks_xy[:, 0]),
-                                bool(norm), float(prominence), float(rel_height))
+                                bool(norm), _prominence_value(prominence), float(rel_height))
     if els and method == "fit":
         arr = out["elements"]
         k = len(els)
@@ -1584,7 +1603,7 @@ def _compute_stored(inp: _Input, reductions: Mapping[str, PixelMaps], e: np.ndar
                             band[i] /= peak_max[i]
                     lw.write(pmaps, (*whole, rows), band)
             meta = PeakMaps(None, None, slices, peaks_xy, peak_labels(peaks_xy[:, 0]),
-                            bool(norm), float(prominence), float(rel_height))
+                            bool(norm), _prominence_value(prominence), float(rel_height))
             for key, value in _peak_small_arrays(meta).items():
                 lw.put("peak_maps", key, value)
             attrs["peak_maps"] = _peak_attrs(meta)
@@ -1724,9 +1743,16 @@ def _peak_small_arrays(peaks: PeakMaps) -> dict[str, np.ndarray]:
             "peaks_height": np.asarray(peaks.peaks_xy[:, 1] if peaks.peaks_xy.size else [], float)}
 
 
+def _prominence_value(prominence: Any) -> float | None:
+    return None if prominence is None or np.ndim(prominence) else float(prominence)
+
+
 def _peak_attrs(peaks: PeakMaps) -> dict[str, Any]:
+    rule = (f"{AUTO_SIGMA:g} x the local counting noise of the max spectrum"
+            if peaks.prominence is None else f"{peaks.prominence:g} counts")
     return {"labels": list(peaks.labels), "norm": bool(peaks.norm),
-            "prominence": float(peaks.prominence), "rel_height": float(peaks.rel_height),
+            "prominence": peaks.prominence, "prominence_rule": rule,
+            "rel_height": float(peaks.rel_height),
             "formula": "sum(x[si:sk+1])/(sk-si) - (x[si]+x[sk])/2",
             "units": "relative (map / max)" if peaks.norm else "counts per channel"}
 

@@ -350,6 +350,51 @@ def find_subpeaks(
     return idx[y[idx] > env[idx]].astype(np.intp)
 
 
+def _channel_noise(ys: np.ndarray, base: np.ndarray, scale: float, fwhm_channels: float
+                   ) -> np.ndarray:
+    """Poisson noise of one channel of the local background: the baseline, or the floor of
+    the data around a peak when the baseline undershoots (next to strong peaks)."""
+    floor = ndimage.minimum_filter1d(ys, size=2 * int(round(1.5 * fwhm_channels)) + 1)
+    level = np.maximum(np.maximum(base, floor), 1.0)
+    return scale * np.sqrt(level)
+
+
+def noise_prominence(y: Any, n_sigma: float = 5.0, *, smooth: float = 1.0,
+                     fwhm_channels: float | None = None) -> np.ndarray:
+    """Per-channel prominence threshold scaled to the counting noise of a spectrum.
+
+    The default threshold of :func:`find_spectrum_peaks` (and of the hotmax atlas):
+    ``n_sigma`` standard deviations of one channel's noise over the local baseline,
+    ``n_sigma * scale * sqrt(max(baseline, floor, 1))``, as an array usable as the
+    ``prominence`` of ``scipy.signal.find_peaks`` (and of :func:`maxrf.maps.get_slices`).
+
+    Parameters
+    ----------
+    y : array_like
+        Spectrum (counts per channel), e.g. the max spectrum.
+    n_sigma : float
+        Significance (standard deviations).
+    smooth : float
+        Gaussian smoothing (sigma, channels) of the floor estimate.
+    fwhm_channels : float, optional
+        Peak width scale (channels); estimated from ``y`` when None.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(C,)`` minimum prominence per channel (counts).
+    """
+    y = _as_spectrum(y)
+    if not n_sigma > 0:
+        raise ParameterError(f"n_sigma must be > 0, got {n_sigma}")
+    if fwhm_channels is None:
+        fwhm_channels = estimate_fwhm_channels(y)
+    base = baseline(y, fwhm_channels=fwhm_channels)
+    scale = noise_scale(y, base)
+    ys = ndimage.gaussian_filter1d(y, smooth) if smooth and smooth > 0 else y
+    return n_sigma * _channel_noise(ys, base, scale, fwhm_channels)
+
+
 def find_spectrum_peaks(
     y: Any,
     prominence: float | Any | None = None,
@@ -406,11 +451,7 @@ def find_spectrum_peaks(
     if scale is None:
         scale = noise_scale(y, base)
     ys = ndimage.gaussian_filter1d(y, smooth) if smooth and smooth > 0 else y
-    # Poisson noise of one channel of the local background: the baseline, or the floor of
-    # the data around a peak when the baseline undershoots (next to strong peaks)
-    floor = ndimage.minimum_filter1d(ys, size=2 * int(round(1.5 * fwhm_channels)) + 1)
-    level = np.maximum(np.maximum(base, floor), 1.0)
-    noise = scale * np.sqrt(level)
+    noise = _channel_noise(ys, base, scale, fwhm_channels)
     if prominence is None:
         prominence = n_sigma * noise
     kw.setdefault("distance", max(1, int(round(0.3 * fwhm_channels))))

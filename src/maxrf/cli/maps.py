@@ -39,8 +39,9 @@ def add_parser(sub):
                    help="export folder (default: NAME_maps beside the datastack)")
     p.add_argument("--format", default="tiff,png",
                    help="comma-separated export formats among tiff, png (default tiff,png)")
-    p.add_argument("--prominence", type=float, default=0.5,
-                   help="peak prominence in the max spectrum, counts (default 0.5, as the seed)")
+    p.add_argument("--prominence", type=float, default=None,
+                   help="peak prominence in the max spectrum, counts (default: 5 x the local "
+                        "counting noise, as the hotmax atlas; the seed used 0.5)")
     p.add_argument("--rel-height", type=float, default=0.2,
                    help="relative height of the peak width that sets the slices (default 0.2)")
     p.add_argument("--norm", action="store_true", help="divide each peak map by its maximum")
