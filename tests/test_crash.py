@@ -136,3 +136,70 @@ def test_layer_write_disk_full_keeps_previous(tmp_path, monkeypatch):
     layer = ds.read("maps")
     assert layer.attrs["state"] == "old" and (layer["m"] == 0).all()
     assert len(list((ds.path / "layers").iterdir())) == 1
+
+
+def _marked_run(code: str, env: dict) -> float:
+    """Seconds from the child's 'GO' line (imports done, store open) to its exit."""
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                            env=env)
+    assert proc.stdout.readline().strip() == "GO"
+    t0 = time.perf_counter()
+    assert proc.wait() == 0
+    return time.perf_counter() - t0
+
+
+def _kill_after_marker(code: str, delay: float, env: dict) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                            env=env)
+    proc.stdout.readline()
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def test_streamed_maps_killed_at_random_moments(tmp_path):
+    """SIGKILL while compute_maps(store=True) streams peak and element maps band by band
+    into the store: afterwards both layers are the old pair or the new pair, complete,
+    never one of each or partial bands; the next write leaves no debris."""
+    import os
+
+    from maxrf import maps as mp
+    from maxrf.synth import make_scan
+
+    truth = make_scan(tmp_path / "scan", height=60, width=48, seed=4,
+                      elements=["Ca", "Fe", "Cu", "Pb"])
+    ds = convert(tmp_path / "scan.rpl", tmp_path / "scan.datastack", calibrate=False,
+                 budget=2**20)
+    ds.write_layer("calibration", {"energies": truth.energies},
+                   {"gain_keV": truth.gain_keV, "offset_keV": truth.offset_keV,
+                    "method": "manual", "peaks": []})
+    env = {**os.environ, "MAXRF_BUDGET_MB": "0.2"}  # many small bands
+    old_kw = dict(peaks=True, elements=["Fe"], prominence=40.0, store=True)
+    new_kw = dict(peaks=True, elements=["Fe", "Cu", "Pb"], prominence=25.0, store=True)
+    new = mp.compute_maps(ds, **new_kw)
+    expected_new = (np.asarray(new.peaks.maps), np.asarray(new.elements.maps))
+    old = mp.compute_maps(ds, **old_kw)
+    expected_old = (np.asarray(old.peaks.maps), np.asarray(old.elements.maps))
+    code = ("from maxrf import DataStack\nfrom maxrf.maps import compute_maps\n"
+            f"ds = DataStack({str(ds.path)!r})\nprint('GO', flush=True)\n"
+            f"compute_maps(ds, **{new_kw!r})\n")
+    full = _marked_run(code, env)
+    mp.compute_maps(ds, **old_kw)
+    rng = np.random.default_rng(20261202)
+    seen = {"old": 0, "new": 0}
+    for delay in rng.uniform(0.0, full, KILLS):
+        _kill_after_marker(code, delay, env)
+        d = DataStack(ds.path)
+        pl, el = d.read("peak_maps"), d.read("element_maps")
+        state = "old" if pl.attrs["prominence"] == 40.0 else "new"
+        assert el.attrs["elements"] == (["Fe"] if state == "old" else ["Fe", "Cu", "Pb"])
+        want = expected_old if state == "old" else expected_new
+        np.testing.assert_array_equal(pl["maps"], want[0])
+        np.testing.assert_allclose(el["maps"], want[1], rtol=1e-6, atol=1e-4)
+        seen[state] += 1
+        if state == "new":
+            mp.compute_maps(ds, **old_kw)
+    assert seen["old"] > KILLS // 2, seen  # the kills landed mid-write
+    mp.compute_maps(ds, **old_kw)  # debris of the killed writers is collected
+    names = sorted(p.name.split(".")[0] for p in (ds.path / "layers").iterdir())
+    assert names == ["calibration", "element_maps", "peak_maps"]
