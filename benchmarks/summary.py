@@ -62,6 +62,17 @@ def rows() -> list[str]:
         p = v["pixel_click_cold_disk"]
         out.append(f"| viewer pixel click on a 1 GiB cube | median {p['median_ms']:.0f} ms, "
                    f"p95 {p['p95_ms']:.0f} ms | < 200 ms |")
+    f = _load("faults")
+    if f:
+        ops = ", ".join(f"{op} {k['survived']}/{k['kills']}" for op, k in f["sigkill"].items())
+        ok = "all tests passed" if f["all_passed"] else "**FAILED**: " + "; ".join(f["failures"])
+        out += [
+            f"| SIGKILL at seeded random moments (seeds the suite does not use), survived / run "
+            f"| {ops} ({ok}) | every kill: old or new state, complete |",
+            f"| hostile input, hypothesis examples tried in one run "
+            f"| {f['hypothesis_examples_total']} over {len(f['hypothesis'])} properties "
+            f"(headers, raw sizes, viewer URLs and queries) | no exception but maxrf.errors |",
+        ]
     lg = _load("large")
     if lg:
         out.append(f"| larger than RAM: {lg['cube_GB']:.0f} GB cube, {lg['ram_GB']:.0f} GB RAM "

@@ -2,11 +2,19 @@
 
 After every kill the store either opens with a complete state (the previous one or the
 new one, equal to what was written) or does not exist; it never opens with partial data.
+
+``make test`` runs :data:`KILLS` kills per operation with fixed seeds; the fault benchmark
+(``benchmarks/bench_faults.py``) runs more, on other seeds, through the environment:
+``MAXRF_CRASH_KILLS`` (kills per operation), ``MAXRF_CRASH_SEED`` (added to every seed) and
+``MAXRF_FAULT_LOG`` (a JSON-lines file that gets one record per operation: kills and the
+states found afterwards).
 """
 
 from __future__ import annotations
 
 import errno
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -21,7 +29,21 @@ from maxrf.errors import DiskFullError, MaxrfError
 
 from conftest import poisson_cube, write_pair
 
-KILLS = 20
+KILLS = int(os.environ.get("MAXRF_CRASH_KILLS", "20"))
+SEED_SHIFT = int(os.environ.get("MAXRF_CRASH_SEED", "0"))
+
+
+def _rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed + SEED_SHIFT)
+
+
+def _record(operation: str, kills: int, states: dict) -> None:
+    """Append the outcome of one operation's kills to MAXRF_FAULT_LOG, when set."""
+    log = os.environ.get("MAXRF_FAULT_LOG")
+    if log:
+        with open(log, "a") as fh:
+            fh.write(json.dumps({"operation": operation, "kills": kills, "states": states,
+                                 "seed_shift": SEED_SHIFT}) + "\n")
 
 
 def _timed_run(code: str) -> float:
@@ -50,7 +72,7 @@ def test_convert_killed_at_random_moments(tmp_path):
             f"convert({rpl_new!r}, {str(out)!r}, calibrate=False, overwrite=True, budget=2**17)\n")
     full = _timed_run(code)
     convert(write_pair(folder_old, old), out, calibrate=False, overwrite=True)  # back to old
-    rng = np.random.default_rng(20261125)
+    rng = _rng(20261125)
     seen = {"old": 0, "new": 0}
     for delay in rng.uniform(0.0, full, KILLS):
         _kill_at(code, delay)
@@ -64,6 +86,7 @@ def test_convert_killed_at_random_moments(tmp_path):
             seen["new"] += 1
             convert(write_pair(folder_old, old), out, calibrate=False, overwrite=True)
     assert seen["old"] > 0  # the kills really landed mid-run
+    _record("convert --overwrite", KILLS, seen)
     # dead runs' partial folders are cleaned by the next convert
     convert(rpl_new, out, calibrate=False, overwrite=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "old", "scan.datastack"]
@@ -76,7 +99,8 @@ def test_fresh_convert_killed_leaves_nothing_that_opens(tmp_path):
     code = (f"from maxrf.convert import convert\n"
             f"convert({rpl!r}, {str(out)!r}, calibrate=False, budget=2**17)\n")
     full = _timed_run(code)
-    rng = np.random.default_rng(7)
+    rng = _rng(7)
+    seen = {"complete": 0, "absent": 0}
     for delay in rng.uniform(0.0, full, KILLS // 2):
         import shutil
 
@@ -84,9 +108,12 @@ def test_fresh_convert_killed_leaves_nothing_that_opens(tmp_path):
         _kill_at(code, delay)
         if out.exists():
             np.testing.assert_array_equal(DataStack(out).cube.compute(), cube)
+            seen["complete"] += 1
         else:
             with pytest.raises(MaxrfError):
                 DataStack(out)
+            seen["absent"] += 1
+    _record("fresh convert", KILLS // 2, seen)
 
 
 def test_layer_write_killed_at_random_moments(tmp_path):
@@ -100,7 +127,7 @@ def test_layer_write_killed_at_random_moments(tmp_path):
     )
     full = _timed_run(code)
     ds.write_layer("maps", old, {"state": "old"})
-    rng = np.random.default_rng(99)
+    rng = _rng(99)
     states = []
     for delay in rng.uniform(0.0, full, KILLS):
         _kill_at(code, delay)
@@ -112,6 +139,7 @@ def test_layer_write_killed_at_random_moments(tmp_path):
         if layer.attrs["state"] == "new":
             ds.write_layer("maps", old, {"state": "old"})
     assert "old" in states
+    _record("layer write", KILLS, {k: states.count(k) for k in ("old", "new")})
     ds.write_layer("maps", old, {"state": "old"})  # and the store has not grown
     assert len(list((ds.path / "layers").iterdir())) == 1
 
@@ -185,7 +213,7 @@ def test_streamed_maps_killed_at_random_moments(tmp_path):
             f"compute_maps(ds, **{new_kw!r})\n")
     full = _marked_run(code, env)
     mp.compute_maps(ds, **old_kw)
-    rng = np.random.default_rng(20261202)
+    rng = _rng(20261202)
     seen = {"old": 0, "new": 0}
     for delay in rng.uniform(0.0, full, KILLS):
         _kill_after_marker(code, delay, env)
@@ -200,6 +228,7 @@ def test_streamed_maps_killed_at_random_moments(tmp_path):
         if state == "new":
             mp.compute_maps(ds, **old_kw)
     assert seen["old"] > KILLS // 2, seen  # the kills landed mid-write
+    _record("streamed maps", KILLS, seen)
     mp.compute_maps(ds, **old_kw)  # debris of the killed writers is collected
     names = sorted(p.name.split(".")[0] for p in (ds.path / "layers").iterdir())
     assert names == ["calibration", "element_maps", "peak_maps"]

@@ -459,3 +459,34 @@ def test_cli_report_options(tmp_path, capsys):
     assert "<title>Panel &lt;A&gt;</title>" in out.read_text()
     assert main(["report", str(ds.path), "--max-map-side", "3"]) == 1
     assert "--max-map-side" in capsys.readouterr().err
+
+
+def test_maps_are_read_one_at_a_time(tmp_path):
+    """The report and the viewer hold views of the stored maps, not the maps: listing 40
+    maps allocates a small fraction of their size, and each view reads exactly its map."""
+    import tracemalloc
+
+    from maxrf.report import build
+    from maxrf.report.layers import map_entries
+
+    h, w = 160, 200
+    ds, _cube, _maps = make_stack(tmp_path, h=h, w=w, c=64, layers=("calibration",))
+    stack = np.random.default_rng(11).gamma(2.0, 50.0, (40, h, w)).astype(np.float32)
+    kev = np.linspace(1.5, 15.0, 40)
+    ds.write_layer("peak_maps", {"maps": stack, "keV_maps": stack, "slices": np.zeros((40, 3), int),
+                                 "peaks_keV": kev}, {"labels": [f"p{i}" for i in range(40)]})
+    ds = DataStack(ds.path)
+    tracemalloc.start()
+    entries, statuses = map_entries(ds)
+    _cur, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert statuses["peak_maps"].ok and len(entries) == 40
+    assert peak < stack.nbytes / 10, peak  # 5 MB of maps; the listing takes a few pixels' worth
+    for i in (0, 17, 39):
+        np.testing.assert_array_equal(np.asarray(entries[i].data), stack[i])
+        assert entries[i].keV == pytest.approx(kev[i])
+    # the report's gallery draws every map from its view, in both views
+    doc = parse(build.build_report(ds, max_map_side=64))
+    shown = [a["data-map"] for t, a in doc.tags
+             if t == "img" and a.get("data-layer") == "peak_maps" and a.get("data-view") == "linear"]
+    assert shown == [f"peak:p{i}" for i in range(40)]

@@ -23,6 +23,13 @@ from hypothesis import strategies as st
 from maxrf.store import delete_layer
 from test_report import make_stack
 
+# the fault benchmark runs the fuzzers with more examples (benchmarks/bench_faults.py)
+_SCALE = float(os.environ.get("MAXRF_HYPOTHESIS_SCALE", "1"))
+
+
+def _examples(n: int) -> int:
+    return max(1, round(n * _SCALE))
+
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
@@ -507,7 +514,8 @@ def _encode(pairs, raw: bool) -> str:
     return urllib.parse.urlencode(pairs)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=_examples(120), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(endpoint=ENDPOINTS, pairs=st.lists(st.tuples(NAMES, VALUES), max_size=5), raw=st.booleans())
 def test_fuzzed_queries_never_fail_the_server(server, endpoint, pairs, raw):
     query = _encode(pairs, raw)
@@ -523,7 +531,8 @@ def test_fuzzed_queries_never_fail_the_server(server, endpoint, pairs, raw):
         assert code == 200 and body[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=_examples(60), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     path=st.lists(
         st.sampled_from(list("/.%2eEfF5cC\\:~ab") + ["..", "%2e", "%2f", "static/", "etc", "viewer.js"]),

@@ -9,11 +9,13 @@
   another exception, never a hang (hypothesis deadline), never a Python allocation
   larger than the raw file (tracemalloc).
 
-Examples tried per run (``max_examples``): valid 150, defect 250, soup 200, binary 60.
+Examples tried per run (``max_examples``): valid 150, defect 250, soup 200, binary 60,
+times ``MAXRF_HYPOTHESIS_SCALE`` (the fault benchmark runs more).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 import tracemalloc
@@ -32,7 +34,8 @@ SETTINGS = dict(
     database=None,  # write nothing into the repository
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-N_VALID, N_DEFECT, N_SOUP, N_BINARY = 150, 250, 200, 60
+_SCALE = float(os.environ.get("MAXRF_HYPOTHESIS_SCALE", "1"))
+N_VALID, N_DEFECT, N_SOUP, N_BINARY = (max(1, round(n * _SCALE)) for n in (150, 250, 200, 60))
 ALLOC_SLACK = 256 * 1024  # bytes of Python bookkeeping allowed beyond the data itself
 
 DTYPES = [("unsigned", n) for n in (1, 2, 4, 8)] + [("signed", n) for n in (1, 2, 4, 8)]

@@ -94,7 +94,7 @@ class _Report:
         self.energies, self.unit = energy_axis(ds)
         self.statuses: dict[str, LayerStatus] = {}
         for name in STANDARD_LAYERS:
-            _layer, st = load_layer(ds, name)
+            _layer, st = load_layer(ds, name, lazy=True)  # opens it; the arrays stay on disk
             self.statuses[name] = st
         try:
             self.markers = line_markers(ds, self.energies, self.unit)
@@ -388,7 +388,7 @@ class _Report:
         if not st.ok:
             return _not_computed(st)
         mine = [e for e in entries if e.layer == layer_name]
-        layer = self.ds.read(layer_name)
+        layer = self.ds.read(layer_name, lazy=True)
         intro = ""
         if layer_name == "element_maps":
             method = layer.attrs.get("method")
@@ -570,7 +570,7 @@ class _Report:
         rows = []
         for name in self.ds.layers:
             try:
-                attrs = self.ds.read(name).attrs
+                attrs = self.ds.read(name, lazy=True).attrs
             except Exception:
                 continue
             keep = {

@@ -105,7 +105,7 @@ class MapEntry:
     element: str | None
     units: str
     keV: float | None = None
-    data: np.ndarray | None = field(default=None, repr=False)
+    data: Any = field(default=None, repr=False)  # the map, read by np.asarray(data)
 
     def as_dict(self) -> dict[str, Any]:
         out = {
@@ -121,8 +121,27 @@ class MapEntry:
         return out
 
 
-def load_layer(ds: Any, name: str) -> tuple[Any | None, LayerStatus]:
-    """Read layer ``name`` without raising.
+class MapView:
+    """One 2-D map of a layer's ``maps`` stack, read from the store when asked for.
+
+    ``np.asarray(view)`` reads the map (float32); ``shape`` needs no read. The report and
+    the viewer hold views, not maps, so a scan with dozens of maps of tens of megapixels
+    never has them all in memory at once.
+    """
+
+    __slots__ = ("_source", "_index", "shape")
+
+    def __init__(self, source: Any, index: int | None, shape: tuple[int, int]):
+        self._source, self._index, self.shape = source, index, shape
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        src = self._source if self._index is None else self._source[self._index]
+        data = np.asarray(src).astype(np.float32, copy=False)
+        return data if dtype is None else data.astype(dtype, copy=False)
+
+
+def load_layer(ds: Any, name: str, lazy: bool = False) -> tuple[Any | None, LayerStatus]:
+    """Read layer ``name`` without raising (``lazy``: arrays read on indexing).
 
     Parameters
     ----------
@@ -137,7 +156,7 @@ def load_layer(ds: Any, name: str) -> tuple[Any | None, LayerStatus]:
     """
     description, command = STANDARD_LAYERS.get(name, (name, "maxrf"))
     try:
-        layer = ds.read(name)
+        layer = ds.read(name, lazy=True) if lazy else ds.read(name)
     except LayerMissingError:
         return None, LayerStatus(name, "not computed", description, command, f"run `{command}`")
     except (MaxrfError, OSError, ValueError, KeyError, TypeError) as exc:
@@ -261,14 +280,14 @@ def map_entries(ds: Any) -> tuple[list[MapEntry], dict[str, LayerStatus]]:
     statuses: dict[str, LayerStatus] = {}
     used: set[str] = set()
 
-    layer, status = load_layer(ds, "element_maps")
+    layer, status = load_layer(ds, "element_maps", lazy=True)
     if layer is not None:
         maps, why = _maps_array(layer, h, w)
         names = _str_list(layer.attrs.get("elements"))
         if maps is None:
             status = damaged(status, why)
-        elif names is None or len(names) != maps.shape[0]:
-            status = damaged(status, f"attribute 'elements' does not name the {maps.shape[0]} maps")
+        elif names is None or len(names) != len(maps):
+            status = damaged(status, f"attribute 'elements' does not name the {len(maps)} maps")
         else:
             for i, name in enumerate(names):
                 el = element_of(name)
@@ -276,13 +295,13 @@ def map_entries(ds: Any) -> tuple[list[MapEntry], dict[str, LayerStatus]]:
                 entries.append(MapEntry(key, name, "element_maps", i, el, "counts per pixel", data=maps[i]))
     statuses["element_maps"] = status
 
-    layer, status = load_layer(ds, "peak_maps")
+    layer, status = load_layer(ds, "peak_maps", lazy=True)
     if layer is not None:
         maps, why = _maps_array(layer, h, w)
         if maps is None:
             status = damaged(status, why)
         else:
-            k = maps.shape[0]
+            k = len(maps)
             labels = _str_list(layer.attrs.get("labels"))
             kev = _float_list(layer.get("peaks_keV"))
             if labels is None or len(labels) != k:
@@ -309,18 +328,21 @@ def _unique(key: str, used: set[str]) -> str:
     return out
 
 
-def _maps_array(layer: Mapping[str, Any], h: int, w: int) -> tuple[np.ndarray | None, str]:
+def _maps_array(layer: Mapping[str, Any], h: int, w: int) -> tuple[list[MapView] | None, str]:
+    """One :class:`MapView` per map of ``layer['maps']`` (checked for shape and dtype
+    without reading the maps), or None and why not."""
     maps = layer.get("maps")
     if maps is None:
         return None, "no 'maps' array"
-    maps = np.asarray(maps)
-    if maps.ndim == 2:
-        maps = maps[None]
-    if maps.ndim != 3 or maps.shape[1:] != (h, w):
-        return None, f"'maps' has shape {maps.shape}, expected (k, {h}, {w})"
-    if maps.dtype.kind not in "biuf":
+    if not (hasattr(maps, "shape") and hasattr(maps, "dtype")):
+        maps = np.asarray(maps)
+    shape = tuple(int(s) for s in maps.shape)
+    stack = shape if len(shape) != 2 else (1, *shape)
+    if len(stack) != 3 or stack[1:] != (h, w):
+        return None, f"'maps' has shape {shape}, expected (k, {h}, {w})"
+    if np.dtype(maps.dtype).kind not in "biuf":
         return None, f"'maps' has dtype {maps.dtype}"
-    return maps.astype(np.float32, copy=False), ""
+    return [MapView(maps, None if len(shape) == 2 else i, (h, w)) for i in range(stack[0])], ""
 
 
 def _str_list(value: Any) -> list[str] | None:
