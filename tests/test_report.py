@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import re
+import warnings
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -490,3 +491,41 @@ def test_maps_are_read_one_at_a_time(tmp_path):
     shown = [a["data-map"] for t, a in doc.tags
              if t == "img" and a.get("data-layer") == "peak_maps" and a.get("data-view") == "linear"]
     assert shown == [f"peak:p{i}" for i in range(40)]
+
+
+def _block_reference(a: np.ndarray, f: int, reduce, fill) -> np.ndarray:
+    """Blocks of f x f reduced in one go over the padded map (the plain numpy way)."""
+    h, w = a.shape
+    hh, ww = -(-h // f) * f, -(-w // f) * f
+    pad = np.full((hh, ww), fill, dtype=np.result_type(a, type(fill)))
+    pad[:h, :w] = a
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks
+        return reduce(pad.reshape(hh // f, f, ww // f, f), axis=(1, 3))
+
+
+@pytest.mark.parametrize("shape, max_side", [((103, 61), 20), ((37, 250), 64), ((50, 40), 64),
+                                             ((1, 300), 7)])
+def test_banded_reduction_equals_one_pass(monkeypatch, shape, max_side):
+    """Maps are reduced for display a band of rows at a time; the result is the block mean
+    of the whole map (NaN left out), and the range is the full-resolution range."""
+    from maxrf.report import figures
+    from maxrf.report.layers import MapView
+
+    monkeypatch.setattr(figures, "BAND_PIXELS", 97)  # many small bands
+    rng = np.random.default_rng(shape[0])
+    a = rng.gamma(1.5, 10.0, shape).astype(np.float32)
+    a[rng.random(shape) < 0.05] = np.nan
+    f = max(1, -(-max(shape) // max_side))
+    small, factor, lo, hi = MapView(a, None, shape).reduced(max_side)
+    assert factor == f and max(small.shape) <= max_side
+    np.testing.assert_allclose(small, _block_reference(a.astype(np.float64), f, np.nanmean, np.nan)
+                               if f > 1 else a, rtol=1e-12, equal_nan=True)
+    assert (lo, hi) == (float(np.nanmin(a)), float(np.nanmax(a)))
+    stack = np.stack([a, 2 * a])  # a view of a stack reads its own map
+    small2 = MapView(stack, 1, shape).reduced(max_side)[0]
+    np.testing.assert_allclose(small2, 2 * small, rtol=1e-6, equal_nan=True)
+    mask = rng.random(shape) < 0.01
+    got, fm = figures.downsample_any(mask, max_side)
+    assert fm == f
+    np.testing.assert_array_equal(got, _block_reference(mask, f, np.any, False) if f > 1 else mask)

@@ -38,6 +38,7 @@ from maxrf.report.layers import (
     STANDARD_LAYERS,
     LayerStatus,
     MapEntry,
+    MapView,
     color_hex,
     damaged,
     element_line_groups,
@@ -333,18 +334,21 @@ class _Report:
         return body
 
     def _map_card(self, entry: MapEntry) -> str:
-        a = np.asarray(entry.data, dtype=np.float64)
-        small, factor = figures.downsample(a, self.max_map_side)
+        view = entry.data if isinstance(entry.data, MapView) else MapView(
+            np.asarray(entry.data), None, np.shape(entry.data))
+        # read a band of rows at a time: the full-resolution map is never whole in memory
+        small, factor, lo, hi = view.reduced(self.max_map_side)
         rgb = element_rgb(entry.element)
         cmap = figures.element_cmap(rgb) if entry.element else _viridis()
-        lo, hi = figures.finite_range(a)
         vmin = min(0.0, lo) if lo >= 0 else lo
         lin_png = figures.map_png(small, cmap, vmin, hi)
         eq_png = figures.map_png(figures.equalise(small), cmap, 0.0, 1.0)
         ticks = [
             ((v - vmin) / (hi - vmin), fmt(v, 3)) for v in figures.nice_ticks(vmin, hi, 4) if vmin <= v <= hi
         ]
-        finite = a[np.isfinite(a)]
+        # equalised view: the value at each position of its colour bar is that quantile of
+        # the map as shown (the reduced map, which is what was equalised)
+        finite = small[np.isfinite(small)]
         fracs = (0.0, 0.5, 1.0)
         q = np.quantile(finite, fracs) if finite.size else np.zeros(3)
         eq_ticks, seen = [], set()
@@ -413,9 +417,9 @@ class _Report:
             return intro + "<p>The layer holds no maps.</p>"
         cards = [self._map_card(e) for e in mine]
         if layer_name == "element_maps" and "chi2" in layer:
-            chi2 = np.asarray(layer["chi2"], dtype=np.float64)
-            if chi2.shape == tuple(self.ds.shape[:2]):
-                small, factor = figures.downsample(chi2, self.max_map_side)
+            chi2 = layer["chi2"]
+            if tuple(chi2.shape) == tuple(self.ds.shape[:2]):
+                small, factor, _lo, _hi = MapView(chi2, None, tuple(chi2.shape)).reduced(self.max_map_side)
                 cmap = _viridis()
                 lo, hi = figures.finite_range(small)
                 hi = float(np.nanquantile(small, 0.99)) if np.isfinite(small).any() else hi
@@ -531,7 +535,7 @@ class _Report:
             + (" — " + "; ".join(info) if info else "")
             + ".</p>"
         )
-        parts.append(_speckle_figure(labels, rows, element, self.entries()[0]))
+        parts.append(_speckle_figure(labels, rows, element, self.entries()[0], self.max_map_side))
         if rows:
             cols: list[str] = []
             for r in rows:
@@ -653,31 +657,44 @@ def _plain(v: Any) -> Any:
 
 
 def _speckle_figure(
-    labels: np.ndarray, rows: list[dict[str, Any]], element: str | None, entries: list[MapEntry]
+    labels: np.ndarray,
+    rows: list[dict[str, Any]],
+    element: str | None,
+    entries: list[MapEntry],
+    max_side: int = 1024,
 ) -> str:
-    """The speckles in colour over the grey (equalised) element map, labelled as in the table."""
+    """The speckles in colour over the grey (equalised) element map, labelled as in the table.
+
+    Map and speckle mask are reduced to at most ``max_side`` pixels a side before drawing
+    (mean of the map, any-speckle of the mask, so one-pixel speckles stay visible); the
+    axes keep the full-resolution pixel coordinates of the table.
+    """
+    from matplotlib.colors import ListedColormap
     from matplotlib.figure import Figure
 
     h, w = labels.shape
+    small_mask, f = figures.downsample_any(labels > 0, max_side)
+    extent = (-0.5, small_mask.shape[1] * f - 0.5, small_mask.shape[0] * f - 0.5, -0.5)
     background = None
     if element:
         for e in entries:
             if e.element == element:
-                background = np.asarray(e.data, dtype=np.float64)
+                view = e.data if isinstance(e.data, MapView) else MapView(e.data, None, (h, w))
+                background = view.reduced(max_side)[0]
                 break
     scale = min(7.0 / max(w, 1), 5.0 / max(h, 1))
     fig = Figure(figsize=(max(3.0, w * scale), max(2.5, h * scale)))
     ax = fig.add_subplot()
     if background is not None:
-        eq = figures.equalise(background)
-        ax.imshow(eq, cmap="gray", interpolation="nearest")
+        ax.imshow(figures.equalise(background), cmap="gray", interpolation="nearest", extent=extent)
     else:
-        ax.imshow(np.zeros((h, w)), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.imshow(np.zeros(small_mask.shape), cmap="gray", vmin=0, vmax=1, interpolation="nearest",
+                  extent=extent)
     color = color_hex(element) if element else "#ffcc33"
-    mask = np.ma.masked_where(labels <= 0, labels > 0)
-    from matplotlib.colors import ListedColormap
-
-    ax.imshow(mask, cmap=ListedColormap([color]), alpha=0.75, interpolation="nearest")
+    mask = np.ma.masked_where(~small_mask, small_mask)
+    ax.imshow(mask, cmap=ListedColormap([color]), alpha=0.75, interpolation="nearest", extent=extent)
+    ax.set_xlim(-0.5, w - 0.5)
+    ax.set_ylim(h - 0.5, -0.5)
     for i, row in enumerate(rows[:40]):
         r, c = _num(row.get("row")), _num(row.get("col"))
         if not (np.isfinite(r) and np.isfinite(c)):
@@ -792,7 +809,12 @@ def build_report(ds: Any, *, title: str | None = None, max_map_side: int = 1024)
     str
         The HTML document (no external resources).
     """
-    ds = _open(ds)
+    return "".join(_document(_open(ds), title, max_map_side))
+
+
+def _document(ds: Any, title: str | None, max_map_side: int) -> list[str]:
+    """The report as a list of HTML pieces, in order (joined by :func:`build_report`,
+    written one by one by :func:`write_report` so the document is never copied whole)."""
     rep = _Report(ds, max_map_side)
     name = Path(ds.path).name.removesuffix(".datastack")
     title = title or f"MA-XRF report: {name}"
@@ -815,17 +837,25 @@ def build_report(ds: Any, *, title: str | None = None, max_map_side: int = 1024)
     from maxrf import __version__
 
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return (
+    head = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f'<meta name="generator" content="maxrf {esc(__version__)}"><title>{esc(title)}</title>'
         f"<style>{_template('report.css')}</style></head><body>"
         f'<header class="top"><h1>{esc(title)}</h1><div class="sub">{h} × {w} pixels · {c} channels · '
         f"report made {now} with maxrf {esc(__version__)}</div></header>"
-        f"<nav>{nav}</nav><main>" + "\n".join(b for _s, _t, b in built) + "</main>"
+        f"<nav>{nav}</nav><main>"
+    )
+    sections_html = [b for _s, _t, b in built]
+    pieces = [head]
+    for i, b in enumerate(sections_html):
+        pieces += ([b] if i == 0 else ["\n", b])
+    pieces.append(
+        "</main>"
         "<footer>Made with maxrf. This file is self-contained: it can be copied, e-mailed and opened in any "
         "web browser without an internet connection.</footer></body></html>\n"
     )
+    return pieces
 
 
 def write_report(
@@ -864,10 +894,12 @@ def write_report(
         raise OutputLocationError("the output folder does not exist", path.parent)
     if path.is_dir():
         raise OutputLocationError("the output is a folder; give a file name such as report.html", path)
-    text = build_report(ds, title=title, max_map_side=max_map_side)
+    pieces = _document(ds, title, max_map_side)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        tmp.write_text(text, encoding="utf-8")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for piece in pieces:  # never one copy of the whole document
+                fh.write(piece)
         os.replace(tmp, path)
     except PermissionError as exc:
         with contextlib.suppress(OSError):

@@ -257,30 +257,68 @@ def element_cmap(rgb: Sequence[float], name: str = "element"):
     return cmap.with_extremes(bad=(0.85, 0.85, 0.85))
 
 
-def downsample(a: np.ndarray, max_side: int) -> tuple[np.ndarray, int]:
+#: pixels of a map reduced at a time by :func:`downsample` (bounds its temporaries)
+BAND_PIXELS = 2**21
+
+
+def reduction_factor(shape: tuple[int, ...], max_side: int) -> int:
+    """The block size that brings the longest side of ``shape`` to at most ``max_side``."""
+    return max(1, math.ceil(max(shape) / max(1, max_side)))
+
+
+def _reduce_blocks(a: np.ndarray, f: int, reduce: Any, fill: Any, dtype: Any
+                   ) -> tuple[np.ndarray, int]:
+    """Reduce ``f x f`` blocks of ``a`` (padded with ``fill``) with ``reduce(blocks, axis)``,
+    a band of block rows at a time, so the temporaries stay near :data:`BAND_PIXELS`."""
+    h, w = a.shape
+    if f == 1:
+        return a, 1
+    oh, ow = math.ceil(h / f), math.ceil(w / f)
+    out = np.empty((oh, ow), dtype=dtype)
+    step = max(1, BAND_PIXELS // (f * f * ow))  # block rows per band
+    for r0 in range(0, oh, step):
+        nb = min(step, oh - r0)
+        band = np.full((nb * f, ow * f), fill, dtype=dtype)
+        part = a[r0 * f:(r0 + nb) * f]
+        band[:part.shape[0], :w] = part
+        out[r0:r0 + nb] = reduce(band.reshape(nb, f, ow, f), axis=(1, 3))
+    return out, f
+
+
+def downsample(a: np.ndarray, max_side: int, factor: int | None = None) -> tuple[np.ndarray, int]:
     """Block-mean reduce a map so that its longest side is at most ``max_side``.
+
+    ``factor`` imposes the block size instead (for a band of rows of a larger map). NaN
+    pixels (and the padding of partial blocks) are left out of the means; an all-NaN
+    block stays NaN. Works a band of rows at a time, so a map of tens of megapixels needs
+    no full-size temporary.
 
     Returns
     -------
     (ndarray, int)
-        The reduced map and the integer factor used (1 = unchanged).
+        The reduced map (float64) and the integer factor used (1 = unchanged).
     """
-    h, w = a.shape
-    f = max(1, math.ceil(max(h, w) / max(1, max_side)))
-    if f == 1:
-        return a, 1
-    hh, ww = math.ceil(h / f) * f, math.ceil(w / f) * f
-    pad = np.full((hh, ww), np.nan, dtype=np.float64)
-    pad[:h, :w] = a
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks stay NaN
-        out = np.nanmean(pad.reshape(hh // f, f, ww // f, f), axis=(1, 3))
-    return out, f
+    def nanmean(blocks, axis):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN blocks stay NaN
+            return np.nanmean(blocks, axis=axis)
+
+    f = factor or reduction_factor(a.shape, max_side)
+    out, f = _reduce_blocks(a, f, nanmean, np.nan, np.float64)
+    return (np.asarray(a, dtype=np.float64) if f == 1 else out), f
+
+
+def downsample_any(mask: np.ndarray, max_side: int) -> tuple[np.ndarray, int]:
+    """Reduce a boolean mask as :func:`downsample` does a map: a block is True when any of
+    its pixels is (so a one-pixel particle stays visible at any reduction)."""
+    return _reduce_blocks(np.asarray(mask, dtype=bool), reduction_factor(mask.shape, max_side),
+                          np.any, False, bool)
 
 
 def finite_range(a: np.ndarray) -> tuple[float, float]:
     """(min, max) of the finite values (0, 1 when none or constant)."""
-    f = a[np.isfinite(a)]
+    ok = np.isfinite(a)
+    f = a if ok.all() else a[ok]  # no copy of an all-finite map
     if f.size == 0:
         return 0.0, 1.0
     lo, hi = float(f.min()), float(f.max())

@@ -139,6 +139,43 @@ class MapView:
         data = np.asarray(src).astype(np.float32, copy=False)
         return data if dtype is None else data.astype(dtype, copy=False)
 
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` of the map (float32), read from the store."""
+        key = np.s_[start:stop] if self._index is None else np.s_[self._index, start:stop]
+        return np.asarray(self._source[key]).astype(np.float32, copy=False)
+
+    def reduced(self, max_side: int) -> tuple[np.ndarray, int, float, float]:
+        """The map reduced for display, read a band of rows at a time.
+
+        Returns
+        -------
+        small : ndarray
+            :func:`maxrf.report.figures.downsample` of the map (block means, float64).
+        factor : int
+            The reduction factor (1 = full resolution).
+        lo, hi : float
+            :func:`maxrf.report.figures.finite_range` of the full-resolution map.
+        """
+        from maxrf.report import figures
+
+        h, w = self.shape
+        factor = figures.reduction_factor((h, w), max_side)
+        step = factor * max(1, figures.BAND_PIXELS // (factor * factor * max(w, 1)))
+        bands, lo, hi = [], math.inf, -math.inf
+        for r0 in range(0, h, step):  # bands of whole blocks: the reduction is the map's
+            band = self.rows(r0, min(h, r0 + step))
+            bands.append(figures.downsample(band, max_side, factor=factor)[0])
+            ok = np.isfinite(band)
+            if ok.any():
+                vals = band if ok.all() else band[ok]
+                lo, hi = min(lo, float(vals.min())), max(hi, float(vals.max()))
+        small = np.concatenate(bands) if bands else np.zeros((0, w))
+        if not math.isfinite(lo):
+            lo, hi = 0.0, 1.0
+        elif hi <= lo:
+            hi = lo + (abs(lo) * 1e-6 or 1.0)
+        return small, factor, lo, hi
+
 
 def load_layer(ds: Any, name: str, lazy: bool = False) -> tuple[Any | None, LayerStatus]:
     """Read layer ``name`` without raising (``lazy``: arrays read on indexing).
