@@ -146,6 +146,10 @@ def main() -> dict:
         "from maxrf import DataStack\nfrom maxrf.speckles import find_speckles\n"
         f"ds = DataStack({str(ds_path)!r})\n"
         "atlas, table = find_speckles(ds, 'Fe')\n")
+    # the shareable report of the whole scan: every map drawn from the store, one at a time
+    steps["report"] = run_child(
+        "from maxrf import DataStack\nfrom maxrf.report import write_report\n"
+        f"write_report(DataStack({str(ds_path)!r}), {str(folder / 'large.html')!r})\n")
     steps["verify"] = run_child(
         "from maxrf.verify import verify\n"
         f"rep = verify({str(ds_path)!r})\n"
