@@ -105,7 +105,7 @@ def large_rows() -> list[str]:
                    f"{s['ratio_to_numpy_pass']} |")
     ver = lg.get("steps", {}).get("verify", {})
     out += ["", "Cube reads count the engine's passes over the decoded cube (the bytes it read "
-            "divided by the cube's size). Calibrate, identify and speckles use stored spectra "
+            "divided by the cube's size). Calibrate, identify, speckles and report use stored spectra "
             "and maps only; hotmax reads the chunks of its few pixels"
             + (f"; verify reads and decodes every stored chunk once ({ver['rchar'] / 1e9:.1f} GB "
                f"compressed) to check its checksum, chunk by chunk outside the engine, so it "
