@@ -590,3 +590,35 @@ def test_sum_image(scan):
     np.testing.assert_array_equal(mp.sum_image(ds), cube[:, :, lo:].sum(axis=2))
     lo3 = int(np.searchsorted(e, 3.0))
     np.testing.assert_array_equal(mp.sum_image(cube, 3.0, x_keVs=e), cube[:, :, lo3:].sum(axis=2))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("dtype", [np.uint16, np.int32, np.float32, np.uint8])
+def test_peak_slice_kernel_on_overlapping_slices(seed, dtype):
+    """The window-sum kernel (covered channels gathered, 32-bit segment sums for 8/16-bit
+    counts) against the seed's formula slice by slice, on nested, overlapping, adjacent
+    and far-apart slices, and on counts at the dtype's maximum (overflow)."""
+    from maxrf.engine import Block
+
+    rng = np.random.default_rng(seed)
+    n_ch = 700
+    big = np.iinfo(dtype).max if np.dtype(dtype).kind in "ui" else 1e6
+    cube = rng.integers(0, 50, (5, 7, n_ch)).astype(dtype)
+    cube[0] = big  # a full row at the maximum value: sums overflow a too-narrow accumulator
+    left = rng.integers(0, n_ch - 300, 8)
+    width = rng.integers(1, 300, 8)
+    sl = [[a, a + w // 2, a + w] for a, w in zip(left, width)]
+    sl += [[sl[0][0], sl[0][0], sl[0][0] + 1], [sl[1][2], sl[1][2], min(n_ch - 1, sl[1][2] + 5)],
+           [10, 20, 650]]  # a two-channel slice, one starting where another ends, a wide one
+    slices = np.array(sl)
+    energies = np.linspace(0.0, 20.0, n_ch)
+    for kev_maps in (True, False):
+        out = mp.PeakSliceMaps(slices, energies, kev_maps=kev_maps).pixel_maps(
+            cube, Block(0, slice(0, 5), slice(0, 7)))
+        k = len(slices)
+        for j, (a, _p, b) in enumerate(slices):
+            ref = mp.seed_peak_map(cube[:, :, a:b + 1])
+            np.testing.assert_allclose(out[j], ref, rtol=1e-6, atol=1e-6 * big)
+            if kev_maps:
+                np.testing.assert_array_equal(
+                    out[k + j], energies[a + np.argmax(cube[:, :, a:b + 1], axis=2)].astype(np.float32))
