@@ -145,3 +145,17 @@ def test_band_rows_bounded_and_aligned(monkeypatch):
         # one band of all k maps fits a quarter of the budget, unless one block row exceeds it
         assert k * r * w * 4 <= 64 * 2**20 / 4 or r == block
     assert engine.band_rows((10, 20), 2, 4) == 10  # never more rows than the image
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int16, np.uint32, np.int32])
+def test_mean_spectrum_sums_are_exact_at_the_dtype_limits(dtype):
+    """Sums of 8/16-bit counts go through 32-bit partial sums: exact even when every
+    count is at the dtype's limit over more rows than one partial sum holds."""
+    info = np.iinfo(dtype)
+    n = 2 * engine.MeanSpectrum.ROWS_32 + 123
+    rng = np.random.default_rng(0)
+    flat = np.stack([np.full(n, info.max), np.full(n, info.min),
+                     rng.integers(info.min, info.max, n, endpoint=True)], axis=1).astype(dtype)
+    got = engine.MeanSpectrum().block(flat.reshape(n, 1, 3), None)
+    want = [sum(int(v) for v in flat[:, j]) for j in range(3)]  # Python integers: exact
+    assert [int(v) for v in got] == want
