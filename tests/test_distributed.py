@@ -151,3 +151,40 @@ def test_verify_on_cluster_finds_the_same_damage(tmp_path, client):
     assert not local.ok and len(local.problems) == 2
     assert sorted(dist.problems) == sorted(local.problems)
     assert dist.chunks_checked == local.chunks_checked > 8
+
+
+def test_failed_run_on_cluster_returns_after_running_blocks_end(tmp_path, client):
+    """A block that fails on a worker while another worker is mid-write: the error
+    reaches the caller only once that write is over, so removing the partial output is
+    final (dask does not stop a cancelled task that is already running)."""
+    import shutil
+    import time
+
+    import pytest
+
+    from maxrf import engine
+
+    from conftest import ArraySource
+
+    class SlowFileSink:
+        def __init__(self, folder):
+            self.folder = str(folder)
+
+        def write_block(self, block, data):
+            import os
+            import time
+
+            if block.index == 0:
+                raise OSError(28, "No space left on device")
+            time.sleep(0.6)
+            os.makedirs(self.folder, exist_ok=True)
+            open(os.path.join(self.folder, f"block{block.index}"), "w").close()
+
+    out = tmp_path / "partial"
+    cube = poisson_cube(6, shape=(8, 8, 4))
+    with pytest.raises(OSError, match="No space"):
+        engine.run(ArraySource(cube, 4, 4), {"mean": engine.MeanSpectrum()},
+                   sink=SlowFileSink(out), client=client)
+    shutil.rmtree(out, ignore_errors=True)  # the caller's clean-up
+    time.sleep(1.5)
+    assert not out.exists()

@@ -159,3 +159,35 @@ def test_mean_spectrum_sums_are_exact_at_the_dtype_limits(dtype):
     got = engine.MeanSpectrum().block(flat.reshape(n, 1, 3), None)
     want = [sum(int(v) for v in flat[:, j]) for j in range(3)]  # Python integers: exact
     assert [int(v) for v in got] == want
+
+
+def test_a_failing_block_returns_only_once_no_block_still_writes():
+    """When one block's write fails, other blocks may be mid-write; the error must reach
+    the caller only after they have finished, so that the caller's clean-up (removing the
+    partial store) is not undone by a late write."""
+    import threading
+    import time
+
+    cube = poisson_cube(4, shape=(16, 16, 8))
+    state = {"active": 0, "done_after_error": 0, "raised": False}
+    lock = threading.Lock()
+
+    class SlowSink:
+        def write_block(self, block, data):
+            if block.index == 1:
+                raise OSError(28, "No space left on device")
+            with lock:
+                state["active"] += 1
+            time.sleep(0.2)  # a slow write, in flight when block 1 fails
+            with lock:
+                state["active"] -= 1
+                if state["raised"]:
+                    state["done_after_error"] += 1
+
+    with pytest.raises(OSError, match="No space"):
+        engine.run(ArraySource(cube, 4, 4), {"mean": engine.MeanSpectrum()}, sink=SlowSink())
+    with lock:
+        state["raised"] = True
+        active = state["active"]
+    time.sleep(0.5)
+    assert active == 0 and state["done_after_error"] == 0

@@ -468,21 +468,32 @@ def run(
 def _run_local(blocks: list[Block], tasks: list, feed: Callable, progress: bool,
                description: str) -> None:
     """Run on the threaded scheduler in waves, feeding results as each wave ends, so
-    partial results never pile up (a wave is a few blocks per thread)."""
-    wave = 4 * (os.cpu_count() or 1)
+    partial results never pile up (a wave is a few blocks per thread).
+
+    The threads are this run's own: when a block fails, dask raises at once while other
+    blocks may still be writing, so the pool is shut down (waiting for them) before the
+    error reaches the caller, who can then remove what was written knowing nothing
+    writes any more.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads = os.cpu_count() or 1
+    wave = 4 * threads
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=len(tasks), desc=description, unit="block")
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="maxrf-engine")
     try:
         for i in range(0, len(tasks), wave):
-            results = dask.compute(*tasks[i:i + wave], scheduler="threads")
+            results = dask.compute(*tasks[i:i + wave], scheduler="threads", pool=pool)
             for where, res in zip(blocks[i:i + wave], results):
                 feed(where, res)
             if bar is not None:
                 bar.update(len(results))
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         if bar is not None:
             bar.close()
 
@@ -507,7 +518,34 @@ def _run_distributed(client: Any, blocks: list[Block], tasks: list, feed: Callab
                 bar.update(1)
     except BaseException:
         client.cancel(futures)
+        _wait_until_idle(client, [f.key for f in futures])
         raise
     finally:
         if bar is not None:
             bar.close()
+
+
+def _executing_keys(dask_worker: Any = None) -> list:
+    """Keys a worker is still executing (runs on the worker through ``client.run``)."""
+    try:
+        return [ts.key for ts in dask_worker.state.executing]
+    except AttributeError:  # another distributed version: cannot tell
+        return []
+
+
+def _wait_until_idle(client: Any, keys: list, timeout: float = 60.0) -> None:
+    """After cancelling ``keys``, wait (up to ``timeout`` s) until no worker still executes
+    one: a cancelled task that is already running is not stopped by dask, and its writes
+    must end before the caller removes the partial output."""
+    import time
+
+    wanted = set(keys)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            running = client.run(_executing_keys)
+        except Exception:  # noqa: BLE001 - a worker gone or the cluster down: nothing to wait for
+            return
+        if not any(wanted.intersection(ks) for ks in running.values()):
+            return
+        time.sleep(0.05)
