@@ -531,8 +531,8 @@ class LayerWriter:
                 for rel in self._dirs.values():
                     shutil.rmtree(self.path / rel, ignore_errors=True)
         finally:
-            assert self._stack is not None
-            self._stack.close()
+            if self._stack is not None:  # set by __enter__, which ran for __exit__ to run
+                self._stack.close()
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise DiskFullError("disk full while writing; nothing was kept", self.path) from exc
 

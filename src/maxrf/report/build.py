@@ -334,10 +334,8 @@ class _Report:
         return body
 
     def _map_card(self, entry: MapEntry) -> str:
-        view = entry.data if isinstance(entry.data, MapView) else MapView(
-            np.asarray(entry.data), None, np.shape(entry.data))
         # read a band of rows at a time: the full-resolution map is never whole in memory
-        small, factor, lo, hi = view.reduced(self.max_map_side)
+        small, factor, lo, hi = MapView.of(entry.data).reduced(self.max_map_side)
         rgb = element_rgb(entry.element)
         cmap = figures.element_cmap(rgb) if entry.element else _viridis()
         vmin = min(0.0, lo) if lo >= 0 else lo
@@ -419,7 +417,7 @@ class _Report:
         if layer_name == "element_maps" and "chi2" in layer:
             chi2 = layer["chi2"]
             if tuple(chi2.shape) == tuple(self.ds.shape[:2]):
-                small, factor, _lo, _hi = MapView(chi2, None, tuple(chi2.shape)).reduced(self.max_map_side)
+                small, factor, _lo, _hi = MapView.of(chi2).reduced(self.max_map_side)
                 cmap = _viridis()
                 lo, hi = figures.finite_range(small)
                 hi = float(np.nanquantile(small, 0.99)) if np.isfinite(small).any() else hi
@@ -679,8 +677,7 @@ def _speckle_figure(
     if element:
         for e in entries:
             if e.element == element:
-                view = e.data if isinstance(e.data, MapView) else MapView(e.data, None, (h, w))
-                background = view.reduced(max_side)[0]
+                background = MapView.of(e.data).reduced(max_side)[0]
                 break
     scale = min(7.0 / max(w, 1), 5.0 / max(h, 1))
     fig = Figure(figsize=(max(3.0, w * scale), max(2.5, h * scale)))
@@ -846,10 +843,9 @@ def _document(ds: Any, title: str | None, max_map_side: int) -> list[str]:
         f"report made {now} with maxrf {esc(__version__)}</div></header>"
         f"<nav>{nav}</nav><main>"
     )
-    sections_html = [b for _s, _t, b in built]
     pieces = [head]
-    for i, b in enumerate(sections_html):
-        pieces += ([b] if i == 0 else ["\n", b])
+    for i, (_sid, _title, html) in enumerate(built):  # sections separated by newlines
+        pieces += [html] if i == 0 else ["\n", html]
     pieces.append(
         "</main>"
         "<footer>Made with maxrf. This file is self-contained: it can be copied, e-mailed and opened in any "

@@ -134,6 +134,11 @@ class MapView:
     def __init__(self, source: Any, index: int | None, shape: tuple[int, int]):
         self._source, self._index, self.shape = source, index, shape
 
+    @classmethod
+    def of(cls, data: Any) -> MapView:
+        """``data`` itself if it is a view, else a view of the whole 2-D array ``data``."""
+        return data if isinstance(data, cls) else cls(data, None, tuple(np.shape(data)))
+
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         src = self._source if self._index is None else self._source[self._index]
         data = np.asarray(src).astype(np.float32, copy=False)
@@ -161,19 +166,14 @@ class MapView:
         h, w = self.shape
         factor = figures.reduction_factor((h, w), max_side)
         step = factor * max(1, figures.BAND_PIXELS // (factor * factor * max(w, 1)))
-        bands, lo, hi = [], math.inf, -math.inf
+        bands, extremes = [], []
         for r0 in range(0, h, step):  # bands of whole blocks: the reduction is the map's
             band = self.rows(r0, min(h, r0 + step))
             bands.append(figures.downsample(band, max_side, factor=factor)[0])
-            ok = np.isfinite(band)
-            if ok.any():
-                vals = band if ok.all() else band[ok]
-                lo, hi = min(lo, float(vals.min())), max(hi, float(vals.max()))
+            vals = band[np.isfinite(band)]
+            extremes += [vals.min(), vals.max()] if vals.size else []
         small = np.concatenate(bands) if bands else np.zeros((0, w))
-        if not math.isfinite(lo):
-            lo, hi = 0.0, 1.0
-        elif hi <= lo:
-            hi = lo + (abs(lo) * 1e-6 or 1.0)
+        lo, hi = figures.finite_range(np.asarray(extremes, dtype=np.float64))
         return small, factor, lo, hi
 
 
