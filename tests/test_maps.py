@@ -240,6 +240,8 @@ def test_fit_blocks_equal_in_memory_fit(tmp_path):
 def test_nnls_gram_equals_scipy_nnls():
     from scipy.optimize import nnls
 
+    from maxrf.solve import nnls_gram
+
     rng = np.random.default_rng(0)
     m, n = 6, 300
     a = np.abs(rng.normal(size=(40, m))) + 0.3 * rng.normal(size=(40, m))
@@ -248,14 +250,14 @@ def test_nnls_gram_equals_scipy_nnls():
     gram = a.T @ a
     b = y @ a
     unconstrained = np.linalg.solve(gram, b.T).T
-    got, refined = mp._nnls_gram(gram, b, unconstrained, np.ones(m, bool))
+    got, refined = nnls_gram(gram, b, unconstrained, np.ones(m, bool))
     assert refined.any()
     for i in range(n):
         ref = nnls(a, y[i])[0]
         np.testing.assert_allclose(got[i], ref, atol=1e-8)
     # partly constrained: continuum-like free columns may stay negative
     cons = np.array([True] * 4 + [False] * 2)
-    got, _ = mp._nnls_gram(gram, b, unconstrained, cons)
+    got, _ = nnls_gram(gram, b, unconstrained, cons)
     assert np.all(got[:, :4] >= 0)
     grad = b - got @ gram
     np.testing.assert_allclose(grad[:, 4:], 0, atol=1e-8)  # free columns at their optimum

@@ -93,4 +93,4 @@ def test_lazy_reexports():
 
     assert maxrf.plot.multi_plot is pm.multi_plot
     assert maxrf.plot_peak_slices is pm.plot_peak_slices
-    assert maxrf.get_peakmaps.__module__ == "maxrf.maps"
+    assert maxrf.get_peakmaps.__module__.startswith("maxrf.maps")
