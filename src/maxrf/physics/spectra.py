@@ -1,0 +1,342 @@
+"""Spectrum templates: Gaussian peaks per channel, element, scatter, continuum and
+zero-peak spectra for a unit emitted area."""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import xraydb
+from scipy.special import ndtr
+
+from maxrf.errors import ParameterError
+from maxrf.physics.constants import (
+    _AIR_CM,
+    _DETECTOR_BE_UM,
+    _MATRIX,
+    _TUBE_BE_UM,
+    DEFAULT_FWHM_KEV,
+    FWHM_PER_SIGMA,
+)
+from maxrf.physics.detector import escape_energy, escape_fraction, fwhm_keV
+from maxrf.physics.lines import _check_positive, anode_lines, element_lines
+from maxrf.physics.scatter import compton_shift
+
+
+def _as_axis(energies: np.ndarray | Sequence[float]) -> np.ndarray:
+    e = np.asarray(energies, dtype=float)
+    if e.ndim != 1 or e.size < 2 or not np.all(np.isfinite(e)) or not np.all(np.diff(e) > 0):
+        raise ParameterError(
+            "energies must be a 1-D strictly increasing array of at least 2 finite values (keV)"
+        )
+    return e
+
+
+def _channel_edges(e: np.ndarray) -> np.ndarray:
+    edges = np.empty(e.size + 1)
+    edges[1:-1] = 0.5 * (e[1:] + e[:-1])
+    edges[0] = e[0] - 0.5 * (e[1] - e[0])
+    edges[-1] = e[-1] + 0.5 * (e[-1] - e[-2])
+    return edges
+
+
+def gaussian_peaks(
+    energies: np.ndarray | Sequence[float],
+    centres_keV: np.ndarray | Sequence[float] | float,
+    areas: np.ndarray | Sequence[float] | float,
+    fwhm: np.ndarray | Sequence[float] | float,
+    *,
+    kind: str = "area",
+) -> np.ndarray:
+    """Spectrum of Gaussian peaks on an energy axis, integrated over each channel.
+
+    Parameters
+    ----------
+    energies : array_like
+        ``(C,)`` channel centre energies (keV), strictly increasing.
+    centres_keV : array_like
+        ``(P,)`` peak centres (keV).
+    areas : array_like
+        ``(P,)`` or ``(..., P)`` peak areas (counts) -- or peak heights (counts per
+        channel at the centre) when ``kind='height'``.
+    fwhm : float or array_like
+        Peak FWHM (keV), one for all or ``(P,)``.
+    kind : {'area', 'height'}
+        Meaning of ``areas``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(..., C)`` counts per channel: each channel holds the integral of the peaks over
+        its width, so the sum over channels equals the total area of the parts on the axis.
+    """
+    e = _as_axis(energies)
+    c = np.atleast_1d(np.asarray(centres_keV, dtype=float))
+    a = np.asarray(areas, dtype=float)
+    if a.ndim == 0:
+        a = np.full(c.shape, float(a))
+    w = np.broadcast_to(np.asarray(fwhm, dtype=float), c.shape)
+    if c.ndim != 1 or a.shape[-1] != c.size:
+        raise ParameterError(f"centres_keV {c.shape} and areas {a.shape} must be (P,) and (..., P)")
+    if not np.all(w > 0):
+        raise ParameterError("fwhm must be > 0 keV")
+    sigma = w / FWHM_PER_SIGMA
+    if kind == "height":
+        width = np.interp(c, e, np.gradient(e))
+        a = a * sigma * math.sqrt(2 * math.pi) / width
+    elif kind != "area":
+        raise ParameterError(f"kind must be 'area' or 'height', got {kind!r}")
+    if c.size == 0:
+        return np.zeros(a.shape[:-1] + (e.size,))
+    cdf = ndtr((_channel_edges(e)[:, None] - c[None, :]) / sigma[None, :])  # (C+1, P)
+    profile = np.diff(cdf, axis=0)  # (C, P)
+    return a @ profile.T
+
+
+def line_spectrum(
+    energies: np.ndarray | Sequence[float],
+    centres_keV: np.ndarray | Sequence[float],
+    areas: np.ndarray | Sequence[float],
+    *,
+    fwhm_at_6keV: float = DEFAULT_FWHM_KEV,
+    escape: bool = True,
+    extra_fwhm_keV: np.ndarray | Sequence[float] | float = 0.0,
+    detector: str = "Si",
+) -> np.ndarray:
+    """Detector response to a set of lines: Gaussians at the detector resolution + escapes.
+
+    Parameters
+    ----------
+    energies : array_like
+        ``(C,)`` channel energies (keV).
+    centres_keV, areas : array_like
+        ``(P,)`` line energies (keV) and areas (counts).
+    fwhm_at_6keV : float
+        Detector FWHM (keV) at 5.9 keV.
+    escape : bool
+        Move :func:`escape_fraction` of each line's area to its escape peak.
+    extra_fwhm_keV : float or array_like
+        Extra width (keV FWHM, added in quadrature), e.g. Compton broadening.
+    detector : {'Si', 'Ge'}
+        Detector crystal for the escape peaks.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(C,)`` counts per channel; the total area (on and off the axis) is
+        ``sum(areas)``.
+    """
+    c = np.atleast_1d(np.asarray(centres_keV, dtype=float))
+    a = np.atleast_1d(np.asarray(areas, dtype=float))
+    extra = np.broadcast_to(np.asarray(extra_fwhm_keV, dtype=float), c.shape)
+    width = np.sqrt(fwhm_keV(c, fwhm_at_6keV) ** 2 + extra**2)
+    if escape and c.size:
+        f = np.atleast_1d(escape_fraction(c, detector))
+        esc = f > 0
+        ce = np.atleast_1d(escape_energy(c[esc], detector))
+        we = np.sqrt(fwhm_keV(ce, fwhm_at_6keV) ** 2 + extra[esc] ** 2)
+        a_main = a * (1 - f)
+        c = np.concatenate([c, ce])
+        a = np.concatenate([a_main, a[esc] * f[esc]])
+        width = np.concatenate([width, we])
+    return gaussian_peaks(energies, c, a, width)
+
+
+def element_spectrum(
+    element: str | int,
+    energies: np.ndarray | Sequence[float],
+    *,
+    tube_kv: float = 40.0,
+    fwhm_at_6keV: float = DEFAULT_FWHM_KEV,
+    escape: bool = True,
+    min_keV: float = 1.0,
+    min_rel: float = 1e-3,
+    detector: str = "Si",
+) -> np.ndarray:
+    """Detector response to one element: the template of maps fits and synthetic scans.
+
+    All lines of :func:`element_lines` at their relative intensities, each a Gaussian at
+    the detector resolution :func:`fwhm_keV`, plus the detector escape peaks
+    (:func:`escape_fraction` of each line above the detector K edge).
+
+    Parameters
+    ----------
+    element : str or int
+        Chemical symbol or atomic number.
+    energies : array_like
+        ``(C,)`` channel energies (keV).
+    tube_kv : float
+        Tube voltage (kV).
+    fwhm_at_6keV : float
+        Detector FWHM (keV) at 5.9 keV.
+    escape : bool
+        Include escape peaks.
+    min_keV, min_rel : float
+        Passed to :func:`element_lines`.
+    detector : {'Si', 'Ge'}
+        Detector crystal.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(C,)`` counts per channel for a unit total emitted area: it sums to 1 when all
+        lines lie on the axis (less when some fall off it; all zeros when none is excited).
+    """
+    lines = element_lines(element, tube_kv, min_keV=min_keV, min_rel=min_rel)
+    e = _as_axis(energies)
+    if not lines:
+        return np.zeros(e.size)
+    c = np.array([ln.energy_keV for ln in lines])
+    a = np.array([ln.rel_intensity for ln in lines])
+    return line_spectrum(
+        e, c, a / a.sum(), fwhm_at_6keV=fwhm_at_6keV, escape=escape, detector=detector
+    )
+
+
+@functools.lru_cache(maxsize=32)
+def _continuum_density(tube_kv: float, n: int = 800) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised continuum density (1/keV) on a grid 0.1..tube_kv (keV)."""
+    grid = np.linspace(min(0.1, tube_kv / 2), tube_kv, n)
+    shape = _continuum_shape(grid, tube_kv)
+    return grid, shape / _integrate(grid, shape)
+
+
+def _integrate(x: np.ndarray, y: np.ndarray) -> float:
+    return float(np.sum(0.5 * (y[1:] + y[:-1]) * np.diff(x)))
+
+
+def _continuum_shape(e: np.ndarray, tube_kv: float) -> np.ndarray:
+    """Unnormalised scattered bremsstrahlung at energies ``e`` (keV).
+
+    Kramers ``(E0 - E)/E`` x transmission of the tube and detector Be windows and the air
+    path x thick-target scattering efficiency ``sigma_scatter / mu_total`` of a
+    cellulose-like matrix (all attenuation data from xraydb).
+    """
+    out = np.zeros_like(e)
+    ok = (e >= 0.1) & (e < tube_kv)
+    if not np.any(ok):
+        return out
+    ev = e[ok] * 1e3
+    with np.errstate(all="ignore"):
+        be = xraydb.mu_elam("Be", ev) * xraydb.atomic_density("Be")
+        air = xraydb.material_mu("air", ev)
+        formula, rho = _MATRIX
+        mu = xraydb.material_mu(formula, ev, density=rho)
+        scat = xraydb.material_mu(formula, ev, density=rho, kind="coh") + xraydb.material_mu(
+            formula, ev, density=rho, kind="incoh"
+        )
+        trans = np.exp(-be * (_TUBE_BE_UM + _DETECTOR_BE_UM) * 1e-4 - air * _AIR_CM)
+        out[ok] = (tube_kv - e[ok]) / e[ok] * trans * scat / mu
+    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def continuum_spectrum(
+    energies: np.ndarray | Sequence[float], *, tube_kv: float = 40.0
+) -> np.ndarray:
+    """Scattered bremsstrahlung continuum template (unit area over 0..tube_kv).
+
+    Parameters
+    ----------
+    energies : array_like
+        ``(C,)`` channel energies (keV).
+    tube_kv : float
+        Tube voltage (kV): the continuum ends there.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(C,)`` counts per channel for a unit total area.
+    """
+    e = _as_axis(energies)
+    kv = _check_positive("tube_kv", tube_kv)
+    grid, density = _continuum_density(float(kv))
+    # integrate the density over each channel (cumulative integral on the fine grid)
+    cum = np.concatenate([[0.0], np.cumsum(0.5 * (density[1:] + density[:-1]) * np.diff(grid))])
+    edges = np.clip(_channel_edges(e), grid[0], grid[-1])
+    return np.diff(np.interp(edges, grid, cum))
+
+
+def scatter_spectrum(
+    energies: np.ndarray | Sequence[float],
+    *,
+    anode: str = "Rh",
+    tube_kv: float = 40.0,
+    theta_deg: float = 90.0,
+    fwhm_at_6keV: float = DEFAULT_FWHM_KEV,
+    l_weight: float = 0.2,
+    compton_broadening: float = 0.0105,
+    escape: bool = True,
+) -> dict[str, np.ndarray]:
+    """Scatter templates: Rayleigh and Compton peaks of the anode lines, and the continuum.
+
+    Parameters
+    ----------
+    energies : array_like
+        ``(C,)`` channel energies (keV).
+    anode : {'Rh', 'Mo', 'W', 'Ag', 'Cr', 'Cu'}
+        Tube anode.
+    tube_kv : float
+        Tube voltage (kV).
+    theta_deg : float
+        Scattering angle tube -> sample -> detector (degrees).
+    fwhm_at_6keV : float
+        Detector FWHM (keV) at 5.9 keV.
+    l_weight : float
+        Factor applied to the anode's L and M lines relative to :func:`anode_lines` when the
+        anode also has K lines (the tube window and air absorb them strongly).
+    compton_broadening : float
+        Doppler broadening of the Compton peak: extra FWHM (keV, in quadrature) =
+        ``compton_broadening * E * sqrt(2 (1 - cos theta))`` (0.30 keV at Rh K-alpha, 90
+        degrees). The Compton peak's low-energy tail is not modelled.
+    escape : bool
+        Include detector escape peaks of the scattered lines.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``'rayleigh'``, ``'compton'``, ``'continuum'``: ``(C,)`` counts per channel, each
+        for a unit total area.
+    """
+    e = _as_axis(energies)
+    lines = anode_lines(anode, tube_kv)
+    theta = float(theta_deg)
+    if not 0.0 <= theta <= 180.0:
+        raise ParameterError(f"theta_deg must be in 0..180 degrees, got {theta_deg!r}")
+    out: dict[str, np.ndarray] = {}
+    if lines:
+        c = np.array([ln.energy_keV for ln in lines])
+        a = np.array([ln.rel_intensity for ln in lines])
+        if any(ln.family == "K" for ln in lines):
+            a = a * np.array([1.0 if ln.family == "K" else float(l_weight) for ln in lines])
+        a = a / a.sum()
+        out["rayleigh"] = line_spectrum(e, c, a, fwhm_at_6keV=fwhm_at_6keV, escape=escape)
+        cc = np.asarray(compton_shift(c, theta))
+        extra = compton_broadening * c * math.sqrt(2.0 * (1.0 - math.cos(math.radians(theta))))
+        out["compton"] = line_spectrum(
+            e, cc, a, fwhm_at_6keV=fwhm_at_6keV, escape=escape, extra_fwhm_keV=extra
+        )
+    else:
+        out["rayleigh"] = np.zeros(e.size)
+        out["compton"] = np.zeros(e.size)
+    out["continuum"] = continuum_spectrum(e, tube_kv=tube_kv)
+    return out
+
+
+def zero_peak(energies: np.ndarray | Sequence[float], fwhm: float) -> np.ndarray:
+    """The electronic-noise (zero-energy) peak: a unit-area Gaussian at 0 keV.
+
+    Parameters
+    ----------
+    energies : array_like
+        ``(C,)`` channel energies (keV).
+    fwhm : float
+        Its FWHM (keV), usually :func:`noise_fwhm_keV`.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(C,)`` counts per channel; sums to the part of the unit area on the axis.
+    """
+    return gaussian_peaks(energies, [0.0], [1.0], _check_positive("fwhm", fwhm))
