@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import linalg, optimize
 
 __all__ = ["nnls_gram"]
+
+#: up to this many problems (all columns constrained, no start given) are solved one by
+#: one with Lawson-Hanson; more go through the batched active set
+_FEW = 8
 
 
 def _pattern_inverse(gram: np.ndarray, free_row: np.ndarray) -> np.ndarray:
@@ -45,18 +50,89 @@ def _solve_patterns(gram: np.ndarray, b: np.ndarray, free: np.ndarray,
     return out
 
 
-def nnls_gram(gram: np.ndarray, b: np.ndarray, a0: np.ndarray, constrained: np.ndarray,
-               max_iter: int | None = None, cache: dict | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """Batched active-set NNLS on the normal equations ``min 1/2 a.G.a - b.a``.
+def nnls_gram(gram: np.ndarray, b: np.ndarray, a0: np.ndarray | None = None,
+              constrained: np.ndarray | None = None, max_iter: int | None = None,
+              cache: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Non-negative least squares on the normal equations: ``min 1/2 a.G.a - b.a``.
 
-    Only rows with a negative constrained amplitude in ``a0`` (the unconstrained solution)
-    are refined. Each round drops the negative constrained columns of the rows that have
-    some, adds back (one per row) the fixed column with the largest positive gradient of
-    the rows that have none, and re-solves the changed rows grouped by free-set pattern;
-    a row is done when it is feasible and satisfies the KKT conditions. Returns the
-    amplitudes and the mask of refined rows.
+    The one NNLS solver of the fits (per-pixel element maps, identification): the least
+    squares problem ``min |A a - y|**2`` given only ``G = A.T A`` and ``b = A.T y``, with
+    ``a >= 0`` on the ``constrained`` columns (the others free).
+
+    Two strategies, one result. A few problems with every column constrained (the
+    identification's fits): Lawson-Hanson (``scipy.optimize.nnls``) on the Cholesky factor
+    of the unit-diagonal Gram matrix (a 1e-10 ridge keeps it definite). Many problems (a
+    block of pixels): a batched active set, where only rows with a negative constrained
+    amplitude in ``a0`` (the unconstrained solution) are refined. Each round drops the
+    negative constrained columns of the rows that have some, adds back (one per row) the
+    fixed column with the largest positive gradient of the rows that have none, and
+    re-solves the changed rows grouped by free-set pattern (one cached inverse per
+    pattern); a row is done when it is feasible and satisfies the KKT conditions. Both
+    equal ``scipy.optimize.nnls`` to 1e-8 on random problems (tests/test_solve.py).
+
+    Parameters
+    ----------
+    gram : numpy.ndarray
+        ``(m, m)`` symmetric positive semi-definite ``A.T A``.
+    b : numpy.ndarray
+        ``(n, m)`` right-hand sides ``A.T y`` of ``n`` problems, or ``(m,)`` for one.
+    a0 : numpy.ndarray, optional
+        ``(n, m)`` unconstrained solutions (default computed here).
+    constrained : numpy.ndarray, optional
+        ``(m,)`` bool, columns kept non-negative (default all).
+    max_iter : int, optional
+        Rounds before the remaining negatives are clipped (default ``2 m + 10``).
+    cache : dict, optional
+        Pattern -> inverse cache shared between calls with the same ``gram``.
+
+    Returns
+    -------
+    amplitudes : numpy.ndarray
+        ``(n, m)`` (or ``(m,)``) solution.
+    refined : numpy.ndarray
+        ``(n,)`` (or scalar) bool: the row needed the active-set refinement.
     """
+    one = np.ndim(b) == 1
+    bb = np.atleast_2d(np.asarray(b, dtype=float))
+    m = bb.shape[1]
+    constrained = (np.ones(m, dtype=bool) if constrained is None
+                   else np.asarray(constrained, dtype=bool))
+    d = np.sqrt(np.maximum(np.diag(gram), 1e-300))
+    unit = float(np.max(np.abs(d - 1.0), initial=0.0)) <= 1e-12
+    if not unit:  # unit diagonal: the pattern inverses are well scaled
+        gram = gram / d[:, None] / d[None, :]
+        bb = bb / d[None, :]
+    if a0 is None and bb.shape[0] <= _FEW and constrained.all():
+        a = np.array([_lawson_hanson(gram, row) for row in bb]).reshape(bb.shape)
+        refined = np.any(a <= 0.0, axis=1)
+    else:
+        if a0 is None:
+            a0 = bb @ np.linalg.pinv(gram, rcond=1e-12, hermitian=True)
+        else:
+            a0 = np.atleast_2d(a0) if unit else np.atleast_2d(a0) * d[None, :]
+        a, refined = _active_set(gram, bb, a0, constrained, max_iter, cache)
+    if not unit:
+        a = a / d[None, :]
+    return (a[0], refined[0]) if one else (a, refined)
+
+
+def _lawson_hanson(gram: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """One problem, all columns constrained, on a unit-diagonal ``gram``."""
+    n = b.size
+    if n == 0:
+        return np.zeros(0)
+    g = gram + np.eye(n) * 1e-10
+    try:
+        low = linalg.cholesky(g, lower=True)
+    except linalg.LinAlgError:
+        low = linalg.cholesky(g + np.eye(n) * 1e-6, lower=True)
+    rhs = linalg.solve_triangular(low, b, lower=True)
+    x, _ = optimize.nnls(low.T, rhs, maxiter=50 * n)
+    return x
+
+
+def _active_set(gram: np.ndarray, b: np.ndarray, a0: np.ndarray, constrained: np.ndarray,
+                max_iter: int | None, cache: dict | None) -> tuple[np.ndarray, np.ndarray]:
     a = a0.copy()
     n, m = a.shape
     cons = np.asarray(constrained, dtype=bool)

@@ -230,8 +230,13 @@ def _find_compton(
     ec = offset + gain * c
     if not (e_min <= ec < e0):
         ec = offset + gain * i
-    try:
-        theta = float(detector_angle(ec, e0))
+    try:  # the angle: a fit of the Compton window (more precise than the peak's centre)
+        theta = physics.estimate_scatter_angle(offset + gain * np.arange(n), spec.y,
+                                               fwhm_at_6keV=fwhm6, incident=anode_ref.components)
+        if theta is None:
+            theta = float(detector_angle(ec, e0))
+        else:  # the Compton energy the fitted angle implies
+            ec = float(compton_shift(e0, theta))
     except ParameterError:
         return None, None
     return float(ec), theta

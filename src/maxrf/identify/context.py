@@ -18,13 +18,12 @@ from maxrf import physics
 from maxrf.identify.constants import _SQRT2PI, MIN_FIT_KEV, PEAK_SIGMA
 from maxrf.identify.instrument import estimate_theta
 
-_SLOPE = physics.FWHM_PER_SIGMA**2 * physics.FANO_SI * physics.PAIR_ENERGY_SI_KEV
-
+_SLOPE = physics.FANO_SLOPE
 
 def estimate_fwhm6(
     counts: Any, energies: Any, base: Any | None = None, *, anode: str = "Rh", tube_kv: float = 40.0
 ) -> float | None:
-    """Detector FWHM at 5.9 keV (keV) from the widths of the strongest peaks.
+    """Detector FWHM at 5.9 keV (keV): :func:`maxrf.physics.estimate_fwhm`.
 
     Gaussian fits (:func:`maxrf.peaks.fit_peaks`) of up to 12 significant peaks -- the zero
     peak, and peaks above 1 keV outside the anode's broad Compton region -- give
@@ -48,44 +47,7 @@ def estimate_fwhm6(
     float or None
         FWHM (keV) at 5.9 keV, between 0.121 and 0.40; None when no peak can be measured.
     """
-    y = np.asarray(counts, dtype=float)
-    e = np.asarray(energies, dtype=float)
-    gain = np.gradient(e)
-    fw_ch = _peaks.estimate_fwhm_channels(y)
-    b = _peaks.baseline(y, fwhm_channels=fw_ch) if base is None else np.asarray(base, float)
-    idx, props = _peaks.find_spectrum_peaks(y, base=b, fwhm_channels=fw_ch, n_sigma=10.0)
-    if idx.size == 0:
-        return None
-    k_lines = [ln.energy_keV for ln in physics.anode_lines(anode, tube_kv) if ln.family == "K"]
-    comp_lo = float(physics.compton_shift(min(k_lines), 180.0)) - 0.3 if k_lines else math.inf
-    comp_hi = max(k_lines) - 0.15 if k_lines else math.inf
-    ek = e[idx]
-    ok = ((ek >= 1.0) | (np.abs(ek) <= 0.05)) & ~((ek >= comp_lo) & (ek <= comp_hi))
-    idx, sig = idx[ok], props["significance"][ok]
-    if idx.size == 0:
-        return None
-    order = np.argsort(sig)[::-1][:12]
-    idx, sig = idx[order], sig[order]
-    fits = _peaks.fit_peaks(y, idx, fwhm_channels=fw_ch, base=b)
-    est, wts = [], []
-    for f, s in zip(fits, sig):
-        if not f.ok:
-            continue
-        en = max(float(np.interp(f.center, np.arange(e.size), e)), 0.0)
-        fw = f.fwhm * float(np.interp(f.center, np.arange(e.size), gain))
-        n2 = fw * fw - _SLOPE * en
-        if n2 <= 0:
-            continue
-        f6 = math.sqrt(n2 + _SLOPE * physics.FWHM_REFERENCE_KEV)
-        if 0.11 <= f6 <= 0.40:
-            est.append(f6)
-            wts.append(float(s))
-    if not est:
-        return None
-    order = np.argsort(est)
-    cw = np.cumsum(np.asarray(wts)[order])
-    f6 = float(np.asarray(est)[order][np.searchsorted(cw, 0.5 * cw[-1])])
-    return float(min(max(f6, 0.121), 0.40))
+    return physics.estimate_fwhm(energies, counts, base=base, anode=anode, tube_kv=tube_kv)
 
 
 def _gauss_profile(e: np.ndarray, keV: float, fwhm: float) -> np.ndarray:
@@ -131,7 +93,8 @@ class _SpectrumContext:
         self.ys = ndimage.gaussian_filter1d(y, 1.0)
         self.gross_smooth = ndimage.gaussian_filter1d(y, 2.0)
         if fwhm6 is None:
-            fwhm6 = estimate_fwhm6(y, e, self.base, anode=anode, tube_kv=tube_kv) or 0.145
+            fwhm6 = (estimate_fwhm6(y, e, self.base, anode=anode, tube_kv=tube_kv)
+                     or physics.DEFAULT_FWHM_KEV)
         self.fwhm6 = float(fwhm6)
         if theta is None:
             theta = estimate_theta(y, e, anode=anode, tube_kv=tube_kv, fwhm_at_6keV=self.fwhm6)

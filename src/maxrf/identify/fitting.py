@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import xraydb
-from scipy import linalg, ndimage, optimize, sparse, special
+from scipy import linalg, ndimage, sparse, special
 
 from maxrf import physics
 from maxrf.identify.constants import (
@@ -35,6 +35,7 @@ from maxrf.identify.patterns import (
     _merge_lines,
     _pattern_peaks,
 )
+from maxrf.solve import nnls_gram
 
 
 @functools.lru_cache(maxsize=1)
@@ -314,19 +315,9 @@ def _max_above(m: np.ndarray, n: int) -> np.ndarray:
 
 
 def _nnls_gram(G: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """Non-negative least squares from the normal equations: ``min x'Gx - 2h'x, x >= 0``."""
-    n = h.size
-    if n == 0:
-        return np.zeros(0)
-    d = np.sqrt(np.maximum(np.diag(G), 1e-300))
-    Gs = G / d[:, None] / d[None, :] + np.eye(n) * 1e-10
-    try:
-        L = linalg.cholesky(Gs, lower=True)
-    except linalg.LinAlgError:
-        L = linalg.cholesky(Gs + np.eye(n) * 1e-6, lower=True)
-    rhs = linalg.solve_triangular(L, h / d, lower=True)
-    xs, _ = optimize.nnls(L.T, rhs, maxiter=50 * n)
-    return xs / d
+    """Non-negative least squares from the normal equations: ``min x'Gx - 2h'x, x >= 0``
+    (:func:`maxrf.solve.nnls_gram`)."""
+    return nnls_gram(G, h)[0]
 
 
 class _Fitter:

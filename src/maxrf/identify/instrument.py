@@ -8,13 +8,11 @@ share with the fit templates.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
 from maxrf import physics
 from maxrf.errors import ParameterError
@@ -101,7 +99,7 @@ def _anode_groups(anode: str, tube_kv: float, fwhm_at_6keV: float) -> list[Patte
 
 
 def _compton_extra_fwhm(keV: np.ndarray | float, theta_deg: float, broadening: float) -> Any:
-    return broadening * np.asarray(keV) * math.sqrt(2.0 * (1.0 - math.cos(math.radians(theta_deg))))
+    return physics.compton_extra_fwhm(keV, theta_deg, broadening)
 
 
 def estimate_theta(
@@ -112,7 +110,8 @@ def estimate_theta(
     tube_kv: float = 40.0,
     fwhm_at_6keV: float = 0.145,
 ) -> float | None:
-    """Scattering angle from the Compton peak beside the anode's K-alpha Rayleigh peak.
+    """Scattering angle from the Compton peak beside the anode's K-alpha Rayleigh peak
+    (:func:`maxrf.physics.estimate_scatter_angle`).
 
     The window from the 180-degree Compton energy of K-alpha to just above K-alpha is
     fitted with the Rayleigh peak (fixed position), a Compton peak at ``compton_shift(Ka,
@@ -138,51 +137,8 @@ def estimate_theta(
         Angle (degrees), or None when the anode K lines are not on the axis or no Compton
         peak stands out.
     """
-    y = np.asarray(counts, dtype=float)
-    e = np.asarray(energies, dtype=float)
-    k_lines = [ln for ln in physics.anode_lines(anode, tube_kv) if ln.family == "K"]
-    if not k_lines:
-        return None
-    ka = [ln for ln in k_lines if ln.siegbahn.startswith("Ka")]
-    if not ka:
-        return None
-    w = np.array([ln.rel_intensity for ln in ka])
-    eka = float(np.sum(w * [ln.energy_keV for ln in ka]) / w.sum())
-    f_ka = float(physics.fwhm_keV(eka, fwhm_at_6keV))
-    lo = float(physics.compton_shift(eka, 180.0)) - 2.0 * f_ka
-    hi = eka + 1.5 * f_ka
-    sel = (e >= lo) & (e <= hi)
-    if np.count_nonzero(sel) < 12 or e[-1] < eka:
-        return None
-    ew, yw = e[sel], y[sel]
-    c = np.array([ln.energy_keV for ln in ka])
-    a = np.array([ln.rel_intensity for ln in ka])
-    rayleigh = physics.gaussian_peaks(ew, c, a / a.sum(), physics.fwhm_keV(c, fwhm_at_6keV))
-    x = (ew - ew.mean()) / max(np.ptp(ew), 1e-9)
-    wgt = 1.0 / np.sqrt(np.maximum(ndimage.gaussian_filter1d(yw, 2.0), 1.0))
-    best = (math.inf, None)
-    chi_flat = None
-    for theta in np.arange(20.0, 180.01, 0.5):
-        cc = np.asarray(physics.compton_shift(c, theta))
-        width = np.sqrt(
-            physics.fwhm_keV(cc, fwhm_at_6keV) ** 2 + _compton_extra_fwhm(c, theta, 0.0105) ** 2
-        )
-        compton = physics.gaussian_peaks(ew, cc, a / a.sum(), width)
-        design = np.column_stack([rayleigh, compton, np.ones_like(x), x]) * wgt[:, None]
-        coef, *_ = np.linalg.lstsq(design, yw * wgt, rcond=None)
-        if coef[1] <= 0:
-            continue
-        chi = float(np.sum((design @ coef - yw * wgt) ** 2))
-        if chi < best[0]:
-            best = (chi, float(theta))
-    if best[1] is None:
-        return None
-    design = np.column_stack([rayleigh, np.ones_like(x), x]) * wgt[:, None]
-    coef, *_ = np.linalg.lstsq(design, yw * wgt, rcond=None)
-    chi_flat = float(np.sum((design @ coef - yw * wgt) ** 2))
-    if chi_flat - best[0] < 25.0:  # no Compton peak stands out (5 sigma)
-        return None
-    return best[1]
+    return physics.estimate_scatter_angle(energies, counts, anode=anode, tube_kv=tube_kv,
+                                          fwhm_at_6keV=fwhm_at_6keV)
 
 
 def instrument_pattern(

@@ -102,12 +102,14 @@ from maxrf.maps.display import get_noise_level, histeq
 from maxrf.maps.fit import ElementFit, FitModel
 from maxrf.maps.layers import identified_elements, write_element_maps, write_peak_maps
 from maxrf.maps.model import estimate_fwhm, fit_model
+from maxrf.maps.plans import ELEMENT_METHODS
 from maxrf.maps.results import ElementMaps, MapsResult, PeakMaps
 from maxrf.maps.slices import AUTO_SIGMA, PeakSliceMaps, get_slices, peak_labels, seed_peak_map
 from maxrf.maps.windows import SumImage, window_lines
 
 __all__ = [
     "AUTO_SIGMA",
+    "ELEMENT_METHODS",
     "ElementFit",
     "ElementMaps",
     "FitModel",

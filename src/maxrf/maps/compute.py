@@ -75,11 +75,9 @@ def compute_maps(
     peaks, elements : bool, sequence of str or None
         Compute the peak-slice maps (:func:`get_peakmaps`); elements to map.
     method : str
-        Element-map method, a key of :data:`maxrf.maps.plans.ELEMENT_METHODS`
-        (``'fit'``, ``'window'``).
+        Element-map method: ``'fit'``, ``'window'`` (:data:`maxrf.maps.ELEMENT_METHODS`).
     x_keVs, y_max : array_like, optional
-        ``(C,)`` channel energies (keV; default the store's calibration) and spectrum to
-        slice (default the max spectrum).
+        ``(C,)`` channel energies (keV; default the calibration), spectrum to slice.
     prominence : float, optional
         Minimum prominence (counts) of the sliced peaks. Default: :data:`AUTO_SIGMA`
         standard deviations of the local counting noise (as the hotmax atlas), which keeps
@@ -116,17 +114,16 @@ def compute_maps(
     if store and inp.datastack is None:
         raise ParameterError("store=True needs a DataStack, not a bare cube")
     e = inp.require_energies(x_keVs)
-    plans: list[Plan] = []
-    if peaks:
-        plans.append(PeakPlan(e, inp.get_max(y_max), prominence, rel_height, norm))
+    plans: list[Plan] = [PeakPlan(e, inp.get_max(y_max), prominence, rel_height, norm)
+                         ] if peaks else []
     if els:  # the method table: one call shape for every element-map method
-        inst = _instrument(inp, anode, tube_kv, theta_deg)
-        opts = MapOptions(fwhm_at_6keV, energy_range, continuum_order, nonneg)
-        plans.append(ELEMENT_METHODS[method](e, els, inp.get_mean(), inst, opts))
+        opts = MapOptions(fwhm_at_6keV, energy_range, continuum_order, nonneg,
+                          inp.shape[0] * inp.shape[1])
+        plans.append(ELEMENT_METHODS[method](e, els, inp.get_mean(),
+                                             _instrument(inp, anode, tube_kv, theta_deg), opts))
     t0 = time.perf_counter()
-    results = run_plans(inp, plans, client=client, progress=progress, store=store)
-    return MapsResult(peaks=results.get(PeakPlan.key), elements=results.get(ElementPlan.key),
-                      seconds=time.perf_counter() - t0)
+    res = run_plans(inp, plans, client=client, progress=progress, store=store)
+    return MapsResult(res.get(PeakPlan.key), res.get(ElementPlan.key), time.perf_counter() - t0)
 
 
 def run_plans(inp: _Input, plans: Sequence[Plan], *, client: Any = None,

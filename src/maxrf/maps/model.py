@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import scipy.signal as ssg
 
 from maxrf import physics
 from maxrf.errors import ParameterError
@@ -169,38 +168,6 @@ def _fit_range(energies: np.ndarray, energy_range: Sequence[float] | None, tube_
     return lo, hi
 
 
-def _peak_fwhm6(energies: np.ndarray, spectrum: np.ndarray, exclude_keV: Sequence[float]
-                ) -> float | None:
-    """Detector FWHM at 5.9 keV from the widths of the strongest isolated peaks."""
-    y = np.asarray(spectrum, dtype=float)
-    if y.size < 8 or not np.any(y > 0):
-        return None
-    gain = float(np.median(np.diff(energies)))
-    peaks, props = ssg.find_peaks(y, prominence=0.02 * float(np.max(y)))
-    if peaks.size == 0:
-        return None
-    ok = (energies[peaks] > 2.0) & (energies[peaks] < 15.0)
-    for ex in exclude_keV:
-        ok &= np.abs(energies[peaks] - ex) > 1.0
-    peaks, prom = peaks[ok], props["prominences"][ok]
-    if peaks.size == 0:
-        return None
-    # isolated: no other found peak within 3 nominal FWHM (0.15 keV at 6 keV)
-    iso = np.array([np.all((np.abs(energies[peaks] - energies[p]) > 0.45) | (peaks == p))
-                    for p in peaks])
-    if np.any(iso):
-        peaks, prom = peaks[iso], prom[iso]
-    top = peaks[np.argsort(-prom)[:3]]
-    widths = ssg.peak_widths(y, top, rel_height=0.5)[0] * gain
-    slope = physics.FWHM_PER_SIGMA**2 * physics.FANO_SI * physics.PAIR_ENERGY_SI_KEV
-    limit = math.sqrt(slope * physics.FWHM_REFERENCE_KEV) * 1.001
-    f6 = np.sqrt(np.maximum(widths**2 - slope * energies[top], 0.0) + slope * physics.FWHM_REFERENCE_KEV)
-    f6 = f6[np.isfinite(f6)]
-    if f6.size == 0:
-        return None
-    return float(np.clip(np.median(f6), limit, 1.0))
-
-
 def _golden(f, lo: float, hi: float, iters: int = 18) -> float:
     g = (math.sqrt(5) - 1) / 2
     a, b = lo, hi
@@ -227,13 +194,13 @@ def estimate_fwhm(
     tube_kv: float = 40.0,
     theta_deg: float = 90.0,
     energy_range: Sequence[float] | None = None,
+    n_spectra: float = 1.0,
 ) -> float:
     """Detector resolution (FWHM at 5.9 keV, keV) estimated from a (mean) spectrum.
 
-    First the widths at half height of the strongest isolated peaks between 2 and 15 keV
-    (away from the anode's scatter peaks), converted to 5.9 keV with the Fano model
-    (:func:`maxrf.physics.fwhm_keV`); with ``elements``, refined by a golden-section
-    search of the weighted residual of the template fit of the spectrum.
+    First :func:`maxrf.physics.estimate_fwhm` (Gaussian fits of the strongest peaks, Fano
+    law); with ``elements``, refined by a golden-section search of the weighted residual
+    of the template fit of the spectrum (the width that suits the fit's own templates).
 
     Parameters
     ----------
@@ -243,18 +210,18 @@ def estimate_fwhm(
         ``(C,)`` spectrum (counts), e.g. the mean (sum) spectrum.
     elements : sequence of str, optional
         Elements present, for the refinement.
-    anode, tube_kv, theta_deg, energy_range
-        As in :func:`fit_model`.
+    anode, tube_kv, theta_deg, energy_range, n_spectra
+        As in :func:`fit_model` (``theta_deg`` is not used by the first estimate).
 
     Returns
     -------
     float
-        FWHM (keV) at 5.9 keV; 0.145 keV when no peak can be measured.
+        FWHM (keV) at 5.9 keV; :data:`maxrf.physics.DEFAULT_FWHM_KEV` when no peak can be
+        measured.
     """
     e, y = _as_spectrum_pair(energies, spectrum)
-    rh = [ln.energy_keV for ln in physics.anode_lines(anode, tube_kv) if ln.rel_intensity > 0.05]
-    exclude = rh + [float(physics.compton_shift(v, theta_deg)) for v in rh]
-    f0 = _peak_fwhm6(e, y, exclude) or 0.145
+    f0 = (physics.estimate_fwhm(e, y * float(n_spectra), anode=anode, tube_kv=tube_kv)
+          or physics.DEFAULT_FWHM_KEV)
     if not elements:
         return f0
     lo, hi = _fit_range(e, energy_range, tube_kv)
@@ -269,11 +236,40 @@ def _search_weights(y: np.ndarray, lo: int, hi: int) -> np.ndarray:
 
 def _refine_fwhm(tc: _Templates, y: np.ndarray, els: Sequence[str], f0: float, theta: float
                  ) -> float:
-    slope = physics.FWHM_PER_SIGMA**2 * physics.FANO_SI * physics.PAIR_ENERGY_SI_KEV
-    limit = math.sqrt(slope * physics.FWHM_REFERENCE_KEV) * 1.01
+    limit = physics.MIN_FWHM_KEV * 1.01
     w = _search_weights(y, tc.lo, tc.hi)
     return float(_golden(lambda v: tc.ssr(y, w, els, v, theta), max(limit, 0.75 * f0), 1.3 * f0,
                          iters=10))
+
+
+def _resolution_and_angle(tc: _Templates, y: np.ndarray, els: Sequence[str],
+                          fwhm_at_6keV: float | None, theta_deg: float | None,
+                          n_spectra: float) -> tuple[float, float]:
+    """(FWHM at 5.9 keV, angle): the given ones, else estimated, then refined together."""
+    theta = 90.0 if theta_deg is None else float(theta_deg)
+    if fwhm_at_6keV is None:
+        fwhm6 = estimate_fwhm(tc.e, y, None, anode=tc.anode, tube_kv=tc.tube_kv,
+                              n_spectra=n_spectra)
+    else:
+        fwhm6 = float(fwhm_at_6keV)
+        physics.fwhm_keV(5.9, fwhm6)  # validates
+    if theta_deg is None:
+        theta = _initial_theta(tc, y, els, fwhm6, n_spectra)
+    if fwhm_at_6keV is None:
+        fwhm6 = _refine_fwhm(tc, y, els, fwhm6, theta)
+        if theta_deg is None:
+            theta = _estimate_theta(tc, y, els, fwhm6, around=theta)
+    return fwhm6, theta
+
+
+def _initial_theta(tc: _Templates, y: np.ndarray, els: Sequence[str], fwhm6: float,
+                   n_spectra: float) -> float:
+    """Scattering angle (degrees) from the Compton peak
+    (:func:`maxrf.physics.estimate_scatter_angle`); when no Compton peak stands out there,
+    the angle whose templates fit the whole spectrum best."""
+    theta = physics.estimate_scatter_angle(tc.e, y * float(n_spectra), anode=tc.anode,
+                                           tube_kv=tc.tube_kv, fwhm_at_6keV=fwhm6)
+    return float(theta) if theta is not None else _estimate_theta(tc, y, els, fwhm6)
 
 
 def _estimate_theta(tc: _Templates, y: np.ndarray, els: Sequence[str], fwhm6: float,
@@ -303,6 +299,7 @@ def fit_model(
     energy_range: Sequence[float] | None = None,
     continuum_order: int = 3,
     pileup: bool = True,
+    n_spectra: float = 1.0,
 ) -> FitModel:
     """Build the fixed design of the per-pixel element fit (see the module notes).
 
@@ -330,6 +327,9 @@ def fit_model(
         Highest Legendre order multiplying the continuum template.
     pileup : bool
         Include a pile-up (sum peak) template.
+    n_spectra : float
+        Number of pixel spectra averaged in ``mean_spectrum``: the estimates of the
+        resolution and the angle weigh the peaks by the counting statistics of their sum.
 
     Returns
     -------
@@ -349,18 +349,7 @@ def fit_model(
         energy_range = (1.0, min(tube_kv, _top_keV(els, anode, tube_kv)))
     lo, hi = _fit_range(e, energy_range, tube_kv)
     tc = _Templates(e, lo, hi, anode, tube_kv, int(continuum_order))
-    theta = 90.0 if theta_deg is None else float(theta_deg)
-    if fwhm_at_6keV is None:
-        fwhm6 = estimate_fwhm(e, y, None, anode=anode, tube_kv=tube_kv, theta_deg=theta)
-    else:
-        fwhm6 = float(fwhm_at_6keV)
-        physics.fwhm_keV(5.9, fwhm6)  # validates
-    if theta_deg is None:
-        theta = _estimate_theta(tc, y, els, fwhm6)
-    if fwhm_at_6keV is None:
-        fwhm6 = _refine_fwhm(tc, y, els, fwhm6, theta)
-        if theta_deg is None:
-            theta = _estimate_theta(tc, y, els, fwhm6, around=theta)
+    fwhm6, theta = _resolution_and_angle(tc, y, els, fwhm_at_6keV, theta_deg, n_spectra)
     weights = 1.0 / np.maximum(y[lo:hi], 1.0)
     pile = None
     if pileup:

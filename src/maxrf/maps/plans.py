@@ -23,7 +23,7 @@ from maxrf import physics
 from maxrf.engine import PixelMaps
 from maxrf.maps.fit import ElementFit, FitModel
 from maxrf.maps.layers import _peak_attrs, _peak_small_arrays, _prominence_value
-from maxrf.maps.model import _estimate_theta, _fit_range, _Templates, estimate_fwhm, fit_model
+from maxrf.maps.model import _fit_range, _initial_theta, _Templates, estimate_fwhm, fit_model
 from maxrf.maps.results import ElementMaps, PeakMaps
 from maxrf.maps.slices import PeakSliceMaps, get_slices, peak_labels, seed_peak_map
 from maxrf.maps.windows import window_lines
@@ -48,6 +48,8 @@ class MapOptions:
     energy_range: Sequence[float] | None = None
     continuum_order: int = 3
     nonneg: bool = True
+    #: pixels averaged in the mean spectrum (counting statistics of the estimates)
+    n_spectra: int = 1
 
 
 class PeakPlan:
@@ -164,7 +166,8 @@ def fit_method(e: np.ndarray, els: list[str], mean: np.ndarray, inst: Instrument
     """``method='fit'``: per-pixel weighted template fit (module notes of maxrf.maps)."""
     model = fit_model(e, els, mean, fwhm_at_6keV=opts.fwhm_at_6keV, anode=inst.anode,
                       tube_kv=inst.tube_kv, theta_deg=inst.theta_deg,
-                      energy_range=opts.energy_range, continuum_order=opts.continuum_order)
+                      energy_range=opts.energy_range, continuum_order=opts.continuum_order,
+                      n_spectra=opts.n_spectra)
     return ElementPlan(ElementFit(model, nonneg=opts.nonneg), _fit_meta(model, e, els))
 
 
@@ -185,10 +188,10 @@ def window_method(e: np.ndarray, els: list[str], mean: np.ndarray, inst: Instrum
     fwhm6, theta = opts.fwhm_at_6keV, inst.theta_deg
     if fwhm6 is None:
         fwhm6 = estimate_fwhm(e, mean, None, anode=inst.anode, tube_kv=inst.tube_kv,
-                              theta_deg=90.0 if theta is None else theta)
+                              n_spectra=opts.n_spectra)
     if theta is None:
         tc = _Templates(e, lo, hi, physics.normalize_element(inst.anode), inst.tube_kv, 3)
-        theta = _estimate_theta(tc, mean, els, fwhm6)
+        theta = _initial_theta(tc, mean, els, fwhm6, opts.n_spectra)
     wins = window_lines(els, e, fwhm_at_6keV=fwhm6, anode=inst.anode, tube_kv=inst.tube_kv,
                         theta_deg=theta, energy_range=opts.energy_range)
     slices = np.array([[w["channels"][0], w["channels"][0], w["channels"][1]] for w in wins])

@@ -55,6 +55,7 @@ from __future__ import annotations
 
 from maxrf.physics.constants import (
     ANODES,
+    COMPTON_BROADENING,
     DEFAULT_FWHM_KEV,
     DETECTORS,
     ELECTRON_REST_KEV,
@@ -67,6 +68,7 @@ from maxrf.physics.constants import (
     PHOTO_EXPONENT,
 )
 from maxrf.physics.detector import escape_energy, escape_fraction, fwhm_keV, noise_fwhm_keV
+from maxrf.physics.estimate import FWHM_PLAUSIBLE_KEV, estimate_fwhm, estimate_scatter_angle
 from maxrf.physics.lines import (
     Line,
     anode_lines,
@@ -75,7 +77,7 @@ from maxrf.physics.lines import (
     line_energy,
     normalize_element,
 )
-from maxrf.physics.scatter import compton_shift, detector_angle
+from maxrf.physics.scatter import compton_extra_fwhm, compton_shift, detector_angle
 from maxrf.physics.spectra import (
     continuum_spectrum,
     element_spectrum,
@@ -87,6 +89,11 @@ from maxrf.physics.spectra import (
 
 __all__ = [
     "ANODES",
+    "COMPTON_BROADENING",
+    "FWHM_PLAUSIBLE_KEV",
+    "compton_extra_fwhm",
+    "estimate_fwhm",
+    "estimate_scatter_angle",
     "DEFAULT_FWHM_KEV",
     "DETECTORS",
     "ELECTRON_REST_KEV",

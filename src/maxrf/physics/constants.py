@@ -37,3 +37,6 @@ FANO_SLOPE: float = FWHM_PER_SIGMA**2 * FANO_SI * PAIR_ENERGY_SI_KEV
 DEFAULT_FWHM_KEV: float = 0.145
 #: smallest FWHM (keV) at 5.9 keV a silicon detector can have: the Fano limit (no noise)
 MIN_FWHM_KEV: float = math.sqrt(FANO_SLOPE * FWHM_REFERENCE_KEV)
+#: Doppler broadening of the Compton peak: extra FWHM (keV, in quadrature) =
+#: ``COMPTON_BROADENING * E * sqrt(2 (1 - cos theta))`` (0.30 keV at Rh K-alpha, 90 degrees)
+COMPTON_BROADENING: float = 0.0105

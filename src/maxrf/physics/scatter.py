@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from maxrf.errors import ParameterError
-from maxrf.physics.constants import ELECTRON_REST_KEV
+from maxrf.physics.constants import COMPTON_BROADENING, ELECTRON_REST_KEV
 
 
 def compton_shift(keV: float | np.ndarray, theta_deg: float | np.ndarray) -> float | np.ndarray:
@@ -64,4 +66,16 @@ def detector_angle(
             "(it must lie between the 180-degree backscatter energy and the incident energy)"
         )
     out = np.rad2deg(np.arccos(np.clip(cos_t, -1.0, 1.0)))
+    return float(out) if out.ndim == 0 else out
+
+
+def compton_extra_fwhm(
+    keV: float | np.ndarray, theta_deg: float, broadening: float = COMPTON_BROADENING
+) -> float | np.ndarray:
+    """Doppler broadening of a Compton peak: extra FWHM (keV, added in quadrature).
+
+    ``broadening * E * sqrt(2 (1 - cos theta))``, ``E`` the incident energy (keV).
+    """
+    out = broadening * np.asarray(keV, dtype=float) * math.sqrt(
+        2.0 * (1.0 - math.cos(math.radians(theta_deg))))
     return float(out) if out.ndim == 0 else out

@@ -17,12 +17,13 @@ from maxrf.physics.constants import (
     _DETECTOR_BE_UM,
     _MATRIX,
     _TUBE_BE_UM,
+    COMPTON_BROADENING,
     DEFAULT_FWHM_KEV,
     FWHM_PER_SIGMA,
 )
 from maxrf.physics.detector import escape_energy, escape_fraction, fwhm_keV
 from maxrf.physics.lines import _check_positive, anode_lines, element_lines
-from maxrf.physics.scatter import compton_shift
+from maxrf.physics.scatter import compton_extra_fwhm, compton_shift
 
 
 def _as_axis(energies: np.ndarray | Sequence[float]) -> np.ndarray:
@@ -266,7 +267,7 @@ def scatter_spectrum(
     theta_deg: float = 90.0,
     fwhm_at_6keV: float = DEFAULT_FWHM_KEV,
     l_weight: float = 0.2,
-    compton_broadening: float = 0.0105,
+    compton_broadening: float = COMPTON_BROADENING,
     escape: bool = True,
 ) -> dict[str, np.ndarray]:
     """Scatter templates: Rayleigh and Compton peaks of the anode lines, and the continuum.
@@ -313,7 +314,7 @@ def scatter_spectrum(
         a = a / a.sum()
         out["rayleigh"] = line_spectrum(e, c, a, fwhm_at_6keV=fwhm_at_6keV, escape=escape)
         cc = np.asarray(compton_shift(c, theta))
-        extra = compton_broadening * c * math.sqrt(2.0 * (1.0 - math.cos(math.radians(theta))))
+        extra = compton_extra_fwhm(c, theta, compton_broadening)
         out["compton"] = line_spectrum(
             e, cc, a, fwhm_at_6keV=fwhm_at_6keV, escape=escape, extra_fwhm_keV=extra
         )
