@@ -889,7 +889,7 @@ def synth_spectrum(
     anode: str = "Rh",
     tube_kv: float = 40.0,
     theta_deg: float = 90.0,
-    fwhm_at_6keV: float = 0.145,
+    fwhm_at_6keV: float = physics.DEFAULT_FWHM_KEV,
     scatter: float | Mapping[str, float] | None = None,
     pileup: bool | float = False,
     rng: np.random.Generator | int | None = None,

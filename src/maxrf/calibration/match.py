@@ -19,7 +19,7 @@ from maxrf.calibration.observe import _Obs, _Spec
 from maxrf.calibration.references import _FWHM6_DEFAULT, _cluster_fwhm, _Ref
 from maxrf.physics import compton_shift
 
-_FANO_SLOPE = physics.FWHM_PER_SIGMA**2 * physics.FANO_SI * physics.PAIR_ENERGY_SI_KEV
+_FANO_SLOPE = physics.FANO_SLOPE
 
 
 def _fwhm_at(keV: np.ndarray | float, fwhm6: float = _FWHM6_DEFAULT) -> np.ndarray:

@@ -26,7 +26,7 @@ L_ELEMENTS: tuple[str, ...] = (
     "Sr", "Zr", "Mo", "Ag", "Cd", "Sn", "Sb", "Ba", "W", "Pt", "Au", "Hg", "Pb", "Bi",
 )  # fmt: skip
 
-_FWHM6_DEFAULT = 0.145  # keV at 5.9 keV, for tolerances before the resolution is measured
+_FWHM6_DEFAULT = physics.DEFAULT_FWHM_KEV  # for tolerances before the resolution is measured
 # systematic uncertainty (keV) of a reference centroid by line kind
 _SYS_KEV = {"zero": 0.0015, "Ka": 0.002, "Kb": 0.004, "La": 0.005, "anode": 0.008, "other": 0.010}
 

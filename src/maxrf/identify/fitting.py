@@ -48,7 +48,7 @@ def candidate_elements(
     peaks_keV: Sequence[float],
     *,
     tube_kv: float = 40.0,
-    fwhm_at_6keV: float = 0.145,
+    fwhm_at_6keV: float = physics.DEFAULT_FWHM_KEV,
     exclude: Sequence[str] = (),
     window_fwhm: float = CANDIDATE_WINDOW_FWHM,
     min_rel: float = 0.05,

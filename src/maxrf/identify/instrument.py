@@ -108,7 +108,7 @@ def estimate_theta(
     *,
     anode: str = "Rh",
     tube_kv: float = 40.0,
-    fwhm_at_6keV: float = 0.145,
+    fwhm_at_6keV: float = physics.DEFAULT_FWHM_KEV,
 ) -> float | None:
     """Scattering angle from the Compton peak beside the anode's K-alpha Rayleigh peak
     (:func:`maxrf.physics.estimate_scatter_angle`).
@@ -149,7 +149,7 @@ def instrument_pattern(
     *,
     counts: Any | None = None,
     energies: Any | None = None,
-    fwhm_at_6keV: float = 0.145,
+    fwhm_at_6keV: float = physics.DEFAULT_FWHM_KEV,
     air: bool = True,
     n_sum: int = 3,
     min_keV: float = 1.0,

@@ -210,7 +210,7 @@ def element_pattern(
     *,
     min_keV: float = 1.0,
     min_rel: float = 0.01,
-    fwhm_at_6keV: float = 0.145,
+    fwhm_at_6keV: float = physics.DEFAULT_FWHM_KEV,
 ) -> ElementPattern:
     """The line pattern of an element: energies, names, relative intensities, escapes, colour.
 

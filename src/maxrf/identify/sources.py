@@ -89,7 +89,7 @@ def _aggregate(
     instrument = sorted(inst.values(), key=lambda d: d["keV"])
     # a peak left unexplained in one spectrum but matching a line of an element found (or
     # possible) in the scan, or an instrument peak, is explained after all
-    fwhm6 = float(np.median([r.fwhm_at_6keV for r in results])) if results else 0.145
+    fwhm6 = float(np.median([r.fwhm_at_6keV for r in results])) if results else physics.DEFAULT_FWHM_KEV
     known = [d["keV"] for d in instrument]
     for r in elements:
         if r.status != "absent":
@@ -279,7 +279,7 @@ def _identify_atlas(
     # counts than any single pixel; the sum of Poisson counts is Poisson)
     total = spectra.sum(axis=0)
     if fwhm6 is None:
-        fwhm6 = estimate_fwhm6(total, e, anode=anode, tube_kv=tube_kv) or 0.145
+        fwhm6 = estimate_fwhm6(total, e, anode=anode, tube_kv=tube_kv) or physics.DEFAULT_FWHM_KEV
     if theta is None:
         theta = estimate_theta(total, e, anode=anode, tube_kv=tube_kv, fwhm_at_6keV=fwhm6)
     cache: dict[str, list[_Atom]] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
 def get_noise_level(peak_map: Any, noise_frac: float = 0.5) -> tuple[float, np.ndarray]:
@@ -41,8 +42,15 @@ def get_noise_level(peak_map: Any, noise_frac: float = 0.5) -> tuple[float, np.n
     return float(-bins[level_i]), is_negative
 
 
-def histeq(img: Any, nbins: int = 256) -> np.ndarray:
-    """Histogram equalisation (``skimage.exposure.equalize_hist``) that ignores NaN / inf.
+def histeq(img: ArrayLike, nbins: int = 256) -> np.ndarray:
+    """Histogram equalisation that ignores NaN / inf: the one used by plots, report, viewer.
+
+    Each finite pixel becomes the share of the finite pixels whose value falls in its
+    histogram bin or below (the empirical cumulative distribution,
+    ``skimage.exposure.equalize_hist``, as the seed): the median pixel is about 0.5, the
+    largest 1.0, the smallest the share of its bin. A constant map carries no contrast and
+    is 1.0 everywhere by the same rule (every pixel is at or below its value; skimage's
+    degenerate histogram would give 0.5, the report's former equalisation 0.0).
 
     Parameters
     ----------

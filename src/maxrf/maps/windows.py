@@ -34,7 +34,7 @@ def window_lines(
     elements: Sequence[str],
     energies: Any,
     *,
-    fwhm_at_6keV: float = 0.145,
+    fwhm_at_6keV: float = physics.DEFAULT_FWHM_KEV,
     anode: str = "Rh",
     tube_kv: float = 40.0,
     theta_deg: float = 90.0,

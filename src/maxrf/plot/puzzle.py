@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from maxrf.errors import ParameterError
+from maxrf.physics.constants import DEFAULT_FWHM_KEV
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -54,7 +55,7 @@ def plot_ptrn(
     scale: float = 1.0,
     min_rel: float = 0.01,
     label_rel: float = 0.1,
-    fwhm_at_6keV: float = 0.145,
+    fwhm_at_6keV: float = DEFAULT_FWHM_KEV,
     color: Any | None = None,
     escape: bool = False,
     labels: bool = True,

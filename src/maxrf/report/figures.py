@@ -328,21 +328,11 @@ def finite_range(a: np.ndarray) -> tuple[float, float]:
 
 
 def equalise(a: np.ndarray) -> np.ndarray:
-    """Histogram-equalised map (``skimage.exposure.equalize_hist``), NaN kept, in 0..1."""
-    out = np.full(a.shape, np.nan)
-    ok = np.isfinite(a)
-    if not ok.any():
-        return out
-    vals = a[ok]
-    if vals.max() <= vals.min():
-        out[ok] = 0.0
-        return out
-    from skimage.exposure import equalize_hist
+    """Histogram-equalised map in 0..1, NaN kept: :func:`maxrf.maps.histeq` (the one
+    equalisation; a constant map is 1.0)."""
+    from maxrf.maps.display import histeq
 
-    out[ok] = equalize_hist(vals.astype(np.float64), nbins=256)
-    lo, hi = out[ok].min(), out[ok].max()
-    out[ok] = (out[ok] - lo) / (hi - lo) if hi > lo else 0.0
-    return out
+    return histeq(a)
 
 
 def map_png(a: np.ndarray, cmap: Any, vmin: float, vmax: float) -> bytes:
