@@ -23,30 +23,8 @@ _SLOPE = physics.FANO_SLOPE
 def estimate_fwhm6(
     counts: Any, energies: Any, base: Any | None = None, *, anode: str = "Rh", tube_kv: float = 40.0
 ) -> float | None:
-    """Detector FWHM at 5.9 keV (keV): :func:`maxrf.physics.estimate_fwhm`.
-
-    Gaussian fits (:func:`maxrf.peaks.fit_peaks`) of up to 12 significant peaks -- the zero
-    peak, and peaks above 1 keV outside the anode's broad Compton region -- give
-    ``FWHM(E)``; the Fano model ``FWHM**2 = noise**2 + slope * E``
-    (:func:`maxrf.physics.fwhm_keV`) turns each into an estimate at 5.9 keV; the
-    significance-weighted median of the plausible ones (0.11..0.40 keV) is returned.
-
-    Parameters
-    ----------
-    counts, energies : array_like
-        ``(C,)`` spectrum and channel energies (keV).
-    base : array_like, optional
-        Baseline (counts).
-    anode : str
-        Tube anode (its Compton peaks are broad: skipped).
-    tube_kv : float
-        Tube voltage (kV).
-
-    Returns
-    -------
-    float or None
-        FWHM (keV) at 5.9 keV, between 0.121 and 0.40; None when no peak can be measured.
-    """
+    """Detector FWHM at 5.9 keV (keV) from the widths of the strongest peaks, or None:
+    :func:`maxrf.physics.estimate_fwhm` (``counts`` first, ``base`` positional)."""
     return physics.estimate_fwhm(energies, counts, base=base, anode=anode, tube_kv=tube_kv)
 
 

@@ -110,33 +110,8 @@ def estimate_theta(
     tube_kv: float = 40.0,
     fwhm_at_6keV: float = physics.DEFAULT_FWHM_KEV,
 ) -> float | None:
-    """Scattering angle from the Compton peak beside the anode's K-alpha Rayleigh peak
-    (:func:`maxrf.physics.estimate_scatter_angle`).
-
-    The window from the 180-degree Compton energy of K-alpha to just above K-alpha is
-    fitted with the Rayleigh peak (fixed position), a Compton peak at ``compton_shift(Ka,
-    theta)`` and a straight background, for every theta of a 0.5-degree grid; the best
-    chi-square wins (:func:`maxrf.physics.compton_shift` / ``detector_angle``).
-
-    Parameters
-    ----------
-    counts : array_like
-        ``(C,)`` spectrum (counts per channel).
-    energies : array_like
-        ``(C,)`` channel energies (keV).
-    anode : str
-        Tube anode (needs K lines on the axis).
-    tube_kv : float
-        Tube voltage (kV).
-    fwhm_at_6keV : float
-        Detector FWHM (keV) at 5.9 keV.
-
-    Returns
-    -------
-    float or None
-        Angle (degrees), or None when the anode K lines are not on the axis or no Compton
-        peak stands out.
-    """
+    """Scattering angle (degrees) from the Compton peak beside the anode's K-alpha, or
+    None: :func:`maxrf.physics.estimate_scatter_angle` (``counts`` first)."""
     return physics.estimate_scatter_angle(energies, counts, anode=anode, tube_kv=tube_kv,
                                           fwhm_at_6keV=fwhm_at_6keV)
 

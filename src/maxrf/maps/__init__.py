@@ -105,10 +105,12 @@ from maxrf.maps.model import estimate_fwhm, fit_model
 from maxrf.maps.plans import ELEMENT_METHODS
 from maxrf.maps.results import ElementMaps, MapsResult, PeakMaps
 from maxrf.maps.slices import AUTO_SIGMA, PeakSliceMaps, get_slices, peak_labels, seed_peak_map
-from maxrf.maps.windows import SumImage, window_lines
+from maxrf.maps.sums import ChannelWindows, SumImage
+from maxrf.maps.windows import window_lines
 
 __all__ = [
     "AUTO_SIGMA",
+    "ChannelWindows",
     "ELEMENT_METHODS",
     "ElementFit",
     "ElementMaps",

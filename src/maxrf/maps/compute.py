@@ -19,7 +19,7 @@ from maxrf.maps.plans import ELEMENT_METHODS, ElementPlan, Instrument, MapOption
 from maxrf.maps.results import ElementMaps, MapsResult
 from maxrf.maps.sinks import LayerSink, MemorySink
 from maxrf.maps.sources import _Input, _open_input, _run
-from maxrf.maps.windows import SumImage
+from maxrf.maps.sums import SumImage
 
 Plan = PeakPlan | ElementPlan
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from maxrf import physics
-from maxrf.errors import LayerMissingError
+from maxrf.errors import LayerMissingError, ParameterError
 from maxrf.maps.results import ElementMaps, PeakMaps
 from maxrf.maps.slices import AUTO_SIGMA
 
@@ -52,8 +55,64 @@ def write_element_maps(ds: Any, em: ElementMaps) -> None:
                    em.attrs())
 
 
+#: statuses of an identification entry that mean the element is not in the sample
+ABSENT_STATUSES = frozenset({"absent", "rejected", "not detected", "not_detected", "excluded", "no"})
+_SYMBOL = re.compile(r"^\s*([A-Z][a-z]?)(?![a-z])")
+
+
+def element_of(label: Any) -> str | None:
+    """The element a label names (``'Fe'``, ``'Fe Ka'``, ``'Fe_Ka'``, ``'Pb-L'``), or None."""
+    if not isinstance(label, str):
+        return None
+    with contextlib.suppress(ParameterError):  # a bare symbol, any case ('pb')
+        return physics.normalize_element(label.strip())
+    m = _SYMBOL.match(label)
+    if not m:
+        return None
+    try:
+        return physics.normalize_element(m.group(1))
+    except Exception:
+        return None
+
+
+def identification_entries(attrs: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """The elements of an ``identification`` layer's attributes, normalised.
+
+    Returns
+    -------
+    list of dict or None
+        ``{element, status, confidence, present, lines}`` per recognised entry (a bare
+        symbol counts as ``'present'``; ``present`` is False for the
+        :data:`ABSENT_STATUSES`, so ``'possible'`` elements are shown); None when the
+        ``elements`` attribute is not a list (a damaged layer).
+    """
+    raw = attrs.get("elements")
+    if not isinstance(raw, list):
+        return None
+    out = []
+    for item in raw:
+        if isinstance(item, str):
+            item = {"element": item}
+        if not isinstance(item, Mapping):
+            continue
+        el = element_of(str(item.get("element", "")))
+        if el is None:
+            continue
+        st = str(item.get("status", "present"))
+        try:
+            conf = float(item["confidence"]) if item.get("confidence") is not None else None
+        except (TypeError, ValueError):
+            conf = None
+        if conf is not None and not math.isfinite(conf):
+            conf = None
+        lines = item.get("lines") if isinstance(item.get("lines"), list) else []
+        out.append({"element": el, "status": st, "confidence": conf,
+                    "present": st.strip().lower() not in ABSENT_STATUSES, "lines": lines})
+    return out
+
+
 def identified_elements(ds: Any) -> list[str]:
-    """Elements with status ``'present'`` in the ``identification`` layer.
+    """Elements with status ``'present'`` in the ``identification`` layer (in its order).
 
     Raises
     ------
@@ -65,9 +124,5 @@ def identified_elements(ds: Any) -> list[str]:
             "no 'identification' layer: run 'maxrf identify' first (or give --elements Fe,Cu,...)",
             ds.path,
         )
-    attrs = ds.read("identification").attrs
-    out = []
-    for entry in attrs.get("elements", []):
-        if isinstance(entry, Mapping) and entry.get("status") == "present" and entry.get("element"):
-            out.append(physics.normalize_element(entry["element"]))
-    return list(dict.fromkeys(out))
+    entries = identification_entries(ds.read("identification").attrs) or []
+    return list(dict.fromkeys(e["element"] for e in entries if e["status"] == "present"))

@@ -11,6 +11,7 @@ import scipy.signal as ssg
 from maxrf.engine import Block, PixelMaps
 from maxrf.errors import ParameterError
 from maxrf.maps.sources import BATCH_VALUES
+from maxrf.maps.sums import ChannelWindows
 from maxrf.peaks import noise_prominence
 
 AUTO_SIGMA = 5.0
@@ -130,6 +131,7 @@ class PeakSliceMaps(PixelMaps):
         self.slices = _check_slices(slices, self.energies.size)
         self.kev_maps = bool(kev_maps)
         s = self.slices
+        self.windows = ChannelWindows(s[:, [0, 2]])
         if s.size:
             self.lo = int(s[:, 0].min())
             self.hi = int(s[:, 2].max()) + 1
@@ -137,19 +139,6 @@ class PeakSliceMaps(PixelMaps):
             self.seg_starts = bounds[:-1] - self.lo  # reduceat indices inside [lo, hi)
             self.pos_left = np.searchsorted(bounds, s[:, 0])
             self.pos_right = np.searchsorted(bounds, s[:, 2] + 1)
-            # the window sums only need the segments some slice covers (not the gaps
-            # between peaks): gather those channels, reduce them, and index the sums of
-            # covered segments (``ccount`` maps a boundary to covered segments before it)
-            covered = np.zeros(bounds.size - 1, dtype=bool)
-            for a, b in zip(self.pos_left, self.pos_right):
-                covered[a:b] = True
-            lengths = np.diff(bounds)[covered]
-            self.columns = np.concatenate(
-                [np.arange(a, b) for a, b in zip(bounds[:-1][covered], bounds[1:][covered])])
-            self.col_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.intp)
-            ccount = np.concatenate([[0], np.cumsum(covered)])
-            self.cpos_left, self.cpos_right = ccount[self.pos_left], ccount[self.pos_right]
-            self.max_segment = int(lengths.max())
         self.d = (s[:, 2] - s[:, 0]).astype(np.float64)
 
     def pixel_maps(self, data: np.ndarray, where: Block) -> np.ndarray:
@@ -160,22 +149,14 @@ class PeakSliceMaps(PixelMaps):
         if k == 0:
             return out.reshape(rows, r, c)
         flat = data.reshape(r * c, n_ch)
-        acc = np.int64 if flat.dtype.kind in "uib" else np.float64
         si, sk = self.slices[:, 0], self.slices[:, 2]
         # few slices: argmax slice by slice; many: one segmented max of (value, position) keys
         use_keys = self.kev_maps and k > 24 and flat.dtype.kind in "uib"
         batch = max(1, 2 * BATCH_VALUES // max(1, self.hi - self.lo))
-        # segment sums of 8/16-bit counts fit int32 (half the memory traffic of int64)
-        small_ints = flat.dtype.kind in "uib" and flat.dtype.itemsize <= 2
-        seg_acc = np.int32 if small_ints and self.max_segment * 2**16 < 2**31 else acc
         for b0 in range(0, r * c, batch):
             x = flat[b0 : b0 + batch]
             xs = x[:, self.lo : self.hi]
-            seg = np.add.reduceat(np.take(x, self.columns, axis=1), self.col_starts, axis=1,
-                                  dtype=seg_acc)
-            cum = np.zeros((x.shape[0], seg.shape[1] + 1), dtype=acc)
-            np.cumsum(seg, axis=1, dtype=acc, out=cum[:, 1:])
-            sums = (cum[:, self.cpos_right] - cum[:, self.cpos_left]).astype(np.float64)
+            sums = self.windows.sums(x)
             ends = x[:, si].astype(np.float64) + x[:, sk].astype(np.float64)
             out[:k, b0 : b0 + batch] = (sums / self.d - ends / 2).T
             if not self.kev_maps:

@@ -9,7 +9,6 @@ import numpy as np
 from scipy.special import ndtr
 
 from maxrf import physics
-from maxrf.engine import Block, PixelMaps
 from maxrf.errors import ParameterError
 from maxrf.maps.model import _fit_range
 from maxrf.maps.slices import _nearest_index
@@ -105,17 +104,3 @@ def window_lines(
                     "keV_range": [float(e[si]), float(e[sk])], "channels": [si, sk],
                     "free": bool(best["free"]), "interference": best["interference"]})
     return out
-
-
-
-class SumImage(PixelMaps):
-    """Sum over the channels ``lo .. C - 1`` per pixel (float64 counts): ``(1, r, c)``."""
-
-    dtype = np.float64
-
-    def __init__(self, lo: int):
-        self.lo = int(lo)
-
-    def pixel_maps(self, data: np.ndarray, where: Block) -> np.ndarray:
-        acc = np.float64 if data.dtype.kind == "f" else np.int64
-        return data[:, :, self.lo :].sum(axis=2, dtype=acc)[None].astype(np.float64)

@@ -45,7 +45,7 @@ from maxrf.report.layers import (
     element_name,
     element_rgb,
     energy_axis,
-    identified_elements,
+    identification_summary,
     line_markers,
     load_layer,
     map_entries,
@@ -271,7 +271,7 @@ class _Report:
         return note + "\n".join(out)
 
     def elements(self) -> str:
-        elements, instrument, st = identified_elements(self.ds)
+        elements, instrument, st = identification_summary(self.ds)
         self.statuses["identification"] = st
         if not st.ok:
             return _not_computed(st)

@@ -12,7 +12,6 @@ the layers (small), never from the cube.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from maxrf.errors import LayerMissingError, MaxrfError
+from maxrf.maps.layers import element_of, identification_entries
 
 #: standard layer -> (what it is, the command that computes it)
 STANDARD_LAYERS: dict[str, tuple[str, str]] = {
@@ -32,7 +32,6 @@ STANDARD_LAYERS: dict[str, tuple[str, str]] = {
 }
 
 #: identification statuses that mean "not there" (no line markers are drawn for them)
-ABSENT_STATUSES = frozenset({"absent", "rejected", "not detected", "not_detected", "excluded", "no"})
 
 #: line groups labelled on spectra, strongest first within a family
 LINE_GROUPS: tuple[str, ...] = ("Ka", "Kb", "La", "Lb", "Lg", "Ma", "Mb")
@@ -224,22 +223,6 @@ def damaged(status: LayerStatus, why: str) -> LayerStatus:
 
 
 # ----------------------------------------------------------------------------- elements
-_SYMBOL = re.compile(r"^\s*([A-Z][a-z]?)(?![a-z])")
-
-
-def element_of(label: Any) -> str | None:
-    """The element a label names (``'Fe'``, ``'Fe Ka'``, ``'Fe_Ka'``, ``'Pb-L'``), or None."""
-    if not isinstance(label, str):
-        return None
-    m = _SYMBOL.match(label)
-    if not m:
-        return None
-    try:
-        from maxrf.physics import normalize_element
-
-        return normalize_element(m.group(1))
-    except Exception:
-        return None
 
 
 def element_rgb(element: str | None) -> tuple[float, float, float]:
@@ -402,13 +385,14 @@ def _float_list(value: Any) -> list[float] | None:
 
 
 # ----------------------------------------------------------------------------- identification
-def identified_elements(ds: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]], LayerStatus]:
+def identification_summary(ds: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]], LayerStatus]:
     """Elements and instrument peaks of the ``identification`` layer, normalised.
 
     Returns
     -------
     elements : list of dict
-        ``{element, status, confidence, present, lines}`` (lines as given, may be empty).
+        :func:`maxrf.maps.layers.identification_entries`: ``{element, status, confidence,
+        present, lines}`` (lines as given, may be empty).
     instrument : list of dict
         ``{name, keV, kind}`` with a finite ``keV``.
     status : LayerStatus
@@ -417,36 +401,9 @@ def identified_elements(ds: Any) -> tuple[list[dict[str, Any]], list[dict[str, A
     if layer is None:
         return [], [], status
     attrs = layer.attrs
-    raw = attrs.get("elements")
-    if not isinstance(raw, list):
+    elements = identification_entries(attrs)
+    if elements is None:
         return [], [], damaged(status, "attribute 'elements' is not a list")
-    elements = []
-    for item in raw:
-        if isinstance(item, str):
-            item = {"element": item}
-        if not isinstance(item, Mapping):
-            continue
-        el = element_of(str(item.get("element", "")))
-        if el is None:
-            continue
-        st = str(item.get("status", "present"))
-        conf = item.get("confidence")
-        try:
-            conf = float(conf) if conf is not None else None
-            if conf is not None and not math.isfinite(conf):
-                conf = None
-        except (TypeError, ValueError):
-            conf = None
-        lines = item.get("lines") if isinstance(item.get("lines"), list) else []
-        elements.append(
-            {
-                "element": el,
-                "status": st,
-                "confidence": conf,
-                "present": st.strip().lower() not in ABSENT_STATUSES,
-                "lines": lines,
-            }
-        )
     instrument = []
     for item in attrs.get("instrument") or []:
         if not isinstance(item, Mapping):
@@ -520,7 +477,7 @@ def line_markers(ds: Any, energies: np.ndarray | None = None, unit: str = "keV")
     """
     if unit != "keV":
         return []
-    elements, instrument, _status = identified_elements(ds)
+    elements, instrument, _status = identification_summary(ds)
     tube_kv = 40.0
     try:
         layer = ds.read("identification")

@@ -24,14 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from maxrf.engine import Block, PixelMaps
+from maxrf.engine import Block
+from maxrf.maps.sums import SumImage
 from maxrf.report.layers import (
     STANDARD_LAYERS,
     MapEntry,
     color_hex,
     element_line_groups,
     energy_axis,
-    identified_elements,
+    identification_summary,
     line_markers,
     load_layer,
     map_entries,
@@ -105,16 +106,6 @@ def get_choice(params: Mapping[str, str], name: str, choices: tuple[str, ...], d
 
 
 # ----------------------------------------------------------------------------- window map
-class WindowSum(PixelMaps):
-    """Per pixel, the sum of channels ``lo..hi`` (inclusive): an energy-window map."""
-
-    def __init__(self, lo: int, hi: int):
-        self.lo, self.hi = int(lo), int(hi)
-
-    def pixel_maps(self, data: np.ndarray, where: Block) -> np.ndarray:
-        return data[..., self.lo : self.hi + 1].sum(axis=-1, dtype=np.float64)[None]
-
-
 def json_list(a: np.ndarray) -> list[Any]:
     """An array as a JSON-safe list (NaN and infinities become null)."""
     a = np.asarray(a)
@@ -195,7 +186,7 @@ class ViewerApp:
         self.statuses = {}
         for name in STANDARD_LAYERS:
             self.statuses[name] = statuses.get(name) or load_layer(self.ds, name)[1]
-        elements, _instrument, st = identified_elements(self.ds)
+        elements, _instrument, st = identification_summary(self.ds)
         self.statuses["identification"] = st
         self.elements = elements
         try:
@@ -418,7 +409,7 @@ class ViewerApp:
             if hit is not None:
                 self._windows.move_to_end(key)
                 return hit
-            out = engine.run(self._source, {"w": WindowSum(lo, hi)})["w"][0]
+            out = engine.run(self._source, {"w": SumImage(lo, hi)})["w"][0]
             self._windows[key] = out
             while len(self._windows) > WINDOW_CACHE_ENTRIES:
                 self._windows.popitem(last=False)
