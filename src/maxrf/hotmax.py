@@ -45,7 +45,7 @@ from maxrf import engine
 from maxrf import peaks as _peaks
 from maxrf.errors import ConcurrentWriteError, CorruptDataError, ParameterError
 from maxrf.peaks import restore_level  # noqa: F401 - kept as a public name of hotmax
-from maxrf.store import DataStack
+from maxrf.store import DataStack, open_datastack
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -74,10 +74,8 @@ _GROUPS = ("Ka", "Kb", "La", "Lb", "Ma")
 
 # ---------------------------------------------------------------------------- helpers
 def _open(ds: DataStack | str | os.PathLike) -> DataStack:
-    if isinstance(ds, DataStack):
-        return ds
-    if isinstance(ds, (str, os.PathLike)):
-        return DataStack(ds)
+    if isinstance(ds, (DataStack, str, os.PathLike)):
+        return open_datastack(ds)
     raise ParameterError(f"expected a DataStack or the path of a .datastack, got {type(ds).__name__}")
 
 

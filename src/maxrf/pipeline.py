@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from maxrf.store import DataStack
+from maxrf.store import DataStack, open_datastack
 
 STEPS = ("calibrate", "hotmax", "identify", "maps", "speckles", "report")
 
@@ -65,7 +65,7 @@ def run_pipeline(
     from maxrf.report import write_report
     from maxrf.speckles import find_speckles
 
-    ds = ds if isinstance(ds, DataStack) else DataStack(ds)
+    ds = open_datastack(ds)
     say = log or (lambda _msg: None)
     if ds.calibration is None:
         calibrate_datastack(ds, anode=anode, tube_kv=tube_kv)

@@ -1,12 +1,16 @@
 """The DataStack: one scan's cube, summary spectra and derived layers on zarr v3.
 
+This module is the only code that knows zarr and the manifest: convert, verify, info,
+report and viewer go through the functions here (:func:`create_store`,
+:func:`store_state`, :func:`stored_array`, :func:`check_chunks`, :class:`DataStack`).
+
 Layout of ``NAME.datastack/`` (a directory, not a zip: layers must be replaceable one
-file at a time without rewriting the cube, which a single-file archive cannot do; use
-``maxrf pack``-style zipping of the finished folder to share it)::
+file at a time without rewriting the cube, which a single-file archive cannot do; to
+share a finished store, zip the folder)::
 
     maxrf.json               manifest: format version, metadata, layers -> folders
     zarr.json                zarr v3 group
-    cube/                    (H, W, C) chunks of pixels x all channels, blosc-zstd + crc32c
+    cube/                    (H, W, C) chunks of pixels x all channels, blosc-lz4 + crc32c
     max_spectrum/ sum_spectrum/ argmax_pixels/
     layers/NAME.TOKEN/       one zarr group per derived layer version
 
@@ -17,7 +21,6 @@ point to it, then the previous folder is removed; a crash at any moment leaves t
 previous manifest, pointing at complete data. Writers hold an exclusive lock; readers
 need none.
 """
-
 from __future__ import annotations
 
 import contextlib
@@ -28,6 +31,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -440,6 +444,170 @@ def read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
+@dataclass(frozen=True)
+class LayerEntry:
+    """What the manifest records of one layer: its folder, array names, attributes and version."""
+
+    name: str
+    dir: str
+    arrays: tuple[str, ...]
+    attrs: dict[str, Any]
+    version: int
+
+
+@dataclass(frozen=True)
+class StoreState:
+    """One consistent reading of a store's manifest (see :func:`store_state`)."""
+
+    created: str | None
+    maxrf_version: str | None
+    metadata: dict[str, Any]
+    layers: dict[str, LayerEntry]
+
+
+def store_state(path: str | os.PathLike) -> StoreState:
+    """Read the manifest once: creation time, maxrf version, provenance and layer entries.
+
+    Raises
+    ------
+    MissingFileError, NotADataStackError, DataStackVersionError
+        As :class:`DataStack`.
+    """
+    manifest = read_manifest(Path(path))
+    layers = {
+        name: LayerEntry(name, str(e["dir"]), tuple(e.get("arrays", [])), dict(e.get("attrs", {})),
+                         int(e.get("version", 0)))
+        for name, e in manifest.get("layers", {}).items()
+    }
+    return StoreState(manifest.get("created"), manifest.get("maxrf_version"),
+                      dict(manifest.get("metadata", {})), layers)
+
+
+def is_datastack(path: str | os.PathLike) -> bool:
+    """True if ``path`` is a folder holding a manifest (a complete store, valid or not)."""
+    return (Path(path) / MANIFEST).is_file()
+
+
+@dataclass(frozen=True)
+class StoredArray:
+    """One zarr array of a store, described without reading its data.
+
+    ``label`` names it in messages (``cube``, ``layers/peak_maps.1a2b3c4d/maps``).
+    """
+
+    label: str
+    folder: Path
+    shape: tuple[int, ...]
+    chunks: tuple[int, ...]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def chunk_coords(self) -> list[tuple[int, ...]]:
+        """Grid coordinates of every chunk, in C order."""
+        grid = [-(-s // c) if s else 0 for s, c in zip(self.shape, self.chunks)]
+        return list(np.ndindex(*grid))
+
+    def read(self) -> np.ndarray:
+        """The whole array (for small arrays: spectra, energies)."""
+        import zarr
+
+        return zarr.open_array(self.folder, mode="r")[...]
+
+
+def stored_array(path: str | os.PathLike, rel: str) -> StoredArray | None:
+    """The array at ``rel`` inside the store (``'cube'``, ``'<layer dir>/<key>'``), or None if absent."""
+    import zarr
+
+    folder = Path(path) / rel
+    if not (folder / "zarr.json").is_file():
+        return None
+    array = zarr.open_array(folder, mode="r")
+    return StoredArray(rel, folder, tuple(int(s) for s in array.shape),
+                       tuple(int(c) for c in array.chunks))
+
+
+def check_chunks(folder: str | os.PathLike, label: str, coords_list: list[tuple[int, ...]]) -> list[str]:
+    """Decode the chunks ``coords_list`` of the zarr array at ``folder``; one message per bad chunk.
+
+    A missing chunk file (zarr would read it as fill values) and a chunk that fails its
+    checksum or does not decode are both reported, named ``LABEL/c/i/j/k``.
+    """
+    import zarr
+
+    array = zarr.open_array(folder, mode="r")
+    problems = []
+    for coords in coords_list:
+        region = tuple(slice(i * c, min((i + 1) * c, s))
+                       for i, c, s in zip(coords, array.chunks, array.shape))
+        key = f"{label}/c/" + "/".join(map(str, coords))
+        if not (Path(folder) / "c" / Path(*map(str, coords))).is_file():
+            problems.append(f"{key}: chunk file missing (would read as zeros)")
+            continue
+        try:
+            array[region]
+        except Exception as exc:  # checksum mismatch or undecodable bytes
+            problems.append(f"{key}: corrupt chunk ({type(exc).__name__}: {exc})")
+    return problems
+
+
+class CubeSink:
+    """Engine sink writing each block into the cube being built (chunk-aligned, so no races)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._array = None
+
+    def __getstate__(self) -> dict:
+        return {"path": self.path, "_array": None}
+
+    def write_block(self, block: Block, data: np.ndarray) -> None:
+        if self._array is None:
+            import zarr
+
+            self._array = zarr.open_array(self.path, mode="r+")
+        self._array[block.rows, block.cols, :] = data
+
+
+def create_cube(path: str | os.PathLike, shape: tuple[int, int, int], dtype: np.dtype,
+                chunks: tuple[int, int]) -> CubeSink:
+    """Start a new store at ``path``: the zarr group and an empty ``(H, W, C)`` cube.
+
+    ``chunks`` is (rows, cols) of pixels; a chunk holds all channels. Returns the sink that
+    fills the cube block by block; :func:`finish_store` then makes the store valid.
+    """
+    import zarr
+
+    h, w, c = (int(s) for s in shape)
+    root = zarr.open_group(Path(path), mode="w")
+    root.create_array(
+        "cube", shape=(h, w, c), dtype=dtype, chunks=(int(chunks[0]), int(chunks[1]), c),
+        fill_value=0, dimension_names=("row", "col", "channel"), **codecs_for(dtype),
+    )
+    return CubeSink(Path(path) / "cube")
+
+
+def finish_store(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
+                 metadata: Mapping[str, Any]) -> None:
+    """Write the summary arrays (``max_spectrum``, ``sum_spectrum``, ``argmax_pixels``...)
+    and, last, the manifest that makes the store valid."""
+    import zarr
+
+    root = zarr.open_group(Path(path), mode="r+")
+    for name, data in arrays.items():
+        write_array(root, name, data)
+    write_json_atomic(Path(path) / MANIFEST, new_manifest(metadata))
+
+
+def layer_shapes(path: str | os.PathLike, entry: LayerEntry) -> dict[str, list[int]]:
+    """Shape of every array of a layer, read from the zarr metadata only."""
+    import zarr
+
+    group = zarr.open_group(Path(path) / entry.dir, mode="r")
+    return {k: list(group[k].shape) for k in entry.arrays}
+
+
 def _read_layer(folder: Path, name: str, entry: Mapping[str, Any]) -> Layer:
     """Read a layer folder; any failure is raised as is (the caller decides what it means)."""
     import zarr
@@ -719,3 +887,8 @@ def new_manifest(metadata: Mapping[str, Any]) -> dict[str, Any]:
         "metadata": dict(metadata),
         "layers": {},
     }
+
+
+def open_datastack(source: str | os.PathLike[str] | DataStack) -> DataStack:
+    """Return ``source`` if it is a DataStack, else open the datastack at that path."""
+    return source if isinstance(source, DataStack) else DataStack(source)

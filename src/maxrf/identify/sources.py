@@ -195,9 +195,9 @@ def identify(
         if p.suffix.lower() in SUPPORTED_SUFFIXES and not p.is_dir():
             source = read_spectrum(p)
         else:
-            from maxrf.store import DataStack
+            from maxrf.store import open_datastack
 
-            source = DataStack(p)
+            source = open_datastack(p)
     if isinstance(source, Spectrum):
         return _identify_point(
             source.counts, anode or source.anode or "Rh", tube_kv or source.tube_kv or 40.0,
@@ -209,11 +209,9 @@ def identify(
         return _identify_point(
             counts, anode or "Rh", tube_kv or 40.0, cal, fwhm_at_6keV, theta_deg, "spectrum"
         )
-    try:
-        from maxrf.store import DataStack
-    except ImportError:  # pragma: no cover
-        DataStack = None  # noqa: N806
-    if DataStack is not None and isinstance(source, DataStack):
+    from maxrf.store import DataStack
+
+    if isinstance(source, DataStack):
         return _identify_datastack(source, anode, tube_kv, calibration, fwhm_at_6keV, theta_deg, write)
     arrays = _atlas_arrays(source)
     if arrays is not None:

@@ -173,10 +173,10 @@ def _source_spectra(
     source: Any, calibration: Any
 ) -> tuple[list[tuple[str, np.ndarray]], Any, str]:
     """Spectra to draw, the calibration to use and a name for the title."""
-    from maxrf.store import DataStack
+    from maxrf.store import DataStack, open_datastack
 
     if isinstance(source, (str, os.PathLike)):
-        source = DataStack(source)
+        source = open_datastack(source)
     if isinstance(source, DataStack):
         spectra = [
             ("max spectrum", np.asarray(source.max_spectrum, dtype=float)),

@@ -27,11 +27,14 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from maxrf.errors import OutputLocationError
+
+if TYPE_CHECKING:
+    from maxrf.store import DataStack
 from maxrf.report import figures
 from maxrf.report.figures import esc, fmt
 from maxrf.report.layers import (
@@ -57,10 +60,10 @@ MAX_HOTMAX = 40
 MAX_SPECKLE_ROWS = 300
 
 
-def _open(ds: Any) -> Any:
-    from maxrf.store import DataStack
+def _open(ds: DataStack | str | os.PathLike) -> DataStack:
+    from maxrf.store import open_datastack
 
-    return ds if hasattr(ds, "cube") and hasattr(ds, "read") else DataStack(ds)
+    return open_datastack(ds)
 
 
 def _template(name: str) -> str:
@@ -148,12 +151,12 @@ class _Report:
         if src.get("rpl"):
             rows.append(("Source scan", f"<code>{esc(src.get('rpl'))}</code>"))
         try:
-            from maxrf.store import read_manifest
+            from maxrf.store import store_state
 
-            manifest = read_manifest(ds.path)
+            state = store_state(ds.path)
+            created, version = state.created, state.maxrf_version
         except Exception:
-            manifest = {}
-        created, version = manifest.get("created"), manifest.get("maxrf_version")
+            created = version = None
         if created:
             rows.append(("Converted", f"{esc(created)}" + (f" by maxrf {esc(version)}" if version else "")))
         dl = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)

@@ -159,9 +159,9 @@ class ViewerApp:
         max_region_pixels: int = MAX_REGION_PIXELS,
         chunk_cache_bytes: int = CHUNK_CACHE_BYTES,
     ):
-        from maxrf.store import DataStack
+        from maxrf.store import open_datastack
 
-        self.ds = ds if hasattr(ds, "block_source") else DataStack(ds)
+        self.ds = open_datastack(ds)
         self.shape = tuple(int(s) for s in self.ds.shape)
         self.chunks = tuple(int(c) for c in self.ds.chunks)
         self.max_region_pixels = int(max_region_pixels)
@@ -179,11 +179,11 @@ class ViewerApp:
 
     # ----------------------------------------------------------------- layers
     def _layers_token(self) -> Any:
-        from maxrf.store import read_manifest
+        from maxrf.store import store_state
 
         try:
-            layers = read_manifest(self.ds.path).get("layers", {})
-            return tuple(sorted((k, str(v.get("dir"))) for k, v in layers.items()))
+            layers = store_state(self.ds.path).layers
+            return tuple(sorted((k, e.dir) for k, e in layers.items()))
         except Exception:
             return None
 
