@@ -33,10 +33,11 @@ import shutil
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from maxrf.compat import SeedArray, seed_array
 from maxrf.engine import Block
 from maxrf.errors import (
     ConcurrentWriteError,
@@ -49,25 +50,15 @@ from maxrf.errors import (
     ParameterError,
 )
 
+if TYPE_CHECKING:
+    import zarr
+    from numpy.typing import DTypeLike
+
 FORMAT = "maxrf.datastack"
 FORMAT_VERSION = 1
 MANIFEST = "maxrf.json"
 LOCK = ".write.lock"
 LAYERS = "layers"
-
-
-class SeedArray(np.ndarray):
-    """An ndarray that also answers a call, so ``ds.energies`` and the seed's
-    ``ds.energies()`` both work."""
-
-    def __call__(self) -> np.ndarray:
-        return np.asarray(self)
-
-
-def _seed_array(a: np.ndarray) -> SeedArray:
-    out = np.asarray(a).view(SeedArray)
-    out.flags.writeable = False
-    return out
 
 
 def codecs_for(dtype: np.dtype) -> dict[str, Any]:
@@ -89,7 +80,8 @@ def codecs_for(dtype: np.dtype) -> dict[str, Any]:
     }
 
 
-def write_array(group: Any, name: str, data: np.ndarray, chunks: tuple[int, ...] | None = None):
+def write_array(group: zarr.Group, name: str, data: np.ndarray,
+                chunks: tuple[int, ...] | None = None) -> zarr.Array:
     """Write a small array (spectra, maps) into a zarr group with maxrf's codecs."""
     data = np.asarray(data)
     if data.dtype.kind in "OUS":
@@ -284,7 +276,7 @@ class DataStack:
             name=f"maxrf-cube-{self.path.resolve()}-{self._manifest.get('created', '')}",
         )
 
-    maxrf_cube = cube
+    maxrf_cube = cube  # maxrf4u's name (see maxrf.compat)
 
     def block_source(self) -> CubeSource:
         """The stored cube as a source for :func:`maxrf.engine.run`."""
@@ -299,12 +291,12 @@ class DataStack:
     @property
     def max_spectrum(self) -> SeedArray:
         """Per channel, the maximum over all pixels (counts)."""
-        return _seed_array(self._core("max_spectrum"))
+        return seed_array(self._core("max_spectrum"))
 
     @property
     def sum_spectrum(self) -> SeedArray:
         """Per channel, the mean over all pixels (counts per pixel)."""
-        return _seed_array(self._core("sum_spectrum"))
+        return seed_array(self._core("sum_spectrum"))
 
     @property
     def argmax_pixels(self) -> np.ndarray:
@@ -338,7 +330,7 @@ class DataStack:
                 "no energy calibration: run 'maxrf calibrate' (or maxrf.calibrate)", self.path
             )
         n = self.shape[2]
-        return _seed_array(cal["offset_keV"] + cal["gain_keV"] * np.arange(n, dtype=np.float64))
+        return seed_array(cal["offset_keV"] + cal["gain_keV"] * np.arange(n, dtype=np.float64))
 
     # ---------------------------------------------------------------- layers
     @property
@@ -570,7 +562,7 @@ class CubeSink:
         self._array[block.rows, block.cols, :] = data
 
 
-def create_cube(path: str | os.PathLike, shape: tuple[int, int, int], dtype: np.dtype,
+def create_cube(path: str | os.PathLike, shape: tuple[int, int, int], dtype: DTypeLike,
                 chunks: tuple[int, int]) -> CubeSink:
     """Start a new store at ``path``: the zarr group and an empty ``(H, W, C)`` cube.
 
@@ -649,7 +641,7 @@ def write_layer(
         lw.commit({name: attrs or {}})
 
 
-def write_region(array: Any, region: tuple[slice, ...], data: np.ndarray) -> None:
+def write_region(array: zarr.Array, region: tuple[slice, ...], data: np.ndarray) -> None:
     """Write ``data`` into ``array[region]`` (one place for streamed layer writes)."""
     array[region] = data
 
@@ -704,7 +696,7 @@ class LayerWriter:
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise DiskFullError("disk full while writing; nothing was kept", self.path) from exc
 
-    def begin(self, name: str) -> Any:
+    def begin(self, name: str) -> zarr.Group:
         """Start (or continue) the new version of layer ``name``; returns its zarr group."""
         import zarr
 
@@ -732,8 +724,8 @@ class LayerWriter:
         self._key(name, key)
         write_array(group, key, data)
 
-    def create(self, name: str, key: str, shape: tuple[int, ...], dtype: Any,
-               chunks: tuple[int, ...] | None = None) -> Any:
+    def create(self, name: str, key: str, shape: tuple[int, ...], dtype: DTypeLike,
+               chunks: tuple[int, ...] | None = None) -> zarr.Array:
         """Create an empty array in layer ``name`` to be filled with :meth:`write`."""
         group = self.begin(name)
         dtype = np.dtype(dtype)
@@ -744,7 +736,7 @@ class LayerWriter:
                                   chunks=chunks or _layer_chunks(tuple(shape)), fill_value=0,
                                   **codecs_for(dtype))
 
-    def write(self, array: Any, region: tuple[slice, ...], data: np.ndarray) -> None:
+    def write(self, array: zarr.Array, region: tuple[slice, ...], data: np.ndarray) -> None:
         """Write ``data`` into ``array[region]`` of an array from :meth:`create`."""
         write_region(array, region, data)
 
