@@ -233,8 +233,8 @@ class ViewerApp:
             if cal is None
             else {k: cal.get(k) for k in ("gain_keV", "offset_keV", "method", "anode", "tube_kv")},
             "source": src.get("rpl"),
-            "layers": [s.as_dict() for s in self.statuses.values()],
-            "maps": [e.as_dict() for e in self._maps.values()],
+            "layers": [s.to_dict() for s in self.statuses.values()],
+            "maps": [e.to_dict() for e in self._maps.values()],
             "markers": self.markers,
             "elements": [
                 {k: e[k] for k in ("element", "status", "confidence", "present")}
@@ -451,5 +451,5 @@ class ViewerApp:
             }
         else:
             entry, data = self.layer_map(params)
-            desc = entry.as_dict()
+            desc = entry.to_dict()
         return desc, data
