@@ -37,6 +37,7 @@ from maxrf.store import (
     is_datastack,
     write_layer,
 )
+from maxrf.types import ClientLike
 
 PARTIAL = ".partial-"
 
@@ -134,7 +135,7 @@ def convert(
     anode: str = "Rh",
     tube_kv: float = 40.0,
     progress: bool = False,
-    client: Any = None,
+    client: ClientLike = None,
     budget: int | None = None,
 ) -> DataStack:
     """Convert a ripple scan into a DataStack in one pass over the raw file.

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from dask.delayed import Delayed
 
 from maxrf.store import DataStack, StoredArray, check_chunks, store_state, stored_array
+from maxrf.types import ClientLike
 
 
 @dataclass
@@ -51,7 +52,7 @@ def _chunk_tasks(array: StoredArray, report: VerifyReport) -> list[Delayed]:
             for i in range(0, len(coords), CHUNKS_PER_TASK)]
 
 
-def verify(path: str | os.PathLike, client: Any = None) -> VerifyReport:
+def verify(path: str | os.PathLike[str], client: ClientLike = None) -> VerifyReport:
     """Check every chunk of the cube and of every layer, and the layers' consistency.
 
     Parameters
