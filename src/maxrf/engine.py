@@ -58,6 +58,20 @@ class BlockSource(Protocol):
     def read_block(self, block: Block) -> np.ndarray: ...
 
 
+class BlockSink(Protocol):
+    """Receives every block read (e.g. the cube of a store being written)."""
+
+    def write_block(self, block: Block, data: np.ndarray) -> None: ...
+
+
+class OutputSink(Protocol):
+    """Takes a reduction's block results as they arrive (e.g. maps written band by band)."""
+
+    def add(self, block: Block, part: Any) -> None: ...
+
+    def finish(self) -> Any: ...
+
+
 class Reduction:
     """One result computed from every block of the cube.
 
@@ -406,9 +420,9 @@ def run(
     client: ClientLike = None,
     progress: bool = False,
     transform: Callable[[np.ndarray], np.ndarray] | None = None,
-    sink: Any = None,
+    sink: BlockSink | None = None,
     description: str = "blocks",
-    outputs: Mapping[str, Any] | None = None,
+    outputs: Mapping[str, OutputSink] | None = None,
 ) -> dict[str, Any]:
     """Stream ``source`` once, feeding every reduction from each block read.
 

@@ -741,7 +741,7 @@ def speckles_above_noise(
 
 def speckle_table(
     atlas: SpeckleAtlas,
-    element_maps: Mapping[str, Any] | None = None,
+    element_maps: Mapping[str, ArrayLike] | None = None,
     labels: Sequence[int] | np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Table of speckle measurements, as a dict of equal-length columns.
@@ -831,7 +831,7 @@ def _as_map_allow_inf(values: Any, name: str) -> np.ndarray:
 
 
 def write_csv(
-    table: Mapping[str, Any], path: str | os.PathLike, *, overwrite: bool = False
+    table: Mapping[str, ArrayLike], path: str | os.PathLike[str], *, overwrite: bool = False
 ) -> Path:
     """Write a speckle table (dict of equal-length columns) as CSV, one row per speckle.
 

@@ -28,6 +28,7 @@ from maxrf.errors import ParameterError
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
+    from matplotlib.typing import ColorType
 
     from maxrf.hotmax import HotmaxAtlas
     from maxrf.identify import Identification
@@ -58,7 +59,7 @@ def plot_ptrn(
     min_rel: float = 0.01,
     label_rel: float = 0.1,
     fwhm_at_6keV: float = 0.145,
-    color: Any | None = None,
+    color: ColorType | None = None,
     escape: bool = False,
     labels: bool = True,
     linestyle: str = "-",
