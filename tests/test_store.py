@@ -273,3 +273,53 @@ def test_lazy_read_names_damaged_chunk(ds):
     np.testing.assert_array_equal(arr[0].shape, (10, 12))  # the sound map reads
     with pytest.raises(CorruptDataError, match="'m' is damaged"):
         arr[1]
+
+
+def test_store_state_and_stored_arrays_describe_the_store(ds):
+    """The store's own reading of its manifest and arrays, against what was written."""
+    import json as _json
+
+    from maxrf.store import check_chunks, open_datastack, store_state, stored_array
+
+    maps = np.arange(2 * 10 * 12, dtype=np.float32).reshape(2, 10, 12)
+    ds.write_layer("peak_maps", {"maps": maps}, {"labels": ["a", "b"]})
+    state = store_state(ds.path)
+    manifest = _json.loads((ds.path / "maxrf.json").read_text())  # read independently
+    assert state.created == manifest["created"] and state.maxrf_version == manifest["maxrf_version"]
+    entry = state.layers["peak_maps"]
+    assert entry.dir == manifest["layers"]["peak_maps"]["dir"] and entry.arrays == ("maps",)
+    assert entry.attrs == {"labels": ["a", "b"]} and entry.version == 1
+    cube = stored_array(ds.path, "cube")
+    assert cube.shape == ds.shape and cube.chunks == ds.chunks
+    assert len(cube.chunk_coords()) == int(np.ceil(10 / ds.chunks[0]) * np.ceil(12 / ds.chunks[1]))
+    arr = stored_array(ds.path, f"{entry.dir}/maps")
+    np.testing.assert_array_equal(arr.read(), maps)
+    assert stored_array(ds.path, "no_such_array") is None
+    assert check_chunks(cube.folder, "cube", cube.chunk_coords()) == []
+    chunk = next((cube.folder / "c").rglob("*"))
+    while chunk.is_dir():
+        chunk = next(chunk.iterdir())
+    chunk.unlink()
+    problems = check_chunks(cube.folder, "cube", cube.chunk_coords())
+    assert len(problems) == 1 and "chunk file missing" in problems[0]
+    assert open_datastack(ds) is ds and open_datastack(str(ds.path)).path == ds.path
+
+
+def test_create_cube_and_finish_store_make_a_valid_store(tmp_path):
+    from maxrf.engine import Block
+    from maxrf.store import create_cube, finish_store, is_datastack
+
+    out = tmp_path / "new.datastack"
+    cube = np.random.default_rng(3).integers(0, 50, (6, 5, 16)).astype(np.uint16)
+    sink = create_cube(out, cube.shape, cube.dtype, (4, 5))
+    assert not is_datastack(out)  # not valid before finish_store
+    for r0 in (0, 4):
+        sink.write_block(Block(0, slice(r0, min(r0 + 4, 6)), slice(0, 5)), cube[r0:r0 + 4])
+    finish_store(out, {"max_spectrum": cube.max(axis=(0, 1)).astype(np.float64),
+                       "sum_spectrum": cube.mean(axis=(0, 1)),
+                       "argmax_pixels": np.zeros((16, 2), np.int64)}, {"note": "test"})
+    assert is_datastack(out)
+    ds = DataStack(out)
+    np.testing.assert_array_equal(ds.cube.compute(), cube)
+    np.testing.assert_array_equal(ds.max_spectrum, cube.max(axis=(0, 1)))
+    assert ds.metadata == {"note": "test"} and ds.chunks == (4, 5, 16)

@@ -29,15 +29,15 @@ from maxrf.errors import (
     ParameterError,
 )
 from maxrf.store import (
-    MANIFEST,
+    CubeSink,
     DataStack,
-    codecs_for,
+    create_cube,
     disk_errors,
-    new_manifest,
-    write_array,
-    write_json_atomic,
+    finish_store,
+    is_datastack,
     write_layer,
 )
+from maxrf.types import ClientLike
 
 PARTIAL = ".partial-"
 
@@ -82,22 +82,7 @@ class Smooth:
         return gaussian_filter1d(data.astype(np.float32), self.sigma, axis=-1)
 
 
-class ZarrSink:
-    """Writes each block into the cube array being built (chunk-aligned, so no races)."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._array = None
-
-    def __getstate__(self) -> dict:
-        return {"path": self.path, "_array": None}
-
-    def write_block(self, block: Block, data: np.ndarray) -> None:
-        if self._array is None:
-            import zarr
-
-            self._array = zarr.open_array(self.path, mode="r+")
-        self._array[block.rows, block.cols, :] = data
+ZarrSink = CubeSink  # the engine sink of convert, defined with the store
 
 
 def default_output(scan_path: str | os.PathLike) -> Path:
@@ -115,7 +100,7 @@ def check_output(out: Path, overwrite: bool) -> None:
         raise OutputLocationError("output folder is not writable", parent)
     if out.exists() and not overwrite:
         raise OutputExistsError("output exists; use --overwrite to replace it", out)
-    if out.exists() and not (out / MANIFEST).is_file():
+    if out.exists() and not is_datastack(out):
         raise OutputExistsError("output exists and is not a datastack; refusing to replace it", out)
 
 
@@ -150,7 +135,7 @@ def convert(
     anode: str = "Rh",
     tube_kv: float = 40.0,
     progress: bool = False,
-    client: Any = None,
+    client: ClientLike = None,
     budget: int | None = None,
 ) -> DataStack:
     """Convert a ripple scan into a DataStack in one pass over the raw file.
@@ -218,14 +203,8 @@ def convert(
 
 
 def _build(tmp, scan, store_dtype, block, sigma, flip_h, flip_v, progress, client) -> None:
-    import zarr
-
-    h, w, c = scan.shape
-    root = zarr.open_group(tmp, mode="w")
-    root.create_array(
-        "cube", shape=(h, w, c), dtype=store_dtype, chunks=(block[0], block[1], c),
-        fill_value=0, dimension_names=("row", "col", "channel"), **codecs_for(store_dtype),
-    )
+    w = scan.shape[1]
+    sink = create_cube(tmp, scan.shape, store_dtype, block)
     source = ScanSource(scan, block, flip_h, flip_v)
     result = engine.run(
         source,
@@ -233,13 +212,10 @@ def _build(tmp, scan, store_dtype, block, sigma, flip_h, flip_v, progress, clien
         client=client,
         progress=progress,
         transform=Smooth(sigma) if sigma > 0 else None,
-        sink=ZarrSink(tmp / "cube"),
+        sink=sink,
         description="convert",
     )
     max_values, argmax = result["max"]
-    write_array(root, "max_spectrum", max_values.astype(np.float64))
-    write_array(root, "sum_spectrum", result["mean"])
-    write_array(root, "argmax_pixels", argmax)
     metadata = {
         "source": {
             "rpl": str(Path(scan.rpl_path).resolve()),
@@ -252,7 +228,9 @@ def _build(tmp, scan, store_dtype, block, sigma, flip_h, flip_v, progress, clien
         "source_dtype": str(np.dtype(scan.dtype)),
         "header_calibration": None if scan.calibration is None else list(scan.calibration),
     }
-    write_json_atomic(tmp / MANIFEST, new_manifest(metadata))
+    spectra = {"max_spectrum": max_values.astype(np.float64), "sum_spectrum": result["mean"],
+               "argmax_pixels": argmax}
+    finish_store(tmp, spectra, metadata)
 
 
 def _write_header_calibration(tmp: Path, cal: tuple[float, float], n: int) -> None:

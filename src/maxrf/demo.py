@@ -7,6 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from maxrf.types import ClientLike
+
 DEMO_SCAN = {
     "height": 96, "width": 128, "channels": 2048, "seed": 2026,
     "elements": ["Ca", "Fe", "Cu", "Zn", "Pb", "Ti", "K", "Mn"],
@@ -17,7 +19,7 @@ DEMO_SCAN = {
 
 
 def run_demo(folder: str | os.PathLike = "demo-output",
-             log: Callable[[str], None] | None = None, client: Any = None) -> dict[str, Any]:
+             log: Callable[[str], None] | None = None, client: ClientLike = None) -> dict[str, Any]:
     """Generate the default scan in ``folder`` and run the whole workflow on it.
 
     ``client`` (a dask.distributed Client or scheduler address) runs convert and the

@@ -17,12 +17,16 @@ import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import dask
 import numpy as np
 
 from maxrf.errors import ClusterError, ParameterError
+from maxrf.types import ClientLike
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 DEFAULT_BUDGET_BYTES = 256 * 2**20
 """Default memory budget of the blocks in flight (bytes); ``MAXRF_BUDGET_MB`` overrides it."""
@@ -52,6 +56,20 @@ class BlockSource(Protocol):
     def blocks(self) -> list[Block]: ...
 
     def read_block(self, block: Block) -> np.ndarray: ...
+
+
+class BlockSink(Protocol):
+    """Receives every block read (e.g. the cube of a store being written)."""
+
+    def write_block(self, block: Block, data: np.ndarray) -> None: ...
+
+
+class OutputSink(Protocol):
+    """Takes a reduction's block results as they arrive (e.g. maps written band by band)."""
+
+    def add(self, block: Block, part: Any) -> None: ...
+
+    def finish(self) -> Any: ...
 
 
 class Reduction:
@@ -253,7 +271,7 @@ def first_row_equal(flat: np.ndarray, values: np.ndarray, rows_per_step: int = 6
 
 
 class MeanSpectrum(Reduction):
-    """Per channel, the mean over all pixels (the seed's "sum spectrum"), in float64."""
+    """Per channel, the mean over all pixels (maxrf4u's "sum spectrum"), in float64."""
 
     #: rows summed in 32 bits at a time for 8/16-bit counts (65536 x 65535 < 2**32)
     ROWS_32 = 2**15
@@ -364,7 +382,7 @@ def _process(
 _CLIENTS: dict[str, Any] = {}
 
 
-def get_client(client: Any = None) -> Any:
+def get_client(client: ClientLike = None) -> Client | None:
     """The dask.distributed client to run on: the one given, or ``MAXRF_SCHEDULER``, or None.
 
     ``client`` may also be a scheduler address (``'tcp://host:8786'``). One client per
@@ -387,7 +405,7 @@ def get_client(client: Any = None) -> Any:
     return _CLIENTS[address]
 
 
-def compute(*collections: Any, client: Any = None) -> tuple:
+def compute(*collections: Any, client: ClientLike = None) -> tuple:
     """``dask.compute`` on the cluster (a client, an address or ``MAXRF_SCHEDULER``) or,
     without one, on the local threaded scheduler: for the few small reads outside
     :func:`run` (pixel spectra, region spectra, chunk checks)."""
@@ -399,12 +417,12 @@ def run(
     source: BlockSource,
     reductions: Mapping[str, Reduction],
     *,
-    client: Any = None,
+    client: ClientLike = None,
     progress: bool = False,
     transform: Callable[[np.ndarray], np.ndarray] | None = None,
-    sink: Any = None,
+    sink: BlockSink | None = None,
     description: str = "blocks",
-    outputs: Mapping[str, Any] | None = None,
+    outputs: Mapping[str, OutputSink] | None = None,
 ) -> dict[str, Any]:
     """Stream ``source`` once, feeding every reduction from each block read.
 

@@ -35,21 +35,18 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
 from maxrf import engine
 from maxrf import peaks as _peaks
+from maxrf.compat import HotmaxPlots
 from maxrf.errors import ConcurrentWriteError, CorruptDataError, ParameterError
 from maxrf.peaks import restore_level  # noqa: F401 - kept as a public name of hotmax
-from maxrf.store import DataStack
-
-if TYPE_CHECKING:  # pragma: no cover
-    from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
+from maxrf.store import DataStack, open_datastack
+from maxrf.types import ClientLike
 
 __all__ = [
     "LAYER",
@@ -74,10 +71,8 @@ _GROUPS = ("Ka", "Kb", "La", "Lb", "Ma")
 
 # ---------------------------------------------------------------------------- helpers
 def _open(ds: DataStack | str | os.PathLike) -> DataStack:
-    if isinstance(ds, DataStack):
-        return ds
-    if isinstance(ds, (str, os.PathLike)):
-        return DataStack(ds)
+    if isinstance(ds, (DataStack, str, os.PathLike)):
+        return open_datastack(ds)
     raise ParameterError(f"expected a DataStack or the path of a .datastack, got {type(ds).__name__}")
 
 
@@ -140,7 +135,7 @@ def group_pixels(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return peak_spectrum, spectrum_pixels
 
 
-def read_pixel_spectra(ds: DataStack, pixels: np.ndarray, client: Any = None) -> np.ndarray:
+def read_pixel_spectra(ds: DataStack, pixels: np.ndarray, client: ClientLike = None) -> np.ndarray:
     """Spectra of a few pixels, reading each cube chunk that holds one of them once.
 
     Parameters
@@ -263,8 +258,12 @@ def element_main_lines(
 
 
 # ------------------------------------------------------------------------------ atlas
-class HotmaxAtlas:
+class HotmaxAtlas(HotmaxPlots):
     """The hotmax spectra of a scan, built once and stored in its datastack.
+
+    Drawn by :mod:`maxrf.plot` (``plot_spectrum(atlas, n)``); maxrf4u's methods
+    ``atlas.plot_spectrum(n)`` and ``atlas.plot_spectra()`` come from
+    :class:`maxrf.compat.HotmaxPlots`.
 
     Parameters
     ----------
@@ -301,13 +300,13 @@ class HotmaxAtlas:
         ``(C,)`` energy of each channel (keV).
     hotmax_pixels : numpy.ndarray
         ``(n_peaks, 3)`` int ``[row, col, channel]``: one row per max-spectrum peak, sorted
-        by channel (as in the seed).
+        by channel (as in maxrf4u).
     peak_spectrum : numpy.ndarray
         ``(n_peaks,)`` int: index in :attr:`hotmax_spectra` of the spectrum holding each
         peak; ``hotmax_spectra[peak_spectrum[k]]`` is the spectrum of peak ``k``.
     hotmax_spectra : numpy.ndarray
         ``(n_spectra, C)`` float counts: ``hotmax_spectra[n]`` is the n-th *grouped* spectrum
-        (one per distinct hotmax pixel, sorted by lowest-energy peak), unlike the seed's one
+        (one per distinct hotmax pixel, sorted by lowest-energy peak), unlike maxrf4u's one
         spectrum per peak.
     spectrum_pixels : numpy.ndarray
         ``(n_spectra, 2)`` int ``[row, col]`` of each hotmax spectrum.
@@ -336,7 +335,7 @@ class HotmaxAtlas:
         n_sigma_peaks: float | None = None,
         smooth: float | None = None,
         store: bool = True,
-        client: Any = None,
+        client: ClientLike = None,
     ):
         self.datastack = _open(ds)
         self._client = client
@@ -483,7 +482,7 @@ class HotmaxAtlas:
 
     @property
     def peak_spectra(self) -> np.ndarray:
-        """``(n_peaks, C)`` the hotmax spectrum of each max-spectrum peak: the seed's
+        """``(n_peaks, C)`` the hotmax spectrum of each max-spectrum peak: maxrf4u's
         ``hotmax_spectra`` (one row per peak, rows repeated for peaks sharing a pixel)."""
         return self.hotmax_spectra[self.peak_spectrum]
 
@@ -588,20 +587,6 @@ class HotmaxAtlas:
             if ok:
                 hits.append(n)
         return np.asarray(hits, dtype=np.int64)
-
-    # ------------------------------------------------------------------ plots
-    def plot_spectrum(self, n: int, ax: Axes | None = None) -> tuple[Figure, Axes]:
-        """Plot hotmax spectrum ``n`` with baseline, envelope and sub-peaks
-        (:func:`maxrf.plot.spectra.plot_spectrum`)."""
-        from maxrf.plot.spectra import plot_spectrum
-
-        return plot_spectrum(self, n, ax=ax)
-
-    def plot_spectra(self) -> tuple[Figure, Sequence[Axes]]:
-        """Plot all hotmax spectra stacked (:func:`maxrf.plot.spectra.plot_spectra`)."""
-        from maxrf.plot.spectra import plot_spectra
-
-        return plot_spectra(self)
 
 
 def build_hotmax(

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from maxrf.store import DataStack, read_manifest
+from maxrf.store import DataStack, layer_shapes, store_state
 
 
 def folder_bytes(path: Path) -> int:
@@ -35,13 +35,13 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
         ``layer_shapes``, ``provenance``, ``created``, ``maxrf_version``.
     """
     ds = DataStack(path)
-    manifest = read_manifest(ds.path)  # once: layers, shapes and provenance from one state
+    state = store_state(ds.path)  # once: layers, shapes and provenance from one state
     h, w, c = ds.shape
     cube_bytes = folder_bytes(ds.path / "cube")
     raw = h * w * c * ds.dtype.itemsize
     cal = ds.calibration
-    layers = manifest.get("layers", {})
-    layer_shapes = {name: _layer_shapes(ds.path, entry) for name, entry in sorted(layers.items())}
+    layers = state.layers
+    shapes = {name: layer_shapes(ds.path, entry) for name, entry in sorted(layers.items())}
     n_chunks = int(np.ceil(h / ds.chunks[0]) * np.ceil(w / ds.chunks[1]))
     return {
         "path": str(ds.path),
@@ -56,15 +56,9 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
             "method": cal.get("method"),
         },
         "layers": sorted(layers),
-        "layer_shapes": layer_shapes,
-        "provenance": manifest.get("metadata", {}),
-        "created": manifest.get("created"),
-        "maxrf_version": manifest.get("maxrf_version"),
+        "layer_shapes": shapes,
+        "provenance": state.metadata,
+        "created": state.created,
+        "maxrf_version": state.maxrf_version,
     }
 
-
-def _layer_shapes(path: Path, entry: dict[str, Any]) -> dict[str, list[int]]:
-    import zarr
-
-    group = zarr.open_group(path / entry["dir"], mode="r")
-    return {k: list(group[k].shape) for k in entry.get("arrays", [])}

@@ -22,6 +22,7 @@ import numpy as np
 from scipy import ndimage, optimize, signal
 
 from maxrf.errors import ParameterError
+from maxrf.types import ArrayLike
 
 __all__ = [
     "BASELINE_METHODS",
@@ -39,7 +40,7 @@ __all__ = [
 BASELINE_METHODS = ("snip", "asls", "arpls", "airpls", "aspls", "iarpls", "modpoly", "imodpoly")
 
 
-def _as_spectrum(y: Any, name: str = "y") -> np.ndarray:
+def _as_spectrum(y: ArrayLike, name: str = "y") -> np.ndarray:
     """Return ``y`` as a finite 1-D float64 array or raise ParameterError."""
     arr = np.asarray(y, dtype=np.float64)
     if arr.ndim != 1:
@@ -54,7 +55,7 @@ def _as_spectrum(y: Any, name: str = "y") -> np.ndarray:
 # ----------------------------------------------------------------------------- widths
 
 
-def estimate_fwhm_channels(y: Any, *, n_peaks: int = 6, default: float = 8.0) -> float:
+def estimate_fwhm_channels(y: ArrayLike, *, n_peaks: int = 6, default: float = 8.0) -> float:
     """Typical peak full width at half maximum of a spectrum (channels).
 
     The median width at half prominence of the sharp peaks (within a factor 2 of the
@@ -109,7 +110,7 @@ def _lls_inverse(v: np.ndarray) -> np.ndarray:
 
 
 def baseline(
-    y: Any,
+    y: ArrayLike,
     method: str = "snip",
     *,
     fwhm_channels: float | None = None,
@@ -250,7 +251,7 @@ def restore_level(
 # ------------------------------------------------------------------------------ noise
 
 
-def noise_scale(y: Any, base: Any | None = None) -> float:
+def noise_scale(y: ArrayLike, base: ArrayLike | None = None) -> float:
     """Ratio of the observed channel-to-channel scatter to Poisson noise.
 
     About 1 for raw counts, ``1/sqrt(N)`` for a mean of ``N`` count spectra. Measured
@@ -289,7 +290,7 @@ def noise_scale(y: Any, base: Any | None = None) -> float:
 
 
 def get_noise_envelope(
-    y: Any, baseline: Any | None = None, n_sigma: float = 3.0, *, scale: float = 1.0
+    y: ArrayLike, baseline: ArrayLike | None = None, n_sigma: float = 3.0, *, scale: float = 1.0
 ) -> np.ndarray:
     """Upper limit of what Poisson noise around a baseline can reach.
 
@@ -319,8 +320,8 @@ def get_noise_envelope(
 
 
 def find_subpeaks(
-    y: Any,
-    envelope: Any,
+    y: ArrayLike,
+    envelope: ArrayLike,
     *,
     distance: int | None = None,
     width: float | None = None,
@@ -359,7 +360,7 @@ def _channel_noise(ys: np.ndarray, base: np.ndarray, scale: float, fwhm_channels
     return scale * np.sqrt(level)
 
 
-def noise_prominence(y: Any, n_sigma: float = 5.0, *, smooth: float = 1.0,
+def noise_prominence(y: ArrayLike, n_sigma: float = 5.0, *, smooth: float = 1.0,
                      fwhm_channels: float | None = None) -> np.ndarray:
     """Per-channel prominence threshold scaled to the counting noise of a spectrum.
 
@@ -396,11 +397,11 @@ def noise_prominence(y: Any, n_sigma: float = 5.0, *, smooth: float = 1.0,
 
 
 def find_spectrum_peaks(
-    y: Any,
-    prominence: float | Any | None = None,
+    y: ArrayLike,
+    prominence: float | ArrayLike | None = None,
     *,
     n_sigma: float = 5.0,
-    base: Any | None = None,
+    base: ArrayLike | None = None,
     scale: float | None = None,
     smooth: float = 1.0,
     fwhm_channels: float | None = None,
@@ -547,11 +548,11 @@ def _gauss_const_jac(x: np.ndarray, a: float, mu: float, s: float, b0: float) ->
 
 
 def fit_peaks(
-    y: Any,
-    indices: Any,
+    y: ArrayLike,
+    indices: ArrayLike,
     *,
-    fwhm_channels: float | Any | None = None,
-    base: Any | None = None,
+    fwhm_channels: float | ArrayLike | None = None,
+    base: ArrayLike | None = None,
     scale: float = 1.0,
     half_window: float = 1.0,
     subtract_baseline: bool = False,

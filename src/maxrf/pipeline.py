@@ -11,7 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from maxrf.store import DataStack
+from maxrf.store import DataStack, open_datastack
+from maxrf.types import ClientLike
 
 STEPS = ("calibrate", "hotmax", "identify", "maps", "speckles", "report")
 
@@ -31,7 +32,7 @@ def run_pipeline(
     tube_kv: float = 40.0,
     speckle_element: str = "Fe",
     report: str | os.PathLike | None = None,
-    client: Any = None,
+    client: ClientLike = None,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Run every analysis step on a converted scan and store each layer.
@@ -65,7 +66,7 @@ def run_pipeline(
     from maxrf.report import write_report
     from maxrf.speckles import find_speckles
 
-    ds = ds if isinstance(ds, DataStack) else DataStack(ds)
+    ds = open_datastack(ds)
     say = log or (lambda _msg: None)
     if ds.calibration is None:
         calibrate_datastack(ds, anode=anode, tube_kv=tube_kv)
@@ -80,7 +81,7 @@ def run_pipeline(
     say(f"maps: peak maps and {len(elements)} fitted element maps")
     n_speckles = None
     if speckle_element in elements:
-        _atlas, table = find_speckles(ds, speckle_element)
+        table = find_speckles(ds, speckle_element).table
         n_speckles = len(table["label"])
         say(f"speckles: {n_speckles} {speckle_element} speckles")
     report = Path(report) if report else ds.path.with_suffix(".report.html")

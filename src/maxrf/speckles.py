@@ -28,8 +28,9 @@ import csv
 import math
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.ndimage as ndi
@@ -37,11 +38,16 @@ import skimage.measure as skm
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from maxrf.compat import PairResult
 from maxrf.errors import (
     OutputExistsError,
     OutputLocationError,
     ParameterError,
 )
+from maxrf.types import ArrayLike, ClientLike
+
+if TYPE_CHECKING:
+    from maxrf.store import DataStack
 
 __all__ = [
     "SpeckleAtlas",
@@ -327,7 +333,7 @@ class SpeckleAtlas:
         the raster order of their first pixel.
     props : list of skimage.measure.RegionProperties
         ``skimage.measure.regionprops(relabel_image, intensity_image=peak_map)``;
-        ``props[i]`` is speckle label ``i + 1`` (0-based index, as in the seed's
+        ``props[i]`` is speckle label ``i + 1`` (0-based index, as in maxrf4u's
         ``props[speckle_i]``). Built lazily on first access.
     areas : ndarray of int64, shape (n_speckles,)
         Area (pixels) of speckle ``i + 1`` at index ``i``.
@@ -336,7 +342,7 @@ class SpeckleAtlas:
     centroids_rc : ndarray of float64, shape (n_speckles, 2)
         Geometric centroid ``[row, col]`` (pixels) of each speckle (as ``props[i].centroid``).
     centroids_xy : ndarray of float64, shape (n_speckles, 2)
-        The same as ``[x, y] = [col, row]`` (seed convention, for plotting).
+        The same as ``[x, y] = [col, row]`` (maxrf4u's convention, for plotting).
     centroids_y, centroids_x : ndarray of float64, shape (n_speckles,)
         Seed names for the row and column centroids.
     weighted_centroids_rc : ndarray of float64, shape (n_speckles, 2)
@@ -391,7 +397,7 @@ class SpeckleAtlas:
         (only possible with ``n_heights == 1``), the height with the smallest largest area
         is used.
 
-        (The seed picked ``argmin((largest_areas - max_area) ** 2)``, the height whose
+        (maxrf4u picked ``argmin((largest_areas - max_area) ** 2)``, the height whose
         largest region is closest to ``max_area`` in size; that can pick a height where a
         region is larger than ``max_area``, against its documented intent.)
 
@@ -488,13 +494,13 @@ class SpeckleAtlas:
 
     @property
     def centroids_y(self) -> np.ndarray:
-        """Row (y) centroids, pixels (seed name)."""
+        """Row (y) centroids, pixels (maxrf4u's name)."""
         self._require_measured()
         return self.centroids_rc[:, 0].copy()
 
     @property
     def centroids_x(self) -> np.ndarray:
-        """Column (x) centroids, pixels (seed name)."""
+        """Column (x) centroids, pixels (maxrf4u's name)."""
         self._require_measured()
         return self.centroids_rc[:, 1].copy()
 
@@ -526,7 +532,7 @@ class SpeckleAtlas:
             )
         return int(speckle_i)
 
-    def speckle_spectrum(self, arr: Any, speckle_i: int, client: Any = None) -> np.ndarray:
+    def speckle_spectrum(self, arr: ArrayLike, speckle_i: int, client: ClientLike = None) -> np.ndarray:
         """Mean spectrum of one speckle.
 
         Parameters
@@ -541,7 +547,7 @@ class SpeckleAtlas:
         Returns
         -------
         ndarray of float64, shape (C,)
-            Mean counts per channel over the speckle's pixels. Unlike the seed (which passed
+            Mean counts per channel over the speckle's pixels. Unlike maxrf4u (which passed
             the bounding-box-local ``props[i].image`` and so averaged the wrong pixels),
             the full-size mask of the label is used.
         """
@@ -561,7 +567,8 @@ def _sum_pixels(block: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.nda
     return np.asarray(block)[rows, cols].sum(axis=0, dtype=np.float64)
 
 
-def region_spectra(cube: Any, mask: Any, average: bool = True, client: Any = None) -> np.ndarray:
+def region_spectra(cube: ArrayLike, mask: ArrayLike, average: bool = True,
+                   client: ClientLike = None) -> np.ndarray:
     """Spectra of the pixels under a mask, reading only the chunks the mask touches.
 
     Parameters
@@ -734,7 +741,7 @@ def speckles_above_noise(
 
 def speckle_table(
     atlas: SpeckleAtlas,
-    element_maps: Mapping[str, Any] | None = None,
+    element_maps: Mapping[str, ArrayLike] | None = None,
     labels: Sequence[int] | np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Table of speckle measurements, as a dict of equal-length columns.
@@ -824,7 +831,7 @@ def _as_map_allow_inf(values: Any, name: str) -> np.ndarray:
 
 
 def write_csv(
-    table: Mapping[str, Any], path: str | os.PathLike, *, overwrite: bool = False
+    table: Mapping[str, ArrayLike], path: str | os.PathLike[str], *, overwrite: bool = False
 ) -> Path:
     """Write a speckle table (dict of equal-length columns) as CSV, one row per speckle.
 
@@ -879,7 +886,7 @@ def write_csv(
 
 
 # ----------------------------------------------------------------------------- DataStack glue
-def element_map_of(ds: Any, element: str) -> tuple[np.ndarray, str]:
+def element_map_of(ds: DataStack, element: str) -> tuple[np.ndarray, str]:
     """The map of ``element`` from a datastack's layers, and where it came from.
 
     The fitted/window element map (layer ``element_maps``) when it has the element, else the
@@ -937,15 +944,39 @@ class _StoredMaps(Mapping):
         return len(self._elements)
 
 
+@dataclass
+class SpeckleResult(PairResult):
+    """What :func:`find_speckles` found; unpacks as maxrf4u's ``atlas, table``.
+
+    Attributes
+    ----------
+    atlas : SpeckleAtlas
+        The segmentation of the element's map.
+    table : dict of str to ndarray
+        One row per kept speckle: label, centroid, area, peak and the mean of every
+        element map over the speckle.
+    element : str
+        The element whose map was segmented.
+    stored : bool
+        Whether the layer ``speckles`` was written.
+    """
+
+    atlas: SpeckleAtlas
+    table: dict[str, np.ndarray]
+    element: str
+    stored: bool
+    _pair = ("atlas", "table")
+
+
 def find_speckles(
-    ds: Any,
+    ds: DataStack,
     element: str = "Fe",
     *,
     max_area: float = 100,
     n_heights: int = 100,
     factor: float = 3.0,
     store: bool = True,
-) -> tuple[SpeckleAtlas, dict[str, np.ndarray]]:
+) -> SpeckleResult:
     """Segment the speckles of one element's map and measure them (layer ``speckles``).
 
     Parameters
@@ -965,10 +996,8 @@ def find_speckles(
 
     Returns
     -------
-    atlas : SpeckleAtlas
-    table : dict of str to ndarray
-        One row per kept speckle: label, centroid, area, peak and the mean of every element
-        map over the speckle.
+    SpeckleResult
+        ``.atlas`` and ``.table`` (one row per kept speckle); ``atlas, table = ...`` works.
     """
     maps: Mapping[str, Any] = {}
     if "element_maps" in ds.layers:  # the table's columns, read one map at a time
@@ -993,4 +1022,4 @@ def find_speckles(
              "table": [{k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in table.items()}
                        for i in range(len(keep))]},
         )
-    return atlas, table
+    return SpeckleResult(atlas, table, element, bool(store))

@@ -1,12 +1,16 @@
 """The DataStack: one scan's cube, summary spectra and derived layers on zarr v3.
 
+This module is the only code that knows zarr and the manifest: convert, verify, info,
+report and viewer go through the functions here (:func:`create_store`,
+:func:`store_state`, :func:`stored_array`, :func:`check_chunks`, :class:`DataStack`).
+
 Layout of ``NAME.datastack/`` (a directory, not a zip: layers must be replaceable one
-file at a time without rewriting the cube, which a single-file archive cannot do; use
-``maxrf pack``-style zipping of the finished folder to share it)::
+file at a time without rewriting the cube, which a single-file archive cannot do; to
+share a finished store, zip the folder)::
 
     maxrf.json               manifest: format version, metadata, layers -> folders
     zarr.json                zarr v3 group
-    cube/                    (H, W, C) chunks of pixels x all channels, blosc-zstd + crc32c
+    cube/                    (H, W, C) chunks of pixels x all channels, blosc-lz4 + crc32c
     max_spectrum/ sum_spectrum/ argmax_pixels/
     layers/NAME.TOKEN/       one zarr group per derived layer version
 
@@ -17,7 +21,6 @@ point to it, then the previous folder is removed; a crash at any moment leaves t
 previous manifest, pointing at complete data. Writers hold an exclusive lock; readers
 need none.
 """
-
 from __future__ import annotations
 
 import contextlib
@@ -28,11 +31,13 @@ import os
 import secrets
 import shutil
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from maxrf.compat import SeedArray, seed_array
 from maxrf.engine import Block
 from maxrf.errors import (
     ConcurrentWriteError,
@@ -45,25 +50,15 @@ from maxrf.errors import (
     ParameterError,
 )
 
+if TYPE_CHECKING:
+    import zarr
+    from numpy.typing import DTypeLike
+
 FORMAT = "maxrf.datastack"
 FORMAT_VERSION = 1
 MANIFEST = "maxrf.json"
 LOCK = ".write.lock"
 LAYERS = "layers"
-
-
-class SeedArray(np.ndarray):
-    """An ndarray that also answers a call, so ``ds.energies`` and the seed's
-    ``ds.energies()`` both work."""
-
-    def __call__(self) -> np.ndarray:
-        return np.asarray(self)
-
-
-def _seed_array(a: np.ndarray) -> SeedArray:
-    out = np.asarray(a).view(SeedArray)
-    out.flags.writeable = False
-    return out
 
 
 def codecs_for(dtype: np.dtype) -> dict[str, Any]:
@@ -85,7 +80,8 @@ def codecs_for(dtype: np.dtype) -> dict[str, Any]:
     }
 
 
-def write_array(group: Any, name: str, data: np.ndarray, chunks: tuple[int, ...] | None = None):
+def write_array(group: zarr.Group, name: str, data: np.ndarray,
+                chunks: tuple[int, ...] | None = None) -> zarr.Array:
     """Write a small array (spectra, maps) into a zarr group with maxrf's codecs."""
     data = np.asarray(data)
     if data.dtype.kind in "OUS":
@@ -280,7 +276,7 @@ class DataStack:
             name=f"maxrf-cube-{self.path.resolve()}-{self._manifest.get('created', '')}",
         )
 
-    maxrf_cube = cube
+    maxrf_cube = cube  # maxrf4u's name (see maxrf.compat)
 
     def block_source(self) -> CubeSource:
         """The stored cube as a source for :func:`maxrf.engine.run`."""
@@ -295,12 +291,12 @@ class DataStack:
     @property
     def max_spectrum(self) -> SeedArray:
         """Per channel, the maximum over all pixels (counts)."""
-        return _seed_array(self._core("max_spectrum"))
+        return seed_array(self._core("max_spectrum"))
 
     @property
     def sum_spectrum(self) -> SeedArray:
         """Per channel, the mean over all pixels (counts per pixel)."""
-        return _seed_array(self._core("sum_spectrum"))
+        return seed_array(self._core("sum_spectrum"))
 
     @property
     def argmax_pixels(self) -> np.ndarray:
@@ -334,7 +330,7 @@ class DataStack:
                 "no energy calibration: run 'maxrf calibrate' (or maxrf.calibrate)", self.path
             )
         n = self.shape[2]
-        return _seed_array(cal["offset_keV"] + cal["gain_keV"] * np.arange(n, dtype=np.float64))
+        return seed_array(cal["offset_keV"] + cal["gain_keV"] * np.arange(n, dtype=np.float64))
 
     # ---------------------------------------------------------------- layers
     @property
@@ -440,6 +436,170 @@ def read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
+@dataclass(frozen=True)
+class LayerEntry:
+    """What the manifest records of one layer: its folder, array names, attributes and version."""
+
+    name: str
+    dir: str
+    arrays: tuple[str, ...]
+    attrs: dict[str, Any]
+    version: int
+
+
+@dataclass(frozen=True)
+class StoreState:
+    """One consistent reading of a store's manifest (see :func:`store_state`)."""
+
+    created: str | None
+    maxrf_version: str | None
+    metadata: dict[str, Any]
+    layers: dict[str, LayerEntry]
+
+
+def store_state(path: str | os.PathLike) -> StoreState:
+    """Read the manifest once: creation time, maxrf version, provenance and layer entries.
+
+    Raises
+    ------
+    MissingFileError, NotADataStackError, DataStackVersionError
+        As :class:`DataStack`.
+    """
+    manifest = read_manifest(Path(path))
+    layers = {
+        name: LayerEntry(name, str(e["dir"]), tuple(e.get("arrays", [])), dict(e.get("attrs", {})),
+                         int(e.get("version", 0)))
+        for name, e in manifest.get("layers", {}).items()
+    }
+    return StoreState(manifest.get("created"), manifest.get("maxrf_version"),
+                      dict(manifest.get("metadata", {})), layers)
+
+
+def is_datastack(path: str | os.PathLike) -> bool:
+    """True if ``path`` is a folder holding a manifest (a complete store, valid or not)."""
+    return (Path(path) / MANIFEST).is_file()
+
+
+@dataclass(frozen=True)
+class StoredArray:
+    """One zarr array of a store, described without reading its data.
+
+    ``label`` names it in messages (``cube``, ``layers/peak_maps.1a2b3c4d/maps``).
+    """
+
+    label: str
+    folder: Path
+    shape: tuple[int, ...]
+    chunks: tuple[int, ...]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def chunk_coords(self) -> list[tuple[int, ...]]:
+        """Grid coordinates of every chunk, in C order."""
+        grid = [-(-s // c) if s else 0 for s, c in zip(self.shape, self.chunks)]
+        return list(np.ndindex(*grid))
+
+    def read(self) -> np.ndarray:
+        """The whole array (for small arrays: spectra, energies)."""
+        import zarr
+
+        return zarr.open_array(self.folder, mode="r")[...]
+
+
+def stored_array(path: str | os.PathLike, rel: str) -> StoredArray | None:
+    """The array at ``rel`` inside the store (``'cube'``, ``'<layer dir>/<key>'``), or None if absent."""
+    import zarr
+
+    folder = Path(path) / rel
+    if not (folder / "zarr.json").is_file():
+        return None
+    array = zarr.open_array(folder, mode="r")
+    return StoredArray(rel, folder, tuple(int(s) for s in array.shape),
+                       tuple(int(c) for c in array.chunks))
+
+
+def check_chunks(folder: str | os.PathLike, label: str, coords_list: list[tuple[int, ...]]) -> list[str]:
+    """Decode the chunks ``coords_list`` of the zarr array at ``folder``; one message per bad chunk.
+
+    A missing chunk file (zarr would read it as fill values) and a chunk that fails its
+    checksum or does not decode are both reported, named ``LABEL/c/i/j/k``.
+    """
+    import zarr
+
+    array = zarr.open_array(folder, mode="r")
+    problems = []
+    for coords in coords_list:
+        region = tuple(slice(i * c, min((i + 1) * c, s))
+                       for i, c, s in zip(coords, array.chunks, array.shape))
+        key = f"{label}/c/" + "/".join(map(str, coords))
+        if not (Path(folder) / "c" / Path(*map(str, coords))).is_file():
+            problems.append(f"{key}: chunk file missing (would read as zeros)")
+            continue
+        try:
+            array[region]
+        except Exception as exc:  # checksum mismatch or undecodable bytes
+            problems.append(f"{key}: corrupt chunk ({type(exc).__name__}: {exc})")
+    return problems
+
+
+class CubeSink:
+    """Engine sink writing each block into the cube being built (chunk-aligned, so no races)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._array = None
+
+    def __getstate__(self) -> dict:
+        return {"path": self.path, "_array": None}
+
+    def write_block(self, block: Block, data: np.ndarray) -> None:
+        if self._array is None:
+            import zarr
+
+            self._array = zarr.open_array(self.path, mode="r+")
+        self._array[block.rows, block.cols, :] = data
+
+
+def create_cube(path: str | os.PathLike, shape: tuple[int, int, int], dtype: DTypeLike,
+                chunks: tuple[int, int]) -> CubeSink:
+    """Start a new store at ``path``: the zarr group and an empty ``(H, W, C)`` cube.
+
+    ``chunks`` is (rows, cols) of pixels; a chunk holds all channels. Returns the sink that
+    fills the cube block by block; :func:`finish_store` then makes the store valid.
+    """
+    import zarr
+
+    h, w, c = (int(s) for s in shape)
+    root = zarr.open_group(Path(path), mode="w")
+    root.create_array(
+        "cube", shape=(h, w, c), dtype=dtype, chunks=(int(chunks[0]), int(chunks[1]), c),
+        fill_value=0, dimension_names=("row", "col", "channel"), **codecs_for(dtype),
+    )
+    return CubeSink(Path(path) / "cube")
+
+
+def finish_store(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
+                 metadata: Mapping[str, Any]) -> None:
+    """Write the summary arrays (``max_spectrum``, ``sum_spectrum``, ``argmax_pixels``...)
+    and, last, the manifest that makes the store valid."""
+    import zarr
+
+    root = zarr.open_group(Path(path), mode="r+")
+    for name, data in arrays.items():
+        write_array(root, name, data)
+    write_json_atomic(Path(path) / MANIFEST, new_manifest(metadata))
+
+
+def layer_shapes(path: str | os.PathLike, entry: LayerEntry) -> dict[str, list[int]]:
+    """Shape of every array of a layer, read from the zarr metadata only."""
+    import zarr
+
+    group = zarr.open_group(Path(path) / entry.dir, mode="r")
+    return {k: list(group[k].shape) for k in entry.arrays}
+
+
 def _read_layer(folder: Path, name: str, entry: Mapping[str, Any]) -> Layer:
     """Read a layer folder; any failure is raised as is (the caller decides what it means)."""
     import zarr
@@ -481,7 +641,7 @@ def write_layer(
         lw.commit({name: attrs or {}})
 
 
-def write_region(array: Any, region: tuple[slice, ...], data: np.ndarray) -> None:
+def write_region(array: zarr.Array, region: tuple[slice, ...], data: np.ndarray) -> None:
     """Write ``data`` into ``array[region]`` (one place for streamed layer writes)."""
     array[region] = data
 
@@ -536,7 +696,7 @@ class LayerWriter:
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise DiskFullError("disk full while writing; nothing was kept", self.path) from exc
 
-    def begin(self, name: str) -> Any:
+    def begin(self, name: str) -> zarr.Group:
         """Start (or continue) the new version of layer ``name``; returns its zarr group."""
         import zarr
 
@@ -564,8 +724,8 @@ class LayerWriter:
         self._key(name, key)
         write_array(group, key, data)
 
-    def create(self, name: str, key: str, shape: tuple[int, ...], dtype: Any,
-               chunks: tuple[int, ...] | None = None) -> Any:
+    def create(self, name: str, key: str, shape: tuple[int, ...], dtype: DTypeLike,
+               chunks: tuple[int, ...] | None = None) -> zarr.Array:
         """Create an empty array in layer ``name`` to be filled with :meth:`write`."""
         group = self.begin(name)
         dtype = np.dtype(dtype)
@@ -576,7 +736,7 @@ class LayerWriter:
                                   chunks=chunks or _layer_chunks(tuple(shape)), fill_value=0,
                                   **codecs_for(dtype))
 
-    def write(self, array: Any, region: tuple[slice, ...], data: np.ndarray) -> None:
+    def write(self, array: zarr.Array, region: tuple[slice, ...], data: np.ndarray) -> None:
         """Write ``data`` into ``array[region]`` of an array from :meth:`create`."""
         write_region(array, region, data)
 
@@ -719,3 +879,8 @@ def new_manifest(metadata: Mapping[str, Any]) -> dict[str, Any]:
         "metadata": dict(metadata),
         "layers": {},
     }
+
+
+def open_datastack(source: str | os.PathLike[str] | DataStack) -> DataStack:
+    """Return ``source`` if it is a DataStack, else open the datastack at that path."""
+    return source if isinstance(source, DataStack) else DataStack(source)

@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 import xraydb
+from numpy.typing import DTypeLike
 from scipy.ndimage import gaussian_filter
 
 from maxrf import physics
@@ -449,7 +450,7 @@ def make_scan(
     theta_deg: float | None = None,
     counts_per_pixel: float = 3000,
     fwhm_at_6keV: float | None = None,
-    dtype: Any = "uint16",
+    dtype: DTypeLike = "uint16",
     header_calibration: bool = False,
     n_speckles: int = 8,
     speckle_element: str | None = "Fe",

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from maxrf.store import DataStack, read_manifest
+if TYPE_CHECKING:
+    from dask.delayed import Delayed
+
+from maxrf.store import DataStack, StoredArray, check_chunks, store_state, stored_array
+from maxrf.types import ClientLike
 
 
 @dataclass
@@ -38,39 +41,18 @@ CHUNKS_PER_TASK = 32
 """Chunks decoded per task (about 0.5 GB of cube): checks run in parallel, on a cluster too."""
 
 
-def _check_chunks(folder: str, label: str, coords_list: list[tuple[int, ...]]) -> list[str]:
-    """Decode the chunks ``coords_list`` of the zarr array at ``folder`` (runs on a worker)."""
-    import zarr
-
-    array = zarr.open_array(folder, mode="r")
-    problems = []
-    for coords in coords_list:
-        region = tuple(slice(i * c, min((i + 1) * c, s))
-                       for i, c, s in zip(coords, array.chunks, array.shape))
-        key = f"{label}/c/" + "/".join(map(str, coords))
-        if not (Path(folder) / "c" / Path(*map(str, coords))).is_file():
-            problems.append(f"{key}: chunk file missing (would read as zeros)")
-            continue
-        try:
-            array[region]
-        except Exception as exc:  # checksum mismatch or undecodable bytes
-            problems.append(f"{key}: corrupt chunk ({type(exc).__name__}: {exc})")
-    return problems
-
-
-def _chunk_tasks(array: Any, label: str, report: VerifyReport) -> list:
-    """Delayed checks of every chunk of a zarr array, :data:`CHUNKS_PER_TASK` at a time."""
+def _chunk_tasks(array: StoredArray, report: VerifyReport) -> list[Delayed]:
+    """Delayed checks of every chunk of a stored array, :data:`CHUNKS_PER_TASK` at a time."""
     import dask
 
-    grid = [int(np.ceil(s / c)) if s else 0 for s, c in zip(array.shape, array.chunks)]
-    coords = list(np.ndindex(*grid))
+    coords = array.chunk_coords()
     report.chunks_checked += len(coords)
-    folder = str(Path(array.store.root) / array.path)
-    return [dask.delayed(_check_chunks, pure=False)(folder, label, coords[i:i + CHUNKS_PER_TASK])
+    folder = str(array.folder)
+    return [dask.delayed(check_chunks, pure=False)(folder, array.label, coords[i:i + CHUNKS_PER_TASK])
             for i in range(0, len(coords), CHUNKS_PER_TASK)]
 
 
-def verify(path: str | os.PathLike, client: Any = None) -> VerifyReport:
+def verify(path: str | os.PathLike[str], client: ClientLike = None) -> VerifyReport:
     """Check every chunk of the cube and of every layer, and the layers' consistency.
 
     Parameters
@@ -86,50 +68,40 @@ def verify(path: str | os.PathLike, client: Any = None) -> VerifyReport:
     VerifyReport
         Problems found, each naming the chunk or layer; empty when the store is sound.
     """
-    import zarr
-
     ds = DataStack(path)
     report = VerifyReport(str(ds.path))
-    root = zarr.open_group(ds.path, mode="r")
     h, w, c = ds.shape
     tasks = []
     for name, shape in [("cube", (h, w, c)), ("max_spectrum", (c,)), ("sum_spectrum", (c,)),
                         ("argmax_pixels", (c, 2))]:
-        try:
-            arr = root[name]
-        except KeyError:
+        arr = stored_array(ds.path, name)
+        if arr is None:
             report.problems.append(f"{name}: missing")
             continue
-        if tuple(arr.shape) != shape:
-            report.problems.append(f"{name}: shape {tuple(arr.shape)}, expected {shape}")
-        tasks += _chunk_tasks(arr, name, report)
-    manifest = read_manifest(ds.path)
-    for name, entry in manifest.get("layers", {}).items():
+        if arr.shape != shape:
+            report.problems.append(f"{name}: shape {arr.shape}, expected {shape}")
+        tasks += _chunk_tasks(arr, report)
+    for name, entry in store_state(ds.path).layers.items():
         report.layers_checked += 1
-        folder = ds.path / entry["dir"]
-        if not folder.is_dir():
-            report.problems.append(f"layer {name}: folder {entry['dir']} missing")
+        if not (ds.path / entry.dir).is_dir():
+            report.problems.append(f"layer {name}: folder {entry.dir} missing")
             continue
-        group = zarr.open_group(folder, mode="r")
-        for key in entry.get("arrays", []):
-            try:
-                arr = group[key]
-            except KeyError:
+        for key in entry.arrays:
+            arr = stored_array(ds.path, f"{entry.dir}/{key}")
+            if arr is None:
                 report.problems.append(f"layer {name}: array {key} missing")
                 continue
-            tasks += _chunk_tasks(arr, f"{entry['dir']}/{key}", report)
+            tasks += _chunk_tasks(arr, report)
             # maps must match the image, per-channel arrays the channels
-            if key.endswith("maps") and arr.ndim >= 2 and tuple(arr.shape[-2:]) != (h, w):
+            if key.endswith("maps") and arr.ndim >= 2 and arr.shape[-2:] != (h, w):
                 report.problems.append(f"layer {name}: {key} shape {arr.shape} does not match the "
                                        f"{h} x {w} image")
             if key == "energies" and arr.shape != (c,):
                 report.problems.append(f"layer {name}: energies shape {arr.shape}, expected ({c},)")
-        if name == "calibration":
-            attrs = entry.get("attrs", {})
-            if "energies" in entry.get("arrays", []):
-                e = group["energies"][...]
+            if name == "calibration" and key == "energies":
+                attrs = entry.attrs
                 expected = attrs.get("offset_keV", np.nan) + attrs.get("gain_keV", np.nan) * np.arange(c)
-                if not np.allclose(e, expected, atol=1e-6):
+                if not np.allclose(arr.read(), expected, atol=1e-6):
                     report.problems.append("layer calibration: energies disagree with gain/offset")
     from maxrf import engine
 

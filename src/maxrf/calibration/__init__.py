@@ -59,16 +59,14 @@ and header calibrations, :func:`parse_manual`, :func:`parse_range`), ``reference
 peaks to lines), ``hypotheses`` (candidate calibrations and their scores, steps 3-4),
 ``precise`` (precise centres and the Compton peak, steps 5-6), ``auto``
 (:func:`auto_calibrate`, :func:`calibrate`) and ``datastack`` (:func:`calibrate_datastack`,
-:func:`calibrate_spectrum`). Every name they define is importable from here.
+:func:`calibrate_spectrum`). Their public names are importable from here.
 """
 
 from __future__ import annotations
 
-# every name of the submodules, private ones included, stays importable from
-# ``maxrf.calibration`` as it was before the split; ``__all__`` lists the public API
+# the public names of the submodules; ``__all__`` lists the package's API. Private
+# helpers are imported from the module that defines them.
 from maxrf.calibration.auto import (  # noqa: F401
-    _as_1d,
-    _unpack_source,
     auto_calibrate,
     calibrate,
 )
@@ -77,78 +75,23 @@ from maxrf.calibration.datastack import (  # noqa: F401
     calibrate_spectrum,
 )
 from maxrf.calibration.hypotheses import (  # noqa: F401
-    _FWHM6_RANGE,
-    _TOL,
     GAIN_RANGE,
     OFFSET_RANGE,
-    _anode_pattern_ok,
-    _anode_verified,
-    _Hyp,
-    _hypotheses,
-    _medium_scores,
-    _refine,
 )
 from maxrf.calibration.manual import (  # noqa: F401
-    _NUM,
     header_calibration,
     manual_calibration,
     parse_manual,
     parse_range,
     range_calibration,
 )
-from maxrf.calibration.match import (  # noqa: F401
-    _FANO_SLOPE,
-    _assign,
-    _companion_present,
-    _compton_ok,
-    _consistent_widths,
-    _fano_ratio,
-    _fwhm_at,
-    _implied_fwhm6,
-    _leverage,
-    _lsq,
-    _match_sigma,
-    _model_sigma,
-    _verification,
-    _width_ok,
-)
-from maxrf.calibration.observe import (  # noqa: F401
-    _SMOOTH_NOISE,
-    _edge_peak,
-    _merge,
-    _Obs,
-    _observe,
-    _prepare,
-    _Spec,
-    _weight,
-)
-from maxrf.calibration.precise import (  # noqa: F401
-    _find_compton,
-    _precise,
-    _window_fit,
-    _zero_fit,
-)
 from maxrf.calibration.references import (  # noqa: F401
-    _FWHM6_DEFAULT,
-    _SYS_KEV,
-    _ZERO,
     K_ELEMENTS,
     L_ELEMENTS,
-    _anode_main,
-    _cluster_fwhm,
-    _cluster_lines,
-    _compton_blended,
-    _family_refs,
-    _group_key,
-    _group_name,
-    _Ref,
-    _reference_lines,
 )
 from maxrf.calibration.results import (  # noqa: F401
     Calibration,
     CalibrationPeak,
-    _check_gain,
-    _json_safe,
 )
 from maxrf.physics import compton_shift, detector_angle
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from maxrf.cli._common import add_scheduler, client_from, print_json
@@ -27,13 +26,12 @@ def add_parser(sub):
 
 
 def _check_plot_path(path: str) -> Path:
-    from matplotlib.figure import Figure
-
     from maxrf.errors import OutputLocationError, ParameterError
+    from maxrf.plot.images import image_formats
 
     out = Path(path)
     fmt = out.suffix.lstrip(".").lower()
-    supported = Figure().canvas.get_supported_filetypes()
+    supported = image_formats()
     if fmt not in supported:
         raise ParameterError(
             f"--plot {path}: unknown image format {out.suffix or '(none)'!r}; "
@@ -65,19 +63,17 @@ def run(args) -> int:
             print(f"  {item['index']:3d}  pixel [{r}, {c}]  peaks {peaks} keV")
             print(f"       sub-peaks {subs or '-'} keV")
     if plot_path is not None:
-        import matplotlib
+        from maxrf.plot.images import close_figure, use_file_backend
+        from maxrf.plot.spectra import plot_spectra
 
-        if "matplotlib.pyplot" not in sys.modules:
-            matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, _axs = atlas.plot_spectra()
+        use_file_backend()
+        fig, _axs = plot_spectra(atlas)
         try:
             fig.savefig(plot_path, dpi=120)
         except OSError as exc:
             raise OutputLocationError(f"cannot write the plot ({exc.strerror or exc})", plot_path) from exc
         finally:
-            plt.close(fig)
+            close_figure(fig)
         if not args.json:
             print(f"wrote {plot_path}")
     return 0

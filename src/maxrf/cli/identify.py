@@ -32,7 +32,7 @@ def add_parser(sub):
 def run(args) -> int:
     from maxrf.identify import TRACE_FRACTION, identify
 
-    result = identify(args.source, anode=args.anode, tube_kv=args.tube_kv, write=not args.no_write)
+    result = identify(args.source, anode=args.anode, tube_kv=args.tube_kv, store=not args.no_write)
     if args.json:
         print_json(result.to_dict(absent=args.all))
         return 0

@@ -41,7 +41,7 @@ def add_parser(sub):
                    help="comma-separated export formats among tiff, png (default tiff,png)")
     p.add_argument("--prominence", type=float, default=None,
                    help="peak prominence in the max spectrum, counts (default: 5 x the local "
-                        "counting noise, as the hotmax atlas; the seed used 0.5)")
+                        "counting noise, as the hotmax atlas; maxrf4u used 0.5)")
     p.add_argument("--rel-height", type=float, default=0.2,
                    help="relative height of the peak width that sets the slices (default 0.2)")
     p.add_argument("--norm", action="store_true", help="divide each peak map by its maximum")
@@ -122,14 +122,13 @@ def export_maps(maps: Any, labels: list[str], titles: list[str], out: Path, form
 
     Returns the written paths.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
     import tifffile
 
     from maxrf.maps import histeq
+    from maxrf.plot.images import close_figure, use_file_backend
     from maxrf.plot.maps import multi_plot, plot_map
+
+    use_file_backend()
 
     written: list[Path] = []
     thumbs: list[np.ndarray] = []
@@ -159,12 +158,12 @@ def export_maps(maps: Any, labels: list[str], titles: list[str], out: Path, form
                 written.append(path)
     finally:
         if fig is not None:
-            plt.close(fig)
+            close_figure(fig)
     if thumbs:
         fig, _ = multi_plot(*thumbs, titles=titles, cmap="viridis", fontsize="medium")
         path = out / f"{overview}.png"
         fig.savefig(path, dpi=72 if len(thumbs) > 16 else 100)
-        plt.close(fig)
+        close_figure(fig)
         written.append(path)
     return written
 

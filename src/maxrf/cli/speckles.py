@@ -22,7 +22,8 @@ def run(args) -> int:
     from maxrf.speckles import find_speckles, write_csv
 
     ds = DataStack(args.datastack)
-    atlas, table = find_speckles(ds, args.element, max_area=args.max_area, factor=args.factor)
+    found = find_speckles(ds, args.element, max_area=args.max_area, factor=args.factor)
+    atlas, table = found.atlas, found.table
     n = len(table["label"])
     print(f"{n} speckles of {args.element} above {args.factor:g} x noise "
           f"(clip height {atlas.clip_height:.4g})")

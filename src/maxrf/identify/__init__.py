@@ -105,15 +105,14 @@ and the non-negative least squares, steps 2-3), ``results`` (:class:`LineEvidenc
 (forward / backward selection and the tests, steps 4-5), ``spectrum``
 (:func:`identify_spectrum`, statuses and peak labels, step 6) and ``sources``
 (:func:`identify` over a DataStack, an atlas or a point spectrum,
-:func:`write_identification`). Every name they define is importable from here.
+:func:`write_identification`). Their public names are importable from here.
 """
 
 from __future__ import annotations
 
-# every name of the submodules, private ones included, stays importable from
-# ``maxrf.identify`` as it was before the split; ``__all__`` lists the public API
+# the public names of the submodules; ``__all__`` lists the package's API. Private
+# helpers are imported from the module that defines them.
 from maxrf.identify.constants import (  # noqa: F401
-    _SQRT2PI,
     CANDIDATE_WINDOW_FWHM,
     COMMON_ELEMENTS,
     DCHI2_POSSIBLE,
@@ -146,44 +145,21 @@ from maxrf.identify.constants import (  # noqa: F401
     Z_PRESENT,
 )
 from maxrf.identify.context import (  # noqa: F401
-    _SLOPE,
-    _gauss_profile,
-    _SpectrumContext,
     estimate_fwhm6,
 )
 from maxrf.identify.fitting import (  # noqa: F401
-    _Atom,
-    _atom_eps,
-    _combine,
-    _Component,
-    _element_atoms,
-    _Fitter,
-    _line_component,
-    _max_above,
-    _nnls_gram,
-    _Part,
-    _sum_component,
-    _symbols,
-    _tail_profile,
     candidate_elements,
 )
 from maxrf.identify.instrument import (  # noqa: F401
     INSTRUMENT_KINDS,
     InstrumentPattern,
     InstrumentPeak,
-    _anode_groups,
-    _compton_extra_fwhm,
     estimate_theta,
     instrument_pattern,
 )
 from maxrf.identify.patterns import (  # noqa: F401
     ElementPattern,
     PatternPeak,
-    _element_pattern,
-    _escape_energy,
-    _escape_fraction,
-    _merge_lines,
-    _pattern_peaks,
     element_pattern,
 )
 from maxrf.identify.results import (  # noqa: F401
@@ -193,29 +169,11 @@ from maxrf.identify.results import (  # noqa: F401
     ObservedPeak,
     SpectrumIdentification,
 )
-from maxrf.identify.selection import (  # noqa: F401
-    _ElementModel,
-    _Eval,
-    _family_bounds,
-    _instrument_components,
-    _kbeta_bounds,
-    _Selector,
-    _subshell,
-)
 from maxrf.identify.sources import (  # noqa: F401
-    _aggregate,
-    _atlas_arrays,
-    _calibration_energies,
-    _datastack_atlas,
-    _identify_atlas,
-    _identify_datastack,
-    _identify_point,
     identify,
     write_identification,
 )
 from maxrf.identify.spectrum import (  # noqa: F401
-    _explain_peaks,
-    _finish,
     identify_spectrum,
 )
 

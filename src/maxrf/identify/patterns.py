@@ -59,7 +59,7 @@ class PatternPeak:
 
 @dataclass(frozen=True)
 class ElementPattern:
-    """The characteristic line pattern of an element (the seed's ``plot_ptrn`` data).
+    """The characteristic line pattern of an element (maxrf4u's ``plot_ptrn`` data).
 
     Attributes
     ----------
@@ -96,7 +96,7 @@ class ElementPattern:
 
     @property
     def peaks_xy(self) -> np.ndarray:
-        """``(n_peaks, 2)`` ``[keV, relative intensity]`` as the seed's ``peaks_xy``."""
+        """``(n_peaks, 2)`` ``[keV, relative intensity]`` as maxrf4u's ``peaks_xy``."""
         return np.column_stack([self.energies_keV, self.rel_intensities]).reshape(-1, 2)
 
     @property

@@ -147,7 +147,8 @@ def identify(
     calibration: Any | None = None,
     fwhm_at_6keV: float | None = None,
     theta_deg: float | None = None,
-    write: bool = True,
+    store: bool = True,
+    write: bool | None = None,
 ) -> Identification:
     """Identify the elements of a scan or a spectrum, with the evidence.
 
@@ -156,7 +157,7 @@ def identify(
     source : DataStack, HotmaxAtlas, Spectrum, str, path or (counts, energies)
         * a :class:`maxrf.store.DataStack` (or its path): every hotmax spectrum (``hotmax``
           layer, else :class:`maxrf.hotmax.HotmaxAtlas`) is identified; the result is
-          stored as the ``identification`` layer when ``write``;
+          stored as the ``identification`` layer when ``store``;
         * a hotmax atlas (``hotmax_spectra``, ``x_keVs``, optional baselines/envelopes);
         * a :class:`maxrf.io.spectra.Spectrum` (or a ``.msa`` / ``.spx`` path): calibrated
           from its counts alone with :func:`maxrf.calibration.auto_calibrate` -- never the
@@ -172,8 +173,10 @@ def identify(
         Detector FWHM (keV) at 5.9 keV; measured from the peaks when None.
     theta_deg : float, optional
         Scattering angle (degrees); from the calibration or the Compton peak when None.
-    write : bool
+    store : bool
         Store the result in a DataStack source as layer ``identification``.
+    write : bool, optional
+        Deprecated spelling of ``store``.
 
     Returns
     -------
@@ -188,16 +191,18 @@ def identify(
     LayerMissingError
         A DataStack without an energy calibration.
     """
+    from maxrf.compat import renamed_keyword
     from maxrf.io.spectra import SUPPORTED_SUFFIXES, Spectrum, read_spectrum
 
+    store = renamed_keyword("write", "store", write, store, "identify")
     if isinstance(source, (str, Path)):
         p = Path(source)
         if p.suffix.lower() in SUPPORTED_SUFFIXES and not p.is_dir():
             source = read_spectrum(p)
         else:
-            from maxrf.store import DataStack
+            from maxrf.store import open_datastack
 
-            source = DataStack(p)
+            source = open_datastack(p)
     if isinstance(source, Spectrum):
         return _identify_point(
             source.counts, anode or source.anode or "Rh", tube_kv or source.tube_kv or 40.0,
@@ -209,12 +214,10 @@ def identify(
         return _identify_point(
             counts, anode or "Rh", tube_kv or 40.0, cal, fwhm_at_6keV, theta_deg, "spectrum"
         )
-    try:
-        from maxrf.store import DataStack
-    except ImportError:  # pragma: no cover
-        DataStack = None  # noqa: N806
-    if DataStack is not None and isinstance(source, DataStack):
-        return _identify_datastack(source, anode, tube_kv, calibration, fwhm_at_6keV, theta_deg, write)
+    from maxrf.store import DataStack
+
+    if isinstance(source, DataStack):
+        return _identify_datastack(source, anode, tube_kv, calibration, fwhm_at_6keV, theta_deg, store)
     arrays = _atlas_arrays(source)
     if arrays is not None:
         ds = getattr(source, "ds", None) or getattr(source, "datastack", None)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from maxrf.errors import ParameterError
+from maxrf.types import ArrayLike
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -32,19 +33,17 @@ def _axes(ax: Axes | None, figsize: Sequence[float]) -> tuple[Figure, Axes]:
 
 
 def plot_peak_slices(
-    x_keVs: Any,
-    y_max: Any,
+    x_keVs: np.ndarray | Sequence[float],
+    y_max: np.ndarray | Sequence[float],
+    slices: np.ndarray,
+    peaks_xy: np.ndarray,
+    *,
     ax: Axes | None = None,
-    prominence: float = 0.5,
-    rel_height: float = 0.2,
     grid: bool = False,
     labels: str = "simple",
     figsize: Sequence[float] = (8, 5),
-    *,
-    slices: Any = None,
-    peaks_xy: Any = None,
 ) -> tuple[Figure, Axes]:
-    """Plot a spectrum with its peak slices coloured (the seed's ``plot_peak_slices``).
+    """Plot a spectrum with its peak slices coloured (maxrf4u's ``plot_peak_slices``).
 
     Parameters
     ----------
@@ -54,16 +53,16 @@ def plot_peak_slices(
         ``(C,)`` spectrum (counts), usually the max spectrum.
     ax : matplotlib.axes.Axes, optional
         Axes to draw into; a new figure otherwise.
-    prominence, rel_height : float
-        Peak finding, as :func:`maxrf.maps.get_slices` (ignored when ``slices`` is given).
     grid : bool
         Draw a grid.
     labels : {'simple', 'full'}
         Peak labels ``[i]`` or ``[i]`` with the energy (keV).
     figsize : (float, float)
         Size (inches) of a new figure.
-    slices, peaks_xy : array_like, optional
-        Precomputed ``get_slices`` results (e.g. from the ``peak_maps`` layer).
+    slices, peaks_xy : array_like
+        ``(k, 3)`` channel slices and ``(k, 2)`` peak (keV, counts), as returned by
+        :func:`maxrf.maps.get_slices` (or read from the ``peak_maps`` layer). maxrf4u's
+        call without them, ``maxrf.plot_peak_slices(x, y)``, is :func:`maxrf.compat.plot_peak_slices`.
 
     Returns
     -------
@@ -80,10 +79,6 @@ def plot_peak_slices(
         raise ParameterError(f"labels must be 'simple' or 'full', got {labels!r}")
     x = np.asarray(x_keVs, dtype=float)
     y = np.asarray(y_max, dtype=float)
-    if slices is None or peaks_xy is None:
-        from maxrf.maps import get_slices
-
-        peaks_xy, slices = get_slices(x, y, prominence=prominence, rel_height=rel_height)
     peaks_xy = np.asarray(peaks_xy, dtype=float).reshape(-1, 2)
     slices = np.asarray(slices, dtype=int).reshape(-1, 3)
     fig, ax = _axes(ax, figsize)
@@ -122,7 +117,7 @@ def multi_plot(
     zoom_xyc: Sequence[float] | None = None,
     zoom_half_wh: Sequence[float] = (100, 100),
 ) -> tuple[Figure, np.ndarray]:
-    """Show several images side by side, folded into rows of 4 (the seed's ``multi_plot``).
+    """Show several images side by side, folded into rows of 4 (maxrf4u's ``multi_plot``).
 
     Parameters
     ----------
@@ -192,7 +187,7 @@ def multi_plot(
 
 
 def plot_map(
-    image: Any,
+    image: ArrayLike,
     ax: Axes | None = None,
     *,
     title: str | None = None,
@@ -248,9 +243,9 @@ def plot_map(
 
 
 def plot_speckles(
-    image: Any,
-    centroids: Any,
-    radii: Any = 3.0,
+    image: ArrayLike,
+    centroids: ArrayLike,
+    radii: float | ArrayLike = 3.0,
     ax: Axes | None = None,
     *,
     color: str = "r",

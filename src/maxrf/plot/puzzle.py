@@ -6,7 +6,7 @@ one element's pattern (sticks at its lines, height proportional to relative inte
 patterns -- the identified elements' patterns when an identification is stored -- and
 :func:`plot_patterns` compares a few elements' patterns.
 
-As in the seed notebook::
+As in the maxrf4u notebook::
 
     ax0, ax1 = plot_puzzle(hma, 12)
     plot_ptrn('Cu', -1, ax1)
@@ -29,6 +29,10 @@ from maxrf.physics.constants import DEFAULT_FWHM_KEV
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
+    from matplotlib.typing import ColorType
+
+    from maxrf.hotmax import HotmaxAtlas
+    from maxrf.identify import Identification
 
 __all__ = ["plot_patterns", "plot_ptrn", "plot_puzzle"]
 
@@ -56,14 +60,14 @@ def plot_ptrn(
     min_rel: float = 0.01,
     label_rel: float = 0.1,
     fwhm_at_6keV: float = DEFAULT_FWHM_KEV,
-    color: Any | None = None,
+    color: ColorType | None = None,
     escape: bool = False,
     labels: bool = True,
     linestyle: str = "-",
     alpha: float = 1.0,
     text: str | None = None,
 ) -> dict[str, Any]:
-    """Draw the line pattern of an element as sticks (the seed's ``plot_ptrn``).
+    """Draw the line pattern of an element as sticks (maxrf4u's ``plot_ptrn``).
 
     Each peak of :func:`maxrf.identify.element_pattern` (lines closer than the detector
     resolution merged) is a vertical stick from ``offset`` to ``offset + scale * rel``
@@ -106,7 +110,7 @@ def plot_ptrn(
     -------
     dict
         ``{'elem': 'Cu', 'name': 'Copper', 'peaks_xy': (n, 2) [keV, rel], 'color': (3,)
-        rgb array, 'ax': the axes}`` as the seed returns.
+        rgb array, 'ax': the axes}`` as maxrf4u returns.
 
     Raises
     ------
@@ -252,10 +256,10 @@ def _spectrum_labels(ident: Any, n: int) -> tuple[list[dict[str, Any]], list[tup
 
 
 def plot_puzzle(
-    atlas: Any,
+    atlas: HotmaxAtlas,
     n: int,
     *,
-    identification: Any | None = None,
+    identification: Identification | Mapping[str, Any] | None = None,
     tube_kv: float | None = None,
     yscale: str = "linear",
     instrument: bool = True,
@@ -267,7 +271,7 @@ def plot_puzzle(
     ----------
     atlas : HotmaxAtlas
         The atlas (``x_keVs``, ``hotmax_spectra``, ``baselines``, ``envelopes``,
-        ``subpeaks``); a :class:`maxrf.store.DataStack` is read as its stored atlas.
+        ``subpeaks``). :func:`maxrf.plot_puzzle` also accepts a DataStack (its atlas).
     n : int
         Index of the hotmax spectrum.
     identification : Identification or dict, optional
@@ -301,9 +305,10 @@ def plot_puzzle(
     if yscale not in ("linear", "log"):
         raise ParameterError(f"yscale must be 'linear' or 'log', got {yscale!r}")
     if not hasattr(atlas, "hotmax_spectra"):
-        from maxrf.hotmax import HotmaxAtlas
-
-        atlas = HotmaxAtlas(atlas, store=False)
+        raise ParameterError(
+            f"plot_puzzle draws a HotmaxAtlas, got {type(atlas).__name__}; maxrf.plot_puzzle "
+            "(maxrf.compat.plot_puzzle) also accepts a DataStack or its path"
+        )
     spectra = np.atleast_2d(np.asarray(atlas.hotmax_spectra, dtype=float))
     try:
         i = int(n)

@@ -20,7 +20,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+    from maxrf.calibration import Calibration
     from maxrf.hotmax import HotmaxAtlas
+    from maxrf.io.spectra import Spectrum
+    from maxrf.types import ArrayLike, DataStackLike
 
 __all__ = ["plot_calibration", "plot_spectra", "plot_spectrum"]
 
@@ -173,10 +176,10 @@ def _source_spectra(
     source: Any, calibration: Any
 ) -> tuple[list[tuple[str, np.ndarray]], Any, str]:
     """Spectra to draw, the calibration to use and a name for the title."""
-    from maxrf.store import DataStack
+    from maxrf.store import DataStack, open_datastack
 
     if isinstance(source, (str, os.PathLike)):
-        source = DataStack(source)
+        source = open_datastack(source)
     if isinstance(source, DataStack):
         spectra = [
             ("max spectrum", np.asarray(source.max_spectrum, dtype=float)),
@@ -197,8 +200,8 @@ def _source_spectra(
 
 
 def plot_calibration(
-    ds_or_spectrum: Any,
-    calibration: Any = None,
+    ds_or_spectrum: DataStackLike | Spectrum | ArrayLike,
+    calibration: Calibration | Mapping[str, Any] | None = None,
     ax: Axes | None = None,
 ) -> tuple[Figure, Axes]:
     """Plot spectra on the calibrated energy axis with the calibration's reference peaks.

@@ -27,11 +27,16 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from maxrf.errors import OutputLocationError
+
+if TYPE_CHECKING:
+    from maxrf.store import DataStack
+    from maxrf.types import DataStackLike
+from maxrf.plot import images
 from maxrf.report import figures
 from maxrf.report.figures import esc, fmt
 from maxrf.report.layers import (
@@ -57,10 +62,10 @@ MAX_HOTMAX = 40
 MAX_SPECKLE_ROWS = 300
 
 
-def _open(ds: Any) -> Any:
-    from maxrf.store import DataStack
+def _open(ds: DataStack | str | os.PathLike) -> DataStack:
+    from maxrf.store import open_datastack
 
-    return ds if hasattr(ds, "cube") and hasattr(ds, "read") else DataStack(ds)
+    return open_datastack(ds)
 
 
 def _template(name: str) -> str:
@@ -148,12 +153,12 @@ class _Report:
         if src.get("rpl"):
             rows.append(("Source scan", f"<code>{esc(src.get('rpl'))}</code>"))
         try:
-            from maxrf.store import read_manifest
+            from maxrf.store import store_state
 
-            manifest = read_manifest(ds.path)
+            state = store_state(ds.path)
+            created, version = state.created, state.maxrf_version
         except Exception:
-            manifest = {}
-        created, version = manifest.get("created"), manifest.get("maxrf_version")
+            created = version = None
         if created:
             rows.append(("Converted", f"{esc(created)}" + (f" by maxrf {esc(version)}" if version else "")))
         dl = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
@@ -337,10 +342,10 @@ class _Report:
         # read a band of rows at a time: the full-resolution map is never whole in memory
         small, factor, lo, hi = MapView.of(entry.data).reduced(self.max_map_side)
         rgb = element_rgb(entry.element)
-        cmap = figures.element_cmap(rgb) if entry.element else _viridis()
+        cmap = images.element_cmap(rgb) if entry.element else images.viridis(images.BAD_GREY)
         vmin = min(0.0, lo) if lo >= 0 else lo
-        lin_png = figures.map_png(small, cmap, vmin, hi)
-        eq_png = figures.map_png(figures.equalise(small), cmap, 0.0, 1.0)
+        lin_png = images.map_png(small, cmap, vmin, hi)
+        eq_png = images.map_png(figures.equalise(small), cmap, 0.0, 1.0)
         ticks = [
             ((v - vmin) / (hi - vmin), fmt(v, 3)) for v in figures.nice_ticks(vmin, hi, 4) if vmin <= v <= hi
         ]
@@ -418,7 +423,7 @@ class _Report:
             chi2 = layer["chi2"]
             if tuple(chi2.shape) == tuple(self.ds.shape[:2]):
                 small, factor, _lo, _hi = MapView.of(chi2).reduced(self.max_map_side)
-                cmap = _viridis()
+                cmap = images.viridis(images.BAD_GREY)
                 lo, hi = figures.finite_range(small)
                 hi = float(np.nanquantile(small, 0.99)) if np.isfinite(small).any() else hi
                 hi = hi if hi > lo else lo + 1
@@ -430,7 +435,7 @@ class _Report:
                     '<span class="name">reduced χ² per pixel '
                     "(≈1: the fitted elements explain the spectrum)</span></h3><figure>"
                     f'<img class="map" data-chi2="1" alt="reduced chi-square map" '
-                    f'src="{figures.data_uri(figures.map_png(small, cmap, lo, hi), "image/png")}">'
+                    f'src="{figures.data_uri(images.map_png(small, cmap, lo, hi), "image/png")}">'
                     + figures.colorbar_svg(
                         cmap, ticks, units="reduced χ² (top 1 % clipped)", attrs={"data-colorbar": "chi2"}
                     )
@@ -597,12 +602,6 @@ def element_of_attr(value: Any) -> str | None:
     return element_of(value) if isinstance(value, str) else None
 
 
-def _viridis() -> Any:
-    import matplotlib
-
-    return matplotlib.colormaps["viridis"].with_extremes(bad=(0.85, 0.85, 0.85))
-
-
 def _size(nbytes: float) -> str:
     """A byte count in KiB, MiB or GiB."""
     for unit, scale in (("GiB", 2**30), ("MiB", 2**20)):
@@ -667,49 +666,22 @@ def _speckle_figure(
     (mean of the map, any-speckle of the mask, so one-pixel speckles stay visible); the
     axes keep the full-resolution pixel coordinates of the table.
     """
-    from matplotlib.colors import ListedColormap
-    from matplotlib.figure import Figure
-
-    h, w = labels.shape
     small_mask, f = figures.downsample_any(labels > 0, max_side)
-    extent = (-0.5, small_mask.shape[1] * f - 0.5, small_mask.shape[0] * f - 0.5, -0.5)
     background = None
     if element:
         for e in entries:
             if e.element == element:
-                background = MapView.of(e.data).reduced(max_side)[0]
+                background = figures.equalise(MapView.of(e.data).reduced(max_side)[0])
                 break
-    scale = min(7.0 / max(w, 1), 5.0 / max(h, 1))
-    fig = Figure(figsize=(max(3.0, w * scale), max(2.5, h * scale)))
-    ax = fig.add_subplot()
-    if background is not None:
-        ax.imshow(figures.equalise(background), cmap="gray", interpolation="nearest", extent=extent)
-    else:
-        ax.imshow(np.zeros(small_mask.shape), cmap="gray", vmin=0, vmax=1, interpolation="nearest",
-                  extent=extent)
-    color = color_hex(element) if element else "#ffcc33"
-    mask = np.ma.masked_where(~small_mask, small_mask)
-    ax.imshow(mask, cmap=ListedColormap([color]), alpha=0.75, interpolation="nearest", extent=extent)
-    ax.set_xlim(-0.5, w - 0.5)
-    ax.set_ylim(h - 0.5, -0.5)
+    marks = []
     for i, row in enumerate(rows[:40]):
         r, c = _num(row.get("row")), _num(row.get("col"))
-        if not (np.isfinite(r) and np.isfinite(c)):
-            continue
-        ax.annotate(
-            str(row.get("label", i + 1)),
-            (c, r),
-            color="#ffffff",
-            fontsize=8,
-            ha="left",
-            va="bottom",
-            xytext=(3, 3),
-            textcoords="offset points",
-            bbox={"boxstyle": "round,pad=0.1", "fc": "#000000", "alpha": 0.55, "lw": 0},
-        )
-    ax.set_xlabel("column (pixels)")
-    ax.set_ylabel("row (pixels)")
-    ax.set_title(f"Speckles{' in the ' + element + ' map' if element else ''} (labelled as in the table)")
+        if np.isfinite(r) and np.isfinite(c):
+            marks.append((r, c, str(row.get("label", i + 1))))
+    fig = images.speckle_overlay(
+        small_mask, f, labels.shape, background, marks, color_hex(element) if element else "#ffcc33",
+        f"Speckles{' in the ' + element + ' map' if element else ''} (labelled as in the table)",
+    )
     uri = figures.figure_png_uri(fig)
     return f'<img class="speckle-map" data-speckles="map" alt="map of the speckles" src="{uri}">'
 
@@ -756,40 +728,14 @@ class _PuzzleMaker:
         if atlas is None:
             return None
         try:
-            import matplotlib.pyplot as plt
-
-            before = set(plt.get_fignums())
-            try:
-                fig = _figure_of(self.plot(atlas, i))
-                if fig is None:
-                    return None
-                return figures.figure_png_uri(fig)
-            finally:
-                for num in set(plt.get_fignums()) - before:
-                    plt.close(num)
+            with images.closing_new_figures():
+                fig = images.figure_of(self.plot(atlas, i))
+                return None if fig is None else figures.figure_png_uri(fig)
         except Exception:
             return None
 
 
-def _figure_of(res: Any) -> Any:
-    """The matplotlib Figure of whatever a plot function returned."""
-    from matplotlib.figure import Figure
-
-    items = res if isinstance(res, (tuple, list)) else [res]
-    for item in items:
-        if isinstance(item, Figure):
-            return item
-        fig = getattr(item, "figure", None)
-        if isinstance(fig, Figure):
-            return fig
-        if isinstance(item, np.ndarray) and item.size:
-            fig = getattr(item.flat[0], "figure", None)
-            if isinstance(fig, Figure):
-                return fig
-    return None
-
-
-def build_report(ds: Any, *, title: str | None = None, max_map_side: int = 1024) -> str:
+def build_report(ds: DataStackLike, *, title: str | None = None, max_map_side: int = 1024) -> str:
     """The report of a DataStack as one self-contained HTML string.
 
     Parameters
@@ -855,7 +801,8 @@ def _document(ds: Any, title: str | None, max_map_side: int) -> list[str]:
 
 
 def write_report(
-    ds: Any, path: str | os.PathLike | None = None, *, title: str | None = None, max_map_side: int = 1024
+    ds: DataStackLike, path: str | os.PathLike[str] | None = None, *, title: str | None = None,
+    max_map_side: int = 1024,
 ) -> Path:
     """Write the self-contained HTML report of a DataStack.
 

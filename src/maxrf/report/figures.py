@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import itertools
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from maxrf.plot.images import cmap_hex, figure_bytes
+
+if TYPE_CHECKING:
+    from maxrf.plot.images import Colormap, Figure
 
 _IDS = itertools.count(1)
 
@@ -247,16 +251,6 @@ def _ylabel(v: float, log: bool) -> str:
 # ----------------------------------------------------------------------------- maps
 
 
-def element_cmap(rgb: Sequence[float], name: str = "element"):
-    """Black -> the element's colour -> a light tint of it (matplotlib colormap)."""
-    from matplotlib.colors import LinearSegmentedColormap
-
-    r, g, b = (float(v) for v in rgb)
-    tint = tuple(0.35 * c + 0.65 for c in (r, g, b))
-    cmap = LinearSegmentedColormap.from_list(name, [(0, 0, 0), (r, g, b), tint], N=256)
-    return cmap.with_extremes(bad=(0.85, 0.85, 0.85))
-
-
 #: pixels of a map reduced at a time by :func:`downsample` (bounds its temporaries)
 BAND_PIXELS = 2**21
 
@@ -335,18 +329,8 @@ def equalise(a: np.ndarray) -> np.ndarray:
     return histeq(a)
 
 
-def map_png(a: np.ndarray, cmap: Any, vmin: float, vmax: float) -> bytes:
-    """PNG bytes of a colour-mapped map (NaN shown in the colormap's 'bad' colour)."""
-    import matplotlib.image as mimage
-
-    buf = io.BytesIO()
-    masked = np.ma.masked_invalid(np.asarray(a, dtype=np.float64))
-    mimage.imsave(buf, masked, cmap=cmap, vmin=vmin, vmax=vmax, format="png", origin="upper")
-    return buf.getvalue()
-
-
 def colorbar_svg(
-    cmap: Any,
+    cmap: Colormap,
     ticks: Sequence[tuple[float, str]],
     *,
     units: str = "",
@@ -362,10 +346,10 @@ def colorbar_svg(
     units : str
         Shown under the bar.
     """
-    from matplotlib.colors import to_hex
-
     gid = f"cbar{next(_IDS)}"
-    stops = "".join(f'<stop offset="{f:.3f}" stop-color="{to_hex(cmap(f))}"/>' for f in np.linspace(0, 1, 17))
+    fractions = np.linspace(0, 1, 17)
+    stops = "".join(f'<stop offset="{f:.3f}" stop-color="{c}"/>'
+                    for f, c in zip(fractions, cmap_hex(cmap, fractions)))
     extra = "".join(f' {esc(k)}="{esc(v)}"' for k, v in (attrs or {}).items())
     h = 44 if units else 32
     out = [
@@ -386,31 +370,11 @@ def colorbar_svg(
     return "".join(out)
 
 
-def figure_svg_uri(fig: Any) -> str:
+def figure_svg_uri(fig: Figure) -> str:
     """A matplotlib figure as an SVG ``data:`` URI (for an ``<img>``); closes the figure."""
-    buf = io.BytesIO()
-    try:
-        fig.savefig(buf, format="svg", bbox_inches="tight")
-    finally:
-        try:
-            import matplotlib.pyplot as plt
-
-            plt.close(fig)
-        except Exception:
-            pass
-    return data_uri(buf.getvalue(), "image/svg+xml")
+    return data_uri(figure_bytes(fig, "svg"), "image/svg+xml")
 
 
-def figure_png_uri(fig: Any, dpi: int = 110) -> str:
+def figure_png_uri(fig: Figure, dpi: int = 110) -> str:
     """A matplotlib figure as a PNG ``data:`` URI; closes the figure."""
-    buf = io.BytesIO()
-    try:
-        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    finally:
-        try:
-            import matplotlib.pyplot as plt
-
-            plt.close(fig)
-        except Exception:
-            pass
-    return data_uri(buf.getvalue(), "image/png")
+    return data_uri(figure_bytes(fig, "png", dpi), "image/png")

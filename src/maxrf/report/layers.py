@@ -20,6 +20,7 @@ import numpy as np
 
 from maxrf.errors import LayerMissingError, MaxrfError
 from maxrf.maps.layers import element_of, identification_entries
+from maxrf.store import DataStack
 
 #: standard layer -> (what it is, the command that computes it)
 STANDARD_LAYERS: dict[str, tuple[str, str]] = {
@@ -64,7 +65,7 @@ class LayerStatus:
     def ok(self) -> bool:
         return self.state == "computed"
 
-    def as_dict(self) -> dict[str, str]:
+    def to_dict(self) -> dict[str, str]:
         return {
             "name": self.name,
             "state": self.state,
@@ -72,6 +73,8 @@ class LayerStatus:
             "command": self.command,
             "message": self.message,
         }
+
+    as_dict = to_dict  # the former name
 
 
 @dataclass
@@ -106,7 +109,7 @@ class MapEntry:
     keV: float | None = None
     data: Any = field(default=None, repr=False)  # the map, read by np.asarray(data)
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         out = {
             "key": self.key,
             "label": self.label,
@@ -118,6 +121,8 @@ class MapEntry:
         }
         out["color"] = color_hex(self.element) if self.element else None
         return out
+
+    as_dict = to_dict  # the former name
 
 
 class MapView:
@@ -176,7 +181,7 @@ class MapView:
         return small, factor, lo, hi
 
 
-def load_layer(ds: Any, name: str, lazy: bool = False) -> tuple[Any | None, LayerStatus]:
+def load_layer(ds: DataStack, name: str, lazy: bool = False) -> tuple[Any | None, LayerStatus]:
     """Read layer ``name`` without raising (``lazy``: arrays read on indexing).
 
     Parameters
@@ -271,7 +276,7 @@ _NAMES = (
 
 
 # ----------------------------------------------------------------------------- energies
-def energy_axis(ds: Any) -> tuple[np.ndarray, str]:
+def energy_axis(ds: DataStack) -> tuple[np.ndarray, str]:
     """Channel energies (keV) and ``'keV'``, or channel numbers and ``'channel'`` when the
     scan has no (valid) calibration."""
     n = int(ds.shape[2])
@@ -285,7 +290,7 @@ def energy_axis(ds: Any) -> tuple[np.ndarray, str]:
 
 
 # ----------------------------------------------------------------------------- maps
-def map_entries(ds: Any) -> tuple[list[MapEntry], dict[str, LayerStatus]]:
+def map_entries(ds: DataStack) -> tuple[list[MapEntry], dict[str, LayerStatus]]:
     """All 2-D maps of the ``element_maps`` and ``peak_maps`` layers (with their data).
 
     Returns
@@ -385,7 +390,7 @@ def _float_list(value: Any) -> list[float] | None:
 
 
 # ----------------------------------------------------------------------------- identification
-def identification_summary(ds: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]], LayerStatus]:
+def identification_summary(ds: DataStack) -> tuple[list[dict[str, Any]], list[dict[str, Any]], LayerStatus]:
     """Elements and instrument peaks of the ``identification`` layer, normalised.
 
     Returns
@@ -456,7 +461,7 @@ def element_line_groups(element: str, tube_kv: float = 40.0, min_rel: float = 0.
     return out
 
 
-def line_markers(ds: Any, energies: np.ndarray | None = None, unit: str = "keV") -> list[dict[str, Any]]:
+def line_markers(ds: DataStack, energies: np.ndarray | None = None, unit: str = "keV") -> list[dict]:
     """Markers for spectra: the main lines of every identified element and instrument peaks.
 
     Parameters

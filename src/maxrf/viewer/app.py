@@ -150,9 +150,9 @@ class ViewerApp:
         max_region_pixels: int = MAX_REGION_PIXELS,
         chunk_cache_bytes: int = CHUNK_CACHE_BYTES,
     ):
-        from maxrf.store import DataStack
+        from maxrf.store import open_datastack
 
-        self.ds = ds if hasattr(ds, "block_source") else DataStack(ds)
+        self.ds = open_datastack(ds)
         self.shape = tuple(int(s) for s in self.ds.shape)
         self.chunks = tuple(int(c) for c in self.ds.chunks)
         self.max_region_pixels = int(max_region_pixels)
@@ -170,11 +170,11 @@ class ViewerApp:
 
     # ----------------------------------------------------------------- layers
     def _layers_token(self) -> Any:
-        from maxrf.store import read_manifest
+        from maxrf.store import store_state
 
         try:
-            layers = read_manifest(self.ds.path).get("layers", {})
-            return tuple(sorted((k, str(v.get("dir"))) for k, v in layers.items()))
+            layers = store_state(self.ds.path).layers
+            return tuple(sorted((k, e.dir) for k, e in layers.items()))
         except Exception:
             return None
 
@@ -224,8 +224,8 @@ class ViewerApp:
             if cal is None
             else {k: cal.get(k) for k in ("gain_keV", "offset_keV", "method", "anode", "tube_kv")},
             "source": src.get("rpl"),
-            "layers": [s.as_dict() for s in self.statuses.values()],
-            "maps": [e.as_dict() for e in self._maps.values()],
+            "layers": [s.to_dict() for s in self.statuses.values()],
+            "maps": [e.to_dict() for e in self._maps.values()],
             "markers": self.markers,
             "elements": [
                 {k: e[k] for k in ("element", "status", "confidence", "present")}
@@ -442,5 +442,5 @@ class ViewerApp:
             }
         else:
             entry, data = self.layer_map(params)
-            desc = entry.as_dict()
+            desc = entry.to_dict()
         return desc, data

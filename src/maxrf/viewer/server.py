@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from maxrf.errors import LayerMissingError, MaxrfError, ParameterError
+from maxrf.types import DataStackLike
 from maxrf.viewer.app import NotFoundError, RequestError, ViewerApp, check_params, encode_map, get_choice
 
 #: static files served, name -> content type (nothing else can be read through a URL)
@@ -323,17 +324,16 @@ def parse_query(query: str) -> dict[str, str]:
 
 def map_png(desc: dict[str, Any], data: np.ndarray, view: str) -> bytes:
     """A map as a colour-mapped PNG (the element's colour ramp, viridis for windows)."""
-    import matplotlib
-
+    from maxrf.plot import images
     from maxrf.report import figures
     from maxrf.report.layers import element_rgb
 
     el = desc.get("element")
-    cmap = figures.element_cmap(element_rgb(el)) if el else matplotlib.colormaps["viridis"]
+    cmap = images.element_cmap(element_rgb(el)) if el else images.viridis()
     if view == "equalised":
-        return figures.map_png(figures.equalise(np.asarray(data, dtype=np.float64)), cmap, 0.0, 1.0)
+        return images.map_png(figures.equalise(np.asarray(data, dtype=np.float64)), cmap, 0.0, 1.0)
     lo, hi = figures.finite_range(np.asarray(data, dtype=np.float64))
-    return figures.map_png(data, cmap, min(0.0, lo), hi)
+    return images.map_png(data, cmap, min(0.0, lo), hi)
 
 
 def _finite(obj: Any) -> Any:
@@ -358,7 +358,8 @@ def _json_default(o: Any) -> Any:
     return str(o)
 
 
-def make_server(ds: Any, port: int = 8000, host: str = "127.0.0.1", *, verbose: bool = False) -> ViewerServer:
+def make_server(ds: DataStackLike, port: int = 8000, host: str = "127.0.0.1", *,
+                verbose: bool = False) -> ViewerServer:
     """A viewer server for a DataStack, bound but not yet serving.
 
     Parameters
@@ -397,7 +398,8 @@ def make_server(ds: Any, port: int = 8000, host: str = "127.0.0.1", *, verbose: 
 
 
 def serve(
-    ds: Any, port: int = 8000, host: str = "127.0.0.1", *, open_browser: bool = False, verbose: bool = False
+    ds: DataStackLike, port: int = 8000, host: str = "127.0.0.1", *, open_browser: bool = False,
+    verbose: bool = False,
 ) -> None:
     """Serve the viewer of a DataStack until interrupted (Ctrl-C).
 
