@@ -719,3 +719,8 @@ def new_manifest(metadata: Mapping[str, Any]) -> dict[str, Any]:
         "metadata": dict(metadata),
         "layers": {},
     }
+
+
+def open_datastack(source: str | os.PathLike[str] | DataStack) -> DataStack:
+    """Return ``source`` if it is a DataStack, else open the datastack at that path."""
+    return source if isinstance(source, DataStack) else DataStack(source)
