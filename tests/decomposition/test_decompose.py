@@ -154,3 +154,21 @@ def test_not_a_datastack(tmp_path, capsys):
     assert main(["decompose", str(tmp_path / "empty.datastack")]) == 1
     err = capsys.readouterr().err
     assert "empty.datastack" in err and err.count("\n") == 1
+
+
+def test_report_and_viewer_show_components(painting, stored, tmp_path):
+    from maxrf.report import build_report
+    from maxrf.report.layers import map_entries
+
+    entries, _ = map_entries(DataStack(painting[1].path))
+    comps = [e for e in entries if e.layer == "decomposition"]
+    assert len(comps) == stored.n_components
+    assert any(e.layer == "clusters" for e in entries)  # the viewer can pick the class map
+    html = build_report(DataStack(painting[1].path))
+    assert html.count("data-component-block=") == stored.n_components
+    assert "data-map='classes'" in html and 'data-spectrum="classes"' in html
+    # every component spectrum carries the line markers of its elements
+    for i, els in enumerate(stored.elements):
+        block = html.split(f"data-component-block='{i}'")[1].split("data-component-block=")[0]
+        for el in els[:1]:
+            assert f">{el}<" in block or f"{el} K" in block or f"{el} L" in block
