@@ -27,6 +27,8 @@ COMMANDS = {
     "view": "view",
     "verify": "verify",
     "demo": "demo",
+    "decompose": "decompose",
+    "cluster": "cluster",
 }
 
 

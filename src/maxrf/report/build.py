@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from maxrf.types import DataStackLike
 from maxrf.plot import images
 from maxrf.report import figures
+from maxrf.report.decomposition import section as decomposition_section
 from maxrf.report.figures import esc, fmt
 from maxrf.report.layers import (
     STANDARD_LAYERS,
@@ -771,6 +772,7 @@ def _document(ds: Any, title: str | None, max_map_side: int) -> list[str]:
         ("peak-maps", "Peak maps", lambda: rep.maps("peak_maps")),
         ("hotmax", "Hotmax spectra", rep.hotmax),
         ("speckles", "Speckles", rep.speckles),
+        ("components", "Components and material classes", lambda: decomposition_section(rep)),
         ("provenance", "Provenance", rep.provenance),
     ]
     built = [(sid, t, rep.guarded(sid, t, fn)) for sid, t, fn in sections]

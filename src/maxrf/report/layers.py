@@ -342,7 +342,25 @@ def map_entries(ds: DataStack) -> tuple[list[MapEntry], dict[str, LayerStatus]]:
                     MapEntry(key, label, "peak_maps", i, element_of(label), units, e, data=maps[i])
                 )
     statuses["peak_maps"] = status
+    _component_entries(ds, h, w, entries, used)
     return entries, statuses
+
+
+def _component_entries(ds: Any, h: int, w: int, entries: list[MapEntry], used: set[str]) -> None:
+    """Abundance maps of the ``decomposition`` layer and the ``clusters`` class map."""
+    layer, _status = load_layer(ds, "decomposition", lazy=True)
+    if layer is not None:
+        maps, _why = _maps_array(layer, h, w)
+        comps = layer.attrs.get("components", [])
+        if maps is not None and len(comps) == len(maps):
+            for i, comp in enumerate(comps):
+                els = ", ".join(comp.get("elements", [])) or "scatter"
+                entries.append(MapEntry(_unique(f"component:{i}", used), f"component {i} ({els})",
+                                        "decomposition", i, None, "counts per pixel", data=maps[i]))
+    layer, _status = load_layer(ds, "clusters", lazy=True)
+    if layer is not None and "labels" in layer and tuple(layer["labels"].shape) == (h, w):
+        entries.append(MapEntry(_unique("classes", used), "material classes", "clusters", 0, None,
+                                "class", data=layer["labels"]))
 
 
 def _unique(key: str, used: set[str]) -> str:

@@ -1,0 +1,1 @@
+"""Files other tools open: images, tables and data exports of maxrf results."""
