@@ -81,7 +81,7 @@ def material_spectra(
     energies: np.ndarray,
     *,
     tube_kv: float = 40.0,
-    fwhm_at_6keV: float = 0.145,
+    fwhm_at_6keV: float = physics.DEFAULT_FWHM_KEV,
 ) -> np.ndarray:
     """Unit-area spectra ``(M, C)`` of materials (names of :data:`MATERIALS` or mixtures).
 

@@ -10,6 +10,7 @@ from maxrf import engine
 from maxrf.decomposition.classes import Classifier
 from maxrf.decomposition.sample import bin_counts
 from maxrf.engine import Block
+from maxrf.solve import nnls_gram
 
 CHI2_STEP, CHI2_BINS = 0.02, 1000
 
@@ -26,13 +27,11 @@ class ApplyComponents(engine.Reduction):
         self.classifier = classifier
 
     def block(self, data: np.ndarray, where: Block) -> dict[str, np.ndarray]:
-        from maxrf.maps import _nnls_gram
-
         r, c, n = data.shape
         flat = data.reshape(r * c, n)
         xb = bin_counts(flat, self.edges).astype(np.float64)
         b = (xb * self.wt) @ self.hb.T
-        a, _ = _nnls_gram(self.gram, b, b @ self.inv, np.ones(self.hb.shape[0], dtype=bool))
+        a, _ = nnls_gram(self.gram, b, b @ self.inv)
         a = np.maximum(a, 0.0)
         fit = a @ self.hb
         chi2 = np.sum((xb - fit) ** 2 / np.maximum(fit, 1.0), axis=1) / xb.shape[1]

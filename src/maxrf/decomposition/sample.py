@@ -14,7 +14,7 @@ from maxrf.store import DataStack
 
 
 def energy_bins(energies: np.ndarray, mean_spectrum: np.ndarray, *, tube_kv: float = 40.0,
-                fwhm_at_6keV: float = 0.145, min_keV: float = 0.9) -> np.ndarray:
+                fwhm_at_6keV: float = physics.DEFAULT_FWHM_KEV, min_keV: float = 0.9) -> np.ndarray:
     """Channel edges of bins half the detector resolution wide, over the range with signal.
 
     Parameters
