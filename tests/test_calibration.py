@@ -83,7 +83,7 @@ def test_real_spectrum_details():
     assert c.compton_keV == pytest.approx(cal.compton_shift(rh_ka.keV, c.theta_deg), abs=1e-6)
     assert any(p.kind == "compton" and not p.used for p in c.peaks)
     assert c.rms_eV < 10
-    assert c.quality["n_peaks_used"] >= 4
+    assert c.diagnostics["n_peaks_used"] >= 4
     # JSON round trip
     d = json.loads(json.dumps(c.to_dict()))
     c2 = Calibration.from_dict(d)
