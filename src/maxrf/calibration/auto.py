@@ -124,8 +124,18 @@ def auto_calibrate(
     cal = _result(gain, offset, entries, spec, anode_ref, best)
     cal.anode, cal.tube_kv = anode_sym, kv
     cal.quality, cal.checks = assess(
-        spec, obs, refs, entries, gain, offset, fwhm6=best.fwhm6, tube_kv=kv, anode_ref=anode_ref,
-        compton=(cal.compton_keV, cal.theta_deg), header=header,
+        spec,
+        obs,
+        refs,
+        entries,
+        gain,
+        offset,
+        fwhm6=best.fwhm6,
+        tube_kv=kv,
+        anode_ref=anode_ref,
+        anode=anode_sym,
+        compton=(cal.compton_keV, cal.theta_deg),
+        header=header,
     )
     cal.diagnostics.update(
         score=float(best.score),

@@ -114,12 +114,12 @@ def independent_checks(
     fwhm6: float,
     obs: Sequence[_Obs],
     tube_kv: float,
+    anode: str | None = None,
 ) -> tuple[list[dict[str, Any]], list[Probe]]:
     """Lines not used in the fit at their places; leave-one-out predictions of the fit."""
     used = [e for e in entries if e[3]]
     names = {e[0].name for e in used}
     present = {e[0].element for e in used if e[0].element is not None}
-    anode = next((r.element for r in refs if r.kind == "anode"), None)
     probes: list[Probe] = []
     strong_missing: list[str] = []
     obs_sig = {e[0].name: _sig_near(obs, gain, offset, e[0].keV) for e in used}
@@ -136,7 +136,7 @@ def independent_checks(
         main = next((e for e in used if e[0].element == r.element and e[0].family == r.family), None)
         expected = obs_sig.get(main[0].name, 0.0) * r.strength / max(main[0].strength, 1e-9) if main else 0.0
         if p.residual_eV is None:
-            if expected >= 40.0 and r.kind == "element":
+            if expected >= 60.0 and r.kind == "element" and p.significance < 4.0:
                 strong_missing.append(f"{r.name} (expected about {expected:.0f} sigma)")
             continue
         if (r.kind == "element" and main is None) or p.significance < (5.0 if r.kind == "anode" else 15.0):
@@ -205,7 +205,7 @@ def independent_checks(
                 n=0,
             )
         )
-    anode_seen = _anode_seen(spec, gain, offset, anode, tube_kv)
+    anode_seen = _anode_seen(spec, obs, gain, offset, anode, tube_kv)
     if anode_seen is not None:
         out.append(anode_seen)
     if strong_missing:
@@ -306,32 +306,69 @@ def _energy_of(
 
 
 def _anode_seen(
-    spec: _Spec, gain: float, offset: float, anode: str | None, tube_kv: float
+    spec: _Spec, obs: Sequence[_Obs], gain: float, offset: float, anode: str | None, tube_kv: float
 ) -> dict[str, Any] | None:
-    """The anode's strongest scattered line on the axis shows as a peak at its place."""
+    """The anode's strongest scattered line on the axis shows as a peak at its place,
+    stronger than its family companion (K-beta, L-beta1)."""
     if anode is None:
         return None
     lines = physics.anode_lines(anode, tube_kv)
-    n = spec.y.size
     # the main family only: K when excited (soft L lines die in filters and air), else L
-    for fam in ("K", "L")[:1] if any(ln.family == "K" for ln in lines) else ("L",):
-        fam_lines = [ln for ln in lines if ln.family == fam]
-        if not fam_lines:
-            continue
-        ln = max(fam_lines, key=lambda q: q.rel_intensity)
-        c = (ln.energy_keV - offset) / gain
-        if not (5 <= c <= n - 6):
-            continue
-        fw = float(_fwhm_at(ln.energy_keV)) / gain
-        lo, hi = int(max(c - 1.5 * fw, 1)), int(min(c + 0.5 * fw, n - 2)) + 1
-        ev = float(np.max(spec.evidence[lo:hi]))
-        name = f"{anode} {ln.siegbahn}"
-        if ev >= 5.0:
-            return check("anode lines", True, f"the {name} scatter peak is at {ln.energy_keV:.2f} keV")
+    fam = "K" if any(ln.family == "K" for ln in lines) else "L"
+    fam_lines = sorted((ln for ln in lines if ln.family == fam), key=lambda q: -q.rel_intensity)
+    if not fam_lines:
+        return None
+    main = fam_lines[0]
+    comp = next((ln for ln in fam_lines if abs(ln.energy_keV - main.energy_keV) > 0.3), None)
+    ev_main = _scatter_evidence(spec, obs, gain, offset, main.energy_keV)
+    if ev_main is None:
+        return None
+    name = f"{anode} {main.siegbahn}"
+    if ev_main < 5.0:
         return check(
             "anode lines",
             False,
-            f"no {name} scatter peak at {ln.energy_keV:.2f} keV where the tube must put one",
+            f"no {name} scatter peak at {main.energy_keV:.2f} keV where the tube must put one",
             critical=True,
         )
-    return None
+    ev_comp = None if comp is None else _scatter_evidence(spec, obs, gain, offset, comp.energy_keV)
+    ratio_min = 1.5 if fam == "K" else 0.7
+    if comp is not None and ev_comp is not None:
+        # the companion's share of the line family, a third of it as the least expected
+        want = 0.3 * ev_main * comp.rel_intensity / max(main.rel_intensity, 1e-9)
+        if want >= 8.0 and ev_comp < want:
+            return check(
+                "anode lines",
+                False,
+                f"{anode} {comp.siegbahn} missing at {comp.energy_keV:.2f} keV beside a "
+                f"{ev_main:.0f}-sigma {name} peak: the lines are not where the calibration puts them",
+                critical=True,
+            )
+    if ev_comp is not None and ev_main < ratio_min * ev_comp:
+        return check(
+            "anode lines",
+            False,
+            f"the {name} scatter peak at {main.energy_keV:.2f} keV is weaker than "
+            f"its companion {anode} {comp.siegbahn}: the lines are not where the calibration puts them",
+            critical=True,
+        )
+    return check(
+        "anode lines",
+        True,
+        f"the {name} scatter peak is at {main.energy_keV:.2f} keV"
+        + ("" if ev_comp is None else f", stronger than {anode} {comp.siegbahn}"),
+    )
+
+
+def _scatter_evidence(
+    spec: _Spec, obs: Sequence[_Obs], gain: float, offset: float, keV: float
+) -> float | None:
+    """Significance of the strongest observed peak at a scattered line (its Compton side
+    included, up to one FWHM below); 0 when none, None when the line is off the axis."""
+    n = spec.y.size
+    c = (keV - offset) / gain
+    if not (5 <= c <= n - 6):
+        return None
+    fw = float(_fwhm_at(keV)) / gain
+    sig = [o.significance for o in obs if c - 1.0 * fw <= o.channel <= c + 0.4 * fw]
+    return float(max(sig)) if sig else 0.0

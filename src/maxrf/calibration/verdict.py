@@ -100,7 +100,7 @@ def zero_checks(obs: Sequence[_Obs], gain: float, offset: float, n: int) -> list
         if abs(ek) <= 0.35
         and o.significance >= 30
         and not o.broad
-        and o.fwhm * gain <= 1.2 * float(_fwhm_at(max(abs(ek), 0.3)))
+        and o.fwhm * gain <= 1.6 * float(_fwhm_at(max(abs(ek), 0.3)))
     ]
     if c0 < -2:
         out.append(check("zero peak", True, f"zero peak off the axis (0 keV at channel {c0:.0f})"))
@@ -253,14 +253,20 @@ def unexplained_check(
     )
 
 
-@functools.lru_cache(maxsize=16)
-def _known_energies(refs: Sequence[_Ref], tube_kv: float) -> np.ndarray:
-    """Energies (keV) of the reference lines and the main lines of all elements Z 11-92."""
-    e = [r.keV for r in refs]
-    for z in range(11, 93):
-        for ln in physics.element_lines(z, tube_kv, min_keV=0.9, min_rel=0.05):
-            e.append(ln.energy_keV)
-    return np.unique(np.array(e))
+def _known_energies(refs: tuple[_Ref, ...], tube_kv: float) -> np.ndarray:
+    """Energies (keV) of the reference lines and the lines of all elements Z 11-92 that
+    the tube excites."""
+    e = np.array([r.keV for r in refs])
+    every = _all_lines()
+    return np.unique(np.concatenate([e, every[every <= tube_kv]]))
+
+
+@functools.lru_cache(maxsize=1)
+def _all_lines() -> np.ndarray:
+    """Energies (keV) of the lines (>= 5 % of their family) of elements Z 11-92, 0.9-100 keV."""
+    lines = [physics.element_lines(z, 100.0, min_keV=0.9, min_rel=0.05) for z in range(11, 93)]
+    e = [ln.energy_keV for group in lines for ln in group]
+    return np.array(sorted(e))
 
 
 def coverage_check(
@@ -299,13 +305,14 @@ def assess(
     fwhm6: float,
     tube_kv: float,
     anode_ref: _Ref | None,
+    anode: str | None = None,
     compton: tuple[float | None, float | None] = (None, None),
     header: tuple[float, float] | None = None,
 ) -> tuple[str, list[dict[str, Any]]]:
     """Every check of an automatic calibration and the verdict: ``(quality, checks)``."""
     n = spec.y.size
     checks: list[dict[str, Any]] = [residual_check(entries, gain, offset)]
-    indep, probes = independent_checks(spec, gain, offset, refs, entries, fwhm6, obs, tube_kv)
+    indep, probes = independent_checks(spec, gain, offset, refs, entries, fwhm6, obs, tube_kv, anode)
     checks += indep
     checks += zero_checks(obs, gain, offset, n)
     checks.append(kv_check(obs, gain, offset, tube_kv))
