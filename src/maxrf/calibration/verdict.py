@@ -261,11 +261,15 @@ def _known_energies(refs: tuple[_Ref, ...], tube_kv: float) -> np.ndarray:
     return np.unique(np.concatenate([e, every[every <= tube_kv]]))
 
 
+_MAIN_LINES = frozenset({"Ka1", "Ka2", "Kb1", "La1", "Lb1", "Ma"})
+
+
 @functools.lru_cache(maxsize=1)
 def _all_lines() -> np.ndarray:
-    """Energies (keV) of the lines (>= 5 % of their family) of elements Z 11-92, 0.9-100 keV."""
-    lines = [physics.element_lines(z, 100.0, min_keV=0.9, min_rel=0.05) for z in range(11, 93)]
-    e = [ln.energy_keV for group in lines for ln in group]
+    """Energies (keV) of the main lines (K-alpha, K-beta1, L-alpha1, L-beta1, M-alpha) of
+    elements Z 11-92, 0.9-100 keV: an unknown element shows at least these."""
+    lines = [physics.element_lines(z, 100.0, min_keV=0.9, min_rel=0.01) for z in range(11, 93)]
+    e = [ln.energy_keV for group in lines for ln in group if ln.siegbahn in _MAIN_LINES]
     return np.array(sorted(e))
 
 
@@ -360,3 +364,66 @@ def check_header_against_auto(
     header_cal.checks = [cmp]
     # two independent sources agreeing is strong evidence; disagreeing, a warning
     header_cal.quality = "good" if cmp["passed"] and auto.quality != "failed" else "doubtful"
+
+
+def assess_calibration(
+    counts: np.ndarray,
+    gain_keV: float,
+    offset_keV: float,
+    *,
+    anode: str = "Rh",
+    tube_kv: float = 40.0,
+    header: tuple[float, float] | None = None,
+) -> tuple[str, list[dict[str, Any]]]:
+    """The verdict on any linear calibration of a spectrum (found, given or read).
+
+    The peaks of ``counts`` are matched to the reference lines under the calibration,
+    refitted, and every check of :func:`assess` runs on the calibration as given (it is
+    not refitted).
+
+    Parameters
+    ----------
+    counts : numpy.ndarray
+        ``(C,)`` counts per channel.
+    gain_keV, offset_keV : float
+        The calibration to judge: ``E = offset_keV + gain_keV * channel`` (keV).
+    anode, tube_kv : str, float
+        Tube anode and voltage (kV).
+    header : (gain_keV, offset_keV), optional
+        A header calibration to compare with.
+
+    Returns
+    -------
+    (quality, checks)
+    """
+    from maxrf.calibration.hypotheses import _Hyp
+    from maxrf.calibration.match import _assign, _implied_fwhm6
+    from maxrf.calibration.observe import _observe, _prepare
+    from maxrf.calibration.precise import _find_compton, _precise
+    from maxrf.calibration.references import _FWHM6_DEFAULT, _anode_main, _reference_lines
+
+    y = np.asarray(counts, dtype=np.float64)
+    sym = physics.normalize_element(anode)
+    refs = _reference_lines(sym, float(tube_kv))
+    anode_ref = _anode_main(refs)
+    spec = _prepare(y, "sum")
+    obs = _observe(spec)
+    pairs = _assign(gain_keV, offset_keV, obs, refs, 0.3, y.size)
+    f6 = _implied_fwhm6(pairs, obs, refs, gain_keV)
+    fwhm6 = float(np.clip(f6, 0.121, 0.4)) if f6 is not None else _FWHM6_DEFAULT
+    _g, _o, entries = _precise(_Hyp(gain_keV, offset_keV, pairs=pairs, fwhm6=fwhm6), obs, refs)
+    compton = _find_compton(spec, gain_keV, offset_keV, anode_ref, fwhm6)
+    return assess(
+        spec,
+        obs,
+        refs,
+        entries,
+        gain_keV,
+        offset_keV,
+        fwhm6=fwhm6,
+        tube_kv=float(tube_kv),
+        anode_ref=anode_ref,
+        anode=sym,
+        compton=compton,
+        header=header,
+    )
