@@ -205,7 +205,9 @@ def independent_checks(
                 n=0,
             )
         )
-    anode_seen = _anode_seen(spec, obs, gain, offset, anode, tube_kv)
+    anode_seen = _anode_seen(
+        spec, obs, gain, offset, anode, tube_kv, [e[0].keV for e in entries if e[0].kind == "element"]
+    )
     if anode_seen is not None:
         out.append(anode_seen)
     if strong_missing:
@@ -306,7 +308,13 @@ def _energy_of(
 
 
 def _anode_seen(
-    spec: _Spec, obs: Sequence[_Obs], gain: float, offset: float, anode: str | None, tube_kv: float
+    spec: _Spec,
+    obs: Sequence[_Obs],
+    gain: float,
+    offset: float,
+    anode: str | None,
+    tube_kv: float,
+    element_keV: Sequence[float] = (),
 ) -> dict[str, Any] | None:
     """The anode's strongest scattered line on the axis shows as a peak at its place,
     stronger than its family companion (K-beta, L-beta1)."""
@@ -324,6 +332,11 @@ def _anode_seen(
     if ev_main is None:
         return None
     name = f"{anode} {main.siegbahn}"
+    fw_main = float(_fwhm_at(main.energy_keV))
+    lo_main = float(physics.compton_shift(main.energy_keV, 180.0)) - fw_main
+    masked = any(lo_main <= e <= main.energy_keV + 1.5 * fw_main for e in element_keV)
+    if ev_main < 5.0 and masked:
+        return None  # under a strong line of the sample: cannot tell
     if ev_main < 5.0:
         return check(
             "anode lines",
@@ -333,6 +346,9 @@ def _anode_seen(
         )
     ev_comp = None if comp is None else _scatter_evidence(spec, obs, gain, offset, comp.energy_keV)
     ratio_min = 1.5 if fam == "K" else 0.7
+    # an element line of the sample at the companion's place confounds the comparison
+    if comp is not None and any(abs(e - comp.energy_keV) < float(_fwhm_at(e)) for e in element_keV):
+        ev_comp = None
     if comp is not None and ev_comp is not None:
         # the companion's share of the line family, a third of it as the least expected
         want = 0.3 * ev_main * comp.rel_intensity / max(main.rel_intensity, 1e-9)
@@ -370,5 +386,7 @@ def _scatter_evidence(
     if not (5 <= c <= n - 6):
         return None
     fw = float(_fwhm_at(keV)) / gain
-    sig = [o.significance for o in obs if c - 1.0 * fw <= o.channel <= c + 0.4 * fw]
+    # down to the Compton peak at 180 degrees: blended with it, the peak's maximum moves
+    c_lo = (float(physics.compton_shift(keV, 180.0)) - offset) / gain - 0.5 * fw
+    sig = [o.significance for o in obs if min(c_lo, c - 1.0 * fw) <= o.channel <= c + 0.4 * fw]
     return float(max(sig)) if sig else 0.0
