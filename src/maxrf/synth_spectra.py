@@ -12,6 +12,7 @@ detector resolution, pile-up) comes from :func:`maxrf.synth.synth_spectrum` and
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -93,9 +94,16 @@ def filter_transmission(energies: np.ndarray, filt: tuple[str, float] | None) ->
     if filt is None:
         return np.ones_like(e)
     el, um = filt
-    ev = np.clip(e, 0.1, None) * 1e3
-    mu = xraydb.mu_elam(el, ev) * xraydb.atomic_density(el)  # 1/cm
-    return np.exp(-mu * um * 1e-4)
+    grid, mu = _mu_grid(el)
+    log_mu = np.interp(np.log(np.clip(e, 0.1, 100.0)), np.log(grid), np.log(mu))
+    return np.exp(-np.exp(log_mu) * um * 1e-4)
+
+
+@functools.lru_cache(maxsize=16)
+def _mu_grid(element: str) -> tuple[np.ndarray, np.ndarray]:
+    """Linear attenuation (1/cm) of an element on a fine log grid 0.1-100 keV (xraydb)."""
+    grid = np.geomspace(0.1, 100.0, 4000)
+    return grid, xraydb.mu_elam(element, grid * 1e3) * xraydb.atomic_density(element)
 
 
 def calibration_case(
@@ -130,7 +138,8 @@ def calibration_case(
     kind = kind or ("blank" if rng.uniform() < 0.5 else "lines")
     if kind not in ("blank", "lines"):
         raise ParameterError(f"kind must be 'blank' or 'lines', got {kind!r}")
-    kv = float(rng.uniform(30.0, 40.0) if anode == "Cr" else rng.uniform(35.0, 50.0))
+    # instruments run at round voltages (and the continuum template is cached per voltage)
+    kv = float(rng.choice([30.0, 35.0, 40.0] if anode == "Cr" else [35.0, 40.0, 45.0, 50.0]))
     gain = float(gain_keV if gain_keV is not None else rng.uniform(0.005, 0.020))
     offset = float(offset_keV if offset_keV is not None else rng.uniform(-1.2, 0.3))
     # as many channels as cover the excited range at this gain (1024..4096)
