@@ -98,3 +98,14 @@ def test_convert_warns_when_the_header_disagrees(tmp_path):
     assert cal["method"] == "header" and cal["quality"] == "doubtful"
     assert cal["gain_keV"] == pytest.approx(wrong)
     assert "disagrees" in maxrf("info", ds.path).stdout
+
+
+def test_report_shows_the_verdict(scans, tmp_path):
+    from maxrf.report import build_report
+
+    rpl, _truth = scans
+    ds = convert(rpl, tmp_path / "r.datastack")
+    html = build_report(ds)
+    assert 'data-calibration-quality="good"' in html
+    assert "<b>Verdict:</b> good: every consistency check passed" in html
+    assert 'data-check="header" data-passed="ok"' in html
