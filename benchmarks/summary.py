@@ -73,6 +73,21 @@ def rows() -> list[str]:
             f"| {f['hypothesis_examples_total']} over {len(f['hypothesis'])} properties "
             f"(headers, raw sizes, viewer URLs and queries) | no exception but maxrf.errors |",
         ]
+    cb = _load("calibration")
+    if cb:
+        sy, re_ = cb["synthetic"], cb["real"]
+        out += [
+            f"| auto calibration, {sy['n']} hard synthetic spectra (6 anodes, 5-20 eV/ch, offsets "
+            f"-1.2..+0.3 keV, blanks and line-rich; seeds {cb['seeds']}) "
+            f"| {100 * sy['within_10_eV']:.0f}% within 10 eV; {100 * sy['good']:.0f}% called good "
+            f"| >= 97% |",
+            f"| results > 30 eV off called \"good\" (silent failures) "
+            f"| {sy['silent_failures_over_30_eV_called_good']} of {sy['over_30_eV']} such results "
+            f"| 0 |",
+            f"| auto calibration on the {re_['n']} real NIST spectra vs the instrument's "
+            f"| worst {re_['worst_error_eV']:.1f} eV; all good: {re_['all_good_within_10_eV']} "
+            f"| within 10 eV, good |",
+        ]
     lg = _load("large")
     if lg:
         out.append(f"| larger than RAM: {lg['cube_GB']:.0f} GB cube, {lg['ram_GB']:.0f} GB RAM "

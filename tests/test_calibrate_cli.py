@@ -16,9 +16,7 @@ from maxrf.convert import convert
 from maxrf.errors import CalibrationError
 from maxrf.synth import make_scan
 
-SPECTRA = Path(__file__).resolve().parents[2] / "shared" / "data" / "spectra"
-if not SPECTRA.is_dir():
-    SPECTRA = Path("/work/shared/data/spectra")
+SPECTRA = Path(__file__).resolve().parent / "data" / "spectra"  # vendored, public domain
 
 
 def maxrf(*args):

@@ -21,9 +21,9 @@ from maxrf.calibration import (
 )
 from maxrf.errors import CalibrationError
 
-DATA = Path("/work/shared/data/spectra")
+DATA = Path(__file__).resolve().parent / "data" / "spectra"  # vendored, public domain
 REAL = sorted(DATA.glob("*.msa"))
-needs_data = pytest.mark.skipif(not REAL, reason="real spectra not available")
+assert len(REAL) == 10, f"the real .msa spectra are missing from {DATA}"
 
 
 def max_error_eV(c: Calibration, gain: float, offset: float, n: int, hi: float = 20.0) -> float:
@@ -51,7 +51,6 @@ def _variant(path: Path, how: str) -> tuple[np.ndarray, float, float]:
     return y, gain, offset
 
 
-@needs_data
 @pytest.mark.parametrize("how", ["full", "crop", "rebin"])
 @pytest.mark.parametrize("path", REAL, ids=[p.stem.split("_")[0] for p in REAL])
 def test_real_spectra_agree_with_header(path, how):
@@ -64,11 +63,12 @@ def test_real_spectra_agree_with_header(path, how):
     assert all(abs(p.residual_eV) < 40 for p in used)
     assert c.rms_eV < 15
     assert any(p.name == "Rh Ka" for p in used)  # the anode anchor
+    if how == "full":  # the instrument's own axis: every check passes
+        assert c.quality == "good", c.summary()
     if "Acrylic" in path.name:  # the blank: Rh lines (and the zero peak) only
         assert {p.name for p in used} <= {"zero", "Rh La", "Rh Lb", "Rh Ka", "Rh Kb"}
 
 
-@needs_data
 def test_real_spectrum_details():
     from maxrf.io.spectra import read_spectrum
 
@@ -85,7 +85,7 @@ def test_real_spectrum_details():
     assert c.compton_keV == pytest.approx(cal.compton_shift(rh_ka.keV, c.theta_deg), abs=1e-6)
     assert any(p.kind == "compton" and not p.used for p in c.peaks)
     assert c.rms_eV < 10
-    assert c.quality["n_peaks_used"] >= 4
+    assert c.diagnostics["n_peaks_used"] >= 4
     # JSON round trip
     d = json.loads(json.dumps(c.to_dict()))
     c2 = Calibration.from_dict(d)

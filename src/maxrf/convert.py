@@ -134,6 +134,8 @@ def convert(
     calibrate: bool = True,
     anode: str = "Rh",
     tube_kv: float = 40.0,
+    calibration: str | None = None,
+    manual: str | None = None,
     progress: bool = False,
     client: ClientLike = None,
     budget: int | None = None,
@@ -158,6 +160,13 @@ def convert(
         Find the energy calibration from the spectra when the header has none.
     anode, tube_kv : str, float
         X-ray tube anode element and voltage (kV), used by the calibration.
+    calibration : {'header', 'auto', 'manual'}, optional
+        Which calibration to store: the header's (compared with the automatic one), the
+        automatic one (compared with the header's), or ``manual``. Default: the header's
+        when it has one, else automatic. A doubtful or failed verdict is a warning and is
+        recorded in the ``calibration`` layer.
+    manual : str, optional
+        ``"CH1:KEV1,CH2:KEV2"`` for ``calibration='manual'``.
     progress : bool
         Show a progress bar.
     client : dask.distributed.Client, optional
@@ -179,6 +188,12 @@ def convert(
     if out.suffix != ".datastack":
         out = out.with_name(out.name + ".datastack")
     check_output(out, overwrite)
+    if calibration not in (None, "header", "auto", "manual"):
+        raise ParameterError(f"calibration must be 'header', 'auto' or 'manual', got {calibration!r}")
+    if calibration == "header" and scan.calibration is None:
+        raise ParameterError(f"{scan.rpl_path}: the header carries no calibration; use 'auto' or 'manual'")
+    if (calibration == "manual") != (manual is not None):
+        raise ParameterError("a manual calibration needs calibration='manual' and the CH:KEV pairs")
     _clean_stale_partials(out)
 
     h, w, c = scan.shape
@@ -190,11 +205,11 @@ def convert(
         with disk_errors(out):
             _build(tmp, scan, store_dtype, (rows, cols), sigma, flip_horizontal, flip_vertical,
                    progress, client)
-            cal = scan.calibration
-            if cal is not None:
-                _write_header_calibration(tmp, cal, c)
-            elif calibrate:
-                _auto_calibrate(tmp, anode, tube_kv)
+            mode = calibration or ("header" if scan.calibration is not None else "auto")
+            if mode == "header":
+                _write_header_calibration(tmp, scan.calibration, c, anode, tube_kv)
+            elif mode == "manual" or calibrate:
+                _auto_calibrate(tmp, anode, tube_kv, manual)
             _swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -233,24 +248,41 @@ def _build(tmp, scan, store_dtype, block, sigma, flip_h, flip_v, progress, clien
     finish_store(tmp, spectra, metadata)
 
 
-def _write_header_calibration(tmp: Path, cal: tuple[float, float], n: int) -> None:
-    """The header's calibration, stored in the same layer shape as a found one."""
+def _write_header_calibration(
+    tmp: Path, cal: tuple[float, float], n: int, anode: str, tube_kv: float
+) -> None:
+    """The header's calibration, stored in the same layer shape as a found one, with the
+    comparison against the automatic calibration as its verdict."""
     from maxrf.calibration import header_calibration
+    from maxrf.calibration.verdict import check_header_against_auto
 
     header = header_calibration(*cal)
+    ds = DataStack(tmp)
+    sum_y, max_y = np.asarray(ds.sum_spectrum), np.asarray(ds.max_spectrum)
+    check_header_against_auto(header, sum_y, max_y, anode, tube_kv)
     write_layer(tmp, "calibration", {"energies": header.energies(n)}, header.to_dict())
+    _warn_verdict(header)
 
 
-def _auto_calibrate(tmp: Path, anode: str, tube_kv: float) -> None:
-    """Calibrate from the spectra; a failure is recorded, never fatal to convert."""
+def _auto_calibrate(tmp: Path, anode: str, tube_kv: float, manual: str | None = None) -> None:
+    """Calibrate from the spectra (or by hand); a failure is recorded, never fatal."""
     try:
         from maxrf.calibration import calibrate_datastack
     except ImportError:  # calibration not installed in this build
         return
     try:
-        calibrate_datastack(DataStack(tmp), anode=anode, tube_kv=tube_kv)
+        cal = calibrate_datastack(DataStack(tmp), anode=anode, tube_kv=tube_kv, manual=manual)
     except CalibrationError as exc:
         warnings.warn(f"automatic calibration failed: {exc}; run 'maxrf calibrate'", stacklevel=3)
+        return
+    _warn_verdict(cal)
+
+
+def _warn_verdict(cal: Any) -> None:
+    """A doubtful or failed calibration is a visible warning, never a silent choice."""
+    if cal.quality in ("doubtful", "failed"):
+        warnings.warn(f"{cal.summary()}; check it with 'maxrf calibrate' or give --calibration manual",
+                      stacklevel=4)
 
 
 def _exchange(a: Path, b: Path) -> bool:

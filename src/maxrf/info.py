@@ -54,6 +54,8 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
         "calibration": None if cal is None else {
             "gain_keV": cal["gain_keV"], "offset_keV": cal["offset_keV"],
             "method": cal.get("method"),
+            "quality": cal.get("quality"),
+            "checks": [c for c in cal.get("checks") or [] if isinstance(c, dict)],
         },
         "layers": sorted(layers),
         "layer_shapes": shapes,

@@ -42,6 +42,17 @@ Algorithm of :func:`auto_calibrate`
    energy into the scattering angle. The Compton peak never enters the gain (its energy
    depends on the unknown angle and it is broad and asymmetric).
 
+7. **Verdict.** Every result carries ``quality`` (``'good'``, ``'doubtful'``, ``'failed'``)
+   and its named ``checks`` (:mod:`~maxrf.calibration.quality`,
+   :mod:`~maxrf.calibration.verdict`): residuals; lines *not* in the fit (anode K-beta,
+   element companions, leave-one-out) at their places; the anode's main scatter line
+   there and stronger than its companion; the zero peak at 0 keV; nothing at negative
+   energies or above the tube voltage; widths on one resolution law FWHM^2 = a + b E; a
+   possible Compton angle; the 2-20 keV axis pinned by the fit; no strong peak
+   unexplained; agreement within 20 eV with the file header's calibration when there is
+   one. ``good`` needs every check passed and an independent confirmation.
+   :func:`~maxrf.calibration.verdict.assess_calibration` judges any calibration.
+
 Limits: with a single element, no zero peak on the axis and a weak or Compton-blended
 anode line (W, Cr, Cu anodes; or an axis starting above 0 keV), element lines can be
 confused with their neighbours in the periodic table (K lines scale with Z); give a manual
@@ -57,7 +68,8 @@ One module per part of the work, each importing only from those listed before it
 and header calibrations, :func:`parse_manual`, :func:`parse_range`), ``references``
 (reference lines, step 2), ``observe`` (observed peaks, step 1), ``match`` (matching
 peaks to lines), ``hypotheses`` (candidate calibrations and their scores, steps 3-4),
-``precise`` (precise centres and the Compton peak, steps 5-6), ``auto``
+``precise`` (precise centres and the Compton peak, steps 5-6), ``quality`` and
+``verdict`` (the checks and the verdict, step 7), ``auto``
 (:func:`auto_calibrate`, :func:`calibrate`) and ``datastack`` (:func:`calibrate_datastack`,
 :func:`calibrate_spectrum`). Their public names are importable from here.
 """
@@ -93,9 +105,11 @@ from maxrf.calibration.results import (  # noqa: F401
     Calibration,
     CalibrationPeak,
 )
+from maxrf.calibration.verdict import assess_calibration
 from maxrf.physics import compton_shift, detector_angle
 
 __all__ = [
+    "assess_calibration",
     "Calibration",
     "CalibrationPeak",
     "auto_calibrate",

@@ -26,10 +26,11 @@ from maxrf.calibration.hypotheses import (
     _refine,
 )
 from maxrf.calibration.manual import manual_calibration, parse_range, range_calibration
-from maxrf.calibration.observe import _merge, _observe, _prepare
+from maxrf.calibration.observe import _merge, _Obs, _observe, _prepare, _Spec
 from maxrf.calibration.precise import _find_compton, _precise
-from maxrf.calibration.references import _anode_main, _reference_lines
+from maxrf.calibration.references import _anode_main, _Ref, _reference_lines
 from maxrf.calibration.results import Calibration, CalibrationPeak
+from maxrf.calibration.verdict import assess
 from maxrf.errors import CalibrationError, ParameterError
 
 
@@ -58,8 +59,9 @@ def auto_calibrate(
     tube_kv: float = 40.0,
     gain_range: tuple[float, float] = GAIN_RANGE,
     offset_range: tuple[float, float] = OFFSET_RANGE,
+    header: tuple[float, float] | None = None,
 ) -> Calibration:
-    """Energy calibration from the peaks of a spectrum alone.
+    """Energy calibration from the peaks of a spectrum alone, with its verdict.
 
     Parameters
     ----------
@@ -75,25 +77,87 @@ def auto_calibrate(
         Plausible keV per channel.
     offset_range : (float, float)
         Plausible energy of channel 0 (keV).
+    header : (gain_keV, offset_keV), optional
+        The file's own calibration: compared (check ``header``), never used.
 
     Returns
     -------
     Calibration
         ``method='auto'``, with the peaks used and their residuals, the scattering angle
-        when the Compton peak is found, and ``quality`` diagnostics.
+        when the Compton peak is found, ``quality`` (``'good'``, ``'doubtful'`` or
+        ``'failed'``) with its ``checks``, and search ``diagnostics``.
 
     Raises
     ------
     CalibrationError
         Bad input, or no consistent calibration (fewer than three peaks agree).
     """
+    y, ym, anode_sym, kv, (g_lo, g_hi) = _check_inputs(sum_spectrum, max_spectrum, anode, tube_kv, gain_range)
+    refs = _reference_lines(anode_sym, kv)
+    anode_ref = _anode_main(refs)
+    spec = _prepare(y, "sum")
+    obs = _observe(spec)
+    if ym is not None:
+        obs = _merge(obs, _observe(_prepare(ym, "max")))
+    if len(obs) < 2:
+        raise CalibrationError(
+            f"auto calibration found {len(obs)} significant peak(s) in the spectrum; "
+            "give a manual calibration (two CHANNEL:KEV pairs) or an energy range"
+        )
+    kept = _candidates(obs, refs, spec, anode_ref, (g_lo, g_hi), offset_range)
+    distinct = _select(kept, obs, refs, spec, anode_ref)
+    if not distinct:
+        raise CalibrationError(
+            "auto calibration found no consistent solution (no calibration puts three "
+            f"peaks on known lines for anode {anode_sym} at {kv:g} kV); check anode/tube_kv "
+            "or give a manual calibration (two CHANNEL:KEV pairs) or an energy range"
+        )
+    best = distinct[0]
+    gain, offset, entries = _precise(best, obs, refs)
+    if len([e for e in entries if e[3]]) < 2:
+        gain, offset = best.gain, best.offset
+    if not (g_lo * 0.8 <= gain <= g_hi * 1.2):
+        raise CalibrationError(
+            f"auto calibration diverged (gain {gain:.5f} keV/channel); give a manual "
+            "calibration or an energy range"
+        )
+    cal = _result(gain, offset, entries, spec, anode_ref, best)
+    cal.anode, cal.tube_kv = anode_sym, kv
+    cal.quality, cal.checks = assess(
+        spec,
+        obs,
+        refs,
+        entries,
+        gain,
+        offset,
+        fwhm6=best.fwhm6,
+        tube_kv=kv,
+        anode_ref=anode_ref,
+        anode=anode_sym,
+        compton=(cal.compton_keV, cal.theta_deg),
+        header=header,
+    )
+    cal.diagnostics.update(
+        score=float(best.score),
+        runner_up_score=float(distinct[1].score) if len(distinct) > 1 else None,
+        n_peaks_found=len(obs),
+        noise_scale=float(spec.scale),
+    )
+    return cal
+
+
+def _check_inputs(
+    sum_spectrum: Any, max_spectrum: Any, anode: str, tube_kv: float, gain_range: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray | None, str, float, tuple[float, float]]:
+    """Validated spectra, anode symbol, tube voltage (kV) and gain range."""
     y = _as_1d(sum_spectrum, "sum spectrum")
-    n = y.size
     ym = None
     if max_spectrum is not None:
         ym = _as_1d(max_spectrum, "max spectrum")
-        if ym.size != n:
-            raise CalibrationError(f"max spectrum has {ym.size} channels, sum spectrum {n}: they must match")
+        if ym.size != y.size:
+            raise CalibrationError(
+                f"max spectrum has {ym.size} channels, sum spectrum {y.size}: they must match"
+            )
     try:
         anode_sym = physics.normalize_element(anode)
         if anode_sym not in physics.ANODES:
@@ -109,29 +173,28 @@ def auto_calibrate(
     g_lo, g_hi = (float(v) for v in gain_range)
     if not (0 < g_lo < g_hi):
         raise CalibrationError(f"gain_range must be (low, high) with 0 < low < high: {gain_range}")
+    return y, ym, anode_sym, kv, (g_lo, g_hi)
 
-    refs = _reference_lines(anode_sym, kv)
-    anode_ref = _anode_main(refs)
-    spec = _prepare(y, "sum")
-    obs = _observe(spec)
-    if ym is not None:
-        obs = _merge(obs, _observe(_prepare(ym, "max")))
-    if len(obs) < 2:
-        raise CalibrationError(
-            f"auto calibration found {len(obs)} significant peak(s) in the spectrum; "
-            "give a manual calibration (two CHANNEL:KEV pairs) or an energy range"
-        )
-    gains, offsets = _hypotheses(obs, refs, n, (g_lo, g_hi), offset_range)
+
+def _candidates(
+    obs: list[_Obs],
+    refs: Sequence[_Ref],
+    spec: _Spec,
+    anode_ref: _Ref | None,
+    gain_range: tuple[float, float],
+    offset_range: tuple[float, float],
+) -> list[_Hyp]:
+    """Hypotheses from pairs of peaks x pairs of lines, first-scored; the best kept: those
+    that find the anode's main line with its Compton partner, and the best of the others."""
+    gains, offsets = _hypotheses(obs, refs, spec.y.size, gain_range, offset_range)
     if gains.size == 0:
         raise CalibrationError(
             "auto calibration: no pair of peaks gives a gain within "
-            f"{g_lo}-{g_hi} keV/channel; give a manual calibration or an energy range"
+            f"{gain_range[0]}-{gain_range[1]} keV/channel; give a manual calibration or an energy range"
         )
     anode_weight = max(o.weight for o in obs)
     medium, g_med, o_med, verified = _medium_scores(gains, offsets, obs, refs, spec, anode_ref, anode_weight)
     kept: list[_Hyp] = []
-    # candidates: the best that find the anode's main line with its Compton partner, and
-    # the best of the others
     quotas = (40, 25) if np.any(verified > 0) else (0, 60)
     for subset, quota in ((verified > 0, quotas[0]), (verified <= 0, quotas[1])):
         if quota == 0:
@@ -152,6 +215,14 @@ def auto_calibrate(
             if len(chosen) >= quota:
                 break
         kept += chosen
+    return kept
+
+
+def _select(
+    kept: list[_Hyp], obs: list[_Obs], refs: Sequence[_Ref], spec: _Spec, anode_ref: _Ref | None
+) -> list[_Hyp]:
+    """Refined hypotheses, best first, one per distinct solution."""
+    anode_weight = max(o.weight for o in obs)
     refined = [_refine(h, obs, refs, spec, anode_ref, anode_weight) for h in kept]
     refined = [h for h in refined if np.isfinite(h.score) and len(h.pairs) >= 3]
     # the anode's main line is the anchor when present: if some solutions find it (a
@@ -163,30 +234,24 @@ def auto_calibrate(
             # the Compton partner can miss on a coarse or short axis)
             best_v = max(h.score for h in verified_h)
             refined = verified_h + [h for h in refined if h not in verified_h and h.score > 2.0 * best_v]
-    # merge hypotheses that converged to the same solution
     refined.sort(key=lambda h: (-h.score, h.rms_eV if np.isfinite(h.rms_eV) else 1e9))
     distinct: list[_Hyp] = []
     for h in refined:
         if any(abs(h.gain - d.gain) < 0.002 * h.gain and abs(h.offset - d.offset) < 0.02 for d in distinct):
             continue
         distinct.append(h)
-    if not distinct:
-        raise CalibrationError(
-            "auto calibration found no consistent solution (no calibration puts three "
-            f"peaks on known lines for anode {anode_sym} at {kv:g} kV); check anode/tube_kv "
-            "or give a manual calibration (two CHANNEL:KEV pairs) or an energy range"
-        )
-    best = distinct[0]
-    runner_up = distinct[1].score if len(distinct) > 1 else None
+    return distinct
 
-    gain, offset, entries = _precise(best, obs, refs)
-    if len([e for e in entries if e[3]]) < 2:
-        gain, offset = best.gain, best.offset
-    if not (g_lo * 0.8 <= gain <= g_hi * 1.2):
-        raise CalibrationError(
-            f"auto calibration diverged (gain {gain:.5f} keV/channel); give a manual "
-            "calibration or an energy range"
-        )
+
+def _result(
+    gain: float,
+    offset: float,
+    entries: list[tuple[_Ref, float, float, bool]],
+    spec: _Spec,
+    anode_ref: _Ref | None,
+    best: _Hyp,
+) -> Calibration:
+    """The calibration with its peaks (residuals) and the anode's Compton peak."""
     peaks_out = [
         CalibrationPeak(
             name=ref.name,
@@ -212,25 +277,19 @@ def auto_calibrate(
         )
     peaks_out.sort(key=lambda p: p.channel)
     used_res = [p.residual_eV for p in peaks_out if p.used]
-    quality = {
-        "score": float(best.score),
-        "runner_up_score": None if runner_up is None else float(runner_up),
-        "n_peaks_found": len(obs),
+    diagnostics = {
         "n_peaks_used": len(used_res),
         "rms_eV": float(np.sqrt(np.mean(np.square(used_res)))) if used_res else None,
         "fwhm_at_5.9keV_keV": float(best.fwhm6),
-        "noise_scale": float(spec.scale),
     }
     return Calibration(
         gain_keV=float(gain),
         offset_keV=float(offset),
         peaks=peaks_out,
         method="auto",
-        anode=anode_sym,
-        tube_kv=kv,
         theta_deg=theta,
         compton_keV=compton_keV,
-        quality=quality,
+        diagnostics=diagnostics,
     )
 
 

@@ -58,8 +58,9 @@ def calibrate_datastack(
         start, stop = parse_range(keV_range) if isinstance(keV_range, str) else keV_range
         cal = range_calibration(start, stop, n)
     else:
+        header = ds.metadata.get("header_calibration") if hasattr(ds, "metadata") else None
         cal = auto_calibrate(np.asarray(ds.sum_spectrum), np.asarray(ds.max_spectrum),
-                             anode=anode, tube_kv=tube_kv)
+                             anode=anode, tube_kv=tube_kv, header=None if header is None else tuple(header))
     if store:
         ds.write_layer("calibration", {"energies": cal.energies(n)}, cal.to_dict())
     return cal
@@ -92,5 +93,5 @@ def calibrate_spectrum(
         start, stop = parse_range(keV_range) if isinstance(keV_range, str) else keV_range
         cal = range_calibration(start, stop, counts.size)
     else:
-        cal = auto_calibrate(counts, None, anode=anode, tube_kv=tube_kv)
+        cal = auto_calibrate(counts, None, anode=anode, tube_kv=tube_kv, header=spectrum.header_calibration)
     return cal, spectrum.header_calibration

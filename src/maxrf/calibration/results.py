@@ -92,8 +92,14 @@ class Calibration:
         Scattering angle (degrees) from the Compton peak, when found.
     compton_keV : float or None
         Energy of the Compton peak of the anode's main line (keV), when found.
-    quality : dict
-        Diagnostics of the automatic search (score, runner-up score, rms residual in eV,
+    quality : {'good', 'doubtful', 'failed'} or None
+        The verdict of the consistency checks (:mod:`maxrf.calibration.quality`); None
+        when nothing checked the calibration (set by hand without a spectrum).
+    checks : list of dict
+        The named checks: ``name``, ``passed``, ``message`` (a sentence), ``critical`` and
+        the values they measured.
+    diagnostics : dict
+        Numbers of the automatic search (score, runner-up score, rms residual in eV,
         detector FWHM at 5.9 keV in keV...).
     """
 
@@ -105,7 +111,23 @@ class Calibration:
     tube_kv: float | None = None
     theta_deg: float | None = None
     compton_keV: float | None = None
-    quality: dict[str, Any] = field(default_factory=dict)
+    quality: str | None = None
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def residuals_eV(self) -> dict[str, float]:
+        """Residual (eV) of every peak, by line name."""
+        return {p.name: float(p.residual_eV) for p in self.peaks}
+
+    def summary(self) -> str:
+        """The verdict in words, with the failed checks (or the passed ones when good)."""
+        if self.quality is None:
+            return f"calibration {self.method}: not checked against a spectrum"
+        failed = [c["message"] for c in self.checks if not c["passed"]]
+        shown = failed if failed else [c["message"] for c in self.checks if c["passed"]][:4]
+        word = {"good": "good", "doubtful": "DOUBTFUL", "failed": "FAILED"}.get(self.quality, self.quality)
+        return f"calibration {word}: " + "; ".join(shown)
 
     def energies(self, n_channels: int) -> np.ndarray:
         """Energy (keV) of channels ``0 .. n_channels - 1`` (float64)."""
@@ -147,7 +169,9 @@ class Calibration:
             "theta_deg": None if self.theta_deg is None else float(self.theta_deg),
             "compton_keV": None if self.compton_keV is None else float(self.compton_keV),
             "peaks": [p.to_dict() for p in self.peaks],
-            "quality": _json_safe(self.quality),
+            "quality": self.quality,
+            "checks": _json_safe(self.checks),
+            "diagnostics": _json_safe(self.diagnostics),
         }
 
     @classmethod
@@ -164,6 +188,10 @@ class Calibration:
             v = d.get(key)
             return None if v is None else float(v)
 
+        quality = d.get("quality")
+        diagnostics = dict(d.get("diagnostics") or {})
+        if isinstance(quality, Mapping):  # stores written before the verdict existed
+            diagnostics, quality = dict(quality), None
         return cls(
             gain_keV=gain,
             offset_keV=offset,
@@ -173,7 +201,9 @@ class Calibration:
             tube_kv=opt("tube_kv"),
             theta_deg=opt("theta_deg"),
             compton_keV=opt("compton_keV"),
-            quality=dict(d.get("quality") or {}),
+            quality=quality,
+            checks=[dict(c) for c in d.get("checks") or []],
+            diagnostics=diagnostics,
         )
 
 

@@ -42,16 +42,26 @@ def run(args) -> int:
         "peaks": [{"name": p.name, "channel": p.channel, "keV": p.keV, "residual_eV": p.residual_eV}
                   for p in cal.peaks if p.used],
         "header": None if header is None else {"gain_keV": header[0], "offset_keV": header[1]},
+        "quality": cal.quality,
+        "checks": cal.checks,
+        "residuals_eV": cal.residuals_eV,
     }
     if args.json:
         print_json(out)
         return 0
     print(f"E = {cal.offset_keV:.5f} + {cal.gain_keV:.7f} x channel keV ({cal.method})")
+    if cal.quality is not None:
+        print(f"  verdict: {cal.quality}" + {"good": " (every check passed)",
+                                             "doubtful": " -- check it before trusting the energies",
+                                             "failed": " -- do not trust these energies; give --manual pairs"
+                                             }.get(cal.quality, ""))
+        for c in cal.checks:
+            print(f"    [{'ok' if c['passed'] else 'FAILED'}] {c['name']}: {c['message']}")
     for p in out["peaks"]:
         print(f"  {p['name']:<12} channel {p['channel']:9.2f}  {p['keV']:7.3f} keV  "
               f"residual {p['residual_eV']:+6.1f} eV")
     if cal.theta_deg is not None:
         print(f"  scattering angle from the Compton shift: {cal.theta_deg:.1f} deg")
     if header is not None:
-        print(f"  file header says: E = {header[1]:.5f} + {header[0]:.7f} x channel keV (not used)")
+        print(f"  file header says: E = {header[1]:.5f} + {header[0]:.7f} x channel keV (compared, not used)")
     return 0

@@ -19,6 +19,11 @@ def add_parser(sub):
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--no-calibrate", action="store_true",
                    help="do not find the energy calibration from the spectra")
+    p.add_argument("--calibration", choices=("header", "auto", "manual"), default=None,
+                   help="energy calibration to keep: the header's (default when it has one), "
+                        "the automatic one, or --manual pairs")
+    p.add_argument("--manual", metavar="CH1:KEV1,CH2:KEV2", default=None,
+                   help="manual calibration pairs (implies --calibration manual)")
     p.add_argument("--anode", default="Rh", help="X-ray tube anode element (default Rh)")
     p.add_argument("--tube-kv", type=float, default=40.0, help="tube voltage, kV (default 40)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -38,6 +43,7 @@ def run(args) -> int:
         args.scan, args.output, sigma=args.sigma, flip_horizontal=args.flip_horizontal,
         flip_vertical=args.flip_vertical, overwrite=args.overwrite,
         calibrate=not args.no_calibrate, anode=args.anode, tube_kv=args.tube_kv,
+        calibration="manual" if args.manual else args.calibration, manual=args.manual,
         progress=not args.quiet and sys.stderr.isatty(), client=client_from(args),
     )
     if not args.quiet:

@@ -29,6 +29,9 @@ def run(args) -> int:
     if cal:
         print(f"  calibration  E = {cal['offset_keV']:.4f} + {cal['gain_keV']:.6f} * channel keV "
               f"({cal.get('method', '?')})")
+        if cal.get("quality"):
+            failed = [c["message"] for c in cal.get("checks", []) if not c.get("passed")]
+            print(f"  verdict      {cal['quality']}" + (": " + "; ".join(failed) if failed else ""))
     else:
         print("  calibration  none (run 'maxrf calibrate')")
     for name, shapes in info["layer_shapes"].items():

@@ -206,6 +206,9 @@ class _Report:
                 v = a[k]
                 rows.append((label, esc(fmt(v, 4) if isinstance(v, (int, float)) else v)))
         body = '<dl class="kv">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows) + "</dl>"
+        from maxrf.report.calibration_verdict import verdict_html
+
+        body += verdict_html(a)
         peaks = a.get("peaks") or []
         if isinstance(peaks, list) and peaks:
             trs = []

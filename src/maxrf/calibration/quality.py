@@ -1,0 +1,392 @@
+"""The verdict on a calibration: named consistency checks and ``good``/``doubtful``/``failed``.
+
+Every check is physics the spectrum must obey under a right calibration, tested on
+evidence the fit did not use where possible:
+
+- ``residuals``: the peaks in the fit land on their lines;
+- ``independent lines``: lines *not* used in the fit (anode K-beta/L-beta, companions of
+  matched element lines) and leave-one-out predictions of the fitted peaks land within
+  tolerance; a strong matched main line whose companion is missing refutes the match;
+- ``zero peak``: a strong narrow peak near 0 keV sits at 0 keV; nothing significant lies
+  below the zero peak (negative energies);
+- ``tube voltage``: no significant peak above the tube voltage (sum peaks excepted);
+- ``resolution``: the widths of the fitted peaks follow one detector law
+  ``FWHM**2 = a + b E`` with ``b`` near the Fano slope of silicon;
+- ``Compton``: the anode's Compton peak gives a possible scattering angle;
+- ``unexplained peaks``: strong narrow peaks at no known line, escape or sum energy;
+- ``coverage``: the fit constrains the whole 2-20 keV range (extrapolation error);
+- ``header``: agreement with the file's own calibration, when it has one.
+
+``good`` needs every check passed and at least one independent confirmation; a critical
+check failed (zero peak elsewhere, peaks above the tube voltage or at negative energies,
+independent lines far off) gives ``failed``; anything else is ``doubtful``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from maxrf import peaks as _peaks
+from maxrf import physics
+from maxrf.calibration.match import _fwhm_at
+from maxrf.calibration.observe import _Obs, _Spec
+from maxrf.calibration.precise import _window_fit
+from maxrf.calibration.references import _Ref
+
+#: tolerance (eV) of an independent line's residual for the check to pass
+INDEPENDENT_TOL_EV = 25.0
+#: agreement (eV, over 2-20 keV) with a header calibration for the check to pass
+HEADER_TOL_EV = 20.0
+#: largest residual (eV) of a fitted peak for the residual check to pass
+RESIDUAL_TOL_EV = 20.0
+_CRITICAL = ("zero peak", "negative energies", "tube voltage", "independent lines")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A line looked for at its predicted place under a calibration."""
+
+    ref: _Ref
+    residual_eV: float | None  # None: no peak found there
+    err_eV: float
+    significance: float
+    fwhm_keV: float | None
+
+
+def check(name: str, passed: bool, message: str, critical: bool = False, **values: Any) -> dict[str, Any]:
+    """One named check: whether it passed and a sentence saying why."""
+    return {"name": name, "passed": bool(passed), "message": message, "critical": bool(critical), **values}
+
+
+def probe_line(
+    spec: _Spec, gain: float, offset: float, ref: _Ref, fwhm6: float, neighbours: Sequence[_Ref] = ()
+) -> Probe | None:
+    """Look for ``ref`` at its predicted channel: None when off the axis; else its
+    residual (None when no significant peak is there) and width."""
+    fw = float(_fwhm_at(ref.keV, fwhm6))
+    c = (ref.keV - offset) / gain
+    n = spec.y.size
+    if not (3 <= c <= n - 4):
+        return None
+    ev = spec.line_evidence(c, max(1.0, 0.5 * fw / gain))
+    if not (np.isfinite(ev) and ev >= (5.0 if ref.kind == "anode" else 8.0)):
+        return Probe(ref, None, math.inf, float(ev) if np.isfinite(ev) else 0.0, None)
+    fit = _window_fit(spec, gain, offset, ref, neighbours, fwhm6)
+    width = None
+    pk = _peaks.fit_peaks(
+        spec.y, [int(round(c))], fwhm_channels=fw / gain, base=spec.base, scale=spec.scale, half_window=1.0
+    )[0]
+    if pk.ok:
+        width = float(pk.fwhm * gain)
+    if fit is None:
+        return Probe(ref, None, math.inf, float(ev), width)
+    centre, err = fit
+    return Probe(
+        ref, float((offset + gain * centre - ref.keV) * 1e3), float(gain * err * 1e3), float(ev), width
+    )
+
+
+def _independent_refs(
+    refs: Sequence[_Ref], used: set[str], present: set[str], anode: str | None
+) -> list[_Ref]:
+    """Lines to confirm: the anode's lines and the family companions of the elements the
+    fit found, less the lines in the fit."""
+    out = []
+    for r in refs:
+        if r.name in used or r.kind == "zero" or r.strength < 0.1:
+            continue
+        if r.kind == "anode" or (r.element in present and r.element != anode):
+            out.append(r)
+    return out
+
+
+def independent_checks(
+    spec: _Spec,
+    gain: float,
+    offset: float,
+    refs: Sequence[_Ref],
+    entries: Sequence[tuple[_Ref, float, float, bool]],
+    fwhm6: float,
+    obs: Sequence[_Obs],
+    tube_kv: float,
+    anode: str | None = None,
+) -> tuple[list[dict[str, Any]], list[Probe]]:
+    """Lines not used in the fit at their places; leave-one-out predictions of the fit."""
+    used = [e for e in entries if e[3]]
+    names = {e[0].name for e in used}
+    present = {e[0].element for e in used if e[0].element is not None}
+    probes: list[Probe] = []
+    strong_missing: list[str] = []
+    obs_sig = {e[0].name: _sig_near(obs, gain, offset, e[0].keV) for e in used}
+    for r in _independent_refs(refs, names, present, anode):
+        fw = 3.0 * float(_fwhm_at(r.keV, fwhm6))
+        near = [
+            q
+            for q in refs
+            if q is not r and abs(q.keV - r.keV) < fw and (q.element in present or q.kind == "anode")
+        ]
+        p = probe_line(spec, gain, offset, r, fwhm6, near)
+        if p is None:
+            continue
+        main = next((e for e in used if e[0].element == r.element and e[0].family == r.family), None)
+        expected = obs_sig.get(main[0].name, 0.0) * r.strength / max(main[0].strength, 1e-9) if main else 0.0
+        if p.residual_eV is None:
+            if expected >= 60.0 and r.kind == "element" and p.significance < 4.0:
+                strong_missing.append(f"{r.name} (expected about {expected:.0f} sigma)")
+            continue
+        if (r.kind == "element" and main is None) or p.significance < (5.0 if r.kind == "anode" else 15.0):
+            continue
+        probes.append(p)
+    loo = _leave_one_out(used, gain)
+    # weak companions of element lines blend with unknown neighbours: a third of a FWHM
+    res = [
+        (
+            p.ref.name,
+            p.residual_eV,
+            p.err_eV
+            if p.ref.kind == "anode"
+            else max(p.err_eV, 0.1 * float(_fwhm_at(p.ref.keV, fwhm6)) * 1e3),
+        )
+        for p in probes
+    ] + loo
+    out = []
+    # strict confirmations: the anode's own lines and leave-one-out predictions; an
+    # element's companion alone can sit on a neighbour's line by chance
+    strict = {p.ref.name for p in probes if p.ref.kind == "anode"} | {n for n, _, _ in loo}
+    if res:
+        bad = [(n, r) for n, r, s in res if abs(r) > max(INDEPENDENT_TOL_EV, 3.0 * s)]
+        worst = max(res, key=lambda t: abs(t[1]))
+        gross = any(abs(r) > 100.0 for _, r in bad)
+        n_strict = len([n for n, _, _ in res if n in strict])
+        if bad:
+            msg = ", ".join(f"{n} {r:+.0f} eV" for n, r in bad[:4])
+            out.append(
+                check(
+                    "independent lines",
+                    False,
+                    f"lines not used in the fit land off their place: {msg}",
+                    critical=gross,
+                    n=len(res),
+                    worst_eV=float(worst[1]),
+                )
+            )
+        elif n_strict == 0:
+            out.append(
+                check(
+                    "independent lines",
+                    False,
+                    "only companions of the fitted element lines confirm "
+                    "the calibration (no anode line, no redundant fit)",
+                    n=len(res),
+                )
+            )
+        else:
+            label = ", ".join(n for n, _, _ in res[:5])
+            out.append(
+                check(
+                    "independent lines",
+                    True,
+                    f"{len(res)} independent line position(s) fit within {abs(worst[1]):.0f} eV ({label})",
+                    n=len(res),
+                    worst_eV=float(worst[1]),
+                )
+            )
+    else:
+        out.append(
+            check(
+                "independent lines",
+                False,
+                "no line outside the fit confirms the calibration (nothing independent to check)",
+                n=0,
+            )
+        )
+    anode_seen = _anode_seen(
+        spec, obs, gain, offset, anode, tube_kv, [e[0].keV for e in entries if e[0].kind == "element"]
+    )
+    if anode_seen is not None:
+        out.append(anode_seen)
+    if strong_missing:
+        out.append(
+            check(
+                "companion lines",
+                False,
+                "strong line(s) missing where the fit's elements put them: " + ", ".join(strong_missing[:3]),
+                critical=True,
+            )
+        )
+    pair = _anode_pair(entries, probes, refs, gain, offset)
+    if pair is not None:
+        out.append(pair)
+    return out, probes
+
+
+def _sig_near(obs: Sequence[_Obs], gain: float, offset: float, keV: float) -> float:
+    tol = 0.5 * float(_fwhm_at(keV))
+    sig = [o.significance for o in obs if abs(offset + gain * o.channel - keV) <= tol]
+    return max(sig) if sig else 0.0
+
+
+def _leave_one_out(
+    used: Sequence[tuple[_Ref, float, float, bool]], gain: float
+) -> list[tuple[str, float, float]]:
+    """Residual (eV) of each fitted peak predicted from the others (3 or more peaks)."""
+    if len(used) < 3:
+        return []
+    c = np.array([e[1] for e in used])
+    kev = np.array([e[0].keV for e in used])
+    s = np.sqrt((gain * np.array([e[2] for e in used])) ** 2 + np.array([e[0].sys_keV for e in used]) ** 2)
+    out = []
+    for i in range(len(used)):
+        m = np.arange(len(used)) != i
+        if np.ptp(c[m]) <= 0:
+            continue
+        a = np.column_stack([np.ones(m.sum()), c[m]]) / s[m, None]
+        sol, *_ = np.linalg.lstsq(a, kev[m] / s[m], rcond=None)
+        cov = np.linalg.pinv(a.T @ a)
+        x = np.array([1.0, c[i]])
+        pred_err = math.sqrt(max(float(x @ cov @ x), 0.0) + s[i] ** 2)
+        out.append(
+            (f"{used[i][0].name} (left out)", float((sol[0] + sol[1] * c[i] - kev[i]) * 1e3), pred_err * 1e3)
+        )
+    return out
+
+
+def _anode_pair(
+    entries: Sequence[tuple[_Ref, float, float, bool]],
+    probes: Sequence[Probe],
+    refs: Sequence[_Ref],
+    gain: float,
+    offset: float,
+) -> dict[str, Any] | None:
+    """Spacing of the anode's main line and its family companion (Ka/Kb, La/Lb)."""
+    anode = [r for r in refs if r.kind == "anode"]
+    if not anode:
+        return None
+    main = max(anode, key=lambda r: (r.primary, r.strength))
+    comp = [r for r in anode if r is not main and r.family == main.family]
+    if not comp:
+        return None
+    other = max(comp, key=lambda r: r.strength)
+    e_main = _energy_of(main, probes, entries, gain, offset)
+    e_other = _energy_of(other, probes, entries, gain, offset)
+    if e_main is None or e_other is None:
+        return None
+    d = (e_other[0] - e_main[0]) - (other.keV - main.keV) * 1e3
+    tol = max(10.0, 3.0 * math.hypot(e_main[1], e_other[1]))
+    fam = main.family
+    ok = abs(d) <= tol
+    verb = "fits within" if ok else "is off by"
+    return check(
+        "anode line spacing",
+        ok,
+        f"{main.element} {fam}a/{fam}b spacing {verb} {abs(d):.0f} eV",
+        critical=abs(d) > 60.0,
+        error_eV=float(d),
+    )
+
+
+def _energy_of(
+    ref: _Ref,
+    probes: Sequence[Probe],
+    entries: Sequence[tuple[_Ref, float, float, bool]],
+    gain: float,
+    offset: float,
+) -> tuple[float, float] | None:
+    """Measured energy (eV) of a line and its error (eV), from the fit or a probe."""
+    for r, c, err, _u in entries:
+        if r is ref:
+            return (offset + gain * c) * 1e3, math.hypot(gain * err, r.sys_keV) * 1e3
+    for p in probes:
+        if p.ref is ref and p.residual_eV is not None:
+            return p.residual_eV + ref.keV * 1e3, math.hypot(p.err_eV, ref.sys_keV * 1e3)
+    return None
+
+
+def _anode_seen(
+    spec: _Spec,
+    obs: Sequence[_Obs],
+    gain: float,
+    offset: float,
+    anode: str | None,
+    tube_kv: float,
+    element_keV: Sequence[float] = (),
+) -> dict[str, Any] | None:
+    """The anode's strongest scattered line on the axis shows as a peak at its place,
+    stronger than its family companion (K-beta, L-beta1)."""
+    if anode is None:
+        return None
+    lines = physics.anode_lines(anode, tube_kv)
+    # the main family only: K when excited (soft L lines die in filters and air), else L
+    fam = "K" if any(ln.family == "K" for ln in lines) else "L"
+    fam_lines = sorted((ln for ln in lines if ln.family == fam), key=lambda q: -q.rel_intensity)
+    if not fam_lines:
+        return None
+    main = fam_lines[0]
+    comp = next((ln for ln in fam_lines if abs(ln.energy_keV - main.energy_keV) > 0.3), None)
+    ev_main = _scatter_evidence(spec, obs, gain, offset, main.energy_keV)
+    if ev_main is None:
+        return None
+    name = f"{anode} {main.siegbahn}"
+    fw_main = float(_fwhm_at(main.energy_keV))
+    lo_main = float(physics.compton_shift(main.energy_keV, 180.0)) - fw_main
+    masked = any(lo_main <= e <= main.energy_keV + 1.5 * fw_main for e in element_keV)
+    if ev_main < 5.0 and masked:
+        return None  # under a strong line of the sample: cannot tell
+    if ev_main < 5.0:
+        return check(
+            "anode lines",
+            False,
+            f"no {name} scatter peak at {main.energy_keV:.2f} keV where the tube must put one",
+            critical=True,
+        )
+    ev_comp = None if comp is None else _scatter_evidence(spec, obs, gain, offset, comp.energy_keV)
+    ratio_min = 1.5 if fam == "K" else 0.7
+    # an element line of the sample at the companion's place confounds the comparison
+    if comp is not None and any(abs(e - comp.energy_keV) < float(_fwhm_at(e)) for e in element_keV):
+        ev_comp = None
+    if comp is not None and ev_comp is not None:
+        # the companion's share of the line family, a third of it as the least expected
+        want = 0.3 * ev_main * comp.rel_intensity / max(main.rel_intensity, 1e-9)
+        if want >= 8.0 and ev_comp < want:
+            return check(
+                "anode lines",
+                False,
+                f"{anode} {comp.siegbahn} missing at {comp.energy_keV:.2f} keV beside a "
+                f"{ev_main:.0f}-sigma {name} peak: the lines are not where the calibration puts them",
+                critical=True,
+            )
+    if ev_comp is not None and ev_main < ratio_min * ev_comp:
+        return check(
+            "anode lines",
+            False,
+            f"the {name} scatter peak at {main.energy_keV:.2f} keV is weaker than "
+            f"its companion {anode} {comp.siegbahn}: the lines are not where the calibration puts them",
+            critical=True,
+        )
+    return check(
+        "anode lines",
+        True,
+        f"the {name} scatter peak is at {main.energy_keV:.2f} keV"
+        + ("" if ev_comp is None else f", stronger than {anode} {comp.siegbahn}"),
+    )
+
+
+def _scatter_evidence(
+    spec: _Spec, obs: Sequence[_Obs], gain: float, offset: float, keV: float
+) -> float | None:
+    """Significance of the strongest observed peak at a scattered line (its Compton side
+    included, up to one FWHM below); 0 when none, None when the line is off the axis."""
+    n = spec.y.size
+    c = (keV - offset) / gain
+    if not (5 <= c <= n - 6):
+        return None
+    fw = float(_fwhm_at(keV)) / gain
+    # down to the Compton peak at 180 degrees: blended with it, the peak's maximum moves
+    c_lo = (float(physics.compton_shift(keV, 180.0)) - offset) / gain - 0.5 * fw
+    sig = [o.significance for o in obs if min(c_lo, c - 1.0 * fw) <= o.channel <= c + 0.4 * fw]
+    return float(max(sig)) if sig else 0.0

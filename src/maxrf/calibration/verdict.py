@@ -1,0 +1,429 @@
+"""The remaining checks of a calibration and the verdict that combines them.
+
+See :mod:`maxrf.calibration.quality` for what each check tests. :func:`assess` runs them
+all on an automatic calibration; :func:`compare_header` compares any calibration with the
+one a file header carries; :func:`verdict` turns a list of checks into
+``"good"``/``"doubtful"``/``"failed"``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from maxrf import physics
+from maxrf.calibration.match import _FANO_SLOPE, _fwhm_at
+from maxrf.calibration.observe import _Obs, _Spec
+from maxrf.calibration.quality import (
+    HEADER_TOL_EV,
+    RESIDUAL_TOL_EV,
+    Probe,
+    check,
+    independent_checks,
+)
+from maxrf.calibration.references import _Ref
+
+QUALITIES: tuple[str, ...] = ("good", "doubtful", "failed")
+
+
+def verdict(checks: Sequence[dict[str, Any]]) -> str:
+    """``'failed'`` when a critical check failed, ``'good'`` when every check passed and
+    at least one independent line confirms the calibration, else ``'doubtful'``."""
+    if any(c["critical"] and not c["passed"] for c in checks):
+        return "failed"
+    independent = any(c["name"] == "independent lines" and c["passed"] for c in checks)
+    if independent and all(c["passed"] for c in checks):
+        return "good"
+    return "doubtful"
+
+
+def compare_header(
+    gain: float,
+    offset: float,
+    header: tuple[float, float] | None,
+    n_channels: int,
+    lo: float = 2.0,
+    hi: float = 20.0,
+) -> dict[str, Any] | None:
+    """Check agreement with a header calibration ``(gain_keV, offset_keV)`` over the
+    channels the header puts in ``lo..hi`` keV (all channels when none); None without one."""
+    if header is None:
+        return None
+    hg, ho = float(header[0]), float(header[1])
+    ch = np.arange(int(n_channels), dtype=np.float64)
+    e_h = ho + hg * ch
+    m = (e_h >= lo) & (e_h <= hi)
+    if not np.any(m):
+        m = np.ones_like(e_h, dtype=bool)
+    diff = float(np.max(np.abs(offset + gain * ch[m] - e_h[m])) * 1e3)
+    ok = diff <= HEADER_TOL_EV
+    msg = (
+        f"agrees with the file header's calibration within {diff:.0f} eV over {lo:g}-{hi:g} keV"
+        if ok
+        else f"disagrees with the file header's calibration by up to {diff:.0f} eV over {lo:g}-{hi:g} keV"
+    )
+    return check("header", ok, msg, max_difference_eV=diff, header_gain_keV=hg, header_offset_keV=ho)
+
+
+def residual_check(entries: Sequence[tuple[_Ref, float, float, bool]], gain: float, offset: float) -> dict:
+    """The fitted peaks land on their lines (each within ``RESIDUAL_TOL_EV`` or three
+    standard uncertainties of its centre and line model)."""
+    used = [(r, c, err) for r, c, err, u in entries if u]
+    if len(used) < 2:
+        return check("residuals", False, f"only {len(used)} peak(s) in the fit", critical=True)
+    res = np.array([(offset + gain * c - r.keV) * 1e3 for r, c, _e in used])
+    sig = np.array([math.hypot(gain * e, r.sys_keV) * 1e3 for r, _c, e in used])
+    worst = float(np.max(np.abs(res)))
+    rms = float(np.sqrt(np.mean(np.square(res))))
+    ok = bool(np.all(np.abs(res) <= np.maximum(RESIDUAL_TOL_EV, 3.0 * sig))) and rms <= 15.0
+    return check(
+        "residuals",
+        ok,
+        f"{len(res)} peaks fit with rms {rms:.1f} eV (largest {worst:.1f} eV)",
+        rms_eV=rms,
+        max_eV=worst,
+    )
+
+
+def zero_checks(obs: Sequence[_Obs], gain: float, offset: float, n: int) -> list[dict[str, Any]]:
+    """The zero peak sits at 0 keV; nothing significant at negative energies."""
+    out = []
+    e = np.array([offset + gain * o.channel for o in obs])
+    c0 = -offset / gain
+    zero_like = [
+        (o, ek)
+        for o, ek in zip(obs, e)
+        if abs(ek) <= 0.35
+        and o.significance >= 30
+        and not o.broad
+        and o.fwhm * gain <= 1.6 * float(_fwhm_at(max(abs(ek), 0.3)))
+    ]
+    if c0 < -2:
+        out.append(check("zero peak", True, f"zero peak off the axis (0 keV at channel {c0:.0f})"))
+    elif zero_like:
+        o, ek = max(zero_like, key=lambda t: t[0].significance)
+        tol = max(0.015, 3.0 * gain * o.err)
+        ok = abs(ek) <= tol
+        out.append(
+            check(
+                "zero peak",
+                ok,
+                f"zero peak at {ek:.3f} keV",
+                critical=not ok and abs(ek) > 0.05,
+                keV=float(ek),
+            )
+        )
+    elif c0 < n:
+        out.append(check("zero peak", True, f"no zero peak at 0 keV (channel {c0:.0f}): cut or suppressed"))
+    below = [float(ek) for o, ek in zip(obs, e) if ek < -0.2 and o.significance >= 15]
+    out.append(
+        check(
+            "negative energies",
+            not below,
+            "no peak below 0 keV"
+            if not below
+            else f"{len(below)} significant peak(s) below 0 keV (lowest {min(below):.2f} keV)",
+            critical=bool(below),
+        )
+    )
+    return out
+
+
+def kv_check(obs: Sequence[_Obs], gain: float, offset: float, tube_kv: float) -> dict[str, Any]:
+    """No significant peak above the tube voltage (sum peaks of strong peaks excepted)."""
+    e = np.array([offset + gain * o.channel for o in obs])
+    sig = np.array([o.significance for o in obs])
+    strong = e[sig >= 0.2 * sig.max()] if sig.size else e
+    above = []
+    for ek, s in zip(e, sig):
+        if ek <= tube_kv + 3.0 * float(_fwhm_at(tube_kv)) or s < 15:
+            continue
+        sums = (strong[:, None] + strong[None, :]).ravel()
+        if np.any(np.abs(sums - ek) <= 2.0 * float(_fwhm_at(ek))):
+            continue
+        above.append(float(ek))
+    return check(
+        "tube voltage",
+        not above,
+        f"no peak above the tube voltage ({tube_kv:g} kV)"
+        if not above
+        else f"{len(above)} peak(s) above the tube voltage {tube_kv:g} kV (at {min(above):.1f} keV)",
+        critical=bool(above),
+    )
+
+
+def resolution_check(
+    entries: Sequence[tuple[_Ref, float, float, bool]],
+    probes: Sequence[Probe],
+    obs: Sequence[_Obs],
+    gain: float,
+    offset: float,
+) -> dict[str, Any] | None:
+    """FWHM**2 = a + b E over well-measured single lines, b near the Fano slope."""
+    pts = []
+    for p in probes:
+        if p.fwhm_keV is not None and p.significance >= 30 and p.ref.kind == "element":
+            pts.append((p.ref.keV, p.fwhm_keV))
+    for r, c, _e, u in entries:
+        if not u or r.kind == "anode":
+            continue
+        o = min(obs, key=lambda q: abs(q.channel - c))
+        if o.ok and o.significance >= 30 and abs(o.channel - c) < 0.5 * o.fwhm:
+            pts.append((r.keV, o.fwhm * gain))
+    if len(pts) < 2 or max(p[0] for p in pts) - min(p[0] for p in pts) < 3.0:
+        return None
+    e = np.array([p[0] for p in pts])
+    w2 = np.array([p[1] ** 2 for p in pts])
+    b, a = np.polyfit(e, w2, 1)
+    ratio = float(b / _FANO_SLOPE)
+    ok = 0.4 <= ratio <= 2.5 and a > -0.003
+    fw6 = math.sqrt(max(a + b * physics.FWHM_REFERENCE_KEV, 0.0))
+    return check(
+        "resolution",
+        ok,
+        f"peak widths {'follow' if ok else 'break'} the detector law FWHM^2 = a + b E "
+        f"(b = {ratio:.2f} x the Fano slope, {fw6 * 1e3:.0f} eV at 5.9 keV)",
+        fano_ratio=ratio,
+    )
+
+
+def compton_check(
+    anode_ref: _Ref | None,
+    compton_keV: float | None,
+    theta: float | None,
+    spec: _Spec,
+    gain: float,
+    offset: float,
+) -> dict[str, Any] | None:
+    """The anode's Compton peak gives a possible scattering angle."""
+    if anode_ref is None:
+        return None
+    c = (anode_ref.keV - offset) / gain
+    if not (0 <= c < spec.y.size):
+        return None
+    if compton_keV is None or theta is None:
+        return check("Compton", False, f"no Compton peak of {anode_ref.name} found below it")
+    ok = 45.0 <= theta <= 180.0
+    return check(
+        "Compton",
+        ok,
+        f"Compton peak of {anode_ref.name} at {compton_keV:.2f} keV: scattering angle {theta:.0f} deg",
+        theta_deg=float(theta),
+    )
+
+
+def unexplained_check(
+    obs: Sequence[_Obs],
+    gain: float,
+    offset: float,
+    refs: tuple[_Ref, ...],
+    anode_ref: _Ref | None,
+    tube_kv: float,
+) -> dict[str, Any]:
+    """Strong narrow peaks at no known line, escape, sum or Compton energy."""
+    known = _known_energies(refs, tube_kv)
+    esc = np.asarray(physics.escape_energy(known))
+    sig = np.array([o.significance for o in obs])
+    strong_e = np.array([offset + gain * o.channel for o in obs])[sig >= 0.2 * (sig.max() if sig.size else 0)]
+    sums = (strong_e[:, None] + strong_e[None, :]).ravel()
+    anode_e = [r.keV for r in refs if r.kind == "anode"]
+    bad = []
+    for o in obs:
+        ek = offset + gain * o.channel
+        if o.significance < 50 or o.broad or ek < 0.9 or ek > tube_kv:
+            continue
+        tol = 0.5 * float(_fwhm_at(ek))
+        near = np.any(np.abs(known - ek) <= tol) or np.any(np.abs(esc - ek) <= tol)
+        near = near or np.any(np.abs(sums - ek) <= 2 * tol)
+        near = near or any(physics.compton_shift(a, 180.0) - tol <= ek <= a for a in anode_e)
+        if not near:
+            bad.append(ek)
+    return check(
+        "unexplained peaks",
+        len(bad) < 2,
+        "every strong peak is explained"
+        if not bad
+        else f"{len(bad)} strong peak(s) unexplained (at {', '.join(f'{e:.2f}' for e in bad[:4])} keV)",
+        critical=len(bad) >= 3,
+        n=len(bad),
+    )
+
+
+def _known_energies(refs: tuple[_Ref, ...], tube_kv: float) -> np.ndarray:
+    """Energies (keV) of the reference lines and the lines of all elements Z 11-92 that
+    the tube excites."""
+    e = np.array([r.keV for r in refs])
+    every = _all_lines()
+    return np.unique(np.concatenate([e, every[every <= tube_kv]]))
+
+
+_MAIN_LINES = frozenset({"Ka1", "Ka2", "Kb1", "La1", "Lb1", "Ma"})
+
+
+@functools.lru_cache(maxsize=1)
+def _all_lines() -> np.ndarray:
+    """Energies (keV) of the main lines (K-alpha, K-beta1, L-alpha1, L-beta1, M-alpha) of
+    elements Z 11-92, 0.9-100 keV: an unknown element shows at least these."""
+    lines = [physics.element_lines(z, 100.0, min_keV=0.9, min_rel=0.01) for z in range(11, 93)]
+    e = [ln.energy_keV for group in lines for ln in group if ln.siegbahn in _MAIN_LINES]
+    return np.array(sorted(e))
+
+
+def coverage_check(
+    entries: Sequence[tuple[_Ref, float, float, bool]], gain: float, offset: float, n: int
+) -> dict[str, Any] | None:
+    """Uncertainty of the fitted energy axis over 2-20 keV (from the fit's covariance)."""
+    used = [e for e in entries if e[3]]
+    if len(used) < 2:
+        return None
+    c = np.array([e[1] for e in used])
+    s = np.sqrt((gain * np.array([e[2] for e in used])) ** 2 + np.array([e[0].sys_keV for e in used]) ** 2)
+    a = np.column_stack([np.ones_like(c), c]) / s[:, None]
+    cov = np.linalg.pinv(a.T @ a)
+    top = min(20.0, offset + gain * (n - 1))
+    worst = 0.0
+    for ek in (2.0, top):
+        x = np.array([1.0, (ek - offset) / gain])
+        worst = max(worst, math.sqrt(max(float(x @ cov @ x), 0.0)) * 1e3)
+    ok = worst <= 15.0
+    return check(
+        "coverage",
+        ok,
+        f"fitted axis uncertain by {worst:.1f} eV at most over 2-{top:.0f} keV",
+        sigma_eV=worst,
+    )
+
+
+def assess(
+    spec: _Spec,
+    obs: Sequence[_Obs],
+    refs: Sequence[_Ref],
+    entries: Sequence[tuple[_Ref, float, float, bool]],
+    gain: float,
+    offset: float,
+    *,
+    fwhm6: float,
+    tube_kv: float,
+    anode_ref: _Ref | None,
+    anode: str | None = None,
+    compton: tuple[float | None, float | None] = (None, None),
+    header: tuple[float, float] | None = None,
+) -> tuple[str, list[dict[str, Any]]]:
+    """Every check of an automatic calibration and the verdict: ``(quality, checks)``."""
+    n = spec.y.size
+    checks: list[dict[str, Any]] = [residual_check(entries, gain, offset)]
+    indep, probes = independent_checks(spec, gain, offset, refs, entries, fwhm6, obs, tube_kv, anode)
+    checks += indep
+    checks += zero_checks(obs, gain, offset, n)
+    checks.append(kv_check(obs, gain, offset, tube_kv))
+    for extra in (
+        resolution_check(entries, probes, obs, gain, offset),
+        compton_check(anode_ref, compton[0], compton[1], spec, gain, offset),
+        coverage_check(entries, gain, offset, n),
+        compare_header(gain, offset, header, n),
+    ):
+        if extra is not None:
+            checks.append(extra)
+    checks.append(unexplained_check(obs, gain, offset, tuple(refs), anode_ref, tube_kv))
+    return verdict(checks), checks
+
+
+def check_header_against_auto(
+    header_cal: Any, sum_spectrum: np.ndarray, max_spectrum: np.ndarray | None, anode: str, tube_kv: float
+) -> None:
+    """Give a header calibration its verdict in place: compared with the automatic one.
+
+    ``good`` when a ``good`` automatic calibration agrees within ``HEADER_TOL_EV``;
+    ``doubtful`` when they disagree or nothing could check the header.
+    """
+    from maxrf.calibration.auto import auto_calibrate
+    from maxrf.errors import CalibrationError
+
+    n = int(np.asarray(sum_spectrum).shape[-1])
+    try:
+        auto = auto_calibrate(sum_spectrum, max_spectrum, anode=anode, tube_kv=tube_kv)
+    except CalibrationError as exc:
+        header_cal.checks = [
+            check("header", False, f"the automatic calibration could not check the header ({exc})")
+        ]
+        header_cal.quality = "doubtful"
+        return
+    cmp = compare_header(auto.gain_keV, auto.offset_keV, header_cal.calibration, n)
+    if cmp is None:  # a header calibration always compares
+        return
+    verb = "agrees" if cmp["passed"] else "disagrees"
+    cmp["message"] = (
+        f"the automatic calibration ({auto.quality}) {verb} with the header's within "
+        f"{cmp['max_difference_eV']:.0f} eV over 2-20 keV"
+    )
+    cmp.update(auto_quality=auto.quality, auto_gain_keV=auto.gain_keV, auto_offset_keV=auto.offset_keV)
+    header_cal.checks = [cmp]
+    # two independent sources agreeing is strong evidence; disagreeing, a warning
+    header_cal.quality = "good" if cmp["passed"] and auto.quality != "failed" else "doubtful"
+
+
+def assess_calibration(
+    counts: np.ndarray,
+    gain_keV: float,
+    offset_keV: float,
+    *,
+    anode: str = "Rh",
+    tube_kv: float = 40.0,
+    header: tuple[float, float] | None = None,
+) -> tuple[str, list[dict[str, Any]]]:
+    """The verdict on any linear calibration of a spectrum (found, given or read).
+
+    The peaks of ``counts`` are matched to the reference lines under the calibration,
+    refitted, and every check of :func:`assess` runs on the calibration as given (it is
+    not refitted).
+
+    Parameters
+    ----------
+    counts : numpy.ndarray
+        ``(C,)`` counts per channel.
+    gain_keV, offset_keV : float
+        The calibration to judge: ``E = offset_keV + gain_keV * channel`` (keV).
+    anode, tube_kv : str, float
+        Tube anode and voltage (kV).
+    header : (gain_keV, offset_keV), optional
+        A header calibration to compare with.
+
+    Returns
+    -------
+    (quality, checks)
+    """
+    from maxrf.calibration.hypotheses import _Hyp
+    from maxrf.calibration.match import _assign, _implied_fwhm6
+    from maxrf.calibration.observe import _observe, _prepare
+    from maxrf.calibration.precise import _find_compton, _precise
+    from maxrf.calibration.references import _FWHM6_DEFAULT, _anode_main, _reference_lines
+
+    y = np.asarray(counts, dtype=np.float64)
+    sym = physics.normalize_element(anode)
+    refs = _reference_lines(sym, float(tube_kv))
+    anode_ref = _anode_main(refs)
+    spec = _prepare(y, "sum")
+    obs = _observe(spec)
+    pairs = _assign(gain_keV, offset_keV, obs, refs, 0.3, y.size)
+    f6 = _implied_fwhm6(pairs, obs, refs, gain_keV)
+    fwhm6 = float(np.clip(f6, 0.121, 0.4)) if f6 is not None else _FWHM6_DEFAULT
+    _g, _o, entries = _precise(_Hyp(gain_keV, offset_keV, pairs=pairs, fwhm6=fwhm6), obs, refs)
+    compton = _find_compton(spec, gain_keV, offset_keV, anode_ref, fwhm6)
+    return assess(
+        spec,
+        obs,
+        refs,
+        entries,
+        gain_keV,
+        offset_keV,
+        fwhm6=fwhm6,
+        tube_kv=float(tube_kv),
+        anode_ref=anode_ref,
+        anode=sym,
+        compton=compton,
+        header=header,
+    )

@@ -1,0 +1,189 @@
+"""Synthetic single spectra for the hard cases of energy calibration.
+
+:func:`calibration_case` draws one point spectrum with a known energy axis from a seed:
+tube anode (Rh, Mo, Ag, W, Cr, Cu), voltage, detector gain (5-20 eV per channel) and
+offset (-1.2 to +0.3 keV), scatter-only blanks or spectra rich in element lines, low or
+high counts, the zero (noise) peak on the axis, cut by its start or absent, and a primary
+beam filter that removes the low-energy part of the scattered tube spectrum. Every
+physical ingredient (lines, Rayleigh and Compton scatter, continuum, escape peaks,
+detector resolution, pile-up) comes from :func:`maxrf.synth.synth_spectrum` and
+:mod:`maxrf.physics`; this module only draws the instrument and the sample.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+import numpy as np
+import xraydb
+
+from maxrf.errors import ParameterError
+from maxrf.synth import synth_spectrum
+
+#: anodes drawn by :func:`calibration_case`
+CASE_ANODES: tuple[str, ...] = ("Rh", "Mo", "Ag", "W", "Cr", "Cu")
+#: primary beam filters (element, thickness in micrometres); None: no filter
+FILTERS: tuple[tuple[str, float] | None, ...] = (
+    None, ("Al", 12.5), ("Al", 100.0), ("Ti", 25.0), ("Ni", 25.0), ("Cu", 50.0),
+)  # fmt: skip
+# elements of line-rich spectra (pigments, grounds, papers, alloys)
+_PALETTE: tuple[str, ...] = (
+    "Si", "S", "Cl", "K", "Ca", "Ti", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "As", "Sr",
+    "Zr", "Ag", "Sn", "Sb", "Ba", "Hg", "Pb", "Au",
+)  # fmt: skip
+
+
+@dataclass
+class SpectrumCase:
+    """A synthetic point spectrum and the truth it was drawn from.
+
+    Attributes
+    ----------
+    counts : numpy.ndarray
+        ``(C,)`` counts per channel (float64, Poisson).
+    gain_keV, offset_keV : float
+        True calibration: ``E = offset_keV + gain_keV * channel`` (keV).
+    anode : str
+        Tube anode.
+    tube_kv : float
+        Tube voltage (kV).
+    theta_deg : float
+        Scattering angle (degrees).
+    kind : str
+        ``'blank'`` (scatter only) or ``'lines'`` (element lines).
+    elements : dict of str to float
+        Element -> counts of its lines.
+    zero_peak : str
+        ``'on'`` (fully on the axis), ``'cut'`` (cut by the start of the axis) or ``'off'``.
+    filter : tuple of (str, float) or None
+        Primary filter (element, micrometres).
+    seed : int
+        The seed it was drawn from.
+    """
+
+    counts: np.ndarray
+    gain_keV: float
+    offset_keV: float
+    anode: str
+    tube_kv: float
+    theta_deg: float
+    kind: str
+    elements: dict[str, float] = field(default_factory=dict)
+    zero_peak: str = "on"
+    filter: tuple[str, float] | None = None
+    seed: int = 0
+
+    def energies(self) -> np.ndarray:
+        """True channel energies (keV)."""
+        return self.offset_keV + self.gain_keV * np.arange(self.counts.size, dtype=np.float64)
+
+    def max_error_eV(self, gain_keV: float, offset_keV: float, lo: float = 2.0, hi: float = 20.0) -> float:
+        """Largest |E_cal - E_true| (eV) over the channels whose true energy is in ``lo..hi`` keV."""
+        e = self.energies()
+        m = (e >= lo) & (e <= hi)
+        if not np.any(m):
+            return 0.0
+        e_cal = offset_keV + gain_keV * np.arange(self.counts.size)
+        return float(np.max(np.abs(e_cal[m] - e[m])) * 1e3)
+
+
+def filter_transmission(energies: np.ndarray, filt: tuple[str, float] | None) -> np.ndarray:
+    """Transmission (0..1) of a primary filter (element, micrometres) at ``energies`` (keV)."""
+    e = np.asarray(energies, dtype=np.float64)
+    if filt is None:
+        return np.ones_like(e)
+    el, um = filt
+    grid, mu = _mu_grid(el)
+    log_mu = np.interp(np.log(np.clip(e, 0.1, 100.0)), np.log(grid), np.log(mu))
+    return np.exp(-np.exp(log_mu) * um * 1e-4)
+
+
+@functools.lru_cache(maxsize=16)
+def _mu_grid(element: str) -> tuple[np.ndarray, np.ndarray]:
+    """Linear attenuation (1/cm) of an element on a fine log grid 0.1-100 keV (xraydb)."""
+    grid = np.geomspace(0.1, 100.0, 4000)
+    return grid, xraydb.mu_elam(element, grid * 1e3) * xraydb.atomic_density(element)
+
+
+def calibration_case(
+    seed: int,
+    *,
+    anode: str | None = None,
+    kind: str | None = None,
+    gain_keV: float | None = None,
+    offset_keV: float | None = None,
+) -> SpectrumCase:
+    """One hard synthetic spectrum for calibration tests, drawn from ``seed``.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of every random choice and of the Poisson noise.
+    anode : str, optional
+        Force the anode (default: drawn from :data:`CASE_ANODES`).
+    kind : {'blank', 'lines'}, optional
+        Force scatter-only or line-rich (default: drawn, half each).
+    gain_keV, offset_keV : float, optional
+        Force the true gain (keV/channel) and offset (keV).
+
+    Returns
+    -------
+    SpectrumCase
+    """
+    rng = np.random.default_rng([20261202, int(seed)])
+    anode = anode or str(rng.choice(CASE_ANODES))
+    if anode not in CASE_ANODES:
+        raise ParameterError(f"anode must be one of {', '.join(CASE_ANODES)}, got {anode!r}")
+    kind = kind or ("blank" if rng.uniform() < 0.5 else "lines")
+    if kind not in ("blank", "lines"):
+        raise ParameterError(f"kind must be 'blank' or 'lines', got {kind!r}")
+    # instruments run at round voltages (and the continuum template is cached per voltage)
+    kv = float(rng.choice([30.0, 35.0, 40.0] if anode == "Cr" else [35.0, 40.0, 45.0, 50.0]))
+    gain = float(gain_keV if gain_keV is not None else rng.uniform(0.005, 0.020))
+    offset = float(offset_keV if offset_keV is not None else rng.uniform(-1.2, 0.3))
+    # as many channels as cover the excited range at this gain (1024..4096)
+    n = int(min(4096, max(1024, 2 ** int(np.round(np.log2((min(kv, 40.0) - offset) / gain))))))
+    e = offset + gain * np.arange(n)
+    theta = float(rng.uniform(85.0, 150.0))
+    fwhm6 = float(rng.uniform(0.125, 0.170))
+    filt = FILTERS[int(rng.integers(len(FILTERS)))]
+    total = float(10 ** rng.uniform(4.7, 7.0))  # counts in the spectrum
+    elements: dict[str, float] = {}
+    if kind == "lines":
+        k = int(rng.integers(1, 7))
+        for el in rng.choice(_PALETTE, size=k, replace=False):
+            elements[str(el)] = float(10 ** rng.uniform(-1.0, 0.0))
+    else:  # trace lines of air, the filter or the sample holder, sometimes
+        for el in ("Ar", "Fe", "Cu"):
+            if rng.uniform() < 0.25:
+                elements[el] = float(10 ** rng.uniform(-3.0, -1.7))
+    scatter = {
+        "rayleigh": float(rng.uniform(0.03, 0.15)),
+        "compton": float(rng.uniform(0.10, 0.40)),
+        "continuum": float(rng.uniform(0.15, 0.50)),
+    }
+    zero_share = 0.0 if rng.uniform() < 0.25 else float(10 ** rng.uniform(-2.5, -1.0))
+    kw = {"anode": anode, "tube_kv": kv, "theta_deg": theta, "fwhm_at_6keV": fwhm6, "poisson": False}
+    lam_el = synth_spectrum(elements, e, scatter=0, **kw) if elements else 0.0
+    lam_sc = synth_spectrum({}, e, scatter=scatter, **kw)
+    # the filter removes the soft part of the primary beam: scatter and excitation
+    lam = (lam_sc + lam_el) * filter_transmission(e, filt)
+    if zero_share:
+        lam = lam + zero_share * float(lam.sum()) * synth_spectrum({}, e, scatter={"zero": 1.0}, **kw)
+    lam *= total / max(float(lam.sum()), 1e-12)
+    counts = rng.poisson(np.maximum(lam, 0.0)).astype(np.float64)
+    zero_state = "off" if zero_share == 0.0 or offset > 0.05 else ("cut" if offset > -0.15 else "on")
+    return SpectrumCase(
+        counts=counts,
+        gain_keV=gain,
+        offset_keV=offset,
+        anode=anode,
+        tube_kv=kv,
+        theta_deg=theta,
+        kind=kind,
+        elements=elements,
+        zero_peak=zero_state,
+        filter=filt,
+        seed=int(seed),
+    )

@@ -1,0 +1,57 @@
+"""maxrf.synth_spectra: hard synthetic point spectra for calibration, checked against
+xraydb and the draws they claim."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xraydb
+
+from maxrf.errors import ParameterError
+from maxrf.synth_spectra import CASE_ANODES, calibration_case, filter_transmission
+
+
+def test_cases_are_reproducible_and_span_the_ranges():
+    a, b = calibration_case(7), calibration_case(7)
+    np.testing.assert_array_equal(a.counts, b.counts)
+    cases = [calibration_case(s) for s in range(24)]
+    assert {c.anode for c in cases} == set(CASE_ANODES)
+    assert {c.kind for c in cases} == {"blank", "lines"}
+    assert {c.zero_peak for c in cases} == {"on", "cut", "off"}
+    for c in cases:
+        assert 0.005 <= c.gain_keV <= 0.020 and -1.2 <= c.offset_keV <= 0.3
+        assert c.counts.size in (1024, 2048, 4096)
+        assert np.all(c.counts >= 0) and np.all(c.counts == np.round(c.counts))
+        assert c.energies()[0] == pytest.approx(c.offset_keV)
+        if c.kind == "blank":
+            assert all(v < 0.05 for v in c.elements.values())  # traces only
+
+
+def test_forced_parameters_and_errors():
+    c = calibration_case(3, anode="W", kind="blank", gain_keV=0.01, offset_keV=-0.5)
+    assert (c.anode, c.kind, c.gain_keV, c.offset_keV) == ("W", "blank", 0.01, -0.5)
+    # W L-alpha1 Rayleigh/Compton scatter is the strongest feature near 8.4 keV
+    e = c.energies()
+    band = (e > 7.5) & (e < 8.6)
+    assert e[band][np.argmax(c.counts[band])] == pytest.approx(8.3, abs=0.3)
+    with pytest.raises(ParameterError):
+        calibration_case(1, anode="Fe")
+    with pytest.raises(ParameterError):
+        calibration_case(1, kind="paper")
+
+
+def test_filter_transmission_matches_beer_lambert_from_xraydb():
+    e = np.array([2.0, 5.0, 10.0, 20.0])
+    t = filter_transmission(e, ("Al", 100.0))
+    mu = xraydb.material_mu("Al", e * 1e3, density=2.699)  # 1/cm
+    np.testing.assert_allclose(-np.log(t), mu * 100e-4, rtol=0.01)
+    assert np.all(filter_transmission(e, None) == 1.0)
+
+
+def test_max_error_is_over_2_to_20_keV():
+    c = calibration_case(11)
+    assert c.max_error_eV(c.gain_keV, c.offset_keV) == 0.0
+    assert c.max_error_eV(c.gain_keV, c.offset_keV + 0.005) == pytest.approx(5.0)
+    top = min(20.0, c.energies()[-1])
+    assert c.max_error_eV(c.gain_keV * 1.001, c.offset_keV) == pytest.approx(
+        1e3 * 0.001 * (top - c.offset_keV), rel=0.02)
