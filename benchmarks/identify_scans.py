@@ -40,7 +40,7 @@ OVERLAP_PAIRS = [("Cu", "Zn"), ("Pb", "As"), ("Pb", "S"), ("Ti", "Ba"), ("Hg", "
 ANODES = {"Rh": (35.0, 40.0, 50.0), "Mo": (30.0, 40.0, 50.0), "W": (35.0, 40.0, 50.0),
           "Cu": (30.0, 40.0)}
 #: seeds used while developing (never in the measured set)
-DEV_SEEDS = range(0, 40)
+DEV_SEEDS = range(0, 10)
 #: seeds of the measured (held-out) set
 HOLDOUT_SEED0 = 7000
 
@@ -238,36 +238,47 @@ def reliability(scans: list[dict[str, Any]], n_bins: int = 10) -> dict[str, Any]
     return {"bins": bins, "max_gap_bins_n_ge_10": round(worst, 4), "n": int(conf.size)}
 
 
+def _one(args: tuple[int, int, str]) -> dict[str, Any]:
+    """Make (or reuse), identify and score one scan (a worker of :func:`run`)."""
+    from maxrf.identify import identify
+
+    seed, index, work = args
+    spec = scan_spec(seed, index)
+    t0 = time.perf_counter()
+    truth, path = make(spec, Path(work))
+    t1 = time.perf_counter()
+    cal = {"gain_keV": truth.gain_keV * (1 + spec.gain_error),
+           "offset_keV": truth.offset_keV + spec.offset_error_keV}
+    res = identify(path, calibration=cal, anode=spec.anode, tube_kv=spec.tube_kv, write=False)
+    dt = time.perf_counter() - t1
+    s = score_scan(spec, truth, res, dt)
+    s["make_s"] = round(t1 - t0, 1)
+    return s
+
+
 def run(seeds: list[int], work: Path, log: Any = print, index0: int = 0,
-        keep: bool = True) -> dict[str, Any]:
+        keep: bool = True, workers: int = 1) -> dict[str, Any]:
     """Generate (or reuse), identify and score the scans of ``seeds`` (in this order: sizes
     by index, starting at ``index0``); ``keep=False`` deletes each scan after use."""
     import shutil
-
-    from maxrf.identify import identify
+    from concurrent.futures import ProcessPoolExecutor
 
     scans = []
     t_start = time.perf_counter()
-    for index, seed in enumerate(seeds):
-        spec = scan_spec(seed, index0 + index)
-        t0 = time.perf_counter()
-        truth, path = make(spec, work)
-        t1 = time.perf_counter()
-        cal = {"gain_keV": truth.gain_keV * (1 + spec.gain_error),
-               "offset_keV": truth.offset_keV + spec.offset_error_keV}
-        res = identify(path, calibration=cal, anode=spec.anode, tube_kv=spec.tube_kv, write=False)
-        dt = time.perf_counter() - t1
-        s = score_scan(spec, truth, res, dt)
-        s["make_s"] = round(t1 - t0, 1)
-        scans.append(s)
-        log(f"scan {seed} {spec.kind} {spec.height}x{spec.width} {spec.anode} {spec.tube_kv:g} kV "
-            f"{spec.counts_per_pixel:.0f}/px: truth {s['truth']} present {s['present']} "
-            f"fp {s['false_positives']} missed {s['missed']} scatter-unexpl "
-            f"{len(s['scatter_lines_unexplained'])} ({dt:.1f} s)")
-        if not keep:
-            shutil.rmtree(path, ignore_errors=True)
-            for p in work.glob(f"scan{seed}_*"):
-                p.unlink(missing_ok=True)
+    jobs = [(seed, index0 + k, str(work)) for k, seed in enumerate(seeds)]
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            results = pool.map(_one, jobs)
+            for s in results:
+                scans.append(s)
+                _log(s, log)
+    else:
+        for job in jobs:
+            scans.append(_one(job))
+            _log(scans[-1], log)
+    if not keep:
+        shutil.rmtree(work, ignore_errors=True)
+    scans.sort(key=lambda s: seeds.index(s["seed"]))
     tp = sum(s["tp"] for s in scans)
     fp = sum(s["fp"] for s in scans)
     fn = sum(s["fn"] for s in scans)
@@ -292,6 +303,13 @@ def run(seeds: list[int], work: Path, log: Any = print, index0: int = 0,
         "seconds_total": round(time.perf_counter() - t_start, 1),
         "scans": scans,
     }
+
+
+def _log(s: dict[str, Any], log: Any) -> None:
+    log(f"scan {s['seed']} {s['kind']} {s['height']}x{s['width']} {s['anode']} {s['tube_kv']:g} kV "
+        f"{s['counts_per_pixel']:.0f}/px: truth {s['truth']} present {s['present']} "
+        f"fp {s['false_positives']} missed {s['missed']} scatter-unexpl "
+        f"{len(s['scatter_lines_unexplained'])} ({s['identify_s']:.1f} s)")
 
 
 def tp_det(scans: list[dict[str, Any]]) -> int:

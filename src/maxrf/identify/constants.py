@@ -74,7 +74,7 @@ FAMILY_SLACK: float = 0.15
 N_SUM_LINES: int = 5
 #: a line whose area is this many standard errors of a local fit counts as standing out
 #: even where its per-channel height is under the noise envelope (many narrow channels)
-STRONG_Z: float = 5.0
+STRONG_Z: float = 4.0
 #: significance (sigma) of an observed peak
 PEAK_SIGMA: float = 4.0
 #: lowest energy (keV) fitted (the zero peak and the detector's cut-off lie below)
