@@ -27,7 +27,7 @@ from __future__ import annotations
 CONFIDENCE_BANDS: dict[str, tuple[float, float]] = {
     "present": (0.95, 1.0),
     "possible": (0.1, 0.5),
-    "absent": (0.0, 0.1),
+    "absent": (0.0, 0.08),
 }
 
 
