@@ -81,9 +81,14 @@ def _instrument_components(ctx: _SpectrumContext, air: bool = True) -> list[_Com
     for g in lg:
         comps.append(_line_component(f"rayleigh {g.name}", "rayleigh", e, [g], f6, label="Rayleigh",
                                      element=ctx.anode))
-    # the L lines' Compton partners (one column: their share follows the Rayleigh L lines
-    # loosely, and they sit a few tens of eV below them, broadened)
-    if lg:
+    # the L lines' Compton partners (one column, ratios of the anode lines), where they
+    # stand apart from their Rayleigh peaks (W L lines at 8-11 keV: a FWHM below them);
+    # Rh / Mo L lines near 2.5 keV shift by ~20 eV, which the Rayleigh columns absorb
+    top_l = max(lg, key=lambda g: g.rel_intensity) if lg else None
+    if top_l is not None and (
+        top_l.energy_keV - float(physics.compton_shift(top_l.energy_keV, ctx.theta))
+        > 0.25 * float(physics.fwhm_keV(top_l.energy_keV, f6))
+    ):
         comps.append(_line_component("compton L", "compton", e, lg, f6, label="Compton",
                                      shift_theta=ctx.theta, broadening=0.0105, element=ctx.anode))
     if air:
