@@ -199,8 +199,15 @@ def run_real() -> dict:
 
 
 def main(workers: int = WORKERS, n_spectra: int = N_SPECTRA) -> dict:
+    import subprocess
+
     from benchmarks import identify_scans
 
+    try:  # which code was measured
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, cwd=Path(__file__).parent, check=False).stdout.strip()
+    except OSError:
+        commit = ""
     work = WORK / "identify-holdout"
     work.mkdir(parents=True, exist_ok=True)
     seeds = list(range(identify_scans.HOLDOUT_SEED0, identify_scans.HOLDOUT_SEED0 + 50))
@@ -216,6 +223,7 @@ def main(workers: int = WORKERS, n_spectra: int = N_SPECTRA) -> dict:
     return {
         "description": __doc__.strip().splitlines()[0],
         "development_seeds": "0..9 of benchmarks.identify_scans (never measured here)",
+        "code_commit": commit,
         "precision": holdout["precision"],
         "recall": holdout["recall_detectable"],
         "reliability_max_gap": rel["max_gap_bins_n_ge_10"],
