@@ -46,4 +46,9 @@ def run(args) -> int:
     if traces:
         note = f" (traces below {100 * TRACE_FRACTION:g} % of the strongest: {', '.join(traces)})"
     print(f"present: {', '.join(present) or 'none'}{note}")
+    evidence = result.evidence(absent=args.all)
+    if evidence:
+        print("lines seen and missed (expected / observed net counts, in the spectrum where "
+              "each line is expected strongest):")
+        print(evidence)
     return 0

@@ -78,17 +78,35 @@ Algorithm of :func:`identify` (one spectrum)
    Au L lines likewise.
 6. **Status.** ``present`` (all tests passed), ``possible`` (``delta_chi2 >=``
    :data:`DCHI2_POSSIBLE`, ``z >=`` :data:`Z_POSSIBLE`, main line seen) or ``absent``.
-   ``confidence = line_fraction * z**2 / (z**2 + Z_HALF**2)`` in [0, 1]. Each element's
+   The raw score ``line_fraction * z**2 / (z**2 + Z_HALF**2)`` in [0, 1] is mapped into
+   its status's band of :data:`CONFIDENCE_BANDS` (:func:`calibrated_confidence`): present
+   0.95..1, possible 0.1..0.5, absent 0..0.08 -- bands read off the reliability curve of
+   synthetic scans with known truth, so that of the elements given confidence ``p`` a
+   fraction close to ``p`` is there, and an absent element never outranks a present one.
+   A line is *visible* (its absence counts) only where its expected area stands
+   :data:`VISIBLE_Z` standard errors above the local counting noise; a line standing
+   :data:`STRONG_Z` standard errors out counts as seen even under the per-channel noise
+   envelope (the envelope depends on the channel width). Each element's
    fitted ``counts`` (total area of its lines) and ``relative`` (to the strongest present
    element of the spectrum) are reported; a present element is a **trace** when
    ``relative <`` :data:`TRACE_FRACTION` (1 %): real standards show their impurities
    (Fe in Ni, Hf in Zr...) and unmodelled detector or diffraction peaks at that level.
 
 Instrument peaks are labelled as such and never reported as elements: the anode element
-is not a candidate, argon appears only as air. Observed peaks left unexplained by the final
-model (less than half of their net height modelled, or a residual above 5 sigma) are
-listed in ``unexplained_keV`` (over an atlas: unless a line of an element found elsewhere
-in the scan, or an instrument peak, matches them).
+is not a candidate, argon appears only as air. The instrument model holds the anode's
+Rayleigh K and L lines and their Compton partners (K and L), Si escape peaks, sum peaks of
+every pair of the :data:`N_SUM_LINES` strongest fitted lines, argon and the zero peak. An
+observed peak left unexplained by the final model (less than half of its net height
+modelled, or a residual above 5 sigma) but lying on an anode Rayleigh or Compton line or
+its escape (:func:`instrument_windows`: the Compton windows are as wide as the
+Doppler-broadened peak) is labelled with that instrument peak; what is left is listed in
+``unexplained_keV`` with its net counts in ``unexplained_counts`` (over an atlas: unless
+a line of an element found elsewhere in the scan matches it).
+
+Evidence a user can check: every element's :meth:`ElementResult.line_summary` lists each
+line once -- seen, missed (expected visible, not seen) or weak -- with its expected
+(fitted) and observed (local fit) net counts, in ``to_dict()``, in
+:meth:`Identification.evidence` (printed by ``maxrf identify``) and in the report.
 
 Over a DataStack, every hotmax spectrum is identified on its own; an element is present
 if it is present in any spectrum, and its evidence lists the lines and the spectra.
@@ -96,7 +114,8 @@ if it is present in any spectrum, and its evidence lists the lines and the spect
 Modules
 -------
 One module per part of the work, each importing only from those listed before it:
-``constants`` (the thresholds and model uncertainties above), ``patterns`` (element line
+``constants`` (the thresholds and model uncertainties above), ``confidence``
+(:func:`calibrated_confidence`), ``patterns`` (element line
 patterns, :func:`element_pattern`), ``instrument`` (instrument peaks,
 :func:`estimate_theta`, :func:`instrument_pattern`), ``fitting`` (candidates, templates
 and the non-negative least squares, steps 2-3), ``results`` (:class:`LineEvidence`,
@@ -109,6 +128,8 @@ and the non-negative least squares, steps 2-3), ``results`` (:class:`LineEvidenc
 """
 
 from __future__ import annotations
+
+from maxrf.identify.confidence import CONFIDENCE_BANDS, calibrated_confidence
 
 # the public names of the submodules; ``__all__`` lists the package's API. Private
 # helpers are imported from the module that defines them.
@@ -154,8 +175,11 @@ from maxrf.identify.instrument import (  # noqa: F401
     INSTRUMENT_KINDS,
     InstrumentPattern,
     InstrumentPeak,
+    InstrumentWindow,
     estimate_theta,
     instrument_pattern,
+    instrument_windows,
+    match_instrument,
 )
 from maxrf.identify.patterns import (  # noqa: F401
     ElementPattern,
@@ -178,6 +202,7 @@ from maxrf.identify.spectrum import (  # noqa: F401
 )
 
 __all__ = [
+    "CONFIDENCE_BANDS",
     "DCHI2_POSSIBLE",
     "DCHI2_PRESENT",
     "ElementPattern",
@@ -185,12 +210,14 @@ __all__ = [
     "Identification",
     "InstrumentPattern",
     "InstrumentPeak",
+    "InstrumentWindow",
     "LineEvidence",
     "PatternPeak",
     "SpectrumIdentification",
     "TRACE_FRACTION",
     "Z_POSSIBLE",
     "Z_PRESENT",
+    "calibrated_confidence",
     "candidate_elements",
     "element_pattern",
     "estimate_fwhm6",
@@ -198,5 +225,7 @@ __all__ = [
     "identify",
     "identify_spectrum",
     "instrument_pattern",
+    "instrument_windows",
+    "match_instrument",
     "write_identification",
 ]

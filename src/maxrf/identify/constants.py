@@ -69,6 +69,12 @@ CANDIDATE_WINDOW_FWHM: float = 1.5
 MERGE_FWHM: float = 0.5
 #: a line family's (and the escape peaks') efficiency may exceed the model by this share
 FAMILY_SLACK: float = 0.15
+#: sum (pile-up) peaks are modelled for every pair of this many strongest fitted lines (the
+#: pile-up of two major elements of a paint layer can stand where a third element's line is)
+N_SUM_LINES: int = 5
+#: a line whose area is this many standard errors of a local fit counts as standing out
+#: even where its per-channel height is under the noise envelope (many narrow channels)
+STRONG_Z: float = 4.0
 #: significance (sigma) of an observed peak
 PEAK_SIGMA: float = 4.0
 #: lowest energy (keV) fitted (the zero peak and the detector's cut-off lie below)

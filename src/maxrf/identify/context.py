@@ -16,7 +16,7 @@ from scipy import ndimage
 from maxrf import peaks as _peaks
 from maxrf import physics
 from maxrf.identify.constants import _SQRT2PI, MIN_FIT_KEV, PEAK_SIGMA
-from maxrf.identify.instrument import estimate_theta
+from maxrf.identify.instrument import estimate_theta, estimate_theta_from_lines
 
 _SLOPE = physics.FANO_SLOPE
 
@@ -76,6 +76,9 @@ class _SpectrumContext:
         self.fwhm6 = float(fwhm6)
         if theta is None:
             theta = estimate_theta(y, e, anode=anode, tube_kv=tube_kv, fwhm_at_6keV=self.fwhm6)
+        if theta is None:  # no K lines excited (W at 40 kV): the L lines' Compton partners
+            theta = estimate_theta_from_lines(y, e, anode=anode, tube_kv=tube_kv,
+                                              fwhm_at_6keV=self.fwhm6)
         self.theta = 90.0 if theta is None else float(theta)
         lo = max(MIN_FIT_KEV, e[0])
         hi = min(e[-1], tube_kv)

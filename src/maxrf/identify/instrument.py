@@ -8,11 +8,13 @@ share with the fit templates.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from maxrf import physics
 from maxrf.errors import ParameterError
@@ -213,3 +215,156 @@ def instrument_pattern(
             )
     out.sort(key=lambda p: (p.keV, p.name))
     return InstrumentPattern(anode, float(tube_kv), float(theta), source, tuple(out))
+
+
+@dataclass(frozen=True)
+class InstrumentWindow:
+    """Where an instrument peak may stand in a spectrum: its energy and half-width.
+
+    Attributes
+    ----------
+    name : str
+        Label (``'Rh Ka1 Rayleigh'``, ``'Rh La1 Compton'``, ``'Rh Ka1 Compton escape'``...).
+    keV : float
+        Expected energy (keV).
+    half_width_keV : float
+        A peak within this distance (keV) is this instrument peak: one detector FWHM for
+        sharp peaks; for Compton peaks their Doppler-broadened FWHM plus the shift of 15
+        degrees of scattering angle (the angle is estimated, and the Compton profile is
+        asymmetric, so noise on its top gives local maxima off its centre).
+    kind : str
+        One of :data:`INSTRUMENT_KINDS`.
+    """
+
+    name: str
+    keV: float
+    half_width_keV: float
+    kind: str
+
+
+def instrument_windows(
+    anode: str, tube_kv: float, theta_deg: float, fwhm_at_6keV: float, *, air: bool = True
+) -> list[InstrumentWindow]:
+    """Energy windows of every anode Rayleigh and Compton line (K and L), their Si escape
+    peaks and the air's argon lines: the peaks no sample element should be blamed for.
+
+    Parameters
+    ----------
+    anode : str
+        Tube anode.
+    tube_kv : float
+        Tube voltage (kV).
+    theta_deg : float
+        Scattering angle (degrees).
+    fwhm_at_6keV : float
+        Detector FWHM (keV) at 5.9 keV.
+    air : bool
+        Include the argon K lines.
+
+    Returns
+    -------
+    list of InstrumentWindow
+    """
+    anode = physics.normalize_element(anode)
+    out: list[InstrumentWindow] = []
+    lines = [ln for ln in physics.anode_lines(anode, tube_kv) if ln.rel_intensity >= 0.005]
+    for ln in lines:
+        e0 = float(ln.energy_keV)
+        fw = float(physics.fwhm_keV(e0, fwhm_at_6keV))
+        ec = float(physics.compton_shift(e0, theta_deg))
+        spread = abs(float(physics.compton_shift(e0, min(theta_deg + 15.0, 180.0))) - ec)
+        fwc = float(np.hypot(physics.fwhm_keV(ec, fwhm_at_6keV),
+                             _compton_extra_fwhm(e0, theta_deg, 0.025)))
+        wins = [(f"{anode} {ln.siegbahn} Rayleigh", e0, fw, "rayleigh"),
+                (f"{anode} {ln.siegbahn} Compton", ec, fwc + spread, "compton")]
+        for name, en, hw, _kind in list(wins):
+            if physics.escape_fraction(en) > 0 and en > 2.5:
+                wins.append((f"{name} escape", float(physics.escape_energy(en)), hw, "escape"))
+        out += [InstrumentWindow(n, en, hw, k) for n, en, hw, k in wins]
+    if air:
+        for ln in physics.element_lines("Ar", tube_kv, min_rel=0.01):
+            out.append(InstrumentWindow(f"Ar {ln.siegbahn} (air)", float(ln.energy_keV),
+                                        float(physics.fwhm_keV(ln.energy_keV, fwhm_at_6keV)), "air"))
+    return sorted(out, key=lambda w: w.keV)
+
+
+def match_instrument(keV: float, windows: Sequence[InstrumentWindow]) -> InstrumentWindow | None:
+    """The instrument window holding ``keV`` (the nearest relative to its width), or None."""
+    best, best_d = None, math.inf
+    for w in windows:
+        d = abs(keV - w.keV) / w.half_width_keV
+        if d <= 1.0 and d < best_d:
+            best, best_d = w, d
+    return best
+
+
+def estimate_theta_from_lines(
+    counts: Any,
+    energies: Any,
+    *,
+    anode: str = "Rh",
+    tube_kv: float = 40.0,
+    fwhm_at_6keV: float = 0.145,
+) -> float | None:
+    """Scattering angle from the Compton partners of the anode's strongest lines, any family.
+
+    For a tube whose K lines are not excited (W at 40 kV) or not on the axis, the Compton
+    peaks of its L lines are all there is: the window around the strongest anode lines is
+    fitted with their Rayleigh peaks (fixed energies, free amplitudes), their Compton
+    peaks at ``compton_shift(E, theta)`` (ratios of :func:`maxrf.physics.anode_lines`)
+    and a straight background, for every theta of a 1-degree grid; the best chi-square
+    wins, if the Compton term improves it by 25 (5 sigma).
+
+    Parameters
+    ----------
+    counts, energies : array_like
+        ``(C,)`` spectrum (counts) and channel energies (keV).
+    anode : str
+        Tube anode.
+    tube_kv : float
+        Tube voltage (kV).
+    fwhm_at_6keV : float
+        Detector FWHM (keV) at 5.9 keV.
+
+    Returns
+    -------
+    float or None
+        Angle (degrees), or None when no Compton peak stands out.
+    """
+    y = np.asarray(counts, dtype=float)
+    e = np.asarray(energies, dtype=float)
+    lines = [ln for ln in physics.anode_lines(anode, tube_kv)
+             if e[0] < ln.energy_keV < e[-1] and ln.energy_keV > 2.0]
+    if not lines:
+        return None
+    top = max(ln.rel_intensity for ln in lines)
+    lines = [ln for ln in lines if ln.rel_intensity >= 0.05 * top]
+    c = np.array([ln.energy_keV for ln in lines])
+    a = np.array([ln.rel_intensity for ln in lines])
+    lo = float(physics.compton_shift(c.min(), 180.0)) - 2.0 * float(physics.fwhm_keV(c.min(), fwhm_at_6keV))
+    hi = c.max() + 2.0 * float(physics.fwhm_keV(c.max(), fwhm_at_6keV))
+    sel = (e >= lo) & (e <= hi)
+    if np.count_nonzero(sel) < 12:
+        return None
+    ew, yw = e[sel], y[sel]
+    x = (ew - ew.mean()) / max(np.ptp(ew), 1e-9)
+    rayleigh = [physics.gaussian_peaks(ew, [ci], [1.0], physics.fwhm_keV(ci, fwhm_at_6keV)) for ci in c]
+    wgt = 1.0 / np.sqrt(np.maximum(ndimage.gaussian_filter1d(yw, 2.0), 1.0))
+    base = np.column_stack([*rayleigh, np.ones_like(x), x]) * wgt[:, None]
+    coef, *_ = np.linalg.lstsq(base, yw * wgt, rcond=None)
+    chi_flat = float(np.sum((base @ coef - yw * wgt) ** 2))
+    best = (math.inf, None)
+    for theta in np.arange(20.0, 180.01, 1.0):
+        cc = np.asarray(physics.compton_shift(c, theta))
+        width = np.hypot(physics.fwhm_keV(cc, fwhm_at_6keV), _compton_extra_fwhm(c, theta, 0.0105))
+        compton = physics.gaussian_peaks(ew, cc, a / a.sum(), width)
+        design = np.column_stack([base, compton * wgt])
+        coef, *_ = np.linalg.lstsq(design, yw * wgt, rcond=None)
+        if coef[-1] <= 0:
+            continue
+        chi = float(np.sum((design @ coef - yw * wgt) ** 2))
+        if chi < best[0]:
+            best = (chi, float(theta))
+    if best[1] is None or chi_flat - best[0] < 25.0:
+        return None
+    return best[1]

@@ -46,6 +46,9 @@ class LineEvidence:
     local_z : float
         Local significance (sigma) of the line in the residual of the full model with the
         line's own fitted contribution added back.
+    observed_counts : float
+        Net counts of that local fit (a Gaussian at the expected energy over a straight
+        background): what the spectrum holds there once every other line is taken out.
     """
 
     element: str
@@ -58,10 +61,19 @@ class LineEvidence:
     visible: bool
     seen: bool
     local_z: float
+    observed_counts: float = 0.0
+
+    @property
+    def verdict(self) -> str:
+        """``'seen'``, ``'missed'`` (expected visible, not seen) or ``'weak'`` (too weak to
+        be expected above the local counting noise: its absence says nothing)."""
+        return "seen" if self.seen else ("missed" if self.visible else "weak")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict."""
         return {
+            "verdict": self.verdict,
+            "observed_counts": round(float(self.observed_counts), 1),
             "line": self.line,
             "iupac": self.iupac,
             "keV": round(float(self.keV), 4),
@@ -85,7 +97,9 @@ class ElementResult:
     status : str
         ``'present'``, ``'possible'`` or ``'absent'``.
     confidence : float
-        In [0, 1]: ``line_fraction * z**2 / (z**2 + Z_HALF**2)``.
+        In [0, 1]: the probability that the element is there, from its status and raw score
+        ``line_fraction * z**2 / (z**2 + Z_HALF**2)``
+        (:func:`maxrf.identify.confidence.calibrated_confidence`).
     counts : float
         Fitted total area of its lines (counts).
     relative : float
@@ -118,6 +132,33 @@ class ElementResult:
         """Fitted counts below :data:`TRACE_FRACTION` of the strongest element."""
         return self.relative < TRACE_FRACTION
 
+    def line_summary(self) -> list[LineEvidence]:
+        """One record per line (by energy): from the spectrum where the line was expected
+        strongest -- what a user checks first (seen there, or missed there)."""
+        best: dict[str, LineEvidence] = {}
+        for ln in self.lines:
+            cur = best.get(ln.line)
+            key = (ln.visible or ln.seen, ln.expected_counts)
+            if cur is None or key > (cur.visible or cur.seen, cur.expected_counts):
+                best[ln.line] = ln
+        return sorted(best.values(), key=lambda ln: ln.keV)
+
+    def evidence_text(self, max_lines: int = 8) -> str:
+        """``'seen Ka1 6.40 keV (expected 1200, observed 1185, spectrum 3); missed ...'``."""
+        parts = {"seen": [], "missed": [], "weak": []}
+        for ln in self.line_summary():
+            parts[ln.verdict].append(
+                f"{ln.line} {ln.keV:.2f} keV (expected {ln.expected_counts:.0f}, observed "
+                f"{ln.observed_counts:.0f}, spectrum {ln.spectrum})"
+            )
+        out = []
+        for verdict in ("seen", "missed"):
+            items = parts[verdict]
+            if items:
+                more = f" +{len(items) - max_lines}" if len(items) > max_lines else ""
+                out.append(f"{verdict}: " + ", ".join(items[:max_lines]) + more)
+        return "; ".join(out) or "no line expected above the counting noise"
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (the ``elements`` entries of :meth:`Identification.to_dict`)."""
         return {
@@ -132,6 +173,7 @@ class ElementResult:
             "line_fraction": round(float(self.line_fraction), 3),
             "spectra": [int(s) for s in self.spectra],
             "lines": [ln.to_dict() for ln in self.lines],
+            "line_summary": [ln.to_dict() for ln in self.line_summary()],
         }
 
 
@@ -188,6 +230,8 @@ class SpectrumIdentification:
         Scattering angle used (degrees).
     chi2_reduced : float
         Reduced chi-square of the final model over the fitted range.
+    unexplained_counts : list of float
+        Net counts the model leaves within one FWHM of each unexplained peak.
     """
 
     index: int
@@ -203,6 +247,7 @@ class SpectrumIdentification:
     fwhm_at_6keV: float
     theta_deg: float
     chi2_reduced: float
+    unexplained_counts: list[float] = field(default_factory=list)
 
     def present(self) -> list[str]:
         """Present elements, strongest confidence first."""
@@ -230,6 +275,9 @@ class Identification:
         Per-spectrum results (the fitted models, for plots).
     source : str
         What was identified (path or description).
+    unexplained_counts : list of float
+        Net counts left unexplained at each of ``unexplained_keV`` (the largest over the
+        spectra where the peak is).
     """
 
     elements: list[ElementResult]
@@ -239,6 +287,7 @@ class Identification:
     tube_kv: float
     spectra: list[SpectrumIdentification] = field(default_factory=list)
     source: str = ""
+    unexplained_counts: list[float] = field(default_factory=list)
 
     def __getitem__(self, element: str) -> ElementResult:
         sym = physics.normalize_element(element)
@@ -287,6 +336,10 @@ class Identification:
             "elements": els,
             "instrument": [dict(p) for p in self.instrument],
             "unexplained_keV": [round(float(v), 3) for v in self.unexplained_keV],
+            "unexplained": [
+                {"keV": round(float(v), 3), "counts": round(float(c), 1)}
+                for v, c in zip(self.unexplained_keV, self._unexplained_counts())
+            ],
             "anode": self.anode,
             "tube_kv": float(self.tube_kv),
             "fwhm_at_6keV": float(np.median(fw)) if fw else None,
@@ -299,6 +352,19 @@ class Identification:
                 for s in self.spectra
             ],
         }
+
+    def evidence(self, *, absent: bool = False) -> str:
+        """Per element, the lines seen and missed with expected and observed counts."""
+        out = []
+        for r in self.elements:
+            if r.status == "absent" and not absent:
+                continue
+            out.append(f"{r.element} ({r.status}, {r.confidence:.2f}): {r.evidence_text()}")
+        return "\n".join(out)
+
+    def _unexplained_counts(self) -> list[float]:
+        c = list(self.unexplained_counts)
+        return c + [float("nan")] * (len(self.unexplained_keV) - len(c))
 
     def table(self, *, absent: bool = False) -> str:
         """Human-readable table: element, status, confidence, relative counts, lines."""
@@ -329,5 +395,6 @@ class Identification:
             more = "" if len(self.instrument) <= 12 else f" (+{len(self.instrument) - 12})"
             out.append(f"instrument: {inst}{more}")
         if self.unexplained_keV:
-            out.append("unexplained peaks (keV): " + ", ".join(f"{v:.2f}" for v in self.unexplained_keV))
+            out.append("unexplained peaks (keV, net counts): " + ", ".join(
+                f"{v:.2f} ({c:.0f})" for v, c in zip(self.unexplained_keV, self._unexplained_counts())))
         return "\n".join(out)

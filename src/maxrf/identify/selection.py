@@ -31,9 +31,11 @@ from maxrf.identify.constants import (
     LINE_Z_MIN,
     MIN_FIT_KEV,
     MIN_OVERVOLTAGE,
+    N_SUM_LINES,
     SHIFT_FWHM,
     SIGNIFICANCE_CAP,
     SOFT_KEV,
+    STRONG_Z,
     SUBSHELL_SLACK,
     TAIL_MAX,
     VISIBLE_Z,
@@ -79,6 +81,16 @@ def _instrument_components(ctx: _SpectrumContext, air: bool = True) -> list[_Com
     for g in lg:
         comps.append(_line_component(f"rayleigh {g.name}", "rayleigh", e, [g], f6, label="Rayleigh",
                                      element=ctx.anode))
+    # the L lines' Compton partners (one column, ratios of the anode lines), where they
+    # stand apart from their Rayleigh peaks (W L lines at 8-11 keV: a FWHM below them);
+    # Rh / Mo L lines near 2.5 keV shift by ~20 eV, which the Rayleigh columns absorb
+    top_l = max(lg, key=lambda g: g.rel_intensity) if lg else None
+    if top_l is not None and (
+        top_l.energy_keV - float(physics.compton_shift(top_l.energy_keV, ctx.theta))
+        > 0.25 * float(physics.fwhm_keV(top_l.energy_keV, f6))
+    ):
+        comps.append(_line_component("compton L", "compton", e, lg, f6, label="Compton",
+                                     shift_theta=ctx.theta, broadening=0.0105, element=ctx.anode))
     if air:
         ar = _pattern_peaks("Ar", physics.element_lines("Ar", ctx.tube_kv, min_rel=0.01), f6)
         comps.append(_line_component("air Ar", "air", e, ar, f6, label="(air)", element="Ar"))
@@ -357,11 +369,15 @@ class _Selector:
             # expected significance of the line where it stands (the local fit's error holds
             # the counting noise and the model's systematic error near strong peaks)
             exp_z = area / se
-            visible = bool(exp_z >= VISIBLE_Z and height > noise_env[i])
+            # the per-channel envelope depends on the channel width (4096 channels hold
+            # half the counts per channel of 2048): a line whose area stands clearly above
+            # the local counting noise (STRONG_Z) is visible / seen whatever its height
+            tall = height > noise_env[i] or exp_z >= STRONG_Z
+            visible = bool(exp_z >= VISIBLE_Z and tall)
             seen = bool(
                 z_loc >= LINE_Z_MIN
                 and a_hat >= LINE_RATIO_MIN * area
-                and ctx.ys[i] > ctx.env[i]
+                and (ctx.ys[i] > ctx.env[i] or z_loc >= STRONG_Z)
                 and abs(shift) <= SHIFT_FWHM * p.fwhm + 2.0 * shift_se
             )
             if not (visible or seen or p.rel >= 0.2):
@@ -378,7 +394,7 @@ class _Selector:
                     pos = np.maximum(resid[near] + c * atom.template[near], 0.0)
                     observed = float(np.sum(pos * ctx.e[near]) / pos.sum()) if pos.sum() > 0 else p.keV
             # the main line: the model's strongest of those rising above the envelope
-            if height > noise_env[i] and p.rel > main_rel:
+            if tall and p.rel > main_rel:
                 main_rel, main_seen = p.rel, seen
             if visible or seen:
                 # weight: the line's expected significance (capped): a strong line that is
@@ -390,7 +406,8 @@ class _Selector:
                 if seen:
                     seen_w += wgt
             out.append(
-                LineEvidence(el, p.label, p.iupac, p.keV, observed, ctx.index, area, visible, seen, z_loc)
+                LineEvidence(el, p.label, p.iupac, p.keV, observed, ctx.index, area, visible, seen, z_loc,
+                             a_hat)
             )
         frac = seen_w / vis_w if vis_w > 0 else 0.0
         return out, float(frac), bool(main_seen), nvis
@@ -467,7 +484,7 @@ class _Selector:
             self.accepted.remove(worst.element)
 
     def add_pileup(self) -> None:
-        """Sum-peak components of the three strongest fitted element lines."""
+        """Sum-peak components of the :data:`N_SUM_LINES` strongest fitted element lines."""
         if not self.accepted:
             return
         cols, x, _ = self.solve(self.accepted)
@@ -481,7 +498,7 @@ class _Selector:
                     key = f"{comp.element} {p.label}"
                     area = lines.get(key, (0.0, p.keV))[0] + x[k] * p.frac
                     lines[key] = (area, p.keV)
-        top = sorted(((a, n, kev) for n, (a, kev) in lines.items() if a > 0), reverse=True)[:3]
+        top = sorted(((a, n, kev) for n, (a, kev) in lines.items() if a > 0), reverse=True)[:N_SUM_LINES]
         existing = {c.name for c in self.fit.comps}
         for a in range(len(top)):
             for b in range(a, len(top)):

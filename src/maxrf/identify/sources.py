@@ -20,7 +20,12 @@ from maxrf.errors import CalibrationError, MaxrfError, OutputLocationError, Para
 from maxrf.identify.constants import STATUSES
 from maxrf.identify.context import estimate_fwhm6
 from maxrf.identify.fitting import _Atom
-from maxrf.identify.instrument import estimate_theta
+from maxrf.identify.instrument import (
+    estimate_theta,
+    estimate_theta_from_lines,
+    instrument_windows,
+    match_instrument,
+)
 from maxrf.identify.patterns import element_pattern
 from maxrf.identify.results import ElementResult, Identification, LineEvidence, SpectrumIdentification
 from maxrf.identify.spectrum import identify_spectrum
@@ -97,14 +102,27 @@ def _aggregate(
             known += [p.energy_keV for p in pat.peaks]
             known += [p.escape_keV for p in pat.peaks if p.escape_keV is not None]
     known_arr = np.sort(np.asarray(known, dtype=float))
+    theta = float(np.median([r.theta_deg for r in results])) if results else 90.0
+    windows = instrument_windows(anode, tube_kv, theta, fwhm6)
     unexplained: list[float] = []
-    for v in sorted(v for res in results for v in res.unexplained_keV):
+    counts: list[float] = []
+    found = sorted(
+        (v, c) for res in results
+        for v, c in zip(res.unexplained_keV, res.unexplained_counts or [np.nan] * len(res.unexplained_keV))
+    )
+    for v, c in found:
         tol = 0.5 * float(physics.fwhm_keV(v, fwhm6))
         if known_arr.size and np.min(np.abs(known_arr - v)) <= tol:
             continue
+        if match_instrument(v, windows) is not None:
+            continue
         if not unexplained or v - unexplained[-1] > tol:
             unexplained.append(v)
-    return Identification(elements, instrument, unexplained, anode, tube_kv, list(results), source)
+            counts.append(float(c))
+        else:
+            counts[-1] = float(np.nanmax([counts[-1], c]))
+    return Identification(elements, instrument, unexplained, anode, tube_kv, list(results), source,
+                          counts)
 
 
 def _atlas_arrays(source: Any) -> dict[str, Any] | None:
@@ -285,6 +303,8 @@ def _identify_atlas(
         fwhm6 = estimate_fwhm6(total, e, anode=anode, tube_kv=tube_kv) or physics.DEFAULT_FWHM_KEV
     if theta is None:
         theta = estimate_theta(total, e, anode=anode, tube_kv=tube_kv, fwhm_at_6keV=fwhm6)
+    if theta is None:
+        theta = estimate_theta_from_lines(total, e, anode=anode, tube_kv=tube_kv, fwhm_at_6keV=fwhm6)
     cache: dict[str, list[_Atom]] = {}
     results = []
     for n in range(spectra.shape[0]):

@@ -16,9 +16,11 @@ import numpy as np
 
 from maxrf import physics
 from maxrf.errors import ParameterError
+from maxrf.identify.confidence import calibrated_confidence
 from maxrf.identify.constants import _SQRT2PI, EXCLUDED, INSTRUMENT_Z
 from maxrf.identify.context import _gauss_profile, _SpectrumContext
 from maxrf.identify.fitting import candidate_elements
+from maxrf.identify.instrument import instrument_windows, match_instrument
 from maxrf.identify.results import ElementResult, ObservedPeak, SpectrumIdentification
 from maxrf.identify.selection import _Selector
 
@@ -126,10 +128,11 @@ def _finish(sel: _Selector) -> SpectrumIdentification:
         rel = ev.counts / strongest if strongest > 0 else 0.0
         lines = ev.lines if status != "absent" else [ln for ln in ev.lines if ln.visible or ln.seen]
         results[el] = ElementResult(
-            el, status, ev.confidence, ev.counts, rel, ev.z, ev.dchi2, ev.fraction, lines, [ctx.index]
+            el, status, calibrated_confidence(status, ev.confidence), ev.counts, rel, ev.z, ev.dchi2,
+            ev.fraction, lines, [ctx.index]
         )
     model_net = sel.full_model(cols, x)
-    instrument, peaks, unexplained = _explain_peaks(sel, cols, x, model_net)
+    instrument, peaks, unexplained, unexplained_counts = _explain_peaks(sel, cols, x, model_net)
     n_fit = int(np.count_nonzero(ctx.sel))
     return SpectrumIdentification(
         index=ctx.index,
@@ -145,12 +148,13 @@ def _finish(sel: _Selector) -> SpectrumIdentification:
         fwhm_at_6keV=ctx.fwhm6,
         theta_deg=ctx.theta,
         chi2_reduced=float(chi2 / max(n_fit - len(cols), 1)),
+        unexplained_counts=unexplained_counts,
     )
 
 
 def _explain_peaks(
     sel: _Selector, cols: Sequence[int], x: np.ndarray, model_net: np.ndarray
-) -> tuple[list[dict[str, Any]], list[ObservedPeak], list[float]]:
+) -> tuple[list[dict[str, Any]], list[ObservedPeak], list[float], list[float]]:
     """Instrument peaks seen, labels of the observed peaks, unexplained peaks."""
     ctx, fit = sel.ctx, sel.fit
     noise_env = ctx.env - ctx.base
@@ -193,6 +197,8 @@ def _explain_peaks(
     instrument.sort(key=lambda d: d["keV"])
     peaks: list[ObservedPeak] = []
     unexplained: list[float] = []
+    unexplained_counts: list[float] = []
+    windows = instrument_windows(ctx.anode, ctx.tube_kv, ctx.theta, ctx.fwhm6)
     for i, keV in zip(ctx.peak_idx, ctx.peak_keV):
         net = float(ctx.ys[i] - ctx.base[i])
         explained = float(model_net[i] / net) if net > 0 else 1.0
@@ -205,6 +211,7 @@ def _explain_peaks(
                 best, best_h = (p, kind, el), h
         resid = net - model_net[i]
         sigma = math.sqrt(fit_var[i])
+        win = match_instrument(float(keV), windows)
         if best is not None and explained >= 0.5 and resid <= 5.0 * sigma:
             p, kind, el = best
             if kind == "element":
@@ -212,8 +219,16 @@ def _explain_peaks(
                 kd = "escape" if p.kind == "escape" else "element"
             else:
                 label, kd = p.label, ("escape" if p.kind == "escape" else kind)
+        elif win is not None:
+            # at an anode Rayleigh / Compton line (K or L), its escape or argon: an
+            # instrument peak whatever the fitted shape left over (the Compton profile is
+            # broad and asymmetric)
+            label, kd = win.name, win.kind
         else:
             label, kd = "?", "unexplained"
             unexplained.append(float(keV))
+            fw = float(physics.fwhm_keV(keV, ctx.fwhm6))
+            near = np.abs(ctx.e - keV) <= fw
+            unexplained_counts.append(float(max(np.sum(ctx.net[near] - model_net[near]), 0.0)))
         peaks.append(ObservedPeak(float(keV), int(i), net, label, kd, explained))
-    return instrument, peaks, unexplained
+    return instrument, peaks, unexplained, unexplained_counts

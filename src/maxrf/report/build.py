@@ -56,6 +56,7 @@ from maxrf.report.layers import (
     load_layer,
     map_entries,
 )
+from maxrf.report.line_evidence import line_evidence_html
 
 #: at most this many hotmax spectra are drawn
 MAX_HOTMAX = 40
@@ -314,6 +315,8 @@ class _Report:
                 "<th class='num'>Confidence</th>"
                 "<th>Main lines</th></tr></thead><tbody>" + "".join(trs) + "</tbody></table>"
             )
+        with contextlib.suppress(Exception):  # evidence table: only when the layer has it
+            body += line_evidence_html(self.ds.read("identification").attrs.get("elements") or [])
         if absent:
             names = ", ".join(f"{esc(e['element'])}" for e in sorted(absent, key=lambda e: e["element"]))
             body += (
