@@ -7,7 +7,8 @@ import json
 import sys
 import traceback
 
-BENCHMARKS = ["bench_convert", "bench_maps", "bench_identify", "bench_speckles", "bench_viewer",
+BENCHMARKS = ["bench_convert", "bench_maps", "bench_identify", "bench_speckles", "bench_segmentation",
+              "bench_viewer",
               "bench_faults"]
 
 

@@ -22,6 +22,7 @@ _EXPORTS = {
     "multi_plot": "maps",
     "plot_map": "maps",
     "plot_speckles": "maps",
+    "plot_segmentation": "segmentation",
 }
 
 
