@@ -19,7 +19,8 @@ import pytest
 
 from maxrf.store import DataStack
 
-ALL_LAYERS = ("calibration", "hotmax", "identification", "peak_maps", "element_maps", "speckles")
+ALL_LAYERS = ("calibration", "hotmax", "identification", "peak_maps", "element_maps", "speckles",
+              "segmentation")
 ELEMENTS = ("Ca", "Fe", "Cu", "Pb")
 GAIN, OFFSET = 0.04, -0.1
 

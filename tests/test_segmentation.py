@@ -249,3 +249,18 @@ def test_classes_tiff_errors(tmp_path):
     with pytest.raises(Exception, match="folder"):
         write_classes_tiff(classes, tmp_path / "nope" / "c.tif")
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_report_shows_overlay_and_particle_table(drawn_ds):
+    from maxrf.report import build_report
+
+    ds, maps, truth = drawn_ds
+    html = build_report(ds)
+    assert 'data-missing="segmentation"' in html  # not computed yet: said so
+    seg = segment_datastack(ds, "Fe")
+    html = build_report(ds)
+    assert 'data-segmentation="map"' in html and "data:image/png;base64," in html
+    table = html.split('data-segmentation="table"')[1].split("</table>")[0]
+    assert table.count("<tr>") == seg.n_particles + 1  # header + one row a particle
+    assert f"{seg.n_particles} particles" in html
+    assert 'data-layer-status="segmentation" data-state="computed"' in html

@@ -57,6 +57,12 @@ MAX_HOTMAX = 40
 MAX_SPECKLE_ROWS = 300
 
 
+def _segmentation_section(ds: Any, statuses: dict, max_side: int) -> str:
+    from maxrf.report.segmentation import section
+
+    return section(ds, statuses, max_side)
+
+
 def _open(ds: Any) -> Any:
     from maxrf.store import DataStack
 
@@ -825,6 +831,8 @@ def _document(ds: Any, title: str | None, max_map_side: int) -> list[str]:
         ("peak-maps", "Peak maps", lambda: rep.maps("peak_maps")),
         ("hotmax", "Hotmax spectra", rep.hotmax),
         ("speckles", "Speckles", rep.speckles),
+        ("segmentation", "Particles, strokes and background",
+         lambda: _segmentation_section(ds, rep.statuses, max_map_side)),
         ("provenance", "Provenance", rep.provenance),
     ]
     built = [(sid, t, rep.guarded(sid, t, fn)) for sid, t, fn in sections]
