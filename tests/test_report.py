@@ -188,6 +188,10 @@ def write_layers(
             },
             {"element": "Cu", "clip_height": 100.0, "max_area": 20, "noise_level": 5.0, "table": table},
         )
+    if "segmentation" in layers:
+        from maxrf.segmentation import segment_datastack
+
+        segment_datastack(ds, "Cu")
 
 
 def make_stack(

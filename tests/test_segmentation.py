@@ -264,3 +264,21 @@ def test_report_shows_overlay_and_particle_table(drawn_ds):
     assert table.count("<tr>") == seg.n_particles + 1  # header + one row a particle
     assert f"{seg.n_particles} particles" in html
     assert 'data-layer-status="segmentation" data-state="computed"' in html
+
+
+def test_viewer_serves_classes_and_particles(drawn_ds):
+    from maxrf.viewer.app import ViewerApp
+
+    ds, maps, truth = drawn_ds
+    app = ViewerApp(ds)
+    assert app.segmentation()["computed"] is False
+    seg = segment_datastack(ds, "Fe")
+    out = app.segmentation()  # picks up the new layer
+    import base64
+
+    classes = np.frombuffer(base64.b64decode(out["classes"]["data"]), "<f4").reshape(
+        out["classes"]["shape"])
+    np.testing.assert_array_equal(classes, seg.classes)
+    assert len(out["particles"]) == seg.n_particles and "Mn" in out["particles"][0]
+    assert any(s["name"] == "segmentation" and s["state"] == "computed"
+               for s in app.info()["layers"])
