@@ -56,8 +56,9 @@ def section(ds: Any, statuses: dict[str, Any], max_side: int = 800) -> str:
 
 
 def _missing(status: Any) -> str:
-    return (f'<div class="missing" data-missing="segmentation" data-state="{esc(status.state)}">'
-            f"Segmentation: {esc(status.state)} — {esc(status.message)}</div>")
+    from maxrf.report.build import _not_computed  # the report's one "not computed" note
+
+    return _not_computed(status)
 
 
 def _figure(ds: Any, classes: np.ndarray, layer: Any, attrs: dict, max_side: int) -> str:

@@ -10,27 +10,36 @@
 Method (all scales in pixels, thresholds in units of the map's counting noise):
 
 1. **Noise model.** The map's variance as a function of its level, ``var = a + b * level``
-   (the Poisson envelope: ``a = 0, b = 1`` for raw counts), fitted on robust (median
-   absolute deviation) estimates of the pixel-to-pixel differences in bins of the smoothed
-   level. Per bin the direction with the smallest spread is used, so pixels on a stroke,
-   whose differences along the stroke are pure noise, do not inflate it.
+   (the Poisson envelope: ``a = 0, b = 1`` for raw counts), fitted on robust (clipped)
+   spreads of neighbouring-pixel differences in bins of the smoothed level. Per bin the
+   direction with the smallest spread is used, so pixels on a stroke, whose differences
+   along the stroke are pure noise, do not inflate it.
 2. **Paper level.** Median of coarse blocks, interpolated: the smooth level of the ground.
-3. **Linear openings.** The map, lightly smoothed, is opened (grey erosion then dilation)
-   with line segments of ``line_length`` pixels at ``n_angles`` orientations. A stroke
-   survives the opening along its own direction; a particle, shorter than the line in every
-   direction, does not. The largest opening is the *expected level without particles*:
-   paper, or the stroke under a speckle. Where two strokes cross, the best opening at least
-   45 degrees away from the first adds the second stroke (ink adds where strokes cross), so
-   a crossing is not a particle.
-4. **Particles.** The residual (smoothed map minus the expected level) in units of its noise
-   is thresholded with hysteresis (seed ``significance``, growth ``significance / 2``);
-   each region is kept when its summed excess is significant (``matched_significance``),
-   it is compact (not elongated, not larger than a disc of ``max_radius`` + 1.5 px) and
-   its peak is a local maximum. Rejected candidates are counted by reason.
+3. **Line openings.** The map, lightly smoothed (Gaussian ``smooth``), then its 3 x 3
+   maximum (a digital line may miss a thin curved stroke by a pixel) averaged over
+   ``along`` pixels along each line, is opened (erosion then dilation) with line segments
+   of ``line_length`` pixels at ``n_angles`` orientations. A stroke survives the opening
+   along its own direction; a particle, shorter than the line in every direction, does
+   not. The largest opening is the *expected level without particles*: paper, or the
+   stroke under a speckle. Where two strokes cross, the best opening at least 45 degrees
+   away adds the second stroke (ink adds where strokes cross), so a crossing is not a
+   particle.
+4. **Particles.** The residual (smoothed map minus expected level) in noise units is
+   re-standardised by its own robust centre and spread over the map, made
+   ``STROKE_STRICTNESS`` (1.4) times stricter on strokes, and thresholded with
+   hysteresis (seed ``significance``, growth to half of it). A region is a particle when
+   its summed excess over the expected level is significant (``matched_significance``;
+   for raw counts also against the Poisson tail), it is no larger than a disc of
+   ``max_radius`` + 1.5 px and not elongated. Rejected candidates are counted by reason.
 5. **Strokes.** Pixels whose mean along the best line direction stands
-   ``stroke_significance`` noise units above the paper and at least half way up the local
-   ridge height (half maximum: the mask follows the stroke's width), in connected regions
-   longer than a particle. Particle pixels are class 2 even on a stroke.
+   ``stroke_significance`` noise units above the paper (hysteresis), in connected regions
+   longer than twice the line; within them the mask is cut at 0.4 of the local ridge
+   maximum (about half the true height: the stroke's width). Particle pixels are class 2
+   even on a stroke.
+
+Known limits (see the ``verdict``/``warnings`` of a result): extended areas larger than
+the paper block are read as ground; speckles closer to a stroke than about 3 px can merge
+with it; the settings were chosen on synthetic drawings (benchmarks/bench_segmentation.py).
 
 The local steps run tile by tile (with a halo), so memory stays a few bytes per pixel
 whatever the map size. The computation never plots, prints or prompts.
