@@ -125,7 +125,8 @@ def segment_map(
         "noise_model": {"a": p.a, "b": p.b, "source": nsource, **ninfo,
                         "paper_level": level,
                         "paper_noise": float(p.sigma(np.array(level))),
-                        "residual_centre": z_centre, "residual_spread": z_scale},
+                        "residual_centre": z_centre, "residual_spread": z_scale,
+                        "seed_noise_level": _seed_noise_level(m)},
         "candidates": len(rows) + sum(rejected.values()),
         "rejected": rejected,
         "strokes": sinfo,
@@ -159,6 +160,17 @@ def _thresholds(p: _Params, block: int) -> dict[str, Any]:
                         "why": "median of blocks: the ground level; extended areas larger "
                                "than a block are read as ground"},
     }
+
+
+def _seed_noise_level(m: np.ndarray) -> float | None:
+    """The seed's ``get_noise_level`` (from the negative values of a peak map), a cross-check
+    of the noise model on maps with counts above a continuum; None without negative values."""
+    from maxrf.maps import get_noise_level
+
+    finite = m[np.isfinite(m)]
+    if np.count_nonzero(finite < 0) < 100:
+        return None
+    return float(get_noise_level(finite)[0])
 
 
 def _check_options(max_radius: Any, max_width: Any, smooth: Any, line_length: Any,
