@@ -23,6 +23,7 @@ are on seeds 100-129 (``evaluation``), never looked at while tuning.
 from __future__ import annotations
 
 import json
+import os
 import tracemalloc
 
 import numpy as np
@@ -146,6 +147,7 @@ def speed(size: int = 1000) -> dict:
     hit, errs = _match(seg.centroids_rc, truth.particle_centres)
     return {
         "map_shape": [size, size],
+        "load_average_1min": os.getloadavg()[0],  # other work on the machine (2 cores)
         "segment_map_s": min(t_seg),
         "seed_atlas_scan_s": min(t_atlas),
         "ratio_to_atlas_scan": min(t_seg) / min(t_atlas),

@@ -70,7 +70,9 @@ def rows() -> list[str]:
             f"| segmentation of clean paper | {cp['false_per_10000_px']:.2f} false particles per "
             f"10,000 px ({cp['pixels']:,} px) | <= 1 |",
             f"| segment_map on 1000 x 1000 | {spd['segment_map_s']:.1f} s "
-            f"({spd['ratio_to_atlas_scan']:.1f}x the atlas height scan), peak "
+            f"({spd['ratio_to_atlas_scan']:.1f}x the atlas height scan in the same run"
+            + (f", load average {spd['load_average_1min']:.0f} on 2 cores"
+               if "load_average_1min" in spd else "") + "), peak "
             f"{spd['peak_bytes_per_pixel']:.0f} bytes/pixel | a few seconds |",
         ]
     v = _load("viewer")
