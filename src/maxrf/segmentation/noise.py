@@ -126,6 +126,20 @@ def noise_model(element_map: Any, n_bins: int = 16, max_samples: int = 100_000
     return float(a), float(b), {"levels": levels, "sigmas": sigmas, "fit_residual": resid}
 
 
+def _interp_matrix(n: int, centres: np.ndarray) -> np.ndarray:
+    """(n, k) weights of linear interpolation at 0..n-1 between values at ``centres``
+    (constant beyond the first and last)."""
+    pos = np.interp(np.arange(n), centres, np.arange(centres.size)) if centres.size > 1 \
+        else np.zeros(n)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, centres.size - 1)
+    frac = pos - lo
+    w = np.zeros((n, centres.size))
+    w[np.arange(n), lo] += 1.0 - frac
+    w[np.arange(n), hi] += frac
+    return w
+
+
 def _paper_level(m: np.ndarray, block: int) -> np.ndarray:
     """Smooth ground level: median of ``block`` x ``block`` blocks, bilinearly interpolated."""
     H, W = m.shape
@@ -142,13 +156,7 @@ def _paper_level(m: np.ndarray, block: int) -> np.ndarray:
     coarse = np.where(np.isnan(coarse), np.nanmedian(coarse), coarse)
     rc = (re[:-1] + re[1:] - 1) / 2.0
     cc = (ce[:-1] + ce[1:] - 1) / 2.0
-    rows = np.interp(np.arange(H), rc, np.arange(nr)) if nr > 1 else np.zeros(H)
-    cols = np.interp(np.arange(W), cc, np.arange(nc)) if nc > 1 else np.zeros(W)
-    out = np.empty((H, W), dtype=np.float32)
-    for r0 in range(0, H, TILE):
-        rr = rows[r0:r0 + TILE]
-        grid = np.meshgrid(rr, cols, indexing="ij")
-        out[r0:r0 + TILE] = ndi.map_coordinates(coarse, grid, order=1, mode="nearest")
-    return out
+    # bilinear interpolation is separable: (H, nr) @ coarse @ (nc, W)
+    return (_interp_matrix(H, rc) @ coarse @ _interp_matrix(W, cc).T).astype(np.float32)
 
 
