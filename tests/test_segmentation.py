@@ -282,3 +282,12 @@ def test_viewer_serves_classes_and_particles(drawn_ds):
     assert len(out["particles"]) == seg.n_particles and "Mn" in out["particles"][0]
     assert any(s["name"] == "segmentation" and s["state"] == "computed"
                for s in app.info()["layers"])
+
+
+def test_cli_bad_output_folder_writes_nothing(drawn_ds, tmp_path):
+    ds, _maps, _truth = drawn_ds
+    r = subprocess.run([sys.executable, "-m", "maxrf", "segment", str(ds.path), "--element", "Fe",
+                        "--classes", str(tmp_path / "no" / "c.tiff")], capture_output=True, text=True)
+    assert r.returncode == 1 and "output folder does not exist" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert "segmentation" not in ds.layers  # nothing stored

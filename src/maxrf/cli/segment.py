@@ -29,9 +29,13 @@ def add_options(p, element: bool = True) -> None:
 
 def run(args) -> int:
     from maxrf import DataStack
+    from maxrf.errors import OutputLocationError
     from maxrf.segmentation import segment_datastack, write_classes_tiff
     from maxrf.speckles import write_csv
 
+    for out in (args.classes, args.out, args.plot):  # before anything is computed or stored
+        if out and not Path(out).parent.is_dir():
+            raise OutputLocationError("the output folder does not exist", Path(out).parent)
     ds = DataStack(args.datastack)
     seg = segment_datastack(ds, args.element, max_radius=args.max_radius,
                             significance=args.significance)
