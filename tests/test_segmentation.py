@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
+from maxrf.cli import main
 from maxrf.convert import convert
 from maxrf.errors import LayerMissingError, OutputExistsError, ParameterError
 from maxrf.segmentation import (
@@ -219,15 +218,14 @@ def test_segment_datastack_stores_the_layer(drawn_ds):
         segment_datastack(ds, "Pb")
 
 
-def test_cli_speckles_classes_csv_plot(drawn_ds, tmp_path):
+def test_cli_speckles_classes_csv_plot(drawn_ds, tmp_path, capsys):
     import tifffile
 
     ds, maps, truth = drawn_ds
     tif, out, png = tmp_path / "c.tiff", tmp_path / "s.csv", tmp_path / "o.png"
-    r = subprocess.run([sys.executable, "-m", "maxrf", "speckles", str(ds.path), "--element", "Fe",
-                        "--classes", str(tif), "--out", str(out), "--plot", str(png)],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    code = main(["speckles", str(ds.path), "--element", "Fe", "--classes", str(tif),
+                 "--out", str(out), "--plot", str(png)])
+    assert code == 0, capsys.readouterr().err
     classes = tifffile.imread(tif)
     assert classes.dtype == np.uint8 and classes.shape == maps["Fe"].shape
     assert set(np.unique(classes)) <= {0, 1, 2}
@@ -284,10 +282,11 @@ def test_viewer_serves_classes_and_particles(drawn_ds):
                for s in app.info()["layers"])
 
 
-def test_cli_bad_output_folder_writes_nothing(drawn_ds, tmp_path):
+def test_cli_bad_output_folder_writes_nothing(drawn_ds, tmp_path, capsys):
     ds, _maps, _truth = drawn_ds
-    r = subprocess.run([sys.executable, "-m", "maxrf", "segment", str(ds.path), "--element", "Fe",
-                        "--classes", str(tmp_path / "no" / "c.tiff")], capture_output=True, text=True)
-    assert r.returncode == 1 and "output folder does not exist" in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1
+    code = main(["segment", str(ds.path), "--element", "Fe",
+                 "--classes", str(tmp_path / "no" / "c.tiff")])
+    err = capsys.readouterr().err
+    assert code == 1 and "output folder does not exist" in err
+    assert len(err.strip().splitlines()) == 1
     assert "segmentation" not in ds.layers  # nothing stored
