@@ -7,8 +7,7 @@ import json
 import sys
 import traceback
 
-BENCHMARKS = ["bench_convert", "bench_maps", "bench_identify", "bench_speckles", "bench_viewer",
-              "bench_faults", "bench_decompose", "bench_calibration"]
+              "bench_convert", "bench_maps", "bench_identify", "bench_speckles", "bench_viewer", "bench_faults", "bench_decompose", "bench_calibration", "bench_segmentation"]
 
 
 def main(names: list[str]) -> int:

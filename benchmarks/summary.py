@@ -66,6 +66,24 @@ def rows() -> list[str]:
         out.append(f"| speckle height scan, 100 heights on 1000 x 1000 "
                    f"| {sp['scan']['maxrf_s']:.2f} s, {sp['scan']['speedup']:.0f}x the seed, equal "
                    f"| a few seconds |")
+    sg = _load("segmentation")
+    if sg:
+        e, cp, spd = sg["evaluation"], sg["clean_paper"], sg["speed"]
+        out += [
+            f"| segmentation of synthetic drawings ({len(e['seeds'])} held-out seeds: ink strokes "
+            f"1-4 px, speckles r 1-3 px at 3-12 x noise, a third on strokes) "
+            f"| particles precision {e['precision']:.2f}, recall {e['recall']:.2f}, centroid error "
+            f"{e['centroid_error_px_mean']:.2f} px; stroke IoU {e['stroke_iou_pooled']:.2f} "
+            f"(seed atlas: precision {e['seed_atlas']['precision']:.2f}) "
+            f"| >= 0.9 / >= 0.9, < 0.5 px, IoU >= 0.7 |",
+            f"| segmentation of clean paper | {cp['false_per_10000_px']:.2f} false particles per "
+            f"10,000 px ({cp['pixels']:,} px) | <= 1 |",
+            f"| segment_map on 1000 x 1000 | {spd['segment_map_s']:.1f} s "
+            f"({spd['ratio_to_atlas_scan']:.1f}x the atlas height scan in the same run"
+            + (f", load average {spd['load_average_1min']:.0f} on 2 cores"
+               if "load_average_1min" in spd else "") + "), peak "
+            f"{spd['peak_bytes_per_pixel']:.0f} bytes/pixel | a few seconds |",
+        ]
     v = _load("viewer")
     if v:
         p = v["pixel_click_cold_disk"]

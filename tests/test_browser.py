@@ -112,7 +112,7 @@ def test_report_in_the_browser(browser, data):
     assert got["hotmax"] == ds.read("hotmax")["spectra"].shape[0]
     assert got["colorbars"] == len(expected) + 1
     assert got["speckleRows"] == len(ds.read("speckles").attrs["table"])
-    assert got["states"] == ["computed"] * 6
+    assert got["states"] == ["computed"] * 7
     assert got["title"] == "MA-XRF report: scan"
     assert all(u.startswith(("file://", "data:")) for u in log.urls), log.urls  # nothing from the network
     assert log.errors == []
@@ -137,7 +137,7 @@ def test_report_without_layers_in_the_browser(browser, tmp_path):
     log = PageLog(page)
     page.goto(path.as_uri())
     missing = page.evaluate("() => [...document.querySelectorAll('[data-missing]')].map((e) => e.innerText)")
-    assert len(missing) == 6 and all("not computed" in m and "run maxrf" in m for m in missing)
+    assert len(missing) == 7 and all("not computed" in m and "run maxrf" in m for m in missing)
     assert page.evaluate("() => document.querySelectorAll('svg[data-spectrum]').length") == 2
     assert log.errors == []
     save_shot(page, "report_bare.png", docs=False, full_page=True)

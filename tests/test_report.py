@@ -19,7 +19,8 @@ import pytest
 
 from maxrf.store import DataStack
 
-ALL_LAYERS = ("calibration", "hotmax", "identification", "peak_maps", "element_maps", "speckles")
+ALL_LAYERS = ("calibration", "hotmax", "identification", "peak_maps", "element_maps", "speckles",
+              "segmentation")
 ELEMENTS = ("Ca", "Fe", "Cu", "Pb")
 GAIN, OFFSET = 0.04, -0.1
 
@@ -187,6 +188,10 @@ def write_layers(
             },
             {"element": "Cu", "clip_height": 100.0, "max_area": 20, "noise_level": 5.0, "table": table},
         )
+    if "segmentation" in layers:
+        from maxrf.segmentation import segment_datastack
+
+        segment_datastack(ds, "Cu")
 
 
 def make_stack(

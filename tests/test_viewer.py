@@ -126,7 +126,8 @@ def test_info(server, stack):
     assert info["unit"] == "keV"
     assert {layer["name"]: layer["state"] for layer in info["layers"]} == {
         n: "computed"
-        for n in ("calibration", "hotmax", "identification", "peak_maps", "element_maps", "speckles")
+        for n in ("calibration", "hotmax", "identification", "peak_maps", "element_maps", "speckles",
+                  "segmentation")
     }
     keys = [m["key"] for m in info["maps"]]
     assert keys == ["Ca", "Fe", "Pb", "Cu", "peak:Fe Ka", "peak:Pb La", "peak:Ca Ka"]

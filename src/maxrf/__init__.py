@@ -52,6 +52,9 @@ _EXPORTS: dict[str, str] = {
     # speckles
     "SpeckleAtlas": "speckles",
     "region_spectra": "speckles",
+    # segmentation
+    "segment_map": "segmentation",
+    "Segmentation": "segmentation",
     # plots
     "plot_peak_slices": "plot",
     "plot_puzzle": "plot",

@@ -308,6 +308,13 @@ class SpeckleAtlas:
     n_heights : int, optional
         Number of heights scanned, equally spaced from the map's minimum to its maximum
         (both included). Default 100.
+    particles_only : bool, optional
+        Measure only the particle class of :func:`maxrf.segmentation.segment_map` (run on
+        the map): strokes and paper are treated as pixels without data, so a stroke is never
+        cut into speckles. Default False (the seed's behaviour: the whole map).
+    segmentation : maxrf.segmentation.Segmentation, optional
+        A segmentation of this map to restrict the atlas to its particles (implies
+        ``particles_only``).
 
     Attributes
     ----------
@@ -356,12 +363,17 @@ class SpeckleAtlas:
     labelling.
     """
 
-    def __init__(self, peak_map: Any, n_heights: int = 100):
+    def __init__(self, peak_map: Any, n_heights: int = 100, *, particles_only: bool = False,
+                 segmentation: Any = None):
         if isinstance(n_heights, bool) or not isinstance(n_heights, (int, np.integer)):
             raise ParameterError(f"n_heights must be an integer >= 1, got {n_heights!r}")
         if n_heights < 1:
             raise ParameterError(f"n_heights must be an integer >= 1, got {n_heights}")
         self.peak_map = _as_map(peak_map)
+        #: the Segmentation whose particle class the atlas measures (None: the whole map)
+        self.segmentation = _particle_segmentation(self.peak_map, particles_only, segmentation)
+        if self.segmentation is not None:  # strokes and paper become "no data"
+            self.peak_map[~self.segmentation.particle_mask] = np.nan
         self.n_heights = int(n_heights)
         self.heights = np.linspace(
             np.nanmin(self.peak_map), np.nanmax(self.peak_map), self.n_heights
@@ -552,6 +564,24 @@ class SpeckleAtlas:
             the full-size mask of the label is used.
         """
         return region_spectra(arr, self.speckle_mask(speckle_i), average=True, client=client)
+
+
+def _particle_segmentation(peak_map: np.ndarray, particles_only: bool, segmentation: Any) -> Any:
+    """The segmentation restricting an atlas to particles, checked, or None."""
+    if segmentation is None and not particles_only:
+        return None
+    from maxrf.segmentation import Segmentation, segment_map
+
+    if segmentation is None:
+        return segment_map(peak_map)
+    if not isinstance(segmentation, Segmentation):
+        raise ParameterError(f"segmentation must be a maxrf Segmentation, got {type(segmentation)}")
+    if segmentation.classes.shape != peak_map.shape:
+        raise ParameterError(f"segmentation has shape {segmentation.classes.shape}, "
+                             f"the map has {peak_map.shape}")
+    if not segmentation.particle_mask.any():
+        raise ParameterError("the segmentation has no particle: nothing for the atlas to measure")
+    return segmentation
 
 
 # ---------------------------------------------------------------------------------------

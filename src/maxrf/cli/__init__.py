@@ -23,6 +23,7 @@ COMMANDS = {
     "identify": "identify",
     "maps": "maps",
     "speckles": "speckles",
+    "segment": "segment",
     "report": "report",
     "view": "view",
     "verify": "verify",

@@ -14,10 +14,19 @@ def add_parser(sub):
                    help="keep speckles whose peak exceeds FACTOR x the map's noise level")
     p.add_argument("--out", help="write the speckle table as CSV")
     p.add_argument("--plot", help="write the map with the speckles circled (PNG/SVG)")
+    from maxrf.cli.segment import add_options
+
+    add_options(p, element=False)  # --classes: segment first, the table lists particles only
+    p.add_argument("--particles-only", action="store_true",
+                   help="segment first (as --classes) and list the particles only")
     return p
 
 
 def run(args) -> int:
+    if args.classes or args.particles_only:
+        from maxrf.cli.segment import run as run_segment
+
+        return run_segment(args)
     from maxrf import DataStack
     from maxrf.speckles import find_speckles, write_csv
 

@@ -29,6 +29,7 @@ _EXPORTS = {
     "multi_plot": "maxrf.plot.maps",
     "plot_map": "maxrf.plot.maps",
     "plot_speckles": "maxrf.plot.maps",
+    "plot_segmentation": "maxrf.plot.segmentation",
 }
 
 

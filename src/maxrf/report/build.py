@@ -64,6 +64,12 @@ MAX_HOTMAX = 40
 MAX_SPECKLE_ROWS = 300
 
 
+def _segmentation_section(ds: DataStack, statuses: dict, max_side: int) -> str:
+    from maxrf.report.segmentation import section
+
+    return section(ds, statuses, max_side)
+
+
 def _open(ds: DataStack | str | os.PathLike) -> DataStack:
     from maxrf.store import open_datastack
 
@@ -779,6 +785,8 @@ def _document(ds: Any, title: str | None, max_map_side: int) -> list[str]:
         ("hotmax", "Hotmax spectra", rep.hotmax),
         ("speckles", "Speckles", rep.speckles),
         ("components", "Components and material classes", lambda: decomposition_section(rep)),
+        ("segmentation", "Particles, strokes and background",
+         lambda: _segmentation_section(ds, rep.statuses, max_map_side)),
         ("provenance", "Provenance", rep.provenance),
     ]
     built = [(sid, t, rep.guarded(sid, t, fn)) for sid, t, fn in sections]

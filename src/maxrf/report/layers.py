@@ -30,6 +30,7 @@ STANDARD_LAYERS: dict[str, tuple[str, str]] = {
     "peak_maps": ("peak maps", "maxrf maps"),
     "element_maps": ("element maps", "maxrf maps"),
     "speckles": ("speckles (small bright particles)", "maxrf speckles"),
+    "segmentation": ("particles, strokes and background of an element map", "maxrf segment"),
 }
 
 #: identification statuses that mean "not there" (no line markers are drawn for them)

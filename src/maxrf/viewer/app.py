@@ -235,6 +235,13 @@ class ViewerApp:
             "limits": {"max_region_pixels": self.max_region_pixels},
         }
 
+    def segmentation(self) -> dict[str, Any]:
+        """Class image and particle table of the ``segmentation`` layer."""
+        from maxrf.viewer.segmentation import payload
+
+        self.refresh()
+        return payload(self.ds)
+
     def spectra(self) -> dict[str, Any]:
         """Energies and the sum (mean per pixel) and max spectra."""
         self.refresh()

@@ -11,6 +11,7 @@ Routes (GET and HEAD only; anything else is 405)::
     /api/map?name=KEY[&format=json|png][&view=linear|equalised]    an element or peak map
     /api/window?lo_keV=&hi_keV=[...]     an energy-window map (or lo=&hi= in channels)
     /api/lines?element=Zn                main lines of an element
+    /api/segmentation      classes (background / strokes / particles) and the particle table
 
 Safety: no URL ever reaches the file system. Static files are an allow-list loaded into
 memory when the server starts; a path with ``..``, ``%``, a backslash, a NUL or ``//`` is
@@ -269,6 +270,10 @@ class ViewerHandler(BaseHTTPRequestHandler):
     def _api_info(self, params: dict[str, str]) -> None:
         check_params(params, set())
         self._send_json(self.server.app.info())
+
+    def _api_segmentation(self, params: dict[str, str]) -> None:
+        check_params(params, set())
+        self._send_json(self.server.app.segmentation())
 
     def _api_spectra(self, params: dict[str, str]) -> None:
         check_params(params, set())

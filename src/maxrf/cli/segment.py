@@ -1,0 +1,57 @@
+"""``maxrf segment DATASTACK --element Fe``: background, strokes and particles of an element map."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def add_parser(sub):
+    p = sub.add_parser("segment", help="segment an element map into background, strokes and "
+                                       "particles")
+    p.add_argument("datastack")
+    add_options(p)
+    return p
+
+
+def add_options(p, element: bool = True) -> None:
+    """The segmentation options (shared with ``maxrf speckles --classes``)."""
+    if element:
+        p.add_argument("--element", default="Fe", help="element whose map is segmented (default Fe)")
+    p.add_argument("--classes", metavar="TIFF",
+                   help="write the classes as a uint8 TIFF (0 background, 1 strokes, 2 particles)")
+    if element:
+        p.add_argument("--out", help="write the particle table as CSV (particles only)")
+        p.add_argument("--plot", help="write the class overlay (PNG/SVG)")
+    p.add_argument("--max-radius", type=float, default=3.0, help="largest particle radius, pixels")
+    p.add_argument("--significance", type=float, default=3.5,
+                   help="particle seed threshold, in noise units (default 3.5)")
+
+
+def run(args) -> int:
+    from maxrf import DataStack
+    from maxrf.errors import OutputLocationError
+    from maxrf.segmentation import segment_datastack, write_classes_tiff
+    from maxrf.speckles import write_csv
+
+    for out in (args.classes, args.out, args.plot):  # before anything is computed or stored
+        if out and not Path(out).parent.is_dir():
+            raise OutputLocationError("the output folder does not exist", Path(out).parent)
+    ds = DataStack(args.datastack)
+    seg = segment_datastack(ds, args.element, max_radius=args.max_radius,
+                            significance=args.significance)
+    frac = 100 * float(seg.stroke_mask.mean())
+    print(f"{seg.n_particles} particles of {args.element}, strokes {frac:.1f}% of the map "
+          f"({seg.verdict}{': ' + '; '.join(seg.warnings) if seg.warnings else ''})")
+    if args.classes:
+        print(f"wrote {write_classes_tiff(seg, args.classes, overwrite=True)}")
+    if args.out:
+        print(f"wrote {write_csv(seg.table, args.out, overwrite=True)}")
+    if args.plot:
+        from maxrf.plot.segmentation import plot_segmentation
+        from maxrf.speckles import element_map_of
+
+        image, _source = element_map_of(ds, args.element)
+        fig, _ax = plot_segmentation(image, seg)
+        fig.savefig(Path(args.plot), dpi=120)
+        print(f"wrote {args.plot}")
+    return 0
