@@ -152,13 +152,14 @@ def convert(
     progress: bool = False,
     client: Any = None,
     budget: int | None = None,
+    dataset: str | None = None,
 ) -> DataStack:
-    """Convert a ripple scan into a DataStack in one pass over the raw file.
+    """Convert a scan (any format :func:`maxrf.io.open_scan` reads) into a DataStack in one pass.
 
     Parameters
     ----------
     scan_path : path
-        The ``.rpl`` header (or the ``.raw`` file) of the scan.
+        The scan: ``.rpl`` (or ``.raw``), CRONO HDF5, Bruker ``.bcf``, HDF5 file or zarr store.
     out : path, optional
         The ``.datastack`` folder to create; default next to the scan.
     sigma : float
@@ -179,18 +180,20 @@ def convert(
         Run on this cluster instead of the local scheduler.
     budget : int, optional
         Memory budget for blocks in flight, bytes (default 256 MiB or ``MAXRF_BUDGET_MB``).
+    dataset : str, optional
+        The cube's path inside an HDF5 file or zarr store (``--dataset``).
 
     Returns
     -------
     DataStack
         The new store, opened read-only.
     """
-    from maxrf.io.ripple import open_scan
+    from maxrf.io import open_scan
 
     if sigma < 0 or not np.isfinite(sigma):
         raise ParameterError(f"--sigma must be >= 0 channels, got {sigma}")
-    scan = open_scan(scan_path)
-    out = Path(out) if out is not None else default_output(scan.rpl_path)
+    scan = open_scan(scan_path, dataset)
+    out = Path(out) if out is not None else default_output(scan.path)
     if out.suffix != ".datastack":
         out = out.with_name(out.name + ".datastack")
     check_output(out, overwrite)
@@ -241,13 +244,8 @@ def _build(tmp, scan, store_dtype, block, sigma, flip_h, flip_v, progress, clien
     write_array(root, "sum_spectrum", result["mean"])
     write_array(root, "argmax_pixels", argmax)
     metadata = {
-        "source": {
-            "rpl": str(Path(scan.rpl_path).resolve()),
-            "raw": str(Path(scan.raw_path).resolve()),
-            "rpl_bytes": Path(scan.rpl_path).stat().st_size,
-            "raw_bytes": Path(scan.raw_path).stat().st_size,
-        },
-        "header": dict(scan.header.raw),
+        "source": scan.source_info(),
+        "header": scan.metadata,
         "options": {"sigma": sigma, "flip_horizontal": flip_h, "flip_vertical": flip_v},
         "source_dtype": str(np.dtype(scan.dtype)),
         "header_calibration": None if scan.calibration is None else list(scan.calibration),

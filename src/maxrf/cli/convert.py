@@ -9,8 +9,12 @@ from maxrf.cli._common import add_scheduler, client_from
 
 
 def add_parser(sub):
-    p = sub.add_parser("convert", help="convert a .rpl/.raw scan into a .datastack (one pass)")
-    p.add_argument("scan", help="the scan's .rpl header (or .raw file)")
+    p = sub.add_parser("convert", help="convert a scan (.rpl/.raw, CRONO HDF5, .bcf, HDF5/zarr cube) "
+                       "into a .datastack (one pass)")
+    p.add_argument("scan", help="the scan: .rpl header (or .raw), CRONO .HDF5, Bruker .bcf, "
+                   "HDF5 file or zarr store")
+    p.add_argument("--dataset", help="the (height, width, channels) cube's path inside an HDF5 "
+                   "file or zarr store, e.g. /entry/data")
     p.add_argument("-o", "--output", help="output .datastack folder (default: next to the scan)")
     p.add_argument("--sigma", type=float, default=0.0,
                    help="Gaussian smoothing along the spectral axis, channels (0 = none)")
@@ -39,6 +43,7 @@ def run(args) -> int:
         flip_vertical=args.flip_vertical, overwrite=args.overwrite,
         calibrate=not args.no_calibrate, anode=args.anode, tube_kv=args.tube_kv,
         progress=not args.quiet and sys.stderr.isatty(), client=client_from(args),
+        dataset=args.dataset,
     )
     if not args.quiet:
         print(f"wrote {ds.path}")
