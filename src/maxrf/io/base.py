@@ -137,7 +137,7 @@ def json_safe(value: Any, *, max_items: int = 64) -> Any:
                 return "".join(str(x) for x in flat)  # CRONO stores text as arrays of single chars
             return flat if len(flat) != 1 else flat[0]
         if value.dtype.kind in "biuf" and value.size <= max_items:
-            return json_safe(value.tolist())
+            return json_safe(value.ravel()[0] if value.size == 1 else value.tolist())
         return {"shape": list(value.shape), "dtype": str(value.dtype)}
     if isinstance(value, (list, tuple)):
         if len(value) > max_items:

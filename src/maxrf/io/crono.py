@@ -64,12 +64,13 @@ _SMALL = 64  # datasets with at most this many values are kept in full in the me
 
 
 def is_crono(path: str | os.PathLike) -> bool:
-    """True if the HDF5 file at ``path`` has the CRONO spectra and grid index datasets."""
+    """True if the HDF5 file at ``path`` has the CRONO spectra or grid index dataset (a file
+    with only one of them is a damaged CRONO file, and is reported as such)."""
     import h5py
 
     try:
         with h5py.File(path, "r") as f:
-            return SPECTRA in f and INDEX in f
+            return SPECTRA in f or INDEX in f
     except OSError:
         return False
 
