@@ -27,6 +27,7 @@ COMMANDS = {
     "view": "view",
     "verify": "verify",
     "demo": "demo",
+    "export": "export",
 }
 
 
