@@ -30,6 +30,7 @@ from maxrf.errors import (
 )
 from maxrf.store import (
     MANIFEST,
+    ChunkWriter,
     DataStack,
     codecs_for,
     disk_errors,
@@ -87,17 +88,10 @@ class ZarrSink:
 
     def __init__(self, path: Path):
         self.path = path
-        self._array = None
-
-    def __getstate__(self) -> dict:
-        return {"path": self.path, "_array": None}
+        self._writer = ChunkWriter(path)
 
     def write_block(self, block: Block, data: np.ndarray) -> None:
-        if self._array is None:
-            import zarr
-
-            self._array = zarr.open_array(self.path, mode="r+")
-        self._array[block.rows, block.cols, :] = data
+        self._writer.write_block(block.rows, block.cols, data)
 
 
 def default_output(scan_path: str | os.PathLike) -> Path:
@@ -153,6 +147,7 @@ def convert(
     client: Any = None,
     budget: int | None = None,
     dataset: str | None = None,
+    compression: str = "lz4",
 ) -> DataStack:
     """Convert a scan (any format :func:`maxrf.io.open_scan` reads) into a DataStack in one pass.
 
@@ -182,6 +177,8 @@ def convert(
         Memory budget for blocks in flight, bytes (default 256 MiB or ``MAXRF_BUDGET_MB``).
     dataset : str, optional
         The cube's path inside an HDF5 file or zarr store (``--dataset``).
+    compression : {'lz4', 'lz4hc', 'zstd', 'zstd9', 'none'}
+        Cube compression (:data:`maxrf.store.COMPRESSIONS`); every chunk keeps its crc32c.
 
     Returns
     -------
@@ -192,6 +189,7 @@ def convert(
 
     if sigma < 0 or not np.isfinite(sigma):
         raise ParameterError(f"--sigma must be >= 0 channels, got {sigma}")
+    codecs_for(np.dtype(np.uint16), compression)  # refuses a bad compression before any work
     scan = open_scan(scan_path, dataset)
     out = Path(out) if out is not None else default_output(scan.path)
     if out.suffix != ".datastack":
@@ -207,7 +205,7 @@ def convert(
     try:
         with disk_errors(out):
             _build(tmp, scan, store_dtype, (rows, cols), sigma, flip_horizontal, flip_vertical,
-                   progress, client)
+                   progress, client, compression)
             cal = scan.calibration
             if cal is not None:
                 _write_header_calibration(tmp, cal, c)
@@ -220,14 +218,16 @@ def convert(
     return DataStack(out)
 
 
-def _build(tmp, scan, store_dtype, block, sigma, flip_h, flip_v, progress, client) -> None:
+def _build(tmp, scan, store_dtype, block, sigma, flip_h, flip_v, progress, client,
+           compression="lz4") -> None:
     import zarr
 
     h, w, c = scan.shape
     root = zarr.open_group(tmp, mode="w")
     root.create_array(
         "cube", shape=(h, w, c), dtype=store_dtype, chunks=(block[0], block[1], c),
-        fill_value=0, dimension_names=("row", "col", "channel"), **codecs_for(store_dtype),
+        fill_value=0, dimension_names=("row", "col", "channel"),
+        **codecs_for(store_dtype, compression),
     )
     source = ScanSource(scan, block, flip_h, flip_v)
     result = engine.run(
@@ -246,7 +246,8 @@ def _build(tmp, scan, store_dtype, block, sigma, flip_h, flip_v, progress, clien
     metadata = {
         "source": scan.source_info(),
         "header": scan.metadata,
-        "options": {"sigma": sigma, "flip_horizontal": flip_h, "flip_vertical": flip_v},
+        "options": {"sigma": sigma, "flip_horizontal": flip_h, "flip_vertical": flip_v,
+                    "compression": compression},
         "source_dtype": str(np.dtype(scan.dtype)),
         "header_calibration": None if scan.calibration is None else list(scan.calibration),
     }

@@ -20,6 +20,9 @@ def add_parser(sub):
                    help="Gaussian smoothing along the spectral axis, channels (0 = none)")
     p.add_argument("--flip-horizontal", action="store_true", help="mirror the image left-right")
     p.add_argument("--flip-vertical", action="store_true", help="mirror the image top-bottom")
+    p.add_argument("--compression", choices=("lz4", "lz4hc", "zstd", "zstd9", "none"), default="lz4",
+                   help="cube compression (blosc + bitshuffle; every chunk keeps a crc32c "
+                        "checksum): lz4 (default, fastest), lz4hc, zstd (smaller), zstd9, none")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--no-calibrate", action="store_true",
                    help="do not find the energy calibration from the spectra")
@@ -43,7 +46,7 @@ def run(args) -> int:
         flip_vertical=args.flip_vertical, overwrite=args.overwrite,
         calibrate=not args.no_calibrate, anode=args.anode, tube_kv=args.tube_kv,
         progress=not args.quiet and sys.stderr.isatty(), client=client_from(args),
-        dataset=args.dataset,
+        dataset=args.dataset, compression=args.compression,
     )
     if not args.quiet:
         print(f"wrote {ds.path}")
