@@ -177,7 +177,7 @@ def convert(
         Memory budget for blocks in flight, bytes (default 256 MiB or ``MAXRF_BUDGET_MB``).
     dataset : str, optional
         The cube's path inside an HDF5 file or zarr store (``--dataset``).
-    compression : {'lz4', 'lz4hc', 'zstd', 'zstd9', 'none'}
+    compression : {'lz4', 'zstd', 'none'}
         Cube compression (:data:`maxrf.store.COMPRESSIONS`); every chunk keeps its crc32c.
 
     Returns

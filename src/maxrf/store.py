@@ -66,8 +66,7 @@ def _seed_array(a: np.ndarray) -> SeedArray:
     return out
 
 
-COMPRESSIONS = {"lz4": ("lz4", 1), "lz4hc": ("lz4", 5), "zstd": ("zstd", 1), "zstd9": ("zstd", 9),
-                "none": None}
+COMPRESSIONS = {"lz4": ("lz4", 1), "zstd": ("zstd", 1), "none": None}
 """``--compression`` choices: blosc codec and level (all bit-shuffled), or none (checksum only).
 See benchmarks/results/convert.json (``codecs``) for speed and ratio of each on counts."""
 
@@ -78,9 +77,9 @@ def codecs_for(dtype: np.dtype, compression: str = DEFAULT_COMPRESSION) -> dict[
     """Zarr v3 codecs of maxrf arrays: blosc with bit shuffling, then a crc32c checksum.
 
     The default, lz4 level 1 + bitshuffle, encodes counts fastest of the blosc codecs with
-    a ratio of ~7 on Poisson-like spectra (level 5 gains ~5 % ratio for ~15 % time; zstd
-    level 1 compresses ~1.4x better but encodes ~3x slower, which would make convert
-    compression-bound). ``'none'`` keeps the crc32c checksum.
+    a ratio of ~7 on Poisson-like spectra (level 5 gains ~5 % ratio, no speed; zstd level 1
+    compresses ~1.4x better but encodes ~2.5x slower, which makes convert
+    compression-bound; zstd level 9 is ~500x slower). ``'none'`` keeps the crc32c checksum.
     """
     from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec
 
