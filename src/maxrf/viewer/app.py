@@ -232,7 +232,7 @@ class ViewerApp:
             "calibration": None
             if cal is None
             else {k: cal.get(k) for k in ("gain_keV", "offset_keV", "method", "anode", "tube_kv")},
-            "source": src.get("rpl"),
+            "source": src.get("rpl") or src.get("path"),
             "layers": [s.as_dict() for s in self.statuses.values()],
             "maps": [e.as_dict() for e in self._maps.values()],
             "markers": self.markers,
