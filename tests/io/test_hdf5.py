@@ -129,3 +129,19 @@ def test_dispatch_errors(tmp_path):
     ds = convert(rpl, tmp_path / "r.datastack", calibrate=False)
     with pytest.raises(ScanFormatError, match="already a maxrf datastack"):
         open_scan(ds.path)
+
+
+def test_cli_convert_dataset_and_info_name_the_format(tmp_path, capsys):
+    from maxrf.cli import main
+
+    path = tmp_path / "s.h5"
+    with h5py.File(path, "w") as f:
+        f["/a/cube"] = cube_of(np.uint16)
+    out = tmp_path / "s.datastack"
+    assert main(["convert", str(path), "--dataset", "/a/cube", "-o", str(out), "--no-calibrate",
+                 "--quiet", "--compression", "zstd"]) == 0
+    assert main(["info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "9 x 13 pixels x 48 channels" in text and "(hdf5," in text and str(path.resolve()) in text
+    assert main(["convert", str(path), "-o", str(tmp_path / "t.datastack")]) == 1
+    assert "--dataset" in capsys.readouterr().err
