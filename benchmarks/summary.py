@@ -22,8 +22,11 @@ def rows() -> list[str]:
     if c:
         gb = c["cube_bytes"] / 2**30
         mbs = c["throughput_MB_s"]["maxrf_convert"]
+        load = c.get("load_average")
+        busy = (f" (machine load average {load['start']:.0f}-{load['end']:.0f} on {load['cpus']} cores)"
+                if load and max(load["start"], load["end"]) > 3 else "")
         out += [
-            f"| convert {gb:.0f} GiB vs one numpy pass over the raw file, read from disk "
+            f"| convert {gb:.0f} GiB vs one numpy pass over the raw file, read from disk{busy} "
             f"| {c['ratio_convert_to_numpy_cold_cache']:.1f}x the numpy time | within 3x |",
             f"| the same vs a numpy pass over the page-cached file "
             f"| {c['ratio_convert_to_numpy']:.1f}x (compression and writing dominate) | within 3x |",
