@@ -7,7 +7,18 @@ import json
 import sys
 import traceback
 
-              "bench_convert", "bench_maps", "bench_identify", "bench_speckles", "bench_viewer", "bench_faults", "bench_decompose", "bench_calibration", "bench_segmentation"]
+# one per line, so that adding a benchmark is a one-line change
+BENCHMARKS = [
+    "bench_convert",
+    "bench_maps",
+    "bench_identify",
+    "bench_speckles",
+    "bench_viewer",
+    "bench_faults",
+    "bench_decompose",
+    "bench_calibration",
+    "bench_segmentation",
+]
 
 
 def main(names: list[str]) -> int:

@@ -22,8 +22,11 @@ def rows() -> list[str]:
     if c:
         gb = c["cube_bytes"] / 2**30
         mbs = c["throughput_MB_s"]["maxrf_convert"]
+        load = c.get("load_average")
+        busy = (f" (machine load average {load['start']:.0f}-{load['end']:.0f} on {load['cpus']} cores)"
+                if load and max(load["start"], load["end"]) > 3 else "")
         out += [
-            f"| convert {gb:.0f} GiB vs one numpy pass over the raw file, read from disk "
+            f"| convert {gb:.0f} GiB vs one numpy pass over the raw file, read from disk{busy} "
             f"| {c['ratio_convert_to_numpy_cold_cache']:.1f}x the numpy time | within 3x |",
             f"| the same vs a numpy pass over the page-cached file "
             f"| {c['ratio_convert_to_numpy']:.1f}x (compression and writing dominate) | within 3x |",
@@ -31,6 +34,18 @@ def rows() -> list[str]:
             f"| {mbs:.0f} MB/s: {mbs / 30:.0f}x; {c['speedup_vs_seed_style']:.1f}x our emulation of it "
             f"| 10x |",
             f"| max + sum + argmax added to convert | {100 * c['reductions_overhead']:+.0f}% | < 10% |",
+        ]
+        if "ratio_convert_none_to_numpy" in c:
+            lz4 = c["codecs"]["lz4"]
+            out += [
+                f"| convert `--compression none` vs the page-cached numpy pass "
+                f"| {c['ratio_convert_none_to_numpy']:.1f}x | within 3x |",
+                f"| default cube compression (blosc lz4 + bitshuffle, crc32c) "
+                f"| ratio {c['compression_ratio_default']:.1f}, {lz4['encode_MB_s']:.0f} MB/s per thread "
+                f"(zstd: ratio {c['codecs']['zstd']['ratio']:.1f}, "
+                f"{c['codecs']['zstd']['encode_MB_s']:.0f} MB/s) | fastest that compresses counts well |",
+            ]
+        out += [
             f"| convert peak RSS, cube {c['peak_rss']['cube_over_budget']:.0f}x the budget "
             f"| {c['peak_rss']['peak_rss_MB']:.0f} MB (budget {c['peak_rss']['budget_MB']} MB) "
             f"| < budget + 300 MB |",

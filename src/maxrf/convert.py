@@ -29,8 +29,10 @@ from maxrf.errors import (
     ParameterError,
 )
 from maxrf.store import (
+    DEFAULT_COMPRESSION,
     CubeSink,
     DataStack,
+    codecs_for,
     create_cube,
     disk_errors,
     finish_store,
@@ -139,13 +141,15 @@ def convert(
     progress: bool = False,
     client: ClientLike = None,
     budget: int | None = None,
+    dataset: str | None = None,
+    compression: str = "lz4",
 ) -> DataStack:
-    """Convert a ripple scan into a DataStack in one pass over the raw file.
+    """Convert a scan (any format :func:`maxrf.io.open_scan` reads) into a DataStack in one pass.
 
     Parameters
     ----------
     scan_path : path
-        The ``.rpl`` header (or the ``.raw`` file) of the scan.
+        The scan: ``.rpl`` (or ``.raw``), CRONO HDF5, Bruker ``.bcf``, HDF5 file or zarr store.
     out : path, optional
         The ``.datastack`` folder to create; default next to the scan.
     sigma : float
@@ -173,18 +177,23 @@ def convert(
         Run on this cluster instead of the local scheduler.
     budget : int, optional
         Memory budget for blocks in flight, bytes (default 256 MiB or ``MAXRF_BUDGET_MB``).
+    dataset : str, optional
+        The cube's path inside an HDF5 file or zarr store (``--dataset``).
+    compression : {'lz4', 'zstd', 'none'}
+        Cube compression (:data:`maxrf.store.COMPRESSIONS`); every chunk keeps its crc32c.
 
     Returns
     -------
     DataStack
         The new store, opened read-only.
     """
-    from maxrf.io.ripple import open_scan
+    from maxrf.io import open_scan
 
     if sigma < 0 or not np.isfinite(sigma):
         raise ParameterError(f"--sigma must be >= 0 channels, got {sigma}")
-    scan = open_scan(scan_path)
-    out = Path(out) if out is not None else default_output(scan.rpl_path)
+    codecs_for(np.dtype(np.uint16), compression)  # refuses a bad compression before any work
+    scan = open_scan(scan_path, dataset)
+    out = Path(out) if out is not None else default_output(scan.path)
     if out.suffix != ".datastack":
         out = out.with_name(out.name + ".datastack")
     check_output(out, overwrite)
@@ -204,7 +213,7 @@ def convert(
     try:
         with disk_errors(out):
             _build(tmp, scan, store_dtype, (rows, cols), sigma, flip_horizontal, flip_vertical,
-                   progress, client)
+                   progress, client, compression)
             mode = calibration or ("header" if scan.calibration is not None else "auto")
             if mode == "header":
                 _write_header_calibration(tmp, scan.calibration, c, anode, tube_kv)
@@ -217,9 +226,10 @@ def convert(
     return DataStack(out)
 
 
-def _build(tmp, scan, store_dtype, block, sigma, flip_h, flip_v, progress, client) -> None:
+def _build(tmp, scan, store_dtype, block, sigma, flip_h, flip_v, progress, client,
+           compression=DEFAULT_COMPRESSION) -> None:
     w = scan.shape[1]
-    sink = create_cube(tmp, scan.shape, store_dtype, block)
+    sink = create_cube(tmp, scan.shape, store_dtype, block, compression)
     source = ScanSource(scan, block, flip_h, flip_v)
     result = engine.run(
         source,
@@ -232,14 +242,10 @@ def _build(tmp, scan, store_dtype, block, sigma, flip_h, flip_v, progress, clien
     )
     max_values, argmax = result["max"]
     metadata = {
-        "source": {
-            "rpl": str(Path(scan.rpl_path).resolve()),
-            "raw": str(Path(scan.raw_path).resolve()),
-            "rpl_bytes": Path(scan.rpl_path).stat().st_size,
-            "raw_bytes": Path(scan.raw_path).stat().st_size,
-        },
-        "header": dict(scan.header.raw),
-        "options": {"sigma": sigma, "flip_horizontal": flip_h, "flip_vertical": flip_v},
+        "source": scan.source_info(),
+        "header": scan.metadata,
+        "options": {"sigma": sigma, "flip_horizontal": flip_h, "flip_vertical": flip_v,
+                    "compression": compression},
         "source_dtype": str(np.dtype(scan.dtype)),
         "header_calibration": None if scan.calibration is None else list(scan.calibration),
     }

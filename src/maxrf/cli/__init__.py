@@ -30,6 +30,7 @@ COMMANDS = {
     "demo": "demo",
     "decompose": "decompose",
     "cluster": "cluster",
+    "export": "export",
 }
 
 

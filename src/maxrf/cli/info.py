@@ -37,6 +37,8 @@ def run(args) -> int:
     for name, shapes in info["layer_shapes"].items():
         print(f"  layer        {name}: " + ", ".join(f"{k} {v}" for k, v in shapes.items()))
     src = info["provenance"].get("source", {})
-    print(f"  source       {src.get('rpl', '?')} ({src.get('raw_bytes', 0) / 2**20:.1f} MiB raw)")
+    size = src.get("raw_bytes", src.get("bytes", 0))
+    print(f"  source       {src.get('rpl') or src.get('path', '?')} ({src.get('format', 'ripple')}, "
+          f"{size / 2**20:.1f} MiB)")
     print(f"  created      {info['created']} by maxrf {info['maxrf_version']}")
     return 0

@@ -578,6 +578,35 @@ class RippleScan:
         """Read the whole cube ``(height, width, channels)`` (for tests and small scans)."""
         return self.read_block(slice(None), slice(None))
 
+    # -- the reader interface of maxrf.io.base.Scan
+    format = "ripple"
+
+    @property
+    def path(self) -> Path:
+        """The ``.rpl`` header (the file the user names)."""
+        return self.rpl_path
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """Every key of the ``.rpl`` header, lower-cased, with its value string."""
+        return dict(self.header.raw)
+
+    @property
+    def source_files(self) -> list[Path]:
+        """The ``.rpl`` and ``.raw`` files."""
+        return [self.rpl_path, self.raw_path]
+
+    def source_info(self) -> dict[str, Any]:
+        """Provenance of a converted store: format, files, sizes (bytes)."""
+        from maxrf.io.base import file_sources
+
+        info = file_sources(self.source_files, self.format, self.rpl_path)
+        info.update(
+            rpl=str(self.rpl_path.resolve()), raw=str(self.raw_path.resolve()),
+            rpl_bytes=self.rpl_path.stat().st_size, raw_bytes=self.raw_path.stat().st_size,
+        )
+        return info
+
 
 def _split_scan_path(path: Path) -> tuple[Path, Path]:
     """Given the .rpl, the .raw or the common stem, return (rpl_path, raw_path)."""

@@ -158,8 +158,8 @@ class _Report:
                 f"{ds.chunks[0]} × {ds.chunks[1]} pixels × all channels",
             ),
         ]
-        if src.get("rpl"):
-            rows.append(("Source scan", f"<code>{esc(src.get('rpl'))}</code>"))
+        if src.get("rpl") or src.get("path"):
+            rows.append(("Source scan", f"<code>{esc(src.get('rpl') or src.get('path'))}</code>"))
         try:
             from maxrf.store import store_state
 

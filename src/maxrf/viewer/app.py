@@ -223,7 +223,7 @@ class ViewerApp:
             "calibration": None
             if cal is None
             else {k: cal.get(k) for k in ("gain_keV", "offset_keV", "method", "anode", "tube_kv")},
-            "source": src.get("rpl"),
+            "source": src.get("rpl") or src.get("path"),
             "layers": [s.to_dict() for s in self.statuses.values()],
             "maps": [e.to_dict() for e in self._maps.values()],
             "markers": self.markers,
