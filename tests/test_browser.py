@@ -168,6 +168,13 @@ def test_viewer_click_and_drag(browser, data, viewer):
     page.wait_for_function("() => window.maxrf && window.maxrf.ready", timeout=20000)
     assert page.evaluate("() => window.maxrf.currentMap.key") == "Ca"
     assert page.title() == "maxrf viewer — scan"
+    # the segmentation overlay is loaded, with every stored particle, and can be switched off
+    seg = page.evaluate("() => window.maxrf.segmentation")
+    assert seg == {"element": "Cu", "particles": len(ds.read("segmentation").attrs["table"])}
+    with_overlay = canvas_png(page, "map-canvas")
+    page.uncheck("#show-seg")
+    assert canvas_png(page, "map-canvas") != with_overlay
+    page.check("#show-seg")
 
     # click one pixel: the spectrum shown is that pixel's spectrum
     before = canvas_png(page, "spectrum-canvas")

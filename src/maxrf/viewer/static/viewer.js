@@ -197,6 +197,7 @@
     ctx.drawImage(mapImage, 0, 0, c.width, c.height);
     const [h, w] = m.shape;
     const sx = c.width / w, sy = c.height / h;
+    drawSegmentation(ctx, sx, sy);
     let sel = state.mapSel;
     if (mapDrag) sel = dragRegion(mapDrag);
     if (sel) {
@@ -208,6 +209,39 @@
         ctx.beginPath(); ctx.moveTo(cx - r, cy); ctx.lineTo(cx - ww, cy); ctx.moveTo(cx + ww, cy); ctx.lineTo(cx + r, cy);
         ctx.moveTo(cx, cy - r); ctx.lineTo(cx, cy - hh); ctx.moveTo(cx, cy + hh); ctx.lineTo(cx, cy + r); ctx.stroke();
       }
+    }
+  }
+
+  // segmentation overlay (layer "segmentation"): strokes tinted, particles circled
+  let segImage = null;
+  async function loadSegmentation() {
+    const seg = await api("/api/segmentation");
+    if (!seg.computed) return;
+    const cls = decodeMap(seg.classes);
+    const [h, w] = seg.classes.shape;
+    const off = document.createElement("canvas");
+    off.width = w; off.height = h;
+    const img = off.getContext("2d").createImageData(w, h);
+    for (let i = 0; i < cls.length; i++) {
+      if (cls[i] === 1) { img.data.set([30, 150, 255, 115], i * 4); }
+    }
+    off.getContext("2d").putImageData(img, 0, 0);
+    segImage = off;
+    state.seg = seg;
+    maxrf.segmentation = { element: seg.element, particles: seg.particles.length };
+    $("seg-label").hidden = false;
+    $("show-seg").addEventListener("change", drawMap);
+  }
+
+  function drawSegmentation(ctx, sx, sy) {
+    if (!segImage || !$("show-seg").checked) return;
+    ctx.drawImage(segImage, 0, 0, ctx.canvas.width, ctx.canvas.height);
+    ctx.lineWidth = 1.5 * dpr(); ctx.strokeStyle = "#ff2020";
+    for (const p of state.seg.particles) {
+      const r = (Math.sqrt(p.area / Math.PI) + 1) * sx;
+      ctx.beginPath();
+      ctx.arc((p.col_weighted + 0.5) * sx, (p.row_weighted + 0.5) * sy, Math.max(r, 4 * dpr()), 0, 2 * Math.PI);
+      ctx.stroke();
     }
   }
 
@@ -698,6 +732,9 @@
       });
       window.addEventListener("resize", () => { layoutMap(); drawSpectrum(); });
       drawSpectrum();
+      if (info.layers.some((l) => l.name === "segmentation" && l.state === "computed")) {
+        try { await loadSegmentation(); } catch (err) { setStatus(`Segmentation not shown: ${err}`, "error"); }
+      }
       if (info.maps.length) await showMap(info.maps[0].key);
       else {
         const empty = $("map-empty");
