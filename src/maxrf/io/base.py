@@ -25,6 +25,7 @@ import numpy as np
 from maxrf.errors import ParameterError
 
 __all__ = [
+    "FileScan",
     "Scan",
     "block_slices",
     "file_sources",
@@ -81,6 +82,39 @@ class Scan(Protocol):
     def read_block(self, rows: slice, cols: slice | None = None) -> np.ndarray:
         """Pixels ``[rows, cols]`` with all channels: ``(r, c, channels)``, a C-contiguous copy."""
         ...
+
+
+class FileScan:
+    """What readers of one file (or one store folder) share: size, files, provenance.
+
+    Subclasses (dataclasses) define ``format``, ``path``, ``shape``, ``dtype`` and
+    ``info`` (the JSON-safe metadata dict).
+    """
+
+    format: str
+    path: Path
+    shape: tuple[int, int, int]
+    dtype: np.dtype
+    info: dict[str, Any]
+
+    @property
+    def nbytes(self) -> int:
+        """Size of the decoded cube in memory (bytes)."""
+        return int(np.prod(self.shape)) * np.dtype(self.dtype).itemsize
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """What the file says besides the counts (see the reader's module docstring)."""
+        return dict(self.info)
+
+    @property
+    def source_files(self) -> list[Path]:
+        """The file (or store folder) read."""
+        return [self.path]
+
+    def source_info(self) -> dict[str, Any]:
+        """Provenance: format, file, size (bytes)."""
+        return file_sources(self.source_files, self.format, self.path)
 
 
 def block_slices(

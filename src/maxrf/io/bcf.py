@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from maxrf.errors import MissingFileError, ScanFormatError
-from maxrf.io.base import block_slices, file_sources, json_safe
+from maxrf.io.base import FileScan, block_slices, json_safe
 
 __all__ = ["BcfScan"]
 
@@ -134,7 +134,7 @@ class _OneBuffer:
 
 
 @dataclass
-class BcfScan:
+class BcfScan(FileScan):
     """A Bruker ``.bcf`` hypermap (see the module docstring); picklable."""
 
     path: Path
@@ -187,24 +187,12 @@ class BcfScan:
         scan._stream = stream
         return scan
 
-    @property
-    def nbytes(self) -> int:
-        """Size of the decoded cube in memory (bytes)."""
-        return int(np.prod(self.shape)) * self.dtype.itemsize
 
-    @property
-    def metadata(self) -> dict[str, Any]:
-        """Hypermap index, instrument, detector, stage, elements and date from the header."""
-        return dict(self.info)
 
-    @property
-    def source_files(self) -> list[Path]:
-        """The ``.bcf`` file."""
-        return [self.path]
 
     def source_info(self) -> dict[str, Any]:
         """Provenance: format, file, size, hypermap index."""
-        return {**file_sources(self.source_files, self.format, self.path), "hypermap": self.index}
+        return {**super().source_info(), "hypermap": self.index}
 
     def read_block(self, rows: Any, cols: slice | None = None) -> np.ndarray:
         """Pixels ``[rows, cols]``, all channels: ``(r, c, channels)`` in :attr:`dtype`.

@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from maxrf.errors import MissingFileError, ScanFormatError
-from maxrf.io.base import block_slices, file_sources, json_safe, linear_calibration
+from maxrf.io.base import FileScan, block_slices, json_safe, linear_calibration
 from maxrf.io.hdf5 import cube_dtype
 
 __all__ = ["ENERGIES", "INDEX", "SPECTRA", "CronoScan", "is_crono"]
@@ -76,7 +76,7 @@ def is_crono(path: str | os.PathLike) -> bool:
 
 
 @dataclass
-class CronoScan:
+class CronoScan(FileScan):
     """A CRONO scan (see the module docstring); picklable, holds no open file."""
 
     path: Path
@@ -143,24 +143,9 @@ class CronoScan:
         info["attributes"] = _all_attributes(f, h5py)
         return cls(p, (h, w, c), dtype, cal, n, info)
 
-    @property
-    def nbytes(self) -> int:
-        """Size of the gridded cube in memory (bytes)."""
-        return int(np.prod(self.shape)) * self.dtype.itemsize
 
-    @property
-    def metadata(self) -> dict[str, Any]:
-        """Number of spectra, energy vector summary, other datasets and all attributes."""
-        return dict(self.info)
 
-    @property
-    def source_files(self) -> list[Path]:
-        """The HDF5 file."""
-        return [self.path]
 
-    def source_info(self) -> dict[str, Any]:
-        """Provenance: format, file, size."""
-        return file_sources(self.source_files, self.format, self.path)
 
     def read_block(self, rows: Any, cols: slice | None = None) -> np.ndarray:
         """Pixels ``[rows, cols]``, all channels: ``(r, c, channels)`` in :attr:`dtype`.

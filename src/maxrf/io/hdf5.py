@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from maxrf.errors import MissingFileError, ParameterError, ScanFormatError
-from maxrf.io.base import block_slices, file_sources, json_safe, linear_calibration
+from maxrf.io.base import FileScan, block_slices, json_safe, linear_calibration
 
 __all__ = ["Hdf5CubeScan", "ZarrCubeScan", "cube_dtype"]
 
@@ -77,7 +77,7 @@ def _calibration_from(attrs: Any, siblings: dict[str, np.ndarray], n: int, path:
 
 
 @dataclass
-class Hdf5CubeScan:
+class Hdf5CubeScan(FileScan):
     """A ``(height, width, channels)`` dataset of an HDF5 file (see the module docstring)."""
 
     path: Path
@@ -85,7 +85,7 @@ class Hdf5CubeScan:
     shape: tuple[int, int, int]
     dtype: np.dtype
     calibration: tuple[float, float] | None
-    attrs: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
     format = "hdf5"
 
     @classmethod
@@ -120,24 +120,12 @@ class Hdf5CubeScan:
             raise ScanFormatError(f"cannot read as HDF5: {exc}", p) from None
         return cls(p, dataset, shape, dtype, cal, attrs)
 
-    @property
-    def nbytes(self) -> int:
-        """Size of the cube in memory (bytes)."""
-        return int(np.prod(self.shape)) * self.dtype.itemsize
 
-    @property
-    def metadata(self) -> dict[str, Any]:
-        """Dataset path, its attributes and its group's, where the calibration came from."""
-        return dict(self.attrs)
 
-    @property
-    def source_files(self) -> list[Path]:
-        """The HDF5 file."""
-        return [self.path]
 
     def source_info(self) -> dict[str, Any]:
         """Provenance: format, file, size, dataset path."""
-        return {**file_sources(self.source_files, self.format, self.path), "dataset": self.dataset}
+        return {**super().source_info(), "dataset": self.dataset}
 
     def read_block(self, rows: Any, cols: slice | None = None) -> np.ndarray:
         """Pixels ``[rows, cols]``, all channels: ``(r, c, channels)`` in :attr:`dtype`."""
@@ -157,7 +145,7 @@ class Hdf5CubeScan:
 
 
 @dataclass
-class ZarrCubeScan:
+class ZarrCubeScan(FileScan):
     """A ``(height, width, channels)`` array of a zarr store (see the module docstring)."""
 
     path: Path
@@ -165,7 +153,7 @@ class ZarrCubeScan:
     shape: tuple[int, int, int]
     dtype: np.dtype
     calibration: tuple[float, float] | None
-    attrs: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
     format = "zarr"
 
     def __post_init__(self) -> None:
@@ -199,24 +187,12 @@ class ZarrCubeScan:
         meta = {"dataset": dataset, "attrs": json_safe(attrs), "calibration_from": source}
         return cls(p, dataset, shape, dtype, cal, meta)
 
-    @property
-    def nbytes(self) -> int:
-        """Size of the cube in memory (bytes)."""
-        return int(np.prod(self.shape)) * self.dtype.itemsize
 
-    @property
-    def metadata(self) -> dict[str, Any]:
-        """Array path, its attributes, where the calibration came from."""
-        return dict(self.attrs)
 
-    @property
-    def source_files(self) -> list[Path]:
-        """The zarr store folder."""
-        return [self.path]
 
     def source_info(self) -> dict[str, Any]:
         """Provenance: format, store, size, array path."""
-        return {**file_sources(self.source_files, self.format, self.path), "dataset": self.dataset}
+        return {**super().source_info(), "dataset": self.dataset}
 
     def read_block(self, rows: Any, cols: slice | None = None) -> np.ndarray:
         """Pixels ``[rows, cols]``, all channels: ``(r, c, channels)`` in :attr:`dtype`."""
