@@ -32,10 +32,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from maxrf.errors import OutputLocationError
-
-if TYPE_CHECKING:
-    from maxrf.store import DataStack
-    from maxrf.types import DataStackLike
 from maxrf.plot import images
 from maxrf.report import figures
 from maxrf.report.figures import esc, fmt
@@ -55,6 +51,10 @@ from maxrf.report.layers import (
     load_layer,
     map_entries,
 )
+
+if TYPE_CHECKING:
+    from maxrf.store import DataStack
+    from maxrf.types import DataStackLike
 
 #: at most this many hotmax spectra are drawn
 MAX_HOTMAX = 40
