@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from dask.delayed import Delayed
-
 from maxrf.store import DataStack, StoredArray, check_chunks, store_state, stored_array
 from maxrf.types import ClientLike
+
+if TYPE_CHECKING:
+    from dask.delayed import Delayed
 
 
 @dataclass

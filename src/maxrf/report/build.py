@@ -32,10 +32,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from maxrf.errors import OutputLocationError
-
-if TYPE_CHECKING:
-    from maxrf.store import DataStack
-    from maxrf.types import DataStackLike
 from maxrf.plot import images
 from maxrf.report import figures
 from maxrf.report.decomposition import section as decomposition_section
@@ -57,6 +53,10 @@ from maxrf.report.layers import (
     map_entries,
 )
 from maxrf.report.line_evidence import line_evidence_html
+
+if TYPE_CHECKING:
+    from maxrf.store import DataStack
+    from maxrf.types import DataStackLike
 
 #: at most this many hotmax spectra are drawn
 MAX_HOTMAX = 40
