@@ -511,7 +511,9 @@ def _run_distributed(client: Any, blocks: list[Block], tasks: list, feed: Callab
 
         bar = tqdm(total=len(futures), desc=description, unit="block")
     try:
-        for fut in as_completed(futures):
+        # the client's own loop: it is not the default client (set_as_default=False when
+        # made from an address), and as_completed would otherwise look for a default one
+        for fut in as_completed(futures, loop=client.loop):
             feed(where_of[fut.key], fut.result())
             fut.release()
             if bar is not None:
