@@ -447,11 +447,12 @@ def test_cli_element_choice(scan, tmp_path, capsys):
 
     ds, truth = scan
     delete_layer(ds.path, "identification")
-    rc = main(["maps", str(ds.path), "--elements", "auto", "--out", str(tmp_path / "a")])
+    rc = main(["maps", str(ds.path), "--elements", "auto", "--no-identify",
+               "--out", str(tmp_path / "a")])
     assert rc == 1
     assert "maxrf identify" in capsys.readouterr().err
-    # default without identification: peaks only
-    rc = main(["maps", str(ds.path), "--prominence", "60", "--format", "tiff",
+    # --no-identify without identification: peaks only (the default identifies first)
+    rc = main(["maps", str(ds.path), "--prominence", "60", "--format", "tiff", "--no-identify",
                "--out", str(tmp_path / "b")])
     assert rc == 0
     files = sorted(p.name for p in (tmp_path / "b").iterdir())

@@ -1358,6 +1358,8 @@ class MapsResult:
     peaks: PeakMaps | None = None
     elements: ElementMaps | None = None
     seconds: float = 0.0
+    merge: Any = None
+    """With ``store=True`` and elements: the :class:`maxrf.runs.MergeReport`."""
 
 
 # =========================================================================== main entry
@@ -1502,9 +1504,14 @@ def compute_maps(
         raise ParameterError("store=True needs a DataStack, not a bare cube")
     t0 = time.perf_counter()
     if store:
+        from maxrf import runs  # element maps accumulate by element (a new Fe map replaces Fe only)
+
+        run, kept = runs.now(), runs.keep_previous(inp.datastack, els) if els else None
         result = _compute_stored(inp, reductions, e, peak_info, elem_info, els, method,
                                  norm=norm, prominence=prominence, rel_height=rel_height,
                                  client=client, progress=progress)
+        if kept is not None:
+            result.merge = runs.merge_element_maps(inp.datastack, result.elements, kept, run)
         result.seconds = time.perf_counter() - t0
         return result
     out = _run(inp, reductions, client, progress, "maps")

@@ -879,6 +879,38 @@ def write_csv(
 
 
 # ----------------------------------------------------------------------------- DataStack glue
+def window_map(ds: Any, window: tuple[float, float], client: Any = None) -> tuple[np.ndarray, str]:
+    """The peak map (seed formula, counts per channel) of an energy window, one pass.
+
+    Parameters
+    ----------
+    ds : DataStack
+        A calibrated datastack.
+    window : (float, float)
+        Low and high energy of the window, keV.
+
+    Returns
+    -------
+    image : numpy.ndarray
+        ``(H, W)`` float map.
+    source : str
+        ``'window 10.30-10.80 keV'``.
+    """
+    from maxrf import engine
+    from maxrf.errors import ParameterError
+    from maxrf.maps import PeakSliceMaps
+
+    e = np.asarray(ds.energies(), dtype=float)
+    lo, hi = (int(np.searchsorted(e, float(v))) for v in window)
+    hi = min(hi, e.size - 1)
+    if hi - lo < 2:
+        raise ParameterError(f"--window {window[0]}:{window[1]} keV holds fewer than 3 channels "
+                             f"of this scan ({e[0]:.2f}-{e[-1]:.2f} keV)")
+    red = PeakSliceMaps([[lo, (lo + hi) // 2, hi]], e, kev_maps=False)
+    out = engine.run(ds.block_source(), {"window": red}, client=client, description="window map")
+    return np.asarray(out["window"][0]), f"window {e[lo]:.2f}-{e[hi]:.2f} keV"
+
+
 def element_map_of(ds: Any, element: str) -> tuple[np.ndarray, str]:
     """The map of ``element`` from a datastack's layers, and where it came from.
 
@@ -945,8 +977,14 @@ def find_speckles(
     n_heights: int = 100,
     factor: float = 3.0,
     store: bool = True,
+    window: tuple[float, float] | None = None,
 ) -> tuple[SpeckleAtlas, dict[str, np.ndarray]]:
     """Segment the speckles of one element's map and measure them (layer ``speckles``).
+
+    The element must have evidence in the stored identification (present or possible,
+    :func:`maxrf.evidence.require_evidence`): a peak window near the element's line on a
+    scan without it would be another element's map. ``window`` segments an explicit
+    energy window instead, whatever the identification says.
 
     Parameters
     ----------
@@ -962,6 +1000,9 @@ def find_speckles(
         Keep speckles whose peak exceeds ``factor`` x the map's noise level.
     store : bool
         Write the layer ``speckles`` to the datastack.
+    window : (float, float), optional
+        Segment the peak map of this energy window (keV, low and high) instead of the
+        element's map; ``element`` then only names the result.
 
     Returns
     -------
@@ -973,7 +1014,13 @@ def find_speckles(
     maps: Mapping[str, Any] = {}
     if "element_maps" in ds.layers:  # the table's columns, read one map at a time
         maps = _StoredMaps(ds.read("element_maps", lazy=True))
-    image, source = element_map_of(ds, element)
+    if window is not None:
+        image, source = window_map(ds, window)
+    else:
+        from maxrf.evidence import require_evidence
+
+        require_evidence(ds, element, "speckles")
+        image, source = element_map_of(ds, element)
     atlas = SpeckleAtlas(image, n_heights=n_heights)
     del image  # the atlas holds its float64 copy
     clip = atlas.measure_speckles(max_area=max_area)

@@ -47,6 +47,13 @@ def add_parser(sub):
     p.add_argument("--norm", action="store_true", help="divide each peak map by its maximum")
     p.add_argument("--fwhm", type=float, default=None, metavar="KEV",
                    help="detector FWHM at 5.9 keV, keV (default: estimated from the data)")
+    p.add_argument("--force", action="store_true",
+                   help="map the --elements named even when the identification finds no "
+                        "evidence of them (default: refuse, their maps would show noise or "
+                        "another element's line)")
+    p.add_argument("--no-identify", action="store_true",
+                   help="with no identification stored, make peak maps only instead of "
+                        "identifying the elements first (default: identify first)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     add_scheduler(p)
     return p
@@ -70,7 +77,9 @@ def parse_formats(text: str) -> list[str]:
 
 
 def _what(args, ds) -> tuple[bool, list[str] | None]:
+    from maxrf.evidence import require_evidence
     from maxrf.maps import identified_elements
+    from maxrf.physics import normalize_element
 
     elements: list[str] | None
     if args.elements is None:
@@ -84,10 +93,26 @@ def _what(args, ds) -> tuple[bool, list[str] | None]:
                                  ds.path)
     else:
         peaks = args.peaks
-        elements = [s.strip() for s in args.elements.split(",") if s.strip()]
+        elements = [normalize_element(s.strip()) for s in args.elements.split(",") if s.strip()]
         if not elements:
             raise ParameterError(f"--elements: no element in {args.elements!r}")
+        if not args.force and "identification" in ds.layers:
+            for el in elements:  # a map of an element the scan shows no sign of is not its map
+                require_evidence(ds, el, "map")
     return peaks, (elements or None)
+
+
+def identify_first(args, ds, say) -> None:
+    """``maxrf maps`` with no identification stored: identify, so element maps come too."""
+    from maxrf.hotmax import HotmaxAtlas
+    from maxrf.identify import identify
+
+    if ds.calibration is None:
+        return  # no energies: peak maps only (identification needs a calibration)
+    say("no identification stored: identifying the elements first (as 'maxrf identify')")
+    if "hotmax" not in ds.layers:
+        HotmaxAtlas(ds, client=client_from(args))
+    identify(ds)
 
 
 def default_out(ds_path: Path) -> Path:
@@ -97,14 +122,23 @@ def default_out(ds_path: Path) -> Path:
     return ds_path.parent / f"{stem}_maps"
 
 
-def _prepare_out(out: Path) -> Path:
+def _prepare_out(out: Path) -> tuple[Path, bool]:
+    """Create the export folder (checked before the long pass); also whether it is new, so a
+    failed run can remove it rather than leave an empty folder."""
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputLocationError(f"cannot create the export folder ({exc.strerror})", out) from exc
     if not out.is_dir():
         raise OutputLocationError("the export location is not a folder", out)
-    return out
+    import os
+
+    if not os.access(out, os.W_OK | os.X_OK):
+        if created:
+            out.rmdir()
+        raise OutputLocationError("cannot write in the export folder (permission denied)", out)
+    return out, created
 
 
 OVERVIEW_SIDE = 512
@@ -170,13 +204,39 @@ def export_maps(maps: Any, labels: list[str], titles: list[str], out: Path, form
 
 
 def run(args: Any) -> int:
-    from maxrf.maps import compute_maps
     from maxrf.store import DataStack
 
     formats = parse_formats(args.format)
     ds = DataStack(args.datastack)
+    say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, flush=True))
+    if ("identification" not in ds.layers and not args.peaks and not args.no_identify
+            and (args.elements is None or args.elements.strip().lower() == "auto")):
+        identify_first(args, ds, say)
     peaks, elements = _what(args, ds)
-    out = _prepare_out(Path(args.out) if args.out else default_out(ds.path))
+    out, created = _prepare_out(Path(args.out) if args.out else default_out(ds.path))
+    try:
+        written, result = _compute_and_export(args, ds, peaks, elements, out, formats)
+    except BaseException:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # nothing written: leave no empty folder
+        raise
+    if not args.quiet:
+        n_peaks = 0 if result.peaks is None else len(result.peaks.labels)
+        els = [] if result.elements is None else result.elements.elements
+        print(f"{n_peaks} peak maps, {len(els)} element maps ({', '.join(els) or '-'}) "
+              f"in {result.seconds:.1f} s; stored in {ds.path}; {len(written)} files in {out}")
+        if result.merge is not None and (result.merge.replaced or result.merge.kept):
+            print(result.merge.line())
+        if result.elements is None and "identification" not in ds.layers:
+            print("no element maps: the scan has no identification ('maxrf identify', or "
+                  "--elements Fe,Cu,...)")
+    return 0
+
+
+def _compute_and_export(args: Any, ds: Any, peaks: bool, elements: list[str] | None, out: Path,
+                        formats: list[str]) -> tuple[list[Path], Any]:
+    from maxrf.maps import compute_maps
+
     result = compute_maps(
         ds, peaks=peaks, elements=elements, method=args.method, prominence=args.prominence,
         rel_height=args.rel_height, norm=args.norm, fwhm_at_6keV=args.fwhm,
@@ -198,9 +258,4 @@ def run(args: Any) -> int:
         if em.method == "fit":
             written += export_maps([em.chi2[...]], ["chi2"], ["reduced chi-square"], out,
                                    formats, units="reduced chi-square", overview=None)
-    if not args.quiet:
-        n_peaks = 0 if result.peaks is None else len(result.peaks.labels)
-        els = [] if result.elements is None else result.elements.elements
-        print(f"{n_peaks} peak maps, {len(els)} element maps ({', '.join(els) or '-'}) "
-              f"in {result.seconds:.1f} s; stored in {ds.path}; {len(written)} files in {out}")
-    return 0
+    return written, result

@@ -8,7 +8,12 @@ from pathlib import Path
 def add_parser(sub):
     p = sub.add_parser("speckles", help="find speckles (particles) in an element map")
     p.add_argument("datastack")
-    p.add_argument("--element", default="Fe", help="element whose map is segmented (default Fe)")
+    p.add_argument("--element", default="Fe",
+                   help="element whose map is segmented (default Fe); refused when the "
+                        "identification finds no evidence of it")
+    p.add_argument("--window", metavar="KEV1:KEV2", default=None,
+                   help="segment the peak map of this energy window (keV) instead, whatever "
+                        "the identification says (default: the element's map)")
     p.add_argument("--max-area", type=float, default=100, help="largest speckle area, pixels")
     p.add_argument("--factor", type=float, default=3.0,
                    help="keep speckles whose peak exceeds FACTOR x the map's noise level")
@@ -19,12 +24,17 @@ def add_parser(sub):
 
 def run(args) -> int:
     from maxrf import DataStack
+    from maxrf.evidence import element_evidence, label, parse_window
     from maxrf.speckles import find_speckles, write_csv
 
+    window = parse_window(args.window) if args.window else None
     ds = DataStack(args.datastack)
-    atlas, table = find_speckles(ds, args.element, max_area=args.max_area, factor=args.factor)
+    atlas, table = find_speckles(ds, args.element, max_area=args.max_area, factor=args.factor,
+                                 window=window)
     n = len(table["label"])
-    print(f"{n} speckles of {args.element} above {args.factor:g} x noise "
+    what = (f"in the window {window[0]:g}-{window[1]:g} keV" if window else
+            f"of {label(args.element, element_evidence(ds, args.element))}")
+    print(f"{n} speckles {what} above {args.factor:g} x noise "
           f"(clip height {atlas.clip_height:.4g})")
     if args.out:
         write_csv(table, args.out, overwrite=True)

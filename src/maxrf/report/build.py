@@ -414,6 +414,11 @@ class _Report:
         if not mine:
             return intro + "<p>The layer holds no maps.</p>"
         cards = [self._map_card(e) for e in mine]
+        if layer_name == "element_maps":  # which run each map comes from
+            from maxrf.report.runs import runs_note, with_run_captions
+
+            cards = with_run_captions(cards, [e.key for e in mine], dict(layer.attrs))
+            intro += runs_note(dict(layer.attrs))
         if layer_name == "element_maps" and "chi2" in layer:
             chi2 = layer["chi2"]
             if tuple(chi2.shape) == tuple(self.ds.shape[:2]):
@@ -464,7 +469,7 @@ class _Report:
             if pix.ndim == 2 and pix.shape[0] > i and pix.shape[1] >= 2:
                 where = f"pixel row {int(pix[i, 0])}, column {int(pix[i, 1])}"
             kev = _floats(peak_keV[i]) if isinstance(peak_keV, list) and i < len(peak_keV) else []
-            title = f"Hotmax spectrum {i + 1}" + (f" — {where}" if where else "")
+            title = f"Hotmax spectrum {i}" + (f" — {where}" if where else "")  # from 0, as the CLI
             peaks_txt = (" · peaks at " + ", ".join(f"{v:.2f}" for v in kev) + " keV") if kev else ""
             peaks_txt = peaks_txt.replace("-0.00", "0.00")
             uri = puzzle.uri(i)

@@ -660,6 +660,14 @@
     box.hidden = false;
   }
 
+  // present elements as found, possible ones apart and marked "?" (never as if present)
+  function elementsText(elements) {
+    const of = (st) => elements.filter((e) => (e.status || "").toLowerCase() === st).map((e) => e.element);
+    const present = of("present"), possible = of("possible");
+    return (present.length ? ` · elements: ${present.join(", ")}` : "") +
+      (possible.length ? ` · possible: ${possible.map((e) => e + "?").join(", ")}` : "");
+  }
+
   async function start() {
     try {
       const [info, spectra] = await Promise.all([api("/api/info"), api("/api/spectra")]);
@@ -671,7 +679,7 @@
       $("scan-sub").textContent = `${h} × ${w} pixels · ${c} channels` +
         (info.unit === "keV" ? ` · ${info.energy_range[0].toFixed(2)} – ${info.energy_range[1].toFixed(2)} keV`
           : " · no energy calibration (run maxrf calibrate)") +
-        (info.elements.length ? ` · elements: ${info.elements.filter((e) => e.present).map((e) => e.element).join(", ")}` : "");
+        elementsText(info.elements);
       fillMapSelect();
       showNotices();
       renderChips();
