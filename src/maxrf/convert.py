@@ -100,6 +100,10 @@ class ZarrSink:
         self._array[block.rows, block.cols, :] = data
 
 
+
+class HeaderWarning(UserWarning):
+    """Something in the scan's header was not used (unknown key, ignored misspelling)."""
+
 def default_output(scan_path: str | os.PathLike) -> Path:
     """``SCAN.datastack`` next to ``SCAN.rpl``."""
     p = Path(scan_path)
@@ -152,6 +156,7 @@ def convert(
     progress: bool = False,
     client: Any = None,
     budget: int | None = None,
+    lenient: bool = False,
 ) -> DataStack:
     """Convert a ripple scan into a DataStack in one pass over the raw file.
 
@@ -179,6 +184,11 @@ def convert(
         Run on this cluster instead of the local scheduler.
     budget : int, optional
         Memory budget for blocks in flight, bytes (default 256 MiB or ``MAXRF_BUDGET_MB``).
+    lenient : bool
+        Convert a scan whose header has a misspelt-looking key (``byte-ordr``) anyway,
+        ignoring the key with a :class:`HeaderWarning`; by default a
+        :class:`maxrf.errors.ScanFormatError` names the likely key. Header keys not used
+        are reported as a :class:`HeaderWarning` either way.
 
     Returns
     -------
@@ -189,7 +199,12 @@ def convert(
 
     if sigma < 0 or not np.isfinite(sigma):
         raise ParameterError(f"--sigma must be >= 0 channels, got {sigma}")
-    scan = open_scan(scan_path)
+    scan = open_scan(scan_path, lenient=lenient)
+    for text in scan.header.warnings:
+        warnings.warn(text, HeaderWarning, stacklevel=2)
+    if scan.header.unknown_keys:
+        warnings.warn(f"header keys not used: {', '.join(scan.header.unknown_keys)}", HeaderWarning,
+                      stacklevel=2)
     out = Path(out) if out is not None else default_output(scan.rpl_path)
     if out.suffix != ".datastack":
         out = out.with_name(out.name + ".datastack")

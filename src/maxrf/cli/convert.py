@@ -21,6 +21,9 @@ def add_parser(sub):
                    help="do not find the energy calibration from the spectra")
     p.add_argument("--anode", default="Rh", help="X-ray tube anode element (default Rh)")
     p.add_argument("--tube-kv", type=float, default=40.0, help="tube voltage, kV (default 40)")
+    p.add_argument("--lenient", action="store_true",
+                   help="convert a header with a misspelt-looking key (e.g. 'byte-ordr') anyway, "
+                        "ignoring that key with a warning (default: refuse, naming the likely key)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_scheduler(p)
     return p
@@ -34,12 +37,24 @@ def run(args) -> int:
     from maxrf.convert import convert
 
     signal.signal(signal.SIGTERM, _terminate)
-    ds = convert(
-        args.scan, args.output, sigma=args.sigma, flip_horizontal=args.flip_horizontal,
-        flip_vertical=args.flip_vertical, overwrite=args.overwrite,
-        calibrate=not args.no_calibrate, anode=args.anode, tube_kv=args.tube_kv,
-        progress=not args.quiet and sys.stderr.isatty(), client=client_from(args),
-    )
+    import warnings
+
+    from maxrf.convert import HeaderWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", HeaderWarning)
+        ds = convert(
+            args.scan, args.output, sigma=args.sigma, flip_horizontal=args.flip_horizontal,
+            flip_vertical=args.flip_vertical, overwrite=args.overwrite,
+            calibrate=not args.no_calibrate, anode=args.anode, tube_kv=args.tube_kv,
+            progress=not args.quiet and sys.stderr.isatty(), client=client_from(args),
+            lenient=args.lenient,
+        )
+    for w in caught:  # one line each, not Python's file:line warning format
+        if issubclass(w.category, HeaderWarning):
+            print(f"maxrf convert: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if not args.quiet:
         print(f"wrote {ds.path}")
     return 0
