@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from maxrf import engine
+from maxrf import engine, interrupt
 from maxrf.engine import Block
 from maxrf.errors import (
     CalibrationError,
@@ -118,7 +118,8 @@ def check_output(out: Path, overwrite: bool) -> None:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputLocationError("output folder is not writable", parent)
     if out.exists() and not overwrite:
-        raise OutputExistsError("output exists; use --overwrite to replace it", out)
+        raise OutputExistsError(
+            "output exists; pass overwrite=True (--overwrite on the command line) to replace it", out)
     if out.exists() and not (out / MANIFEST).is_file():
         raise OutputExistsError("output exists and is not a datastack; refusing to replace it", out)
 
@@ -225,6 +226,7 @@ def convert(
                 _write_header_calibration(tmp, cal, c)
             elif calibrate:
                 _auto_calibrate(tmp, anode, tube_kv)
+            interrupt.check()  # an interrupt swallowed late: stop rather than publish
             _swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import dask
 import numpy as np
 
+from maxrf import interrupt
 from maxrf.errors import ClusterError, ParameterError
 
 DEFAULT_BUDGET_BYTES = 256 * 2**20
@@ -445,6 +446,7 @@ def run(
     accs = {name: r.start(shape) for name, r in reductions.items() if name not in outputs}
 
     def feed(where: Block, res: dict[str, Any]) -> None:
+        interrupt.check()  # a Ctrl-C swallowed somewhere (a finaliser) still stops the run
         stats["blocks_read"] += 1
         stats["bytes_read"] += res.pop(_BYTES)
         for name, r in reductions.items():

@@ -24,6 +24,7 @@ and :attr:`SpeckleAtlas.radii`.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
@@ -869,11 +870,15 @@ def write_csv(
             for r in range(n):
                 writer.writerow([fmt(c[r]) for c in cols])
         os.replace(tmp, path)
-    except PermissionError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputLocationError(f"cannot write ({exc.strerror})", path) from None
+    except OSError as exc:  # permission, read-only, full, vanished: one line
+        from maxrf.outputs import os_error
+
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise os_error(exc, path) from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise
     return path
 

@@ -60,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"maxrf {args.command}: interrupted; nothing was left half-written", file=sys.stderr)
         return 130
+    finally:
+        from maxrf import interrupt
+
+        interrupt.restore()  # handlers a command installed (convert) end with the command
 
 
 if __name__ == "__main__":  # pragma: no cover

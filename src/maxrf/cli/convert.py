@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 
 from maxrf.cli._common import add_scheduler, client_from
@@ -29,14 +28,11 @@ def add_parser(sub):
     return p
 
 
-def _terminate(signum, frame):
-    raise KeyboardInterrupt
-
-
 def run(args) -> int:
+    from maxrf import interrupt
     from maxrf.convert import convert
 
-    signal.signal(signal.SIGTERM, _terminate)
+    interrupt.install()  # SIGINT/SIGTERM never lost, the clean-up never cut short
     import warnings
 
     from maxrf.convert import HeaderWarning

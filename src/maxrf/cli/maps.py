@@ -132,12 +132,14 @@ def _prepare_out(out: Path) -> tuple[Path, bool]:
         raise OutputLocationError(f"cannot create the export folder ({exc.strerror})", out) from exc
     if not out.is_dir():
         raise OutputLocationError("the export location is not a folder", out)
-    import os
+    from maxrf.outputs import probe_folder
 
-    if not os.access(out, os.W_OK | os.X_OK):
+    try:
+        probe_folder(out)
+    except OutputLocationError:
         if created:
             out.rmdir()
-        raise OutputLocationError("cannot write in the export folder (permission denied)", out)
+        raise
     return out, created
 
 

@@ -25,9 +25,13 @@ def add_parser(sub):
 def run(args) -> int:
     from maxrf import DataStack
     from maxrf.evidence import element_evidence, label, parse_window
+    from maxrf.outputs import os_error, probe_file
     from maxrf.speckles import find_speckles, write_csv
 
     window = parse_window(args.window) if args.window else None
+    for out in (args.out, args.plot):  # checked before the work
+        if out:
+            probe_file(out)
     ds = DataStack(args.datastack)
     atlas, table = find_speckles(ds, args.element, max_area=args.max_area, factor=args.factor,
                                  window=window)
@@ -48,6 +52,9 @@ def run(args) -> int:
         fig, _ax = plot_speckles(atlas.peak_map, np.c_[table["row"], table["col"]],
                                  atlas.radii[keep] if n else np.zeros(0),
                                  title=f"{args.element} speckles")
-        fig.savefig(Path(args.plot), dpi=120)
+        try:
+            fig.savefig(Path(args.plot), dpi=120)
+        except OSError as exc:
+            raise os_error(exc, args.plot, "write the plot") from None
         print(f"wrote {args.plot}")
     return 0

@@ -891,10 +891,11 @@ def write_report(
         base = Path(ds.path)
         path = base.with_name(base.name.removesuffix(".datastack") + "_report.html")
     path = Path(path)
-    if not path.parent.is_dir():
-        raise OutputLocationError("the output folder does not exist", path.parent)
     if path.is_dir():
         raise OutputLocationError("the output is a folder; give a file name such as report.html", path)
+    from maxrf.outputs import os_error, probe_folder
+
+    probe_folder(path.parent)  # before the long work: a read-only place fails now, in one line
     pieces = _document(ds, title, max_map_side)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
@@ -902,10 +903,10 @@ def write_report(
             for piece in pieces:  # never one copy of the whole document
                 fh.write(piece)
         os.replace(tmp, path)
-    except PermissionError as exc:
+    except OSError as exc:  # permission, read-only, full, vanished: one line
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise OutputLocationError(f"cannot write the report ({exc.strerror})", path) from exc
+        raise os_error(exc, path, "write the report") from None
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
