@@ -244,9 +244,15 @@ def _build(tmp, scan, store_dtype, block, sigma, flip_h, flip_v, progress, clien
         fill_value=0, dimension_names=("row", "col", "channel"), **codecs_for(store_dtype),
     )
     source = ScanSource(scan, block, flip_h, flip_v)
+    reductions: dict[str, engine.Reduction] = {"max": engine.MaxSpectrum(w),
+                                               "mean": engine.MeanSpectrum()}
+    if sigma == 0:  # the seed's (smoothed) max spectrum, from the same reads
+        from maxrf.seed_spectrum import SmoothedMax
+
+        reductions["smax"] = SmoothedMax()
     result = engine.run(
         source,
-        {"max": engine.MaxSpectrum(w), "mean": engine.MeanSpectrum()},
+        reductions,
         client=client,
         progress=progress,
         transform=Smooth(sigma) if sigma > 0 else None,
@@ -257,6 +263,8 @@ def _build(tmp, scan, store_dtype, block, sigma, flip_h, flip_v, progress, clien
     write_array(root, "max_spectrum", max_values.astype(np.float64))
     write_array(root, "sum_spectrum", result["mean"])
     write_array(root, "argmax_pixels", argmax)
+    if "smax" in result:
+        write_array(root, "smoothed_max_spectrum", result["smax"])
     metadata = {
         "source": {
             "rpl": str(Path(scan.rpl_path).resolve()),

@@ -552,6 +552,18 @@ class SpeckleAtlas:
 # ---------------------------------------------------------------------------------------
 # spectra under a mask, reading only the chunks under it
 # ---------------------------------------------------------------------------------------
+def _place(mask: np.ndarray, offset: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
+    """A bounding-box mask put at ``offset`` (row, col) in a full-size mask of ``shape``."""
+    r0, c0 = (int(v) for v in offset)
+    h, w = mask.shape
+    if r0 < 0 or c0 < 0 or r0 + h > shape[0] or c0 + w > shape[1]:
+        raise ParameterError(f"mask {mask.shape} at offset {(r0, c0)} falls outside the "
+                             f"scan {shape}")
+    full = np.zeros(shape, dtype=bool)
+    full[r0:r0 + h, c0:c0 + w] = mask.astype(bool)
+    return full
+
+
 
 
 def _take_pixels(block: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -562,7 +574,8 @@ def _sum_pixels(block: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.nda
     return np.asarray(block)[rows, cols].sum(axis=0, dtype=np.float64)
 
 
-def region_spectra(cube: Any, mask: Any, average: bool = True, client: Any = None) -> np.ndarray:
+def region_spectra(cube: Any, mask: Any, average: bool = True, client: Any = None,
+                   offset: tuple[int, int] | None = None) -> np.ndarray:
     """Spectra of the pixels under a mask, reading only the chunks the mask touches.
 
     Parameters
@@ -580,6 +593,11 @@ def region_spectra(cube: Any, mask: Any, average: bool = True, client: Any = Non
     client : dask.distributed.Client or str, optional
         Read a dask cube's blocks on this cluster (or scheduler address; default
         ``MAXRF_SCHEDULER``, else local threads).
+    offset : (int, int), optional
+        ``(row, col)`` of the mask's top-left pixel in the scan, for a mask smaller than
+        the scan: the seed's ``mask=p.image`` of a region ``p`` (scikit-image
+        ``regionprops``) is its bounding box, at ``offset=p.bbox[:2]``. A region itself
+        (anything with ``image`` and ``bbox``) may be passed as ``mask``.
 
     Returns
     -------
@@ -588,12 +606,21 @@ def region_spectra(cube: Any, mask: Any, average: bool = True, client: Any = Non
         ``average=False``: shape (n_pixels, C), the cube's dtype, pixels in raster order
         (as ``cube[mask]`` for a numpy cube).
     """
+    if hasattr(mask, "image") and hasattr(mask, "bbox"):  # a regionprops region
+        mask, offset = mask.image, tuple(mask.bbox[:2])
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ParameterError(f"mask must be a 2-D (rows, cols) array, got shape {mask.shape}")
     shape = tuple(getattr(cube, "shape", ()))
     if len(shape) != 3:
         raise ParameterError(f"cube must be a 3-D (rows, cols, channels) array, got {shape}")
+    if offset is not None or (mask.shape != shape[:2] and mask.shape[0] <= shape[0]
+                              and mask.shape[1] <= shape[1]):
+        if offset is None:
+            raise ParameterError(
+                f"mask {mask.shape} is smaller than the scan {shape[:2]}: a region's bounding "
+                f"box (p.image) needs offset=p.bbox[:2] (or pass the region: mask=p)")
+        mask = _place(mask, offset, shape[:2])
     if mask.shape != shape[:2]:
         raise ParameterError(
             f"mask shape {mask.shape} does not match the cube's pixel grid {shape[:2]}"

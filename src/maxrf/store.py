@@ -54,10 +54,16 @@ LAYERS = "layers"
 
 class SeedArray(np.ndarray):
     """An ndarray that also answers a call, so ``ds.energies`` and the seed's
-    ``ds.energies()`` both work."""
+    ``ds.energies()`` both work.
+
+    The call returns what the seed's call returned where that differs: ``ds.max_spectrum()``
+    is the smoothed max spectrum of maxrf4u (``seed_call``), ``ds.max_spectrum`` the raw one.
+    """
+
+    seed_call: np.ndarray | None = None
 
     def __call__(self) -> np.ndarray:
-        return np.asarray(self)
+        return np.asarray(self if self.seed_call is None else self.seed_call)
 
 
 def _seed_array(a: np.ndarray) -> SeedArray:
@@ -294,8 +300,28 @@ class DataStack:
 
     @property
     def max_spectrum(self) -> SeedArray:
-        """Per channel, the maximum over all pixels (counts)."""
-        return _seed_array(self._core("max_spectrum"))
+        """Per channel, the maximum over all pixels (counts).
+
+        Called as the seed does, ``ds.max_spectrum()`` returns :attr:`smoothed_max_spectrum`
+        (maxrf4u's max spectrum, whose peaks are the scan's peaks) when the store has it.
+        """
+        out = _seed_array(self._core("max_spectrum"))
+        smoothed = self.smoothed_max_spectrum
+        if smoothed is not None:
+            out.seed_call = smoothed
+        return out
+
+    @property
+    def smoothed_max_spectrum(self) -> np.ndarray | None:
+        """Per channel, the maximum over pixels of the spectra smoothed by a Gaussian of
+        :data:`maxrf.seed_spectrum.SEED_SIGMA` channels (counts), or None for a store
+        converted before it existed (or converted with smoothing: then the max spectrum is
+        already smoothed)."""
+        try:
+            present = "smoothed_max_spectrum" in self._root
+        except Exception:  # noqa: BLE001 - an unreadable group: the core read will say so
+            return None
+        return self._core("smoothed_max_spectrum") if present else None
 
     @property
     def sum_spectrum(self) -> SeedArray:
