@@ -1509,9 +1509,9 @@ def compute_maps(
         run, kept = runs.now(), runs.keep_previous(inp.datastack, els) if els else None
         result = _compute_stored(inp, reductions, e, peak_info, elem_info, els, method,
                                  norm=norm, prominence=prominence, rel_height=rel_height,
-                                 client=client, progress=progress)
+                                 client=client, progress=progress, kept=kept, run=run)
         if kept is not None:
-            result.merge = runs.merge_element_maps(inp.datastack, result.elements, kept, run)
+            result.merge = runs.report(els, kept, run)
         result.seconds = time.perf_counter() - t0
         return result
     out = _run(inp, reductions, client, progress, "maps")
@@ -1566,7 +1566,7 @@ def _window_result(info: Mapping[str, Any], els: list[str], maps: Any, chi2: Any
 def _compute_stored(inp: _Input, reductions: Mapping[str, PixelMaps], e: np.ndarray,
                     peak_info: Any, elem_info: Mapping[str, Any], els: list[str], method: str,
                     *, norm: bool, prominence: float, rel_height: float, client: Any,
-                    progress: bool) -> MapsResult:
+                    progress: bool, kept: Any = None, run: str = "") -> MapsResult:
     """The pass with its maps streamed into the new layers band by band (never k x H x W in
     memory), both layers committed together at the end; the result reads them back lazily."""
     from maxrf.store import LayerWriter
@@ -1602,17 +1602,20 @@ def _compute_stored(inp: _Input, reductions: Mapping[str, PixelMaps], e: np.ndar
             scale = None if fit else _window_scale(elem_info)
             name = "elements" if fit else "windows"
             _, chunks = banded(name, ke + 2, lambda r, b: flush_elements(r, b))
-            emaps = lw.create("element_maps", "maps", (ke, h, w), np.float32, chunks)
+            n_kept = len(kept.maps) if kept is not None else 0  # earlier runs' maps, kept
+            emaps = lw.create("element_maps", "maps", (ke + n_kept, h, w), np.float32, chunks)
+            for j in range(n_kept):
+                lw.write(emaps, (slice(ke + j, ke + j + 1),), kept.maps[j][None])
             echi2 = lw.create("element_maps", "chi2", (h, w), np.float32, chunks[1:])
             refined = [0.0]
 
             def flush_elements(rows: slice, band: np.ndarray) -> None:
                 if fit:
-                    lw.write(emaps, (*whole, rows), band[:ke])
+                    lw.write(emaps, (slice(0, ke), rows), band[:ke])
                     lw.write(echi2, (rows,), band[ke])
                     refined[0] += float(band[ke + 1].sum(dtype=np.float64))
                 else:
-                    lw.write(emaps, (*whole, rows), band * scale[:, None, None])
+                    lw.write(emaps, (slice(0, ke), rows), band * scale[:, None, None])
                     lw.write(echi2, (rows,), np.full(band.shape[1:], np.nan, np.float32))
 
         _run(inp, reductions, client, progress, "maps", outputs=outputs)
@@ -1638,6 +1641,10 @@ def _compute_stored(inp: _Input, reductions: Mapping[str, PixelMaps], e: np.ndar
             else:
                 em = _window_result(elem_info, els, None, None)
             attrs["element_maps"] = em.attrs()
+            if kept is not None:
+                from maxrf import runs
+
+                attrs["element_maps"] = runs.merged_attrs(attrs["element_maps"], kept, run)
         lw.commit(attrs)
     result = MapsResult()
     if "peaks" in reductions:
@@ -1647,6 +1654,10 @@ def _compute_stored(inp: _Input, reductions: Mapping[str, PixelMaps], e: np.ndar
     if els:
         layer = ds.read("element_maps", lazy=True)
         em.maps, em.chi2 = layer["maps"], layer["chi2"]
+        if kept is not None and kept.maps:  # this run's maps only; the kept ones follow
+            from maxrf import runs
+
+            em.maps = runs.HeadMaps(layer["maps"], len(els))
         result.elements = em
     return result
 
@@ -1709,6 +1720,8 @@ def get_peakmaps(
     keV_maps : numpy.ndarray
         ``(k, H, W)`` float32 energy (keV) of the per-pixel slice maximum.
     """
+    if y_max is None and hasattr(ds, "max_spectrum") and callable(ds.max_spectrum):
+        y_max = ds.max_spectrum()  # as the seed's call: the smoothed max spectrum where stored
     res = compute_maps(ds, peaks=True, elements=None, x_keVs=x_keVs, y_max=y_max,
                        prominence=prominence, rel_height=rel_height, norm=norm, client=client,
                        progress=progress, store=store)

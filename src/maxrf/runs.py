@@ -87,26 +87,52 @@ def keep_previous(ds: Any, new_elements: list[str]) -> KeptMaps:
     return kept
 
 
-def merge_element_maps(ds: Any, em: Any, kept: KeptMaps, run: str) -> MergeReport:
-    """Rewrite ``element_maps`` as the new run's maps (first, in its order) plus the kept ones.
-
-    ``em`` is the new run's :class:`maxrf.maps.ElementMaps` as stored by the pass; its
-    ``maps`` and ``chi2`` become in-memory arrays of the new run's maps (the layer they
-    viewed is replaced). The chi-square map is the new run's.
-    """
-    new = list(em.elements)
-    maps = np.asarray(em.maps, dtype=np.float32)
-    chi2 = np.asarray(em.chi2, dtype=np.float32)
-    attrs = dict(em.attrs())
+def merged_attrs(attrs: dict[str, Any], kept: KeptMaps, run: str) -> dict[str, Any]:
+    """The ``element_maps`` attributes of a new run's maps followed by the kept ones: the
+    element list of both, each element's run, and the run the chi-square map is from."""
+    out = dict(attrs)
+    new = [str(el) for el in attrs.get("elements", [])]
     this = {k: attrs[k] for k in RUN_KEYS if k in attrs}
     this["run"] = run
     runs = {el: dict(this) for el in new}
     runs.update(kept.runs)
-    attrs["elements"] = new + kept.elements
-    attrs["runs"] = runs
-    attrs["chi2_run"] = run
-    stacked = np.concatenate([maps, np.stack(kept.maps)]) if kept.maps else maps
-    ds.write_layer("element_maps", {"maps": stacked, "chi2": chi2}, attrs)
-    em.maps, em.chi2 = maps, chi2
-    return MergeReport(run=run, new=new, replaced=[el for el in new if el in kept.previous],
+    out["elements"] = new + kept.elements
+    out["runs"] = runs
+    out["chi2_run"] = run
+    return out
+
+
+def report(new: list[str], kept: KeptMaps, run: str) -> MergeReport:
+    """What storing ``new`` beside ``kept`` did, for the one-line message."""
+    return MergeReport(run=run, new=list(new), replaced=[el for el in new if el in kept.previous],
                        kept=list(kept.elements))
+
+
+class HeadMaps:
+    """The first ``k`` maps of a stored ``(n, H, W)`` layer array (a run's own maps when
+    earlier runs' maps follow them), read on demand like the array itself."""
+
+    def __init__(self, array: Any, k: int):
+        self._array = array
+        self._k = int(k)
+        self.shape = (self._k, *tuple(array.shape[1:]))
+        self.dtype = array.dtype
+        self.ndim = len(self.shape)
+
+    def __len__(self) -> int:
+        return self._k
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if isinstance(key, (int, np.integer)):
+            if not -self._k <= key < self._k:
+                raise IndexError(key)
+            return self._array[int(key) % self._k]
+        return np.asarray(self)[key]
+
+    def __iter__(self):
+        for i in range(self._k):
+            yield self._array[i]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = np.asarray(self._array[: self._k])
+        return out if dtype is None else out.astype(dtype)
