@@ -1,0 +1,1 @@
+"""Files other tools open: map images (:mod:`maxrf.export.images`) and more."""
