@@ -75,3 +75,19 @@ def test_unknown_element_leaves_no_folder(scan, tmp_path, capsys):
     assert main(["maps", str(scan.path), "--elements", "Xx", "--out", str(tmp_path / "m1")]) == 1
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert not (tmp_path / "m1").exists()
+
+
+def test_info_lists_elements_and_runs(scan, tmp_path, capsys):
+    from maxrf.cli import main
+    from maxrf.maps import compute_maps
+
+    scan.write_layer("identification", {"s": np.zeros(1)}, {"elements": [
+        {"element": "Fe", "status": "present"}, {"element": "Pb", "status": "present"},
+        {"element": "Re", "status": "possible"}, {"element": "Hg", "status": "absent"}]})
+    compute_maps(scan, peaks=False, elements=["Fe", "Pb"], method="window", store=True)
+    compute_maps(scan, peaks=False, elements=["Fe"], method="fit", store=True)
+    assert main(["info", str(scan.path)]) == 0
+    out = capsys.readouterr().out
+    assert "elements     Fe, Pb; possible: Re?" in out and "Hg" not in out
+    runs = [line for line in out.splitlines() if line.strip().startswith("map run")]
+    assert len(runs) == 2 and any("(fit): Fe" in r for r in runs) and any("(window): Pb" in r for r in runs)

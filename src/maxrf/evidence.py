@@ -92,3 +92,28 @@ def parse_window(text: str) -> tuple[float, float]:
 def label(element: str, status: str) -> str:
     """The element as shown to people: ``'Re?'`` for a possible element, else ``'Re'``."""
     return f"{element}?" if status == POSSIBLE else element
+
+
+def stored_summary(ds: Any) -> dict[str, Any]:
+    """What a datastack holds for people: identified elements by status and the runs its
+    element maps come from (``maxrf info``).
+
+    Returns
+    -------
+    dict
+        ``{"present": [...], "possible": [...], "element_map_runs": {run: [elements]}}``.
+    """
+    from maxrf.runs import runs_of
+
+    out: dict[str, Any] = {"present": [], "possible": [], "element_map_runs": {}}
+    if "identification" in ds.layers:
+        for entry in ds.read("identification").attrs.get("elements", []):
+            if isinstance(entry, Mapping):
+                status = str(entry.get("status", "")).strip().lower()
+                if status in (PRESENT, POSSIBLE):
+                    out[status].append(str(entry.get("element")))
+    if "element_maps" in ds.layers:
+        for el, run in runs_of(dict(ds.read("element_maps", lazy=True).attrs)).items():
+            key = f"{run.get('run', 'earlier run')} ({run.get('method', '?')})"
+            out["element_map_runs"].setdefault(key, []).append(el)
+    return out
