@@ -419,7 +419,8 @@ def run(
         Run on this cluster; default the local threaded scheduler (or the scheduler
         named by ``MAXRF_SCHEDULER``).
     progress : bool
-        Show a progress bar (tqdm) on standard error.
+        Show progress on standard error: a bar on a terminal, else a line per 10 %
+        (:class:`maxrf.progress.Progress`).
     transform : callable, optional
         Applied to each block after reading (e.g. spectral smoothing) and before the
         sink and reductions see it.
@@ -483,9 +484,9 @@ def _run_local(blocks: list[Block], tasks: list, feed: Callable, progress: bool,
     wave = 4 * threads
     bar = None
     if progress:
-        from tqdm import tqdm
+        from maxrf.progress import Progress
 
-        bar = tqdm(total=len(tasks), desc=description, unit="block")
+        bar = Progress(len(tasks), description)
     pool = ThreadPoolExecutor(threads, thread_name_prefix="maxrf-engine")
     try:
         for i in range(0, len(tasks), wave):
@@ -509,9 +510,9 @@ def _run_distributed(client: Any, blocks: list[Block], tasks: list, feed: Callab
     where_of = {f.key: b for f, b in zip(futures, blocks)}
     bar = None
     if progress:
-        from tqdm import tqdm
+        from maxrf.progress import Progress
 
-        bar = tqdm(total=len(futures), desc=description, unit="block")
+        bar = Progress(len(futures), description)
     try:
         # the client's own loop: it is not the default client (set_as_default=False when
         # made from an address), and as_completed would otherwise look for a default one

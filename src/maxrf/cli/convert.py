@@ -23,7 +23,8 @@ def add_parser(sub):
     p.add_argument("--lenient", action="store_true",
                    help="convert a header with a misspelt-looking key (e.g. 'byte-ordr') anyway, "
                         "ignoring that key with a warning (default: refuse, naming the likely key)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress (default: a bar on a terminal, else a line per 10 %%)")
     add_scheduler(p)
     return p
 
@@ -43,7 +44,7 @@ def run(args) -> int:
             args.scan, args.output, sigma=args.sigma, flip_horizontal=args.flip_horizontal,
             flip_vertical=args.flip_vertical, overwrite=args.overwrite,
             calibrate=not args.no_calibrate, anode=args.anode, tube_kv=args.tube_kv,
-            progress=not args.quiet and sys.stderr.isatty(), client=client_from(args),
+            progress=not args.quiet, client=client_from(args),
             lenient=args.lenient,
         )
     for w in caught:  # one line each, not Python's file:line warning format

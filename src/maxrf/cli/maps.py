@@ -9,7 +9,6 @@ and on request an RGB composite of up to three elements.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +69,9 @@ def add_parser(sub):
     p.add_argument("--no-identify", action="store_true",
                    help="with no identification stored, make peak maps only instead of "
                         "identifying the elements first (default: identify first)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress or summary (default: progress as a bar on a terminal, "
+                        "else a line per 10 %%)")
     add_scheduler(p)
     return p
 
@@ -250,7 +251,7 @@ def _compute_and_export(args: Any, ds: Any, peaks: bool, elements: list[str] | N
     result = compute_maps(
         ds, peaks=peaks, elements=elements, method=args.method, prominence=args.prominence,
         rel_height=args.rel_height, norm=args.norm, fwhm_at_6keV=args.fwhm,
-        client=client_from(args), progress=not args.quiet and sys.stderr.isatty(), store=True,
+        client=client_from(args), progress=not args.quiet, store=True,
     )
     written: list[Path] = []
     if result.peaks is not None:
