@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         p = mod.add_parser(sub)
         p.set_defaults(_run=mod.run)
+        if not p.description:  # --help always says what the command does
+            p.description = next((a.help for a in sub._choices_actions if a.dest == p.prog.split()[-1]),
+                                 None)
     return parser
 
 
