@@ -166,9 +166,10 @@ def run(args: Any) -> int:
     formats = parse_formats(args.format)
     ds = DataStack(args.datastack)
     say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, flush=True))
-    if ("identification" not in ds.layers and not args.peaks and not args.no_identify
-            and (args.elements is None or args.elements.strip().lower() == "auto")):
-        identify_first(args, ds, say)
+    named = args.elements is not None and args.elements.strip().lower() != "auto"
+    if ("identification" not in ds.layers and not args.no_identify
+            and ((not args.peaks and not named) or (named and not args.force))):
+        identify_first(args, ds, say)  # the evidence for named elements, or the elements
     peaks, elements = _what(args, ds)
     _image_options(args, ds)  # bad --limits/--cmap/--rgb fail now, before the pass
     _rgb_names(args, elements)
