@@ -158,6 +158,7 @@ def convert(
     client: Any = None,
     budget: int | None = None,
     lenient: bool = False,
+    seed_max: bool = True,
 ) -> DataStack:
     """Convert a ripple scan into a DataStack in one pass over the raw file.
 
@@ -190,6 +191,11 @@ def convert(
         ignoring the key with a :class:`HeaderWarning`; by default a
         :class:`maxrf.errors.ScanFormatError` names the likely key. Header keys not used
         are reported as a :class:`HeaderWarning` either way.
+    seed_max : bool
+        Also compute the seed's max spectrum (max over pixels of the cube smoothed by a
+        Gaussian of 7 channels, :mod:`maxrf.seed_spectrum`) in the same pass, which
+        ``ds.max_spectrum()`` returns. It costs CPU (an FFT per pixel spectrum: several
+        times the plain pass on a fast disk); False skips it for the largest scans.
 
     Returns
     -------
@@ -220,7 +226,7 @@ def convert(
     try:
         with disk_errors(out):
             _build(tmp, scan, store_dtype, (rows, cols), sigma, flip_horizontal, flip_vertical,
-                   progress, client)
+                   progress, client, seed_max)
             cal = scan.calibration
             if cal is not None:
                 _write_header_calibration(tmp, cal, c)
@@ -234,7 +240,8 @@ def convert(
     return DataStack(out)
 
 
-def _build(tmp, scan, store_dtype, block, sigma, flip_h, flip_v, progress, client) -> None:
+def _build(tmp, scan, store_dtype, block, sigma, flip_h, flip_v, progress, client,
+           seed_max=True) -> None:
     import zarr
 
     h, w, c = scan.shape
@@ -246,7 +253,7 @@ def _build(tmp, scan, store_dtype, block, sigma, flip_h, flip_v, progress, clien
     source = ScanSource(scan, block, flip_h, flip_v)
     reductions: dict[str, engine.Reduction] = {"max": engine.MaxSpectrum(w),
                                                "mean": engine.MeanSpectrum()}
-    if sigma == 0:  # the seed's (smoothed) max spectrum, from the same reads
+    if sigma == 0 and seed_max:  # the seed's (smoothed) max spectrum, from the same reads
         from maxrf.seed_spectrum import SmoothedMax
 
         reductions["smax"] = SmoothedMax()

@@ -20,6 +20,9 @@ def add_parser(sub):
                    help="do not find the energy calibration from the spectra")
     p.add_argument("--anode", default="Rh", help="X-ray tube anode element (default Rh)")
     p.add_argument("--tube-kv", type=float, default=40.0, help="tube voltage, kV (default 40)")
+    p.add_argument("--no-seed-max", action="store_true",
+                   help="skip the smoothed max spectrum of the seed's notebooks (default: "
+                        "computed in the same pass; it costs CPU on very large scans)")
     p.add_argument("--lenient", action="store_true",
                    help="convert a header with a misspelt-looking key (e.g. 'byte-ordr') anyway, "
                         "ignoring that key with a warning (default: refuse, naming the likely key)")
@@ -45,7 +48,7 @@ def run(args) -> int:
             flip_vertical=args.flip_vertical, overwrite=args.overwrite,
             calibrate=not args.no_calibrate, anode=args.anode, tube_kv=args.tube_kv,
             progress=not args.quiet, client=client_from(args),
-            lenient=args.lenient,
+            lenient=args.lenient, seed_max=not args.no_seed_max,
         )
     for w in caught:  # one line each, not Python's file:line warning format
         if issubclass(w.category, HeaderWarning):
