@@ -91,3 +91,26 @@ def test_info_lists_elements_and_runs(scan, tmp_path, capsys):
     assert "elements     Fe, Pb; possible: Re?" in out and "Hg" not in out
     runs = [line for line in out.splitlines() if line.strip().startswith("map run")]
     assert len(runs) == 2 and any("(fit): Fe" in r for r in runs) and any("(window): Pb" in r for r in runs)
+
+
+def test_report_scale_bar_from_the_header_pixel_size(tmp_path):
+    """A header with rosettasciio's width-scale (0.2 mm): a scale bar of the right length."""
+    from maxrf.convert import convert
+    from maxrf.maps import compute_maps
+    from maxrf.report import write_report
+    from maxrf.report.scale import nice_length
+
+    from conftest import poisson_cube, write_pair
+
+    rpl = write_pair(tmp_path, poisson_cube(1, shape=(12, 50, 64)),
+                     extra="width-scale\t200\nwidth-units\tum\n")
+    ds = convert(rpl, calibrate=False)
+    ds.write_layer("calibration", {"energies": np.arange(64) * 0.3},
+                   {"gain_keV": 0.3, "offset_keV": 0.0, "method": "manual", "peaks": []})
+    compute_maps(ds, peaks=False, elements=["Fe"], method="window", store=True)
+    write_report(ds, tmp_path / "r.html")
+    html = (tmp_path / "r.html").read_text()
+    assert 'data-scalebar-mm="2"' in html  # 50 px x 0.2 mm = 10 mm: a 2 mm bar
+    bar = float(html.split('data-scalebar-mm="2"')[1].split('width="')[2].split('"')[0])
+    assert abs(bar - 260 * 2 / 10) < 0.2
+    assert nice_length(10) == 2 and nice_length(0.3) == 0.05

@@ -419,6 +419,10 @@ class _Report:
 
             cards = with_run_captions(cards, [e.key for e in mine], dict(layer.attrs))
             intro += runs_note(dict(layer.attrs))
+        from maxrf.export.images import header_pixel_size_mm
+        from maxrf.report.scale import with_scale_bars
+
+        cards = with_scale_bars(cards, self.ds.shape[1], header_pixel_size_mm(self.ds))
         if layer_name == "element_maps" and "chi2" in layer:
             chi2 = layer["chi2"]
             if tuple(chi2.shape) == tuple(self.ds.shape[:2]):
