@@ -18,6 +18,7 @@ BENCHMARKS = [
     "bench_decompose",
     "bench_calibration",
     "bench_segmentation",
+    "bench_everyday",
 ]
 
 

@@ -117,13 +117,13 @@ def test_peak_maps_equal_seed_formula_any_chunking(tmp_path, budget):
     y = np.asarray(ds.max_spectrum, float)
     _, slices = mp.get_slices(e, y)
     ref, ref_kev = seed_peakmaps(cube, e, slices)
-    pm, kev = mp.get_peakmaps(ds, norm=False)
+    pm, kev = mp.get_peakmaps(ds, y_max=y, norm=False)  # raw max: many slices
     assert pm.dtype == np.float32 and pm.shape == (len(slices), 30, 37)
     scale = np.abs(cube).max()
     np.testing.assert_allclose(pm, ref, rtol=1e-6, atol=1e-6 * scale)
     np.testing.assert_array_equal(kev, ref_kev.astype(np.float32))
     # norm=True: each map divided by its maximum, as the seed
-    pmn, _ = mp.get_peakmaps(ds)
+    pmn, _ = mp.get_peakmaps(ds, y_max=y)
     mx = ref.max(axis=(1, 2), keepdims=True)
     np.testing.assert_allclose(pmn, np.where(mx > 0, ref / np.where(mx > 0, mx, 1), ref),
                                rtol=1e-5, atol=1e-5)
@@ -131,7 +131,7 @@ def test_peak_maps_equal_seed_formula_any_chunking(tmp_path, budget):
     # few slices: argmax slice by slice
     _, few = mp.get_slices(e, y, prominence=20)
     ref, ref_kev = seed_peakmaps(cube, e, few)
-    pm, kev = mp.get_peakmaps(ds, prominence=20, norm=False)
+    pm, kev = mp.get_peakmaps(ds, y_max=y, prominence=20, norm=False)
     assert 3 <= len(few) <= 24
     np.testing.assert_allclose(pm, ref, rtol=1e-6, atol=1e-6 * scale)
     np.testing.assert_array_equal(kev, ref_kev.astype(np.float32))
@@ -182,7 +182,7 @@ def test_one_pass_for_peaks_and_elements(scan, monkeypatch):
     both = mp.compute_maps(ds, peaks=True, elements=truth.elements, prominence=20)
     assert sorted(reads) == list(range(len(ds.block_source().blocks())))  # every block once
     monkeypatch.setattr(CubeSource, "read_block", original)
-    pm, kev = mp.get_peakmaps(ds, prominence=20, norm=False)
+    pm, kev = mp.get_peakmaps(ds, y_max=np.asarray(ds.max_spectrum), prominence=20, norm=False)
     em = mp.element_maps(ds, truth.elements)
     np.testing.assert_array_equal(both.peaks.maps, pm)
     np.testing.assert_array_equal(both.peaks.keV_maps, kev)
@@ -449,11 +449,12 @@ def test_cli_element_choice(scan, tmp_path, capsys):
 
     ds, truth = scan
     delete_layer(ds.path, "identification")
-    rc = main(["maps", str(ds.path), "--elements", "auto", "--out", str(tmp_path / "a")])
+    rc = main(["maps", str(ds.path), "--elements", "auto", "--no-identify",
+               "--out", str(tmp_path / "a")])
     assert rc == 1
     assert "maxrf identify" in capsys.readouterr().err
-    # default without identification: peaks only
-    rc = main(["maps", str(ds.path), "--prominence", "60", "--format", "tiff",
+    # --no-identify without identification: peaks only (the default identifies first)
+    rc = main(["maps", str(ds.path), "--prominence", "60", "--format", "tiff", "--no-identify",
                "--out", str(tmp_path / "b")])
     assert rc == 0
     files = sorted(p.name for p in (tmp_path / "b").iterdir())

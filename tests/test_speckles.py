@@ -392,8 +392,10 @@ def test_region_spectra_errors():
     cube = make_cube(0)
     with pytest.raises(ParameterError, match="no pixels"):
         region_spectra(cube, np.zeros(cube.shape[:2], bool))
+    with pytest.raises(ParameterError, match="offset"):
+        region_spectra(cube, np.ones((3, 3), bool))  # a bounding box without its offset
     with pytest.raises(ParameterError, match="does not match"):
-        region_spectra(cube, np.ones((3, 3), bool))
+        region_spectra(cube, np.ones((cube.shape[0] + 1, 3), bool))
     with pytest.raises(ParameterError, match="3-D"):
         region_spectra(cube[..., 0], np.ones(cube.shape[:2], bool))
 

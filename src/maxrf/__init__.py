@@ -72,6 +72,11 @@ _EXPORTS: dict[str, str] = {
     "run_pipeline": "pipeline",
     "Identification": "identify",
     "multi_plot": "plot",
+    # the seed's named line energies (keV)
+    **{name: "seed_constants" for name in (
+        "IRON_Ka", "RHODIUM_Ka", "CALCIUM_Ka", "TITANIUM_Ka", "MANGANESE_Ka", "IRON_Kb",
+        "COPPER_Ka", "ZINC_Ka", "LEAD_La", "LEAD_Lb", "RHODIUM_Kb", "POTASSIUM_Ka",
+        "MERCURY_La", "ARSENIC_Ka")},
 }
 
 __all__ = sorted([*_EXPORTS, *_ALIASES]) + ["__version__"]

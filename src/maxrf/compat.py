@@ -45,10 +45,16 @@ if TYPE_CHECKING:  # matplotlib's types, named where matplotlib may be imported
 
 class SeedArray(np.ndarray):
     """An ndarray that also answers a call, so ``ds.energies`` and the seed's
-    ``ds.energies()`` both work."""
+    ``ds.energies()`` both work.
+
+    The call returns what the seed's call returned where that differs: ``ds.max_spectrum()``
+    is the smoothed max spectrum of maxrf4u (``seed_call``), ``ds.max_spectrum`` the raw one.
+    """
+
+    seed_call: np.ndarray | None = None
 
     def __call__(self) -> np.ndarray:
-        return np.asarray(self)
+        return np.asarray(self if self.seed_call is None else self.seed_call)
 
 
 def seed_array(a: np.ndarray) -> SeedArray:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from maxrf import engine
+from maxrf import engine, interrupt
 from maxrf.engine import Block
 from maxrf.errors import (
     CalibrationError,
@@ -87,6 +87,10 @@ class Smooth:
 ZarrSink = CubeSink  # the engine sink of convert, defined with the store
 
 
+
+class HeaderWarning(UserWarning):
+    """Something in the scan's header was not used (unknown key, ignored misspelling)."""
+
 def default_output(scan_path: str | os.PathLike) -> Path:
     """``SCAN.datastack`` next to ``SCAN.rpl``."""
     p = Path(scan_path)
@@ -101,7 +105,8 @@ def check_output(out: Path, overwrite: bool) -> None:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputLocationError("output folder is not writable", parent)
     if out.exists() and not overwrite:
-        raise OutputExistsError("output exists; use --overwrite to replace it", out)
+        raise OutputExistsError(
+            "output exists; pass overwrite=True (--overwrite on the command line) to replace it", out)
     if out.exists() and not is_datastack(out):
         raise OutputExistsError("output exists and is not a datastack; refusing to replace it", out)
 
@@ -143,6 +148,8 @@ def convert(
     budget: int | None = None,
     dataset: str | None = None,
     compression: str = "lz4",
+    lenient: bool = False,
+    seed_max: bool = True,
 ) -> DataStack:
     """Convert a scan (any format :func:`maxrf.io.open_scan` reads) into a DataStack in one pass.
 
@@ -181,6 +188,16 @@ def convert(
         The cube's path inside an HDF5 file or zarr store (``--dataset``).
     compression : {'lz4', 'zstd', 'none'}
         Cube compression (:data:`maxrf.store.COMPRESSIONS`); every chunk keeps its crc32c.
+    lenient : bool
+        Convert a scan whose header has a misspelt-looking key (``byte-ordr``) anyway,
+        ignoring the key with a :class:`HeaderWarning`; by default a
+        :class:`maxrf.errors.ScanFormatError` names the likely key. Header keys not used
+        are reported as a :class:`HeaderWarning` either way.
+    seed_max : bool
+        Also compute the seed's max spectrum (max over pixels of the cube smoothed by a
+        Gaussian of 7 channels, :mod:`maxrf.seed_spectrum`) in the same pass, which
+        ``ds.max_spectrum()`` returns. It costs CPU (an FFT per pixel spectrum: several
+        times the plain pass on a fast disk); False skips it for the largest scans.
 
     Returns
     -------
@@ -192,7 +209,13 @@ def convert(
     if sigma < 0 or not np.isfinite(sigma):
         raise ParameterError(f"--sigma must be >= 0 channels, got {sigma}")
     codecs_for(np.dtype(np.uint16), compression)  # refuses a bad compression before any work
-    scan = open_scan(scan_path, dataset)
+    scan = open_scan(scan_path, dataset, lenient=lenient)
+    header = getattr(scan, "header", None)  # ripple headers report what they did not use
+    for text in getattr(header, "warnings", ()):
+        warnings.warn(text, HeaderWarning, stacklevel=2)
+    unknown = getattr(header, "unknown_keys", ())
+    if unknown:
+        warnings.warn(f"header keys not used: {', '.join(unknown)}", HeaderWarning, stacklevel=2)
     out = Path(out) if out is not None else default_output(scan.path)
     if out.suffix != ".datastack":
         out = out.with_name(out.name + ".datastack")
@@ -213,12 +236,13 @@ def convert(
     try:
         with disk_errors(out):
             _build(tmp, scan, store_dtype, (rows, cols), sigma, flip_horizontal, flip_vertical,
-                   progress, client, compression)
+                   progress, client, compression, seed_max)
             mode = calibration or ("header" if scan.calibration is not None else "auto")
             if mode == "header":
                 _write_header_calibration(tmp, scan.calibration, c, anode, tube_kv)
             elif mode == "manual" or calibrate:
                 _auto_calibrate(tmp, anode, tube_kv, manual)
+            interrupt.check()  # an interrupt swallowed late: stop rather than publish
             _swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -227,13 +251,19 @@ def convert(
 
 
 def _build(tmp, scan, store_dtype, block, sigma, flip_h, flip_v, progress, client,
-           compression=DEFAULT_COMPRESSION) -> None:
+           compression=DEFAULT_COMPRESSION, seed_max=True) -> None:
     w = scan.shape[1]
     sink = create_cube(tmp, scan.shape, store_dtype, block, compression)
     source = ScanSource(scan, block, flip_h, flip_v)
+    reductions: dict[str, engine.Reduction] = {"max": engine.MaxSpectrum(w),
+                                               "mean": engine.MeanSpectrum()}
+    if sigma == 0 and seed_max:  # the seed's (smoothed) max spectrum, from the same reads
+        from maxrf.seed_spectrum import SmoothedMax
+
+        reductions["smax"] = SmoothedMax()
     result = engine.run(
         source,
-        {"max": engine.MaxSpectrum(w), "mean": engine.MeanSpectrum()},
+        reductions,
         client=client,
         progress=progress,
         transform=Smooth(sigma) if sigma > 0 else None,
@@ -251,6 +281,8 @@ def _build(tmp, scan, store_dtype, block, sigma, flip_h, flip_v, progress, clien
     }
     spectra = {"max_spectrum": max_values.astype(np.float64), "sum_spectrum": result["mean"],
                "argmax_pixels": argmax}
+    if "smax" in result:
+        spectra["smoothed_max_spectrum"] = result["smax"]
     finish_store(tmp, spectra, metadata)
 
 

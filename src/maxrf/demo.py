@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from maxrf.types import ClientLike
@@ -31,8 +30,9 @@ def run_demo(folder: str | os.PathLike = "demo-output",
     from maxrf.synth import make_scan
 
     say = log or (lambda _msg: None)
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    from maxrf.outputs import probe_folder
+
+    folder = probe_folder(folder, create=True)  # a read-only place: one line, before the work
     rpl = folder / "demo-scan.rpl"
     truth = make_scan(rpl, overwrite=True, **DEMO_SCAN)
     h, w, c = truth.shape

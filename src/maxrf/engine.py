@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import dask
 import numpy as np
 
+from maxrf import interrupt
 from maxrf.errors import ClusterError, ParameterError
 from maxrf.types import ClientLike
 
@@ -436,7 +437,8 @@ def run(
         Run on this cluster; default the local threaded scheduler (or the scheduler
         named by ``MAXRF_SCHEDULER``).
     progress : bool
-        Show a progress bar (tqdm) on standard error.
+        Show progress on standard error: a bar on a terminal, else a line per 10 %
+        (:class:`maxrf.progress.Progress`).
     transform : callable, optional
         Applied to each block after reading (e.g. spectral smoothing) and before the
         sink and reductions see it.
@@ -463,6 +465,7 @@ def run(
     accs = {name: r.start(shape) for name, r in reductions.items() if name not in outputs}
 
     def feed(where: Block, res: dict[str, Any]) -> None:
+        interrupt.check()  # a Ctrl-C swallowed somewhere (a finaliser) still stops the run
         stats["blocks_read"] += 1
         stats["bytes_read"] += res.pop(_BYTES)
         for name, r in reductions.items():
@@ -499,9 +502,9 @@ def _run_local(blocks: list[Block], tasks: list, feed: Callable, progress: bool,
     wave = 4 * threads
     bar = None
     if progress:
-        from tqdm import tqdm
+        from maxrf.progress import Progress
 
-        bar = tqdm(total=len(tasks), desc=description, unit="block")
+        bar = Progress(len(tasks), description)
     pool = ThreadPoolExecutor(threads, thread_name_prefix="maxrf-engine")
     try:
         for i in range(0, len(tasks), wave):
@@ -525,11 +528,13 @@ def _run_distributed(client: Any, blocks: list[Block], tasks: list, feed: Callab
     where_of = {f.key: b for f, b in zip(futures, blocks)}
     bar = None
     if progress:
-        from tqdm import tqdm
+        from maxrf.progress import Progress
 
-        bar = tqdm(total=len(futures), desc=description, unit="block")
+        bar = Progress(len(futures), description)
     try:
-        for fut in as_completed(futures):
+        # the client's own loop: it is not the default client (set_as_default=False when
+        # made from an address), and as_completed would otherwise look for a default one
+        for fut in as_completed(futures, loop=client.loop):
             feed(where_of[fut.key], fut.result())
             fut.release()
             if bar is not None:

@@ -99,15 +99,6 @@ def _check_nonnegative(name: str, value: float) -> float:
     return v
 
 
-def _refine_channels(y: np.ndarray, idx: np.ndarray, half: int) -> np.ndarray:
-    """Move each peak to the highest raw channel within ``half`` channels; drop duplicates."""
-    out = []
-    for i in idx:
-        lo, hi = max(0, int(i) - half), min(y.size, int(i) + half + 1)
-        out.append(lo + int(np.argmax(y[lo:hi])))
-    return np.unique(np.asarray(out, dtype=np.intp))
-
-
 def group_pixels(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Group peaks whose hotmax pixels coincide.
 
@@ -367,11 +358,9 @@ class HotmaxAtlas(HotmaxPlots):
     def _build(self, prominence: float | None, n_sigma: float, n_sigma_peaks: float, smooth: float) -> None:
         ds = self.datastack
         ymax = np.asarray(ds.max_spectrum, dtype=np.float64)
-        fwhm = _peaks.estimate_fwhm_channels(ymax)
-        idx, _ = _peaks.find_spectrum_peaks(
-            ymax, prominence, n_sigma=n_sigma_peaks, fwhm_channels=fwhm
-        )
-        channels = _refine_channels(ymax, idx, max(1, int(round(0.5 * fwhm))))
+        from maxrf.peaklist import max_spectrum_peaks  # the list the peak maps share
+
+        channels, fwhm = max_spectrum_peaks(ymax, prominence, n_sigma=n_sigma_peaks)
         argmax = np.asarray(ds.argmax_pixels, dtype=np.int64)
         pixels = np.column_stack([argmax[channels].reshape(-1, 2), channels]).astype(np.int64)
         peak_spectrum, spectrum_pixels = group_pixels(pixels)

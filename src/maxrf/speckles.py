@@ -24,6 +24,7 @@ and :attr:`SpeckleAtlas.radii`.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
@@ -587,6 +588,18 @@ def _particle_segmentation(peak_map: np.ndarray, particles_only: bool, segmentat
 # ---------------------------------------------------------------------------------------
 # spectra under a mask, reading only the chunks under it
 # ---------------------------------------------------------------------------------------
+def _place(mask: np.ndarray, offset: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
+    """A bounding-box mask put at ``offset`` (row, col) in a full-size mask of ``shape``."""
+    r0, c0 = (int(v) for v in offset)
+    h, w = mask.shape
+    if r0 < 0 or c0 < 0 or r0 + h > shape[0] or c0 + w > shape[1]:
+        raise ParameterError(f"mask {mask.shape} at offset {(r0, c0)} falls outside the "
+                             f"scan {shape}")
+    full = np.zeros(shape, dtype=bool)
+    full[r0:r0 + h, c0:c0 + w] = mask.astype(bool)
+    return full
+
+
 
 
 def _take_pixels(block: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -598,7 +611,7 @@ def _sum_pixels(block: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.nda
 
 
 def region_spectra(cube: ArrayLike, mask: ArrayLike, average: bool = True,
-                   client: ClientLike = None) -> np.ndarray:
+                   client: ClientLike = None, offset: tuple[int, int] | None = None) -> np.ndarray:
     """Spectra of the pixels under a mask, reading only the chunks the mask touches.
 
     Parameters
@@ -616,6 +629,11 @@ def region_spectra(cube: ArrayLike, mask: ArrayLike, average: bool = True,
     client : dask.distributed.Client or str, optional
         Read a dask cube's blocks on this cluster (or scheduler address; default
         ``MAXRF_SCHEDULER``, else local threads).
+    offset : (int, int), optional
+        ``(row, col)`` of the mask's top-left pixel in the scan, for a mask smaller than
+        the scan: the seed's ``mask=p.image`` of a region ``p`` (scikit-image
+        ``regionprops``) is its bounding box, at ``offset=p.bbox[:2]``. A region itself
+        (anything with ``image`` and ``bbox``) may be passed as ``mask``.
 
     Returns
     -------
@@ -624,12 +642,21 @@ def region_spectra(cube: ArrayLike, mask: ArrayLike, average: bool = True,
         ``average=False``: shape (n_pixels, C), the cube's dtype, pixels in raster order
         (as ``cube[mask]`` for a numpy cube).
     """
+    if hasattr(mask, "image") and hasattr(mask, "bbox"):  # a regionprops region
+        mask, offset = mask.image, tuple(mask.bbox[:2])
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ParameterError(f"mask must be a 2-D (rows, cols) array, got shape {mask.shape}")
     shape = tuple(getattr(cube, "shape", ()))
     if len(shape) != 3:
         raise ParameterError(f"cube must be a 3-D (rows, cols, channels) array, got {shape}")
+    if offset is not None or (mask.shape != shape[:2] and mask.shape[0] <= shape[0]
+                              and mask.shape[1] <= shape[1]):
+        if offset is None:
+            raise ParameterError(
+                f"mask {mask.shape} is smaller than the scan {shape[:2]}: a region's bounding "
+                f"box (p.image) needs offset=p.bbox[:2] (or pass the region: mask=p)")
+        mask = _place(mask, offset, shape[:2])
     if mask.shape != shape[:2]:
         raise ParameterError(
             f"mask shape {mask.shape} does not match the cube's pixel grid {shape[:2]}"
@@ -906,16 +933,53 @@ def write_csv(
             for r in range(n):
                 writer.writerow([fmt(c[r]) for c in cols])
         os.replace(tmp, path)
-    except PermissionError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputLocationError(f"cannot write ({exc.strerror})", path) from None
+    except OSError as exc:  # permission, read-only, full, vanished: one line
+        from maxrf.outputs import os_error
+
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise os_error(exc, path) from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise
     return path
 
 
 # ----------------------------------------------------------------------------- DataStack glue
+def window_map(ds: DataStack, window: tuple[float, float], client: ClientLike = None
+               ) -> tuple[np.ndarray, str]:
+    """The peak map (seed formula, counts per channel) of an energy window, one pass.
+
+    Parameters
+    ----------
+    ds : DataStack
+        A calibrated datastack.
+    window : (float, float)
+        Low and high energy of the window, keV.
+
+    Returns
+    -------
+    image : numpy.ndarray
+        ``(H, W)`` float map.
+    source : str
+        ``'window 10.30-10.80 keV'``.
+    """
+    from maxrf import engine
+    from maxrf.errors import ParameterError
+    from maxrf.maps import PeakSliceMaps
+
+    e = np.asarray(ds.energies(), dtype=float)
+    lo, hi = (int(np.searchsorted(e, float(v))) for v in window)
+    hi = min(hi, e.size - 1)
+    if hi - lo < 2:
+        raise ParameterError(f"--window {window[0]}:{window[1]} keV holds fewer than 3 channels "
+                             f"of this scan ({e[0]:.2f}-{e[-1]:.2f} keV)")
+    red = PeakSliceMaps([[lo, (lo + hi) // 2, hi]], e, kev_maps=False)
+    out = engine.run(ds.block_source(), {"window": red}, client=client, description="window map")
+    return np.asarray(out["window"][0]), f"window {e[lo]:.2f}-{e[hi]:.2f} keV"
+
+
 def element_map_of(ds: DataStack, element: str) -> tuple[np.ndarray, str]:
     """The map of ``element`` from a datastack's layers, and where it came from.
 
@@ -1006,8 +1070,14 @@ def find_speckles(
     n_heights: int = 100,
     factor: float = 3.0,
     store: bool = True,
+    window: tuple[float, float] | None = None,
 ) -> SpeckleResult:
     """Segment the speckles of one element's map and measure them (layer ``speckles``).
+
+    The element must have evidence in the stored identification (present or possible,
+    :func:`maxrf.evidence.require_evidence`): a peak window near the element's line on a
+    scan without it would be another element's map. ``window`` segments an explicit
+    energy window instead, whatever the identification says.
 
     Parameters
     ----------
@@ -1023,6 +1093,9 @@ def find_speckles(
         Keep speckles whose peak exceeds ``factor`` x the map's noise level.
     store : bool
         Write the layer ``speckles`` to the datastack.
+    window : (float, float), optional
+        Segment the peak map of this energy window (keV, low and high) instead of the
+        element's map; ``element`` then only names the result.
 
     Returns
     -------
@@ -1032,7 +1105,13 @@ def find_speckles(
     maps: Mapping[str, Any] = {}
     if "element_maps" in ds.layers:  # the table's columns, read one map at a time
         maps = _StoredMaps(ds.read("element_maps", lazy=True))
-    image, source = element_map_of(ds, element)
+    if window is not None:
+        image, source = window_map(ds, window)
+    else:
+        from maxrf.evidence import require_evidence
+
+        require_evidence(ds, element, "speckles")
+        image, source = element_map_of(ds, element)
     atlas = SpeckleAtlas(image, n_heights=n_heights)
     del image  # the atlas holds its float64 copy
     clip = atlas.measure_speckles(max_area=max_area)

@@ -303,8 +303,28 @@ class DataStack:
 
     @property
     def max_spectrum(self) -> SeedArray:
-        """Per channel, the maximum over all pixels (counts)."""
-        return seed_array(self._core("max_spectrum"))
+        """Per channel, the maximum over all pixels (counts).
+
+        Called as the seed does, ``ds.max_spectrum()`` returns :attr:`smoothed_max_spectrum`
+        (maxrf4u's max spectrum, whose peaks are the scan's peaks) when the store has it.
+        """
+        out = seed_array(self._core("max_spectrum"))
+        smoothed = self.smoothed_max_spectrum
+        if smoothed is not None:
+            out.seed_call = smoothed
+        return out
+
+    @property
+    def smoothed_max_spectrum(self) -> np.ndarray | None:
+        """Per channel, the maximum over pixels of the spectra smoothed by a Gaussian of
+        :data:`maxrf.seed_spectrum.SEED_SIGMA` channels (counts), or None for a store
+        converted before it existed (or converted with smoothing: then the max spectrum is
+        already smoothed)."""
+        try:
+            present = "smoothed_max_spectrum" in self._root
+        except Exception:  # noqa: BLE001 - an unreadable group: the core read will say so
+            return None
+        return self._core("smoothed_max_spectrum") if present else None
 
     @property
     def sum_spectrum(self) -> SeedArray:

@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         p = mod.add_parser(sub)
         p.set_defaults(_run=mod.run)
+        if not p.description:  # --help always says what the command does
+            p.description = next((a.help for a in sub._choices_actions if a.dest == p.prog.split()[-1]),
+                                 None)
     return parser
 
 
@@ -64,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"maxrf {args.command}: interrupted; nothing was left half-written", file=sys.stderr)
         return 130
+    finally:
+        from maxrf import interrupt
+
+        interrupt.restore()  # handlers a command installed (convert) end with the command
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 
 from maxrf.cli._common import add_scheduler, client_from
@@ -34,27 +33,43 @@ def add_parser(sub):
                    help="manual calibration pairs (implies --calibration manual)")
     p.add_argument("--anode", default="Rh", help="X-ray tube anode element (default Rh)")
     p.add_argument("--tube-kv", type=float, default=40.0, help="tube voltage, kV (default 40)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-seed-max", action="store_true",
+                   help="skip the smoothed max spectrum of the seed's notebooks (default: "
+                        "computed in the same pass; it costs CPU on very large scans)")
+    p.add_argument("--lenient", action="store_true",
+                   help="convert a header with a misspelt-looking key (e.g. 'byte-ordr') anyway, "
+                        "ignoring that key with a warning (default: refuse, naming the likely key)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress (default: a bar on a terminal, else a line per 10 %%)")
     add_scheduler(p)
     return p
 
 
-def _terminate(signum, frame):
-    raise KeyboardInterrupt
-
-
 def run(args) -> int:
+    from maxrf import interrupt
     from maxrf.convert import convert
 
-    signal.signal(signal.SIGTERM, _terminate)
-    ds = convert(
-        args.scan, args.output, sigma=args.sigma, flip_horizontal=args.flip_horizontal,
-        flip_vertical=args.flip_vertical, overwrite=args.overwrite,
-        calibrate=not args.no_calibrate, anode=args.anode, tube_kv=args.tube_kv,
-        calibration="manual" if args.manual else args.calibration, manual=args.manual,
-        progress=not args.quiet and sys.stderr.isatty(), client=client_from(args),
-        dataset=args.dataset, compression=args.compression,
-    )
+    interrupt.install()  # SIGINT/SIGTERM never lost, the clean-up never cut short
+    import warnings
+
+    from maxrf.convert import HeaderWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", HeaderWarning)
+        ds = convert(
+            args.scan, args.output, sigma=args.sigma, flip_horizontal=args.flip_horizontal,
+            flip_vertical=args.flip_vertical, overwrite=args.overwrite,
+            calibrate=not args.no_calibrate, anode=args.anode, tube_kv=args.tube_kv,
+            calibration="manual" if args.manual else args.calibration, manual=args.manual,
+            progress=not args.quiet, client=client_from(args),
+            dataset=args.dataset, compression=args.compression,
+            lenient=args.lenient, seed_max=not args.no_seed_max,
+        )
+    for w in caught:  # one line each, not Python's file:line warning format
+        if issubclass(w.category, HeaderWarning):
+            print(f"maxrf convert: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     if not args.quiet:
         print(f"wrote {ds.path}")
     return 0

@@ -46,6 +46,8 @@ def run(args) -> int:
     if traces:
         note = f" (traces below {100 * TRACE_FRACTION:g} % of the strongest: {', '.join(traces)})"
     print(f"present: {', '.join(present) or 'none'}{note}")
+    if result.possible:  # shown apart: a possible element is not a found one
+        print(f"possible (not confirmed): {', '.join(el + '?' for el in result.possible)}")
     evidence = result.evidence(absent=args.all)
     if evidence:
         print("lines seen and missed (expected / observed net counts, in the spectrum where "

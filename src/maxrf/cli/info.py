@@ -6,16 +6,21 @@ from maxrf.cli._common import print_json
 
 
 def add_parser(sub):
-    p = sub.add_parser("info", help="describe a .datastack")
-    p.add_argument("datastack")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = sub.add_parser("info", help="describe a .datastack",
+                       description="Shape, storage, calibration, layers, identified elements "
+                                   "and the runs the stored element maps come from.")
+    p.add_argument("datastack", help="the .datastack folder")
+    p.add_argument("--json", action="store_true", help="machine-readable output (default: text)")
     return p
 
 
 def run(args) -> int:
+    from maxrf.evidence import stored_summary
     from maxrf.info import describe
+    from maxrf.store import DataStack
 
     info = describe(args.datastack)
+    info["identified"] = stored_summary(DataStack(args.datastack))
     if args.json:
         print_json(info)
         return 0
@@ -36,6 +41,13 @@ def run(args) -> int:
         print("  calibration  none (run 'maxrf calibrate')")
     for name, shapes in info["layer_shapes"].items():
         print(f"  layer        {name}: " + ", ".join(f"{k} {v}" for k, v in shapes.items()))
+    ident = info["identified"]
+    if ident["present"] or ident["possible"]:
+        print(f"  elements     {', '.join(ident['present']) or '-'}"
+              + (f"; possible: {', '.join(e + '?' for e in ident['possible'])}"
+                 if ident["possible"] else ""))
+    for run, els in ident["element_map_runs"].items():
+        print(f"  map run      {run}: {', '.join(els)}")
     src = info["provenance"].get("source", {})
     size = src.get("raw_bytes", src.get("bytes", 0))
     print(f"  source       {src.get('rpl') or src.get('path', '?')} ({src.get('format', 'ripple')}, "

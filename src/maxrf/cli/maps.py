@@ -1,14 +1,14 @@
 """``maxrf maps DATASTACK``: peak maps and element maps in one pass, stored and exported.
 
 Computes the maps (:func:`maxrf.maps.compute_maps`, one read of the cube), stores them as
-the ``peak_maps`` / ``element_maps`` layers, then exports per map a float32 TIFF (for
-analysis; named by its label: ``Fe.tiff``, ``peak-07-6.40keV.tiff``), a PNG with colour
-bar and title (for people) and an overview sheet PNG of all maps.
+the ``peak_maps`` / ``element_maps`` layers, then exports (:mod:`maxrf.export.images`) per
+map a float32 ImageJ TIFF with its metadata (named by its label: ``Fe.tiff``,
+``peak-07-6.40keV.tiff``), a pixel-exact colour PNG, an overview sheet PNG of all maps,
+and on request an RGB composite of up to three elements.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,31 @@ def add_parser(sub):
     p.add_argument("--norm", action="store_true", help="divide each peak map by its maximum")
     p.add_argument("--fwhm", type=float, default=None, metavar="KEV",
                    help="detector FWHM at 5.9 keV, keV (default: estimated from the data)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument("--cmap", default=None,
+                   help="colour map of the PNGs: a matplotlib name (viridis, gray, magma...) "
+                        "(default: each element's report colours; viridis for peak maps)")
+    p.add_argument("--limits", metavar="LO:HI", default=None,
+                   help="PNG colour limits in map units (default: --percentiles)")
+    p.add_argument("--percentiles", metavar="P1:P2", default="0.5:99.5",
+                   help="PNG colour limits as percentiles of each map (default 0.5:99.5)")
+    p.add_argument("--upscale", type=int, default=1, metavar="N",
+                   help="each scan pixel becomes N x N PNG pixels (default 1: pixel-exact)")
+    p.add_argument("--rgb", metavar="EL1,EL2[,EL3]", default=None,
+                   help="also write an RGB composite PNG of up to three mapped elements "
+                        "(red, green, blue), e.g. Fe,Cu,Pb (default: none)")
+    p.add_argument("--pixel-size-mm", type=float, default=None, metavar="MM",
+                   help="scan pixel size in mm, written into the TIFF/PNG resolution "
+                        "(default: from the scan's header when it has one)")
+    p.add_argument("--force", action="store_true",
+                   help="map the --elements named even when the identification finds no "
+                        "evidence of them (default: refuse, their maps would show noise or "
+                        "another element's line)")
+    p.add_argument("--no-identify", action="store_true",
+                   help="with no identification stored, make peak maps only instead of "
+                        "identifying the elements first (default: identify first)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress or summary (default: progress as a bar on a terminal, "
+                        "else a line per 10 %%)")
     add_scheduler(p)
     return p
 
@@ -70,7 +94,9 @@ def parse_formats(text: str) -> list[str]:
 
 
 def _what(args, ds) -> tuple[bool, list[str] | None]:
+    from maxrf.evidence import require_evidence
     from maxrf.maps import identified_elements
+    from maxrf.physics import normalize_element
 
     elements: list[str] | None
     if args.elements is None:
@@ -84,10 +110,26 @@ def _what(args, ds) -> tuple[bool, list[str] | None]:
                                  ds.path)
     else:
         peaks = args.peaks
-        elements = [s.strip() for s in args.elements.split(",") if s.strip()]
+        elements = [normalize_element(s.strip()) for s in args.elements.split(",") if s.strip()]
         if not elements:
             raise ParameterError(f"--elements: no element in {args.elements!r}")
+        if not args.force and "identification" in ds.layers:
+            for el in elements:  # a map of an element the scan shows no sign of is not its map
+                require_evidence(ds, el, "map")
     return peaks, (elements or None)
+
+
+def identify_first(args, ds, say) -> None:
+    """``maxrf maps`` with no identification stored: identify, so element maps come too."""
+    from maxrf.hotmax import HotmaxAtlas
+    from maxrf.identify import identify
+
+    if ds.calibration is None:
+        return  # no energies: peak maps only (identification needs a calibration)
+    say("no identification stored: identifying the elements first (as 'maxrf identify')")
+    if "hotmax" not in ds.layers:
+        HotmaxAtlas(ds, client=client_from(args))
+    identify(ds)
 
 
 def default_out(ds_path: Path) -> Path:
@@ -97,109 +139,144 @@ def default_out(ds_path: Path) -> Path:
     return ds_path.parent / f"{stem}_maps"
 
 
-def _prepare_out(out: Path) -> Path:
+def _prepare_out(out: Path) -> tuple[Path, bool]:
+    """Create the export folder (checked before the long pass); also whether it is new, so a
+    failed run can remove it rather than leave an empty folder."""
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputLocationError(f"cannot create the export folder ({exc.strerror})", out) from exc
     if not out.is_dir():
         raise OutputLocationError("the export location is not a folder", out)
-    return out
+    from maxrf.outputs import probe_folder
 
-
-OVERVIEW_SIDE = 512
-"""Largest side (pixels) of a map's panel in the overview sheet (maps are strided down)."""
-
-
-def export_maps(maps: Any, labels: list[str], titles: list[str], out: Path, formats: list[str],
-                *, units: str, overview: str | None) -> list[Path]:
-    """Write one float32 TIFF and/or one PNG per map, and an overview sheet PNG.
-
-    ``maps`` is anything indexable map by map (a ``(k, H, W)`` array, or the stored
-    layer's read-on-demand view): each map is read once and dropped, and the overview
-    sheet keeps only strided thumbnails (at most :data:`OVERVIEW_SIDE` pixels a side),
-    so memory stays one map whatever ``k``.
-
-    Returns the written paths.
-    """
-    import tifffile
-
-    from maxrf.maps import histeq
-    from maxrf.plot.images import close_figure, use_file_backend
-    from maxrf.plot.maps import multi_plot, plot_map
-
-    use_file_backend()
-
-    written: list[Path] = []
-    thumbs: list[np.ndarray] = []
-    fig = ax = None
     try:
-        for i, (label, title) in enumerate(zip(labels, titles)):
-            img = np.asarray(maps[i], dtype=np.float32)
-            if overview and "png" in formats:
-                step = max(1, -(-max(img.shape) // OVERVIEW_SIDE))
-                thumbs.append(histeq(img[::step, ::step]))
-            if "tiff" in formats:
-                path = out / f"{label}.tiff"
-                tifffile.imwrite(path, img, photometric="minisblack", metadata={"units": units})
-                written.append(path)
-            if "png" in formats:
-                path = out / f"{label}.png"
-                if fig is None:
-                    fig, ax = plot_map(img, title=title, label=units)
-                else:  # same layout: swap the image in (a new figure per map is 5x slower)
-                    im = ax.images[0]
-                    im.set_data(img)
-                    finite = img[np.isfinite(img)]
-                    if finite.size:
-                        im.set_clim(float(finite.min()), float(finite.max()))
-                    ax.set_title(title)
-                fig.savefig(path, dpi=100)
-                written.append(path)
-    finally:
-        if fig is not None:
-            close_figure(fig)
-    if thumbs:
-        fig, _ = multi_plot(*thumbs, titles=titles, cmap="viridis", fontsize="medium")
-        path = out / f"{overview}.png"
-        fig.savefig(path, dpi=72 if len(thumbs) > 16 else 100)
-        close_figure(fig)
-        written.append(path)
-    return written
+        probe_folder(out)
+    except OutputLocationError:
+        if created:
+            out.rmdir()
+        raise
+    return out, created
 
 
 def run(args: Any) -> int:
-    from maxrf.maps import compute_maps
     from maxrf.store import DataStack
 
     formats = parse_formats(args.format)
     ds = DataStack(args.datastack)
+    say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, flush=True))
+    named = args.elements is not None and args.elements.strip().lower() != "auto"
+    if ("identification" not in ds.layers and not args.no_identify
+            and ((not args.peaks and not named) or (named and not args.force))):
+        identify_first(args, ds, say)  # the evidence for named elements, or the elements
     peaks, elements = _what(args, ds)
-    out = _prepare_out(Path(args.out) if args.out else default_out(ds.path))
+    _image_options(args, ds)  # bad --limits/--cmap/--rgb fail now, before the pass
+    _rgb_names(args, elements)
+    out, created = _prepare_out(Path(args.out) if args.out else default_out(ds.path))
+    try:
+        written, result = _compute_and_export(args, ds, peaks, elements, out, formats)
+    except BaseException:
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # nothing written: leave no empty folder
+        raise
+    if not args.quiet:
+        n_peaks = 0 if result.peaks is None else len(result.peaks.labels)
+        els = [] if result.elements is None else result.elements.elements
+        print(f"{n_peaks} peak maps, {len(els)} element maps ({', '.join(els) or '-'}) "
+              f"in {result.seconds:.1f} s; stored in {ds.path}; {len(written)} files in {out}")
+        if result.merge is not None and (result.merge.replaced or result.merge.kept):
+            print(result.merge.line())
+        if result.elements is None and "identification" not in ds.layers:
+            print("no element maps: the scan has no identification ('maxrf identify', or "
+                  "--elements Fe,Cu,...)")
+    return 0
+
+
+def _pair(text: str | None, option: str) -> tuple[float, float] | None:
+    """``'1:99'`` -> ``(1.0, 99.0)`` for --limits / --percentiles."""
+    if text is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise ParameterError(f"{option}: give LOW:HIGH, e.g. 1:99, got {text!r}") from None
+    if not hi > lo:
+        raise ParameterError(f"{option}: LOW must be below HIGH, got {text!r}")
+    return lo, hi
+
+
+def _image_options(args: Any, ds: Any) -> dict[str, Any]:
+    from maxrf.export.images import header_pixel_size_mm
+
+    percentiles = _pair(args.percentiles, "--percentiles")
+    if percentiles and not (0 <= percentiles[0] and percentiles[1] <= 100):
+        raise ParameterError(f"--percentiles must lie in 0..100, got {args.percentiles!r}")
+    if args.upscale < 1:
+        raise ParameterError(f"--upscale must be >= 1, got {args.upscale}")
+    if args.pixel_size_mm is not None and not args.pixel_size_mm > 0:
+        raise ParameterError(f"--pixel-size-mm must be > 0, got {args.pixel_size_mm}")
+    if args.cmap:
+        from maxrf.plot.colors import lut
+
+        lut(args.cmap)  # an unknown name fails now, before the pass
+    return {"cmap": args.cmap, "limits": _pair(args.limits, "--limits"),
+            "percentiles": percentiles, "upscale": args.upscale,
+            "pixel_size_mm": args.pixel_size_mm or header_pixel_size_mm(ds),
+            "calibration": ds.calibration}
+
+
+def _rgb_names(args: Any, elements: list[str] | None) -> list[str]:
+    from maxrf.physics import normalize_element
+
+    if not args.rgb:
+        return []
+    names = [normalize_element(s.strip()) for s in args.rgb.split(",") if s.strip()]
+    if not 1 <= len(names) <= 3:
+        raise ParameterError(f"--rgb takes one to three elements, got {args.rgb!r}")
+    missing = [el for el in names if el not in (elements or [])]
+    if missing:
+        raise ParameterError(f"--rgb: {', '.join(missing)} not among the mapped elements "
+                             f"({', '.join(elements or []) or 'none'})")
+    return names
+
+
+def _compute_and_export(args: Any, ds: Any, peaks: bool, elements: list[str] | None, out: Path,
+                        formats: list[str]) -> tuple[list[Path], Any]:
+    from maxrf.export.images import export_maps, write_rgb
+    from maxrf.maps import compute_maps
+
+    image = _image_options(args, ds)
+    rgb = _rgb_names(args, elements)
+
     result = compute_maps(
         ds, peaks=peaks, elements=elements, method=args.method, prominence=args.prominence,
         rel_height=args.rel_height, norm=args.norm, fwhm_at_6keV=args.fwhm,
-        client=client_from(args), progress=not args.quiet and sys.stderr.isatty(), store=True,
+        client=client_from(args), progress=not args.quiet, store=True,
     )
     written: list[Path] = []
     if result.peaks is not None:
         p = result.peaks
         titles = [f"[{i}] {keV:.2f} keV" for i, keV in enumerate(p.peaks_keV)]
         units = "relative" if p.norm else "counts per channel"
+        e = np.asarray(ds.energies) if ds.calibration is not None else None
+        windows = ([(float(e[a]), float(e[b])) for a, _, b in np.asarray(p.slices)]
+                   if e is not None else None)
         written += export_maps(p.maps, p.labels, titles, out, formats, units=units,
-                               overview="overview-peaks")
+                               overview="overview-peaks", windows_keV=windows, **image)
     if result.elements is not None:
         em = result.elements
         labels = list(em.elements)
         titles = [f"{el} ({em.method})" for el in em.elements]
-        written += export_maps(em.maps, labels, titles, out, formats,
-                               units="counts", overview="overview-elements")
+        written += export_maps(em.maps, labels, titles, out, formats, units="counts",
+                               overview="overview-elements", elements=labels, **image)
         if em.method == "fit":
             written += export_maps([em.chi2[...]], ["chi2"], ["reduced chi-square"], out,
-                                   formats, units="reduced chi-square", overview=None)
-    if not args.quiet:
-        n_peaks = 0 if result.peaks is None else len(result.peaks.labels)
-        els = [] if result.elements is None else result.elements.elements
-        print(f"{n_peaks} peak maps, {len(els)} element maps ({', '.join(els) or '-'}) "
-              f"in {result.seconds:.1f} s; stored in {ds.path}; {len(written)} files in {out}")
-    return 0
+                                   formats, units="reduced chi-square", overview=None,
+                                   **{**image, "cmap": image["cmap"] or "viridis"})
+        if rgb:
+            written.append(write_rgb(out / f"rgb-{'-'.join(rgb)}.png",
+                                     [em.maps[labels.index(el)] for el in rgb], rgb,
+                                     percentiles=image["percentiles"], upscale=image["upscale"],
+                                     pixel_size_mm=image["pixel_size_mm"]))
+    return written, result

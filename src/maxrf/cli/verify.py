@@ -7,7 +7,7 @@ from maxrf.cli._common import add_scheduler, client_from, print_json
 
 def add_parser(sub):
     p = sub.add_parser("verify", help="check every chunk's checksum and every layer")
-    p.add_argument("datastack")
+    p.add_argument("datastack", help="the .datastack folder")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     add_scheduler(p)
     return p

@@ -85,7 +85,7 @@ def detect_format(path: str | os.PathLike) -> str:
     raise ScanFormatError(f"is not a scan format maxrf reads; supported: {SUPPORTED}", p)
 
 
-def open_scan(path: str | os.PathLike, dataset: str | None = None) -> Scan:
+def open_scan(path: str | os.PathLike, dataset: str | None = None, lenient: bool = False) -> Scan:
     """Open a scan of any supported format; no cube data is read.
 
     Parameters
@@ -97,6 +97,9 @@ def open_scan(path: str | os.PathLike, dataset: str | None = None) -> Scan:
         Path of the ``(height, width, channels)`` cube inside an HDF5 file or zarr store
         (``--dataset /path``). Required for plain HDF5 / zarr; for CRONO it selects the
         plain-cube reader instead of the CRONO layout; refused for other formats.
+    lenient : bool
+        Ripple headers only: read a header with a misspelt-looking key, ignoring the key
+        (see :func:`maxrf.io.ripple.open_scan`).
 
     Returns
     -------
@@ -117,7 +120,7 @@ def open_scan(path: str | os.PathLike, dataset: str | None = None) -> Scan:
     if fmt == "ripple":
         from maxrf.io.ripple import open_scan as open_ripple
 
-        return open_ripple(path)
+        return open_ripple(path, lenient=lenient)
     if fmt == "bcf":
         from maxrf.io.bcf import BcfScan
 

@@ -111,6 +111,19 @@ _INTERPRETED = frozenset(
         "ev-per-chan",
     )
 )
+# Keys other writers use that we do not interpret (rosettasciio, Lispix, Bruker): known, so
+# neither reported as unknown nor taken for a misspelling of one we read.
+_KNOWN_OTHER = frozenset(
+    f"{axis}-{part}" for axis in ("width", "height", "depth")
+    for part in ("origin", "scale", "units", "name", "size")
+) | frozenset((
+    "signal", "title", "date", "time", "beam-energy", "elevation-angle", "azimuth-angle",
+    "live-time", "tilt-stage", "detector-peak-width-ev", "real-time", "signal-type",
+    "record_by", "pixel-size", "pixelsize", "comment", "instrument", "sample",
+))
+_NEAR_MISS = 2
+"""Largest edit distance (on keys without '-' and '_') at which an unknown key is taken for
+a misspelling of a key we read: an error naming the likely key, not a silent default."""
 _INT_RE = re.compile(r"[+-]?[0-9]+")
 _FLOAT_RE = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _CONTROL_BYTES = bytes((*range(0, 9), *range(14, 32), 127))
@@ -151,6 +164,10 @@ class RippleHeader:
         ``(gain_keV, offset_keV)``: the energy of channel ``i`` is ``offset + gain * i`` keV.
     raw : dict of str to str
         Every key of the header, lower-cased, with its value string.
+    unknown_keys : tuple of str
+        Keys neither read nor known from other writers (reported, not used).
+    warnings : tuple of str
+        Misspelt-looking keys ignored because the header was read leniently.
     """
 
     width: int
@@ -163,6 +180,8 @@ class RippleHeader:
     record_by: str
     calibration: tuple[float, float] | None
     raw: dict[str, str] = field(default_factory=dict, compare=False)
+    unknown_keys: tuple[str, ...] = field(default=(), compare=False)
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def dtype(self) -> np.dtype:
@@ -324,7 +343,60 @@ def _calibration(raw: Mapping[str, str], path: Path) -> tuple[float, float] | No
     return (float(gain), float(origin))
 
 
-def _build_header(raw: dict[str, str], path: Path) -> RippleHeader:
+def _edit_distance(a: str, b: str) -> int:
+    """Edit distance: insert, delete, substitute or swap two neighbours, each 1 (``depht``
+    is 1 from ``depth``)."""
+    d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+    return d[-1][-1]
+
+
+def likely_key(key: str) -> str | None:
+    """The key we read that ``key`` is most likely a misspelling of, or None.
+
+    Compared without ``-`` and ``_`` (``recordby`` is ``record-by``), at most
+    :data:`_NEAR_MISS` edits apart and not longer than half the key.
+    """
+    bare = key.replace("-", "").replace("_", "")
+    best, best_d = None, _NEAR_MISS + 1
+    for known in sorted(_INTERPRETED):
+        d = _edit_distance(bare, known.replace("-", ""))
+        if d < best_d and d <= max(0, len(bare) // 2 - 1):
+            best, best_d = known, d
+    return best if best_d <= _NEAR_MISS else None
+
+
+def _check_keys(raw: Mapping[str, str], path: Path, lenient: bool
+                ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Unknown keys of the header, and the warnings for near-misses read leniently.
+
+    Raises
+    ------
+    ScanFormatError
+        A key that looks like a misspelt key we read (``byte-ordr``): ignoring it would
+        silently use the default (a big-endian file read as little-endian).
+    """
+    unknown = tuple(k for k in raw if k not in _INTERPRETED and k not in _KNOWN_OTHER)
+    warnings = []
+    for key in unknown:
+        guess = likely_key(key)
+        if guess is None or guess in raw:
+            continue
+        what = (f"header key {_key_display(key)} is not a known key; did you mean "
+                f"{_key_display(guess)}?")
+        if not lenient:
+            raise ScanFormatError(f"{what} (fix the header, or convert with --lenient "
+                                  f"(lenient=True) to ignore it and use the default)", path)
+        warnings.append(f"{what} Ignored: {_key_display(guess)} takes its default")
+    return unknown, tuple(warnings)
+
+
+def _build_header(raw: dict[str, str], path: Path, lenient: bool = False) -> RippleHeader:
+    unknown, warnings = _check_keys(raw, path, lenient)
     missing = [k for k in _REQUIRED if k not in raw]
     if missing:
         raise ScanFormatError(
@@ -369,16 +441,21 @@ def _build_header(raw: dict[str, str], path: Path) -> RippleHeader:
         record_by=record_by,
         calibration=_calibration(raw, path),
         raw=dict(raw),
+        unknown_keys=unknown,
+        warnings=warnings,
     )
 
 
-def read_rpl(path: str | os.PathLike) -> RippleHeader:
+def read_rpl(path: str | os.PathLike, lenient: bool = False) -> RippleHeader:
     """Read and validate a ``.rpl`` ripple header.
 
     Parameters
     ----------
     path : str or os.PathLike
         The ``.rpl`` file.
+    lenient : bool
+        Read a header with a misspelt-looking key (``byte-ordr``) anyway, ignoring that key
+        (its ``warnings`` say so); by default that is an error naming the likely key.
 
     Returns
     -------
@@ -395,7 +472,7 @@ def read_rpl(path: str | os.PathLike) -> RippleHeader:
     """
     path = Path(path)
     data = _read_small(path)
-    return _build_header(_parse_lines(_decode_header(data, path), path), path)
+    return _build_header(_parse_lines(_decode_header(data, path), path), path, lenient)
 
 
 def _read_small(path: Path) -> bytes:
@@ -635,7 +712,7 @@ def _split_scan_path(path: Path) -> tuple[Path, Path]:
     return _split_scan_path(rpl)
 
 
-def open_scan(path: str | os.PathLike) -> RippleScan:
+def open_scan(path: str | os.PathLike, lenient: bool = False) -> RippleScan:
     """Open a ripple scan: parse the header, find the partner file, check the sizes.
 
     Parameters
@@ -644,6 +721,8 @@ def open_scan(path: str | os.PathLike) -> RippleScan:
         The ``.rpl`` header, the ``.raw`` data file, or their common path without
         extension. The partner is the file next to it with the same stem and the other
         extension, in any letter case (``.raw`` / ``.RAW``).
+    lenient : bool
+        See :func:`read_rpl`.
 
     Returns
     -------
@@ -660,7 +739,7 @@ def open_scan(path: str | os.PathLike) -> RippleScan:
         The ``.raw`` size is not ``width*height*depth*data-length + offset`` bytes.
     """
     rpl, raw = _split_scan_path(Path(path))
-    header = read_rpl(rpl)
+    header = read_rpl(rpl, lenient)
     _check_raw_size(header, rpl, raw)
     return RippleScan(rpl_path=rpl, raw_path=raw, header=header)
 

@@ -122,8 +122,16 @@ def compute_maps(
         plans.append(ELEMENT_METHODS[method](e, els, inp.get_mean(),
                                              _instrument(inp, anode, tube_kv, theta_deg), opts))
     t0 = time.perf_counter()
+    merge = None
+    if store and els:  # element maps accumulate by element: a new Fe map replaces Fe only
+        from maxrf import runs
+
+        run, kept = runs.now(), runs.keep_previous(inp.datastack, els)
+        plans[-1].keep(kept, run)
+        merge = runs.report(els, kept, run)
     res = run_plans(inp, plans, client=client, progress=progress, store=store)
-    return MapsResult(res.get(PeakPlan.key), res.get(ElementPlan.key), time.perf_counter() - t0)
+    return MapsResult(res.get(PeakPlan.key), res.get(ElementPlan.key), time.perf_counter() - t0,
+                      merge)
 
 
 def run_plans(inp: _Input, plans: Sequence[Plan], *, client: Any = None,
@@ -149,6 +157,8 @@ def _fill(inp: _Input, plans: Sequence[Plan], sink: MemorySink | LayerSink, clie
         rows = sink.band_rows(plan.rows)
         for name, n_maps in plan.layout().items():
             sink.create(plan.layer, name, n_maps, rows)
+        if sink.banded and hasattr(plan, "prefill"):
+            plan.prefill(sink)
         if sink.banded:
             outputs[plan.key] = engine.BandedMaps(
                 (h, w), rows, lambda r, band, p=plan: _flush(sink, p, r, band))
@@ -222,6 +232,8 @@ def get_peakmaps(
     keV_maps : numpy.ndarray
         ``(k, H, W)`` float32 energy (keV) of the per-pixel slice maximum.
     """
+    if y_max is None and hasattr(ds, "max_spectrum") and callable(ds.max_spectrum):
+        y_max = ds.max_spectrum()  # as the seed's call: the smoothed max spectrum where stored
     res = compute_maps(ds, peaks=True, elements=None, x_keVs=x_keVs, y_max=y_max,
                        prominence=prominence, rel_height=rel_height, norm=norm, client=client,
                        progress=progress, store=store)

@@ -25,7 +25,7 @@ from maxrf.maps.fit import ElementFit, FitModel
 from maxrf.maps.layers import _peak_attrs, _peak_small_arrays, _prominence_value
 from maxrf.maps.model import _fit_range, _initial_theta, _Templates, estimate_fwhm, fit_model
 from maxrf.maps.results import ElementMaps, PeakMaps
-from maxrf.maps.slices import PeakSliceMaps, get_slices, peak_labels, seed_peak_map
+from maxrf.maps.slices import AUTO_SIGMA, PeakSliceMaps, get_slices, peak_labels, seed_peak_map
 from maxrf.maps.windows import window_lines
 
 __all__ = ["ELEMENT_METHODS", "ElementPlan", "Instrument", "MapOptions", "PeakPlan"]
@@ -60,8 +60,13 @@ class PeakPlan:
 
     def __init__(self, energies: np.ndarray, y_max: np.ndarray, prominence: float | None,
                  rel_height: float, norm: bool):
+        shared = None
+        if prominence is None:  # the default: hotmax's peak list (near-duplicates merged)
+            from maxrf.peaklist import max_spectrum_peaks
+
+            shared, _ = max_spectrum_peaks(y_max, n_sigma=AUTO_SIGMA)
         peaks_xy, slices = get_slices(energies, y_max, prominence=prominence,
-                                      rel_height=rel_height)
+                                      rel_height=rel_height, peaks=shared)
         self.k = int(slices.shape[0])
         self.reduction: PixelMaps = PeakSliceMaps(slices, energies)
         self.rows = 2 * self.k
@@ -131,9 +136,21 @@ class ElementPlan:
         self.scale = scale
         self.rows = self.k + 2  # band memory is sized for the fit's rows
         self.refined = 0.0
+        self.kept: Any = None  # earlier runs' maps of other elements (maxrf.runs.KeptMaps)
+        self.run = ""
+
+    def keep(self, kept: Any, run: str) -> None:
+        """Store this run's maps followed by ``kept`` (a new Fe map replaces only Fe)."""
+        self.kept, self.run = kept, run
 
     def layout(self) -> dict[str, int | None]:
-        return {"maps": self.k, "chi2": None}
+        return {"maps": self.k + (len(self.kept.maps) if self.kept is not None else 0),
+                "chi2": None}
+
+    def prefill(self, sink: Any) -> None:
+        """Write the kept maps after this run's (stored layers only)."""
+        for j, img in enumerate(self.kept.maps if self.kept is not None else ()):
+            sink.write(self.layer, "maps", slice(None), img[None], first=self.k + j)
 
     def arrays(self, band: np.ndarray) -> dict[str, np.ndarray]:
         k = self.k
@@ -154,10 +171,19 @@ class ElementPlan:
     def attrs(self, n_pixels: int) -> dict[str, Any]:
         if self.scale is None:
             self.meta.refined_fraction = self.refined / n_pixels if n_pixels else 0.0
-        return self.meta.attrs()
+        attrs = self.meta.attrs()
+        if self.kept is not None:
+            from maxrf import runs
+
+            attrs = runs.merged_attrs(attrs, self.kept, self.run)
+        return attrs
 
     def result(self, arrays: Mapping[str, Any]) -> ElementMaps:
         self.meta.maps, self.meta.chi2 = arrays["maps"], arrays["chi2"]
+        if self.kept is not None and self.kept.maps:  # this run's maps only; the kept follow
+            from maxrf import runs
+
+            self.meta.maps = runs.HeadMaps(arrays["maps"], self.k)
         return self.meta
 
 

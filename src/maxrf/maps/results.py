@@ -125,3 +125,5 @@ class MapsResult:
     peaks: PeakMaps | None = None
     elements: ElementMaps | None = None
     seconds: float = 0.0
+    merge: Any = None
+    """With ``store=True`` and elements: the :class:`maxrf.runs.MergeReport`."""

@@ -34,7 +34,7 @@ class MemorySink:
     def create(self, layer: str, name: str, n_maps: int | None, rows: int) -> None:
         self.arrays.setdefault(layer, {})
 
-    def write(self, layer: str, name: str, rows: slice, value: np.ndarray) -> None:
+    def write(self, layer: str, name: str, rows: slice, value: np.ndarray, first: int = 0) -> None:
         self.arrays[layer][name] = value
 
     def bands(self, layer: str, name: str) -> Iterator[tuple[slice, np.ndarray]]:
@@ -73,11 +73,14 @@ class LayerSink:
         self.rows[layer, name] = rows
         self.ndim[layer, name] = 2 if n_maps is None else 3
 
-    def _index(self, layer: str, name: str, rows: slice) -> tuple[slice, ...]:
-        return (rows,) if self.ndim[layer, name] == 2 else (slice(None), rows)
+    def _index(self, layer: str, name: str, rows: slice, maps: slice = slice(None)
+               ) -> tuple[slice, ...]:
+        return (rows,) if self.ndim[layer, name] == 2 else (maps, rows)
 
-    def write(self, layer: str, name: str, rows: slice, value: np.ndarray) -> None:
-        self.lw.write(self.targets[layer, name], self._index(layer, name, rows), value)
+    def write(self, layer: str, name: str, rows: slice, value: np.ndarray, first: int = 0) -> None:
+        """Write rows of the array; of a map stack, maps ``first .. first + len(value)``."""
+        maps = slice(first, first + value.shape[0]) if value.ndim == 3 else slice(None)
+        self.lw.write(self.targets[layer, name], self._index(layer, name, rows, maps), value)
 
     def bands(self, layer: str, name: str) -> Iterator[tuple[slice, np.ndarray]]:
         """Read the stored array back band by band (a pass over the maps, not the cube)."""

@@ -42,7 +42,8 @@ def _nearest_index(x: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def get_slices(
-    x_keVs: Any, y_max: Any, prominence: float | Any | None = 0.5, rel_height: float = 0.2
+    x_keVs: Any, y_max: Any, prominence: float | Any | None = 0.5, rel_height: float = 0.2,
+    peaks: Any = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Peaks of a (max) spectrum and the channel slices around them (seed semantics).
 
@@ -61,6 +62,9 @@ def get_slices(
     rel_height : float
         Height (fraction of the prominence below the top) at which the peak width is
         measured (``scipy.signal.peak_widths``).
+    peaks : array_like of int, optional
+        The peak channels to slice, instead of finding them (``prominence`` is then unused):
+        e.g. :func:`maxrf.peaklist.max_spectrum_peaks`, the list hotmax uses.
 
     Returns
     -------
@@ -73,9 +77,12 @@ def get_slices(
         width rounded to nothing).
     """
     x, y = _as_spectrum_pair(x_keVs, y_max)
-    if prominence is None:
-        prominence = noise_prominence(y, AUTO_SIGMA)
-    peaks, _ = ssg.find_peaks(y, prominence=prominence)
+    if peaks is not None:
+        peaks = np.asarray(peaks, dtype=np.intp)
+    else:
+        if prominence is None:
+            prominence = noise_prominence(y, AUTO_SIGMA)
+        peaks, _ = ssg.find_peaks(y, prominence=prominence)
     if peaks.size == 0:
         return np.zeros((0, 2)), np.zeros((0, 3), dtype=np.int64)
     widths = ssg.peak_widths(y, peaks, rel_height=rel_height)[0]

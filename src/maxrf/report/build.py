@@ -432,6 +432,15 @@ class _Report:
         if not mine:
             return intro + "<p>The layer holds no maps.</p>"
         cards = [self._map_card(e) for e in mine]
+        if layer_name == "element_maps":  # which run each map comes from
+            from maxrf.report.runs import runs_note, with_run_captions
+
+            cards = with_run_captions(cards, [e.key for e in mine], dict(layer.attrs))
+            intro += runs_note(dict(layer.attrs))
+        from maxrf.export.images import header_pixel_size_mm
+        from maxrf.report.scale import with_scale_bars
+
+        cards = with_scale_bars(cards, self.ds.shape[1], header_pixel_size_mm(self.ds))
         if layer_name == "element_maps" and "chi2" in layer:
             chi2 = layer["chi2"]
             if tuple(chi2.shape) == tuple(self.ds.shape[:2]):
@@ -482,7 +491,7 @@ class _Report:
             if pix.ndim == 2 and pix.shape[0] > i and pix.shape[1] >= 2:
                 where = f"pixel row {int(pix[i, 0])}, column {int(pix[i, 1])}"
             kev = _floats(peak_keV[i]) if isinstance(peak_keV, list) and i < len(peak_keV) else []
-            title = f"Hotmax spectrum {i + 1}" + (f" — {where}" if where else "")
+            title = f"Hotmax spectrum {i}" + (f" — {where}" if where else "")  # from 0, as the CLI
             peaks_txt = (" · peaks at " + ", ".join(f"{v:.2f}" for v in kev) + " keV") if kev else ""
             peaks_txt = peaks_txt.replace("-0.00", "0.00")
             uri = puzzle.uri(i)
@@ -849,10 +858,11 @@ def write_report(
         base = Path(ds.path)
         path = base.with_name(base.name.removesuffix(".datastack") + "_report.html")
     path = Path(path)
-    if not path.parent.is_dir():
-        raise OutputLocationError("the output folder does not exist", path.parent)
     if path.is_dir():
         raise OutputLocationError("the output is a folder; give a file name such as report.html", path)
+    from maxrf.outputs import os_error, probe_folder
+
+    probe_folder(path.parent)  # before the long work: a read-only place fails now, in one line
     pieces = _document(ds, title, max_map_side)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
@@ -860,10 +870,10 @@ def write_report(
             for piece in pieces:  # never one copy of the whole document
                 fh.write(piece)
         os.replace(tmp, path)
-    except PermissionError as exc:
+    except OSError as exc:  # permission, read-only, full, vanished: one line
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise OutputLocationError(f"cannot write the report ({exc.strerror})", path) from exc
+        raise os_error(exc, path, "write the report") from None
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()

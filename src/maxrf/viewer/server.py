@@ -114,6 +114,17 @@ class ViewerServer(ThreadingHTTPServer):
         host = self.host if ":" not in self.host else f"[{self.host.strip('[]')}]"
         return f"http://{host}:{self.port}/"
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A browser that drops its connection (closed tab, reload) is logged in one line,
+        not as a traceback; any other error keeps the standard report."""
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            host = client_address[0] if isinstance(client_address, tuple) else client_address
+            sys.stderr.write(f"maxrf viewer: connection from {host} dropped "
+                             f"({type(exc).__name__})\n")
+            return
+        super().handle_error(request, client_address)
+
     def start_thread(self) -> threading.Thread:
         """Serve in a daemon thread (tests, notebooks); stop with ``shutdown()``."""
         thread = threading.Thread(target=self.serve_forever, name="maxrf-viewer", daemon=True)

@@ -12,7 +12,7 @@
   const dpr = () => window.devicePixelRatio || 1;
 
   const state = {
-    info: null, spectra: null, spectrum: null, map: null, view: "linear",
+    info: null, spectra: null, spectrum: null, map: null, view: "linear", cmap: "element", limits: "full",
     zoom: null, window: null, extra: [], hidden: new Set(), mapSel: null,
     seq: { spectrum: 0, map: 0 },
   };
@@ -86,6 +86,8 @@
   }
 
   function lutFor(map) {
+    if (state.cmap === "viridis") return lutFrom(VIRIDIS);
+    if (state.cmap === "gray") return lutFrom([[0, 0, 0], [255, 255, 255]]);
     if (map.color) {  // black -> the element's colour -> a light tint (as in the report)
       const rgb = hexToRgb(map.color);
       return lutFrom([[0, 0, 0], rgb, rgb.map((c) => 0.35 * c + 0.65 * 255)]);
@@ -119,8 +121,15 @@
       const r0 = rank(sorted[0]);
       return { f: (x) => (r0 >= 1 ? 0 : (rank(x) - r0) / (1 - r0)), ticks };
     }
-    const vmin = Math.min(0, lo);
-    const vmax = hi > vmin ? hi : vmin + 1;
+    let vmin = Math.min(0, lo);
+    let vmax = hi > vmin ? hi : vmin + 1;
+    if (state.limits !== "full") {  // colour limits at percentiles of the map (p, 100 - p)
+      const p = Number(state.limits);
+      const sorted = Float64Array.from(finite).sort();
+      const q = (f) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.round(f * (sorted.length - 1))))];
+      vmin = q(p / 100); vmax = q(1 - p / 100);
+      if (!(vmax > vmin)) vmax = vmin + 1;
+    }
     const ticks = niceTicks(vmin, vmax, 4).filter((t) => t >= vmin && t <= vmax)
       .map((t) => [(t - vmin) / (vmax - vmin), fmt(t, 3)]);
     return { f: (x) => (x - vmin) / (vmax - vmin), ticks };
@@ -694,6 +703,14 @@
     box.hidden = false;
   }
 
+  // present elements as found, possible ones apart and marked "?" (never as if present)
+  function elementsText(elements) {
+    const of = (st) => elements.filter((e) => (e.status || "").toLowerCase() === st).map((e) => e.element);
+    const present = of("present"), possible = of("possible");
+    return (present.length ? ` · elements: ${present.join(", ")}` : "") +
+      (possible.length ? ` · possible: ${possible.map((e) => e + "?").join(", ")}` : "");
+  }
+
   async function start() {
     try {
       const [info, spectra] = await Promise.all([api("/api/info"), api("/api/spectra")]);
@@ -705,7 +722,7 @@
       $("scan-sub").textContent = `${h} × ${w} pixels · ${c} channels` +
         (info.unit === "keV" ? ` · ${info.energy_range[0].toFixed(2)} – ${info.energy_range[1].toFixed(2)} keV`
           : " · no energy calibration (run maxrf calibrate)") +
-        (info.elements.length ? ` · elements: ${info.elements.filter((e) => e.present).map((e) => e.element).join(", ")}` : "");
+        elementsText(info.elements);
       fillMapSelect();
       showNotices();
       renderChips();
@@ -722,6 +739,12 @@
         state.view = e.target.value;
         if (state.map) setMap(state.map, state.map.values);
       });
+      for (const [id, key] of [["cmap", "cmap"], ["limits", "limits"]]) {  // colours, colour limits
+        $(id).addEventListener("change", (e) => {
+          state[key] = e.target.value;
+          if (state.map) setMap(state.map, state.map.values);
+        });
+      }
       for (const id of ["log-scale", "show-max", "show-sum"]) $(id).addEventListener("change", drawSpectrum);
       $("reset-zoom").addEventListener("click", () => { state.zoom = null; drawSpectrum(); });
       $("save-csv").addEventListener("click", saveCsv);

@@ -1,0 +1,119 @@
+"""What the stored identification says about an element, and refusing maps without it.
+
+A map, speckle table or segmentation "of As" on a scan without arsenic is not a map of
+arsenic: a peak window near As Ka (10.54 keV) holds Pb La, and a fitted map of an absent
+element holds noise. Commands that take an element therefore ask :func:`require_evidence`
+first; a user who wants an energy window regardless says so with an explicit window
+(``--window KEV1:KEV2``), which :func:`parse_window` reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from maxrf.errors import ParameterError
+
+PRESENT = "present"
+POSSIBLE = "possible"
+ABSENT = "absent"
+UNKNOWN = "unknown"
+
+
+class EvidenceError(ParameterError):
+    """A result was asked for an element the scan shows no evidence of."""
+
+
+def element_evidence(ds: Any, element: str) -> str:
+    """``'present'``, ``'possible'``, ``'absent'`` from the stored identification, or
+    ``'unknown'`` when the scan has no ``identification`` layer.
+
+    An element the identification does not list at all counts as ``'absent'``.
+    """
+    from maxrf.physics import normalize_element
+
+    element = normalize_element(element)
+    if "identification" not in ds.layers:
+        return UNKNOWN
+    for entry in ds.read("identification").attrs.get("elements", []):
+        if isinstance(entry, Mapping) and str(entry.get("element", "")).strip() == element:
+            status = str(entry.get("status", "")).strip().lower()
+            return status if status in (PRESENT, POSSIBLE) else ABSENT
+    return ABSENT
+
+
+def require_evidence(ds: Any, element: str, what: str = "map") -> str:
+    """The element's evidence, or :class:`EvidenceError` when the scan shows none.
+
+    ``'present'`` and ``'possible'`` pass (the caller labels a possible element as
+    such); ``'unknown'`` (no identification stored) passes when the datastack holds a
+    fitted/window map of the element, which the user asked for by name, or no map at all
+    (the caller then says which maps to compute), not when only a peak map near the
+    element's line could stand in for it.
+
+    Raises
+    ------
+    EvidenceError
+        The identification does not find the element, or nothing identified it and no
+        element map of it is stored.
+    """
+    from maxrf.physics import normalize_element
+
+    element = normalize_element(element)
+    status = element_evidence(ds, element)
+    if status in (PRESENT, POSSIBLE):
+        return status
+    if status == UNKNOWN:
+        layers = ds.layers
+        mapped = "element_maps" in layers and element in ds.read(
+            "element_maps", lazy=True).attrs.get("elements", [])
+        if mapped or "peak_maps" not in layers:  # the map asked for by name, or none at all
+            return status
+        raise EvidenceError(
+            f"no evidence of {element} in this scan (no identification stored): run "
+            f"'maxrf identify' first, or give an energy window with --window KEV1:KEV2",
+            ds.path)
+    raise EvidenceError(
+        f"no {what} of {element}: the identification does not find {element} in this scan "
+        f"(give an energy window with --window KEV1:KEV2 to use one anyway)", ds.path)
+
+
+def parse_window(text: str) -> tuple[float, float]:
+    """``'10.3:10.8'`` -> ``(10.3, 10.8)`` keV, checked (two numbers, low < high, >= 0)."""
+    try:
+        lo, hi = (float(v) for v in str(text).split(":"))
+    except ValueError:
+        raise ParameterError(f"--window: give KEV1:KEV2 (e.g. 6.2:6.6), got {text!r}") from None
+    if not (0 <= lo < hi):
+        raise ParameterError(f"--window: need 0 <= KEV1 < KEV2, got {text!r}")
+    return lo, hi
+
+
+def label(element: str, status: str) -> str:
+    """The element as shown to people: ``'Re?'`` for a possible element, else ``'Re'``."""
+    return f"{element}?" if status == POSSIBLE else element
+
+
+def stored_summary(ds: Any) -> dict[str, Any]:
+    """What a datastack holds for people: identified elements by status and the runs its
+    element maps come from (``maxrf info``).
+
+    Returns
+    -------
+    dict
+        ``{"present": [...], "possible": [...], "element_map_runs": {run: [elements]}}``.
+    """
+    from maxrf.runs import runs_of
+
+    out: dict[str, Any] = {"present": [], "possible": [], "element_map_runs": {}}
+    if "identification" in ds.layers:
+        for entry in ds.read("identification").attrs.get("elements", []):
+            if isinstance(entry, Mapping):
+                status = str(entry.get("status", "")).strip().lower()
+                if status in (PRESENT, POSSIBLE):
+                    out[status].append(str(entry.get("element")))
+    if "element_maps" in ds.layers:
+        for el, run in runs_of(dict(ds.read("element_maps", lazy=True).attrs)).items():
+            key = f"{run.get('run', 'earlier run')} ({run.get('method', '?')})"
+            out["element_map_runs"].setdefault(key, []).append(el)
+    return out

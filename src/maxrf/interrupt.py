@@ -1,0 +1,64 @@
+"""Ctrl-C that is never lost, and a clean-up it cannot cut short.
+
+Python raises ``KeyboardInterrupt`` wherever the main thread happens to be when the
+signal arrives; inside a finaliser or a callback the exception is printed as
+"Exception ignored in ..." and dropped, and the work carries on. :func:`install`
+(the CLI calls it for long commands) records the request as well as raising it, and the
+engine calls :func:`check` after every block it collects, so a swallowed interrupt is
+raised again at the next block. A second signal while the first is being handled only
+records itself: the clean-up of the partial output runs to its end.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+_pending = threading.Event()
+
+
+def _handler(signum: int, frame: Any) -> None:
+    if _pending.is_set():
+        return  # already stopping: let the clean-up finish
+    _pending.set()
+    raise KeyboardInterrupt
+
+
+_previous: dict[int, Any] = {}
+
+
+def install() -> None:
+    """Route SIGINT and SIGTERM through the recording handler (main thread only), until
+    :func:`restore` (the CLI's ``main`` calls it once the command has answered)."""
+    _pending.clear()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.signal(sig, _handler)
+        _previous.setdefault(sig, previous)
+
+
+def restore() -> None:
+    """Put back the handlers :func:`install` replaced (nothing if it was not called).
+
+    After an interrupt further signals are ignored instead: the process is on its way
+    out, and a further Ctrl-C during the interpreter's shutdown (when Python has put the
+    default handler back) must not turn the clean exit into a death by signal.
+    """
+    if _pending.is_set():
+        for sig in _previous:
+            signal.signal(sig, signal.SIG_IGN)
+        return
+    while _previous:
+        sig, handler = _previous.popitem()
+        signal.signal(sig, handler)
+
+
+def pending() -> bool:
+    """Whether an interrupt was asked for (since :func:`install`)."""
+    return _pending.is_set()
+
+
+def check() -> None:
+    """Raise ``KeyboardInterrupt`` if an interrupt was asked for and then swallowed."""
+    if _pending.is_set():
+        raise KeyboardInterrupt

@@ -1,0 +1,66 @@
+"""Output locations checked before the long work, and OS errors said in one line.
+
+Every command that writes (report, speckles ``--out``/``--plot``, demo, maps ``--out``)
+probes its output folder first, so a read-only, missing or vanished place is one clear
+:mod:`maxrf.errors` line before minutes of computing, not a traceback after them.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from pathlib import Path
+
+from maxrf.errors import DiskFullError, MaxrfError, OutputLocationError
+
+
+def os_error(exc: OSError, path: str | os.PathLike, what: str = "write") -> MaxrfError:
+    """The :mod:`maxrf.errors` exception for an OS error on ``path``: one line naming the
+    file and the cause (full disk, no permission, read-only, gone)."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFullError(f"cannot {what}: the disk is full ({reason})", path)
+    return OutputLocationError(f"cannot {what} ({reason})", path)
+
+
+def probe_folder(folder: str | os.PathLike, *, create: bool = False) -> Path:
+    """Check that files can be created in ``folder`` (by creating and removing one).
+
+    ``os.access`` is not enough: it says yes to root on a read-only file system. With
+    ``create`` the folder (and parents) are made first.
+
+    Raises
+    ------
+    OutputLocationError
+        The folder does not exist (and ``create`` is False), is a file, or cannot be
+        written in.
+    """
+    folder = Path(folder) if str(folder) else Path(".")
+    if create and not folder.exists():
+        try:
+            folder.mkdir(parents=True)
+        except OSError as exc:
+            raise os_error(exc, folder, "create the folder") from None
+    if not folder.is_dir():
+        why = "is not a folder" if folder.exists() else "does not exist"
+        raise OutputLocationError(f"the output folder {why}", folder)
+    probe = folder / f".maxrf-probe-{secrets.token_hex(4)}"
+    try:
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except OSError as exc:
+        raise os_error(exc, folder, "write in the output folder") from None
+    try:
+        probe.unlink()
+    except OSError:
+        pass
+    return folder
+
+
+def probe_file(path: str | os.PathLike) -> Path:
+    """Check that ``path`` can be written: its folder is writable and it is not a folder."""
+    path = Path(path)
+    probe_folder(path.parent)
+    if path.is_dir():
+        raise OutputLocationError("the output is a folder; give a file name", path)
+    return path
