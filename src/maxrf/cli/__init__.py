@@ -27,6 +27,9 @@ COMMANDS = {
     "view": "view",
     "verify": "verify",
     "demo": "demo",
+    "register": "register",
+    "overlay": "overlay",
+    "mosaic": "mosaic",
 }
 
 
