@@ -263,12 +263,16 @@ def _read_tiff(p: Path, max_side: int | None, factor: int | None
     except Exception as exc:
         raise PhotoFormatError(f"cannot read the TIFF header ({exc})", p) from None
     with tif:
-        page = tif.pages.first
+        try:
+            page = tif.pages.first
+        except (IndexError, ValueError):
+            raise PhotoFormatError("the TIFF holds no readable image", p) from None
         h, w = int(page.imagelength), int(page.imagewidth)
         spp = int(page.samplesperpixel)
         dtype = np.dtype(page.dtype) if page.dtype is not None else None
         if dtype is None or dtype.kind not in "uf" or int(page.imagedepth) != 1:
-            raise PhotoFormatError(f"unsupported TIFF layout (dtype {page.dtype}, depth {page.imagedepth})", p)
+            raise PhotoFormatError(
+                f"unsupported TIFF layout (dtype {page.dtype}, depth {page.imagedepth})", p)
         if page.planarconfig != 1 and spp > 1:
             raise PhotoFormatError("planar (separate-sample) TIFFs are not supported; save as RGB", p)
         scale = float(np.iinfo(dtype).max) if dtype.kind == "u" else 1.0

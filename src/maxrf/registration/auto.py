@@ -364,7 +364,9 @@ class FitMetric:
     sub-pixel work.
     """
 
-    def __init__(self, scan: np.ndarray, moving: np.ndarray, f: float, mask: np.ndarray | None = None):
+    def __init__(self, scan: np.ndarray, moving: np.ndarray, f: float, mask: np.ndarray | None = None,
+                 partial: bool = False):
+        self.partial = partial
         scan = scan if scan.ndim == 3 else scan[None]
         self.shape = scan.shape[1:]
         pts = hg.scan_grid(self.shape)
@@ -402,4 +404,12 @@ class FitMetric:
         ata[np.diag_indices_from(ata)] += 1e-9 * np.trace(ata)
         coef = np.linalg.solve(ata, a.T @ y)
         r = y - a @ coef
-        return float(1 - (r * r).sum() / max(float((y * y).sum()), 1e-12))
+        r2 = float(1 - (r * r).sum() / max(float((y * y).sum()), 1e-12))
+        if not self.partial:
+            return r2
+        # share of what the smooth position trend leaves that the colours explain
+        p = self.pos[inside]
+        c0 = np.linalg.lstsq(p, y, rcond=None)[0]
+        r0 = y - p @ c0
+        base = float(1 - (r0 * r0).sum() / max(float((y * y).sum()), 1e-12))
+        return (r2 - base) / max(1 - base, 1e-12)

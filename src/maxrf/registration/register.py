@@ -210,12 +210,12 @@ def _fine_level(chans: np.ndarray, ph: Photo, scale: float) -> tuple[np.ndarray,
 
 
 def fit_metric(scan: np.ndarray, chans: np.ndarray, ph: Photo, matrix: np.ndarray,
-               mask: np.ndarray | None = None) -> auto.FitMetric:
+               mask: np.ndarray | None = None, partial: bool = False) -> auto.FitMetric:
     """The colour-fit metric of ``scan`` against the photo's R, G, B absorbances near ``matrix``'s scale."""
     s = auto._scale(matrix)
     fine, f = _fine_level(chans[1:], ph, s)
     moving = np.stack([auto.smooth_for_scan(c, s / f) for c in fine])
-    return auto.FitMetric(scan, moving, f, mask=mask)
+    return auto.FitMetric(scan, moving, f, mask=mask, partial=partial)
 
 
 def _automatic(scan: np.ndarray, chans: np.ndarray, ph: Photo) -> np.ndarray:

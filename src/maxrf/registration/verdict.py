@@ -14,13 +14,13 @@ from maxrf.registration.result import Registration
 __all__ = ["FAILED", "GOOD", "judge"]
 
 #: thresholds for "good" and below which (above, for distances) a registration "failed".
-#: explained: R^2 of the colour fit (:class:`maxrf.registration.auto.FitMetric`), the share of
-#: the scan image's variance the photo's colours explain under the matrix; contrast: 1 - (best
+#: explained: partial R^2 of the colour fit (:class:`maxrf.registration.auto.FitMetric`), the
+#: share of the scan image's variance left by a smooth trend that the photo's colours explain; contrast: 1 - (best
 #: R^2 at poses shifted by a third of the scan) / R^2, how distinct the optimum is; consistency: how far (scan pixels) each quadrant
 #: of the scan moves when registered on its own; points: RMS of the control point residuals.
-GOOD: dict[str, float] = {"overlap": 0.97, "explained": 0.5, "contrast": 0.5, "consistency_scan_px": 0.75,
+GOOD: dict[str, float] = {"overlap": 0.97, "explained": 0.5, "contrast": 0.3, "consistency_scan_px": 1.0,
                           "points_rms_scan_px": 0.5, "distortion": 1.35}
-FAILED: dict[str, float] = {"overlap": 0.5, "explained": 0.25, "contrast": 0.2, "consistency_scan_px": 2.5,
+FAILED: dict[str, float] = {"overlap": 0.5, "explained": 0.25, "contrast": 0.15, "consistency_scan_px": 2.5,
                             "points_rms_scan_px": 3.0, "distortion": 2.0}
 
 
@@ -80,7 +80,7 @@ def judge(reg: Registration, scan: np.ndarray, chans: np.ndarray, ph: Photo,
     checks: dict[str, Any] = {"overlap": _check(reg.overlap, GOOD["overlap"], FAILED["overlap"], True)}
     checks["distortion"] = _check(_distortion(m, (h, w)), GOOD["distortion"], FAILED["distortion"], False)
     if reg.overlap >= FAILED["overlap"] and np.isfinite(scale) and scale > 0:
-        metric = fit_metric(scan, chans, ph, m)
+        metric = fit_metric(scan, chans, ph, m, partial=True)
         r2 = metric(m)
         reg.metric = r2
         shifts = [(dx * w / 3, dy * h / 3) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy]

@@ -1,0 +1,1 @@
+"""Exports of maxrf results to files other tools open (images, overlays, tables)."""
