@@ -8,7 +8,7 @@ import sys
 import traceback
 
 BENCHMARKS = ["bench_convert", "bench_maps", "bench_identify", "bench_speckles", "bench_viewer",
-              "bench_faults"]
+              "bench_faults", "bench_registration"]
 
 
 def main(names: list[str]) -> int:

@@ -143,7 +143,8 @@ def random_homography(
     return t @ m, (int(size[0]), int(size[1])), s, rot
 
 
-def _pigment_layers(maps: Mapping[str, np.ndarray], rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _pigment_layers(maps: Mapping[str, np.ndarray], rng: np.random.Generator
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """Per element: strength map (0..~1, spline-prefiltered) and RGB absorbance."""
     layers, colours = [], []
     for el, m in maps.items():
@@ -185,7 +186,8 @@ def render_photo(
     # the artwork continues 10 % beyond the scan; its texture there is a reflection, faded
     pad = 0.10
     paper_tex = gaussian_filter(rng.normal(0, 1, (64, 64)), 3)
-    paper_tex = zoom(paper_tex / (paper_tex.std() + 1e-9), (height / 64, width / 64), order=1)[:height, :width]
+    paper_tex = zoom(paper_tex / (paper_tex.std() + 1e-9), (height / 64, width / 64), order=1)
+    paper_tex = paper_tex[:height, :width]
     card = _grey_card(size, matrix, (hs, ws), rng)
     gx, gy = rng.uniform(-0.25, 0.25, 2)
     out = np.empty((height, width, 3), dtype=np.uint8)
@@ -211,7 +213,8 @@ def render_photo(
         rgb = np.where(band_card[None, :] >= 0, band_card[None, :], rgb)
         light = 1 + gx * (xx.ravel() / width - 0.5) + gy * (yy.ravel() / height - 0.5)
         rgb = rgb * light[None, :] + rng.normal(0, 0.01, rgb.shape)
-        out[ys[0]: ys[-1] + 1] = np.clip(rgb.T.reshape(len(ys), width, 3) * 255 + 0.5, 0, 255).astype(np.uint8)
+        rgb = rgb.T.reshape(len(ys), width, 3)
+        out[ys[0]: ys[-1] + 1] = np.clip(rgb * 255 + 0.5, 0, 255).astype(np.uint8)
     return out
 
 

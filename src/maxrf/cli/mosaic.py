@@ -12,7 +12,8 @@ def add_parser(sub):
     )
     p.add_argument("datastacks", nargs="+", help="the .datastack folders")
     p.add_argument("--photo", required=True, help="the photograph all scans are registered to")
-    p.add_argument("--elements", required=True, metavar="Fe,Pb,...", help="elements (first three: composite)")
+    p.add_argument("--elements", required=True, metavar="Fe,Pb,...",
+                   help="elements (first three: composite)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
     p.add_argument("--max-side", type=int, default=4096,
                    help="longest side of the output grid, pixels (default 4096; 0 = full photo)")

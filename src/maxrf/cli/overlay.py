@@ -13,8 +13,10 @@ def add_parser(sub):
                     "the photo's pixel grid, and an RGB composite of the first three elements.",
     )
     p.add_argument("datastack", help="the .datastack folder (registered, with element maps)")
-    p.add_argument("--elements", required=True, metavar="Fe,Pb,...", help="elements (first three: composite)")
-    p.add_argument("--out", metavar="DIR", default=None, help="output folder (default NAME_overlay beside it)")
+    p.add_argument("--elements", required=True, metavar="Fe,Pb,...",
+                   help="elements (first three: composite)")
+    p.add_argument("--out", metavar="DIR", default=None,
+                   help="output folder (default NAME_overlay beside it)")
     p.add_argument("--max-side", type=int, default=4096,
                    help="longest side of the output grid, pixels (default 4096; 0 = full photo)")
     return p

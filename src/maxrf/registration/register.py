@@ -53,7 +53,8 @@ def scan_image(ds: Any, image: str | Sequence[str] = "sum") -> tuple[np.ndarray,
             img = maps.sum_image(ds.cube, min_keV=0.0, x_keVs=np.arange(c, dtype=float))
         # one pass over the cube: kept as a layer so re-registering does not read it again
         ds.write_layer("sum_image", {"image": np.asarray(img, dtype=np.float64)},
-                       {"units": "counts per pixel", "what": "sum over channels >= 1 keV (all if uncalibrated)"})
+                       {"units": "counts per pixel",
+                        "what": "sum over channels >= 1 keV (all if uncalibrated)"})
         return img, "sum"
     stack, label = element_stack(ds, names)
     return sum(auto.normalise(m).astype(float) for m in stack), label

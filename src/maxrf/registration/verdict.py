@@ -15,13 +15,15 @@ __all__ = ["FAILED", "GOOD", "judge"]
 
 #: thresholds for "good" and below which (above, for distances) a registration "failed".
 #: explained: partial R^2 of the colour fit (:class:`maxrf.registration.auto.FitMetric`), the
-#: share of the scan image's variance left by a smooth trend that the photo's colours explain; contrast: 1 - (best
-#: R^2 at poses shifted by a third of the scan) / R^2, how distinct the optimum is; consistency: how far (scan pixels) each quadrant
-#: of the scan moves when registered on its own; points: RMS of the control point residuals.
-GOOD: dict[str, float] = {"overlap": 0.97, "explained": 0.5, "contrast": 0.3, "consistency_scan_px": 1.0,
-                          "points_rms_scan_px": 0.5, "distortion": 1.35}
-FAILED: dict[str, float] = {"overlap": 0.5, "explained": 0.25, "contrast": 0.15, "consistency_scan_px": 2.5,
-                            "points_rms_scan_px": 3.0, "distortion": 2.0}
+#: share of the scan image's variance left by a smooth trend that the photo's colours explain;
+#: contrast: 1 - (best R^2 at poses shifted by a third of the scan) / R^2, how distinct the
+#: optimum is; consistency: how far (scan pixels) each quadrant of the scan moves when
+#: registered on its own; points: RMS of the control point residuals; distortion: ratio of
+#: the local scales over the scan times the anisotropy (1 for a similarity).
+GOOD: dict[str, float] = {"overlap": 0.97, "explained": 0.5, "contrast": 0.3,
+                          "consistency_scan_px": 1.0, "points_rms_scan_px": 0.5, "distortion": 1.35}
+FAILED: dict[str, float] = {"overlap": 0.5, "explained": 0.25, "contrast": 0.15,
+                            "consistency_scan_px": 2.5, "points_rms_scan_px": 3.0, "distortion": 2.0}
 
 
 def _check(value: float, good: float, failed: float, higher_is_better: bool) -> dict[str, Any]:
@@ -86,7 +88,8 @@ def judge(reg: Registration, scan: np.ndarray, chans: np.ndarray, ph: Photo,
         shifts = [(dx * w / 3, dy * h / 3) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy]
         null = max(metric(m, s) for s in shifts)
         checks["explained"] = _check(r2, GOOD["explained"], FAILED["explained"], True)
-        checks["contrast"] = _check(1 - null / r2 if r2 > 0 else 0.0, GOOD["contrast"], FAILED["contrast"], True)
+        contrast = 1 - null / r2 if r2 > 0 else 0.0
+        checks["contrast"] = _check(contrast, GOOD["contrast"], FAILED["contrast"], True)
         quad = _quadrant_shifts(scan, chans, ph, m, scale)
         checks["consistency_scan_px"] = _check(float(quad.max() / scale), GOOD["consistency_scan_px"],
                                                FAILED["consistency_scan_px"], False)
