@@ -98,7 +98,7 @@ def _resize(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return resize(img, shape, order=1, anti_aliasing=True, preserve_range=True).astype(np.float32)
 
 
-def coarse_search(scan: np.ndarray, chans: np.ndarray, factor: float, n_best: int = 4,
+def coarse_search(scan: np.ndarray, chans: np.ndarray, factor: float, n_best: int = 3,
                   rotations_deg: tuple[float, ...] = (-4.0, 0.0, 4.0)) -> list[Candidate]:
     """Exhaustive NCC search over scale, rotation and position (stage 1).
 
@@ -336,11 +336,11 @@ def refine_projective(metric: MIMetric, matrix: np.ndarray, scale: float, *,
         return -metric(hg.corners_matrix(shape, matrix, d * scale))
 
     n = 8 if projective else 2
-    res = minimize(cost, np.zeros(n), method="Powell",
-                   bounds=[(-3, 3)] * n, options={"xtol": 1e-2, "ftol": 1e-7, "maxfev": 2000})
+    res = minimize(cost, np.zeros(n), method="Powell", bounds=[(-3, 3)] * n,
+                   options={"xtol": 2e-2, "ftol": 1e-7, "maxfev": 700 if projective else 150})
     if projective:  # Powell stalls on coupled corners: one restart from where it stopped
         res = minimize(cost, res.x, method="Powell", bounds=[(-3, 3)] * n,
-                       options={"xtol": 5e-3, "ftol": 1e-8, "maxfev": 2000})
+                       options={"xtol": 1e-2, "ftol": 1e-8, "maxfev": 400})
     d = np.tile(res.x, 4) if n == 2 else res.x
     return hg.corners_matrix(shape, matrix, d * scale)
 

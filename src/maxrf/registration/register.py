@@ -220,9 +220,12 @@ def fit_metric(scan: np.ndarray, chans: np.ndarray, ph: Photo, matrix: np.ndarra
 
 
 def _automatic(scan: np.ndarray, chans: np.ndarray, ph: Photo) -> np.ndarray:
-    cands = auto.coarse_search(scan, chans, ph.factor)
+    cands = auto.coarse_search(scan, chans, ph.factor, n_best=8)
     if not cands:
         raise ParameterError(f"{ph.path}: the photo is too small for the scan")
+    # NCC of one channel ranks poses only roughly: rank by the colour fit, refine the best two
+    prior = [fit_metric(scan, chans, ph, c.matrix, partial=True)(c.matrix) for c in cands]
+    cands = [cands[i] for i in np.argsort(prior)[::-1][:2]]
     best: tuple[float, np.ndarray] | None = None
     for cand in cands:
         s = auto._scale(cand.matrix)
@@ -233,7 +236,7 @@ def _automatic(scan: np.ndarray, chans: np.ndarray, ph: Photo) -> np.ndarray:
         except RuntimeError:
             continue  # the pose drifted out of the photo
         # Mattes values of different photo channels do not compare: rank by the colour fit
-        value = fit_metric(scan, chans, ph, m)(m)
+        value = fit_metric(scan, chans, ph, m, partial=True)(m)
         if best is None or value > best[0]:
             best = (value, m)
     start = cands[0].matrix if best is None else best[1]
