@@ -7,7 +7,6 @@ import io
 import re
 
 import numpy as np
-from conftest import poisson_cube, write_pair
 from PIL import Image
 
 from maxrf.convert import convert
@@ -15,6 +14,8 @@ from maxrf.io.photo import sha256_file
 from maxrf.registration.result import Registration, write_registration
 from maxrf.report import build_report
 from maxrf.synth_photo import make_photo
+
+from conftest import poisson_cube, write_pair
 
 
 def _registered(tmp_path, quality: str = "good"):
