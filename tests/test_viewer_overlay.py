@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-from conftest import poisson_cube, write_pair
 
 from maxrf.convert import convert
 from maxrf.io.photo import sha256_file
@@ -15,6 +14,8 @@ from maxrf.registration.homography import apply
 from maxrf.registration.result import Registration, write_registration
 from maxrf.synth_photo import make_photo
 from maxrf.viewer import make_server
+
+from conftest import poisson_cube, write_pair
 
 
 def _get(server, path):
