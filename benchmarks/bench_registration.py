@@ -119,14 +119,24 @@ def large(d: Path) -> dict:
             "note": "time of register() alone (sum image cached first); RSS of the whole process"}
 
 
-def main(n: int = 12) -> dict:
+def main(n: int = 8, parts: tuple[str, ...] = ("synthetic", "large_photo")) -> dict:
+    """Run the parts asked; parts run separately are merged into the saved result."""
+    from benchmarks.common import RESULTS
+
+    new: dict = {}
     with tempfile.TemporaryDirectory(prefix="maxrf-bench-reg-") as tmp:
         d = Path(tmp)
-        out = {"synthetic": synthetic(n, d)}
-        out["large_photo"] = large(d)
+        if "synthetic" in parts:
+            new["synthetic"] = synthetic(n, d)
+        if "large_photo" in parts:
+            new["large_photo"] = large(d)
+    previous = RESULTS / "registration.json"  # read at the end: parts may run side by side
+    out = json.loads(previous.read_text()) if previous.exists() and len(parts) < 2 else {}
+    out.update(new)
     return out
 
 
 if __name__ == "__main__":
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 12
-    print(save("registration", main(n)))
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 8
+    parts = tuple(sys.argv[2:]) or ("synthetic", "large_photo")
+    print(save("registration", main(n, parts)))

@@ -93,8 +93,8 @@ def test_viewer_click_on_photo_shows_the_pixel_spectrum(browser, registered):
             page.mouse.click(box["x"] + (x + 0.5) * box["width"] / reg["display_width"],
                              box["y"] + (y + 0.5) * box["height"] / reg["display_height"])
             page.wait_for_function(
-                f"() => (window.maxrf.lastSpectrum || {{}}).row === {row} && window.maxrf.lastSpectrum.col === {col}",
-                timeout=10000)
+                f"() => (window.maxrf.lastSpectrum || {{}}).row === {row} "
+                f"&& window.maxrf.lastSpectrum.col === {col}", timeout=10000)
             counts = page.evaluate("() => window.maxrf.lastSpectrum.counts")
             np.testing.assert_array_equal(counts, cube[row, col])
     finally:
