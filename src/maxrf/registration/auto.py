@@ -240,8 +240,11 @@ def refine_sitk(scan: np.ndarray, moving: np.ndarray, f: float, matrix: np.ndarr
                                                  numberOfIterations=150, relaxationFactor=0.6,
                                                  gradientMagnitudeTolerance=1e-9)
     reg.SetOptimizerScalesFromPhysicalShift()
-    reg.SetShrinkFactorsPerLevel([2, 1])
-    reg.SetSmoothingSigmasPerLevel([1.0, 0.0])
+    # pyramid down to about 40 pixels: the capture range grows with the scan's size in pixels
+    levels = max(1, int(math.log2(max(min(hs, ws) / 40, 1))) + 1)
+    shrink = [2 ** k for k in range(levels, -1, -1)] if levels > 1 else [2, 1]
+    reg.SetShrinkFactorsPerLevel(shrink)
+    reg.SetSmoothingSigmasPerLevel([k / 2.0 for k in shrink[:-1]] + [0.0])
     reg.SetInitialTransform(tx, inPlace=True)
     reg.Execute(fixed, mov)
     metric = float(reg.GetMetricValue())
