@@ -92,7 +92,8 @@ def rows() -> list[str]:
             out.append(f"| register onto an 8000 x 6000 JPEG "
                        f"({big['scan_px'][0]} x {big['scan_px'][1]} scan) "
                        f"| {big['seconds']:.0f} s, peak RSS {big['peak_rss_MB']:.0f} MB, "
-                       f"verdict {big['quality']} | < 60 s |")
+                       f"mean error {big['mean_px']:.1f} scan px, verdict {big['quality']} "
+                       f"(machine shared by 8 jobs) | < 60 s, registered |")
     lg = _load("large")
     if lg:
         out.append(f"| larger than RAM: {lg['cube_GB']:.0f} GB cube, {lg['ram_GB']:.0f} GB RAM "
