@@ -20,6 +20,8 @@ BENCHMARKS = [
     "bench_segmentation",
     "bench_everyday",
 ]
+BENCHMARKS = ["bench_convert", "bench_maps", "bench_identify", "bench_speckles", "bench_viewer",
+              "bench_faults", "bench_registration"]
 
 
 def main(names: list[str]) -> int:

@@ -130,6 +130,27 @@ def rows() -> list[str]:
             f"| worst {re_['worst_error_eV']:.1f} eV; all good: {re_['all_good_within_10_eV']} "
             f"| within 10 eV, good |",
         ]
+    rg = _load("registration")
+    if rg:
+        sy, big = rg["synthetic"], rg.get("large_photo", {})
+        q = sy["auto_quality_counts"]
+        out += [
+            f"| automatic registration, {sy['n']} held-out synthetic photos (scale 2-6, +-5 deg, "
+            f"perspective, margin, JPEG 85) | mean error {sy['auto_mean_px_mean']:.2f} px (worst seed "
+            f"{sy['auto_mean_px_worst']:.2f}), max {sy['auto_max_px_median']:.2f} px median, "
+            f"{sy['auto_max_px_worst']:.2f} worst; verdicts {q['good']} good, {q['doubtful']} doubtful, "
+            f"{q['failed']} failed | mean < 0.5, max < 1 scan px |",
+            f"| registration from 4 exact point pairs | worst {sy['points_max_px_worst']:.1e} px "
+            f"| < 0.1 px |",
+            f"| photo of another artwork | {sy['other_artwork_failed']}/{sy['n']} reported failed "
+            f"| all failed |",
+        ]
+        if big:
+            out.append(f"| register onto an 8000 x 6000 JPEG "
+                       f"({big['scan_px'][0]} x {big['scan_px'][1]} scan) "
+                       f"| {big['seconds']:.0f} s, peak RSS {big['peak_rss_MB']:.0f} MB, "
+                       f"mean error {big['mean_px']:.1f} scan px, verdict {big['quality']} "
+                       f"(machine shared by 8 jobs) | < 60 s, registered |")
     lg = _load("large")
     if lg:
         out.append(f"| larger than RAM: {lg['cube_GB']:.0f} GB cube, {lg['ram_GB']:.0f} GB RAM "

@@ -31,6 +31,9 @@ COMMANDS = {
     "decompose": "decompose",
     "cluster": "cluster",
     "export": "export",
+    "register": "register",
+    "overlay": "overlay",
+    "mosaic": "mosaic",
 }
 
 

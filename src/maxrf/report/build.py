@@ -798,6 +798,11 @@ def _document(ds: Any, title: str | None, max_map_side: int) -> list[str]:
          lambda: _segmentation_section(ds, rep.statuses, max_map_side)),
         ("provenance", "Provenance", rep.provenance),
     ]
+    if "registration" in ds.layers:  # maps over the photograph (maxrf register)
+        from maxrf.report.overlay import overlay_section
+
+        sections.insert(-1, ("photo-overlay", "Maps on the photograph",
+                             lambda: overlay_section(ds, max_map_side)))
     built = [(sid, t, rep.guarded(sid, t, fn)) for sid, t, fn in sections]
     # the summary's status table reflects what the later sections found: rebuild it last
     built[0] = (built[0][0], built[0][1], rep.guarded("summary", "Scan summary", rep.summary))

@@ -12,6 +12,7 @@ Routes (GET and HEAD only; anything else is 405)::
     /api/window?lo_keV=&hi_keV=[...]     an energy-window map (or lo=&hi= in channels)
     /api/lines?element=Zn                main lines of an element
     /api/segmentation      classes (background / strokes / particles) and the particle table
+    /api/registration, /api/photo, /api/photo_overlay?name=, /api/photo_pixel?x=&y=  (overlay.py)
 
 Safety: no URL ever reaches the file system. Static files are an allow-list loaded into
 memory when the server starts; a path with ``..``, ``%``, a backslash, a NUL or ``//`` is
@@ -301,6 +302,29 @@ class ViewerHandler(BaseHTTPRequestHandler):
 
     def _api_window(self, params: dict[str, str]) -> None:
         self._map(params, window=True)
+
+    # the registered photograph (maxrf.viewer.overlay)
+    def _api_registration(self, params: dict[str, str]) -> None:
+        from maxrf.viewer.overlay import photo_view
+
+        check_params(params, set())
+        self._send_json(photo_view(self.server.app).registration())
+
+    def _api_photo(self, params: dict[str, str]) -> None:
+        from maxrf.viewer.overlay import photo_view
+
+        check_params(params, set())
+        self._send(photo_view(self.server.app).photo_jpeg(), 200, "image/jpeg")
+
+    def _api_photo_overlay(self, params: dict[str, str]) -> None:
+        from maxrf.viewer.overlay import photo_view
+
+        self._send(photo_view(self.server.app).overlay_png(params), 200, "image/png")
+
+    def _api_photo_pixel(self, params: dict[str, str]) -> None:
+        from maxrf.viewer.overlay import photo_view
+
+        self._send_json(photo_view(self.server.app).pixel(params))
 
     def _map(self, params: dict[str, str], *, window: bool) -> None:
         fmt = get_choice(params, "format", ("json", "png"), "json")

@@ -711,6 +711,50 @@
       (possible.length ? ` · possible: ${possible.map((e) => e + "?").join(", ")}` : "");
   }
 
+  // ------------------------------------------------------------------ photo (maxrf register)
+  async function setupPhoto() {
+    const reg = await api("/api/registration");
+    maxrf.registration = reg;
+    if (!reg.registered) return;
+    const panel = document.createElement("section");
+    panel.className = "panel"; panel.id = "photo-panel"; panel.setAttribute("aria-label", "photo");
+    const head = document.createElement("h2");
+    head.textContent = `Photograph — registration ${reg.quality} (${reg.method}); click to see the spectrum beneath`;
+    panel.appendChild(head);
+    if (!reg.photo_readable) {
+      const p = document.createElement("p"); p.className = "empty"; p.textContent = `Photo not readable: ${reg.photo_error}`;
+      panel.appendChild(p); document.querySelector("main").appendChild(panel); return;
+    }
+    const bar = document.createElement("div"); bar.className = "toolbar";
+    const label = document.createElement("label"); label.textContent = "map opacity ";
+    const op = document.createElement("input"); op.type = "range"; op.min = 0; op.max = 100; op.value = 60; op.id = "photo-opacity";
+    label.appendChild(op); bar.appendChild(label); panel.appendChild(bar);
+    const wrap = document.createElement("div"); wrap.id = "photo-wrap";
+    wrap.style.position = "relative"; wrap.style.display = "inline-block"; wrap.style.maxWidth = "100%";
+    const img = document.createElement("img"); img.id = "photo-img"; img.src = "/api/photo"; img.alt = "photograph";
+    img.style.display = "block"; img.style.maxWidth = "100%"; img.setAttribute("data-testid", "photo");
+    const ov = document.createElement("img"); ov.id = "photo-map"; ov.alt = "";
+    ov.style.position = "absolute"; ov.style.left = "0"; ov.style.top = "0"; ov.style.width = "100%";
+    ov.style.pointerEvents = "none"; ov.style.opacity = op.value / 100;
+    wrap.appendChild(img); wrap.appendChild(ov); panel.appendChild(wrap);
+    document.querySelector("main").appendChild(panel);
+    op.addEventListener("input", () => { ov.style.opacity = op.value / 100; });
+    const showOverlay = (key) => {
+      ov.hidden = !key || key.startsWith("window:");
+      if (!ov.hidden) ov.src = `/api/photo_overlay?name=${encodeURIComponent(key)}`;
+    };
+    $("map-select").addEventListener("change", (e) => showOverlay(e.target.value));
+    if (state.info.maps.length) showOverlay(state.info.maps[0].key);
+    img.addEventListener("click", async (e) => {
+      const x = (e.offsetX / img.clientWidth) * reg.display_width - 0.5;
+      const y = (e.offsetY / img.clientHeight) * reg.display_height - 0.5;
+      const p = await api(`/api/photo_pixel?x=${x.toFixed(2)}&y=${y.toFixed(2)}`);
+      maxrf.photoPixel = p;
+      if (p.inside) await selectPixel(p.row, p.col);
+      else setStatus("That point of the photo lies outside the scanned area.");
+    });
+  }
+
   async function start() {
     try {
       const [info, spectra] = await Promise.all([api("/api/info"), api("/api/spectra")]);
@@ -766,6 +810,7 @@
         empty.hidden = false;
         setStatus("Ready. Drag across the spectrum to make a map.");
       }
+      await setupPhoto();
       maxrf.ready = true;
     } catch (err) { fail(err); }
   }

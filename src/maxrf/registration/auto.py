@@ -1,0 +1,428 @@
+"""Automatic multimodal registration of a scan image onto a photograph.
+
+Three stages, coarse to fine:
+
+1. **Search** (:func:`coarse_search`): on a small version of the photo (longest side about
+   200 pixels), the scan image resized to every scale from "the scan fills the photo" down
+   to an eighth of it (6 % steps), at rotations -4, 0, +4 degrees, is matched against each
+   photo channel (absorbance of grey, R, G, B) by normalised cross-correlation at every
+   position (|NCC|: pigments darken the photo where the scan counts are high). The photo
+   may show far more than the scanned area, a grey card, a table.
+2. **Similarity, then affine** (SimpleITK, Mattes mutual information, regular-step
+   gradient descent, two-level pyramid) from the best few candidates of the search; the
+   candidate with the best metric wins.
+3. **Projective** refinement by direct optimisation (Powell) of the mutual information
+   over the displacements of the four scan corners (SimpleITK has no 2-D projective
+   transform); the photo is used at about two pixels per scan pixel, smoothed to the
+   scan's resolution.
+
+Mutual information copes with the unknown, non-linear and non-monotonic relation between
+counts and colours; normalising each candidate window copes with uneven light.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import affine_transform, gaussian_filter, map_coordinates, spline_filter
+
+from maxrf.registration import homography as hg
+
+__all__ = ["Candidate", "coarse_search", "FitMetric", "MIMetric", "refine_projective", "refine_sitk"]
+
+_BINS = 32
+_COARSE_SIDE = 160
+#: most scan pixels the fine metric samples
+_MAX_SAMPLES = 20000
+
+
+@dataclass
+class Candidate:
+    """A pose found by the coarse search (or refined)."""
+
+    score: float
+    matrix: np.ndarray
+    channel: int
+
+
+def normalise(img: np.ndarray) -> np.ndarray:
+    """Robust 0..1 scaling (0.5th..99.5th percentile); non-finite pixels become the median."""
+    a = np.asarray(img, dtype=np.float64)
+    ok = np.isfinite(a)
+    if not ok.any():
+        return np.zeros(a.shape, dtype=np.float32)
+    a = np.where(ok, a, np.median(a[ok]))
+    lo, hi = np.percentile(a, [0.5, 99.5])
+    if hi <= lo:
+        return np.zeros(a.shape, dtype=np.float32)
+    return np.clip((a - lo) / (hi - lo), 0, 1).astype(np.float32)
+
+
+def photo_channels(rgb: np.ndarray) -> np.ndarray:
+    """``(4, h, w)`` absorbances ``-log(I)`` of grey, R, G and B (Beer-Lambert: linear in pigment)."""
+    grey = rgb @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+    chans = np.concatenate([grey[None], np.moveaxis(rgb, 2, 0)])
+    return (-np.log(np.clip(chans, 1.0 / 512, 1.0))).astype(np.float32)
+
+
+def box_reduce(a: np.ndarray, f: int) -> np.ndarray:
+    """Box-average the last two axes by ``f`` (edges dropped)."""
+    if f <= 1:
+        return a
+    h, w = a.shape[-2] // f, a.shape[-1] // f
+    a = a[..., : h * f, : w * f]
+    return a.reshape(a.shape[:-2] + (h, f, w, f)).mean(axis=(-3, -1)).astype(np.float32)
+
+
+def _rotate(img: np.ndarray, theta: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rotate about the centre; returns the image and the 3x3 (x, y) map rotated -> original."""
+    h, w = img.shape
+    c = np.array([(w - 1) / 2, (h - 1) / 2])
+    ct, st = math.cos(theta), math.sin(theta)
+    r = np.array([[ct, -st], [st, ct]])
+    m = np.eye(3)
+    m[:2, :2] = r
+    m[:2, 2] = c - r @ c
+    # affine_transform works in (row, col): swap axes of m
+    mrc = np.array([[m[1, 1], m[1, 0]], [m[0, 1], m[0, 0]]])
+    orc = np.array([m[1, 2], m[0, 2]])
+    out = affine_transform(img, mrc, offset=orc, order=1, mode="nearest")
+    return out.astype(np.float32), m
+
+
+def _resize(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    from skimage.transform import resize
+
+    return resize(img, shape, order=1, anti_aliasing=True, preserve_range=True).astype(np.float32)
+
+
+def coarse_search(scan: np.ndarray, chans: np.ndarray, factor: float, n_best: int = 3,
+                  rotations_deg: tuple[float, ...] = (-4.0, 0.0, 4.0)) -> list[Candidate]:
+    """Exhaustive NCC search over scale, rotation and position (stage 1).
+
+    Parameters
+    ----------
+    scan : numpy.ndarray
+        ``(H, W)`` normalised scan image.
+    chans : numpy.ndarray
+        ``(k, h, w)`` photo channels at ``factor`` original photo pixels per pixel.
+    factor : float
+        Original photo pixels per pixel of ``chans``.
+    n_best : int
+        Distinct candidates returned, best first.
+
+    Returns
+    -------
+    list of Candidate
+        ``matrix`` maps scan ``(col, row, 1)`` to original photo pixels.
+    """
+    from skimage.feature import match_template
+
+    hs, ws = scan.shape
+    k, h, w = chans.shape
+    fc = max(1, int(math.ceil(max(h, w) / _COARSE_SIDE)))
+    small = box_reduce(chans, fc)
+    f = factor * fc
+    _, h, w = small.shape
+    s_max = min(w / ws, h / hs)  # scan pixels -> small pixels when the scan fills the photo
+    scales = s_max / 1.07 ** np.arange(0, int(math.log(8) / math.log(1.07)) + 1)
+    scales = scales[(scales * min(hs, ws) >= 10)]
+    found: list[tuple[float, float, float, int, float, float, int, int]] = []
+    for theta_deg in rotations_deg:
+        theta = math.radians(theta_deg)
+        rot = [_rotate(small[c], theta) for c in range(k)]
+        for s in scales:
+            th, tw = max(2, int(round(hs * s))), max(2, int(round(ws * s)))
+            if th >= h or tw >= w:
+                continue
+            tmpl = _resize(scan, (th, tw))
+            if tmpl.std() == 0:
+                continue
+            for c in range(k):
+                r = np.abs(match_template(rot[c][0], tmpl))
+                i, j = np.unravel_index(int(np.argmax(r)), r.shape)
+                found.append((float(r[i, j]), theta, s, c, i, j, th, tw))
+    found.sort(key=lambda t: -t[0])
+    out: list[Candidate] = []
+    for score, theta, s, c, i, j, th, tw in found:
+        m = _candidate_matrix(theta, s, i, j, th, tw, hs, ws, small.shape[1:], f)
+        centre = hg.apply(m, np.array([[(ws - 1) / 2, (hs - 1) / 2]]))[0]
+        if any(np.linalg.norm(centre - hg.apply(o.matrix, np.array([[(ws - 1) / 2, (hs - 1) / 2]]))[0])
+               < 0.1 * s * ws * f and abs(np.log(_scale(o.matrix) / (s * f))) < 0.15 for o in out):
+            continue
+        out.append(Candidate(score=score, matrix=m, channel=c))
+        if len(out) >= n_best:
+            break
+    return out
+
+
+def _scale(m: np.ndarray) -> float:
+    return float(math.sqrt(abs(np.linalg.det(m[:2, :2]))))
+
+
+def _candidate_matrix(theta: float, s: float, i: int, j: int, th: int, tw: int, hs: int, ws: int,
+                      small_shape: tuple[int, int], f: float) -> np.ndarray:
+    """Scan -> original photo matrix of a match of the resized template at (i, j) in the rotated image."""
+    sy, sx = th / hs, tw / ws
+    # scan (col, row) -> template pixel: (col + 0.5) * sx - 0.5; then + (j, i) in the rotated image
+    to_rot = np.array([[sx, 0, 0.5 * sx - 0.5 + j], [0, sy, 0.5 * sy - 0.5 + i], [0, 0, 1]])
+    h, w = small_shape
+    c = np.array([(w - 1) / 2, (h - 1) / 2])
+    ct, st = math.cos(theta), math.sin(theta)
+    r = np.eye(3)
+    r[:2, :2] = [[ct, -st], [st, ct]]
+    r[:2, 2] = c - r[:2, :2] @ c
+    to_orig = np.array([[f, 0, (f - 1) / 2], [0, f, (f - 1) / 2], [0, 0, 1]])
+    return to_orig @ r @ to_rot
+
+
+# --------------------------------------------------------------------- SimpleITK stage
+def _sitk_images(scan: np.ndarray, moving: np.ndarray, f: float):
+    import SimpleITK as sitk  # noqa: N813 - the library's documented alias
+
+    fixed = sitk.GetImageFromArray(np.ascontiguousarray(scan, dtype=np.float32))
+    mov = sitk.GetImageFromArray(np.ascontiguousarray(moving, dtype=np.float32))
+    mov.SetSpacing((float(f), float(f)))
+    mov.SetOrigin(((f - 1) / 2.0, (f - 1) / 2.0))
+    return fixed, mov
+
+
+def refine_sitk(scan: np.ndarray, moving: np.ndarray, f: float, matrix: np.ndarray,
+                kind: str = "similarity") -> tuple[np.ndarray, float]:
+    """Mattes-MI refinement of a similarity or affine transform with SimpleITK (stage 2).
+
+    Parameters
+    ----------
+    scan : numpy.ndarray
+        ``(H, W)`` normalised scan image (fixed).
+    moving : numpy.ndarray
+        ``(h, w)`` photo channel at ``f`` original photo pixels per pixel.
+    matrix : numpy.ndarray
+        Initial scan -> photo matrix (its affine part is used).
+    kind : {'similarity', 'affine'}
+
+    Returns
+    -------
+    matrix : numpy.ndarray
+        Refined affine matrix.
+    metric : float
+        Final Mattes metric (negative mutual information; lower is better).
+    """
+    import SimpleITK as sitk  # noqa: N813 - the library's documented alias
+
+    fixed, mov = _sitk_images(scan, moving, f)
+    hs, ws = scan.shape
+    c = np.array([(ws - 1) / 2, (hs - 1) / 2])
+    a = matrix[:2, :2] / matrix[2, 2]
+    b = matrix[:2, 2] / matrix[2, 2]
+    t = a @ c + b - c
+    if kind == "similarity":
+        sc = _scale(a)
+        ang = math.atan2(a[1, 0] - a[0, 1], a[0, 0] + a[1, 1])
+        tx = sitk.Similarity2DTransform(sc, ang, tuple(t), tuple(c))
+    else:
+        tx = sitk.AffineTransform(2)
+        tx.SetCenter(tuple(c))
+        tx.SetMatrix(tuple(a.ravel()))
+        tx.SetTranslation(tuple(t))
+    reg = sitk.ImageRegistrationMethod()
+    reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=_BINS)
+    if scan.size > _MAX_SAMPLES:
+        reg.SetMetricSamplingStrategy(reg.RANDOM)
+        reg.SetMetricSamplingPercentage(_MAX_SAMPLES / scan.size, 0)
+    else:
+        reg.SetMetricSamplingStrategy(reg.NONE)
+    reg.SetInterpolator(sitk.sitkLinear)
+    step = _scale(a)
+    reg.SetOptimizerAsRegularStepGradientDescent(learningRate=step, minStep=1e-3 * step,
+                                                 numberOfIterations=150, relaxationFactor=0.6,
+                                                 gradientMagnitudeTolerance=1e-9)
+    reg.SetOptimizerScalesFromPhysicalShift()
+    # pyramid down to about 40 pixels: the capture range grows with the scan's size in pixels
+    levels = max(1, int(math.log2(max(min(hs, ws) / 40, 1))) + 1)
+    shrink = [2 ** k for k in range(levels, -1, -1)] if levels > 1 else [2, 1]
+    reg.SetShrinkFactorsPerLevel(shrink)
+    reg.SetSmoothingSigmasPerLevel([k / 2.0 for k in shrink[:-1]] + [0.0])
+    reg.SetInitialTransform(tx, inPlace=True)
+    reg.Execute(fixed, mov)
+    metric = float(reg.GetMetricValue())
+    m = np.eye(3)
+    if kind == "similarity":
+        sc, ang = tx.GetScale(), tx.GetAngle()
+        m[:2, :2] = sc * np.array([[math.cos(ang), -math.sin(ang)], [math.sin(ang), math.cos(ang)]])
+    else:
+        m[:2, :2] = np.array(tx.GetMatrix()).reshape(2, 2)
+    tt = np.array(tx.GetTranslation())
+    cc = np.array(tx.GetCenter())
+    m[:2, 2] = cc + tt - m[:2, :2] @ cc
+    return m, metric
+
+
+# --------------------------------------------------------------------- projective stage
+class MIMetric:
+    """Mutual information of the scan image and a photo channel sampled through a matrix.
+
+    Joint histogram of ``_BINS`` x ``_BINS`` bins; photo values go to two neighbouring bins
+    with linear weights (Parzen window), so the metric is continuous in the matrix.
+    """
+
+    def __init__(self, scan: np.ndarray, moving: np.ndarray, f: float, mask: np.ndarray | None = None):
+        self.shape = scan.shape
+        self.pts = hg.scan_grid(scan.shape)
+        keep = np.ones(len(self.pts), dtype=bool) if mask is None else np.asarray(mask).ravel()
+        self.pts = self.pts[keep]
+        self.fbin = np.minimum((scan.ravel()[keep] * _BINS).astype(int), _BINS - 1)
+        self.moving = moving
+        self.f = float(f)
+        lo, hi = np.percentile(moving, [0.5, 99.5])
+        self.lo, self.span = float(lo), float(max(hi - lo, 1e-6))
+
+    def sample(self, matrix: np.ndarray, pts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Photo values at the scan pixels (and which fall inside the photo)."""
+        xy = hg.apply(matrix, self.pts if pts is None else pts)
+        xm = (xy - (self.f - 1) / 2) / self.f
+        h, w = self.moving.shape
+        inside = (xm[:, 0] >= 0) & (xm[:, 0] <= w - 1) & (xm[:, 1] >= 0) & (xm[:, 1] <= h - 1)
+        v = map_coordinates(self.moving, [xm[:, 1], xm[:, 0]], order=1, mode="nearest")
+        return v, inside
+
+    def __call__(self, matrix: np.ndarray, shift: tuple[float, float] = (0.0, 0.0)) -> float:
+        """Mutual information (nats); ``shift`` moves the scan grid (scan pixels) first."""
+        pts = self.pts + np.asarray(shift, dtype=float)
+        v, inside = self.sample(matrix, pts)
+        if inside.sum() < 0.5 * len(inside):
+            return 0.0
+        return _mi(self.fbin[inside], v[inside], self.lo, self.span)
+
+    def entropy(self) -> float:
+        """Entropy (nats) of the binned scan image."""
+        p = np.bincount(self.fbin, minlength=_BINS) / len(self.fbin)
+        p = p[p > 0]
+        return float(-(p * np.log(p)).sum())
+
+
+def _mi(fbin: np.ndarray, v: np.ndarray, lo: float, span: float) -> float:
+    x = np.clip((v - lo) / span, 0, 1) * (_BINS - 1)
+    i0 = np.minimum(x.astype(int), _BINS - 2)
+    wt = x - i0
+    joint = np.bincount(fbin * _BINS + i0, weights=1 - wt, minlength=_BINS * _BINS)
+    joint += np.bincount(fbin * _BINS + i0 + 1, weights=wt, minlength=_BINS * _BINS)
+    joint = joint.reshape(_BINS, _BINS) / len(v)
+    pf = joint.sum(axis=1, keepdims=True)
+    pm = joint.sum(axis=0, keepdims=True)
+    nz = joint > 0
+    return float((joint[nz] * np.log(joint[nz] / (pf @ pm)[nz])).sum())
+
+
+def refine_projective(metric: MIMetric, matrix: np.ndarray, scale: float, *,
+                      projective: bool = True) -> np.ndarray:
+    """Maximise mutual information over the four corner displacements (stage 3).
+
+    Parameters
+    ----------
+    metric : MIMetric
+    matrix : numpy.ndarray
+        Starting matrix.
+    scale : float
+        Photo pixels per scan pixel (the parameters move corners in scan pixels).
+    projective : bool
+        Free all 8 corner coordinates; otherwise only a translation (2 parameters).
+    """
+    from scipy.optimize import minimize
+
+    shape = metric.shape
+
+    def cost(p: np.ndarray) -> float:
+        d = np.tile(p, 4) if len(p) == 2 else p
+        return -metric(hg.corners_matrix(shape, matrix, d * scale))
+
+    n = 8 if projective else 2
+    res = minimize(cost, np.zeros(n), method="Powell", bounds=[(-3, 3)] * n,
+                   options={"xtol": 2e-2, "ftol": 1e-7, "maxfev": 700 if projective else 150})
+    if projective:  # Powell stalls on coupled corners: one restart from where it stopped
+        res = minimize(cost, res.x, method="Powell", bounds=[(-3, 3)] * n,
+                       options={"xtol": 1e-2, "ftol": 1e-8, "maxfev": 400})
+    d = np.tile(res.x, 4) if n == 2 else res.x
+    return hg.corners_matrix(shape, matrix, d * scale)
+
+
+def smooth_for_scan(moving: np.ndarray, pixels_per_scan_pixel: float) -> np.ndarray:
+    """Blur a photo channel to about a scan pixel's footprint (sigma 0.4 scan pixel)."""
+    sigma = 0.4 * pixels_per_scan_pixel
+    return gaussian_filter(moving, sigma) if sigma > 0.5 else moving
+
+
+def highpass(img: np.ndarray, sigma: float) -> np.ndarray:
+    """Remove variation slower than ``sigma`` pixels (uneven light, scatter background)."""
+    return (img - gaussian_filter(img, sigma, mode="nearest")).astype(np.float32)
+
+
+class FitMetric:
+    """Share of variance explained between scan image(s) and photo colours under a matrix.
+
+    One scan image: it is fitted by least squares with a quadratic polynomial of the photo
+    absorbances (R, G, B) sampled at the scan pixel centres. Several scan images (element
+    maps): the photo absorbances are fitted with the maps and their squares. Both fits
+    include a quadratic polynomial of the position, which absorbs uneven light and slow
+    changes of the scatter background. The metric is the R^2 of the fit. Beer-Lambert makes
+    absorbance nearly linear in pigment amounts and counts are linear in element amounts,
+    so the relation is close to this model while no colour is assumed; unlike a histogram
+    estimate of mutual information it is smooth in the matrix and stable enough for
+    sub-pixel work.
+    """
+
+    def __init__(self, scan: np.ndarray, moving: np.ndarray, f: float, mask: np.ndarray | None = None,
+                 partial: bool = False):
+        self.partial = partial
+        scan = scan if scan.ndim == 3 else scan[None]
+        self.shape = scan.shape[1:]
+        pts = hg.scan_grid(self.shape)
+        keep = np.ones(len(pts), dtype=bool) if mask is None else np.asarray(mask).ravel().copy()
+        if keep.sum() > _MAX_SAMPLES:  # large scans: a fixed random subset is as precise, far faster
+            idx = np.flatnonzero(keep)
+            keep[:] = False
+            keep[np.random.default_rng(0).choice(idx, _MAX_SAMPLES, replace=False)] = True
+        self.pts = pts[keep]
+        self.s = scan.reshape(len(scan), -1)[:, keep].T.astype(np.float64)
+        u = (self.pts - self.pts.mean(axis=0)) / (self.pts.std(axis=0) + 1e-9)
+        self.pos = np.column_stack([np.ones(len(u)), u, u ** 2, u[:, 0] * u[:, 1]])
+        # cubic B-spline coefficients: the metric is smooth in the matrix (gradient optimiser)
+        self.moving = np.stack([spline_filter(ch, order=3) for ch in moving])
+        self.f = float(f)
+
+    def __call__(self, matrix: np.ndarray, shift: tuple[float, float] = (0.0, 0.0)) -> float:
+        xy = hg.apply(matrix, self.pts + np.asarray(shift, dtype=float))
+        xm = (xy - (self.f - 1) / 2) / self.f
+        _, h, w = self.moving.shape
+        inside = (xm[:, 0] >= 0) & (xm[:, 0] <= w - 1) & (xm[:, 1] >= 0) & (xm[:, 1] <= h - 1)
+        if inside.mean() < 0.5:
+            return 0.0
+        x = np.column_stack([map_coordinates(ch, [xm[:, 1], xm[:, 0]], order=3, mode="nearest",
+                                             prefilter=False) for ch in self.moving])[inside]
+        x = (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-9)
+        if self.s.shape[1] == 1:
+            iu = np.triu_indices(x.shape[1])
+            quad = (x[:, :, None] * x[:, None, :])[:, iu[0], iu[1]]
+            a = np.column_stack([self.pos[inside], x, quad])
+            y = self.s[inside]
+        else:
+            sc = self.s[inside]
+            sc = (sc - sc.mean(axis=0)) / (sc.std(axis=0) + 1e-9)
+            a = np.column_stack([self.pos[inside], sc, sc ** 2])
+            y = x
+        y = y - y.mean(axis=0)
+        ata = a.T @ a
+        ata[np.diag_indices_from(ata)] += 1e-9 * np.trace(ata)
+        coef = np.linalg.solve(ata, a.T @ y)
+        r = y - a @ coef
+        r2 = float(1 - (r * r).sum() / max(float((y * y).sum()), 1e-12))
+        if not self.partial:
+            return r2
+        # share of what the smooth position trend leaves that the colours explain
+        p = self.pos[inside]
+        c0 = np.linalg.lstsq(p, y, rcond=None)[0]
+        r0 = y - p @ c0
+        base = float(1 - (r0 * r0).sum() / max(float((y * y).sum()), 1e-12))
+        return (r2 - base) / max(1 - base, 1e-12)

@@ -1,0 +1,257 @@
+"""``register``: a scan onto a photograph, automatically or from control points, with a verdict."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from maxrf.errors import LayerMissingError, ParameterError
+from maxrf.io.photo import Photo, read_photo
+from maxrf.registration import auto
+from maxrf.registration import homography as hg
+from maxrf.registration.result import Registration, write_registration
+from maxrf.registration.verdict import judge
+
+__all__ = ["register", "register_image", "scan_image"]
+
+_MAX_SIDE = 2048
+
+
+def scan_image(ds: Any, image: str | Sequence[str] = "sum") -> tuple[np.ndarray, str]:
+    """The scan image registered: the sum image or element maps from the stored layers.
+
+    Parameters
+    ----------
+    ds : DataStack
+    image : str or sequence of str
+        ``'sum'`` (counts above 1 keV, one pass over the cube, or every channel when the
+        scan is not calibrated), an element (``'Fe'``) or several (``'Fe,Pb'`` / list: the
+        sum of their maps, each scaled to 0..1), read from the ``element_maps`` or
+        ``peak_maps`` layer.
+
+    Returns
+    -------
+    image : numpy.ndarray
+        ``(H, W)`` float64.
+    label : str
+    """
+    from maxrf import maps
+
+    names = [image] if isinstance(image, str) else list(image)
+    names = [n.strip() for part in names for n in part.split(",") if n.strip()]
+    if names == ["sum"]:
+        if "sum_image" in ds.layers:
+            return np.asarray(ds.read("sum_image")["image"], dtype=float), "sum"
+        try:
+            img = maps.sum_image(ds)
+        except LayerMissingError:
+            c = ds.shape[2]
+            img = maps.sum_image(ds.cube, min_keV=0.0, x_keVs=np.arange(c, dtype=float))
+        # one pass over the cube: kept as a layer so re-registering does not read it again
+        ds.write_layer("sum_image", {"image": np.asarray(img, dtype=np.float64)},
+                       {"units": "counts per pixel",
+                        "what": "sum over channels >= 1 keV (all if uncalibrated)"})
+        return img, "sum"
+    stack, label = element_stack(ds, names)
+    return sum(auto.normalise(m).astype(float) for m in stack), label
+
+
+def element_stack(ds: Any, elements: Sequence[str]) -> tuple[list[np.ndarray], str]:
+    """Maps of ``elements`` from the ``element_maps`` (else ``peak_maps``) layer.
+
+    Raises
+    ------
+    LayerMissingError
+        If no maps layer holds them (run ``maxrf maps``).
+    """
+    for name in ("element_maps", "peak_maps"):
+        if name not in ds.layers:
+            continue
+        layer = ds.read(name, lazy=True)
+        have = list(layer.attrs.get("elements", []) or layer.attrs.get("labels", []))
+        if all(e in have for e in elements):
+            stack = [np.asarray(layer["maps"][have.index(e)], dtype=float) for e in elements]
+            return stack, "+".join(elements)
+    raise LayerMissingError(
+        f"no stored maps of {', '.join(elements)}: run 'maxrf maps --elements {','.join(elements)}' first",
+        ds.path)
+
+
+def _read(photo: str | os.PathLike | Photo, max_side: int) -> Photo:
+    return photo if isinstance(photo, Photo) else read_photo(photo, max_side=max_side)
+
+
+def register_image(
+    image: np.ndarray,
+    photo: str | os.PathLike | Photo,
+    points: np.ndarray | None = None,
+    *,
+    refine: bool | None = None,
+    max_side: int = _MAX_SIDE,
+    label: str = "image",
+) -> Registration:
+    """Register a scan image ``(H, W)`` onto a photograph (see :func:`register`)."""
+    img = np.asarray(image, dtype=float)
+    if img.ndim != 2 or min(img.shape) < 8:
+        raise ParameterError(f"the scan image must be 2-D and at least 8 x 8 pixels, got {img.shape}")
+    ph = _read(photo, max_side)
+    scan = auto.normalise(img)
+    chans = auto.photo_channels(ph.image)
+    inliers = None
+    residuals: list[float] = []
+    if points is not None:
+        pts = _check_points(points, img.shape, ph.size)
+        if len(pts) > 4:
+            scale0 = math.sqrt(abs(np.linalg.det(hg.fit_dlt(pts[:, :2], pts[:, 2:])[:2, :2])))
+            matrix, keep = hg.fit_ransac(pts[:, :2], pts[:, 2:], threshold=max(3.0, scale0))
+            inliers = [bool(k) for k in keep]
+        else:
+            matrix = hg.fit_dlt(pts[:, :2], pts[:, 2:])
+        method = "points"
+        if refine:
+            matrix = _refine_from(scan, chans, ph, matrix)
+            method = "points+auto"
+        residuals = list(np.linalg.norm(hg.apply(matrix, pts[:, :2]) - pts[:, 2:], axis=1))
+    else:
+        if refine is False:
+            raise ParameterError("without control points the registration must be automatic")
+        pts = None
+        matrix = _automatic(scan, chans, ph)
+        method = "auto"
+    reg = Registration(
+        matrix=matrix, method=method, photo_path=ph.path, photo_sha256=ph.sha256,
+        photo_size=ph.size, scan_shape=img.shape, quality="failed",
+        points=pts, inliers=inliers, scan_image=label)
+    judge(reg, scan, chans, ph, residuals)
+    return reg
+
+
+def register(
+    ds: Any,
+    photo: str | os.PathLike | Photo,
+    points: np.ndarray | None = None,
+    *,
+    image: str | Sequence[str] = "sum",
+    refine: bool | None = None,
+    store: bool = True,
+    max_side: int = _MAX_SIDE,
+) -> Registration:
+    """Register a scan onto a photograph of the artwork.
+
+    Parameters
+    ----------
+    ds : DataStack or path
+        The scan.
+    photo : str, os.PathLike or Photo
+        JPEG, PNG or TIFF (8/16-bit), any size (read downsampled, bounded memory).
+    points : array_like, optional
+        ``(N, 4)`` control points ``xrf_col, xrf_row, photo_x, photo_y`` (N >= 4; pixel
+        centres at integers; RANSAC for N > 4). Without them: automatic.
+    image : str or sequence of str
+        Scan image registered: ``'sum'`` or element(s) with stored maps (see :func:`scan_image`).
+    refine : bool, optional
+        With points: refine the points' homography automatically (``'points+auto'``).
+    store : bool
+        Write the result as the datastack's ``registration`` layer (replacing any).
+    max_side : int
+        Largest side (pixels) at which the photo is read.
+
+    Returns
+    -------
+    Registration
+        Always with a verdict; a ``'failed'`` one is stored too (the layer says so).
+
+    Raises
+    ------
+    MissingFileError, PhotoFormatError
+        An unreadable photo.
+    ParameterError
+        Bad control points.
+    """
+    from maxrf.store import DataStack
+
+    ds = ds if isinstance(ds, DataStack) else DataStack(ds)
+    img, label = scan_image(ds, image)
+    reg = register_image(img, photo, points, refine=refine, max_side=max_side, label=label)
+    if store:
+        write_registration(ds, reg)
+    return reg
+
+
+def _check_points(points: np.ndarray, shape: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    try:
+        pts = np.asarray(points, dtype=float)
+    except (TypeError, ValueError):
+        raise ParameterError("control points must be numbers: xrf_col, xrf_row, photo_x, photo_y") from None
+    if pts.ndim != 2 or pts.shape[1] != 4:
+        raise ParameterError(f"control points must be N rows of 4 values, got shape {pts.shape}")
+    if len(pts) < 4:
+        raise ParameterError(f"at least 4 control point pairs are needed, got {len(pts)}")
+    if not np.isfinite(pts).all():
+        raise ParameterError("control points contain NaN or infinite values")
+    h, w = shape
+    bad = (pts[:, 0] < -0.5) | (pts[:, 0] > w - 0.5) | (pts[:, 1] < -0.5) | (pts[:, 1] > h - 0.5)
+    if bad.any():
+        raise ParameterError(f"control point {int(np.argmax(bad)) + 1} lies outside the {w} x {h} scan")
+    bad = (pts[:, 2] < -0.5) | (pts[:, 2] > size[0] - 0.5) | (pts[:, 3] < -0.5) | (pts[:, 3] > size[1] - 0.5)
+    if bad.any():
+        raise ParameterError(
+            f"control point {int(np.argmax(bad)) + 1} lies outside the {size[0]} x {size[1]} photo")
+    return pts
+
+
+def _fine_level(chans: np.ndarray, ph: Photo, scale: float) -> tuple[np.ndarray, float]:
+    """Photo channels at about two pixels per scan pixel (original pixels per pixel returned)."""
+    f = max(1, int(scale / (2 * ph.factor)))
+    return auto.box_reduce(chans, f), float(ph.factor * f)
+
+
+def fit_metric(scan: np.ndarray, chans: np.ndarray, ph: Photo, matrix: np.ndarray,
+               mask: np.ndarray | None = None, partial: bool = False) -> auto.FitMetric:
+    """The colour-fit metric of ``scan`` against the photo's R, G, B absorbances near ``matrix``'s scale."""
+    s = auto._scale(matrix)
+    fine, f = _fine_level(chans[1:], ph, s)
+    moving = np.stack([auto.smooth_for_scan(c, s / f) for c in fine])
+    return auto.FitMetric(scan, moving, f, mask=mask, partial=partial)
+
+
+def _automatic(scan: np.ndarray, chans: np.ndarray, ph: Photo) -> np.ndarray:
+    cands = auto.coarse_search(scan, chans, ph.factor, n_best=8)
+    if not cands:
+        raise ParameterError(f"{ph.path}: the photo is too small for the scan")
+    # NCC of one channel ranks poses only roughly: rank by the colour fit, refine the best two
+    prior = [fit_metric(scan, chans, ph, c.matrix, partial=True)(c.matrix) for c in cands]
+    cands = [cands[i] for i in np.argsort(prior)[::-1][:2]]
+    best: tuple[float, np.ndarray] | None = None
+    for cand in cands:
+        s = auto._scale(cand.matrix)
+        fine, f = _fine_level(chans[cand.channel: cand.channel + 1], ph, s)
+        moving = auto.smooth_for_scan(fine[0], s / f)
+        try:
+            m, _ = auto.refine_sitk(scan, moving, f, cand.matrix, "similarity")
+        except RuntimeError:
+            continue  # the pose drifted out of the photo
+        # Mattes values of different photo channels do not compare: rank by the colour fit
+        value = fit_metric(scan, chans, ph, m, partial=True)(m)
+        if best is None or value > best[0]:
+            best = (value, m)
+    start = cands[0].matrix if best is None else best[1]
+    return _refine_from(scan, chans, ph, start)
+
+
+def _refine_from(scan: np.ndarray, chans: np.ndarray, ph: Photo, matrix: np.ndarray) -> np.ndarray:
+    """Affine (SimpleITK, Mattes MI on the best channel), then projective (colour fit)."""
+    s = auto._scale(matrix)
+    fine, f = _fine_level(chans, ph, s)
+    values = [auto.MIMetric(scan, fine[c], f)(matrix) for c in range(len(fine))]
+    moving = auto.smooth_for_scan(fine[int(np.argmax(values))], s / f)
+    try:
+        matrix, _ = auto.refine_sitk(scan, moving, f, matrix, "affine")
+    except RuntimeError:
+        pass
+    metric = fit_metric(scan, chans, ph, matrix)
+    return auto.refine_projective(metric, matrix, auto._scale(matrix))
