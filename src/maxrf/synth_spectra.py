@@ -149,15 +149,7 @@ def calibration_case(
     fwhm6 = float(rng.uniform(0.125, 0.170))
     filt = FILTERS[int(rng.integers(len(FILTERS)))]
     total = float(10 ** rng.uniform(4.7, 7.0))  # counts in the spectrum
-    elements: dict[str, float] = {}
-    if kind == "lines":
-        k = int(rng.integers(1, 7))
-        for el in rng.choice(_PALETTE, size=k, replace=False):
-            elements[str(el)] = float(10 ** rng.uniform(-1.0, 0.0))
-    else:  # trace lines of air, the filter or the sample holder, sometimes
-        for el in ("Ar", "Fe", "Cu"):
-            if rng.uniform() < 0.25:
-                elements[el] = float(10 ** rng.uniform(-3.0, -1.7))
+    elements = _draw_elements(rng, kind)
     scatter = {
         "rayleigh": float(rng.uniform(0.03, 0.15)),
         "compton": float(rng.uniform(0.10, 0.40)),
@@ -187,3 +179,17 @@ def calibration_case(
         filter=filt,
         seed=int(seed),
     )
+
+
+def _draw_elements(rng: np.random.Generator, kind: str) -> dict[str, float]:
+    """Element -> relative line counts: 1-6 palette elements, or traces for a blank."""
+    elements: dict[str, float] = {}
+    if kind == "lines":
+        k = int(rng.integers(1, 7))
+        for el in rng.choice(_PALETTE, size=k, replace=False):
+            elements[str(el)] = float(10 ** rng.uniform(-1.0, 0.0))
+    else:  # trace lines of air, the filter or the sample holder, sometimes
+        for el in ("Ar", "Fe", "Cu"):
+            if rng.uniform() < 0.25:
+                elements[el] = float(10 ** rng.uniform(-3.0, -1.7))
+    return elements

@@ -75,7 +75,7 @@ def test_right_axis_is_good_and_checks_say_why(fe):
         ("offset +30 eV", 0.030, 1.0, "zero peak"),
         ("offset +100 eV", 0.100, 1.0, "independent lines"),
         ("gain +0.3 %", 0.0, 1.003, "independent lines"),
-        ("gain +2 %", 0.0, 1.02, "anode lines"),
+        ("gain +2 %", 0.0, 1.02, "residuals"),
         ("offset -1 keV", -1.0, 1.0, "negative energies"),
     ],
 )

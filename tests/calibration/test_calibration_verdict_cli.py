@@ -90,8 +90,9 @@ def test_convert_warns_when_the_header_disagrees(tmp_path):
     rpl = tmp_path / "w.rpl"
     wrong = truth.gain_keV * 1.01
     text = rpl.read_text()
-    assert f"depthscaleincrement\t{truth.gain_keV!r}" in text
-    rpl.write_text(text.replace(f"depthscaleincrement\t{truth.gain_keV!r}", f"depthscaleincrement\t{wrong!r}"))
+    key = f"depthscaleincrement\t{truth.gain_keV!r}"
+    assert key in text
+    rpl.write_text(text.replace(key, f"depthscaleincrement\t{wrong!r}"))
     with pytest.warns(UserWarning, match="DOUBTFUL.*disagrees"):
         ds = convert(rpl, tmp_path / "w.datastack")
     cal = ds.calibration

@@ -51,6 +51,9 @@ def _as_1d(y: Any, name: str) -> np.ndarray:
     return arr
 
 
+_GIVE_MANUAL = "give a manual calibration (two CHANNEL:KEV pairs) or an energy range"
+
+
 def auto_calibrate(
     sum_spectrum: Any,
     max_spectrum: Any | None = None,
@@ -117,32 +120,16 @@ def auto_calibrate(
     if len([e for e in entries if e[3]]) < 2:
         gain, offset = best.gain, best.offset
     if not (g_lo * 0.8 <= gain <= g_hi * 1.2):
-        raise CalibrationError(
-            f"auto calibration diverged (gain {gain:.5f} keV/channel); give a manual "
-            "calibration or an energy range"
-        )
+        raise CalibrationError(f"auto calibration diverged (gain {gain:.5f} keV/channel); {_GIVE_MANUAL}")
     cal = _result(gain, offset, entries, spec, anode_ref, best)
     cal.anode, cal.tube_kv = anode_sym, kv
     cal.quality, cal.checks = assess(
-        spec,
-        obs,
-        refs,
-        entries,
-        gain,
-        offset,
-        fwhm6=best.fwhm6,
-        tube_kv=kv,
-        anode_ref=anode_ref,
-        anode=anode_sym,
-        compton=(cal.compton_keV, cal.theta_deg),
-        header=header,
+        spec, obs, refs, entries, gain, offset, fwhm6=best.fwhm6, tube_kv=kv, anode_ref=anode_ref,
+        anode=anode_sym, compton=(cal.compton_keV, cal.theta_deg), header=header,
     )
-    cal.diagnostics.update(
-        score=float(best.score),
-        runner_up_score=float(distinct[1].score) if len(distinct) > 1 else None,
-        n_peaks_found=len(obs),
-        noise_scale=float(spec.scale),
-    )
+    runner_up = float(distinct[1].score) if len(distinct) > 1 else None
+    cal.diagnostics.update(score=float(best.score), runner_up_score=runner_up, n_peaks_found=len(obs),
+                           noise_scale=float(spec.scale))
     return cal
 
 

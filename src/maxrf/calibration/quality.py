@@ -154,57 +154,10 @@ def independent_checks(
         )
         for p in probes
     ] + loo
-    out = []
     # strict confirmations: the anode's own lines and leave-one-out predictions; an
     # element's companion alone can sit on a neighbour's line by chance
     strict = {p.ref.name for p in probes if p.ref.kind == "anode"} | {n for n, _, _ in loo}
-    if res:
-        bad = [(n, r) for n, r, s in res if abs(r) > max(INDEPENDENT_TOL_EV, 3.0 * s)]
-        worst = max(res, key=lambda t: abs(t[1]))
-        gross = any(abs(r) > 100.0 for _, r in bad)
-        n_strict = len([n for n, _, _ in res if n in strict])
-        if bad:
-            msg = ", ".join(f"{n} {r:+.0f} eV" for n, r in bad[:4])
-            out.append(
-                check(
-                    "independent lines",
-                    False,
-                    f"lines not used in the fit land off their place: {msg}",
-                    critical=gross,
-                    n=len(res),
-                    worst_eV=float(worst[1]),
-                )
-            )
-        elif n_strict == 0:
-            out.append(
-                check(
-                    "independent lines",
-                    False,
-                    "only companions of the fitted element lines confirm "
-                    "the calibration (no anode line, no redundant fit)",
-                    n=len(res),
-                )
-            )
-        else:
-            label = ", ".join(n for n, _, _ in res[:5])
-            out.append(
-                check(
-                    "independent lines",
-                    True,
-                    f"{len(res)} independent line position(s) fit within {abs(worst[1]):.0f} eV ({label})",
-                    n=len(res),
-                    worst_eV=float(worst[1]),
-                )
-            )
-    else:
-        out.append(
-            check(
-                "independent lines",
-                False,
-                "no line outside the fit confirms the calibration (nothing independent to check)",
-                n=0,
-            )
-        )
+    out = [_independent_verdict(res, strict)]
     anode_seen = _anode_seen(
         spec, obs, gain, offset, anode, tube_kv, [e[0].keV for e in entries if e[0].kind == "element"]
     )
@@ -390,3 +343,43 @@ def _scatter_evidence(
     c_lo = (float(physics.compton_shift(keV, 180.0)) - offset) / gain - 0.5 * fw
     sig = [o.significance for o in obs if min(c_lo, c - 1.0 * fw) <= o.channel <= c + 0.4 * fw]
     return float(max(sig)) if sig else 0.0
+
+
+def _independent_verdict(res: Sequence[tuple[str, float, float]], strict: set[str]) -> dict[str, Any]:
+    """The ``independent lines`` check from (name, residual eV, sigma eV) of lines outside
+    the fit; it passes only with a strict confirmation and every residual in tolerance."""
+    if not res:
+        return check(
+            "independent lines",
+            False,
+            "no line outside the fit confirms the calibration (nothing independent to check)",
+            n=0,
+        )
+    bad = [(n, r) for n, r, s in res if abs(r) > max(INDEPENDENT_TOL_EV, 3.0 * s)]
+    worst = max(res, key=lambda t: abs(t[1]))
+    if bad:
+        msg = ", ".join(f"{n} {r:+.0f} eV" for n, r in bad[:4])
+        return check(
+            "independent lines",
+            False,
+            f"lines not used in the fit land off their place: {msg}",
+            critical=any(abs(r) > 100.0 for _, r in bad),
+            n=len(res),
+            worst_eV=float(worst[1]),
+        )
+    if not any(n in strict for n, _, _ in res):
+        return check(
+            "independent lines",
+            False,
+            "only companions of the fitted element lines confirm the calibration "
+            "(no anode line, no redundant fit)",
+            n=len(res),
+        )
+    label = ", ".join(n for n, _, _ in res[:5])
+    return check(
+        "independent lines",
+        True,
+        f"{len(res)} independent line position(s) fit within {abs(worst[1]):.0f} eV ({label})",
+        n=len(res),
+        worst_eV=float(worst[1]),
+    )
