@@ -151,6 +151,24 @@ def rows() -> list[str]:
                        f"| {big['seconds']:.0f} s, peak RSS {big['peak_rss_MB']:.0f} MB, "
                        f"mean error {big['mean_px']:.1f} scan px, verdict {big['quality']} "
                        f"(machine shared by 8 jobs) | < 60 s, registered |")
+    dc = _load("decompose")
+    if dc:
+        a = dc["accuracy"]
+        out += [
+            f"| decompose: {a['n']} held-out synthetic paintings (half with materials sharing "
+            f"elements) | right {100 * a['right']:.0f}% (r >= 0.9 {100 * a['r_ge_0.9']:.0f}%, cosine >= 0.95 "
+            f"{100 * a['cosine_ge_0.95']:.0f}%, ARI >= 0.8 {100 * a['ari_ge_0.8']:.0f}%); called good "
+            f"{100 * a['called_good']:.0f}%, wrong but good {a['good_but_wrong']} "
+            f"| r >= 0.9, cosine >= 0.95, ARI >= 0.8; no confident wrong answer |",
+        ]
+        sp = dc.get("speed")
+        if sp:
+            out.append(
+                f"| decompose a {sp['cube_bytes'] / 2**30:.0f} GiB cube vs maxrf4u's NMF "
+                f"| {sp['speedup_vs_maxrf4u']:.1f}x faster ({sp['seconds']['maxrf_decompose']:.0f} s vs "
+                f"{sp['seconds']['maxrf4u_nmf']:.0f} s), peak RSS {sp['peak_rss_MB']['maxrf_decompose']} MB vs "
+                f"{sp['peak_rss_MB']['maxrf4u_nmf']} MB ({sp['memory_ratio_maxrf4u_over_ours']:.1f}x less); "
+                f"{sp['decompose_over_numpy_pass']:.1f}x a numpy pass | >= 5x faster, 1/10 the memory |")
     lg = _load("large")
     if lg:
         out.append(f"| larger than RAM: {lg['cube_GB']:.0f} GB cube, {lg['ram_GB']:.0f} GB RAM "
