@@ -127,7 +127,7 @@ x = np.arange(y.size)
 peaks, _ = ssg.find_peaks(ssg.savgol_filter(y, 21, 2), prominence=0.05 * y.max())
 widths = ssg.peak_widths(y, peaks, rel_height=0.5)[0] / 2.3548
 H = [np.exp(-0.5 * ((x - p) / max(w, 2.0)) ** 2) for p, w in zip(peaks, widths)]
-H.append(Baseline(x).snip(s, max_half_window=40)[0])
+H.append(np.clip(Baseline(x).snip(s, max_half_window=40)[0], 0, None))
 H = np.array(H, dtype=np.float32)
 cube = ds.cube
 h, w, d = cube.shape
