@@ -38,8 +38,8 @@ def estimate_fwhm(
     anode's broad Compton region -- give ``FWHM(E)``; the Fano law
     ``FWHM**2 = noise**2 + FANO_SLOPE * E`` turns each into an estimate at 5.9 keV; the
     significance-weighted median of the plausible ones (:data:`FWHM_PLAUSIBLE_KEV`) is
-    returned. Within 2 % of the truth on synthetic spectra of 0.125-0.23 keV detectors
-    from 3,000 counts per element (tests/physics/test_estimate.py).
+    returned. Within 4 % of the truth on synthetic spectra of 0.125-0.23 keV detectors
+    from 3,000 counts per element (tests/physics/test_physics_estimate.py).
 
     Parameters
     ----------
