@@ -40,7 +40,7 @@ OVERLAP_PAIRS = [("Cu", "Zn"), ("Pb", "As"), ("Pb", "S"), ("Ti", "Ba"), ("Hg", "
 ANODES = {"Rh": (35.0, 40.0, 50.0), "Mo": (30.0, 40.0, 50.0), "W": (35.0, 40.0, 50.0),
           "Cu": (30.0, 40.0)}
 #: seeds used while developing (never in the measured set)
-DEV_SEEDS = range(0, 10)
+DEV_SEEDS = range(0, 30)
 #: seeds of the measured (held-out) set
 HOLDOUT_SEED0 = 7000
 

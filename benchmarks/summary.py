@@ -68,8 +68,11 @@ def rows() -> list[str]:
                    f"64 x 64 to 400 x 400 x 4096; Rh, Mo, W, Cu anodes; overlap pairs) "
                    f"| precision {h['precision']:.3f}, recall {h['recall_detectable']:.3f} (lines > 5 sigma) "
                    f"| >= 0.98 / >= 0.95 |")
-        out.append(f"| identification: confidence reliability, anode scatter lines unexplained "
-                   f"| max gap to the diagonal {i['reliability_max_gap']:.3f}; "
+        bins = ", ".join(f"{b['lo']:.1f}-{b['hi']:.1f}: {b['fraction_present']:.3f} present at "
+                         f"{b['mean_confidence']:.3f} (n {b['n']})"
+                         for b in h["reliability"]["bins"] if b["n"] >= 10)
+        out.append(f"| identification: confidence reliability (bins with n >= 10), anode scatter "
+                   f"lines unexplained | max gap {i['reliability_max_gap']:.3f} ({bins}); "
                    f"{i['scatter_lines_unexplained']} unexplained | <= 0.1; 0 |")
     elif i:
         s = i["synthetic_scans"]

@@ -80,7 +80,7 @@ Algorithm of :func:`identify` (one spectrum)
    :data:`DCHI2_POSSIBLE`, ``z >=`` :data:`Z_POSSIBLE`, main line seen) or ``absent``.
    The raw score ``line_fraction * z**2 / (z**2 + Z_HALF**2)`` in [0, 1] is mapped into
    its status's band of :data:`CONFIDENCE_BANDS` (:func:`calibrated_confidence`): present
-   0.95..1, possible 0.1..0.5, absent 0..0.08 -- bands read off the reliability curve of
+   0.95..1, possible 0.03..0.15, absent 0..0.02 -- bands read off the reliability curve of
    synthetic scans with known truth, so that of the elements given confidence ``p`` a
    fraction close to ``p`` is there, and an absent element never outranks a present one.
    A line is *visible* (its absence counts) only where its expected area stands
