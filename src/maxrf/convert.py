@@ -204,28 +204,15 @@ def convert(
     DataStack
         The new store, opened read-only.
     """
-    from maxrf.io import open_scan
-
     if sigma < 0 or not np.isfinite(sigma):
         raise ParameterError(f"--sigma must be >= 0 channels, got {sigma}")
     codecs_for(np.dtype(np.uint16), compression)  # refuses a bad compression before any work
-    scan = open_scan(scan_path, dataset, lenient=lenient)
-    header = getattr(scan, "header", None)  # ripple headers report what they did not use
-    for text in getattr(header, "warnings", ()):
-        warnings.warn(text, HeaderWarning, stacklevel=2)
-    unknown = getattr(header, "unknown_keys", ())
-    if unknown:
-        warnings.warn(f"header keys not used: {', '.join(unknown)}", HeaderWarning, stacklevel=2)
+    scan = _open_scan(scan_path, dataset, lenient)
     out = Path(out) if out is not None else default_output(scan.path)
     if out.suffix != ".datastack":
         out = out.with_name(out.name + ".datastack")
     check_output(out, overwrite)
-    if calibration not in (None, "header", "auto", "manual"):
-        raise ParameterError(f"calibration must be 'header', 'auto' or 'manual', got {calibration!r}")
-    if calibration == "header" and scan.calibration is None:
-        raise ParameterError(f"{scan.rpl_path}: the header carries no calibration; use 'auto' or 'manual'")
-    if (calibration == "manual") != (manual is not None):
-        raise ParameterError("a manual calibration needs calibration='manual' and the CH:KEV pairs")
+    _check_calibration_choice(scan, calibration, manual)
     _clean_stale_partials(out)
 
     h, w, c = scan.shape
@@ -248,6 +235,29 @@ def convert(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return DataStack(out)
+
+
+def _open_scan(scan_path: str | os.PathLike, dataset: str | None, lenient: bool) -> Any:
+    """The scan's reader; what a ripple header did not use is reported as a HeaderWarning."""
+    from maxrf.io import open_scan
+
+    scan = open_scan(scan_path, dataset, lenient=lenient)
+    header = getattr(scan, "header", None)  # ripple headers report what they did not use
+    for text in getattr(header, "warnings", ()):
+        warnings.warn(text, HeaderWarning, stacklevel=3)
+    unknown = getattr(header, "unknown_keys", ())
+    if unknown:
+        warnings.warn(f"header keys not used: {', '.join(unknown)}", HeaderWarning, stacklevel=3)
+    return scan
+
+
+def _check_calibration_choice(scan: Any, calibration: str | None, manual: str | None) -> None:
+    if calibration not in (None, "header", "auto", "manual"):
+        raise ParameterError(f"calibration must be 'header', 'auto' or 'manual', got {calibration!r}")
+    if calibration == "header" and scan.calibration is None:
+        raise ParameterError(f"{scan.path}: the header carries no calibration; use 'auto' or 'manual'")
+    if (calibration == "manual") != (manual is not None):
+        raise ParameterError("a manual calibration needs calibration='manual' and the CH:KEV pairs")
 
 
 def _build(tmp, scan, store_dtype, block, sigma, flip_h, flip_v, progress, client,
