@@ -100,6 +100,9 @@ def test_identify_cli_lists_possible_apart(monkeypatch, capsys, tmp_path):
         def table(self, absent=False):
             return "table"
 
+        def evidence(self, absent=False):
+            return ""
+
     import maxrf.identify
 
     monkeypatch.setattr(maxrf.identify, "identify", lambda *a, **k: Result())

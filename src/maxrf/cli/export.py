@@ -22,7 +22,7 @@ def add_parser(sub):
     p.add_argument("--cube", action="store_true", help="h5: also write the cube (block by block)")
     p.add_argument("--no-maps", action="store_true", help="hspy: the cube only")
     p.add_argument("--pixel", action="append", default=[], metavar="ROW,COL",
-                   help="csv: add this pixel's spectrum as a column (repeatable)")
+                   help="csv: add this pixel's spectrum as a column (repeatable; default none)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", action="store_true", help="print nothing")
     return p
