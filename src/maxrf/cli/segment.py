@@ -22,7 +22,8 @@ def add_options(p, element: bool = True) -> None:
     if element:
         p.add_argument("--out", help="write the particle table as CSV (particles only)")
         p.add_argument("--plot", help="write the class overlay (PNG/SVG)")
-    p.add_argument("--max-radius", type=float, default=3.0, help="largest particle radius, pixels (default 3)")
+    p.add_argument("--max-radius", type=float, default=3.0,
+                   help="largest particle radius, pixels (default 3)")
     p.add_argument("--significance", type=float, default=3.5,
                    help="particle seed threshold, in noise units (default 3.5)")
 
