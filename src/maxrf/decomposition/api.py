@@ -39,7 +39,7 @@ def decompose(
     n_classes: int | None = None,
     max_components: int = 12,
     max_classes: int = 10,
-    sample_pixels: int = 10000,
+    sample_pixels: int = 4000,
     store: bool = True,
     seed: int = 0,
     client: Any = None,

@@ -33,7 +33,7 @@ def poisson_scale(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def estimate_rank(x: np.ndarray, max_rank: int = 12, margin: float = 1.1, seed: int = 0,
-                  draws: int = 3) -> dict[str, Any]:
+                  draws: int = 2) -> dict[str, Any]:
     """Number of components that rise above the Poisson noise of counts ``x``.
 
     Parameters
