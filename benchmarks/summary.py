@@ -154,6 +154,19 @@ def rows() -> list[str]:
                        f"| {big['seconds']:.0f} s, peak RSS {big['peak_rss_MB']:.0f} MB, "
                        f"mean error {big['mean_px']:.1f} scan px, verdict {big['quality']} "
                        f"(machine shared by 8 jobs) | < 60 s, registered |")
+    ev = _load("everyday")
+    if ev:
+        sn, cp, pl = ev["seed_notebook"], ev["convert_pass"], ev["peak_list"]
+        out += [
+            f"| the seed's get_slices(ds.energies(), ds.max_spectrum()) on raw counts "
+            f"| {sn['peaks_smoothed_max']} peaks (on the raw max spectrum: {sn['peaks_raw_max']}) "
+            f"| the scan's real peaks |",
+            f"| smoothed max spectrum in convert's pass (`--no-seed-max` skips it) "
+            f"| {cp['ratio']:.1f}x the CPU of the bare max/mean pass (busy machine) | |",
+            f"| peak maps and hotmax share one peak list "
+            f"| {pl['peak_maps']} = {pl['hotmax_peaks']} peaks, at least "
+            f"{pl['min_separation_fwhm']:.1f} FWHM apart | no near-duplicates |",
+        ]
     dc = _load("decompose")
     if dc:
         a = dc["accuracy"]
