@@ -36,10 +36,13 @@ def array_source():
     return ArraySource
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def client():
-    """A real dask.distributed cluster: 2 worker processes, shared by the whole session."""
-    distributed = pytest.importorskip("distributed")
+    """A real dask.distributed cluster: 2 worker processes, shared by the tests of a module.
+
+    Module-scoped so that its threads and its default client are gone before other modules
+    run in the same process (memory measurements, dask's default scheduler)."""
+    import distributed
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                        dashboard_address=None, silence_logs=40)
     c = distributed.Client(cluster)

@@ -115,7 +115,7 @@ def test_plot_calibration_of_a_datastack(atlas, tmp_path):
 
 
 def test_plot_calibration_with_a_calibration_object(atlas, tmp_path):
-    calibration = pytest.importorskip("maxrf.calibration")
+    from maxrf import calibration
     ds = atlas.datastack
     cal = ds.calibration
     peak = calibration.CalibrationPeak(name="Fe Ka", channel=float(PEAKS[0]["channel"]), keV=6.40,

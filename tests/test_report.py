@@ -367,6 +367,7 @@ def test_hotmax_uses_plot_puzzle_when_it_works(full, monkeypatch):
 
     monkeypatch.setattr(build._PuzzleMaker, "_atlas", lambda self: FakeAtlas(self.ds))
     monkeypatch.setattr(build._PuzzleMaker, "plot", staticmethod(fake_puzzle))
+    plt.close("all")  # figures other tests of this process left open are not the report's
     html = build.build_report(full[0])
     assert calls == [0, 1, 2]
     assert len(re.findall(r'<img class="puzzle" data-hotmax="\d"', html)) == 3
