@@ -19,9 +19,7 @@ from maxrf.io import detect_format, open_scan
 from maxrf.io.ripple import write_ripple
 
 ROOT = Path(__file__).resolve().parents[2]
-BCF = ROOT.parent / "shared" / "data" / "bcf"
-if not BCF.is_dir():  # a git worktree sits one level deeper than the repository's clone
-    BCF = Path("/work/shared/data/bcf")
+BCF = ROOT.parent / "shared" / "data" / "bcf"  # shared/ lies beside the clone; missing files fail
 FILES = ["16x16_12bit_packed_8bit.bcf", "P45_the_default_job.bcf"]
 
 

@@ -291,8 +291,10 @@ def cluster(ds: DataStack | str | os.PathLike, n_classes: int | None = None, **k
     -------
     Clustering
     """
-    result = decompose(ds, n_classes=n_classes, classes=True, **kwargs)
-    assert result.clustering is not None
-    return result.clustering
+    kwargs.pop("classes", None)  # the classes are what is asked for
+    clustering = decompose(ds, n_classes=n_classes, classes=True, **kwargs).clustering
+    if clustering is None:  # decompose always classifies when classes=True
+        raise RuntimeError("decompose returned no classes")
+    return clustering
 
 
