@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from maxrf.export.stored import MAP_LAYERS, atomic_output, map_stack, open_source
+from maxrf.export.stored import MAP_LAYERS, atomic_output, map_stack
+from maxrf.store import open_datastack
 
 __all__ = ["export_hdf5"]
 
@@ -50,7 +51,7 @@ def export_hdf5(source: Any, out: str | os.PathLike | None = None, *, cube: bool
 
     from maxrf import __version__
 
-    ds = open_source(source)
+    ds = open_datastack(source)
     out = Path(out) if out is not None else ds.path.with_suffix(".h5")
     cal = ds.calibration
     with atomic_output(out, overwrite) as tmp, h5py.File(tmp, "w") as f:

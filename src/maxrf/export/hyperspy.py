@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 from maxrf.errors import LayerMissingError, ParameterError
-from maxrf.export.stored import atomic_output, map_stack, open_source
+from maxrf.export.stored import atomic_output, map_stack
+from maxrf.store import open_datastack
 
 __all__ = ["FORMATS", "export_hyperspy"]
 
@@ -137,7 +138,7 @@ def export_hyperspy(
             f"--to zspy: rosettasciio {rsciio.__version__} writes .zspy with zarr-2 classes that "
             "zarr 3 (maxrf's store) lacks; use --to hspy, which HyperSpy also opens lazily"
         )
-    ds = open_source(source)
+    ds = open_datastack(source)
     out = Path(out) if out is not None else ds.path.with_suffix(f".{fmt}")
     if out.suffix != f".{fmt}":
         out = out.with_name(out.name + f".{fmt}")

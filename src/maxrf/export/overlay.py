@@ -192,9 +192,9 @@ def export_overlays(ds: Any, elements: Sequence[str], out: str | os.PathLike, *,
     """
     from maxrf.registration.register import element_stack
     from maxrf.registration.result import read_registration
-    from maxrf.store import DataStack
+    from maxrf.store import open_datastack
 
-    ds = ds if isinstance(ds, DataStack) else DataStack(ds)
+    ds = open_datastack(ds)
     reg = read_registration(ds)
     _check_usable(reg, ds.path, allow_doubtful)
     stack, _ = element_stack(ds, list(elements))
@@ -254,7 +254,7 @@ def mosaic(
     from maxrf.io.photo import photo_size, sha256_file
     from maxrf.registration.register import element_stack
     from maxrf.registration.result import read_registration
-    from maxrf.store import DataStack
+    from maxrf.store import open_datastack
 
     if not datastacks:
         raise ParameterError("mosaic needs at least one datastack")
@@ -265,7 +265,7 @@ def mosaic(
     acc = {el: np.zeros((oh, ow), dtype=np.float64) for el in elements}
     wsum = np.zeros((oh, ow), dtype=np.float64)
     for item in datastacks:
-        ds = item if isinstance(item, DataStack) else DataStack(item)
+        ds = open_datastack(item)
         reg = read_registration(ds)
         _check_usable(reg, ds.path, True)
         if reg.photo_sha256 != digest:

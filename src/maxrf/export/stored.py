@@ -15,17 +15,10 @@ import numpy as np
 
 from maxrf.errors import LayerMissingError, OutputExistsError, OutputLocationError, ParameterError
 
-__all__ = ["MAP_LAYERS", "MapStack", "atomic_output", "map_stack", "open_source"]
+__all__ = ["MAP_LAYERS", "MapStack", "atomic_output", "map_stack"]
 
 MAP_LAYERS = ("element_maps", "peak_maps")
 """Layers holding ``(k, H, W)`` maps, in the order exports prefer them."""
-
-
-def open_source(source: Any) -> Any:
-    """A :class:`~maxrf.store.DataStack` from a path or a DataStack."""
-    from maxrf.store import DataStack
-
-    return source if isinstance(source, DataStack) else DataStack(source)
 
 
 @dataclass

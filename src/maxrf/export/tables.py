@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from maxrf.errors import ParameterError
-from maxrf.export.stored import atomic_output, open_source
+from maxrf.export.stored import atomic_output
+from maxrf.store import open_datastack
 
 __all__ = ["export_csv"]
 
@@ -48,7 +49,7 @@ def export_csv(source: Any, out: str | os.PathLike | None = None, *,
     ParameterError
         A pixel lies outside the image.
     """
-    ds = open_source(source)
+    ds = open_datastack(source)
     h, w, c = ds.shape
     for r, col in pixels:
         if not (0 <= r < h and 0 <= col < w):

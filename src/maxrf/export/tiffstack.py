@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from maxrf.export.stored import atomic_output, map_stack, open_source
+from maxrf.export.stored import atomic_output, map_stack
+from maxrf.store import open_datastack
 
 __all__ = ["export_tiff_stack"]
 
@@ -43,7 +44,7 @@ def export_tiff_stack(source: Any, out: str | os.PathLike | None = None, *, laye
     """
     import tifffile
 
-    ds = open_source(source)
+    ds = open_datastack(source)
     stack = map_stack(ds, layer)
     k, h, w = stack.shape
     out = Path(out) if out is not None else ds.path.with_name(f"{ds.path.stem}_{stack.layer}.tif")

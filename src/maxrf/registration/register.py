@@ -172,9 +172,9 @@ def register(
     ParameterError
         Bad control points.
     """
-    from maxrf.store import DataStack
+    from maxrf.store import open_datastack
 
-    ds = ds if isinstance(ds, DataStack) else DataStack(ds)
+    ds = open_datastack(ds)
     img, label = scan_image(ds, image)
     reg = register_image(img, photo, points, refine=refine, max_side=max_side, label=label)
     if store:

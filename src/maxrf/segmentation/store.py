@@ -12,17 +12,12 @@ import numpy as np
 from maxrf.errors import OutputExistsError, OutputLocationError, ParameterError
 from maxrf.segmentation.result import Segmentation
 from maxrf.segmentation.segment import segment_map
+from maxrf.store import open_datastack
 
 __all__ = ["read_segmentation", "segment_datastack", "write_classes_tiff"]
 
 #: name of the stored layer
 LAYER = "segmentation"
-
-
-def _open(ds: Any) -> Any:
-    from maxrf.store import DataStack
-
-    return ds if isinstance(ds, DataStack) else DataStack(ds)
 
 
 def segment_datastack(ds: Any, element: str = "Fe", *, store: bool = True,
@@ -54,7 +49,7 @@ def segment_datastack(ds: Any, element: str = "Fe", *, store: bool = True,
     """
     from maxrf.speckles import _StoredMaps, element_map_of
 
-    ds = _open(ds)
+    ds = open_datastack(ds)
     image, source = element_map_of(ds, element)
     others: Mapping[str, Any] = {}
     if "element_maps" in ds.layers:
@@ -69,7 +64,7 @@ def segment_datastack(ds: Any, element: str = "Fe", *, store: bool = True,
 
 def read_segmentation(ds: Any) -> Segmentation:
     """The stored segmentation of a datastack (layer ``segmentation``), as a Segmentation."""
-    layer = _open(ds).read(LAYER)
+    layer = open_datastack(ds).read(LAYER)
     attrs = layer.attrs
     rows = attrs.get("table", [])
     keys = list(rows[0]) if rows else ["label", "row", "col", "row_weighted", "col_weighted",
