@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from maxrf.cli._common import add_scheduler, client_from
+
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
@@ -13,24 +15,30 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Fit non-negative components on a stratified sample of pixels, then compute "
                     "every pixel's abundances and material class in one pass over the cube; "
                     "stored as the 'decomposition' and 'clusters' layers.")
+    add_options(p)
+    p.add_argument("--no-classes", action="store_true", help="skip the material classes")
+    return p
+
+
+def add_options(p: argparse.ArgumentParser) -> None:
+    """The options ``maxrf decompose`` and ``maxrf cluster`` share."""
     p.add_argument("datastack", help="the .datastack folder")
     p.add_argument("--components", type=int, default=None,
                    help="number of components (default: as many as rise above the Poisson noise)")
     p.add_argument("--classes", type=int, default=None,
-                   help="number of material classes (default: chosen by BIC)")
-    p.add_argument("--no-classes", action="store_true", help="skip the material classes")
+                   help="number of material classes (default: chosen by BIC, overlapping ones merged)")
     p.add_argument("--out", help="folder for the abundance maps (float32 TIFF) and the class map")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
-    p.add_argument("--scheduler", help="dask.distributed scheduler address for the pass over the cube")
+    add_scheduler(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p
 
 
 def run(args: argparse.Namespace) -> int:
     from maxrf.decomposition import decompose
 
     result = decompose(args.datastack, args.components, n_classes=args.classes,
-                       classes=not args.no_classes, client=args.scheduler, progress=not args.quiet)
+                       classes=not getattr(args, "no_classes", False), client=client_from(args),
+                       progress=not args.quiet)
     return report(result, args)
 
 
