@@ -146,6 +146,10 @@ def main() -> dict:
         "from maxrf import DataStack\nfrom maxrf.speckles import find_speckles\n"
         f"ds = DataStack({str(ds_path)!r})\n"
         "atlas, table = find_speckles(ds, 'Fe')\n")
+    # unsupervised components and classes (sample fit, then one pass streamed to the store)
+    steps["decompose"] = run_child(
+        "from maxrf import DataStack\nfrom maxrf.decomposition import decompose\n"
+        f"decompose(DataStack({str(ds_path)!r}))\n")
     # the shareable report of the whole scan: every map drawn from the store, one at a time
     steps["report"] = run_child(
         "from maxrf import DataStack\nfrom maxrf.report import write_report\n"
