@@ -78,6 +78,31 @@ def require_evidence(ds: Any, element: str, what: str = "map") -> str:
         f"(give an energy window with --window KEV1:KEV2 to use one anyway)", ds.path)
 
 
+def checked_map(ds: Any, element: str, window: tuple[float, float] | None = None,
+                what: str = "map") -> tuple[Any, str]:
+    """The map a per-element result (speckles, segmentation) is computed on, and its source.
+
+    With ``window`` (keV, low and high): the peak map of that window, whatever the
+    identification says (the user made the choice explicit). Without: the element's map
+    (:func:`maxrf.speckles.element_map_of`) after :func:`require_evidence`, so an element
+    the scan shows no sign of is refused with one line rather than answered with the map
+    of whatever peak lies near its line.
+
+    Raises
+    ------
+    EvidenceError
+        No evidence of ``element`` and no ``window``.
+    LayerMissingError
+        No map of ``element`` stored.
+    """
+    from maxrf.speckles import element_map_of, window_map
+
+    if window is not None:
+        return window_map(ds, window)
+    require_evidence(ds, element, what)
+    return element_map_of(ds, element)
+
+
 def parse_window(text: str) -> tuple[float, float]:
     """``'10.3:10.8'`` -> ``(10.3, 10.8)`` keV, checked (two numbers, low < high, >= 0)."""
     try:
