@@ -115,6 +115,30 @@ def test_evidence_statuses(scan):
         parse_window("6.2-6.6")
 
 
+def test_a_possible_element_is_shown_as_possible_everywhere(scan, tmp_path, capsys):
+    """Report headings, viewer map labels and element list, ``maxrf info``: 'Re?', never 'Re'."""
+    import re
+
+    from maxrf.cli import main
+    from maxrf.report import build_report
+    from maxrf.viewer.app import ViewerApp
+
+    assert main(["maps", str(scan.path), "--elements", "Pb,Re", "--method", "window", "--quiet",
+                 "--format", "tiff", "--out", str(tmp_path / "m")]) == 0
+    html = build_report(scan)
+    headings = dict(re.findall(r'data-card="(Pb|Re)"><h3>([^<]+?) <span', html))
+    assert headings == {"Pb": "Pb", "Re": "Re?"}
+    info = ViewerApp(scan).info()
+    labels = {m["key"]: m["label"] for m in info["maps"] if m["layer"] == "element_maps"}
+    assert labels == {"Pb": "Pb", "Re": "Re?"}
+    assert {e["element"]: e["status"] for e in info["elements"]}["Re"] == "possible"
+    assert main(["info", str(scan.path)]) == 0
+    out = capsys.readouterr().out
+    assert "possible: Re?" in out
+    run = [line for line in out.splitlines() if "map run" in line and "Pb" in line]
+    assert run and run[0].rstrip().endswith("Pb, Re?"), run
+
+
 def test_identify_cli_lists_possible_apart(monkeypatch, capsys, tmp_path):
     from maxrf.cli import identify as cli_identify
 

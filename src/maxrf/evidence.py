@@ -42,6 +42,18 @@ def element_evidence(ds: Any, element: str) -> str:
     return ABSENT
 
 
+def element_statuses(ds: Any) -> dict[str, str]:
+    """``{element: 'present' | 'possible'}`` of the stored identification (empty without one)."""
+    out: dict[str, str] = {}
+    if "identification" in ds.layers:
+        for entry in ds.read("identification").attrs.get("elements", []):
+            if isinstance(entry, Mapping):
+                status = str(entry.get("status", "")).strip().lower()
+                if status in (PRESENT, POSSIBLE):
+                    out[str(entry.get("element", "")).strip()] = status
+    return out
+
+
 def require_evidence(ds: Any, element: str, what: str = "map") -> str:
     """The element's evidence, or :class:`EvidenceError` when the scan shows none.
 
@@ -131,12 +143,8 @@ def stored_summary(ds: Any) -> dict[str, Any]:
     from maxrf.runs import runs_of
 
     out: dict[str, Any] = {"present": [], "possible": [], "element_map_runs": {}}
-    if "identification" in ds.layers:
-        for entry in ds.read("identification").attrs.get("elements", []):
-            if isinstance(entry, Mapping):
-                status = str(entry.get("status", "")).strip().lower()
-                if status in (PRESENT, POSSIBLE):
-                    out[status].append(str(entry.get("element")))
+    for element, status in element_statuses(ds).items():
+        out[status].append(element)
     if "element_maps" in ds.layers:
         for el, run in runs_of(dict(ds.read("element_maps", lazy=True).attrs)).items():
             key = f"{run.get('run', 'earlier run')} ({run.get('method', '?')})"
