@@ -49,8 +49,6 @@ LONG_FUNCTIONS = {
     "maxrf.io.ripple:write_ripple",
     "maxrf.maps.compute:compute_maps",
     "maxrf.peaks:fit_peaks",
-    "maxrf.plot.puzzle:plot_ptrn",
-    "maxrf.plot.puzzle:plot_puzzle",
     "maxrf.report.figures:spectrum_svg",
     "maxrf.segmentation.segment:segment_map",
     "maxrf.speckles:_height_scan",
