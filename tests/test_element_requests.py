@@ -51,6 +51,37 @@ def test_speckles_cli_one_line_and_explicit_window(scan, capsys):
     assert main(["speckles", str(scan.path), "--window", "10:9"]) == 1
 
 
+def test_segmentation_of_an_absent_element_is_refused(scan):
+    from maxrf.evidence import EvidenceError
+    from maxrf.segmentation import segment_datastack
+    from maxrf.speckles import element_map_of
+
+    assert "10.5" in element_map_of(scan, "As")[1]  # Pb La would stand in without the check
+    for element in ("As", "K"):
+        with pytest.raises(EvidenceError, match=f"no segmentation of {element}"):
+            segment_datastack(scan, element, store=False)
+    seg = segment_datastack(scan, "As", window=(10.3, 10.8), store=False)
+    assert seg.evidence["source"].startswith("window 10.")
+
+
+def test_segment_cli_one_line_and_explicit_window(scan, tmp_path, capsys):
+    from maxrf.cli import main
+
+    for argv in (["segment", str(scan.path), "--element", "As"],
+                 ["speckles", str(scan.path), "--element", "As", "--classes",
+                  str(tmp_path / "c.tiff")]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "As" in err[0] and "--window KEV1:KEV2" in err[0], err
+    assert not (tmp_path / "c.tiff").exists()
+    assert main(["segment", str(scan.path), "--element", "As", "--window", "10.3:10.8"]) == 0
+    assert "in the window 10.3-10.8 keV" in capsys.readouterr().out
+    assert scan.read("segmentation").attrs["evidence"]["source"].startswith("window 10.")
+    assert main(["segment", str(scan.path), "--element", "Re", "--window", "8.5:8.8"]) == 0
+    assert main(["segment", str(scan.path), "--element", "Pb"]) == 0  # present: its map
+    assert "particles of Pb," in capsys.readouterr().out
+
+
 def test_window_map_equals_numpy(scan):
     from maxrf.speckles import window_map
 
@@ -82,6 +113,30 @@ def test_evidence_statuses(scan):
     assert parse_window("6.2:6.6") == (6.2, 6.6)
     with pytest.raises(ParameterError):
         parse_window("6.2-6.6")
+
+
+def test_a_possible_element_is_shown_as_possible_everywhere(scan, tmp_path, capsys):
+    """Report headings, viewer map labels and element list, ``maxrf info``: 'Re?', never 'Re'."""
+    import re
+
+    from maxrf.cli import main
+    from maxrf.report import build_report
+    from maxrf.viewer.app import ViewerApp
+
+    assert main(["maps", str(scan.path), "--elements", "Pb,Re", "--method", "window", "--quiet",
+                 "--format", "tiff", "--out", str(tmp_path / "m")]) == 0
+    html = build_report(scan)
+    headings = dict(re.findall(r'data-card="(Pb|Re)"><h3>([^<]+?) <span', html))
+    assert headings == {"Pb": "Pb", "Re": "Re?"}
+    info = ViewerApp(scan).info()
+    labels = {m["key"]: m["label"] for m in info["maps"] if m["layer"] == "element_maps"}
+    assert labels == {"Pb": "Pb", "Re": "Re?"}
+    assert {e["element"]: e["status"] for e in info["elements"]}["Re"] == "possible"
+    assert main(["info", str(scan.path)]) == 0
+    out = capsys.readouterr().out
+    assert "possible: Re?" in out
+    run = [line for line in out.splitlines() if "map run" in line and "Pb" in line]
+    assert run and run[0].rstrip().endswith("Pb, Re?"), run
 
 
 def test_identify_cli_lists_possible_apart(monkeypatch, capsys, tmp_path):

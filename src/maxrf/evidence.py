@@ -42,6 +42,18 @@ def element_evidence(ds: Any, element: str) -> str:
     return ABSENT
 
 
+def element_statuses(ds: Any) -> dict[str, str]:
+    """``{element: 'present' | 'possible'}`` of the stored identification (empty without one)."""
+    out: dict[str, str] = {}
+    if "identification" in ds.layers:
+        for entry in ds.read("identification").attrs.get("elements", []):
+            if isinstance(entry, Mapping):
+                status = str(entry.get("status", "")).strip().lower()
+                if status in (PRESENT, POSSIBLE):
+                    out[str(entry.get("element", "")).strip()] = status
+    return out
+
+
 def require_evidence(ds: Any, element: str, what: str = "map") -> str:
     """The element's evidence, or :class:`EvidenceError` when the scan shows none.
 
@@ -78,6 +90,31 @@ def require_evidence(ds: Any, element: str, what: str = "map") -> str:
         f"(give an energy window with --window KEV1:KEV2 to use one anyway)", ds.path)
 
 
+def checked_map(ds: Any, element: str, window: tuple[float, float] | None = None,
+                what: str = "map") -> tuple[Any, str]:
+    """The map a per-element result (speckles, segmentation) is computed on, and its source.
+
+    With ``window`` (keV, low and high): the peak map of that window, whatever the
+    identification says (the user made the choice explicit). Without: the element's map
+    (:func:`maxrf.speckles.element_map_of`) after :func:`require_evidence`, so an element
+    the scan shows no sign of is refused with one line rather than answered with the map
+    of whatever peak lies near its line.
+
+    Raises
+    ------
+    EvidenceError
+        No evidence of ``element`` and no ``window``.
+    LayerMissingError
+        No map of ``element`` stored.
+    """
+    from maxrf.speckles import element_map_of, window_map
+
+    if window is not None:
+        return window_map(ds, window)
+    require_evidence(ds, element, what)
+    return element_map_of(ds, element)
+
+
 def parse_window(text: str) -> tuple[float, float]:
     """``'10.3:10.8'`` -> ``(10.3, 10.8)`` keV, checked (two numbers, low < high, >= 0)."""
     try:
@@ -106,12 +143,8 @@ def stored_summary(ds: Any) -> dict[str, Any]:
     from maxrf.runs import runs_of
 
     out: dict[str, Any] = {"present": [], "possible": [], "element_map_runs": {}}
-    if "identification" in ds.layers:
-        for entry in ds.read("identification").attrs.get("elements", []):
-            if isinstance(entry, Mapping):
-                status = str(entry.get("status", "")).strip().lower()
-                if status in (PRESENT, POSSIBLE):
-                    out[status].append(str(entry.get("element")))
+    for element, status in element_statuses(ds).items():
+        out[status].append(element)
     if "element_maps" in ds.layers:
         for el, run in runs_of(dict(ds.read("element_maps", lazy=True).attrs)).items():
             key = f"{run.get('run', 'earlier run')} ({run.get('method', '?')})"

@@ -1105,13 +1105,9 @@ def find_speckles(
     maps: Mapping[str, Any] = {}
     if "element_maps" in ds.layers:  # the table's columns, read one map at a time
         maps = _StoredMaps(ds.read("element_maps", lazy=True))
-    if window is not None:
-        image, source = window_map(ds, window)
-    else:
-        from maxrf.evidence import require_evidence
+    from maxrf.evidence import checked_map
 
-        require_evidence(ds, element, "speckles")
-        image, source = element_map_of(ds, element)
+    image, source = checked_map(ds, element, window, "speckles")
     atlas = SpeckleAtlas(image, n_heights=n_heights)
     del image  # the atlas holds its float64 copy
     clip = atlas.measure_speckles(max_area=max_area)

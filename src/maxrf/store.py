@@ -678,6 +678,34 @@ def write_region(array: zarr.Array, region: tuple[slice, ...], data: np.ndarray)
     array[region] = data
 
 
+def settle_zarr_writes(timeout: float = 30.0) -> None:
+    """Wait until zarr's I/O loop has no write left running.
+
+    zarr writes the chunks of one assignment as concurrent tasks; when one fails (a full
+    disk), the error reaches the caller while the others still run, and a chunk written
+    after the caller removed its folder recreates the folder. Cleaning up after a failed
+    write therefore waits for them first.
+    """
+    import asyncio
+
+    try:
+        from zarr.core.sync import loop as zarr_loop
+    except ImportError:  # another zarr layout: nothing known to wait for
+        return
+    running = zarr_loop[0]
+    if running is None or not running.is_running():
+        return
+
+    async def others_done() -> None:
+        me = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not me]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+
+    with contextlib.suppress(Exception):  # cleanup goes on even if waiting fails
+        asyncio.run_coroutine_threadsafe(others_done(), running).result(timeout + 5)
+
+
 class LayerWriter:
     """Write one or more layers of a store, whole arrays or region by region, and commit
     them together in one atomic manifest update.
@@ -720,6 +748,8 @@ class LayerWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             if not self._committed:
+                if self._dirs:
+                    settle_zarr_writes()  # else a write still running recreates a folder
                 for rel in self._dirs.values():
                     shutil.rmtree(self.path / rel, ignore_errors=True)
         finally:

@@ -46,8 +46,9 @@ def run(args) -> int:
         print(f"  elements     {', '.join(ident['present']) or '-'}"
               + (f"; possible: {', '.join(e + '?' for e in ident['possible'])}"
                  if ident["possible"] else ""))
-    for run, els in ident["element_map_runs"].items():
-        print(f"  map run      {run}: {', '.join(els)}")
+    for run, els in ident["element_map_runs"].items():  # a possible element stays 'Re?'
+        print(f"  map run      {run}: "
+              + ", ".join(el + ("?" if el in ident["possible"] else "") for el in els))
     src = info["provenance"].get("source", {})
     size = src.get("raw_bytes", src.get("bytes", 0))
     print(f"  source       {src.get('rpl') or src.get('path', '?')} ({src.get('format', 'ripple')}, "

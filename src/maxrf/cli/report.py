@@ -21,6 +21,9 @@ def add_parser(sub):
         default=1024,
         help="maps larger than this many pixels are shown reduced (default 1024)",
     )
+    p.add_argument("--pixel-size-mm", type=float, default=None, metavar="MM",
+                   help="scan pixel size in mm, for the maps' scale bars (default: from the "
+                        "scan's header; no scale bar without one)")
     p.add_argument("--quiet", action="store_true", help="print nothing")
     return p
 
@@ -31,7 +34,10 @@ def run(args) -> int:
 
     if args.max_map_side < 16:
         raise ParameterError(f"--max-map-side must be at least 16, got {args.max_map_side}")
-    path = write_report(args.datastack, args.output, title=args.title, max_map_side=args.max_map_side)
+    if args.pixel_size_mm is not None and not args.pixel_size_mm > 0:
+        raise ParameterError(f"--pixel-size-mm must be > 0, got {args.pixel_size_mm}")
+    path = write_report(args.datastack, args.output, title=args.title,
+                        max_map_side=args.max_map_side, pixel_size_mm=args.pixel_size_mm)
     if not args.quiet:
         print(f"wrote {path}")
     return 0

@@ -16,7 +16,12 @@ def add_parser(sub):
 def add_options(p, element: bool = True) -> None:
     """The segmentation options (shared with ``maxrf speckles --classes``)."""
     if element:
-        p.add_argument("--element", default="Fe", help="element whose map is segmented (default Fe)")
+        p.add_argument("--element", default="Fe",
+                       help="element whose map is segmented (default Fe); refused when the "
+                            "identification finds no evidence of it")
+        p.add_argument("--window", metavar="KEV1:KEV2", default=None,
+                       help="segment the peak map of this energy window (keV) instead, whatever "
+                            "the identification says (default: the element's map)")
     p.add_argument("--classes", metavar="TIFF",
                    help="write the classes as a uint8 TIFF (0 background, 1 strokes, 2 particles)")
     if element:
@@ -31,17 +36,21 @@ def add_options(p, element: bool = True) -> None:
 def run(args) -> int:
     from maxrf import DataStack
     from maxrf.errors import OutputLocationError
+    from maxrf.evidence import checked_map, element_evidence, label, parse_window
     from maxrf.segmentation import segment_datastack, write_classes_tiff
     from maxrf.speckles import write_csv
 
+    window = parse_window(args.window) if args.window else None
     for out in (args.classes, args.out, args.plot):  # before anything is computed or stored
         if out and not Path(out).parent.is_dir():
             raise OutputLocationError("the output folder does not exist", Path(out).parent)
     ds = DataStack(args.datastack)
-    seg = segment_datastack(ds, args.element, max_radius=args.max_radius,
+    seg = segment_datastack(ds, args.element, window=window, max_radius=args.max_radius,
                             significance=args.significance)
     frac = 100 * float(seg.stroke_mask.mean())
-    print(f"{seg.n_particles} particles of {args.element}, strokes {frac:.1f}% of the map "
+    what = (f"in the window {window[0]:g}-{window[1]:g} keV" if window else
+            f"of {label(args.element, element_evidence(ds, args.element))}")
+    print(f"{seg.n_particles} particles {what}, strokes {frac:.1f}% of the map "
           f"({seg.verdict}{': ' + '; '.join(seg.warnings) if seg.warnings else ''})")
     if args.classes:
         print(f"wrote {write_classes_tiff(seg, args.classes, overwrite=True)}")
@@ -49,9 +58,8 @@ def run(args) -> int:
         print(f"wrote {write_csv(seg.table, args.out, overwrite=True)}")
     if args.plot:
         from maxrf.plot.segmentation import plot_segmentation
-        from maxrf.speckles import element_map_of
 
-        image, _source = element_map_of(ds, args.element)
+        image, _source = checked_map(ds, args.element, window, "segmentation")
         fig, _ax = plot_segmentation(image, seg)
         fig.savefig(Path(args.plot), dpi=120)
         print(f"wrote {args.plot}")

@@ -105,6 +105,8 @@ def plot_peak_slices(
 
 MANY_IMAGES = 12
 """Above this many images :func:`multi_plot` uses a fixed layout instead of tight_layout."""
+PER_ROW = 4
+"""Images per row of :func:`multi_plot` (the seed's layout)."""
 
 
 def multi_plot(
@@ -122,6 +124,10 @@ def multi_plot(
     zoom_half_wh: Sequence[float] = (100, 100),
 ) -> tuple[Figure, np.ndarray]:
     """Show several images side by side, folded into rows of 4 (maxrf4u's ``multi_plot``).
+
+    The time grows in proportion to the number of images (the seed's, drawing each image
+    into axes already shared with all the others, grew with its cube: minutes for the
+    peak maps of a raw scan).
 
     Parameters
     ----------
@@ -157,40 +163,65 @@ def multi_plot(
     ParameterError
         No image given.
     """
-    import matplotlib.pyplot as plt
-
     n_img = len(images)
     if n_img == 0:
         raise ParameterError("multi_plot needs at least one image")
-    per_row = 4
-    nrows = n_img // per_row + (1 if n_img % per_row else 0)
-    ncols = n_img if n_img <= per_row else per_row
-    figsize = [fig_width, fig_width / 2 + 2 * (nrows - 1)]
-    fig, axs = plt.subplots(nrows=nrows, ncols=ncols, figsize=figsize, squeeze=False,
-                            sharex=sharex, sharey=sharey)
+    fig, axs = _image_grid(n_img, fig_width)
     flat = axs.flatten()
     for i, img in enumerate(images):
         flat[i].imshow(np.asarray(img), cmap=cmap, vmin=vmin, vmax=vmax)
-    if titles is not None:
-        for i, t in enumerate(list(titles)[:n_img]):
-            flat[i].set_title(t, fontsize=fontsize)
+    for i, t in enumerate(list(titles or [])[:n_img]):
+        flat[i].set_title(t, fontsize=fontsize)
     if axis_off:
         for ax in flat:
             ax.set_axis_off()
+    for ax in flat[n_img:]:
+        ax.remove()
+    _share(flat[:n_img], sharex, sharey)
     if zoom_xyc is not None:
-        xc, yc = zoom_xyc
-        hw, hh = zoom_half_wh
-        for ax in flat[:n_img]:
+        (xc, yc), (hw, hh) = zoom_xyc, zoom_half_wh
+        for ax in flat[:1] if (sharex and sharey) else flat[:n_img]:  # shared: one sets all
             ax.set_xlim(xc - hw, xc + hw)
             ax.set_ylim(yc + hh, yc - hh)
-    for ax in flat[n_img : nrows * ncols]:
-        ax.remove()
+    _layout(fig, n_img)
+    return fig, axs
+
+
+def _image_grid(n_img: int, fig_width: float) -> tuple[Figure, np.ndarray]:
+    """The seed's grid of ``n_img`` unshared axes in rows of :data:`PER_ROW`."""
+    import matplotlib.pyplot as plt
+
+    nrows = -(-n_img // PER_ROW)
+    ncols = min(n_img, PER_ROW)
+    figsize = (fig_width, fig_width / 2 + 2 * (nrows - 1))
+    return plt.subplots(nrows=nrows, ncols=ncols, figsize=figsize, squeeze=False)
+
+
+def _share(axes: Sequence[Axes], sharex: bool, sharey: bool) -> None:
+    """Share the axes' limits once every image is drawn.
+
+    Axes shared from the start pass every limit change of each new image to all the
+    others, so drawing n images costs n² updates; joining them afterwards costs n.
+    """
+    first = axes[0]
+    for ax in axes[1:]:
+        if sharex:
+            ax.sharex(first)
+        if sharey:
+            ax.sharey(first)
+    for i, ax in enumerate(axes):  # shared limits: tick labels on the outer axes only
+        if sharex and i + PER_ROW < len(axes):  # an image below shows them
+            ax.xaxis.set_tick_params(which="both", labelbottom=False)
+        if sharey and i % PER_ROW:
+            ax.yaxis.set_tick_params(which="both", labelleft=False)
+
+
+def _layout(fig: Figure, n_img: int) -> None:
     fig.subplots_adjust(hspace=0.4, wspace=0.4)
     if n_img <= MANY_IMAGES:
         fig.tight_layout()
     else:  # tight_layout costs seconds per dozen axes: a fixed layout for a big sheet
         fig.subplots_adjust(left=0.04, right=0.98, bottom=0.02, top=0.98, hspace=0.35, wspace=0.25)
-    return fig, axs
 
 
 def plot_map(

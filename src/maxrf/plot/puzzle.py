@@ -123,28 +123,40 @@ def plot_ptrn(
     if ax is None:
         ax = _new_axes((9.0, 2.5))
     col = np.asarray(pat.color if color is None else _rgb(color), dtype=float)
-    xy = pat.peaks_xy
-    if len(xy):
+    if len(pat.peaks_xy):
         off = float(offset)
-        ax.vlines(xy[:, 0], off, off + scale * xy[:, 1], colors=[col], lw=2.0, linestyles=linestyle,
-                  alpha=alpha)
-        ax.hlines(off, xy[:, 0].min() - 0.1, xy[:, 0].max() + 0.1, colors=[col], lw=0.6, alpha=alpha)
-        if escape and len(pat.escape_keV):
-            ex = pat.escape_keV
-            ax.vlines(ex[:, 0], off, off + scale * np.maximum(ex[:, 1], 0.02), colors=[col], lw=1.0,
-                      linestyles="--")
+        _sticks(ax, pat, off, scale, col, linestyle, alpha, escape)
         if labels:
-            k = int(np.argmax(xy[:, 1]))
-            ax.annotate(pat.element if text is None else text, (xy[k, 0], off + scale * xy[k, 1]),
-                        xytext=(3, 0),
-                        textcoords="offset points", ha="left", va="top", fontsize=9,
-                        fontweight="bold", color=col)
-            for p in pat.peaks:
-                if p.rel_intensity >= label_rel and p is not pat.peaks[k]:
-                    ax.annotate(p.name, (p.energy_keV, off + scale * p.rel_intensity), xytext=(0, 1),
-                                textcoords="offset points", ha="center", va="bottom", fontsize=6,
-                                color=col)
-    return {"elem": pat.element, "name": pat.name, "peaks_xy": xy, "color": col, "ax": ax}
+            _stick_labels(ax, pat, off, scale, col, label_rel, text)
+    return {"elem": pat.element, "name": pat.name, "peaks_xy": pat.peaks_xy, "color": col, "ax": ax}
+
+
+def _sticks(ax: Axes, pat: Any, off: float, scale: float, col: np.ndarray, linestyle: str,
+            alpha: float, escape: bool) -> None:
+    """A pattern's sticks on their base line at height ``off`` (and its escape peaks)."""
+    xy = pat.peaks_xy
+    ax.vlines(xy[:, 0], off, off + scale * xy[:, 1], colors=[col], lw=2.0, linestyles=linestyle,
+              alpha=alpha)
+    ax.hlines(off, xy[:, 0].min() - 0.1, xy[:, 0].max() + 0.1, colors=[col], lw=0.6, alpha=alpha)
+    if escape and len(pat.escape_keV):
+        ex = pat.escape_keV
+        ax.vlines(ex[:, 0], off, off + scale * np.maximum(ex[:, 1], 0.02), colors=[col], lw=1.0,
+                  linestyles="--")
+
+
+def _stick_labels(ax: Axes, pat: Any, off: float, scale: float, col: np.ndarray,
+                  label_rel: float, text: str | None) -> None:
+    """The symbol (or ``text``) at the strongest stick, line names above the strong ones."""
+    xy = pat.peaks_xy
+    k = int(np.argmax(xy[:, 1]))
+    ax.annotate(pat.element if text is None else text, (xy[k, 0], off + scale * xy[k, 1]),
+                xytext=(3, 0), textcoords="offset points", ha="left", va="top", fontsize=9,
+                fontweight="bold", color=col)
+    for p in pat.peaks:
+        if p.rel_intensity >= label_rel and p is not pat.peaks[k]:
+            ax.annotate(p.name, (p.energy_keV, off + scale * p.rel_intensity), xytext=(0, 1),
+                        textcoords="offset points", ha="center", va="bottom", fontsize=6,
+                        color=col)
 
 
 def _rgb(color: Any) -> tuple[float, float, float]:
@@ -304,6 +316,24 @@ def plot_puzzle(
 
     if yscale not in ("linear", "log"):
         raise ParameterError(f"yscale must be 'linear' or 'log', got {yscale!r}")
+    y, i = _hotmax_spectrum(atlas, n)
+    x = np.asarray(atlas.x_keVs, dtype=float)
+    ident = identification if identification is not None else _stored_identification(atlas)
+    if tube_kv is None:
+        tube_kv = float(_get(ident, "tube_kv", None) or 40.0)
+    peaks, elements = _spectrum_labels(ident, i)
+
+    _fig, (ax0, ax1) = plt.subplots(
+        2, 1, figsize=figsize, sharex=True, layout="constrained",
+        gridspec_kw={"height_ratios": [2.2, 1.0 + 0.35 * max(len(elements), 2)]},
+    )
+    _draw_spectrum(ax0, ax1, atlas, x, y, i, peaks, yscale == "log")
+    _draw_patterns(ax1, ident if instrument else None, elements, x, i, tube_kv)
+    return ax0, ax1
+
+
+def _hotmax_spectrum(atlas: Any, n: Any) -> tuple[np.ndarray, int]:
+    """Hotmax spectrum ``n`` of the atlas (negative counts from the end) and its index."""
     if not hasattr(atlas, "hotmax_spectra"):
         raise ParameterError(
             f"plot_puzzle draws a HotmaxAtlas, got {type(atlas).__name__}; maxrf.plot_puzzle "
@@ -317,18 +347,12 @@ def plot_puzzle(
     if not -len(spectra) <= i < len(spectra):
         raise ParameterError(f"no hotmax spectrum {n}: the atlas has {len(spectra)} (0..{len(spectra) - 1})")
     i %= len(spectra)
-    x = np.asarray(atlas.x_keVs, dtype=float)
-    y = spectra[i]
-    ident = identification if identification is not None else _stored_identification(atlas)
-    if tube_kv is None:
-        tube_kv = float(_get(ident, "tube_kv", None) or 40.0)
-    peaks, elements = _spectrum_labels(ident, i)
+    return spectra[i], i
 
-    fig, (ax0, ax1) = plt.subplots(
-        2, 1, figsize=figsize, sharex=True, layout="constrained",
-        gridspec_kw={"height_ratios": [2.2, 1.0 + 0.35 * max(len(elements), 2)]},
-    )
-    log = yscale == "log"
+
+def _draw_spectrum(ax0: Axes, ax1: Axes, atlas: Any, x: np.ndarray, y: np.ndarray, i: int,
+                   peaks: list[dict[str, Any]], log: bool) -> None:
+    """The spectrum, baseline and envelope on ``ax0``, its peaks labelled (and marked on ``ax1``)."""
     ax0.plot(x, np.where(y > 0, y, np.nan) if log else y, color=_SPECTRUM, lw=0.8, label="spectrum")
     base = _row(atlas, ("baselines",), i)
     env = _row(atlas, ("envelopes",), i)
@@ -363,8 +387,12 @@ def plot_puzzle(
         ax0.set_ylim(0, top * 1.35 if top > 0 else 1)
     ax0.legend(loc="upper right", fontsize=8)
 
-    # pattern panel: the instrument at the top, then the identified elements
-    if instrument and ident is not None:
+
+def _draw_patterns(ax1: Axes, ident: Any, elements: list[tuple[str, str]], x: np.ndarray,
+                   i: int, tube_kv: float) -> None:
+    """The pattern panel: instrument peaks of ``ident`` at the top (none without it), then
+    the elements, present solid and possible dashed ('Zn?')."""
+    if ident is not None:
         for item in _get(ident, "instrument", []) or []:
             spec = item.get("spectra") if isinstance(item, Mapping) else None
             if spec is not None and i not in spec:
@@ -382,7 +410,6 @@ def plot_puzzle(
     ax1.set_xlabel("energy (keV)")
     ax1.set_ylabel("patterns")
     ax1.set_xlim(x[0], x[-1])
-    return ax0, ax1
 
 
 def _get(obj: Any, key: str, default: Any = None) -> Any:

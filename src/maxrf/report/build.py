@@ -102,9 +102,12 @@ def _section(sid: str, title: str, body: str) -> str:
 class _Report:
     """State shared by the sections of one report."""
 
-    def __init__(self, ds: Any, max_map_side: int):
+    def __init__(self, ds: Any, max_map_side: int, pixel_size_mm: float | None = None):
+        from maxrf.export.images import header_pixel_size_mm
+
         self.ds = ds
         self.max_map_side = int(max_map_side)
+        self.pixel_size_mm = pixel_size_mm or header_pixel_size_mm(ds)  # mm, for scale bars
         self.energies, self.unit = energy_axis(ds)
         self.statuses: dict[str, LayerStatus] = {}
         for name in STANDARD_LAYERS:
@@ -437,10 +440,9 @@ class _Report:
 
             cards = with_run_captions(cards, [e.key for e in mine], dict(layer.attrs))
             intro += runs_note(dict(layer.attrs))
-        from maxrf.export.images import header_pixel_size_mm
         from maxrf.report.scale import with_scale_bars
 
-        cards = with_scale_bars(cards, self.ds.shape[1], header_pixel_size_mm(self.ds))
+        cards = with_scale_bars(cards, self.ds.shape[1], self.pixel_size_mm)
         if layer_name == "element_maps" and "chi2" in layer:
             chi2 = layer["chi2"]
             if tuple(chi2.shape) == tuple(self.ds.shape[:2]):
@@ -757,7 +759,8 @@ class _PuzzleMaker:
             return None
 
 
-def build_report(ds: DataStackLike, *, title: str | None = None, max_map_side: int = 1024) -> str:
+def build_report(ds: DataStackLike, *, title: str | None = None, max_map_side: int = 1024,
+                 pixel_size_mm: float | None = None) -> str:
     """The report of a DataStack as one self-contained HTML string.
 
     Parameters
@@ -768,19 +771,23 @@ def build_report(ds: DataStackLike, *, title: str | None = None, max_map_side: i
         Page title (default: "MA-XRF report: NAME").
     max_map_side : int
         Maps larger than this (pixels, longest side) are shown reduced by block means.
+    pixel_size_mm : float, optional
+        Scan pixel size (mm) for the maps' scale bars; default: from the scan's header
+        (no scale bar when it has none).
 
     Returns
     -------
     str
         The HTML document (no external resources).
     """
-    return "".join(_document(_open(ds), title, max_map_side))
+    return "".join(_document(_open(ds), title, max_map_side, pixel_size_mm))
 
 
-def _document(ds: Any, title: str | None, max_map_side: int) -> list[str]:
+def _document(ds: Any, title: str | None, max_map_side: int,
+              pixel_size_mm: float | None = None) -> list[str]:
     """The report as a list of HTML pieces, in order (joined by :func:`build_report`,
     written one by one by :func:`write_report` so the document is never copied whole)."""
-    rep = _Report(ds, max_map_side)
+    rep = _Report(ds, max_map_side, pixel_size_mm)
     name = Path(ds.path).name.removesuffix(".datastack")
     title = title or f"MA-XRF report: {name}"
     h, w, c = ds.shape
@@ -832,7 +839,7 @@ def _document(ds: Any, title: str | None, max_map_side: int) -> list[str]:
 
 def write_report(
     ds: DataStackLike, path: str | os.PathLike[str] | None = None, *, title: str | None = None,
-    max_map_side: int = 1024,
+    max_map_side: int = 1024, pixel_size_mm: float | None = None,
 ) -> Path:
     """Write the self-contained HTML report of a DataStack.
 
@@ -847,6 +854,8 @@ def write_report(
         Page title.
     max_map_side : int
         Maps larger than this (pixels, longest side) are shown reduced.
+    pixel_size_mm : float, optional
+        Scan pixel size (mm) for scale bars (default: from the header, if it has one).
 
     Returns
     -------
@@ -868,7 +877,7 @@ def write_report(
     from maxrf.outputs import os_error, probe_folder
 
     probe_folder(path.parent)  # before the long work: a read-only place fails now, in one line
-    pieces = _document(ds, title, max_map_side)
+    pieces = _document(ds, title, max_map_side, pixel_size_mm)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as fh:

@@ -315,10 +315,18 @@ def map_entries(ds: DataStack) -> tuple[list[MapEntry], dict[str, LayerStatus]]:
         elif names is None or len(names) != len(maps):
             status = damaged(status, f"attribute 'elements' does not name the {len(maps)} maps")
         else:
+            from maxrf.evidence import element_statuses, label
+
+            try:  # a possible element's map is labelled 'Re?'
+                statuses_of = element_statuses(ds)
+            except (MaxrfError, OSError, ValueError, KeyError):  # damaged: reported elsewhere
+                statuses_of = {}
             for i, name in enumerate(names):
                 el = element_of(name)
                 key = _unique(name.strip() or f"map{i}", used)
-                entries.append(MapEntry(key, name, "element_maps", i, el, "counts per pixel", data=maps[i]))
+                shown = label(name, statuses_of.get(el or "", ""))
+                entries.append(MapEntry(key, shown, "element_maps", i, el, "counts per pixel",
+                                        data=maps[i]))
     statuses["element_maps"] = status
 
     layer, status = load_layer(ds, "peak_maps", lazy=True)

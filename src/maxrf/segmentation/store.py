@@ -21,8 +21,14 @@ LAYER = "segmentation"
 
 
 def segment_datastack(ds: Any, element: str = "Fe", *, store: bool = True,
+                      window: tuple[float, float] | None = None,
                       **options: Any) -> Segmentation:
     """Segment one element's map of a datastack (layer ``segmentation`` when ``store``).
+
+    The element must have evidence in the stored identification (present or possible,
+    :func:`maxrf.evidence.require_evidence`): the peak map near the line of an element the
+    scan does not hold is another element's map. ``window`` segments an explicit energy
+    window instead, whatever the identification says.
 
     Parameters
     ----------
@@ -44,13 +50,16 @@ def segment_datastack(ds: Any, element: str = "Fe", *, store: bool = True,
 
     Raises
     ------
+    EvidenceError
+        The identification finds no evidence of ``element`` (and no ``window`` was given).
     LayerMissingError
         No map of ``element`` in the datastack (run ``maxrf maps`` first).
     """
-    from maxrf.speckles import _StoredMaps, element_map_of
+    from maxrf.evidence import checked_map
+    from maxrf.speckles import _StoredMaps
 
     ds = open_datastack(ds)
-    image, source = element_map_of(ds, element)
+    image, source = checked_map(ds, element, window, "segmentation")
     others: Mapping[str, Any] = {}
     if "element_maps" in ds.layers:
         others = _StoredMaps(ds.read("element_maps", lazy=True))

@@ -141,6 +141,9 @@ class ViewerApp:
         The scan (opened read-only).
     max_region_pixels : int
         Largest region whose spectrum is computed.
+    pixel_size_mm : float, optional
+        Scan pixel size (mm), for the map's scale bar; default: from the scan's header
+        (no scale bar when it has none).
     """
 
     def __init__(
@@ -149,10 +152,16 @@ class ViewerApp:
         *,
         max_region_pixels: int = MAX_REGION_PIXELS,
         chunk_cache_bytes: int = CHUNK_CACHE_BYTES,
+        pixel_size_mm: float | None = None,
     ):
+        from maxrf.errors import ParameterError
+        from maxrf.export.images import header_pixel_size_mm
         from maxrf.store import open_datastack
 
         self.ds = open_datastack(ds)
+        if pixel_size_mm is not None and not (math.isfinite(pixel_size_mm) and pixel_size_mm > 0):
+            raise ParameterError(f"pixel size must be a positive number of mm, got {pixel_size_mm!r}")
+        self.pixel_size_mm = pixel_size_mm or header_pixel_size_mm(self.ds)
         self.shape = tuple(int(s) for s in self.ds.shape)
         self.chunks = tuple(int(c) for c in self.ds.chunks)
         self.max_region_pixels = int(max_region_pixels)
@@ -233,6 +242,7 @@ class ViewerApp:
                 for e in self.elements
             ],
             "limits": {"max_region_pixels": self.max_region_pixels},
+            "pixel_size_mm": self.pixel_size_mm,
         }
 
     def segmentation(self) -> dict[str, Any]:

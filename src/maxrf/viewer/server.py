@@ -399,7 +399,7 @@ def _json_default(o: Any) -> Any:
 
 
 def make_server(ds: DataStackLike, port: int = 8000, host: str = "127.0.0.1", *,
-                verbose: bool = False) -> ViewerServer:
+                verbose: bool = False, pixel_size_mm: float | None = None) -> ViewerServer:
     """A viewer server for a DataStack, bound but not yet serving.
 
     Parameters
@@ -412,6 +412,8 @@ def make_server(ds: DataStackLike, port: int = 8000, host: str = "127.0.0.1", *,
         Address to bind; the loopback by default (only this computer can connect).
     verbose : bool
         Log every request on standard error.
+    pixel_size_mm : float, optional
+        Scan pixel size (mm) for the map's scale bar (default: from the scan's header).
 
     Returns
     -------
@@ -426,7 +428,7 @@ def make_server(ds: DataStackLike, port: int = 8000, host: str = "127.0.0.1", *,
     """
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise ParameterError(f"port must be a number 0..65535, got {port!r}")
-    app = ViewerApp(ds)
+    app = ViewerApp(ds, pixel_size_mm=pixel_size_mm)
     try:
         return ViewerServer(app, host, port, verbose=verbose)
     except OSError as exc:
@@ -439,7 +441,7 @@ def make_server(ds: DataStackLike, port: int = 8000, host: str = "127.0.0.1", *,
 
 def serve(
     ds: DataStackLike, port: int = 8000, host: str = "127.0.0.1", *, open_browser: bool = False,
-    verbose: bool = False,
+    verbose: bool = False, pixel_size_mm: float | None = None,
 ) -> None:
     """Serve the viewer of a DataStack until interrupted (Ctrl-C).
 
@@ -455,8 +457,10 @@ def serve(
         Open the viewer in the default web browser.
     verbose : bool
         Log every request.
+    pixel_size_mm : float, optional
+        Scan pixel size (mm) for the map's scale bar (default: from the scan's header).
     """
-    server = make_server(ds, port, host, verbose=verbose)
+    server = make_server(ds, port, host, verbose=verbose, pixel_size_mm=pixel_size_mm)
     print(f"maxrf viewer of {server.app.ds.path.name}: {server.url}  (Ctrl-C to stop)", flush=True)
     if not server.loopback_only:
         print(

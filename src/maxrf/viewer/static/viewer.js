@@ -193,7 +193,31 @@
     const cw = Math.max(1, Math.floor(w * scale)), ch = Math.max(1, Math.floor(h * scale));
     c.style.width = cw + "px"; c.style.height = ch + "px";
     c.width = Math.round(cw * dpr()); c.height = Math.round(ch * dpr());
+    drawScaleBar(cw, w);
     drawMap();
+  }
+
+  // a round length (1, 2 or 5 x 10^k mm) of about a fifth of the span (as the report's bar)
+  function niceLength(spanMm) {
+    const target = spanMm / 5;
+    const k = Math.pow(10, Math.floor(Math.log10(target)));
+    return [1, 2, 5, 10].map((m) => m * k).reduce((a, b) => (Math.abs(b - target) < Math.abs(a - target) ? b : a));
+  }
+
+  // physical scale under the map when the pixel size is known (header or --pixel-size-mm)
+  function drawScaleBar(cssWidth, widthPixels) {
+    const box = $("scalebar");
+    const px = state.info && state.info.pixel_size_mm;
+    if (!px || !cssWidth) { box.hidden = true; maxrf.scaleBar = null; return; }
+    const span = widthPixels * px, length = niceLength(span);
+    const barPx = cssWidth * length / span;
+    const label = length >= 1 ? `${+length.toPrecision(6)} mm` : `${+(length * 1000).toPrecision(6)} µm`;
+    box.style.width = cssWidth + "px";
+    $("scalebar-bar").style.width = barPx.toFixed(1) + "px";
+    $("scalebar-label").textContent = label;
+    box.dataset.scalebarMm = String(length);
+    box.hidden = false;
+    maxrf.scaleBar = { mm: length, cssPx: barPx, label: label };
   }
 
   function drawMap() {
