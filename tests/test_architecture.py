@@ -42,7 +42,6 @@ LONG_FUNCTIONS = {
     "maxrf.calibration.hypotheses:_medium_scores",
     "maxrf.calibration.hypotheses:_refine",
     "maxrf.calibration.match:_assign",
-    "maxrf.convert:convert",
     "maxrf.identify.instrument:instrument_pattern",
     "maxrf.identify.sources:identify",
     "maxrf.identify.spectrum:identify_spectrum",

@@ -191,3 +191,27 @@ def test_a_failing_block_returns_only_once_no_block_still_writes():
         active = state["active"]
     time.sleep(0.5)
     assert active == 0 and state["done_after_error"] == 0
+
+
+class BlasThreads(engine.Reduction):
+    """Records how many threads the BLAS library would use inside each block."""
+
+    def block(self, data, where):
+        from threadpoolctl import threadpool_info
+
+        return max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+    def combine(self, parts, shape):
+        return [p for _, p in parts]
+
+
+def test_blocks_run_on_one_blas_thread_and_the_limit_is_restored():
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    cube = poisson_cube(3, shape=(16, 16, 32))
+    with threadpool_limits(2, user_api="blas"):
+        before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+        seen = engine.run(ArraySource(cube, 4, 4), {"blas": BlasThreads()})["blas"]
+        after = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    assert seen and set(seen) == {1}
+    assert after == before and max(before) == 2

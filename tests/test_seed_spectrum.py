@@ -1,14 +1,112 @@
-"""The seed's smoothing against scipy's Gaussian filter, computed another way."""
+"""The seed's smoothing and smoothed max spectrum against scipy's Gaussian filter, computed
+the plain way (every pixel smoothed, then the maximum)."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy.ndimage import gaussian_filter1d
 
-from maxrf.seed_spectrum import SEED_SIGMA, smooth_spectra
+from maxrf.seed_spectrum import (
+    SEED_SIGMA,
+    SmoothedMax,
+    _bin_sums,
+    _plan,
+    _upper_bounds,
+    smooth_spectra,
+    smoothed_max,
+)
+
+
+def plain_max(x: np.ndarray, sigma: float = SEED_SIGMA) -> np.ndarray:
+    return gaussian_filter1d(x.astype(np.float64), sigma, axis=1, mode="mirror").max(axis=0)
+
+
+def assert_exact(got: np.ndarray, ref: np.ndarray) -> None:
+    """Equal to float32 rounding of the largest value."""
+    np.testing.assert_allclose(got, ref, rtol=0, atol=2e-6 * max(1.0, float(ref.max())))
 
 
 def test_smooth_spectra_is_scipys_filter():
     x = np.random.default_rng(0).poisson(5, (20, 512)).astype(np.float32)
     np.testing.assert_allclose(smooth_spectra(x), gaussian_filter1d(x, SEED_SIGMA, axis=1, mode="mirror"),
                                atol=1e-4)
+
+
+def peaked_counts(rng, n: int, channels: int, level: float) -> np.ndarray:
+    """Poisson counts of pixels with a continuum and three Gaussian peaks of varying height."""
+    ch = np.arange(channels)
+    peaks = sum(np.exp(-0.5 * ((ch - c) / 6.0) ** 2)[None, :] * rng.gamma(2.0, h, (n, 1))
+                for c, h in ((0.2 * channels, 20), (0.45 * channels, 5), (0.8 * channels, 60)))
+    continuum = np.exp(-ch / channels)[None, :] * rng.uniform(0.5, 1.5, (n, 1))
+    return rng.poisson(level * (continuum + peaks)).astype(np.uint16)
+
+
+@pytest.mark.parametrize("level", [0.02, 0.3, 3.0, 30.0, 1000.0])
+def test_smoothed_max_equals_the_plain_max_of_peaked_poisson_pixels(level):
+    x = peaked_counts(np.random.default_rng(int(level * 100)), 1500, 1024, level)
+    assert_exact(smoothed_max(x), plain_max(x))
+
+
+@pytest.mark.parametrize("level", [0.05, 1.0, 100.0])
+def test_smoothed_max_equals_the_plain_max_of_flat_noise(level):
+    x = np.random.default_rng(3).poisson(level, (1200, 2048)).astype(np.uint16)
+    assert_exact(smoothed_max(x), plain_max(x))
+
+
+def test_hot_pixels_and_a_single_count():
+    rng = np.random.default_rng(4)
+    x = rng.poisson(1.0, (800, 2048)).astype(np.uint16)
+    x[17] += rng.poisson(400, 2048).astype(np.uint16)  # a hot pixel, every channel
+    x[300, 5] = 60000  # one huge count at the low end (mirror edge)
+    x[500, 2047] = 50000  # and at the high end
+    ref = plain_max(x)
+    assert_exact(smoothed_max(x), ref)
+    zeros = np.zeros((200, 512), dtype=np.uint8)
+    zeros[10, 100] = 1
+    assert_exact(smoothed_max(zeros), plain_max(zeros))
+
+
+@pytest.mark.parametrize("channels", [1001, 130, 77])
+def test_channels_not_a_multiple_of_the_bin(channels):
+    x = peaked_counts(np.random.default_rng(channels), 400, channels, 5.0)
+    assert_exact(smoothed_max(x), plain_max(x))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int32, np.uint32])
+def test_other_dtypes_and_negative_values(dtype):
+    rng = np.random.default_rng(6)
+    x = peaked_counts(rng, 300, 512, 4.0).astype(dtype)
+    assert_exact(smoothed_max(x), plain_max(x))
+    if np.dtype(dtype).kind != "u":
+        x[5, 40] = -30  # no bound from bin sums: smoothed whole, still the plain maximum
+        assert_exact(smoothed_max(x), plain_max(x))
+
+
+@pytest.mark.parametrize("sigma", [1.5, 3.0, 12.0])
+def test_other_sigmas(sigma):
+    x = peaked_counts(np.random.default_rng(7), 500, 1024, 3.0)
+    assert_exact(smoothed_max(x, sigma), plain_max(x, sigma))
+
+
+def test_the_bound_bounds_every_pixel_and_pruning_skips_most_pairs():
+    x = peaked_counts(np.random.default_rng(8), 1000, 2048, 3.0)
+    plan = _plan(2048, SEED_SIGMA, 4)
+    upper = _upper_bounds(_bin_sums(x, plan), plan)
+    exact = gaussian_filter1d(x.astype(np.float64), SEED_SIGMA, axis=1, mode="mirror")
+    per_bin = exact.reshape(len(x), plan.bins, plan.width).max(axis=2)
+    assert (upper >= per_bin * (1 - 1e-6)).all()
+    stats: dict = {}
+    smoothed_max(x, stats=stats)
+    assert stats["pairs"] < 0.3  # without pruning every pair is smoothed
+
+
+def test_reduction_blocks_combine_to_the_whole_max():
+    x = peaked_counts(np.random.default_rng(9), 24 * 30, 700, 8.0).reshape(24, 30, 700)
+    from maxrf.engine import tile_blocks
+
+    red = SmoothedMax()
+    acc = red.start((24, 30))
+    for b in tile_blocks(24, 30, 7, 11):
+        acc = red.add(acc, b, red.block(np.ascontiguousarray(x[b.rows, b.cols]), b))
+    assert_exact(red.finish(acc, (24, 30)), plain_max(x.reshape(-1, 700)))

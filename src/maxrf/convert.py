@@ -131,25 +131,12 @@ def _pid_alive(pid: int) -> bool:
 
 
 def convert(
-    scan_path: str | os.PathLike,
-    out: str | os.PathLike | None = None,
-    *,
-    sigma: float = 0.0,
-    flip_horizontal: bool = False,
-    flip_vertical: bool = False,
-    overwrite: bool = False,
-    calibrate: bool = True,
-    anode: str = "Rh",
-    tube_kv: float = 40.0,
-    calibration: str | None = None,
-    manual: str | None = None,
-    progress: bool = False,
-    client: ClientLike = None,
-    budget: int | None = None,
-    dataset: str | None = None,
-    compression: str = "lz4",
-    lenient: bool = False,
-    seed_max: bool = True,
+    scan_path: str | os.PathLike, out: str | os.PathLike | None = None, *,
+    sigma: float = 0.0, flip_horizontal: bool = False, flip_vertical: bool = False,
+    overwrite: bool = False, calibrate: bool = True, anode: str = "Rh", tube_kv: float = 40.0,
+    calibration: str | None = None, manual: str | None = None, progress: bool = False,
+    client: ClientLike = None, budget: int | None = None, dataset: str | None = None,
+    compression: str = DEFAULT_COMPRESSION, lenient: bool = False, seed_max: bool = True,
 ) -> DataStack:
     """Convert a scan (any format :func:`maxrf.io.open_scan` reads) into a DataStack in one pass.
 
@@ -165,23 +152,22 @@ def convert(
     flip_horizontal, flip_vertical : bool
         Mirror the image left-right / top-bottom.
     overwrite : bool
-        Replace an existing output (atomically: the old store stays until the new one
-        is complete).
+        Replace an existing output (atomically: the old store stays until the new one is complete).
     calibrate : bool
         Find the energy calibration from the spectra when the header has none.
     anode, tube_kv : str, float
         X-ray tube anode element and voltage (kV), used by the calibration.
     calibration : {'header', 'auto', 'manual'}, optional
         Which calibration to store: the header's (compared with the automatic one), the
-        automatic one (compared with the header's), or ``manual``. Default: the header's
+        automatic one, or ``manual`` (``manual="CH1:KEV1,CH2:KEV2"``). Default: the header's
         when it has one, else automatic. A doubtful or failed verdict is a warning and is
         recorded in the ``calibration`` layer.
     manual : str, optional
         ``"CH1:KEV1,CH2:KEV2"`` for ``calibration='manual'``.
     progress : bool
-        Show a progress bar.
-    client : dask.distributed.Client, optional
-        Run on this cluster instead of the local scheduler.
+        Show progress (a bar on a terminal, else a line per 10 %).
+    client : dask.distributed.Client or str, optional
+        Run on this cluster (or scheduler address) instead of the local threads.
     budget : int, optional
         Memory budget for blocks in flight, bytes (default 256 MiB or ``MAXRF_BUDGET_MB``).
     dataset : str, optional
@@ -189,15 +175,14 @@ def convert(
     compression : {'lz4', 'zstd', 'none'}
         Cube compression (:data:`maxrf.store.COMPRESSIONS`); every chunk keeps its crc32c.
     lenient : bool
-        Convert a scan whose header has a misspelt-looking key (``byte-ordr``) anyway,
-        ignoring the key with a :class:`HeaderWarning`; by default a
-        :class:`maxrf.errors.ScanFormatError` names the likely key. Header keys not used
-        are reported as a :class:`HeaderWarning` either way.
+        Convert a scan whose header has a misspelt-looking key (``byte-ordr``) anyway, with a
+        :class:`HeaderWarning`; by default a :class:`maxrf.errors.ScanFormatError` names the
+        likely key. Header keys not used are a :class:`HeaderWarning` either way.
     seed_max : bool
-        Also compute the seed's max spectrum (max over pixels of the cube smoothed by a
+        Also compute the seed's max spectrum (the max over pixels of the cube smoothed by a
         Gaussian of 7 channels, :mod:`maxrf.seed_spectrum`) in the same pass, which
-        ``ds.max_spectrum()`` returns. It costs CPU (an FFT per pixel spectrum: several
-        times the plain pass on a fast disk); False skips it for the largest scans.
+        ``ds.max_spectrum()`` returns. It costs CPU (see benchmarks/results/everyday.json);
+        False skips it for the largest scans.
 
     Returns
     -------
@@ -208,33 +193,40 @@ def convert(
         raise ParameterError(f"--sigma must be >= 0 channels, got {sigma}")
     codecs_for(np.dtype(np.uint16), compression)  # refuses a bad compression before any work
     scan = _open_scan(scan_path, dataset, lenient)
-    out = Path(out) if out is not None else default_output(scan.path)
-    if out.suffix != ".datastack":
-        out = out.with_name(out.name + ".datastack")
-    check_output(out, overwrite)
+    out = _output_path(out, scan, overwrite)
     _check_calibration_choice(scan, calibration, manual)
     _clean_stale_partials(out)
-
-    h, w, c = scan.shape
-    store_dtype = np.dtype(np.float32) if sigma > 0 else np.dtype(scan.dtype).newbyteorder("=")
-    itemsize = max(4, store_dtype.itemsize)
-    rows, cols = engine.block_shape(scan.shape, itemsize, budget)
     tmp = out.parent / f".{out.name}{PARTIAL}{os.getpid()}-{secrets.token_hex(3)}"
     try:
         with disk_errors(out):
-            _build(tmp, scan, store_dtype, (rows, cols), sigma, flip_horizontal, flip_vertical,
-                   progress, client, compression, seed_max)
-            mode = calibration or ("header" if scan.calibration is not None else "auto")
-            if mode == "header":
-                _write_header_calibration(tmp, scan.calibration, c, anode, tube_kv)
-            elif mode == "manual" or calibrate:
-                _auto_calibrate(tmp, anode, tube_kv, manual)
+            _build(tmp, scan, budget, sigma, flip_horizontal, flip_vertical, progress, client,
+                   compression, seed_max)
+            _store_calibration(tmp, scan, calibration, calibrate, anode, tube_kv, manual)
             interrupt.check()  # an interrupt swallowed late: stop rather than publish
             _swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return DataStack(out)
+
+
+def _output_path(out: str | os.PathLike | None, scan: Any, overwrite: bool) -> Path:
+    """The ``.datastack`` folder to write (default next to the scan), checked."""
+    out = Path(out) if out is not None else default_output(scan.path)
+    if out.suffix != ".datastack":
+        out = out.with_name(out.name + ".datastack")
+    check_output(out, overwrite)
+    return out
+
+
+def _store_calibration(tmp: Path, scan: Any, calibration: str | None, calibrate: bool,
+                       anode: str, tube_kv: float, manual: str | None) -> None:
+    """The calibration layer: the header's, the automatic or the manual one (see convert)."""
+    mode = calibration or ("header" if scan.calibration is not None else "auto")
+    if mode == "header":
+        _write_header_calibration(tmp, scan.calibration, scan.shape[2], anode, tube_kv)
+    elif mode == "manual" or calibrate:
+        _auto_calibrate(tmp, anode, tube_kv, manual)
 
 
 def _open_scan(scan_path: str | os.PathLike, dataset: str | None, lenient: bool) -> Any:
@@ -260,8 +252,12 @@ def _check_calibration_choice(scan: Any, calibration: str | None, manual: str | 
         raise ParameterError("a manual calibration needs calibration='manual' and the CH:KEV pairs")
 
 
-def _build(tmp, scan, store_dtype, block, sigma, flip_h, flip_v, progress, client,
-           compression=DEFAULT_COMPRESSION, seed_max=True) -> None:
+def _build(tmp: Path, scan: Any, budget: int | None, sigma: float, flip_h: bool, flip_v: bool,
+           progress: bool, client: ClientLike, compression: str = DEFAULT_COMPRESSION,
+           seed_max: bool = True) -> None:
+    """The cube, its summary spectra and the manifest, in one pass over the scan."""
+    store_dtype = np.dtype(np.float32) if sigma > 0 else np.dtype(scan.dtype).newbyteorder("=")
+    block = engine.block_shape(scan.shape, max(4, store_dtype.itemsize), budget)
     w = scan.shape[1]
     sink = create_cube(tmp, scan.shape, store_dtype, block, compression)
     source = ScanSource(scan, block, flip_h, flip_v)
