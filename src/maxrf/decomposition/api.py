@@ -12,7 +12,7 @@ from maxrf import engine
 from maxrf.decomposition.apply import CHI2_STEP, ApplyComponents, Collector
 from maxrf.decomposition.classes import Classifier, fit_classes
 from maxrf.decomposition.labels import label_components, stored_candidates
-from maxrf.decomposition.nmf import METHODS, estimate_rank, poisson_scale
+from maxrf.decomposition.nmf import METHODS, estimate_rank, one_blas_thread, poisson_scale
 from maxrf.decomposition.results import Clustering, Decomposition
 from maxrf.decomposition.sample import energy_bins, sample_spectra
 from maxrf.errors import ParameterError
@@ -85,6 +85,14 @@ def decompose(
     for name, v in (("n_components", n_components), ("n_classes", n_classes)):
         if v is not None and (not isinstance(v, (int, np.integer)) or v < 1):
             raise ParameterError(f"{name} must be a positive integer, got {v!r}")
+    with one_blas_thread():  # the pass runs blocks in threads of its own: no nested BLAS threads
+        return _decompose(ds, n_components, method, classes, n_classes, max_components,
+                          max_classes, sample_pixels, store, seed, client, progress)
+
+
+def _decompose(ds: DataStack, n_components: int | None, method: str, classes: bool,
+               n_classes: int | None, max_components: int, max_classes: int, sample_pixels: int,
+               store: bool, seed: int, client: Any, progress: bool) -> Decomposition:
     fit = _learn(ds, n_components, method, max_components, sample_pixels, seed, client)
     if classes:
         fit.classifier, fit.bic = fit_classes(fit.w_s, n_classes, max_classes, seed)

@@ -13,6 +13,8 @@ from maxrf.engine import Block
 from maxrf.solve import nnls_gram
 
 CHI2_STEP, CHI2_BINS = 0.02, 1000
+#: pixels converted to float32 at a time in the full-resolution products (4 MiB at 1024 channels)
+_SLICE = 1024
 
 
 class ApplyComponents(engine.Reduction):
@@ -28,8 +30,7 @@ class ApplyComponents(engine.Reduction):
 
     def block(self, data: np.ndarray, where: Block) -> dict[str, np.ndarray]:
         r, c, n = data.shape
-        # one float32 copy of the block (exact for counts below 2**24) feeds every product
-        flat = data.reshape(r * c, n).astype(np.float32, copy=False)
+        flat = data.reshape(r * c, n)
         xb = bin_counts(flat, self.edges)
         b = ((xb * self.wt) @ self.hb.T).astype(np.float64)
         a, _ = nnls_gram(self.gram, b, b @ self.inv)
@@ -40,18 +41,25 @@ class ApplyComponents(engine.Reduction):
         maps = np.concatenate([a.T, chi2[None]]).reshape(k + 1, r, c).astype(np.float32)
         hist = np.bincount(np.minimum((chi2 / CHI2_STEP).astype(np.int64), CHI2_BINS - 1),
                            minlength=CHI2_BINS)
-        a32 = a.astype(np.float32)
-        out = {"maps": maps, "ata": a.T @ a, "atx": (a32.T @ flat).astype(np.float64),
-               "chi2_hist": hist}
+        out = {"maps": maps, "ata": a.T @ a, "chi2_hist": hist}
+        weights = [a.T.astype(np.float32)]  # rows: abundances, then one-hot classes
         if self.classifier is not None:
             lab = self.classifier.predict(a)
             nc = self.classifier.n_classes
             onehot = np.zeros((nc, lab.size), dtype=np.float32)
             onehot[lab, np.arange(lab.size)] = 1.0
+            weights.append(onehot)
             out["labels"] = lab.reshape(r, c).astype(np.int16)
-            # class sums as one matrix product (np.add.at over rows is ~50x slower)
-            out["sums"] = (onehot @ flat).astype(np.float64)
             out["count"] = np.bincount(lab, minlength=nc)
+        # the full-resolution normal equations and the class sums in one product, over
+        # slices of pixels so that the float32 copy stays small (and in cache)
+        wm = np.concatenate(weights)
+        prod = np.zeros((wm.shape[0], n), dtype=np.float64)
+        for i in range(0, flat.shape[0], _SLICE):
+            prod += wm[:, i:i + _SLICE] @ flat[i:i + _SLICE].astype(np.float32, copy=False)
+        out["atx"] = prod[:k]
+        if self.classifier is not None:
+            out["sums"] = prod[k:]
         return out
 
 

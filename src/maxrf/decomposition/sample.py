@@ -58,9 +58,14 @@ def energy_bins(energies: np.ndarray, mean_spectrum: np.ndarray, *, tube_kv: flo
 def bin_counts(data: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """``(n, C)`` counts -> ``(n, nb)`` float32 sums over the bins."""
     part = data[:, edges[0]:edges[-1]]
+    starts = edges[:-1] - edges[0]
+    if part.dtype.kind in "ui" and part.dtype.itemsize <= 2:
+        # integer sums of 16-bit counts (no float copy of the block); exact in float32
+        # below 2**24
+        return np.add.reduceat(part, starts, axis=1, dtype=np.uint32).astype(np.float32)
     if part.dtype != np.float32:  # float32 sums are exact for counts below 2**24
         part = part.astype(np.float32)
-    return np.add.reduceat(part, edges[:-1] - edges[0], axis=1)
+    return np.add.reduceat(part, starts, axis=1)
 
 
 # =========================================================================== sample
@@ -78,16 +83,18 @@ class SampleBlocks:
 
 
 class PixelSample(engine.Reduction):
-    """Binned spectra of a regular grid of pixels of each block."""
+    """Binned spectra of ``per_block`` pixels of each block, evenly spaced in raster order
+    (a regular lattice across the block)."""
 
-    def __init__(self, edges: np.ndarray, stride: int):
-        self.edges, self.stride = edges, stride
+    def __init__(self, edges: np.ndarray, per_block: int):
+        self.edges, self.per_block = edges, per_block
 
     def block(self, data: np.ndarray, where: Block) -> tuple[np.ndarray, np.ndarray]:
         r, c, n = data.shape
-        off = self.stride // 2
-        rr, cc = np.mgrid[min(off, r - 1):r:self.stride, min(off, c - 1):c:self.stride]
-        rr, cc = rr.ravel(), cc.ravel()
+        step = r * c / min(r * c, self.per_block)
+        flat = np.unique(np.minimum((np.arange(min(r * c, self.per_block)) + 0.5) * step, r * c - 1)
+                         .astype(np.int64))
+        rr, cc = np.divmod(flat, c)
         spectra = bin_counts(data[rr, cc], self.edges)
         return spectra, np.c_[rr + where.rows.start, cc + where.cols.start]
 
@@ -106,9 +113,8 @@ def sample_spectra(ds: DataStack, edges: np.ndarray, n_pixels: int, client: Any
     share = min(1.0, 3.0 * n_pixels / (h * w))
     n_blocks = min(len(blocks), max(8, int(math.ceil(share * len(blocks)))))
     chosen = [blocks[int(i)] for i in np.unique(np.linspace(0, len(blocks) - 1, n_blocks).round())]
-    px = sum(b.shape[0] * b.shape[1] for b in chosen)
-    stride = max(1, int(math.floor(math.sqrt(px / max(1, n_pixels)))))
-    out = engine.run(SampleBlocks(source, chosen), {"s": PixelSample(edges, stride)}, client=client)
+    per_block = max(1, int(math.ceil(n_pixels / len(chosen))))
+    out = engine.run(SampleBlocks(source, chosen), {"s": PixelSample(edges, per_block)}, client=client)
     spectra, coords = out["s"]
     if "hotmax" in ds.layers:
         hot = np.asarray(ds.read("hotmax")["spectra"], dtype=float)

@@ -15,7 +15,8 @@ from maxrf.physics.constants import ANODES, PHOTO_EXPONENT
 
 
 def normalize_element(element: str | int) -> str:
-    """Canonical chemical symbol of an element.
+    """Canonical chemical symbol of an element (cached: xraydb's look-up is a database
+    query, and the line patterns ask it thousands of times).
 
     Parameters
     ----------
@@ -32,6 +33,14 @@ def normalize_element(element: str | int) -> str:
     ParameterError
         Unknown element.
     """
+    try:
+        return _symbol(element)
+    except TypeError:  # unhashable: not an element either
+        raise ParameterError(f"unknown element {element!r}") from None
+
+
+@functools.lru_cache(maxsize=1024, typed=True)  # typed: True is not the element 1
+def _symbol(element: str | int) -> str:
     try:
         if isinstance(element, str):
             element = element.strip()
