@@ -78,6 +78,28 @@ def test_maps_unwritable_out_one_line_nothing_left(ds, blocked, tmp_path, capsys
 
     assert main(["maps", str(ds.path), "--peaks", "--out", str(blocked)]) == 1
     assert "a-file" in _one_line(capsys)
+    assert "peak_maps" not in ds.layers  # refused before the pass over the cube
+
+
+def test_report_folder_vanishing_mid_build_is_one_line(ds, tmp_path, capsys, monkeypatch):
+    """The output folder checked at the start is gone when the report is written."""
+    import maxrf.report.build as build
+    from maxrf.cli import main
+
+    folder = tmp_path / "gone"
+    folder.mkdir()
+    real = build._document
+
+    def vanish(*a, **k):
+        pieces = real(*a, **k)
+        folder.rmdir()  # really removed, by someone else, during the long work
+        return pieces
+
+    monkeypatch.setattr(build, "_document", vanish)
+    assert main(["report", str(ds.path), "-o", str(folder / "r.html")]) == 1
+    line = _one_line(capsys)
+    assert "gone" in line and "No such file" in line
+    assert not folder.exists()
 
 
 def test_write_error_of_any_kind_is_one_line(tmp_path, monkeypatch):
