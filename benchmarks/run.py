@@ -19,9 +19,9 @@ BENCHMARKS = [
     "bench_calibration",
     "bench_segmentation",
     "bench_everyday",
+    "bench_registration",
+    "bench_multi_plot",
 ]
-BENCHMARKS = ["bench_convert", "bench_maps", "bench_identify", "bench_speckles", "bench_viewer",
-              "bench_faults", "bench_registration"]
 
 
 def main(names: list[str]) -> int:
