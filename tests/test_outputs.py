@@ -66,6 +66,16 @@ def test_speckles_unwritable_one_line_before_work(ds, blocked, capsys, option):
     assert "speckles" not in ds.layers  # nothing computed and stored first
 
 
+@pytest.mark.parametrize("option", ["--classes", "--out", "--plot"])
+def test_segment_unwritable_or_folder_one_line_before_work(ds, blocked, tmp_path, capsys, option):
+    from maxrf.cli import main
+
+    for target, said in ((blocked / "s.out", "a-file"), (tmp_path, "is a folder")):
+        assert main(["segment", str(ds.path), "--element", "Fe", option, str(target)]) == 1
+        assert said in _one_line(capsys)
+        assert "segmentation" not in ds.layers  # refused before segmenting and storing
+
+
 def test_demo_unwritable_one_line(blocked, capsys):
     from maxrf.cli import main
 
