@@ -76,6 +76,31 @@ def test_segment_unwritable_or_folder_one_line_before_work(ds, blocked, tmp_path
         assert "segmentation" not in ds.layers  # refused before segmenting and storing
 
 
+def test_decompose_unwritable_out_one_line_before_work(blocked, tmp_path, capsys):
+    from maxrf.cli import main
+    from maxrf.convert import convert
+
+    ds = convert(write_pair(tmp_path, poisson_cube(4, shape=(20, 24, 64))), calibrate=False)
+    ds.write_layer("calibration", {"energies": np.arange(64) * 0.3},  # decompose can run
+                   {"gain_keV": 0.3, "offset_keV": 0.0, "method": "manual", "peaks": []})
+    for target, said in ((blocked, "a-file"), (blocked.parent, "is a file")):
+        assert main(["decompose", str(ds.path), "--components", "2", "--quiet",
+                     "--out", str(target)]) == 1
+        assert said in _one_line(capsys)
+        assert "decomposition" not in ds.layers  # refused before the pass, nothing stored
+
+
+def test_probe_new_folder_creates_nothing(tmp_path):
+    from maxrf.errors import OutputLocationError
+    from maxrf.outputs import probe_new_folder
+
+    assert probe_new_folder(tmp_path / "a" / "b") == tmp_path / "a" / "b"
+    assert list(tmp_path.iterdir()) == []  # checked, not made: no empty folder left
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(OutputLocationError, match="is a file"):
+        probe_new_folder(tmp_path / "f" / "a" / "b")
+
+
 def test_demo_unwritable_one_line(blocked, capsys):
     from maxrf.cli import main
 
