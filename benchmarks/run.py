@@ -20,6 +20,7 @@ BENCHMARKS = [
     "bench_segmentation",
     "bench_everyday",
     "bench_registration",
+    "bench_multi_plot",
 ]
 
 

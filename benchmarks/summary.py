@@ -167,6 +167,15 @@ def rows() -> list[str]:
             f"| {pl['peak_maps']} = {pl['hotmax_peaks']} peaks, at least "
             f"{pl['min_separation_fwhm']:.1f} FWHM apart | no near-duplicates |",
         ]
+    mp = _load("multi_plot")
+    if mp:
+        by = {r["images"]: r for r in mp["rows"]}
+        big = max(n for n, r in by.items() if r["cpu_seconds_shared_from_start"] is not None)
+        out.append(
+            f"| multi_plot of {big} / {max(by)} peak maps (the seed's multi_plot(*peak_maps_histeq)) "
+            f"| {by[big]['cpu_seconds_maxrf']:.1f} s / {by[max(by)]['cpu_seconds_maxrf']:.1f} s CPU; "
+            f"axes shared from the start as the seed: {by[big]['cpu_seconds_shared_from_start']:.1f} s "
+            f"for {big} (quadratic) | grows as the number of images |")
     dc = _load("decompose")
     if dc:
         a = dc["accuracy"]

@@ -177,3 +177,33 @@ def test_worker_killed_mid_convert_on_subprocess_cluster(tmp_path, cluster):
     a, b = DataStack(tmp_path / "local.datastack"), DataStack(tmp_path / "dist.datastack")
     np.testing.assert_array_equal(b.cube.compute(), a.cube.compute())
     np.testing.assert_array_equal(b.max_spectrum, a.max_spectrum)
+
+
+def test_decompose_and_cluster_on_subprocess_cluster_equal_local(tmp_path, cluster):
+    """The other commands taking --scheduler: decompose (and cluster, its classes) on the
+    subprocess cluster store what the local run stores."""
+    address, _client = cluster
+    from maxrf.cli import main
+    from maxrf.synth import make_scan
+
+    make_scan(tmp_path / "scan", height=24, width=32, channels=1024, seed=6,
+              elements=["Ca", "Fe", "Cu", "Pb"], n_speckles=2)
+    paths = {}
+    for name in ("local", "dist"):
+        paths[name] = tmp_path / f"{name}.datastack"
+        assert main(["convert", str(tmp_path / "scan.rpl"), "-o", str(paths[name]), "--quiet"]) == 0
+    assert main(["decompose", str(paths["local"]), "--components", "3", "--quiet", "--json"]) == 0
+    r = _maxrf("decompose", str(paths["dist"]), "--components", "3", "--quiet", "--json",
+               "--scheduler", address, env=_env(MAXRF_BUDGET_MB="1"))
+    assert r.returncode == 0, r.stderr
+    r = _maxrf("cluster", str(paths["dist"]), "--components", "3", "--quiet",
+               env=_env(MAXRF_BUDGET_MB="1", MAXRF_SCHEDULER=address))
+    assert r.returncode == 0, r.stderr
+    a, b = DataStack(paths["local"]), DataStack(paths["dist"])
+    for layer in ("decomposition", "clusters"):
+        la, lb = a.read(layer), b.read(layer)
+        assert sorted(la) == sorted(lb)
+        for key in la:
+            np.testing.assert_allclose(np.asarray(lb[key], dtype=float),
+                                       np.asarray(la[key], dtype=float), rtol=1e-4, atol=1e-6,
+                                       err_msg=f"{layer}/{key}")

@@ -34,8 +34,9 @@ def test_speckles_of_an_absent_element_are_refused(scan):
     _img, source = element_map_of(scan, "As")  # what the old path silently used
     assert "10.5" in source  # the Pb La peak map: a confident wrong answer without the check
     for element in ("As", "K"):  # absent, and not listed at all
-        with pytest.raises(EvidenceError, match=f"no speckles of {element}"):
+        with pytest.raises(EvidenceError, match=f"no speckles of {element}") as err:
             find_speckles(scan, element, store=False)
+        assert "window=(KEV1, KEV2)" in str(err.value)  # Python speaks Python
 
 
 def test_speckles_cli_one_line_and_explicit_window(scan, capsys):
@@ -98,7 +99,8 @@ def test_maps_of_an_absent_element_are_refused_unless_forced(scan, tmp_path, cap
 
     assert main(["maps", str(scan.path), "--elements", "As", "--out", str(tmp_path / "m")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "no map of As" in err[0]
+    assert len(err) == 1 and "no map of As" in err[0] and "--force" in err[0]
+    assert "--window" not in err[0]  # maps has no such option
     assert not (tmp_path / "m").exists()
     assert main(["maps", str(scan.path), "--elements", "Re", "--method", "window", "--quiet",
                  "--format", "tiff", "--out", str(tmp_path / "m")]) == 0  # possible: allowed

@@ -66,6 +66,41 @@ def test_speckles_unwritable_one_line_before_work(ds, blocked, capsys, option):
     assert "speckles" not in ds.layers  # nothing computed and stored first
 
 
+@pytest.mark.parametrize("option", ["--classes", "--out", "--plot"])
+def test_segment_unwritable_or_folder_one_line_before_work(ds, blocked, tmp_path, capsys, option):
+    from maxrf.cli import main
+
+    for target, said in ((blocked / "s.out", "a-file"), (tmp_path, "is a folder")):
+        assert main(["segment", str(ds.path), "--element", "Fe", option, str(target)]) == 1
+        assert said in _one_line(capsys)
+        assert "segmentation" not in ds.layers  # refused before segmenting and storing
+
+
+def test_decompose_unwritable_out_one_line_before_work(blocked, tmp_path, capsys):
+    from maxrf.cli import main
+    from maxrf.convert import convert
+
+    ds = convert(write_pair(tmp_path, poisson_cube(4, shape=(20, 24, 64))), calibrate=False)
+    ds.write_layer("calibration", {"energies": np.arange(64) * 0.3},  # decompose can run
+                   {"gain_keV": 0.3, "offset_keV": 0.0, "method": "manual", "peaks": []})
+    for target, said in ((blocked, "a-file"), (blocked.parent, "is a file")):
+        assert main(["decompose", str(ds.path), "--components", "2", "--quiet",
+                     "--out", str(target)]) == 1
+        assert said in _one_line(capsys)
+        assert "decomposition" not in ds.layers  # refused before the pass, nothing stored
+
+
+def test_probe_new_folder_creates_nothing(tmp_path):
+    from maxrf.errors import OutputLocationError
+    from maxrf.outputs import probe_new_folder
+
+    assert probe_new_folder(tmp_path / "a" / "b") == tmp_path / "a" / "b"
+    assert list(tmp_path.iterdir()) == []  # checked, not made: no empty folder left
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(OutputLocationError, match="is a file"):
+        probe_new_folder(tmp_path / "f" / "a" / "b")
+
+
 def test_demo_unwritable_one_line(blocked, capsys):
     from maxrf.cli import main
 
@@ -78,6 +113,28 @@ def test_maps_unwritable_out_one_line_nothing_left(ds, blocked, tmp_path, capsys
 
     assert main(["maps", str(ds.path), "--peaks", "--out", str(blocked)]) == 1
     assert "a-file" in _one_line(capsys)
+    assert "peak_maps" not in ds.layers  # refused before the pass over the cube
+
+
+def test_report_folder_vanishing_mid_build_is_one_line(ds, tmp_path, capsys, monkeypatch):
+    """The output folder checked at the start is gone when the report is written."""
+    import maxrf.report.build as build
+    from maxrf.cli import main
+
+    folder = tmp_path / "gone"
+    folder.mkdir()
+    real = build._document
+
+    def vanish(*a, **k):
+        pieces = real(*a, **k)
+        folder.rmdir()  # really removed, by someone else, during the long work
+        return pieces
+
+    monkeypatch.setattr(build, "_document", vanish)
+    assert main(["report", str(ds.path), "-o", str(folder / "r.html")]) == 1
+    line = _one_line(capsys)
+    assert "gone" in line and "No such file" in line
+    assert not folder.exists()
 
 
 def test_write_error_of_any_kind_is_one_line(tmp_path, monkeypatch):

@@ -54,14 +54,20 @@ def element_statuses(ds: Any) -> dict[str, str]:
     return out
 
 
-def require_evidence(ds: Any, element: str, what: str = "map") -> str:
+#: how to ask for a window map regardless, in Python and on the command line
+WINDOW_HOW = ("give an energy window (window=(KEV1, KEV2); --window KEV1:KEV2 on the command "
+              "line) to use one")
+
+
+def require_evidence(ds: Any, element: str, what: str = "map", how: str = WINDOW_HOW) -> str:
     """The element's evidence, or :class:`EvidenceError` when the scan shows none.
 
     ``'present'`` and ``'possible'`` pass (the caller labels a possible element as
     such); ``'unknown'`` (no identification stored) passes when the datastack holds a
     fitted/window map of the element, which the user asked for by name, or no map at all
     (the caller then says which maps to compute), not when only a peak map near the
-    element's line could stand in for it.
+    element's line could stand in for it. ``how`` (the error's advice, followed by
+    "anyway") says how the caller's user asks for the result regardless.
 
     Raises
     ------
@@ -83,11 +89,11 @@ def require_evidence(ds: Any, element: str, what: str = "map") -> str:
             return status
         raise EvidenceError(
             f"no evidence of {element} in this scan (no identification stored): run "
-            f"'maxrf identify' first, or give an energy window with --window KEV1:KEV2",
+            f"'maxrf identify' first, or {how} anyway",
             ds.path)
     raise EvidenceError(
         f"no {what} of {element}: the identification does not find {element} in this scan "
-        f"(give an energy window with --window KEV1:KEV2 to use one anyway)", ds.path)
+        f"({how} anyway)", ds.path)
 
 
 def checked_map(ds: Any, element: str, window: tuple[float, float] | None = None,

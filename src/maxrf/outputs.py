@@ -1,8 +1,9 @@
 """Output locations checked before the long work, and OS errors said in one line.
 
-Every command that writes (report, speckles ``--out``/``--plot``, demo, maps ``--out``)
-probes its output folder first, so a read-only, missing or vanished place is one clear
-:mod:`maxrf.errors` line before minutes of computing, not a traceback after them.
+Every command that writes (report, speckles and segment ``--out``/``--plot``, demo, maps
+and decompose ``--out``) probes its output folder first, so a read-only, missing or
+vanished place is one clear :mod:`maxrf.errors` line before minutes of computing, not a
+traceback after them.
 """
 
 from __future__ import annotations
@@ -54,6 +55,32 @@ def probe_folder(folder: str | os.PathLike, *, create: bool = False) -> Path:
         probe.unlink()
     except OSError:
         pass
+    return folder
+
+
+def probe_new_folder(folder: str | os.PathLike) -> Path:
+    """Check, without creating anything, that ``folder`` can be made and written in later
+    (an output folder the command creates after its long work).
+
+    An existing ``folder`` is probed; else its nearest existing parent must be a writable
+    folder (no empty folder is left when the work then fails).
+
+    Raises
+    ------
+    OutputLocationError
+        ``folder`` or a parent is a file, or the nearest existing parent is not writable.
+    """
+    folder = Path(folder) if str(folder) else Path(".")
+    if folder.exists():
+        if not folder.is_dir():
+            raise OutputLocationError("the output location is a file, not a folder", folder)
+        return probe_folder(folder)
+    parent = folder.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputLocationError(f"cannot create the output folder: {parent} is a file", folder)
+    probe_folder(parent)
     return folder
 
 

@@ -750,10 +750,12 @@ class LayerWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             if not self._committed:
-                if self._dirs:
-                    settle_zarr_writes()  # else a write still running recreates a folder
-                for rel in self._dirs.values():
-                    shutil.rmtree(self.path / rel, ignore_errors=True)
+                try:
+                    if self._dirs:
+                        settle_zarr_writes()  # else a write still running recreates a folder
+                finally:  # a second Ctrl-C while waiting still removes what was written
+                    for rel in self._dirs.values():
+                        shutil.rmtree(self.path / rel, ignore_errors=True)
         finally:
             if self._stack is not None:  # set by __enter__, which ran for __exit__ to run
                 self._stack.close()

@@ -65,3 +65,12 @@ def test_convert_cli_refuses_typo_and_lenient_proceeds(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("maxrf convert: warning: ") for line in err)
     assert "byte-order" in err[0] and "notes" in err[1]
+
+
+def test_convert_cli_reports_unknown_keys_without_lenient(tmp_path, capsys):
+    from maxrf.cli import main
+
+    rpl, cube = _pair(tmp_path, "operator\tAnna\n")
+    assert main(["convert", rpl, "--no-calibrate", "--quiet"]) == 0  # not an error ...
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["maxrf convert: warning: header keys not used: operator"]  # ... but said

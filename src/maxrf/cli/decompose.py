@@ -35,7 +35,10 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from maxrf.decomposition import decompose
+    from maxrf.outputs import probe_new_folder
 
+    if args.out:  # before the long work: an unwritable place is one line, nothing stored
+        probe_new_folder(args.out)
     result = decompose(args.datastack, args.components, n_classes=args.classes,
                        classes=not getattr(args, "no_classes", False), client=client_from(args),
                        progress=not args.quiet)

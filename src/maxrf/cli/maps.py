@@ -115,7 +115,7 @@ def _what(args, ds) -> tuple[bool, list[str] | None]:
             raise ParameterError(f"--elements: no element in {args.elements!r}")
         if not args.force and "identification" in ds.layers:
             for el in elements:  # a map of an element the scan shows no sign of is not its map
-                require_evidence(ds, el, "map")
+                require_evidence(ds, el, "map", how="add --force to map it")
     return peaks, (elements or None)
 
 

@@ -35,15 +35,15 @@ def add_options(p, element: bool = True) -> None:
 
 def run(args) -> int:
     from maxrf import DataStack
-    from maxrf.errors import OutputLocationError
     from maxrf.evidence import checked_map, element_evidence, label, parse_window
+    from maxrf.outputs import os_error, probe_file
     from maxrf.segmentation import segment_datastack, write_classes_tiff
     from maxrf.speckles import write_csv
 
     window = parse_window(args.window) if args.window else None
     for out in (args.classes, args.out, args.plot):  # before anything is computed or stored
-        if out and not Path(out).parent.is_dir():
-            raise OutputLocationError("the output folder does not exist", Path(out).parent)
+        if out:
+            probe_file(out)  # a missing, unwritable or full folder, or a folder as the file
     ds = DataStack(args.datastack)
     seg = segment_datastack(ds, args.element, window=window, max_radius=args.max_radius,
                             significance=args.significance)
@@ -61,6 +61,9 @@ def run(args) -> int:
 
         image, _source = checked_map(ds, args.element, window, "segmentation")
         fig, _ax = plot_segmentation(image, seg)
-        fig.savefig(Path(args.plot), dpi=120)
+        try:
+            fig.savefig(Path(args.plot), dpi=120)
+        except OSError as exc:
+            raise os_error(exc, args.plot, "write the plot") from None
         print(f"wrote {args.plot}")
     return 0

@@ -1,4 +1,5 @@
-"""The viewer's physical scale bar, in a real headless browser (Debian's chromium).
+"""The viewer in a real headless browser (Debian's chromium): its physical scale bar, and a
+possible element shown as possible.
 
 The bar's length is checked against the map's drawn width and the pixel size (from the
 scan's header, or given), not against the code's own numbers: its share of the map's
@@ -102,3 +103,28 @@ def test_pixel_size_options(scan, tmp_path, capsys):
         assert main([*cmd, "--pixel-size-mm", "-1"]) == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "--pixel-size-mm" in err[0]
+
+
+def test_possible_element_shown_as_possible_in_the_browser(browser, tmp_path):  # noqa: F811
+    """The viewer's header and map list show a possible element as 'Re?', never as present."""
+    from maxrf.convert import convert
+
+    ds = convert(write_pair(tmp_path, poisson_cube(3, shape=(12, 20, 32))), calibrate=False)
+    ds.write_layer("element_maps", {"maps": np.ones((2, 12, 20), np.float32)},
+                   {"elements": ["Fe", "Re"], "method": "window"})
+    ds.write_layer("identification", {"scores": np.zeros(3)}, {"elements": [
+        {"element": "Fe", "status": "present"}, {"element": "Re", "status": "possible"},
+        {"element": "As", "status": "absent"}]})
+    srv = _served(ds)
+    try:
+        page = browser.new_page()
+        page.goto(srv.url)
+        page.wait_for_function("() => window.maxrf && window.maxrf.ready", timeout=20000)
+        sub = page.inner_text("#scan-sub")
+        options = page.eval_on_selector_all("#map-select option", "os => os.map(o => o.textContent)")
+        page.close()
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert "elements: Fe" in sub and "possible: Re?" in sub and "As" not in sub, sub
+    assert "Re?" in options and "Re" not in options and "Fe" in options, options
