@@ -58,3 +58,28 @@ def test_repeated_sigint_at_random_moments_stops_convert_cleanly(tmp_path):
         left = sorted(p.name for p in tmp_path.iterdir())
         assert left == ["scan.raw", "scan.rpl"], left
     assert stopped >= 5, "too few signals landed during a run: test is vacuous"
+
+
+def test_after_an_interrupt_further_signals_are_ignored_until_exit(monkeypatch, capsys):
+    """The first Ctrl-C may arrive before convert installs its handler (Python's own raised
+    it); a second one while the process exits must not kill it by signal after the one-line
+    message (seen as exit -2 under load)."""
+    import maxrf.cli.info as info_cli
+    from maxrf import cli, interrupt
+
+    def stopped(args):
+        raise KeyboardInterrupt  # as Python's default handler raises it, install() not called
+
+    monkeypatch.setattr(info_cli, "run", stopped)
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        assert cli.main(["info", "whatever.datastack"]) == 130
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+        os.kill(os.getpid(), signal.SIGINT)  # would raise KeyboardInterrupt here without it
+        time.sleep(0.05)
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)
+        interrupt._pending.clear()
+    assert capsys.readouterr().err.strip() == "maxrf info: interrupted; nothing was left half-written"

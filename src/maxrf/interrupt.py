@@ -53,6 +53,21 @@ def restore() -> None:
         signal.signal(sig, handler)
 
 
+def ignore_further() -> None:
+    """Ignore SIGINT and SIGTERM from now on: an interrupt has been taken and the process is
+    on its way out.
+
+    The first Ctrl-C may land before :func:`install` ran (during start-up or option
+    parsing), when Python's own handler raised it; a second one during the exit would then
+    meet that handler again, or the interpreter's shutdown, and kill the process by signal
+    after the one-line message was printed.
+    """
+    _pending.set()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+
+
 def pending() -> bool:
     """Whether an interrupt was asked for (since :func:`install`)."""
     return _pending.is_set()

@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"maxrf {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        from maxrf import interrupt
+
+        interrupt.ignore_further()
         print(f"maxrf {args.command}: interrupted; nothing was left half-written", file=sys.stderr)
         return 130
     finally:
