@@ -141,19 +141,28 @@ def rows() -> list[str]:
             f"| automatic registration, {sy['n']} held-out synthetic photos (scale 2-6, +-5 deg, "
             f"perspective, margin, JPEG 85) | mean error {sy['auto_mean_px_mean']:.2f} px (worst seed "
             f"{sy['auto_mean_px_worst']:.2f}), max {sy['auto_max_px_median']:.2f} px median, "
-            f"{sy['auto_max_px_worst']:.2f} worst; verdicts {q['good']} good, {q['doubtful']} doubtful, "
-            f"{q['failed']} failed | mean < 0.5, max < 1 scan px |",
+            f"{sy['auto_max_px_worst']:.2f} worst; mean < 0.5 on {sy['auto_share_mean_below_0.5']:.0%}, "
+            f"max < 1 on {sy['auto_share_max_below_1']:.0%} of seeds; verdicts {q['good']} good, "
+            f"{q['doubtful']} doubtful, {q['failed']} failed"
+            + (f"; {sy['auto_max_above_1_but_good']} called good with max above 1 px "
+               f"(worst good {sy['auto_good_max_px_worst']:.2f})"
+               if "auto_max_above_1_but_good" in sy else "")
+            + (f"; {sy['median_cpu_seconds']:.0f} CPU s each (median)" if "median_cpu_seconds" in sy else "")
+            + " | mean < 0.5, max < 1 scan px |",
             f"| registration from 4 exact point pairs | worst {sy['points_max_px_worst']:.1e} px "
             f"| < 0.1 px |",
             f"| photo of another artwork | {sy['other_artwork_failed']}/{sy['n']} reported failed "
             f"| all failed |",
         ]
         if big:
+            cpu = f", {big['cpu_seconds']:.0f} CPU s" if "cpu_seconds" in big else ""
+            load = (f"load average {big['loadavg_before'][0]:.0f} on 2 cores" if "loadavg_before" in big
+                    else "machine shared by 8 jobs")
             out.append(f"| register onto an 8000 x 6000 JPEG "
                        f"({big['scan_px'][0]} x {big['scan_px'][1]} scan) "
-                       f"| {big['seconds']:.0f} s, peak RSS {big['peak_rss_MB']:.0f} MB, "
+                       f"| {big['seconds']:.0f} s wall{cpu}, peak RSS {big['peak_rss_MB']:.0f} MB, "
                        f"mean error {big['mean_px']:.1f} scan px, verdict {big['quality']} "
-                       f"(machine shared by 8 jobs) | < 60 s, registered |")
+                       f"({load}) | < 60 s, registered |")
     ev = _load("everyday")
     if ev:
         sn, cp, pl = ev["seed_notebook"], ev["convert_pass"], ev["peak_list"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +20,8 @@ from maxrf.registration.verdict import judge
 __all__ = ["register", "register_image", "scan_image"]
 
 _MAX_SIDE = 2048
+#: shorter side (scan pixels) of a large scan at the coarse levels
+_COARSE_SCAN_SIDE = 80
 
 
 def scan_image(ds: Any, image: str | Sequence[str] = "sum") -> tuple[np.ndarray, str]:
@@ -210,16 +213,50 @@ def _fine_level(chans: np.ndarray, ph: Photo, scale: float) -> tuple[np.ndarray,
     return auto.box_reduce(chans, f), float(ph.factor * f)
 
 
+#: the last photo level prepared for the colour fit: (channels, level factor, smoothing) ->
+#: spline coefficients. The verdict builds a dozen metrics on the same level; preparing it
+#: (box reduction, smoothing, spline filter) costs more than evaluating them.
+_LEVEL_CACHE: dict[str, Any] = {}
+
+
+def _colour_level(chans: np.ndarray, ph: Photo, s: float) -> tuple[np.ndarray, float]:
+    fine, f = _fine_level(chans[1:], ph, s)
+    sigma = round(0.4 * s / f, 2)
+    ref = _LEVEL_CACHE.get("chans")
+    if ref is not None and ref() is chans and _LEVEL_CACHE.get("key") == (f, sigma):
+        return _LEVEL_CACHE["coeffs"], f
+    coeffs = auto.spline_coefficients(np.stack([auto.smooth_for_scan(c, s / f) for c in fine]))
+    _LEVEL_CACHE.update(chans=weakref.ref(chans), key=(f, sigma), coeffs=coeffs)
+    return coeffs, f
+
+
 def fit_metric(scan: np.ndarray, chans: np.ndarray, ph: Photo, matrix: np.ndarray,
                mask: np.ndarray | None = None, partial: bool = False) -> auto.FitMetric:
     """The colour-fit metric of ``scan`` against the photo's R, G, B absorbances near ``matrix``'s scale."""
-    s = auto._scale(matrix)
-    fine, f = _fine_level(chans[1:], ph, s)
-    moving = np.stack([auto.smooth_for_scan(c, s / f) for c in fine])
-    return auto.FitMetric(scan, moving, f, mask=mask, partial=partial)
+    coeffs, f = _colour_level(chans, ph, auto._scale(matrix))
+    return auto.FitMetric(scan, coeffs, f, mask=mask, partial=partial, prefiltered=True)
 
 
 def _automatic(scan: np.ndarray, chans: np.ndarray, ph: Photo) -> np.ndarray:
+    """Coarse to fine over the scan's resolution too.
+
+    A large scan is first registered whole at a reduced resolution (its shorter side about
+    :data:`_COARSE_SCAN_SIDE` pixels: the search, SimpleITK and the projective fit are then
+    as fast as for a small scan and their capture range in scan pixels is ``k`` times
+    larger); only the projective refinement runs at full resolution, near the solution.
+    """
+    k = min(scan.shape) // _COARSE_SCAN_SIDE
+    if k < 2:
+        return _automatic_level(scan, chans, ph)
+    small = auto.normalise(auto.box_reduce(scan, k))
+    # reduced pixel i covers full pixels k*i .. k*i+k-1: full c = k * c_small + (k - 1) / 2
+    to_small = np.array([[1 / k, 0, -(k - 1) / (2 * k)], [0, 1 / k, -(k - 1) / (2 * k)], [0, 0, 1]])
+    matrix = _automatic_level(small, chans, ph) @ to_small
+    metric = fit_metric(scan, chans, ph, matrix)
+    return auto.refine_projective(metric, matrix, auto._scale(matrix))
+
+
+def _automatic_level(scan: np.ndarray, chans: np.ndarray, ph: Photo) -> np.ndarray:
     cands = auto.coarse_search(scan, chans, ph.factor, n_best=8)
     if not cands:
         raise ParameterError(f"{ph.path}: the photo is too small for the scan")

@@ -40,7 +40,7 @@ class Registration:
         Each check's value, threshold and outcome (the evidence of ``quality``).
     rms_px : float
         Residual RMS (photo pixels): of the control points (``'points'``), or of the
-        local re-registrations of the scan's quadrants (``'auto'``).
+        local re-registrations of windows over the scan (their shifts) (``'auto'``).
     residuals : list of float
         The individual residuals (photo pixels).
     metric : float

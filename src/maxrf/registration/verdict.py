@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 
 from maxrf.io.photo import Photo
-from maxrf.registration import auto
 from maxrf.registration import homography as hg
+from maxrf.registration.local_check import local_alignment
 from maxrf.registration.result import Registration
 
 __all__ = ["FAILED", "GOOD", "judge"]
@@ -17,13 +17,14 @@ __all__ = ["FAILED", "GOOD", "judge"]
 #: explained: partial R^2 of the colour fit (:class:`maxrf.registration.auto.FitMetric`), the
 #: share of the scan image's variance left by a smooth trend that the photo's colours explain;
 #: contrast: 1 - (best R^2 at poses shifted by a third of the scan) / R^2, how distinct the
-#: optimum is; consistency: how far (scan pixels) each quadrant of the scan moves when
-#: registered on its own; points: RMS of the control point residuals; distortion: ratio of
+#: optimum is; local_max_error_scan_px: the largest error over the scan area estimated from
+#: windows registered on their own (:mod:`maxrf.registration.local_check`); points: RMS of
+#: the control point residuals; distortion: ratio of
 #: the local scales over the scan times the anisotropy (1 for a similarity).
 GOOD: dict[str, float] = {"overlap": 0.97, "explained": 0.5, "contrast": 0.3,
-                          "consistency_scan_px": 1.0, "points_rms_scan_px": 0.5, "distortion": 1.35}
+                          "local_max_error_scan_px": 1.0, "points_rms_scan_px": 0.5, "distortion": 1.35}
 FAILED: dict[str, float] = {"overlap": 0.5, "explained": 0.25, "contrast": 0.15,
-                            "consistency_scan_px": 2.5, "points_rms_scan_px": 3.0, "distortion": 2.0}
+                            "local_max_error_scan_px": 4.0, "points_rms_scan_px": 3.0, "distortion": 2.0}
 
 
 def _check(value: float, good: float, failed: float, higher_is_better: bool) -> dict[str, Any]:
@@ -35,24 +36,6 @@ def _check(value: float, good: float, failed: float, higher_is_better: bool) -> 
     else:
         outcome = "good" if v <= good else "failed" if v > failed else "doubtful"
     return {"value": v if np.isfinite(v) else None, "good": good, "failed": failed, "outcome": outcome}
-
-
-def _quadrant_shifts(scan: np.ndarray, chans: np.ndarray, ph: Photo, matrix: np.ndarray,
-                     scale: float) -> np.ndarray:
-    """Displacement (photo pixels) of each quadrant's centre when registered alone (translation)."""
-    from maxrf.registration.register import fit_metric
-
-    h, w = scan.shape
-    rows, cols = np.mgrid[0:h, 0:w]
-    out = []
-    for top in (True, False):
-        for left in (True, False):
-            mask = ((rows < h / 2) == top) & ((cols < w / 2) == left)
-            metric = fit_metric(scan, chans, ph, matrix, mask=mask)
-            m = auto.refine_projective(metric, matrix, scale, projective=False)
-            c = np.array([[cols[mask].mean(), rows[mask].mean()]])
-            out.append(float(np.linalg.norm(hg.apply(m, c) - hg.apply(matrix, c))))
-    return np.asarray(out)
 
 
 def _distortion(matrix: np.ndarray, shape: tuple[int, int]) -> float:
@@ -90,9 +73,11 @@ def judge(reg: Registration, scan: np.ndarray, chans: np.ndarray, ph: Photo,
         checks["explained"] = _check(r2, GOOD["explained"], FAILED["explained"], True)
         contrast = 1 - null / r2 if r2 > 0 else 0.0
         checks["contrast"] = _check(contrast, GOOD["contrast"], FAILED["contrast"], True)
-        quad = _quadrant_shifts(scan, chans, ph, m, scale)
-        checks["consistency_scan_px"] = _check(float(quad.max() / scale), GOOD["consistency_scan_px"],
-                                               FAILED["consistency_scan_px"], False)
+        local = local_alignment(scan, chans, ph, m)
+        quad = np.linalg.norm(local.shifts, axis=1) * scale
+        key = "local_max_error_scan_px"
+        checks[key] = _check(local.max_error, GOOD[key], FAILED[key], False)
+        checks[key]["corner_error_scan_px"] = [float(v) for v in local.corner_error]
     else:
         quad = np.array([np.nan])
         for key in ("explained", "contrast"):
@@ -109,7 +94,7 @@ def judge(reg: Registration, scan: np.ndarray, chans: np.ndarray, ph: Photo,
     else:
         reg.residuals = [float(q) for q in quad]
         reg.rms_px = float(np.sqrt(np.mean(quad ** 2)))
-        decisive = ("overlap", "distortion", "explained", "contrast", "consistency_scan_px")
+        decisive = ("overlap", "distortion", "explained", "contrast", "local_max_error_scan_px")
     outcomes = {k: v["outcome"] for k, v in checks.items() if isinstance(v, dict)}
     if any(outcomes.get(k) == "failed" for k in decisive):
         quality = "failed"

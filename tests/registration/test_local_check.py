@@ -1,0 +1,75 @@
+"""The local-alignment check against the known warp of a synthetic photograph."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from maxrf.convert import convert
+from maxrf.io.photo import read_photo
+from maxrf.registration import auto, scan_image
+from maxrf.registration import homography as hg
+from maxrf.registration.local_check import local_alignment
+from maxrf.registration.result import Registration
+from maxrf.registration.verdict import judge
+from maxrf.synth import make_scan
+from maxrf.synth_photo import make_photo
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    """(scan image, photo channels, photo, true matrix); seed 13 is not used elsewhere."""
+    d = tmp_path_factory.mktemp("local")
+    truth = make_scan(d / "scan", height=48, width=60, channels=256, seed=13)
+    ds = convert(d / "scan.rpl", d / "scan.datastack")
+    pt = make_photo(truth.maps, d / "photo.jpg", seed=13)
+    img, _ = scan_image(ds)
+    ph = read_photo(pt.path)
+    return auto.normalise(img), auto.photo_channels(ph.image), ph, pt.matrix
+
+
+def _max_error(matrix: np.ndarray, truth: np.ndarray, shape: tuple[int, int]) -> float:
+    g = hg.scan_grid(shape)
+    return float(np.linalg.norm(hg.apply(np.linalg.inv(truth), hg.apply(matrix, g)) - g, axis=1).max())
+
+
+def _perturbed(truth: np.ndarray, shape: tuple[int, int], corner: int, dist: float) -> np.ndarray:
+    """The true warp with one scan corner moved by ``dist`` scan pixels (the others fixed)."""
+    d = np.zeros(8)
+    d[2 * corner: 2 * corner + 2] = dist / np.sqrt(2) * auto._scale(truth)
+    return hg.corners_matrix(shape, truth, d)
+
+
+def test_the_true_warp_is_estimated_within_a_pixel(case):
+    scan, chans, ph, truth = case
+    la = local_alignment(scan, chans, ph, truth)
+    assert la.max_error < 1.0
+    assert la.shifts.shape == (9, 2) and np.all(la.stderr > 0)
+
+
+@pytest.mark.parametrize("corner", [0, 2])
+def test_a_warp_wrong_at_one_corner_is_seen_there(case, corner):
+    scan, chans, ph, truth = case
+    m = _perturbed(truth, scan.shape, corner, 2.0)
+    true_max = _max_error(m, truth, scan.shape)
+    assert 1.9 < true_max < 2.1  # the perturbation is what it says
+    la = local_alignment(scan, chans, ph, m)
+    assert la.max_error > 1.0
+    assert int(np.argmax(la.corner_error)) == corner
+    assert 0.5 * true_max < la.corner_error[corner] < 1.5 * true_max
+
+
+def test_the_verdict_does_not_call_a_locally_wrong_warp_good(case):
+    scan, chans, ph, truth = case
+    verdicts = {}
+    for name, m in (("truth", truth), ("wrong", _perturbed(truth, scan.shape, 1, 2.0))):
+        reg = Registration(matrix=m, method="auto", photo_path=ph.path, photo_sha256=ph.sha256,
+                           photo_size=ph.size, scan_shape=scan.shape, quality="failed")
+        judge(reg, scan, chans, ph, [])
+        verdicts[name] = reg
+    assert verdicts["truth"].quality == "good"
+    wrong = verdicts["wrong"]
+    assert wrong.quality != "good"
+    assert wrong.checks["local_max_error_scan_px"]["outcome"] != "good"
+    # the global evidence alone would not have caught it
+    assert all(wrong.checks[k]["outcome"] == "good" for k in ("overlap", "explained", "contrast"))
