@@ -35,7 +35,6 @@ LONG_MODULES = {
     "maxrf.peaks",
     "maxrf.report.build",
     "maxrf.speckles",
-    "maxrf.store",
     "maxrf.synth",
 }
 LONG_FUNCTIONS = {

@@ -216,7 +216,7 @@ def test_layer_writer_disk_full_mid_stream(ds, monkeypatch):
 
     ds.write_layer("x", {"m": np.zeros((2, 10, 12))}, {"state": "old"})
     calls = {"n": 0}
-    real = store.write_region
+    real = store.layers.write_region
 
     def full(*args):
         calls["n"] += 1
@@ -224,7 +224,7 @@ def test_layer_writer_disk_full_mid_stream(ds, monkeypatch):
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(*args)
 
-    monkeypatch.setattr(store, "write_region", full)
+    monkeypatch.setattr(store.layers, "write_region", full)
     with pytest.raises(DiskFullError, match="disk full"), store.LayerWriter(ds.path) as lw:
         m = lw.create("x", "m", (2, 10, 12), np.float64, (1, 5, 12))
         for r0 in (0, 5):
