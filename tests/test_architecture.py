@@ -54,7 +54,6 @@ LONG_FUNCTIONS = {
     "maxrf.report.figures:spectrum_svg",
     "maxrf.segmentation.segment:segment_map",
     "maxrf.speckles:_height_scan",
-    "maxrf.speckles:region_spectra",
     "maxrf.synth:make_scan",
     "maxrf.synth_drawing:make_drawing",
 }

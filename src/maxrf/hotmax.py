@@ -40,11 +40,11 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from maxrf import engine
 from maxrf import peaks as _peaks
 from maxrf.compat import HotmaxPlots
 from maxrf.errors import ConcurrentWriteError, CorruptDataError, ParameterError
 from maxrf.peaks import restore_level  # noqa: F401 - kept as a public name of hotmax
+from maxrf.pixels import read_spectra
 from maxrf.store import DataStack, open_datastack
 from maxrf.types import ClientLike
 
@@ -145,13 +145,8 @@ def read_pixel_spectra(ds: DataStack, pixels: np.ndarray, client: ClientLike = N
         ``(n, C)`` float64 counts.
     """
     pixels = np.asarray(pixels, dtype=np.int64).reshape(-1, 2)
-    c = ds.shape[2]
-    if len(pixels) == 0:
-        return np.zeros((0, c), dtype=np.float64)
-    cube = ds.cube
-    # dask's point indexing reads each chunk holding a requested pixel once
-    (values,) = engine.compute(cube.vindex[pixels[:, 0], pixels[:, 1]], client=client)
-    return np.asarray(values, dtype=np.float64).reshape(len(pixels), c)
+    values = read_spectra(ds, pixels[:, 0], pixels[:, 1], client=client)
+    return np.asarray(values, dtype=np.float64).reshape(len(pixels), ds.shape[2])
 
 
 def spectrum_noise(

@@ -10,8 +10,8 @@ The height scan is one sweep of a union-find over the pixels sorted by height (n
 re-labelling of the map per height); its results are identical to labelling
 ``peak_map > h`` with :func:`skimage.measure.label` (``connectivity=1``) at every height.
 
-:func:`region_spectra` reads the spectra under a mask from a spectral cube of shape
-``(H, W, C)``; for a dask cube only the chunks that hold masked pixels are computed.
+:func:`region_spectra` (from :mod:`maxrf.pixels`, the one home of reading chosen pixels)
+reads the spectra under a mask; only the chunks that hold masked pixels are read.
 
 Units: map values are in the map's own units (counts, or counts above the continuum for
 peak maps); areas are in pixels; centroids, diameters and radii in pixels (row = y,
@@ -45,6 +45,7 @@ from maxrf.errors import (
     OutputLocationError,
     ParameterError,
 )
+from maxrf.pixels import region_spectra
 from maxrf.types import ArrayLike, ClientLike
 
 if TYPE_CHECKING:
@@ -583,130 +584,6 @@ def _particle_segmentation(peak_map: np.ndarray, particles_only: bool, segmentat
     if not segmentation.particle_mask.any():
         raise ParameterError("the segmentation has no particle: nothing for the atlas to measure")
     return segmentation
-
-
-# ---------------------------------------------------------------------------------------
-# spectra under a mask, reading only the chunks under it
-# ---------------------------------------------------------------------------------------
-def _place(mask: np.ndarray, offset: tuple[int, int], shape: tuple[int, int]) -> np.ndarray:
-    """A bounding-box mask put at ``offset`` (row, col) in a full-size mask of ``shape``."""
-    r0, c0 = (int(v) for v in offset)
-    h, w = mask.shape
-    if r0 < 0 or c0 < 0 or r0 + h > shape[0] or c0 + w > shape[1]:
-        raise ParameterError(f"mask {mask.shape} at offset {(r0, c0)} falls outside the "
-                             f"scan {shape}")
-    full = np.zeros(shape, dtype=bool)
-    full[r0:r0 + h, c0:c0 + w] = mask.astype(bool)
-    return full
-
-
-
-
-def _take_pixels(block: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    return np.asarray(block)[rows, cols]
-
-
-def _sum_pixels(block: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    return np.asarray(block)[rows, cols].sum(axis=0, dtype=np.float64)
-
-
-def region_spectra(cube: ArrayLike, mask: ArrayLike, average: bool = True,
-                   client: ClientLike = None, offset: tuple[int, int] | None = None) -> np.ndarray:
-    """Spectra of the pixels under a mask, reading only the chunks the mask touches.
-
-    Parameters
-    ----------
-    cube : ndarray or dask.array.Array, shape (H, W, C)
-        Spectral cube (counts per channel). A dask array (chunked as blocks of pixels x
-        channels) is read block by block: only the blocks holding a masked pixel are
-        computed, each reduced to its masked pixels on the worker. Other chunked arrays
-        with a ``chunks`` attribute (e.g. zarr) are wrapped with ``dask.array.from_array``.
-    mask : array_like of bool, shape (H, W)
-        Pixels to read (non-zero = selected).
-    average : bool, optional
-        If True (default) return the mean spectrum; otherwise every selected pixel's
-        spectrum.
-    client : dask.distributed.Client or str, optional
-        Read a dask cube's blocks on this cluster (or scheduler address; default
-        ``MAXRF_SCHEDULER``, else local threads).
-    offset : (int, int), optional
-        ``(row, col)`` of the mask's top-left pixel in the scan, for a mask smaller than
-        the scan: the seed's ``mask=p.image`` of a region ``p`` (scikit-image
-        ``regionprops``) is its bounding box, at ``offset=p.bbox[:2]``. A region itself
-        (anything with ``image`` and ``bbox``) may be passed as ``mask``.
-
-    Returns
-    -------
-    ndarray
-        ``average=True``: float64, shape (C,), mean counts per channel.
-        ``average=False``: shape (n_pixels, C), the cube's dtype, pixels in raster order
-        (as ``cube[mask]`` for a numpy cube).
-    """
-    if hasattr(mask, "image") and hasattr(mask, "bbox"):  # a regionprops region
-        mask, offset = mask.image, tuple(mask.bbox[:2])
-    mask = np.asarray(mask)
-    if mask.ndim != 2:
-        raise ParameterError(f"mask must be a 2-D (rows, cols) array, got shape {mask.shape}")
-    shape = tuple(getattr(cube, "shape", ()))
-    if len(shape) != 3:
-        raise ParameterError(f"cube must be a 3-D (rows, cols, channels) array, got {shape}")
-    if offset is not None or (mask.shape != shape[:2] and mask.shape[0] <= shape[0]
-                              and mask.shape[1] <= shape[1]):
-        if offset is None:
-            raise ParameterError(
-                f"mask {mask.shape} is smaller than the scan {shape[:2]}: a region's bounding "
-                f"box (p.image) needs offset=p.bbox[:2] (or pass the region: mask=p)")
-        mask = _place(mask, offset, shape[:2])
-    if mask.shape != shape[:2]:
-        raise ParameterError(
-            f"mask shape {mask.shape} does not match the cube's pixel grid {shape[:2]}"
-        )
-    rows, cols = np.nonzero(mask)
-    n = rows.size
-    if n == 0:
-        raise ParameterError("mask selects no pixels")
-
-    import dask
-    import dask.array as da
-
-    if not isinstance(cube, da.Array) and not isinstance(cube, np.ndarray):
-        if hasattr(cube, "chunks") and len(getattr(cube, "chunks", ())) == 3:
-            cube = da.from_array(cube, chunks=tuple(cube.chunks))
-        else:
-            cube = np.asarray(cube)
-    if isinstance(cube, np.ndarray):
-        if average:
-            return cube[rows, cols].sum(axis=0, dtype=np.float64) / n
-        return cube[rows, cols]
-
-    rchunks, cchunks = cube.chunks[0], cube.chunks[1]
-    redges = np.concatenate([[0], np.cumsum(rchunks)])
-    cedges = np.concatenate([[0], np.cumsum(cchunks)])
-    bi = np.searchsorted(redges, rows, side="right") - 1
-    bj = np.searchsorted(cedges, cols, side="right") - 1
-    key = bi * len(cchunks) + bj
-    by_block = np.argsort(key, kind="stable")
-    ukeys, first = np.unique(key[by_block], return_index=True)
-    bounds = np.append(first, n)
-    func = _sum_pixels if average else _take_pixels
-    tasks = []
-    groups = []
-    for g, kk in enumerate(ukeys):
-        i, j = divmod(int(kk), len(cchunks))
-        sel = by_block[bounds[g] : bounds[g + 1]]
-        lr = rows[sel] - redges[i]
-        lc = cols[sel] - cedges[j]
-        tasks.append(dask.delayed(func)(cube.blocks[i, j, :], lr, lc))
-        groups.append(sel)
-    from maxrf import engine
-
-    parts = engine.compute(*tasks, client=client)
-    if average:
-        return np.sum(parts, axis=0) / n
-    out = np.empty((n, shape[2]), dtype=cube.dtype)
-    for sel, part in zip(groups, parts):
-        out[sel] = part
-    return out
 
 
 # ---------------------------------------------------------------------------------------
