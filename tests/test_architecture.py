@@ -34,7 +34,6 @@ LONG_MODULES = {
     "maxrf.io.ripple",
     "maxrf.peaks",
     "maxrf.report.build",
-    "maxrf.speckles",
     "maxrf.synth",
 }
 LONG_FUNCTIONS = {
@@ -53,7 +52,6 @@ LONG_FUNCTIONS = {
     "maxrf.plot.puzzle:plot_puzzle",
     "maxrf.report.figures:spectrum_svg",
     "maxrf.segmentation.segment:segment_map",
-    "maxrf.speckles:_height_scan",
     "maxrf.synth:make_scan",
     "maxrf.synth_drawing:make_drawing",
 }
