@@ -33,7 +33,6 @@ LONG_MODULES = {
     "maxrf.hotmax",
     "maxrf.peaks",
     "maxrf.report.build",
-    "maxrf.synth",
 }
 LONG_FUNCTIONS = {
     "maxrf.calibration.hypotheses:_medium_scores",
@@ -50,7 +49,6 @@ LONG_FUNCTIONS = {
     "maxrf.plot.puzzle:plot_puzzle",
     "maxrf.report.figures:spectrum_svg",
     "maxrf.segmentation.segment:segment_map",
-    "maxrf.synth:make_scan",
     "maxrf.synth_drawing:make_drawing",
 }
 
