@@ -31,7 +31,6 @@ MAX_FUNCTION_LINES = 80
 # synth.py and report/build.py are next.
 LONG_MODULES = {
     "maxrf.hotmax",
-    "maxrf.peaks",
     "maxrf.report.build",
 }
 LONG_FUNCTIONS = {
@@ -43,7 +42,6 @@ LONG_FUNCTIONS = {
     "maxrf.identify.sources:identify",
     "maxrf.identify.spectrum:identify_spectrum",
     "maxrf.maps.compute:compute_maps",
-    "maxrf.peaks:fit_peaks",
     "maxrf.plot.maps:multi_plot",
     "maxrf.plot.puzzle:plot_ptrn",
     "maxrf.plot.puzzle:plot_puzzle",
