@@ -30,7 +30,6 @@ MAX_FUNCTION_LINES = 80
 # they remain). maps/ and physics/ are packages now; store.py, speckles.py, io/ripple.py,
 # synth.py and report/build.py are next.
 LONG_MODULES = {
-    "maxrf.hotmax",
     "maxrf.report.build",
 }
 LONG_FUNCTIONS = {
