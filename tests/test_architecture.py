@@ -43,7 +43,6 @@ LONG_FUNCTIONS = {
     "maxrf.plot.puzzle:plot_puzzle",
     "maxrf.report.figures:spectrum_svg",
     "maxrf.segmentation.segment:segment_map",
-    "maxrf.synth_drawing:make_drawing",
 }
 
 
