@@ -41,7 +41,6 @@ LONG_FUNCTIONS = {
     "maxrf.plot.maps:multi_plot",
     "maxrf.plot.puzzle:plot_ptrn",
     "maxrf.plot.puzzle:plot_puzzle",
-    "maxrf.segmentation.segment:segment_map",
 }
 
 
