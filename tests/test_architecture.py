@@ -37,7 +37,6 @@ LONG_FUNCTIONS = {
     "maxrf.identify.instrument:instrument_pattern",
     "maxrf.identify.sources:identify",
     "maxrf.identify.spectrum:identify_spectrum",
-    "maxrf.maps.compute:compute_maps",
     "maxrf.plot.maps:multi_plot",
     "maxrf.plot.puzzle:plot_ptrn",
     "maxrf.plot.puzzle:plot_puzzle",
