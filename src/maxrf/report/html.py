@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
@@ -65,30 +64,6 @@ def _floats(v: Any) -> list[float]:
     except (TypeError, ValueError):
         return []
     return [float(x) for x in arr if np.isfinite(x)]
-
-
-def _speckle_rows(layer: Any) -> list[dict[str, Any]]:
-    """Rows of the speckle table: the ``table`` attribute, or built from the arrays."""
-    table = layer.attrs.get("table")
-    if isinstance(table, list) and all(isinstance(r, Mapping) for r in table):
-        return [dict(r) for r in table]
-    if isinstance(table, Mapping):  # columns
-        cols = {k: list(np.asarray(v).ravel()) for k, v in table.items()}
-        n = min((len(v) for v in cols.values()), default=0)
-        return [{k: _plain(v[i]) for k, v in cols.items()} for i in range(n)]
-    cent = np.asarray(layer.get("centroids", np.zeros((0, 2))), dtype=np.float64)
-    areas = np.asarray(layer.get("areas", np.zeros(0))).ravel()
-    peak = np.asarray(layer.get("peak_intensity", np.zeros(0)), dtype=np.float64).ravel()
-    n = cent.shape[0] if cent.ndim == 2 else 0
-    rows = []
-    for i in range(n):
-        row: dict[str, Any] = {"label": i + 1, "row": float(cent[i, 0]), "col": float(cent[i, 1])}
-        if i < areas.size:
-            row["area"] = _plain(areas[i])
-        if i < peak.size:
-            row["peak"] = float(peak[i])
-        rows.append(row)
-    return rows
 
 
 def _plain(v: Any) -> Any:

@@ -7,31 +7,18 @@ every height but touching every pixel once.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import scipy.ndimage as ndi
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from maxrf.errors import ParameterError
+from maxrf.arrays import as_map
+from maxrf.types import ArrayLike
 
 
-def _as_map(peak_map: Any, name: str = "peak_map") -> np.ndarray:
+def _as_map(peak_map: ArrayLike, name: str = "peak_map") -> np.ndarray:
     """Return ``peak_map`` as a float64 2-D array; NaN allowed (no data), inf not."""
-    try:
-        arr = np.asarray(peak_map, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ParameterError(f"{name} must be a 2-D numeric array ({exc})") from None
-    if arr.ndim != 2:
-        raise ParameterError(f"{name} must be a 2-D array (rows, cols), got shape {arr.shape}")
-    if arr.size == 0:
-        raise ParameterError(f"{name} is empty (shape {arr.shape})")
-    if np.isinf(arr).any():
-        raise ParameterError(f"{name} contains infinite values")
-    if np.isnan(arr).all():
-        raise ParameterError(f"{name} contains only NaN values")
-    return arr
+    return as_map(peak_map, name)
 
 
 def _height_levels(values: np.ndarray, heights: np.ndarray) -> np.ndarray:
