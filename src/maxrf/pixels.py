@@ -15,7 +15,7 @@ viewer's chunk cache).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -115,6 +115,25 @@ def _sum_pixels(block: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.nda
     return np.asarray(block)[rows, cols].sum(axis=0, dtype=np.float64)
 
 
+class _StoredCube:
+    """A DataStack's stored cube as a block source (picklable: its chunks are read where the
+    task runs)."""
+
+    def __init__(self, source: ChunkedSource, dtype: np.dtype):
+        self.source = source
+        self.dtype = np.dtype(dtype)
+        self.shape = tuple(int(s) for s in source.shape)
+        self.chunks = tuple(int(c) for c in source.chunks)
+
+    def read_block(self, block: Block) -> np.ndarray:
+        return self.source.read_block(block)
+
+
+def _read_pixels(source: ChunkedSource, block: Block, func: Callable[..., np.ndarray],
+                 rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    return func(source.read_block(block), rows, cols)
+
+
 def _regular_chunks(size: int, step: int) -> tuple[int, ...]:
     return tuple(min(step, size - s) for s in range(0, size, step))
 
@@ -126,7 +145,7 @@ def _as_readable(cube: Any) -> Any:
     from maxrf.store import DataStack
 
     if isinstance(cube, DataStack):
-        return cube.cube
+        return _StoredCube(cube.block_source(), cube.dtype)
     if isinstance(cube, (np.ndarray, da.Array)):
         return cube
     if hasattr(cube, "read_block") and len(getattr(cube, "chunks", ())) == 3:
@@ -176,24 +195,30 @@ def read_spectra(cube: ArrayLike | DataStack | ChunkedSource, rows: ArrayLike, c
     if n == 0:
         return np.zeros(shape[2]) if average else np.zeros((0, shape[2]),
                                                            dtype=getattr(cube, "dtype", None))
-    if hasattr(cube, "read_block"):  # a local source: read in this process
+    func = _sum_pixels if average else _take_pixels
+    if hasattr(cube, "read_block"):  # a block source: a task (stored cube) or a call per chunk
         ch, cw = int(cube.chunks[0]), int(cube.chunks[1])
         row_chunks, col_chunks = _regular_chunks(shape[0], ch), _regular_chunks(shape[1], cw)
         groups = list(_chunk_groups(rows, cols, row_chunks, col_chunks))
-        parts = []
-        for i, j, sel, r0, c0 in groups:
-            block = Block(i * len(col_chunks) + j, slice(r0, r0 + row_chunks[i]),
-                          slice(c0, c0 + col_chunks[j]))
-            data = cube.read_block(block)
-            parts.append((_sum_pixels if average else _take_pixels)(data, rows[sel] - r0,
-                                                                     cols[sel] - c0))
+        blocks = [Block(i * len(col_chunks) + j, slice(r0, r0 + row_chunks[i]),
+                        slice(c0, c0 + col_chunks[j])) for i, j, _sel, r0, c0 in groups]
+        if isinstance(cube, _StoredCube):  # picklable: on the cluster or the local threads
+            import dask
+
+            from maxrf import engine
+
+            tasks = [dask.delayed(_read_pixels)(cube.source, b, func, rows[sel] - r0, cols[sel] - c0)
+                     for b, (_i, _j, sel, r0, c0) in zip(blocks, groups)]
+            parts = engine.compute(*tasks, client=client)
+        else:  # a local source (the viewer's chunk cache): read in this process
+            parts = [_read_pixels(cube, b, func, rows[sel] - r0, cols[sel] - c0)
+                     for b, (_i, _j, sel, r0, c0) in zip(blocks, groups)]
     else:
         import dask
 
         from maxrf import engine
 
         groups = list(_chunk_groups(rows, cols, cube.chunks[0], cube.chunks[1]))
-        func = _sum_pixels if average else _take_pixels
         tasks = [dask.delayed(func)(cube.blocks[i, j, :], rows[sel] - r0, cols[sel] - c0)
                  for i, j, sel, r0, c0 in groups]
         parts = engine.compute(*tasks, client=client)
