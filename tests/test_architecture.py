@@ -217,13 +217,16 @@ def test_walker_finds_each_broken_rule():
         "maxrf.plot": "",
         "maxrf.plot.spectra": "import matplotlib\nfrom maxrf import e\n",
         "maxrf.store": "import zarr\n",
+        "maxrf.store.cube": "from zarr.codecs import BloscCodec\n",  # the store is a package
+        "maxrf.segmentation.store": "import zarr\n",  # a module named store is not the store
     }
     found = rule_violations(bad)
     assert any("cycle" in p and "maxrf.a -> maxrf.b" in p for p in found)
     assert any(p.startswith("maxrf.c:2") and "matplotlib" in p for p in found)
     assert any(p.startswith("maxrf.d:1") and "zarr" in p for p in found)
+    assert any(p.startswith("maxrf.segmentation.store:1") and "zarr" in p for p in found)
     assert any(p.startswith("maxrf.e:2") and "computation" in p for p in found)
-    assert len(found) == 4, found  # plot/store imports are allowed; e <-> plot is lazy, no cycle
+    assert len(found) == 5, found  # plot/store imports are allowed; e <-> plot is lazy, no cycle
 
 
 def test_walker_ignores_what_does_not_run_at_import():
