@@ -47,7 +47,7 @@ def segment_datastack(ds: Any, element: str = "Fe", *, store: bool = True,
     LayerMissingError
         No map of ``element`` in the datastack (run ``maxrf maps`` first).
     """
-    from maxrf.speckles import _StoredMaps, element_map_of
+    from maxrf.speckles.datastack import _StoredMaps, element_map_of
 
     ds = open_datastack(ds)
     image, source = element_map_of(ds, element)

@@ -30,17 +30,10 @@ from __future__ import annotations
 
 from maxrf.pixels import region_spectra
 from maxrf.speckles.atlas import SpeckleAtlas
-from maxrf.speckles.datastack import (
-    SpeckleResult,
-    _StoredMaps,
-    element_map_of,
-    find_speckles,
-    window_map,
-)
-from maxrf.speckles.heights import SLICE_PIXELS, _height_levels, _height_scan
+from maxrf.speckles.datastack import SpeckleResult, element_map_of, find_speckles, window_map
+from maxrf.speckles.heights import SLICE_PIXELS
 from maxrf.speckles.table import (
     TABLE_COLUMNS,
-    _noise_level,
     speckle_table,
     speckles_above_noise,
     write_csv,
@@ -58,9 +51,4 @@ __all__ = [
     "speckles_above_noise",
     "window_map",
     "write_csv",
-    # used by tests and by maxrf.segmentation.store
-    "_StoredMaps",
-    "_height_levels",
-    "_height_scan",
-    "_noise_level",
 ]
