@@ -30,7 +30,7 @@ from maxrf.errors import OutputLocationError
 from maxrf.report.decomposition import section as decomposition_section
 from maxrf.report.figures import esc
 from maxrf.report.gallery import MapSections
-from maxrf.report.hotmax import MAX_HOTMAX, HotmaxSection, _PuzzleMaker
+from maxrf.report.hotmax import MAX_HOTMAX, HotmaxSection
 from maxrf.report.html import _section, _template, element_of_attr
 from maxrf.report.layers import (
     STANDARD_LAYERS,
@@ -49,9 +49,7 @@ if TYPE_CHECKING:
     from maxrf.store import DataStack
     from maxrf.types import DataStackLike
 
-# names of this module before its sections had a module each (the tests patch _PuzzleMaker here)
-__all__ = ["MAX_HOTMAX", "MAX_SPECKLE_ROWS", "_PuzzleMaker", "build_report", "element_of_attr",
-           "write_report"]
+__all__ = ["MAX_HOTMAX", "MAX_SPECKLE_ROWS", "build_report", "element_of_attr", "write_report"]
 
 
 def _segmentation_section(ds: DataStack, statuses: dict, max_side: int) -> str:
