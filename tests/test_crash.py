@@ -149,7 +149,7 @@ def test_layer_write_disk_full_keeps_previous(tmp_path, monkeypatch):
     ds.write_layer("maps", {"m": np.zeros((10, 10))}, {"state": "old"})
     import maxrf.store as store
 
-    real = store.write_array
+    real = store.layers.write_array
     calls = {"n": 0}
 
     def full(*args, **kwargs):
@@ -158,7 +158,7 @@ def test_layer_write_disk_full_keeps_previous(tmp_path, monkeypatch):
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(store, "write_array", full)
+    monkeypatch.setattr(store.layers, "write_array", full)
     with pytest.raises(DiskFullError, match="disk full"):
         ds.write_layer("maps", {"m": np.ones((10, 10)), "n": np.ones(3)}, {"state": "new"})
     layer = ds.read("maps")

@@ -192,7 +192,7 @@ def _forbid_cube(monkeypatch):
     monkeypatch.setattr(DataStack, "cube", property(boom))
     monkeypatch.setattr(DataStack, "argmax_pixels", property(boom))
     monkeypatch.setattr(DataStack, "max_spectrum", property(boom))
-    monkeypatch.setattr(store._CubeReader, "__getitem__", boom)
+    monkeypatch.setattr(store.cube._CubeReader, "__getitem__", boom)
     monkeypatch.setattr(store.CubeSource, "read_block", boom)
 
 

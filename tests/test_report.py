@@ -352,6 +352,7 @@ def test_hotmax_uses_plot_puzzle_when_it_works(full, monkeypatch):
     import matplotlib.pyplot as plt
 
     from maxrf.report import build
+    from maxrf.report.hotmax import _PuzzleMaker
 
     calls = []
 
@@ -365,8 +366,8 @@ def test_hotmax_uses_plot_puzzle_when_it_works(full, monkeypatch):
         ax.plot(np.arange(5))
         return fig, ax
 
-    monkeypatch.setattr(build._PuzzleMaker, "_atlas", lambda self: FakeAtlas(self.ds))
-    monkeypatch.setattr(build._PuzzleMaker, "plot", staticmethod(fake_puzzle))
+    monkeypatch.setattr(_PuzzleMaker, "_atlas", lambda self: FakeAtlas(self.ds))
+    monkeypatch.setattr(_PuzzleMaker, "plot", staticmethod(fake_puzzle))
     plt.close("all")  # figures other tests of this process left open are not the report's
     html = build.build_report(full[0])
     assert calls == [0, 1, 2]
@@ -376,7 +377,7 @@ def test_hotmax_uses_plot_puzzle_when_it_works(full, monkeypatch):
     def broken(atlas, n):
         raise RuntimeError("not finished")
 
-    monkeypatch.setattr(build._PuzzleMaker, "plot", staticmethod(broken))
+    monkeypatch.setattr(_PuzzleMaker, "plot", staticmethod(broken))
     html = build.build_report(full[0])
     assert len(re.findall(r'<svg[^>]*data-hotmax="\d"', html)) == 3  # drawn plainly
 

@@ -17,12 +17,12 @@ from maxrf.errors import OutputExistsError, OutputLocationError, ParameterError
 from maxrf.speckles import (
     TABLE_COLUMNS,
     SpeckleAtlas,
-    _noise_level,
     region_spectra,
     speckle_table,
     speckles_above_noise,
     write_csv,
 )
+from maxrf.speckles.table import _noise_level
 
 # ---------------------------------------------------------------------------------------
 # references and synthetic maps
@@ -124,7 +124,7 @@ def test_height_scan_equals_naive_labelling(seed):
 def test_height_scan_in_small_steps_equals_naive_labelling(seed, step):
     """Entering pixels handled a few at a time (as on a map of millions of pixels): same
     counts, areas and labels as labelling every height."""
-    from maxrf.speckles import _height_levels, _height_scan
+    from maxrf.speckles.heights import _height_levels, _height_scan
 
     m = random_map(seed)
     n_heights = int(np.random.default_rng(seed + 50).integers(2, 40))

@@ -78,7 +78,7 @@ def test_second_writer_gets_clear_error(ds):
 def test_two_processes_one_wins(ds):
     code = (
         "import sys, time, numpy as np\n"
-        "import maxrf.store as s\n"
+        "import maxrf.store.layers as s  # where write_layer calls it\n"
         "real = s.write_array\n"
         "def slow(*a, **k):\n"
         "    time.sleep(1.0); return real(*a, **k)\n"
@@ -125,7 +125,7 @@ def test_killed_layer_write_keeps_previous_state(ds):
     ds.write_layer("maps", {"m": np.zeros((2, 10, 12))}, {"version": "old"})
     code = (
         "import time, numpy as np\n"
-        "import maxrf.store as s\n"
+        "import maxrf.store.layers as s  # where write_layer calls it\n"
         "real = s.write_array\n"
         "def slow(*a, **k):\n"
         "    r = real(*a, **k); time.sleep(0.3); return r\n"
@@ -216,7 +216,7 @@ def test_layer_writer_disk_full_mid_stream(ds, monkeypatch):
 
     ds.write_layer("x", {"m": np.zeros((2, 10, 12))}, {"state": "old"})
     calls = {"n": 0}
-    real = store.write_region
+    real = store.layers.write_region
 
     def full(*args):
         calls["n"] += 1
@@ -224,7 +224,7 @@ def test_layer_writer_disk_full_mid_stream(ds, monkeypatch):
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(*args)
 
-    monkeypatch.setattr(store, "write_region", full)
+    monkeypatch.setattr(store.layers, "write_region", full)
     with pytest.raises(DiskFullError, match="disk full"), store.LayerWriter(ds.path) as lw:
         m = lw.create("x", "m", (2, 10, 12), np.float64, (1, 5, 12))
         for r0 in (0, 5):

@@ -38,6 +38,10 @@ __all__ = ["DrawingTruth", "make_drawing"]
 DRAWING_ELEMENTS: tuple[str, ...] = ("Ca", "Mn", "Fe", "Cu", "Zn")
 
 
+#: speckles and the brass particle keep this far (pixels) from the edges
+_MARGIN = 5.0
+
+
 @dataclass
 class DrawingTruth:
     """Ground truth of a synthetic drawing.
@@ -142,20 +146,151 @@ def _distance_to(points: np.ndarray, reach: float, shape: tuple[int, int]
     return idx, dist, near
 
 
+@dataclass
+class _Strokes:
+    """The ink of the strokes (Fe counts above the paper), their pixels and parameters."""
+
+    ink: np.ndarray
+    mask: np.ndarray
+    paths: list[np.ndarray]
+    widths: list[float]
+    contrasts: list[float]
+
+
+def _draw_strokes(rng: np.random.Generator, h: int, w: int, n_strokes: int,
+                  widths: tuple[float, float], contrasts: tuple[float, float],
+                  fe_paper: float) -> _Strokes:
+    ink = np.zeros(h * w)
+    stroke_mask = np.zeros(h * w, dtype=bool)
+    paths, s_widths, s_contr = [], [], []
+    for _ in range(n_strokes):
+        path = _stroke_path(rng, h, w)
+        width = float(rng.uniform(*widths))
+        contrast = float(rng.uniform(*contrasts))
+        phase, freq = rng.uniform(0, 2 * np.pi), rng.uniform(0.5, 1.5)
+        pressure = 1.0 + 0.15 * np.sin(2 * np.pi * freq * np.linspace(0, 1, len(path)) + phase)
+        idx, dist, near = _distance_to(path, width / 2 + 1, (h, w))
+        cover = np.clip(width / 2 + 0.5 - dist, 0.0, 1.0)
+        ink[idx] += cover * contrast * math.sqrt(fe_paper) * pressure[near]
+        stroke_mask[idx[dist <= width / 2]] = True
+        paths.append(path)
+        s_widths.append(width)
+        s_contr.append(contrast)
+    return _Strokes(ink.reshape(h, w), stroke_mask.reshape(h, w), paths, s_widths, s_contr)
+
+
+def _crossings(paths: list[np.ndarray], trees: list[cKDTree], h: int, w: int) -> np.ndarray:
+    """Centre-line points of one stroke within a few pixels of another's."""
+    crowded = np.zeros((h, w), dtype=bool)
+    for i, p in enumerate(paths):
+        for j in range(len(paths)):
+            if j != i:
+                d, _ = trees[j].query(p, distance_upper_bound=8.0)
+                hit = np.rint(p[np.isfinite(d)]).astype(int)
+                crowded[hit[:, 0], hit[:, 1]] = True
+    return crowded
+
+
+@dataclass
+class _Speckles:
+    """Centres (pixels), radii, contrasts and placement of the Fe speckles."""
+
+    centres: list[np.ndarray] = field(default_factory=list)
+    radii: list[float] = field(default_factory=list)
+    contrasts: list[float] = field(default_factory=list)
+    on_stroke: list[bool] = field(default_factory=list)
+
+
+def _place_speckles(rng: np.random.Generator, h: int, w: int, n_speckles: int,
+                    paths: list[np.ndarray], trees: list[cKDTree], crowded: np.ndarray,
+                    on_stroke_fraction: float, radii: tuple[float, float],
+                    contrasts: tuple[float, float]) -> _Speckles:
+    """Speckles on the strokes' centre lines (away from crossings) or clear of every stroke,
+    kept apart from each other and from the edges."""
+    out = _Speckles()
+    margin = _MARGIN
+    for _ in range(400 * max(n_speckles, 1)):
+        if len(out.centres) == n_speckles:
+            break
+        r = float(rng.uniform(*radii))
+        if paths and rng.uniform() < on_stroke_fraction:
+            k = int(rng.integers(len(paths)))
+            c = paths[k][int(rng.integers(len(paths[k])))] + rng.uniform(-0.3, 0.3, 2)
+            rc = np.rint(c).astype(int)
+            if not (0 <= rc[0] < h and 0 <= rc[1] < w) or crowded[rc[0], rc[1]]:
+                continue
+            onst = True
+        else:
+            c = rng.uniform([margin, margin], [h - 1 - margin, w - 1 - margin])
+            # on the paper: clear of every stroke by the radius + 3 px
+            if any(t.query(c)[0] < r + 3 + 2.5 for t in trees):
+                continue
+            onst = False
+        if not (margin <= c[0] <= h - 1 - margin and margin <= c[1] <= w - 1 - margin):
+            continue
+        if any(math.hypot(*(c - o)) < 2 * (r + ro) + 4 for o, ro in zip(out.centres, out.radii)):
+            continue
+        out.centres.append(c)
+        out.radii.append(r)
+        out.contrasts.append(float(rng.uniform(*contrasts)))
+        out.on_stroke.append(onst)
+    return out
+
+
+def _speckle_counts(fe: np.ndarray, sp: _Speckles) -> np.ndarray:
+    """Fe counts the speckles add: a contrast in units of the local counting noise."""
+    h, w = fe.shape
+    speck = np.zeros((h, w))
+    for c, r, k in zip(sp.centres, sp.radii, sp.contrasts):
+        r0, r1 = max(0, int(c[0] - r - 2)), min(h, int(c[0] + r + 3))
+        c0, c1 = max(0, int(c[1] - r - 2)), min(w, int(c[1] + r + 3))
+        rr, cc = np.mgrid[r0:r1, c0:c1]
+        cover = np.clip(r + 0.5 - np.hypot(rr - c[0], cc - c[1]), 0.0, 1.0)
+        local = float(fe[int(round(c[0])), int(round(c[1]))])
+        speck[r0:r1, c0:c1] += cover * k * math.sqrt(local)
+    return speck
+
+
+def _brass(rng: np.random.Generator, h: int, w: int, trees: list[cKDTree],
+           centres: list[np.ndarray]) -> tuple[np.ndarray | None, float, np.ndarray | None]:
+    """Centre, radius and pixel cover of the brass particle on the paper (None if no room)."""
+    margin = _MARGIN
+    for _ in range(1000):
+        c = rng.uniform([margin, margin], [h - 1 - margin, w - 1 - margin])
+        if all(t.query(c)[0] > 8 for t in trees) and all(
+                math.hypot(*(c - o)) > 10 for o in centres):
+            r = float(rng.uniform(1.5, 2.5))
+            rr, cc = np.mgrid[:h, :w]
+            return c, r, np.clip(r + 0.5 - np.hypot(rr - c[0], cc - c[1]), 0, 1)
+    return None, 0.0, None
+
+
+def _other_elements(rng: np.random.Generator, tex: np.ndarray, paper: np.ndarray,
+                    ink: np.ndarray, mn_ratio: float, brass: bool, trees: list[cKDTree],
+                    centres: list[np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray | None,
+                                                        float]:
+    """Expected Ca, Mn, Cu and Zn counts (paper, ink, the brass particle); its centre, radius."""
+    h, w = tex.shape
+    ca = rng.uniform(150, 300) * tex
+    mn = 0.5 + 0.02 * paper + mn_ratio * ink
+    cu = np.full((h, w), 1.0)
+    zn = np.full((h, w), 1.5)
+    brass_c, brass_r = None, 0.0
+    if brass:
+        brass_c, brass_r, cover = _brass(rng, h, w, trees, centres)
+        if brass_c is not None:
+            cu = cu + 400.0 * cover
+            zn = zn + 250.0 * cover
+    return {"Ca": ca, "Mn": mn, "Cu": cu, "Zn": zn}, brass_c, brass_r
+
+
 def make_drawing(
-    shape: tuple[int, int] = (128, 128),
-    *,
-    seed: int = 0,
-    n_strokes: int = 7,
-    n_speckles: int = 15,
-    on_stroke_fraction: float = 0.35,
-    widths: tuple[float, float] = (1.0, 4.0),
-    radii: tuple[float, float] = (1.0, 3.0),
+    shape: tuple[int, int] = (128, 128), *, seed: int = 0, n_strokes: int = 7,
+    n_speckles: int = 15, on_stroke_fraction: float = 0.35,
+    widths: tuple[float, float] = (1.0, 4.0), radii: tuple[float, float] = (1.0, 3.0),
     stroke_contrasts: tuple[float, float] = (3.0, 15.0),
     speckle_contrasts: tuple[float, float] = (3.0, 12.0),
-    paper_fe: tuple[float, float] = (20.0, 60.0),
-    mn_ratio: float = 0.15,
-    brass: bool = True,
+    paper_fe: tuple[float, float] = (20.0, 60.0), mn_ratio: float = 0.15, brass: bool = True,
 ) -> tuple[dict[str, np.ndarray], DrawingTruth]:
     """Poisson-count element maps of a synthetic drawing, and its truth.
 
@@ -197,106 +332,25 @@ def make_drawing(
     fe_paper = float(rng.uniform(*paper_fe))
     tex = np.clip(1.0 + 0.08 * _texture(rng, (h, w), min(h, w) / 3), 0.5, None)
     paper = fe_paper * tex
-    ink = np.zeros(h * w)
-    stroke_mask = np.zeros(h * w, dtype=bool)
-    paths, s_widths, s_contr = [], [], []
-    for _ in range(n_strokes):
-        path = _stroke_path(rng, h, w)
-        width = float(rng.uniform(*widths))
-        contrast = float(rng.uniform(*stroke_contrasts))
-        phase, freq = rng.uniform(0, 2 * np.pi), rng.uniform(0.5, 1.5)
-        pressure = 1.0 + 0.15 * np.sin(2 * np.pi * freq * np.linspace(0, 1, len(path)) + phase)
-        idx, dist, near = _distance_to(path, width / 2 + 1, (h, w))
-        cover = np.clip(width / 2 + 0.5 - dist, 0.0, 1.0)
-        ink[idx] += cover * contrast * math.sqrt(fe_paper) * pressure[near]
-        stroke_mask[idx[dist <= width / 2]] = True
-        paths.append(path)
-        s_widths.append(width)
-        s_contr.append(contrast)
-    ink = ink.reshape(h, w)
-    fe = paper + ink
-
-    # crossings: centre-line points of one stroke within a few pixels of another's
-    crowded = np.zeros((h, w), dtype=bool)
-    trees = [cKDTree(p) for p in paths]
-    for i, p in enumerate(paths):
-        for j in range(len(paths)):
-            if j != i:
-                d, _ = trees[j].query(p, distance_upper_bound=8.0)
-                hit = np.rint(p[np.isfinite(d)]).astype(int)
-                crowded[hit[:, 0], hit[:, 1]] = True
-
-    centres, rads, contr, on_stroke = [], [], [], []
-    margin = 5.0
-    for _ in range(400 * max(n_speckles, 1)):
-        if len(centres) == n_speckles:
-            break
-        r = float(rng.uniform(*radii))
-        if paths and rng.uniform() < on_stroke_fraction:
-            k = int(rng.integers(len(paths)))
-            c = paths[k][int(rng.integers(len(paths[k])))] + rng.uniform(-0.3, 0.3, 2)
-            rc = np.rint(c).astype(int)
-            if not (0 <= rc[0] < h and 0 <= rc[1] < w) or crowded[rc[0], rc[1]]:
-                continue
-            onst = True
-        else:
-            c = rng.uniform([margin, margin], [h - 1 - margin, w - 1 - margin])
-            # on the paper: clear of every stroke by the radius + 3 px
-            if any(t.query(c)[0] < r + 3 + 2.5 for t in trees):
-                continue
-            onst = False
-        if not (margin <= c[0] <= h - 1 - margin and margin <= c[1] <= w - 1 - margin):
-            continue
-        if any(math.hypot(*(c - o)) < 2 * (r + ro) + 4 for o, ro in zip(centres, rads)):
-            continue
-        centres.append(c)
-        rads.append(r)
-        contr.append(float(rng.uniform(*speckle_contrasts)))
-        on_stroke.append(onst)
-
-    speck = np.zeros((h, w))
-    for c, r, k in zip(centres, rads, contr):
-        r0, r1 = max(0, int(c[0] - r - 2)), min(h, int(c[0] + r + 3))
-        c0, c1 = max(0, int(c[1] - r - 2)), min(w, int(c[1] + r + 3))
-        rr, cc = np.mgrid[r0:r1, c0:c1]
-        cover = np.clip(r + 0.5 - np.hypot(rr - c[0], cc - c[1]), 0.0, 1.0)
-        local = float(fe[int(round(c[0])), int(round(c[1]))])
-        speck[r0:r1, c0:c1] += cover * k * math.sqrt(local)
-    fe = fe + speck
-
-    ca = rng.uniform(150, 300) * tex
-    mn = 0.5 + 0.02 * paper + mn_ratio * ink
-    cu = np.full((h, w), 1.0)
-    zn = np.full((h, w), 1.5)
-    brass_c, brass_r = None, 0.0
-    if brass:
-        for _ in range(1000):
-            c = rng.uniform([margin, margin], [h - 1 - margin, w - 1 - margin])
-            if all(t.query(c)[0] > 8 for t in trees) and all(
-                    math.hypot(*(c - o)) > 10 for o in centres):
-                brass_c, brass_r = c, float(rng.uniform(1.5, 2.5))
-                break
-        if brass_c is not None:
-            rr, cc = np.mgrid[:h, :w]
-            cover = np.clip(brass_r + 0.5 - np.hypot(rr - brass_c[0], cc - brass_c[1]), 0, 1)
-            cu = cu + 400.0 * cover
-            zn = zn + 250.0 * cover
-    expected = {"Ca": ca, "Mn": mn, "Fe": fe, "Cu": cu, "Zn": zn}
+    st = _draw_strokes(rng, h, w, n_strokes, widths, stroke_contrasts, fe_paper)
+    fe = paper + st.ink
+    trees = [cKDTree(p) for p in st.paths]
+    sp = _place_speckles(rng, h, w, n_speckles, st.paths, trees, _crossings(st.paths, trees, h, w),
+                         on_stroke_fraction, radii, speckle_contrasts)
+    fe = fe + _speckle_counts(fe, sp)
+    others, brass_c, brass_r = _other_elements(rng, tex, paper, st.ink, mn_ratio, brass, trees,
+                                               sp.centres)
+    expected = {"Ca": others["Ca"], "Mn": others["Mn"], "Fe": fe, "Cu": others["Cu"],
+                "Zn": others["Zn"]}
     maps = {el: rng.poisson(v).astype(np.float32) for el, v in expected.items()}
     truth = DrawingTruth(
-        shape=(h, w),
-        expected={el: v.astype(np.float32) for el, v in expected.items()},
-        stroke_mask=stroke_mask.reshape(h, w),
-        stroke_widths=np.array(s_widths),
-        stroke_contrasts=np.array(s_contr),
-        particle_centres=np.array(centres, dtype=float).reshape(-1, 2),
-        particle_radii=np.array(rads),
-        particle_contrasts=np.array(contr),
-        particle_on_stroke=np.array(on_stroke, dtype=bool),
+        shape=(h, w), expected={el: v.astype(np.float32) for el, v in expected.items()},
+        stroke_mask=st.mask, stroke_widths=np.array(st.widths),
+        stroke_contrasts=np.array(st.contrasts),
+        particle_centres=np.array(sp.centres, dtype=float).reshape(-1, 2),
+        particle_radii=np.array(sp.radii), particle_contrasts=np.array(sp.contrasts),
+        particle_on_stroke=np.array(sp.on_stroke, dtype=bool),
         brass_centre=None if brass_c is None else np.asarray(brass_c, dtype=float),
-        brass_radius=brass_r,
-        paper_fe=fe_paper,
-        seed=int(seed),
-        stroke_paths=paths,
+        brass_radius=brass_r, paper_fe=fe_paper, seed=int(seed), stroke_paths=st.paths,
     )
     return maps, truth

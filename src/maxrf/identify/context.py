@@ -8,7 +8,6 @@ peaks, resolution, scattering angle and fitted range of one spectrum.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -17,11 +16,13 @@ from maxrf import peaks as _peaks
 from maxrf import physics
 from maxrf.identify.constants import _SQRT2PI, MIN_FIT_KEV, PEAK_SIGMA
 from maxrf.identify.instrument import estimate_theta, estimate_theta_from_lines
+from maxrf.types import ArrayLike
 
 _SLOPE = physics.FANO_SLOPE
 
 def estimate_fwhm6(
-    counts: Any, energies: Any, base: Any | None = None, *, anode: str = "Rh", tube_kv: float = 40.0
+    counts: ArrayLike, energies: ArrayLike, base: ArrayLike | None = None, *, anode: str = "Rh",
+    tube_kv: float = 40.0,
 ) -> float | None:
     """Detector FWHM at 5.9 keV (keV) from the widths of the strongest peaks, or None:
     :func:`maxrf.physics.estimate_fwhm` (``counts`` first, ``base`` positional)."""

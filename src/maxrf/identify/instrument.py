@@ -19,6 +19,7 @@ from scipy import ndimage
 from maxrf import physics
 from maxrf.errors import ParameterError
 from maxrf.identify.patterns import PatternPeak, _pattern_peaks
+from maxrf.types import ArrayLike
 
 #: kinds of instrument peaks
 INSTRUMENT_KINDS: tuple[str, ...] = ("rayleigh", "compton", "escape", "sum", "air", "zero")
@@ -105,8 +106,8 @@ def _compton_extra_fwhm(keV: np.ndarray | float, theta_deg: float, broadening: f
 
 
 def estimate_theta(
-    counts: Any,
-    energies: Any,
+    counts: ArrayLike,
+    energies: ArrayLike,
     *,
     anode: str = "Rh",
     tube_kv: float = 40.0,
@@ -124,8 +125,8 @@ def instrument_pattern(
     theta_deg: float | None = None,
     strong_peaks_keV: Sequence[float] = (),
     *,
-    counts: Any | None = None,
-    energies: Any | None = None,
+    counts: ArrayLike | None = None,
+    energies: ArrayLike | None = None,
     fwhm_at_6keV: float = physics.DEFAULT_FWHM_KEV,
     air: bool = True,
     n_sum: int = 3,
@@ -172,19 +173,39 @@ def instrument_pattern(
     """
     anode = physics.normalize_element(anode)
     groups = _anode_groups(anode, tube_kv, fwhm_at_6keV)
+    theta, source = _scattering_angle(theta_deg, counts, energies, anode, tube_kv, fwhm_at_6keV)
+    out: list[InstrumentPeak] = [InstrumentPeak("zero peak", 0.0, "zero", 1.0)]
+    out += _anode_peaks(anode, groups, theta)
+    if air:
+        for g in _pattern_peaks("Ar", physics.element_lines("Ar", tube_kv, min_rel=0.01), fwhm_at_6keV):
+            out.append(InstrumentPeak(f"Ar {g.name} (air)", g.energy_keV, "air", g.rel_intensity))
+    out += _strong_peak_artefacts([float(v) for v in strong_peaks_keV], n_sum, min_keV)
+    out.sort(key=lambda p: (p.keV, p.name))
+    return InstrumentPattern(anode, float(tube_kv), float(theta), source, tuple(out))
+
+
+def _scattering_angle(theta_deg: float | None, counts: ArrayLike | None,
+                      energies: ArrayLike | None, anode: str, tube_kv: float,
+                      fwhm_at_6keV: float) -> tuple[float, str]:
+    """The angle (degrees) and where it came from: ``'given'``, ``'data'`` or ``'default'``."""
     if theta_deg is None and counts is not None and energies is not None:
         theta = estimate_theta(
             counts, energies, anode=anode, tube_kv=tube_kv, fwhm_at_6keV=fwhm_at_6keV
         )
         source = "data" if theta is not None else "default"
-        theta = 90.0 if theta is None else theta
-    elif theta_deg is None:
-        theta, source = 90.0, "default"
-    else:
-        theta, source = float(theta_deg), "given"
-        if not 0.0 <= theta <= 180.0:
-            raise ParameterError(f"theta_deg must be in 0..180 degrees, got {theta_deg!r}")
-    out: list[InstrumentPeak] = [InstrumentPeak("zero peak", 0.0, "zero", 1.0)]
+        return (90.0 if theta is None else theta), source
+    if theta_deg is None:
+        return 90.0, "default"
+    theta = float(theta_deg)
+    if not 0.0 <= theta <= 180.0:
+        raise ParameterError(f"theta_deg must be in 0..180 degrees, got {theta_deg!r}")
+    return theta, "given"
+
+
+def _anode_peaks(anode: str, groups: Sequence[PatternPeak], theta: float) -> list[InstrumentPeak]:
+    """Rayleigh and Compton peaks of the anode lines, and the Si escape peaks of the strong
+    K lines."""
+    out = []
     fam_top = {f: max((g.rel_intensity for g in groups if g.family == f), default=1.0) for f in "KLM"}
     for g in groups:
         rel = g.rel_intensity
@@ -198,10 +219,12 @@ def instrument_pattern(
                     out.append(
                         InstrumentPeak(f"{anode} {g.name} {label} escape", esc, "escape", rel)
                     )
-    if air:
-        for g in _pattern_peaks("Ar", physics.element_lines("Ar", tube_kv, min_rel=0.01), fwhm_at_6keV):
-            out.append(InstrumentPeak(f"Ar {g.name} (air)", g.energy_keV, "air", g.rel_intensity))
-    strong = [float(v) for v in strong_peaks_keV]
+    return out
+
+
+def _strong_peak_artefacts(strong: list[float], n_sum: int, min_keV: float) -> list[InstrumentPeak]:
+    """Escape peaks of the strong peaks, and sum peaks of the first ``n_sum`` (every pair)."""
+    out = []
     for en in strong:
         if physics.escape_fraction(en) > 0:
             esc = float(physics.escape_energy(en))
@@ -213,8 +236,7 @@ def instrument_pattern(
             out.append(
                 InstrumentPeak(f"{top[i]:.2f} + {top[j]:.2f} keV sum", top[i] + top[j], "sum", 1.0)
             )
-    out.sort(key=lambda p: (p.keV, p.name))
-    return InstrumentPattern(anode, float(tube_kv), float(theta), source, tuple(out))
+    return out
 
 
 @dataclass(frozen=True)
@@ -299,8 +321,8 @@ def match_instrument(keV: float, windows: Sequence[InstrumentWindow]) -> Instrum
 
 
 def estimate_theta_from_lines(
-    counts: Any,
-    energies: Any,
+    counts: ArrayLike,
+    energies: ArrayLike,
     *,
     anode: str = "Rh",
     tube_kv: float = 40.0,

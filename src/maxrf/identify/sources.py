@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import numpy as np
 
@@ -29,9 +29,33 @@ from maxrf.identify.instrument import (
 from maxrf.identify.patterns import element_pattern
 from maxrf.identify.results import ElementResult, Identification, LineEvidence, SpectrumIdentification
 from maxrf.identify.spectrum import identify_spectrum
+from maxrf.types import ArrayLike
+
+if TYPE_CHECKING:
+    from maxrf.calibration import Calibration
+    from maxrf.hotmax import HotmaxAtlas
+    from maxrf.io.spectra import Spectrum
+    from maxrf.store import DataStack
+    from maxrf.types import PathLike
 
 
-def _calibration_energies(calibration: Any, n: int) -> tuple[np.ndarray | None, dict[str, Any]]:
+class AtlasLike(Protocol):
+    """A hotmax atlas or an object like one: ``hotmax_spectra`` ``(n, C)`` counts, and
+    optionally ``x_keVs`` (keV), ``baselines``, ``envelopes``, ``ds`` / ``datastack``."""
+
+    hotmax_spectra: ArrayLike
+
+
+#: an energy calibration: a Calibration, a mapping with ``gain_keV`` and ``offset_keV``, a
+#: ``(gain_keV, offset_keV)`` pair, or the ``(C,)`` channel energies (keV)
+CalibrationLike: TypeAlias = "Calibration | Mapping[str, Any] | tuple[float, float] | ArrayLike"
+#: what :func:`identify` reads
+IdentifySource: TypeAlias = (
+    "DataStack | HotmaxAtlas | AtlasLike | Spectrum | PathLike | tuple[ArrayLike, ArrayLike]"
+)
+
+
+def _calibration_energies(calibration: CalibrationLike, n: int) -> tuple[np.ndarray | None, dict[str, Any]]:
     """Energies from a Calibration, a dict, a (gain, offset) pair or an energy array."""
     info: dict[str, Any] = {}
     if calibration is None:
@@ -125,7 +149,7 @@ def _aggregate(
                           counts)
 
 
-def _atlas_arrays(source: Any) -> dict[str, Any] | None:
+def _atlas_arrays(source: object) -> dict[str, Any] | None:
     """Spectra (+ baselines, envelopes, energies) of a hotmax atlas-like object."""
     spectra = getattr(source, "hotmax_spectra", None)
     if spectra is None:
@@ -145,7 +169,7 @@ def _atlas_arrays(source: Any) -> dict[str, Any] | None:
     return out
 
 
-def _datastack_atlas(ds: Any, store: bool = True) -> dict[str, Any]:
+def _datastack_atlas(ds: DataStack, store: bool = True) -> dict[str, Any]:
     """Hotmax spectra, baselines and envelopes of a DataStack (:class:`maxrf.hotmax.HotmaxAtlas`
     reads its stored ``hotmax`` layer, or builds -- and with ``store`` stores -- it)."""
     from maxrf.hotmax import HotmaxAtlas
@@ -158,11 +182,11 @@ def _datastack_atlas(ds: Any, store: bool = True) -> dict[str, Any]:
 
 
 def identify(
-    source: Any,
+    source: IdentifySource,
     *,
     anode: str | None = None,
     tube_kv: float | None = None,
-    calibration: Any | None = None,
+    calibration: CalibrationLike | None = None,
     fwhm_at_6keV: float | None = None,
     theta_deg: float | None = None,
     store: bool = True,
@@ -210,17 +234,11 @@ def identify(
         A DataStack without an energy calibration.
     """
     from maxrf.compat import renamed_keyword
-    from maxrf.io.spectra import SUPPORTED_SUFFIXES, Spectrum, read_spectrum
+    from maxrf.io.spectra import Spectrum
+    from maxrf.store import DataStack
 
     store = renamed_keyword("write", "store", write, store, "identify")
-    if isinstance(source, (str, Path)):
-        p = Path(source)
-        if p.suffix.lower() in SUPPORTED_SUFFIXES and not p.is_dir():
-            source = read_spectrum(p)
-        else:
-            from maxrf.store import open_datastack
-
-            source = open_datastack(p)
+    source = _open_path(source)
     if isinstance(source, Spectrum):
         return _identify_point(
             source.counts, anode or source.anode or "Rh", tube_kv or source.tube_kv or 40.0,
@@ -232,33 +250,56 @@ def identify(
         return _identify_point(
             counts, anode or "Rh", tube_kv or 40.0, cal, fwhm_at_6keV, theta_deg, "spectrum"
         )
-    from maxrf.store import DataStack
-
     if isinstance(source, DataStack):
         return _identify_datastack(source, anode, tube_kv, calibration, fwhm_at_6keV, theta_deg, store)
     arrays = _atlas_arrays(source)
     if arrays is not None:
-        ds = getattr(source, "ds", None) or getattr(source, "datastack", None)
-        cal_info: dict[str, Any] = {}
-        n = arrays["spectra"].shape[1]
-        if calibration is not None:
-            arrays["energies"], cal_info = _calibration_energies(calibration, n)
-        if arrays["energies"] is None and ds is not None:
-            arrays["energies"] = np.asarray(ds.energies, dtype=float)
-        if arrays["energies"] is None:
-            raise ParameterError("the atlas has no energy axis (x_keVs); pass calibration=")
-        return _identify_atlas(
-            arrays, anode or "Rh", tube_kv or 40.0, fwhm_at_6keV,
-            theta_deg if theta_deg is not None else cal_info.get("theta_deg"), "atlas",
-        )
+        return _identify_atlas_object(source, arrays, anode, tube_kv, calibration, fwhm_at_6keV,
+                                      theta_deg)
     raise ParameterError(
         f"cannot identify a {type(source).__name__}: give a DataStack, a hotmax atlas, a "
         "Spectrum, a spectrum file or (counts, energies)"
     )
 
 
+def _open_path(source: IdentifySource) -> IdentifySource:
+    """A path opened: a spectrum file read, a datastack opened; anything else as it is."""
+    if not isinstance(source, (str, Path)):
+        return source
+    from maxrf.io.spectra import SUPPORTED_SUFFIXES, read_spectrum
+
+    p = Path(source)
+    if p.suffix.lower() in SUPPORTED_SUFFIXES and not p.is_dir():
+        return read_spectrum(p)
+    from maxrf.store import open_datastack
+
+    return open_datastack(p)
+
+
+def _identify_atlas_object(
+    source: AtlasLike, arrays: dict[str, Any], anode: str | None, tube_kv: float | None,
+    calibration: CalibrationLike | None, fwhm6: float | None, theta: float | None,
+) -> Identification:
+    """Identify a hotmax atlas (or an object like one) on its own energy axis, the one of
+    ``calibration``, or its datastack's."""
+    ds = getattr(source, "ds", None) or getattr(source, "datastack", None)
+    cal_info: dict[str, Any] = {}
+    n = arrays["spectra"].shape[1]
+    if calibration is not None:
+        arrays["energies"], cal_info = _calibration_energies(calibration, n)
+    if arrays["energies"] is None and ds is not None:
+        arrays["energies"] = np.asarray(ds.energies, dtype=float)
+    if arrays["energies"] is None:
+        raise ParameterError("the atlas has no energy axis (x_keVs); pass calibration=")
+    return _identify_atlas(
+        arrays, anode or "Rh", tube_kv or 40.0, fwhm6,
+        theta if theta is not None else cal_info.get("theta_deg"), "atlas",
+    )
+
+
 def _identify_point(
-    counts: Any, anode: str, tube_kv: float, calibration: Any, fwhm6: float | None,
+    counts: ArrayLike, anode: str, tube_kv: float, calibration: CalibrationLike | None,
+    fwhm6: float | None,
     theta: float | None, source: str,
 ) -> Identification:
     y = np.asarray(counts, dtype=float)
@@ -319,7 +360,8 @@ def _identify_atlas(
 
 
 def _identify_datastack(
-    ds: Any, anode: str | None, tube_kv: float | None, calibration: Any, fwhm6: float | None,
+    ds: DataStack, anode: str | None, tube_kv: float | None, calibration: CalibrationLike | None,
+    fwhm6: float | None,
     theta: float | None, write: bool,
 ) -> Identification:
     cal = ds.calibration or {}
@@ -341,7 +383,7 @@ def _identify_datastack(
     return res
 
 
-def write_identification(ds: Any, ident: Identification) -> None:
+def write_identification(ds: DataStack, ident: Identification) -> None:
     """Store an identification as the DataStack layer ``identification``.
 
     Parameters

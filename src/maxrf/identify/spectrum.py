@@ -19,26 +19,27 @@ from maxrf.errors import ParameterError
 from maxrf.identify.confidence import calibrated_confidence
 from maxrf.identify.constants import _SQRT2PI, EXCLUDED, INSTRUMENT_Z
 from maxrf.identify.context import _gauss_profile, _SpectrumContext
-from maxrf.identify.fitting import candidate_elements
+from maxrf.identify.fitting import _Atom, candidate_elements
 from maxrf.identify.instrument import instrument_windows, match_instrument
 from maxrf.identify.results import ElementResult, ObservedPeak, SpectrumIdentification
 from maxrf.identify.selection import _Selector
+from maxrf.types import ArrayLike
 
 
 def identify_spectrum(
-    counts: Any,
-    energies: Any,
+    counts: ArrayLike,
+    energies: ArrayLike,
     *,
     anode: str = "Rh",
     tube_kv: float = 40.0,
     fwhm_at_6keV: float | None = None,
     theta_deg: float | None = None,
-    baseline: Any | None = None,
-    envelope: Any | None = None,
+    baseline: ArrayLike | None = None,
+    envelope: ArrayLike | None = None,
     candidates: Sequence[str] | None = None,
     systematic: float = 1.0,
     index: int = 0,
-    _cache: dict[str, Any] | None = None,
+    _cache: dict[str, list[_Atom]] | None = None,
 ) -> SpectrumIdentification:
     """Identify the elements of one calibrated spectrum (see the module notes).
 
@@ -76,6 +77,22 @@ def identify_spectrum(
     ParameterError
         Mismatched or invalid inputs.
     """
+    y, e, anode, tube_kv, base, env = _check_inputs(counts, energies, anode, tube_kv, baseline,
+                                                    envelope)
+    ctx = _SpectrumContext(
+        y, e, anode=anode, tube_kv=tube_kv, fwhm6=fwhm_at_6keV, theta=theta_deg, base=base,
+        env=env, eps=float(systematic), index=int(index),
+    )
+    candidates = _candidates(ctx, candidates, anode, tube_kv)
+    sel = _Selector(ctx, candidates, _cache)
+    sel.run()
+    return _finish(sel)
+
+
+def _check_inputs(counts: ArrayLike, energies: ArrayLike, anode: str, tube_kv: float,
+                  baseline: ArrayLike | None, envelope: ArrayLike | None
+                  ) -> tuple[np.ndarray, np.ndarray, str, float, np.ndarray | None, np.ndarray | None]:
+    """The spectrum, its energies, anode, voltage, baseline and envelope, checked."""
     y = np.asarray(counts, dtype=float)
     e = np.asarray(energies, dtype=float)
     if y.ndim != 1 or e.shape != y.shape or y.size < 16:
@@ -95,21 +112,20 @@ def identify_spectrum(
     for name, arr in (("baseline", base), ("envelope", env)):
         if arr is not None and arr.shape != y.shape:
             raise ParameterError(f"{name} has shape {arr.shape}, the spectrum {y.shape}")
-    ctx = _SpectrumContext(
-        y, e, anode=anode, tube_kv=tube_kv, fwhm6=fwhm_at_6keV, theta=theta_deg, base=base,
-        env=env, eps=float(systematic), index=int(index),
-    )
+    return y, e, anode, tube_kv, base, env
+
+
+def _candidates(ctx: _SpectrumContext, candidates: Sequence[str] | None, anode: str,
+                tube_kv: float) -> list[str]:
+    """The elements considered: those given (less the anode and the excluded ones), or those
+    whose lines match the observed peaks."""
     if candidates is None:
-        candidates = candidate_elements(
+        return candidate_elements(
             ctx.peak_keV, tube_kv=tube_kv, fwhm_at_6keV=ctx.fwhm6, exclude=[anode],
-            max_keV=float(e[ctx.sel][-1]) if ctx.sel.any() else None,
+            max_keV=float(ctx.e[ctx.sel][-1]) if ctx.sel.any() else None,
         )
-    else:
-        candidates = [physics.normalize_element(c) for c in candidates]
-        candidates = [c for c in candidates if c != anode and c not in EXCLUDED]
-    sel = _Selector(ctx, candidates, _cache)
-    sel.run()
-    return _finish(sel)
+    candidates = [physics.normalize_element(c) for c in candidates]
+    return [c for c in candidates if c != anode and c not in EXCLUDED]
 
 
 def _finish(sel: _Selector) -> SpectrumIdentification:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from maxrf.maps.results import ElementMaps, MapsResult
 from maxrf.maps.sinks import LayerSink, MemorySink
 from maxrf.maps.sources import _Input, _open_input, _run
 from maxrf.maps.sums import SumImage
+
+if TYPE_CHECKING:
+    from maxrf.runs import MergeReport
 
 Plan = PeakPlan | ElementPlan
 
@@ -105,11 +108,7 @@ def compute_maps(
     -------
     MapsResult
     """
-    if method not in ELEMENT_METHODS:
-        raise ParameterError(f"method must be one of {sorted(ELEMENT_METHODS)}, got {method!r}")
-    els = _check_elements(elements) if elements is not None else []
-    if not peaks and not els:
-        raise ParameterError("nothing to compute: ask for peaks and/or elements")
+    els = _check_request(peaks, elements, method)
     inp = _open_input(ds, need_energies=x_keVs is None)
     if store and inp.datastack is None:
         raise ParameterError("store=True needs a DataStack, not a bare cube")
@@ -122,16 +121,30 @@ def compute_maps(
         plans.append(ELEMENT_METHODS[method](e, els, inp.get_mean(),
                                              _instrument(inp, anode, tube_kv, theta_deg), opts))
     t0 = time.perf_counter()
-    merge = None
-    if store and els:  # element maps accumulate by element: a new Fe map replaces Fe only
-        from maxrf import runs
-
-        run, kept = runs.now(), runs.keep_previous(inp.datastack, els)
-        plans[-1].keep(kept, run)
-        merge = runs.report(els, kept, run)
+    merge = _keep_other_elements(inp, plans[-1], els) if store and els else None
     res = run_plans(inp, plans, client=client, progress=progress, store=store)
     return MapsResult(res.get(PeakPlan.key), res.get(ElementPlan.key), time.perf_counter() - t0,
                       merge)
+
+
+def _check_request(peaks: bool, elements: Sequence[str] | None, method: str) -> list[str]:
+    """The elements asked for, once the method is known and something is asked."""
+    if method not in ELEMENT_METHODS:
+        raise ParameterError(f"method must be one of {sorted(ELEMENT_METHODS)}, got {method!r}")
+    els = _check_elements(elements) if elements is not None else []
+    if not peaks and not els:
+        raise ParameterError("nothing to compute: ask for peaks and/or elements")
+    return els
+
+
+def _keep_other_elements(inp: _Input, plan: Plan, els: list[str]) -> MergeReport:
+    """Element maps accumulate by element: a new Fe map replaces Fe only. The stored maps of
+    the other elements are kept in the new layer; returns what the merge did."""
+    from maxrf import runs
+
+    run, kept = runs.now(), runs.keep_previous(inp.datastack, els)
+    plan.keep(kept, run)
+    return runs.report(els, kept, run)
 
 
 def run_plans(inp: _Input, plans: Sequence[Plan], *, client: Any = None,

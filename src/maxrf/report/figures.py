@@ -14,6 +14,7 @@ import itertools
 import math
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -126,75 +127,131 @@ def spectrum_svg(
     str
         The ``<svg>`` element.
     """
-    ml, mr, mt, mb = 64, 16, 58, 44
-    pw, ph = width - ml - mr, height - mt - mb
     x = np.asarray(x, dtype=np.float64)
     ys = [
         np.nan_to_num(np.asarray(s["y"], dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0) for s in series
     ]
-    x0, x1 = (float(x[0]), float(x[-1])) if len(x) > 1 else (0.0, 1.0)
-    if x1 <= x0:
-        x1 = x0 + 1
-    ymax = max((float(np.max(y)) for y in ys if y.size), default=1.0)
-    ymax = ymax if ymax > 0 else 1.0
-    if log:
+    fr = _Frame.fit(x, ys, width, height, log)
+    extra = "".join(f' {esc(k)}="{esc(v)}"' for k, v in (attrs or {}).items())
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" class="spectrum" '
+        f'role="img" width="{width}" height="{height}"{extra}>',
+        f"<title>{esc(title or 'spectrum')}</title>",
+        f'<rect x="{fr.ml}" y="{fr.mt}" width="{fr.pw}" height="{fr.ph}" fill="#fff" stroke="#999"/>',
+    ]
+    out += _axes_svg(fr, unit, ylabel)
+    out += _markers_svg(fr, markers)  # below the data
+    for s, y in zip(series, ys):
+        xd, yd = envelope(x, y, fr.pw)
+        pts = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(fr.tx(xd), fr.ty(yd)))
+        dash = f' stroke-dasharray="{esc(s["dash"])}"' if s.get("dash") else ""
+        out.append(
+            f'<polyline points="{pts}" fill="none" stroke="{esc(s.get("color", "#000"))}" '
+            f'stroke-width="{s.get("width", 1.2)}" stroke-linejoin="round"{dash}>'
+            f"<title>{esc(s.get('label', ''))}</title></polyline>"
+        )
+    out += _legend_svg(fr, series)
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+@dataclass
+class _Frame:
+    """The plot area of a spectrum figure (pixels) and its data-to-pixel mappings."""
+
+    width: int
+    height: int
+    x0: float
+    x1: float
+    log: bool
+    y_lo: float
+    y_hi: float
+    yticks: list[float]
+    lo_d: int = 0  # decades of a log axis
+    hi_d: int = 1
+    ml: int = 64
+    mr: int = 16
+    mt: int = 58
+    mb: int = 44
+
+    @property
+    def pw(self) -> int:
+        return self.width - self.ml - self.mr
+
+    @property
+    def ph(self) -> int:
+        return self.height - self.mt - self.mb
+
+    @classmethod
+    def fit(cls, x: np.ndarray, ys: list[np.ndarray], width: int, height: int, log: bool) -> _Frame:
+        """The frame holding ``x`` and every series ``ys``; a log axis spans whole decades
+        from a floor set by the first (main) series."""
+        x0, x1 = (float(x[0]), float(x[-1])) if len(x) > 1 else (0.0, 1.0)
+        if x1 <= x0:
+            x1 = x0 + 1
+        ymax = max((float(np.max(y)) for y in ys if y.size), default=1.0)
+        ymax = ymax if ymax > 0 else 1.0
+        if not log:
+            y_hi = ymax * 1.05
+            return cls(width, height, x0, x1, False, 0.0, y_hi, nice_ticks(0, y_hi, 5))
         # the floor follows the first (main) series: baselines etc. do not stretch the axis down
         pos = [float(np.quantile(y[y > 0], 0.02)) for y in ys[:1] if np.any(y > 0)]
         floor = max(min(pos) if pos else ymax * 1e-4, ymax * 1e-5)
         lo_d = math.floor(math.log10(floor))
         hi_d = math.ceil(math.log10(ymax * 1.05)) if ymax > 0 else lo_d + 1
         hi_d = max(hi_d, lo_d + 1)
-        y_lo, y_hi = 10.0**lo_d, 10.0**hi_d
+        return cls(width, height, x0, x1, True, 10.0**lo_d, 10.0**hi_d,
+                   [10.0**k for k in range(lo_d, hi_d + 1)], lo_d, hi_d)
 
-        def ty(v):
-            v = np.maximum(v, y_lo)
-            return mt + ph * (1 - (np.log10(v) - lo_d) / (hi_d - lo_d))
+    def tx(self, v: Any) -> Any:
+        return self.ml + self.pw * (np.asarray(v) - self.x0) / (self.x1 - self.x0)
 
-        yticks = [10.0**k for k in range(lo_d, hi_d + 1)]
-    else:
-        y_hi = ymax * 1.05
+    def ty(self, v: Any) -> Any:
+        if self.log:
+            lo_d, hi_d = self.lo_d, self.hi_d
+            v = np.maximum(v, self.y_lo)
+            return self.mt + self.ph * (1 - (np.log10(v) - lo_d) / (hi_d - lo_d))
+        return self.mt + self.ph * (1 - np.clip(v, 0, None) / self.y_hi)
 
-        def ty(v):
-            return mt + ph * (1 - np.clip(v, 0, None) / y_hi)
 
-        yticks = nice_ticks(0, y_hi, 5)
-
-    def tx(v):
-        return ml + pw * (np.asarray(v) - x0) / (x1 - x0)
-
-    extra = "".join(f' {esc(k)}="{esc(v)}"' for k, v in (attrs or {}).items())
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" class="spectrum" '
-        f'role="img" width="{width}" height="{height}"{extra}>',
-        f"<title>{esc(title or 'spectrum')}</title>",
-        f'<rect x="{ml}" y="{mt}" width="{pw}" height="{ph}" fill="#fff" stroke="#999"/>',
-    ]
-    # grid + ticks
-    for v in nice_ticks(x0, x1, 10):
-        px = float(tx(v))
+def _axes_svg(fr: _Frame, unit: str, ylabel: str) -> list[str]:
+    """Grid lines, ticks and axis labels."""
+    ml, mt, pw, ph = fr.ml, fr.mt, fr.pw, fr.ph
+    out = []
+    for v in nice_ticks(fr.x0, fr.x1, 10):
+        px = float(fr.tx(v))
         out.append(f'<line x1="{px:.1f}" y1="{mt}" x2="{px:.1f}" y2="{mt + ph}" stroke="#eee"/>')
         out.append(f'<text x="{px:.1f}" y="{mt + ph + 16}" class="tick" text-anchor="middle">{v:g}</text>')
-    for v in yticks:
-        py = float(ty(np.array(v)))
+    for v in fr.yticks:
+        py = float(fr.ty(np.array(v)))
         if not mt - 0.5 <= py <= mt + ph + 0.5:
             continue
         out.append(f'<line x1="{ml}" y1="{py:.1f}" x2="{ml + pw}" y2="{py:.1f}" stroke="#eee"/>')
         out.append(
-            f'<text x="{ml - 6}" y="{py + 4:.1f}" class="tick" text-anchor="end">{_ylabel(v, log)}</text>'
+            f'<text x="{ml - 6}" y="{py + 4:.1f}" class="tick" text-anchor="end">{_ylabel(v, fr.log)}</text>'
         )
     xl = "energy (keV)" if unit == "keV" else "channel (no energy calibration)"
-    out.append(f'<text x="{ml + pw / 2}" y="{height - 6}" class="axis" text-anchor="middle">{esc(xl)}</text>')
+    out.append(
+        f'<text x="{ml + pw / 2}" y="{fr.height - 6}" class="axis" text-anchor="middle">{esc(xl)}</text>'
+    )
     out.append(
         f'<text x="14" y="{mt + ph / 2}" class="axis" text-anchor="middle" '
-        f'transform="rotate(-90 14 {mt + ph / 2})">{esc(ylabel)}{" (log)" if log else ""}</text>'
+        f'transform="rotate(-90 14 {mt + ph / 2})">{esc(ylabel)}{" (log)" if fr.log else ""}</text>'
     )
-    # markers (below the data)
+    return out
+
+
+def _markers_svg(fr: _Frame, markers: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Line markers (all drawn, with a hover title); the main ones labelled on up to three
+    rows so the labels do not overlap."""
+    mt, ph = fr.mt, fr.ph
+    out = []
     rows_end: list[float] = [-1e9, -1e9, -1e9]
     for m in sorted(markers, key=lambda m: m["keV"]):
         kev = float(m["keV"])
-        if not x0 <= kev <= x1:
+        if not fr.x0 <= kev <= fr.x1:
             continue
-        px = float(tx(kev))
+        px = float(fr.tx(kev))
         color = esc(m.get("color", "#888"))
         main = bool(m.get("main"))
         dash = "" if main else ' stroke-dasharray="3,3"'
@@ -216,29 +273,22 @@ def spectrum_svg(
                 f'fill="{color}">{esc(text)}</text>'
             )
         out.append("</g>")
-    # data
-    for s, y in zip(series, ys):
-        xd, yd = envelope(x, y, pw)
-        pts = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(tx(xd), ty(yd)))
-        dash = f' stroke-dasharray="{esc(s["dash"])}"' if s.get("dash") else ""
-        out.append(
-            f'<polyline points="{pts}" fill="none" stroke="{esc(s.get("color", "#000"))}" '
-            f'stroke-width="{s.get("width", 1.2)}" stroke-linejoin="round"{dash}>'
-            f"<title>{esc(s.get('label', ''))}</title></polyline>"
-        )
-    # legend
-    lx = ml + 8
+    return out
+
+
+def _legend_svg(fr: _Frame, series: Sequence[Mapping[str, Any]]) -> list[str]:
+    out = []
+    lx = fr.ml + 8
     for s in series:
         if not s.get("label"):
             continue
         out.append(
-            f'<line x1="{lx}" y1="{mt + 12}" x2="{lx + 18}" y2="{mt + 12}" '
+            f'<line x1="{lx}" y1="{fr.mt + 12}" x2="{lx + 18}" y2="{fr.mt + 12}" '
             f'stroke="{esc(s.get("color", "#000"))}" stroke-width="2.5"/>'
         )
-        out.append(f'<text x="{lx + 22}" y="{mt + 16}" class="legend">{esc(s["label"])}</text>')
+        out.append(f'<text x="{lx + 22}" y="{fr.mt + 16}" class="legend">{esc(s["label"])}</text>')
         lx += 30 + 7 * len(str(s["label"]))
-    out.append("</svg>")
-    return "\n".join(out)
+    return out
 
 
 def _ylabel(v: float, log: bool) -> str:

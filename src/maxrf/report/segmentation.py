@@ -56,7 +56,7 @@ def section(ds: Any, statuses: dict[str, Any], max_side: int = 800) -> str:
 
 
 def _missing(status: Any) -> str:
-    from maxrf.report.build import _not_computed  # the report's one "not computed" note
+    from maxrf.report.html import _not_computed  # the report's one "not computed" note
 
     return _not_computed(status)
 

@@ -8,26 +8,16 @@ from typing import Any
 import numpy as np
 import scipy.ndimage as ndi
 
+from maxrf.arrays import as_map
 from maxrf.errors import ParameterError
+from maxrf.types import ArrayLike
 
 #: tile side for the local steps (a halo of the line length is added on every side)
 TILE = 256
 
 
-def _as_map(element_map: Any) -> np.ndarray:
-    try:
-        arr = np.asarray(element_map, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ParameterError(f"element_map must be a 2-D numeric array ({exc})") from None
-    if arr.ndim != 2:
-        raise ParameterError(f"element_map must be a 2-D array (rows, cols), got shape {arr.shape}")
-    if min(arr.shape) < 8:
-        raise ParameterError(f"element_map is too small to segment: shape {arr.shape} (>= 8 x 8)")
-    if np.isinf(arr).any():
-        raise ParameterError("element_map contains infinite values")
-    if np.isnan(arr).all():
-        raise ParameterError("element_map contains only NaN values")
-    return arr
+def _as_map(element_map: ArrayLike) -> np.ndarray:
+    return as_map(element_map, "element_map", min_side=8, purpose="segment")
 
 
 def _positive(name: str, value: Any, lo: float = 0.0) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,19 +28,10 @@ STROKE_STRICTNESS = 1.4
 
 
 def segment_map(
-    element_map: Any,
-    *,
-    other_maps: Mapping[str, Any] | None = None,
-    element: str | None = None,
-    max_radius: float = 3.0,
-    max_width: float = 4.0,
-    line_length: int | None = None,
-    n_angles: int = 16,
-    smooth: float = 0.7,
-    significance: float = 3.5,
-    matched_significance: float = 6.0,
-    stroke_significance: float = 4.0,
-    along: int = 3,
+    element_map: Any, *, other_maps: Mapping[str, Any] | None = None, element: str | None = None,
+    max_radius: float = 3.0, max_width: float = 4.0, line_length: int | None = None,
+    n_angles: int = 16, smooth: float = 0.7, significance: float = 3.5,
+    matched_significance: float = 6.0, stroke_significance: float = 4.0, along: int = 3,
     noise: tuple[float, float] | None = None,
 ) -> Segmentation:
     """Classify every pixel of an element map as background, stroke or particle.
@@ -101,7 +93,31 @@ def segment_map(
     p = _Params(max_radius, max_width, line_length, max(3, int(line_length // 2) | 1), int(n_angles),
                 smooth, float(significance), float(matched_significance),
                 float(stroke_significance), int(along), a, b)
-    f_s = _smoothing_factor(smooth)
+    found = _find_features(m, paper, p)
+    table = _table(found.rows, found.labels, found.strokes, others)
+    evidence = _evidence(m, paper, p, nsource, ninfo, found)
+    verdict, warnings = _verdict(m, evidence, p)
+    return Segmentation(found.classes, found.labels, table, _thresholds(p, block), evidence, verdict,
+                        warnings, element)
+
+
+@dataclass
+class _Features:
+    """What the openings and the particle test found in a map."""
+
+    classes: np.ndarray
+    labels: np.ndarray
+    strokes: np.ndarray
+    rows: list[dict[str, Any]]
+    rejected: dict[str, int]
+    stroke_info: dict[str, Any]
+    z_centre: Any
+    z_scale: Any
+
+
+def _find_features(m: np.ndarray, paper: np.ndarray, p: _Params) -> _Features:
+    """Strokes (line openings) and particles (seeded regions of significant excess)."""
+    f_s = _smoothing_factor(p.smooth)
     fill = np.where(np.isnan(m), paper, m)
     expected, z, mstar = _tiled(fill, paper, p, f_s)
     z[np.isnan(m)] = np.nan
@@ -118,23 +134,24 @@ def segment_map(
     classes = np.zeros(m.shape, dtype=np.uint8)
     classes[strokes] = EXTENDED
     classes[labels > 0] = PARTICLE
-    table = _table(rows, labels, strokes, others)
+    return _Features(classes, labels, strokes, rows, rejected, sinfo, z_centre, z_scale)
 
+
+def _evidence(m: np.ndarray, paper: np.ndarray, p: _Params, nsource: str, ninfo: dict[str, Any],
+              found: _Features) -> dict[str, Any]:
+    """The noise model, the candidates and why some were rejected, the strokes, the classes."""
     level = float(np.nanmedian(paper))
-    evidence = {
+    return {
         "noise_model": {"a": p.a, "b": p.b, "source": nsource, **ninfo,
                         "paper_level": level,
                         "paper_noise": float(p.sigma(np.array(level))),
-                        "residual_centre": z_centre, "residual_spread": z_scale,
+                        "residual_centre": found.z_centre, "residual_spread": found.z_scale,
                         "seed_noise_level": _seed_noise_level(m)},
-        "candidates": len(rows) + sum(rejected.values()),
-        "rejected": rejected,
-        "strokes": sinfo,
-        "class_fractions": {CLASS_NAMES[k]: float(np.mean(classes == k)) for k in CLASS_NAMES},
+        "candidates": len(found.rows) + sum(found.rejected.values()),
+        "rejected": found.rejected,
+        "strokes": found.stroke_info,
+        "class_fractions": {CLASS_NAMES[k]: float(np.mean(found.classes == k)) for k in CLASS_NAMES},
     }
-    verdict, warnings = _verdict(m, evidence, p)
-    return Segmentation(classes, labels, table, _thresholds(p, block), evidence, verdict, warnings,
-                        element)
 
 
 def _thresholds(p: _Params, block: int) -> dict[str, Any]:

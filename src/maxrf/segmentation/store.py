@@ -56,7 +56,7 @@ def segment_datastack(ds: Any, element: str = "Fe", *, store: bool = True,
         No map of ``element`` in the datastack (run ``maxrf maps`` first).
     """
     from maxrf.evidence import checked_map
-    from maxrf.speckles import _StoredMaps
+    from maxrf.speckles.datastack import _StoredMaps
 
     ds = open_datastack(ds)
     image, source = checked_map(ds, element, window, "segmentation")

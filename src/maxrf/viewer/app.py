@@ -26,6 +26,7 @@ import numpy as np
 
 from maxrf.engine import Block
 from maxrf.maps.sums import SumImage
+from maxrf.pixels import read_spectra, region_spectra
 from maxrf.report.layers import (
     STANDARD_LAYERS,
     MapEntry,
@@ -132,6 +133,20 @@ def encode_map(a: np.ndarray) -> dict[str, Any]:
     }
 
 
+class _CachedCube:
+    """The stored cube read through the viewer's chunk cache: a block source for
+    :mod:`maxrf.pixels` (neighbouring clicks reuse the chunks already read)."""
+
+    def __init__(self, app: ViewerApp):
+        self._app = app
+        self.shape = app.shape
+        self.chunks = app.chunks
+
+    def read_block(self, block: Block) -> np.ndarray:
+        ch, cw = self.chunks[0], self.chunks[1]
+        return self._app._chunk(block.rows.start // ch, block.cols.start // cw)
+
+
 class ViewerApp:
     """The viewer's data side over one DataStack.
 
@@ -166,6 +181,7 @@ class ViewerApp:
         self.chunks = tuple(int(c) for c in self.ds.chunks)
         self.max_region_pixels = int(max_region_pixels)
         self._source = self.ds.block_source()
+        self._cached = _CachedCube(self)
         self._chunks: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
         self._chunk_bytes = 0
         self.chunk_cache_bytes = int(chunk_cache_bytes)
@@ -290,21 +306,12 @@ class ViewerApp:
 
     def pixel_spectrum(self, row: int, col: int) -> np.ndarray:
         """The stored spectrum of one pixel (reads one chunk at most)."""
-        ch, cw = self.chunks[0], self.chunks[1]
-        data = self._chunk(row // ch, col // cw)
-        return data[row % ch, col % cw]
+        return read_spectra(self._cached, [row], [col])[0]
 
     def region_spectrum(self, r0: int, c0: int, r1: int, c1: int) -> np.ndarray:
         """Mean spectrum over rows ``r0..r1-1`` and columns ``c0..c1-1`` (reads only their chunks)."""
-        ch, cw = self.chunks[0], self.chunks[1]
-        total = np.zeros(self.shape[2], dtype=np.float64)
-        for bi in range(r0 // ch, (r1 - 1) // ch + 1):
-            for bj in range(c0 // cw, (c1 - 1) // cw + 1):
-                data = self._chunk(bi, bj)
-                rs = slice(max(r0, bi * ch) - bi * ch, min(r1, (bi + 1) * ch) - bi * ch)
-                cs = slice(max(c0, bj * cw) - bj * cw, min(c1, (bj + 1) * cw) - bj * cw)
-                total += data[rs, cs].reshape(-1, self.shape[2]).sum(axis=0, dtype=np.float64)
-        return total / ((r1 - r0) * (c1 - c0))
+        box = np.ones((r1 - r0, c1 - c0), dtype=bool)
+        return region_spectra(self._cached, box, offset=(r0, c0))
 
     def spectrum(self, params: Mapping[str, str]) -> dict[str, Any]:
         """``row, col`` -> that pixel's spectrum; ``r0, c0, r1, c1`` (end exclusive) -> the
