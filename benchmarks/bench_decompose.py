@@ -180,7 +180,7 @@ peak_maps = maxrf4u.compute_nmf_peakmaps({ds!r}, auto_write=True)
 print('K', peak_maps.shape[0])
 """
 
-_RPL = "width\t{w}\nheight\t{h}\ndepth\t{c}\noffset\t0\ndata-length\t2\ndata-type\tunsigned\n" \
+_RPL = "width\t{w}\nheight\t{h}\ndepth\t{c}\noffset\t0\ndata-Length\t2\ndata-type\tunsigned\n" \
        "byte-order\tlittle-endian\nrecord-by\tvector\n"
 
 
@@ -196,7 +196,7 @@ def maxrf4u_datastack(ds) -> Path:
     M4U_DIR.mkdir(parents=True)
     h, w, c = ds.shape
     raw, rpl = M4U_DIR / "decompose_bench.raw", M4U_DIR / "decompose_bench.rpl"
-    rpl.write_text(_RPL.format(w=w, h=h, c=c))
+    rpl.write_text(_RPL.format(w=w, h=h, c=c))  # the keys as Bruker writes them
     with open(raw, "wb") as f:
         for r0 in range(0, h, 16):
             f.write(np.ascontiguousarray(ds.cube[r0:r0 + 16].compute(), dtype="<u2").tobytes())
