@@ -16,12 +16,15 @@
 The baseline is maxrf4u's own code, not an emulation: maxrf4u 0.1.27 (the release on the
 package index; the same files as commit e998b1d of github.com/fligt/maxrf4u) installed by
 :func:`maxrf4u_python` into its own virtualenv, benchmarks/work/maxrf4u-venv (its
-dependencies as pip resolves them today). Its datastack is made once by maxrf4u itself
-(:func:`maxrf4u_datastack`), as its ``raw_to_element_maps`` does, from a raw file of the same
-counts: ``raw_to_datastack`` (storage.py: the cube as float32, Gaussian-smoothed along the
-spectrum with sigma 7 channels by dask-image, rechunked by dask's 'auto' chunks, written to a
-zarr ZipStore, then the max and sum spectra), the energies (its ``calibrate`` asks a person to
-confirm fitted instrument peaks; the scan's true calibration is appended in its place, as
+dependencies as pip resolves them today). Its datastack is made once
+(:func:`maxrf4u_datastack`) by maxrf4u's own functions, as its ``raw_to_element_maps`` runs
+them, from a raw file of the same counts: ``raw_to_datastack`` (storage.py: the cube as
+float32, Gaussian-smoothed along the spectrum with sigma 7 channels by dask-image, rechunked
+by dask's 'auto' chunks, written to a zarr ZipStore, then the max and sum spectra) run line
+by line from 0.1.27 except its write (``smoothed.to_zarr(ZipStore)`` leaves a broken zip with
+today's dask and zarr, as maxrf4u's later releases note; written with ``zarr.create_array``
+as they do, in the same chunks), the energies (its ``calibrate`` asks a person to confirm
+fitted instrument peaks; the scan's true calibration is appended in its place, as
 ``calibrate`` appends it), ``compute_hotmax_spectra`` and ``compute_hotmax_noise``
 (hotmax.py: the pixel of each max-spectrum peak, its spectrum and rolling-ball baseline).
 What is timed is ``maxrf4u.compute_nmf_peakmaps(datastack, auto_write=True)`` (peakmaps.py):
@@ -159,18 +162,34 @@ M4U_DIR = WORK / "decompose_bench_maxrf4u"
 M4U_DS = M4U_DIR / "decompose_bench.datastack"
 
 # maxrf4u's own steps, in order, as its raw_to_element_maps runs them (0.1.27 asks for
-# confirmation on stdin: answered 'y'); its calibrate() is interactive and fits instrument
-# peaks, so the energies it would write are the scan's true calibration, appended the way
-# calibrate() appends them
+# confirmation on stdin: answered 'y'). raw_to_datastack is 0.1.27's line by line but for
+# the write: its ``smoothed.to_zarr(ZipStore)`` leaves a broken zip with today's dask and
+# zarr (its later releases say so and write with ``zarr.create_array``, as here, keeping the
+# dask chunks to_zarr would have written). Its calibrate() is interactive (a person confirms
+# fitted instrument peaks), so the energies it would write are the scan's true calibration,
+# appended the way calibrate() appends them.
 _M4U_PREP = """
-import builtins, numpy as np, maxrf4u
+import builtins, numpy as np, dask.array as da, zarr, maxrf4u
+from zarr.storage import ZipStore
+from dask_image.ndfilters import gaussian_filter
 builtins.input = lambda *a: 'y'
-maxrf4u.raw_to_datastack({raw!r}, {rpl!r}, output_dir={out!r})
 f = {ds!r}
+dtype, shape = maxrf4u.parse_rpl({rpl!r})
+raw_mm = np.memmap({raw!r}, dtype=dtype, mode='r', shape=shape)
+arr = da.from_array(raw_mm)
+arr = arr.astype(np.float32)
+arr = arr.rechunk(balance=True)
+smoothed = gaussian_filter(arr, (0, 0, 7))
+zs = ZipStore(f, mode='w')
+zarr.create_array(store=zs, name='maxrf_cube', data=smoothed, chunks=smoothed.chunksize)
+zs.close()
+y_max, y_sum = maxrf4u.max_and_sum_spectra(f, datapath='maxrf_cube')
+maxrf4u.append(y_max, 'maxrf_maxspectrum', f)
+maxrf4u.append(y_sum, 'maxrf_sumspectrum', f)
 maxrf4u.append(np.load({energies!r}), 'maxrf_energies', f)
 maxrf4u.compute_hotmax_spectra(f, auto_write=True)
 maxrf4u.compute_hotmax_noise(f)
-print('OK')
+print('OK', smoothed.chunksize)
 """
 
 # what is timed: maxrf4u's NMF peak maps, its own function on its own datastack
@@ -202,8 +221,7 @@ def maxrf4u_datastack(ds) -> Path:
             f.write(np.ascontiguousarray(ds.cube[r0:r0 + 16].compute(), dtype="<u2").tobytes())
     energies = M4U_DIR / "energies.npy"
     np.save(energies, np.asarray(ds.energies, dtype=float))
-    code = _M4U_PREP.format(raw=str(raw), rpl=str(rpl), out=str(M4U_DIR), ds=str(M4U_DS),
-                            energies=str(energies))
+    code = _M4U_PREP.format(raw=str(raw), rpl=str(rpl), ds=str(M4U_DS), energies=str(energies))
     child_usage(code, {"MPLBACKEND": "Agg"}, python=py)
     raw.unlink()
     done.write_text("made by maxrf4u " + MAXRF4U + "\n")
@@ -224,8 +242,15 @@ def _numpy_pass(ds) -> float:
     return dt
 
 
-def _child(code: str, env: dict, python=None) -> dict:
-    out = child_usage(code, env, python=python)
+#: a baseline still running after this long is stopped and reported as taking longer
+M4U_TIMEOUT_S = 1800
+
+
+def _child(code: str, env: dict, python=None, timeout: float | None = None) -> dict:
+    try:
+        out = child_usage(code, env, python=python, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"seconds": timeout, "cpu_seconds": None, "peak_rss_MB": None, "timed_out": True}
     return {"seconds": round(out["seconds"], 2), "cpu_seconds": round(out["cpu_seconds"], 2),
             "peak_rss_MB": round(out["peak_rss"] / 2**20)}
 
@@ -238,7 +263,8 @@ def speed() -> dict:
     load = [round(x, 2) for x in os.getloadavg()]
     ours = _child(_OURS.format(path=str(ds.path)) + PEAK_RSS_SNIPPET, env)
     numpy_t = _numpy_pass(ds)
-    m4u = _child(_M4U_NMF.format(ds=str(m4u_ds)) + VM_HWM_SNIPPET, env, python=py)
+    m4u = _child(_M4U_NMF.format(ds=str(m4u_ds)) + VM_HWM_SNIPPET, env, python=py,
+                 timeout=M4U_TIMEOUT_S)
     return {
         "cube_shape": list(SHAPE),
         "cube_bytes": int(np.prod(SHAPE) * 2),
@@ -248,8 +274,10 @@ def speed() -> dict:
         "maxrf4u_nmf": {**m4u, "version": MAXRF4U},
         "numpy_pass_seconds": round(numpy_t, 2),
         "speedup_vs_maxrf4u": round(m4u["seconds"] / ours["seconds"], 2),
-        "cpu_speedup_vs_maxrf4u": round(m4u["cpu_seconds"] / ours["cpu_seconds"], 2),
-        "memory_ratio_maxrf4u_over_ours": round(m4u["peak_rss_MB"] / ours["peak_rss_MB"], 2),
+        "cpu_speedup_vs_maxrf4u": (round(m4u["cpu_seconds"] / ours["cpu_seconds"], 2)
+                                   if m4u["cpu_seconds"] else None),
+        "memory_ratio_maxrf4u_over_ours": (round(m4u["peak_rss_MB"] / ours["peak_rss_MB"], 2)
+                                           if m4u["peak_rss_MB"] else None),
         "rss_within_budget_plus_300MB": ours["peak_rss_MB"] <= BUDGET_MB + 300,
         "decompose_over_numpy_pass": round(ours["seconds"] / numpy_t, 2),
         "loadavg_before": load,

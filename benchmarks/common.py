@@ -53,16 +53,17 @@ def child_peak_rss(code: str, env: dict | None = None) -> tuple[float, int]:
 
 
 def child_usage(code: str, env: dict | None = None, python: str | os.PathLike | None = None,
-                stdin: str | None = None) -> dict:
+                stdin: str | None = None, timeout: float | None = None) -> dict:
     """Run ``code`` in a fresh interpreter (``python``, default this one): wall seconds,
     CPU seconds (user + system, from the wait's resource usage, so under load the CPU
     time still means something) and peak RSS (bytes; from the child's ``PEAK_RSS`` line,
-    see :data:`PEAK_RSS_SNIPPET`, else the children's ``ru_maxrss``)."""
+    see :data:`PEAK_RSS_SNIPPET`, else the children's ``ru_maxrss``). Raises
+    ``subprocess.TimeoutExpired`` after ``timeout`` seconds (the child is killed)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run([str(python or sys.executable), "-c", code],
                           env={**os.environ, **(env or {})}, capture_output=True, text=True,
-                          input=stdin)
+                          input=stdin, timeout=timeout)
     dt = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
