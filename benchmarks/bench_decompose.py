@@ -54,22 +54,27 @@ SHARED_SEEDS = list(range(110, 120))
 SHARED = ["chalk", "vermilion", "umber", "yellow ochre", "verdigris", "brass"]
 SHAPE = (256, 512, 4096)
 BUDGET_MB = 256
-#: the maxrf4u release the baseline runs (its own code, in its own virtualenv)
+#: the maxrf4u release the baseline runs (its own code, in its own virtualenv), and the last
+#: zarr 3.0: 0.1.27 opens a writable ZipStore with mode 'r', which zarr >= 3.1 refuses
 MAXRF4U = "maxrf4u==0.1.27"
+M4U_PINS = ["zarr==3.0.8"]
 M4U_VENV = WORK / "maxrf4u-venv"
 
 
 def maxrf4u_python() -> Path:
     """Interpreter of a virtualenv with maxrf4u installed from the package index (made here
-    when missing or broken; its dependencies as pip resolves them today)."""
+    when missing or broken; its dependencies as pip resolves them today, but for
+    :data:`M4U_PINS`)."""
     py = M4U_VENV / "bin" / "python"
-    probe = [str(py), "-c", "import maxrf4u, sys; sys.stdout.write(maxrf4u.__version__)"]
-    want = MAXRF4U.split("==")[1]
+    probe = [str(py), "-c", "import maxrf4u, zarr, sys; sys.stdout.write("
+             "'maxrf4u==' + maxrf4u.__version__ + ' zarr==' + zarr.__version__)"]
+    want = " ".join([MAXRF4U, *M4U_PINS])
     if py.exists() and subprocess.run(probe, capture_output=True, text=True).stdout == want:
         return py
     WORK.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(M4U_VENV)], check=True)
-    subprocess.run([str(py), "-m", "pip", "install", "-q", MAXRF4U], check=True)
+    if not py.exists():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(M4U_VENV)], check=True)
+    subprocess.run([str(py), "-m", "pip", "install", "-q", MAXRF4U, *M4U_PINS], check=True)
     got = subprocess.run(probe, capture_output=True, text=True)
     if got.stdout != want:
         raise RuntimeError(f"maxrf4u does not import in {M4U_VENV}: {got.stderr[-2000:]}")
@@ -168,28 +173,41 @@ M4U_DS = M4U_DIR / "decompose_bench.datastack"
 # dask chunks to_zarr would have written). Its calibrate() is interactive (a person confirms
 # fitted instrument peaks), so the energies it would write are the scan's true calibration,
 # appended the way calibrate() appends them.
-_M4U_PREP = """
-import builtins, numpy as np, dask.array as da, zarr, maxrf4u
+_M4U_CUBE = """
+import numpy as np, dask.array as da, zarr, maxrf4u
 from zarr.storage import ZipStore
 from dask_image.ndfilters import gaussian_filter
-builtins.input = lambda *a: 'y'
-f = {ds!r}
 dtype, shape = maxrf4u.parse_rpl({rpl!r})
 raw_mm = np.memmap({raw!r}, dtype=dtype, mode='r', shape=shape)
 arr = da.from_array(raw_mm)
 arr = arr.astype(np.float32)
 arr = arr.rechunk(balance=True)
 smoothed = gaussian_filter(arr, (0, 0, 7))
-zs = ZipStore(f, mode='w')
+zs = ZipStore({ds!r}, mode='w')
 zarr.create_array(store=zs, name='maxrf_cube', data=smoothed, chunks=smoothed.chunksize)
 zs.close()
+print('OK', smoothed.chunksize)
+"""
+
+_M4U_PREP = """
+import builtins, numpy as np, maxrf4u
+builtins.input = lambda *a: 'y'
+f = {ds!r}
 y_max, y_sum = maxrf4u.max_and_sum_spectra(f, datapath='maxrf_cube')
 maxrf4u.append(y_max, 'maxrf_maxspectrum', f)
 maxrf4u.append(y_sum, 'maxrf_sumspectrum', f)
 maxrf4u.append(np.load({energies!r}), 'maxrf_energies', f)
 maxrf4u.compute_hotmax_spectra(f, auto_write=True)
 maxrf4u.compute_hotmax_noise(f)
-print('OK', smoothed.chunksize)
+print('OK')
+"""
+
+_M4U_HAS_CUBE = """
+import zipfile, json
+with zipfile.ZipFile({ds!r}) as z:
+    names = set(z.namelist())
+    meta = json.loads(z.read('maxrf_cube/zarr.json'))
+print('CUBE' if meta['shape'] == {shape!r} and 'maxrf_maxspectrum/zarr.json' not in names else 'NO')
 """
 
 # what is timed: maxrf4u's NMF peak maps, its own function on its own datastack
@@ -211,19 +229,26 @@ def maxrf4u_datastack(ds) -> Path:
     if done.exists() and M4U_DS.exists():
         return M4U_DS
     py = maxrf4u_python()
-    shutil.rmtree(M4U_DIR, ignore_errors=True)
-    M4U_DIR.mkdir(parents=True)
     h, w, c = ds.shape
-    raw, rpl = M4U_DIR / "decompose_bench.raw", M4U_DIR / "decompose_bench.rpl"
-    rpl.write_text(_RPL.format(w=w, h=h, c=c))  # the keys as Bruker writes them
-    with open(raw, "wb") as f:
-        for r0 in range(0, h, 16):
-            f.write(np.ascontiguousarray(ds.cube[r0:r0 + 16].compute(), dtype="<u2").tobytes())
     energies = M4U_DIR / "energies.npy"
+    try:  # the smoothed cube (the slow step) already written by an interrupted run
+        has_cube = "CUBE" in child_usage(_M4U_HAS_CUBE.format(ds=str(M4U_DS), shape=[h, w, c]),
+                                         python=py)["stdout"]
+    except RuntimeError:
+        has_cube = False
+    if not has_cube:
+        shutil.rmtree(M4U_DIR, ignore_errors=True)
+        M4U_DIR.mkdir(parents=True)
+        raw, rpl = M4U_DIR / "decompose_bench.raw", M4U_DIR / "decompose_bench.rpl"
+        rpl.write_text(_RPL.format(w=w, h=h, c=c))  # the keys as Bruker writes them
+        with open(raw, "wb") as f:
+            for r0 in range(0, h, 16):
+                f.write(np.ascontiguousarray(ds.cube[r0:r0 + 16].compute(), dtype="<u2").tobytes())
+        child_usage(_M4U_CUBE.format(raw=str(raw), rpl=str(rpl), ds=str(M4U_DS)), python=py)
+    (M4U_DIR / "decompose_bench.raw").unlink(missing_ok=True)
     np.save(energies, np.asarray(ds.energies, dtype=float))
-    code = _M4U_PREP.format(raw=str(raw), rpl=str(rpl), ds=str(M4U_DS), energies=str(energies))
-    child_usage(code, {"MPLBACKEND": "Agg"}, python=py)
-    raw.unlink()
+    child_usage(_M4U_PREP.format(ds=str(M4U_DS), energies=str(energies)), {"MPLBACKEND": "Agg"},
+                python=py)
     done.write_text("made by maxrf4u " + MAXRF4U + "\n")
     return M4U_DS
 
