@@ -52,6 +52,38 @@ def child_peak_rss(code: str, env: dict | None = None) -> tuple[float, int]:
     return dt, usage.ru_maxrss * 1024
 
 
+def child_usage(code: str, env: dict | None = None, python: str | os.PathLike | None = None,
+                stdin: str | None = None, timeout: float | None = None) -> dict:
+    """Run ``code`` in a fresh interpreter (``python``, default this one): wall seconds,
+    CPU seconds (user + system, from the wait's resource usage, so under load the CPU
+    time still means something) and peak RSS (bytes; from the child's ``PEAK_RSS`` line,
+    see :data:`PEAK_RSS_SNIPPET`, else the children's ``ru_maxrss``). Raises
+    ``subprocess.TimeoutExpired`` after ``timeout`` seconds (the child is killed)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run([str(python or sys.executable), "-c", code],
+                          env={**os.environ, **(env or {})}, capture_output=True, text=True,
+                          input=stdin, timeout=timeout)
+    dt = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-4000:])
+    rss = after.ru_maxrss * 1024
+    for line in proc.stdout.splitlines():
+        if line.startswith("PEAK_RSS "):
+            rss = int(line.split()[1])
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"seconds": dt, "cpu_seconds": cpu, "peak_rss": rss, "stdout": proc.stdout}
+
+
+#: the peak RSS line for :func:`child_usage` without importing this package (for an
+#: interpreter of another virtualenv)
+VM_HWM_SNIPPET = (
+    "\nprint('PEAK_RSS', [int(l.split()[1]) * 1024 for l in open('/proc/self/status')"
+    " if l.startswith('VmHWM:')][0])\n"
+)
+
+
 PEAK_RSS_SNIPPET = (
     "\nfrom benchmarks.common import vm_hwm\nprint('PEAK_RSS', vm_hwm())\n"
 )

@@ -13,8 +13,8 @@ from maxrf.engine import Block
 from maxrf.solve import nnls_gram
 
 CHI2_STEP, CHI2_BINS = 0.02, 1000
-#: pixels converted to float32 at a time in the full-resolution products (4 MiB at 1024 channels)
-_SLICE = 1024
+#: bytes of float32 spectra converted at a time in the full-resolution products
+_SLICE_BYTES = 4 * 2**20
 
 
 class ApplyComponents(engine.Reduction):
@@ -55,8 +55,9 @@ class ApplyComponents(engine.Reduction):
         # slices of pixels so that the float32 copy stays small (and in cache)
         wm = np.concatenate(weights)
         prod = np.zeros((wm.shape[0], n), dtype=np.float64)
-        for i in range(0, flat.shape[0], _SLICE):
-            prod += wm[:, i:i + _SLICE] @ flat[i:i + _SLICE].astype(np.float32, copy=False)
+        step = max(16, _SLICE_BYTES // (4 * n))
+        for i in range(0, flat.shape[0], step):
+            prod += wm[:, i:i + step] @ flat[i:i + step].astype(np.float32, copy=False)
         out["atx"] = prod[:k]
         if self.classifier is not None:
             out["sums"] = prod[k:]
