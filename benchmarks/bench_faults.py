@@ -2,7 +2,7 @@
 ``make test``.
 
 The same tests as the suite (``tests/test_crash.py``, ``tests/io/test_ripple_hostile.py``,
-the fuzzers of ``tests/test_viewer.py``), in a pytest subprocess with more SIGKILLs per
+the fuzzers of ``tests/viewer/test_viewer.py``), in a pytest subprocess with more SIGKILLs per
 operation on seeds the suite does not use, and more hypothesis examples. Saved: per
 operation, the kills run and the states the store was found in afterwards (every kill
 "survived" means the test's assertions held after each one: the store opened with a
@@ -26,8 +26,8 @@ KILLS = 60  # per operation (the suite runs 20)
 SEED_SHIFT = 1000  # seeds the suite never uses
 HYPOTHESIS_SCALE = 10  # times the suite's max_examples
 TESTS = ["tests/test_crash.py", "tests/io/test_ripple_hostile.py",
-         "tests/test_viewer.py::test_fuzzed_queries_never_fail_the_server",
-         "tests/test_viewer.py::test_fuzzed_paths_never_escape"]
+         "tests/viewer/test_viewer.py::test_fuzzed_queries_never_fail_the_server",
+         "tests/viewer/test_viewer.py::test_fuzzed_paths_never_escape"]
 
 _STAT = re.compile(r"^(tests/\S+::\w+):\s*$")
 _CASES = re.compile(r"(\d+) passing, (\d+) failing, and (\d+) invalid")

@@ -21,7 +21,7 @@ from maxrf.calibration import (
 )
 from maxrf.errors import CalibrationError
 
-DATA = Path(__file__).resolve().parent / "data" / "spectra"  # vendored, public domain
+DATA = Path(__file__).resolve().parents[1] / "data" / "spectra"  # vendored, public domain
 REAL = sorted(DATA.glob("*.msa"))
 assert len(REAL) == 10, f"the real .msa spectra are missing from {DATA}"
 

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from maxrf.store import delete_layer
-from test_report import make_stack
+from report_stacks import make_stack
 
 # the fault benchmark runs the fuzzers with more examples (benchmarks/bench_faults.py)
 _SCALE = float(os.environ.get("MAXRF_HYPOTHESIS_SCALE", "1"))

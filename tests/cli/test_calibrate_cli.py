@@ -16,7 +16,7 @@ from maxrf.convert import convert
 from maxrf.errors import CalibrationError
 from maxrf.synth import make_scan
 
-SPECTRA = Path(__file__).resolve().parent / "data" / "spectra"  # vendored, public domain
+SPECTRA = Path(__file__).resolve().parents[1] / "data" / "spectra"  # vendored, public domain
 
 
 def maxrf(*args):

@@ -24,7 +24,7 @@ from maxrf import DataStack
 
 from conftest import poisson_cube, write_pair
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def _env(**extra: str) -> dict[str, str]:

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_report import make_stack
+from report_stacks import make_stack
 
 CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 ARGS = [
     "--headless",
@@ -31,18 +31,15 @@ ARGS = [
     "--disable-sync",
 ]
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not os.path.exists(CHROMIUM),
-        reason=f"no chromium at {CHROMIUM} (`make browser` installs Debian's chromium)",
-    ),
-]
+pytestmark = [pytest.mark.browser]
 
 
 @pytest.fixture(scope="module")
 def browser():
     from playwright import sync_api  # installed with the test extras: a missing one fails
+
+    if not os.path.exists(CHROMIUM):  # `make test` installs it (make browser): missing is a failure
+        pytest.fail(f"no chromium at {CHROMIUM}: run `make browser` (Debian's chromium)")
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield b

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-# the shared fixtures, and the browser marks (skip without chromium) of test_browser
+# the shared fixtures, and the browser marks (fail without chromium) of test_browser
 from test_browser import browser, data, pytestmark, viewer  # noqa: F401
 
 

@@ -30,7 +30,7 @@ from maxrf.identify import (
 from maxrf.synth import synth_spectrum
 
 #: real spectra vendored with the tests (byte-identical copies of ../shared/data/spectra)
-SPECTRA = Path(__file__).resolve().parent / "data" / "spectra"
+SPECTRA = Path(__file__).resolve().parents[1] / "data" / "spectra"
 STANDARDS = ["Cr", "Cu", "Fe", "Ni", "S", "Si", "Sn", "Ti", "Zr"]
 #: genuine impurities of the real standards above the trace level: zirconium metal always
 #: carries hafnium (its chemical twin, 1-5 %); the full Hf pattern (M, L-alpha, L-beta,
