@@ -108,7 +108,7 @@ def auto_calibrate(
             "give a manual calibration (two CHANNEL:KEV pairs) or an energy range"
         )
     kept = _candidates(obs, refs, spec, anode_ref, (g_lo, g_hi), offset_range)
-    distinct = _select(kept, obs, refs, spec, anode_ref)
+    distinct = _select(kept, obs, refs, spec, anode_ref, anode_sym, kv)
     if not distinct:
         raise CalibrationError(
             "auto calibration found no consistent solution (no calibration puts three "
@@ -206,11 +206,12 @@ def _candidates(
 
 
 def _select(
-    kept: list[_Hyp], obs: list[_Obs], refs: Sequence[_Ref], spec: _Spec, anode_ref: _Ref | None
+    kept: list[_Hyp], obs: list[_Obs], refs: Sequence[_Ref], spec: _Spec, anode_ref: _Ref | None,
+    anode: str, tube_kv: float,
 ) -> list[_Hyp]:
     """Refined hypotheses, best first, one per distinct solution."""
     anode_weight = max(o.weight for o in obs)
-    refined = [_refine(h, obs, refs, spec, anode_ref, anode_weight) for h in kept]
+    refined = [_refine(h, obs, refs, spec, anode_ref, anode_weight, anode, tube_kv) for h in kept]
     refined = [h for h in refined if np.isfinite(h.score) and len(h.pairs) >= 3]
     # the anode's main line is the anchor when present: if some solutions find it (a
     # significant peak close to its energy, with its Compton partner), keep only those

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from maxrf.calibration.explain import unexplained_weight, zero_width_ok
 from maxrf.calibration.match import (
     _assign,
     _companion_present,
@@ -25,6 +26,7 @@ from maxrf.calibration.match import (
     _leverage,
     _lsq,
     _model_sigma,
+    _plausible_widths,
     _verification,
     _width_ok,
 )
@@ -58,6 +60,8 @@ def _refine(
     spec: _Spec,
     anode_ref: _Ref | None,
     anode_weight: float,
+    anode: str | None = None,
+    tube_kv: float = 50.0,
 ) -> _Hyp:
     """Least-squares refinement of a hypothesis on its matched peaks, then its score.
 
@@ -80,6 +84,7 @@ def _refine(
     out = _Hyp(gain=g, offset=o)
     if fit is None:
         return out
+    pairs = _plausible_widths(pairs, obs, refs, g, _FWHM6_RANGE)
     pairs, _ = _consistent_widths(pairs, obs, refs, g)
     fit = _lsq(pairs, obs, refs, g)
     if fit is None:
@@ -92,7 +97,9 @@ def _refine(
         return out  # score stays -inf
     out.fwhm6 = float(np.clip(f6, 0.121, 0.4)) if f6 is not None else _FWHM6_DEFAULT
     ch_in = np.array([obs[k].channel for k, _ in out.pairs])
-    tol_in = _TOL * _fwhm_at(np.array([refs[r].keV for _, r in out.pairs]))
+    tol_in = _TOL * _fwhm_at(np.array([refs[r].keV for _, r in out.pairs])) + np.array(
+        [refs[r].tol_keV for _, r in out.pairs]
+    )
     credit = _verification(res[inl], sig[inl], _leverage(ch_in, sig[inl]), tol_in)
     like = dict(zip(out.pairs, credit))
     contrib = {p: obs[p[0]].weight * like[p] for p in out.pairs}
@@ -145,12 +152,14 @@ def _refine(
                 out.refuted.add(p)
                 break
     fano = _fano_ratio(out.pairs, obs, refs, gain)
-    if fano is not None and 0.6 <= fano <= 1.8:
-        # the zero peak's width fits the resolution of the matched lines: a verified zero
-        for p in out.pairs:
-            if refs[p[1]].kind == "zero" and obs[p[0]].ok and obs[p[0]].significance >= 30:
+    for p in out.pairs:
+        # a strong peak as narrow as the noise alone: a verified zero (the fit cannot
+        # verify it by leave-one-out, being the only point near 0 keV)
+        if refs[p[1]].kind == "zero" and obs[p[0]].ok and obs[p[0]].significance >= 30:
+            if zero_width_ok(obs[p[0]], gain, f6):
                 contrib[p] = max(contrib[p], obs[p[0]].weight)
     score = sum(contrib.values())
+    score -= 0.5 * unexplained_weight(out.pairs, obs, refs, gain, offset, anode, tube_kv, n)
     if fano is not None and not 0.4 <= fano <= 2.5:
         score *= 0.2  # widths grow with energy at the wrong rate: the gain is off
     if anode_ref is not None and not any(refs[r] is anode_ref for _, r in out.pairs):
@@ -205,7 +214,8 @@ def _hypotheses(
     n_anchor_peaks: int = 12,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Candidate (gain, offset) arrays from pairs of peaks x pairs of anchor lines."""
-    usable = [i for i, o in enumerate(obs) if not o.broad]
+    # broad peaks too: the blend of a soft anode line with its Compton peak is one
+    usable = list(range(len(obs)))
     usable.sort(key=lambda i: -obs[i].significance)
     anchors_obs = sorted(usable[:n_anchor_peaks], key=lambda i: obs[i].channel)
     c = np.array([obs[i].channel for i in anchors_obs])
@@ -250,6 +260,8 @@ def _medium_scores(
     """
     ref_e = np.array([r.keV for r in refs])
     ref_sys = np.array([r.sys_keV for r in refs])
+    ref_tol = np.array([r.tol_keV for r in refs])
+    ref_scatter = np.array([r.kind == "scatter" for r in refs])
     index = {id(r): i for i, r in enumerate(refs)}
     fam_main = {(r.element, r.family): index[id(r)] for r in refs if r.fprimary}
     needs = np.array(
@@ -277,7 +289,9 @@ def _medium_scores(
             left = np.abs(e - ref_e[pos - 1]) < np.abs(e - ref_e[pos])
             j = np.where(left, pos - 1, pos)
             res = e - ref_e[j]
-            ok = (np.abs(res) <= frac * _fwhm_at(e)) & _width_ok(fw[None, :] * g, ref_e[j], sg)
+            ok = (np.abs(res) <= frac * _fwhm_at(e) + ref_tol[j]) & _width_ok(
+                fw[None, :] * g, ref_e[j], sg, ref_scatter[j]
+            )
             sig2 = (
                 (g * err[None, :]) ** 2 + ref_sys[j] ** 2 + _model_sigma(_fwhm_at(ref_e[j]), sg[None, :]) ** 2
             )
@@ -309,7 +323,7 @@ def _medium_scores(
         det = s0 * s2 - s1 * s1
         with np.errstate(divide="ignore", invalid="ignore"):
             lev = np.where(det > 0, wt * (s2 - 2.0 * ch * s1 + ch * ch * s0) / det, 1.0)
-        like = _verification(res, np.sqrt(sig2), lev, _TOL * _fwhm_at(ref_e[j]))
+        like = _verification(res, np.sqrt(sig2), lev, _TOL * _fwhm_at(ref_e[j]) + ref_tol[j])
         # secondary lines count only with their family's main line matched
         h = np.arange(j.shape[0])[:, None]
         matched = np.zeros((j.shape[0], ref_e.size), dtype=bool)

@@ -1,0 +1,88 @@
+"""The Rayleigh line inside its blend with the Compton peak (step 5 of :func:`auto_calibrate`
+for soft anode lines: Cr and Cu K, W L).
+
+A soft scattered tube line and its Compton peak overlap into one broad peak whose maximum
+moves with the scattering angle and the matrix. The window of the blend is fitted with the
+line's Rayleigh components (detector width times a free factor, common shift) and their Compton partners at
+``compton_shift(E, theta)`` (Doppler-broadened, :func:`maxrf.physics.compton_extra_fwhm`),
+plus a straight background; shift, angle and broadening are the non-linear parameters, the
+amplitudes are solved linearly. The Rayleigh centre is what a calibration can use.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import optimize
+
+from maxrf import physics
+from maxrf.calibration.match import _fwhm_at
+from maxrf.calibration.observe import _Spec
+from maxrf.calibration.references import _rayleigh_keV, _Ref
+
+
+def fit_rayleigh(
+    spec: _Spec, gain: float, offset: float, ref: _Ref, fwhm6: float
+) -> tuple[float, float, float] | None:
+    """Channel of the Rayleigh line of a scatter blend, its standard error (channels) and
+    the Rayleigh amplitude's significance; None when the window is not on the axis or the
+    fit fails (no Rayleigh component, shift at its bound)."""
+    c = np.array([x[0] for x in ref.components])
+    a = np.array([x[1] for x in ref.components])
+    a = a / a.sum()
+    e_r = _rayleigh_keV(ref)
+    fw = float(_fwhm_at(e_r, fwhm6))
+    e_lo = float(physics.compton_shift(c.min(), 180.0)) - 2.0 * fw
+    e_hi = float(c.max()) + 1.5 * fw
+    n = spec.y.size
+    lo, hi = int(math.floor((e_lo - offset) / gain)), int(math.ceil((e_hi - offset) / gain)) + 1
+    if lo < 1 or hi > n - 1 or hi - lo < 12:
+        return None
+    x = offset + gain * np.arange(lo, hi, dtype=np.float64)  # energies under the hypothesis
+    yy = spec.y[lo:hi]
+    wt = 1.0 / (spec.scale * np.sqrt(np.maximum(yy, 1.0)))
+    u = (x - x.mean()) / max(float(np.ptp(x)), 1e-9)
+    w_r = np.asarray(_fwhm_at(c, fwhm6))
+
+    def design(p: np.ndarray) -> np.ndarray:
+        shift, theta, broad, factor = p
+        ray = physics.gaussian_peaks(x, c + shift, a, w_r * factor)
+        cc = np.asarray(physics.compton_shift(c, theta)) + shift
+        wc = np.hypot(np.asarray(_fwhm_at(cc, fwhm6)), physics.compton_extra_fwhm(c, theta, broad))
+        com = physics.gaussian_peaks(x, cc, a, wc)
+        return np.column_stack([ray, com, np.ones_like(x), u])
+
+    def resid(p: np.ndarray) -> np.ndarray:
+        d = design(p) * wt[:, None]
+        beta, *_ = np.linalg.lstsq(d, yy * wt, rcond=None)
+        return d @ beta - yy * wt
+
+    lim = 0.5 * fw + ref.tol_keV
+    best = None
+    for theta0 in (95.0, 125.0, 155.0):  # the angle is multimodal with a weak Rayleigh peak
+        try:
+            r = optimize.least_squares(
+                resid, x0=[0.0, theta0, physics.COMPTON_BROADENING, 1.0],
+                bounds=([-lim, 30.0, 0.002, 0.7], [lim, 180.0, 0.04, 1.5]), x_scale=[0.01, 10.0, 0.003, 0.05],
+            )
+        except (ValueError, np.linalg.LinAlgError):
+            continue
+        if r.success and (best is None or r.cost < best.cost):
+            best = r
+    if best is None or abs(best.x[0]) > 0.98 * lim:
+        return None
+    d = design(best.x) * wt[:, None]
+    beta, *_ = np.linalg.lstsq(d, yy * wt, rcond=None)
+    dof = max(x.size - 8, 1)
+    chi2 = 2.0 * float(best.cost) / dof
+    try:
+        cov_b = np.linalg.inv(d.T @ d) * max(chi2, 1.0)
+        cov_p = np.linalg.inv(best.jac.T @ best.jac) * max(chi2, 1.0)
+    except np.linalg.LinAlgError:
+        return None
+    sig_r = float(beta[0] / math.sqrt(max(cov_b[0, 0], 1e-300)))
+    if not beta[0] > 0 or sig_r < 3.0:
+        return None
+    err_keV = math.sqrt(max(float(cov_p[0, 0]), 0.0))
+    return (e_r + float(best.x[0]) - offset) / gain, max(err_keV / gain, 0.01), sig_r
