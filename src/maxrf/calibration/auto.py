@@ -115,21 +115,47 @@ def auto_calibrate(
             f"peaks on known lines for anode {anode_sym} at {kv:g} kV); check anode/tube_kv "
             "or give a manual calibration (two CHANNEL:KEV pairs) or an energy range"
         )
-    best = distinct[0]
+    # the best-scoring solution the checks do not refute; the best one when all fail
+    cal = None
+    for best in distinct[:_N_JUDGED]:
+        if best.score < 0.6 * distinct[0].score:
+            break  # far worse than the best: the best's verdict stands
+        judged = _judged(best, obs, refs, spec, anode_ref, anode_sym, kv, header, (g_lo, g_hi))
+        if judged is None:
+            continue
+        if cal is None or (cal.quality == "failed" and judged.quality != "failed"):
+            cal, chosen = judged, best
+        if cal.quality != "failed":
+            break
+    if cal is None:
+        raise CalibrationError(f"auto calibration diverged (gain out of range); {_GIVE_MANUAL}")
+    best = chosen
+    runner_up = max((float(h.score) for h in distinct if h is not best), default=None)
+    cal.diagnostics.update(score=float(best.score), runner_up_score=runner_up, n_peaks_found=len(obs),
+                           noise_scale=float(spec.scale))
+    return cal
+
+
+#: how many of the best distinct solutions are judged before the best one is given up
+_N_JUDGED = 4
+
+
+def _judged(
+    best: _Hyp, obs: list[_Obs], refs: Sequence[_Ref], spec: _Spec, anode_ref: _Ref | None, anode: str,
+    kv: float, header: tuple[float, float] | None, gain_range: tuple[float, float],
+) -> Calibration | None:
+    """One solution refitted precisely, with its peaks and verdict; None when it diverges."""
     gain, offset, entries = _precise(best, obs, refs)
     if len([e for e in entries if e[3]]) < 2:
         gain, offset = best.gain, best.offset
-    if not (g_lo * 0.8 <= gain <= g_hi * 1.2):
-        raise CalibrationError(f"auto calibration diverged (gain {gain:.5f} keV/channel); {_GIVE_MANUAL}")
+    if not (gain_range[0] * 0.8 <= gain <= gain_range[1] * 1.2):
+        return None
     cal = _result(gain, offset, entries, spec, anode_ref, best)
-    cal.anode, cal.tube_kv = anode_sym, kv
+    cal.anode, cal.tube_kv = anode, kv
     cal.quality, cal.checks = assess(
         spec, obs, refs, entries, gain, offset, fwhm6=best.fwhm6, tube_kv=kv, anode_ref=anode_ref,
-        anode=anode_sym, compton=(cal.compton_keV, cal.theta_deg), header=header,
+        anode=anode, compton=(cal.compton_keV, cal.theta_deg), header=header,
     )
-    runner_up = float(distinct[1].score) if len(distinct) > 1 else None
-    cal.diagnostics.update(score=float(best.score), runner_up_score=runner_up, n_peaks_found=len(obs),
-                           noise_scale=float(spec.scale))
     return cal
 
 

@@ -59,7 +59,7 @@ def unexplained_weight(
     known, ranges = explained_energies(pairs, obs, refs, gain, offset, anode, tube_kv)
     total = 0.0
     for k, o in enumerate(obs):
-        if k in matched or o.broad:
+        if k in matched:
             continue
         e = offset + gain * o.channel
         if e < -0.2 or e > tube_kv + 2.0 * float(_fwhm_at(tube_kv)):

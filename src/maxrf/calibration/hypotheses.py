@@ -163,7 +163,7 @@ def _refine(
     if fano is not None and not 0.4 <= fano <= 2.5:
         score *= 0.2  # widths grow with energy at the wrong rate: the gain is off
     if anode_ref is not None and not any(refs[r] is anode_ref for _, r in out.pairs):
-        tol_ch = _TOL * float(_fwhm_at(anode_ref.keV)) / gain
+        tol_ch = (_TOL * float(_fwhm_at(anode_ref.keV)) + anode_ref.tol_keV) / gain
         ev = spec.line_evidence(chan(anode_ref.keV), tol_ch)
         if np.isfinite(ev) and ev < 3.0:
             score -= 0.3 * anode_weight
@@ -178,7 +178,7 @@ def _anode_verified(hyp: _Hyp, obs: Sequence[_Obs], refs: Sequence[_Ref], anode_
     for k, r in hyp.pairs:
         if refs[r] is anode_ref and obs[k].significance >= 15.0:
             e = hyp.offset + hyp.gain * obs[k].channel
-            if abs(e - anode_ref.keV) > 0.15 * float(_fwhm_at(anode_ref.keV)):
+            if abs(e - anode_ref.keV) > 0.15 * float(_fwhm_at(anode_ref.keV)) + anode_ref.tol_keV:
                 return False
             return _anode_pattern_ok(obs[k].spec, hyp.gain, hyp.offset, anode_ref, refs)
     return False
@@ -337,8 +337,9 @@ def _medium_scores(
         if anode_i >= 0:
             is_anode = valid & (j == anode_i)
             fw_a = float(_fwhm_at(ref_e[anode_i]))
-            close = np.abs(res) <= 0.15 * fw_a
-            quality = sg[None, :] * np.exp(-0.5 * (res / (0.1 * fw_a)) ** 2)
+            tol_a = float(ref_tol[anode_i])
+            close = np.abs(res) <= 0.15 * fw_a + tol_a
+            quality = sg[None, :] * np.exp(-0.5 * (res / (0.1 * fw_a + tol_a)) ** 2)
             good_a = is_anode & close & (sg >= 15.0)[None, :]
             out_v[a : a + step] = np.where(good_a, quality, 0.0).max(1)
             bonus = (is_anode * like * np.minimum(1.0, sg / 50.0)[None, :]).max(1)

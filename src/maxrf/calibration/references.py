@@ -166,7 +166,10 @@ def _reference_lines(anode: str, tube_kv: float) -> tuple[_Ref, ...]:
         fam = _family_refs(anode, fam_lines, "anode", 0.04, f == fams[0], ("Ka", "Kb", "La", "Lb"))
         # a scattered line whose Compton peak half overlaps it has no usable centre: the
         # blend is matched as such (a wide tolerance), its Rayleigh line measured later
-        refs += [_scatter_blend(r) if _compton_blended(r.keV) else r for r in fam]
+        # (of the main family only: the soft L lines of a K anode are weak and barely shifted)
+        main = f == fams[0]
+        refs += [_scatter_blend(r) if _compton_blended(r.keV) else r for r in fam
+                 if main or not _compton_blended(r.keV)]
     for el in dict.fromkeys(K_ELEMENTS + L_ELEMENTS):
         if el == anode:  # its usable lines are the anode's (scatter hides the others)
             continue
@@ -230,9 +233,9 @@ def _rayleigh_keV(ref: _Ref) -> float:
 
 
 def _anode_main(refs: Sequence[_Ref]) -> _Ref | None:
-    """The anode's main Rayleigh line (K-alpha, or L-alpha), if usable (see
-    :func:`_compton_blended`)."""
-    anode = [r for r in refs if r.kind == "anode"]
+    """The anode's main Rayleigh line (K-alpha, or L-alpha), or its blend with its Compton
+    peak (kind ``'scatter'``, see :func:`_compton_blended`)."""
+    anode = [r for r in refs if r.kind in ("anode", "scatter")]
     for r in anode:
         if r.primary:
             return r
