@@ -39,9 +39,6 @@ LONG_MODULES = {
     "maxrf.synth",
 }
 LONG_FUNCTIONS = {
-    "maxrf.calibration.hypotheses:_medium_scores",
-    "maxrf.calibration.hypotheses:_refine",
-    "maxrf.calibration.match:_assign",
     "maxrf.convert:convert",
     "maxrf.identify.instrument:instrument_pattern",
     "maxrf.identify.sources:identify",

@@ -22,10 +22,10 @@ from maxrf.calibration.hypotheses import (
     _anode_verified,
     _Hyp,
     _hypotheses,
-    _medium_scores,
     _refine,
 )
 from maxrf.calibration.manual import manual_calibration, parse_range, range_calibration
+from maxrf.calibration.medium import medium_scores
 from maxrf.calibration.observe import _merge, _Obs, _observe, _prepare, _Spec
 from maxrf.calibration.precise import _find_compton, _precise
 from maxrf.calibration.references import _anode_main, _Ref, _reference_lines
@@ -206,7 +206,10 @@ def _candidates(
             f"{gain_range[0]}-{gain_range[1]} keV/channel; give a manual calibration or an energy range"
         )
     anode_weight = max(o.weight for o in obs)
-    medium, g_med, o_med, verified = _medium_scores(gains, offsets, obs, refs, spec, anode_ref, anode_weight)
+    limits = (GAIN_RANGE[0] * 0.8, GAIN_RANGE[1] * 1.2)
+    medium, g_med, o_med, verified = medium_scores(
+        gains, offsets, obs, refs, spec, anode_ref, anode_weight, limits
+    )
     kept: list[_Hyp] = []
     quotas = (40, 25) if np.any(verified > 0) else (0, 60)
     for subset, quota in ((verified > 0, quotas[0]), (verified <= 0, quotas[1])):

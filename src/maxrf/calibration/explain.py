@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from maxrf import physics
-from maxrf.calibration.match import _fwhm_at
+from maxrf.calibration.match import _companion_present, _fwhm_at
 from maxrf.calibration.observe import _Obs
 from maxrf.calibration.references import _Ref
 
@@ -86,3 +86,44 @@ def zero_width_ok(ob: _Obs, gain: float, fwhm6: float | None) -> bool:
     else:
         lo = hi = physics.noise_fwhm_keV(max(fwhm6, 0.121))
     return ZERO_WIDTH_RATIO[0] * lo <= w <= ZERO_WIDTH_RATIO[1] * max(hi, 1e-3) and math.isfinite(w)
+
+
+def refute_missing_companions(
+    pairs: Sequence[tuple[int, int]], obs: Sequence[_Obs], refs: Sequence[_Ref], gain: float, offset: float,
+    n: int,
+) -> set[tuple[int, int]]:
+    """Matches of strong main lines (K-alpha, L-alpha...) whose companions (K-beta,
+    L-beta...) are missing or far too weak where the hypothesis puts them: not that line.
+    A companion masked by a peak matched to another line gives no verdict."""
+    refuted: set[tuple[int, int]] = set()
+    matched_refs = {r for _, r in pairs}
+    obs_e = offset + gain * np.array([ob.channel for ob in obs])
+    obs_sig = np.array([ob.significance for ob in obs])
+    for p in pairs:
+        k, r = p
+        prim = refs[r]
+        if not prim.fprimary or prim.element is None:
+            continue
+        for q, ref in enumerate(refs):
+            if ref.element != prim.element or ref.family != prim.family or ref.fprimary:
+                continue
+            rel = ref.strength / max(prim.strength, 1e-9)
+            expected = obs[k].significance * rel
+            if rel < 0.05 or expected < 30.0:
+                continue
+            if q in matched_refs:
+                got = max(obs[kk].significance for kk, rr in pairs if rr == q)
+                if got < 0.05 * expected:
+                    refuted.add(p)
+                    break
+                continue
+            c = (ref.keV - offset) / gain
+            if not (2 <= c <= n - 3):
+                continue
+            fw_q = float(_fwhm_at(ref.keV))
+            if any(abs(obs_e[kk] - ref.keV) <= 1.0 * fw_q and kk != k for kk, _ in pairs):
+                continue
+            if not _companion_present(obs[k], ref, rel, c, gain, obs_e, obs_sig, expected):
+                refuted.add(p)
+                break
+    return refuted

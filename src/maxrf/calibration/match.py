@@ -146,12 +146,22 @@ def _assign(
     Returns (obs index, ref index) pairs; each reference is used at most once; a
     secondary line (K-beta, L-beta...) only with its element's stronger primary line.
     """
+    e = offset + gain * np.array([o.channel for o in obs])
+    tol = tol_frac * _fwhm_at(e)
+    cands = _candidate_lines(e, tol, gain, obs, refs)
+    chosen = _choose_lines(cands, e, obs, refs)
+    by_ref = _one_peak_per_line(chosen, e, tol, obs, refs)
+    return _with_family_mains(by_ref, obs, refs, (offset, offset + gain * (n_channels - 1)))
+
+
+def _candidate_lines(
+    e: np.ndarray, tol: np.ndarray, gain: float, obs: Sequence[_Obs], refs: Sequence[_Ref]
+) -> list[list[int]]:
+    """Per peak (energy ``e`` keV, tolerance ``tol`` keV): the lines within tolerance
+    (plus a line's own extra tolerance) whose width the peak can have."""
     ref_e = np.array([r.keV for r in refs])
     ref_tol = np.array([r.tol_keV for r in refs])
     scatter = np.array([r.kind == "scatter" for r in refs])
-    ch = np.array([o.channel for o in obs])
-    e = offset + gain * ch
-    tol = tol_frac * _fwhm_at(e)
     wide = float(ref_tol.max()) if ref_tol.size else 0.0
     lo = np.searchsorted(ref_e, e - tol - wide, side="left")
     hi = np.searchsorted(ref_e, e + tol + wide, side="right")
@@ -165,7 +175,14 @@ def _assign(
             ok = _width_ok(w_c, ref_e[cs], s_c, scatter[cs])
             cs = [r for r, good in zip(cs, ok) if good]
         cands.append(cs)
-    # support of each element: weight of the peaks that may be one of its main lines
+    return cands
+
+
+def _choose_lines(
+    cands: list[list[int]], e: np.ndarray, obs: Sequence[_Obs], refs: Sequence[_Ref]
+) -> dict[int, int]:
+    """Per peak, the candidate line of the best-supported element (the summed weight of
+    the peaks that may be its lines), then the strongest, then the closest."""
     support: dict[str, float] = {}
     for k, cs in enumerate(cands):
         seen: set[str] = set()
@@ -188,7 +205,14 @@ def _assign(
             return (s, ref.strength, -abs(e[k] - ref.keV))
 
         chosen[k] = max(cs, key=rank)
-    # each reference at most once: the closest (in tolerances), then the strongest
+    return chosen
+
+
+def _one_peak_per_line(
+    chosen: dict[int, int], e: np.ndarray, tol: np.ndarray, obs: Sequence[_Obs], refs: Sequence[_Ref]
+) -> dict[int, int]:
+    """Line -> peak, each line at most once: the closest peak (in tolerances), then the
+    strongest."""
     by_ref: dict[int, int] = {}
     for k, r in chosen.items():
         j = by_ref.get(r)
@@ -199,14 +223,22 @@ def _assign(
         dj = abs(e[j] - refs[r].keV) / tol[j] - 0.1 * obs[j].weight
         if dk < dj:
             by_ref[r] = k
-    # a secondary line (K-beta, L-beta...) needs its family's main line, stronger
+    return by_ref
+
+
+def _with_family_mains(
+    by_ref: dict[int, int], obs: Sequence[_Obs], refs: Sequence[_Ref], axis_keV: tuple[float, float]
+) -> list[tuple[int, int]]:
+    """(peak, line) pairs less the secondary element lines (K-beta, L-beta...) whose
+    family's main line is on the axis ``axis_keV`` but not matched by a peak at least half
+    as significant."""
     fam_sig: dict[tuple[str | None, str], float] = {}
     for r, k in by_ref.items():
         ref = refs[r]
         if ref.fprimary:
             key = (ref.element, ref.family)
             fam_sig[key] = max(fam_sig.get(key, 0.0), obs[k].significance)
-    e_lo, e_hi = offset, offset + gain * (n_channels - 1)
+    e_lo, e_hi = axis_keV
     fam_main = {(r.element, r.family): r for r in refs if r.fprimary}
     pairs = []
     for r, k in by_ref.items():
