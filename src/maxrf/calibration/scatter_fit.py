@@ -124,9 +124,10 @@ def scatter_check(
             # when a filter edge cuts the blend, is no evidence against the calibration)
             c_r = (e_r - offset) / gain
             ev = spec.line_evidence(c_r, max(1.0, 0.5 * fw / gain))
-            if r is blends[0] and np.isfinite(ev) and ev < 5.0:
+            required = r is blends[0] or r.strength >= 0.3  # W L-beta beside L-alpha
+            if required and np.isfinite(ev) and ev < 5.0:
                 missing.append(name)
-            elif r is blends[0]:
+            elif required:
                 unmeasured.append(name)
             continue
         found.append((name, (offset + gain * fit[0] - e_r) * 1e3, fit[1] * gain * 1e3))
