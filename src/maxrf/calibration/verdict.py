@@ -140,6 +140,31 @@ def zero_checks(obs: Sequence[_Obs], gain: float, offset: float, n: int) -> list
     return out
 
 
+def strong_peaks_check(
+    entries: Sequence[tuple[_Ref, float, float, bool]], obs: Sequence[_Obs], gain: float, offset: float
+) -> dict[str, Any] | None:
+    """The strongest peaks (a fifth of the strongest's significance or more) land on the
+    lines they were matched to, in the fit or not: a calibration must explain the
+    spectrum's main features, not only the peaks it chose."""
+    if not obs:
+        return None
+    top = max(o.significance for o in obs)
+    off = []
+    for r, c, err, _u in entries:
+        if r.kind not in ("element", "anode"):
+            continue
+        o = min(obs, key=lambda q: abs(q.channel - c))
+        if o.significance < 0.2 * top or abs(o.channel - c) > 0.5 * o.fwhm:
+            continue
+        res = (offset + gain * c - r.keV) * 1e3
+        sig = math.hypot(gain * err, r.sys_keV) * 1e3
+        if abs(res) > max(RESIDUAL_TOL_EV, 3.0 * sig):
+            off.append(f"{r.name} {res:+.0f} eV")
+    if not off:
+        return None
+    return check("strong peaks", False, "strong peaks land off their lines: " + ", ".join(off[:3]))
+
+
 def width_check(
     entries: Sequence[tuple[_Ref, float, float, bool]], obs: Sequence[_Obs], gain: float
 ) -> dict[str, Any] | None:
@@ -355,6 +380,7 @@ def assess(
     for extra in (
         resolution_check(entries, probes, obs, gain, offset),
         width_check(entries, obs, gain),
+        strong_peaks_check(entries, obs, gain, offset),
         compton_check(anode_ref, compton[0], compton[1], spec, gain, offset),
         coverage_check(entries, gain, offset, n),
         compare_header(gain, offset, header, n),
