@@ -133,3 +133,19 @@ def test_two_peak_fit_is_good_only_with_the_anode_spacing():
     assert verdict([*base, spacing]) == "good"
     three = [dict(base[0], n_used=3), base[1]]
     assert verdict(three) == "good"
+
+
+def test_strong_peaks_must_land_on_their_lines():
+    from pathlib import Path
+
+    from maxrf.io.spectra import read_spectrum
+
+    s = read_spectrum(Path(__file__).resolve().parents[1] / "data" / "spectra" / "Fe_50kv_Rh_vac.msa")
+    gain, offset = s.header_calibration  # the instrument's own calibration: the truth
+    _q, right = assess_calibration(s.counts, gain, offset, anode=s.anode, tube_kv=s.tube_kv)
+    assert "strong peaks" not in {c["name"] for c in right if not c["passed"]}
+    # 40 eV off at every energy: the strong Fe K-alpha no longer sits on its line
+    _q, off = assess_calibration(s.counts, gain, offset + 0.040, anode=s.anode, tube_kv=s.tube_kv)
+    failed = {c["name"]: c for c in off if not c["passed"]}
+    assert "strong peaks" in failed
+    assert _q != "good"

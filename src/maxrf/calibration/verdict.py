@@ -143,18 +143,22 @@ def zero_checks(obs: Sequence[_Obs], gain: float, offset: float, n: int) -> list
 def strong_peaks_check(
     entries: Sequence[tuple[_Ref, float, float, bool]], obs: Sequence[_Obs], gain: float, offset: float
 ) -> dict[str, Any] | None:
-    """The strongest peaks (a fifth of the strongest's significance or more) land on the
-    lines they were matched to, in the fit or not: a calibration must explain the
+    """The strongest line peaks (a fifth of the strongest's significance or more) land on
+    the lines they were matched to, in the fit or not: a calibration must explain the
     spectrum's main features, not only the peaks it chose."""
     if not obs:
         return None
-    top = max(o.significance for o in obs)
-    off = []
+    lines = []
     for r, c, err, _u in entries:
-        if r.kind not in ("element", "anode"):
-            continue
         o = min(obs, key=lambda q: abs(q.channel - c))
-        if o.significance < 0.2 * top or abs(o.channel - c) > 0.5 * o.fwhm:
+        if r.kind in ("element", "anode") and abs(o.channel - c) <= 0.5 * o.fwhm:
+            lines.append((r, c, err, o))
+    if not lines:
+        return None
+    top = max(o.significance for *_x, o in lines)  # the strongest line (not the zero peak)
+    off = []
+    for r, c, err, o in lines:
+        if o.significance < 0.2 * top:
             continue
         res = (offset + gain * c - r.keV) * 1e3
         sig = math.hypot(gain * err, r.sys_keV) * 1e3
