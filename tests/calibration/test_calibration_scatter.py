@@ -87,7 +87,7 @@ def test_width_check_rejects_lines_narrower_than_the_fano_limit():
     fano = [math.sqrt(physics.FANO_SLOPE * r.keV) for r, *_ in entries]
     narrow = [
         f for (_r, c, _e, _u), f in zip(entries, fano)
-        if min(obs, key=lambda o: abs(o.channel - c)).fwhm * case.gain_keV / 3.0 < 0.8 * f
+        if min(obs, key=lambda o: abs(o.channel - c)).fwhm * case.gain_keV / 3.0 < 0.55 * f
     ]
     failed = width_check(entries, obs, case.gain_keV / 3.0)
     assert (failed is not None) == bool(narrow)

@@ -172,8 +172,8 @@ def strong_peaks_check(
 def width_check(
     entries: Sequence[tuple[_Ref, float, float, bool]], obs: Sequence[_Obs], gain: float
 ) -> dict[str, Any] | None:
-    """No strong fitted line narrower than the Fano limit of silicon at its energy: a gain
-    too small makes every peak too narrow for its line."""
+    """No strong fitted line far narrower (below 55 %) than the Fano limit of silicon at
+    its energy: a gain too small makes every peak too narrow for its line."""
     narrow = []
     for r, c, _e, u in entries:
         if not u or r.kind == "zero":
@@ -182,7 +182,7 @@ def width_check(
         if not (o.ok and o.significance >= 30 and abs(o.channel - c) < 0.5 * o.fwhm):
             continue
         limit = math.sqrt(_FANO_SLOPE * r.keV)
-        if o.fwhm * gain < 0.8 * limit:
+        if o.fwhm * gain < 0.55 * limit:  # fitted widths of strong high lines run ~20 % low
             narrow.append(f"{r.name} {o.fwhm * gain * 1e3:.0f} eV < {limit * 1e3:.0f} eV")
     if not narrow:
         return None
