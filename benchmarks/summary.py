@@ -124,8 +124,10 @@ def rows() -> list[str]:
         out += [
             f"| auto calibration, {sy['n']} hard synthetic spectra (6 anodes, 5-20 eV/ch, offsets "
             f"-1.2..+0.3 keV, blanks and line-rich; seeds {cb['seeds']}) "
-            f"| {100 * sy['within_10_eV']:.0f}% within 10 eV; {100 * sy['good']:.0f}% called good "
-            f"| >= 97% |",
+            f"| {100 * sy['within_10_eV']:.0f}% within 10 eV; {100 * sy['good']:.0f}% called good"
+            + (f"; median {cb['cpu_seconds_per_spectrum']['median']:.2f} CPU s per spectrum"
+               if "cpu_seconds_per_spectrum" in cb else "")
+            + " | >= 97% |",
             f"| results > 30 eV off called \"good\" (silent failures) "
             f"| {sy['silent_failures_over_30_eV_called_good']} of {sy['over_30_eV']} such results "
             f"| 0 |",

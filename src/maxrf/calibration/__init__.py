@@ -12,9 +12,11 @@ Algorithm of :func:`auto_calibrate`
    by the start of the axis (the zero peak of an axis starting at 0 keV) is fitted on its
    visible flank.
 2. **Reference lines** (:mod:`maxrf.physics`): the zero (noise) peak at 0 keV; the anode's
-   lines as the Rayleigh scatter shows them -- except lines whose Compton peak half overlaps
-   them (W L, Cr K, Cu K at usual angles), which have no usable centre; the K and L line
-   groups of elements common in artworks and standards. Lines of one group (K-alpha1,2...)
+   lines as the Rayleigh scatter shows them; a line whose Compton peak half overlaps it
+   (W L, Cr K, Cu K at usual angles) is matched as that blend (kind ``'scatter'``: at the
+   middle of the places its maximum takes over plausible angles and matrices, with that
+   spread as extra tolerance); the K and L line groups of elements common in artworks and
+   standards. Lines of one group (K-alpha1,2...)
    closer than a detector FWHM merge into one intensity-weighted line.
 3. **Hypotheses.** Every pair of the strongest peaks matched to every pair of anchor lines
    (zero, anode lines, element K-alpha / L-alpha) gives a gain and an offset within
@@ -27,16 +29,23 @@ Algorithm of :func:`auto_calibrate`
    so two arbitrary peaks fitted exactly by two lines earn nothing. Chemistry: a K-beta
    (L-beta...) line counts only with its stronger K-alpha (L-alpha); a strong main line
    whose companion is missing is refuted. Physics: peak widths must follow one detector
-   resolution growing with energy at the Fano rate; a zero peak whose width fits that
-   resolution is verified. The anode's main line earns a bonus when found with its broad
-   Compton partner below it and its K-beta above; when some hypotheses find that pattern,
-   the others are dropped unless far better.
+   resolution growing with energy at the Fano rate; a strong peak as narrow as the
+   electronic noise is a verified zero peak. The whole spectrum counts: strong narrow peaks
+   a hypothesis leaves unexplained (no matched line or its companions, no anode line or
+   its Compton side, no escape or sum peak) cost half their weight, peaks at negative
+   energies or above the tube voltage double. The anode's main line (or blend) earns a
+   bonus when found with its broad Compton partner below it and its K-beta above; when
+   some hypotheses find that pattern, the others are dropped unless far better.
 5. **Refinement.** The winner's matched peaks are re-fitted with every line component of
    the elements present in their window (K-alpha1/2, Rh L-alpha with its L-beta shoulder),
    widths from the detector model and a quadratic background (the Rayleigh peak sits on the
    Compton tail). Weighted least squares on those centres (zero peak, anode lines and
    peaks of at least 30 sigma), with outlier rejection, gives gain and offset; each peak's
-   residual is reported.
+   residual is reported. A scatter blend is fitted with its Rayleigh components and their
+   Compton partners (free shift, angle, Doppler broadening, width factor;
+   :mod:`~maxrf.calibration.scatter_fit`): the Rayleigh line's centre enters the fit.
+   Of the four best solutions, the best-scoring one the checks (step 7) do not fail wins
+   (the best when all fail).
 6. **Scattering angle.** The Compton peak of the anode's main line is located between its
    180-degree limit and the Rayleigh peak; :func:`maxrf.physics.detector_angle` turns its
    energy into the scattering angle. The Compton peak never enters the gain (its energy
@@ -49,14 +58,19 @@ Algorithm of :func:`auto_calibrate`
    there and stronger than its companion; the zero peak at 0 keV; nothing at negative
    energies or above the tube voltage; widths on one resolution law FWHM^2 = a + b E; a
    possible Compton angle; the 2-20 keV axis pinned by the fit; no strong peak
-   unexplained; agreement within 20 eV with the file header's calibration when there is
-   one. ``good`` needs every check passed and an independent confirmation.
+   unexplained and the strongest line peaks on their lines; no line far narrower than the
+   Fano limit; the Rayleigh lines inside soft anode blends where the axis puts them
+   (``anode scatter``); agreement within 20 eV with the file header's calibration when
+   there is one. ``good`` needs every check passed, an independent confirmation (a
+   prediction uncertain by at most 30 eV) and three peaks in the fit (or two with the
+   anode's Ka/Kb spacing confirmed).
    :func:`~maxrf.calibration.verdict.assess_calibration` judges any calibration.
 
 Limits: with a single element, no zero peak on the axis and a weak or Compton-blended
 anode line (W, Cr, Cu anodes; or an axis starting above 0 keV), element lines can be
-confused with their neighbours in the periodic table (K lines scale with Z); give a manual
-calibration or an energy range then.
+confused with their neighbours in the periodic table (K lines scale with Z), and a blank
+whose only lines are the anode's Ka and Kb pins 2-20 keV only roughly; the verdict then
+says ``doubtful``; give a manual calibration or an energy range.
 
 What ``plot_calibration`` needs: a :class:`Calibration` (``peaks`` carries name, channel,
 reference energy, residual and whether each peak was used) and the spectrum.
@@ -67,8 +81,12 @@ One module per part of the work, each importing only from those listed before it
 ``results`` (:class:`Calibration`, :class:`CalibrationPeak`), ``manual`` (manual, range
 and header calibrations, :func:`parse_manual`, :func:`parse_range`), ``references``
 (reference lines, step 2), ``observe`` (observed peaks, step 1), ``match`` (matching
-peaks to lines), ``hypotheses`` (candidate calibrations and their scores, steps 3-4),
-``precise`` (precise centres and the Compton peak, steps 5-6), ``quality`` and
+peaks to lines), ``explain`` (what a hypothesis leaves unexplained, missing companions,
+the zero peak's width), ``medium`` (the vectorised first scoring, step 3),
+``hypotheses`` (candidate calibrations and their scores, steps 3-4), ``scatter_fit`` (the
+Rayleigh line inside a Compton blend and the ``anode scatter`` check; it takes
+:func:`~maxrf.calibration.quality.check` at call time), ``precise`` (precise centres and
+the Compton peak, steps 5-6), ``quality`` and
 ``verdict`` (the checks and the verdict, step 7), ``auto``
 (:func:`auto_calibrate`, :func:`calibrate`) and ``datastack`` (:func:`calibrate_datastack`,
 :func:`calibrate_spectrum`). Their public names are importable from here.

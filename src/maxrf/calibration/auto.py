@@ -22,10 +22,10 @@ from maxrf.calibration.hypotheses import (
     _anode_verified,
     _Hyp,
     _hypotheses,
-    _medium_scores,
     _refine,
 )
 from maxrf.calibration.manual import manual_calibration, parse_range, range_calibration
+from maxrf.calibration.medium import medium_scores
 from maxrf.calibration.observe import _merge, _Obs, _observe, _prepare, _Spec
 from maxrf.calibration.precise import _find_compton, _precise
 from maxrf.calibration.references import _anode_main, _Ref, _reference_lines
@@ -108,28 +108,54 @@ def auto_calibrate(
             "give a manual calibration (two CHANNEL:KEV pairs) or an energy range"
         )
     kept = _candidates(obs, refs, spec, anode_ref, (g_lo, g_hi), offset_range)
-    distinct = _select(kept, obs, refs, spec, anode_ref)
+    distinct = _select(kept, obs, refs, spec, anode_ref, anode_sym, kv)
     if not distinct:
         raise CalibrationError(
             "auto calibration found no consistent solution (no calibration puts three "
             f"peaks on known lines for anode {anode_sym} at {kv:g} kV); check anode/tube_kv "
             "or give a manual calibration (two CHANNEL:KEV pairs) or an energy range"
         )
-    best = distinct[0]
+    # the best-scoring solution the checks do not refute; the best one when all fail
+    cal = None
+    for best in distinct[:_N_JUDGED]:
+        if best.score < 0.6 * distinct[0].score:
+            break  # far worse than the best: the best's verdict stands
+        judged = _judged(best, obs, refs, spec, anode_ref, anode_sym, kv, header, (g_lo, g_hi))
+        if judged is None:
+            continue
+        if cal is None or (cal.quality == "failed" and judged.quality != "failed"):
+            cal, chosen = judged, best
+        if cal.quality != "failed":
+            break
+    if cal is None:
+        raise CalibrationError(f"auto calibration diverged (gain out of range); {_GIVE_MANUAL}")
+    best = chosen
+    runner_up = max((float(h.score) for h in distinct if h is not best), default=None)
+    cal.diagnostics.update(score=float(best.score), runner_up_score=runner_up, n_peaks_found=len(obs),
+                           noise_scale=float(spec.scale))
+    return cal
+
+
+#: how many of the best distinct solutions are judged before the best one is given up
+_N_JUDGED = 4
+
+
+def _judged(
+    best: _Hyp, obs: list[_Obs], refs: Sequence[_Ref], spec: _Spec, anode_ref: _Ref | None, anode: str,
+    kv: float, header: tuple[float, float] | None, gain_range: tuple[float, float],
+) -> Calibration | None:
+    """One solution refitted precisely, with its peaks and verdict; None when it diverges."""
     gain, offset, entries = _precise(best, obs, refs)
     if len([e for e in entries if e[3]]) < 2:
         gain, offset = best.gain, best.offset
-    if not (g_lo * 0.8 <= gain <= g_hi * 1.2):
-        raise CalibrationError(f"auto calibration diverged (gain {gain:.5f} keV/channel); {_GIVE_MANUAL}")
+    if not (gain_range[0] * 0.8 <= gain <= gain_range[1] * 1.2):
+        return None
     cal = _result(gain, offset, entries, spec, anode_ref, best)
-    cal.anode, cal.tube_kv = anode_sym, kv
+    cal.anode, cal.tube_kv = anode, kv
     cal.quality, cal.checks = assess(
         spec, obs, refs, entries, gain, offset, fwhm6=best.fwhm6, tube_kv=kv, anode_ref=anode_ref,
-        anode=anode_sym, compton=(cal.compton_keV, cal.theta_deg), header=header,
+        anode=anode, compton=(cal.compton_keV, cal.theta_deg), header=header,
     )
-    runner_up = float(distinct[1].score) if len(distinct) > 1 else None
-    cal.diagnostics.update(score=float(best.score), runner_up_score=runner_up, n_peaks_found=len(obs),
-                           noise_scale=float(spec.scale))
     return cal
 
 
@@ -180,7 +206,10 @@ def _candidates(
             f"{gain_range[0]}-{gain_range[1]} keV/channel; give a manual calibration or an energy range"
         )
     anode_weight = max(o.weight for o in obs)
-    medium, g_med, o_med, verified = _medium_scores(gains, offsets, obs, refs, spec, anode_ref, anode_weight)
+    limits = (GAIN_RANGE[0] * 0.8, GAIN_RANGE[1] * 1.2)
+    medium, g_med, o_med, verified = medium_scores(
+        gains, offsets, obs, refs, spec, anode_ref, anode_weight, limits
+    )
     kept: list[_Hyp] = []
     quotas = (40, 25) if np.any(verified > 0) else (0, 60)
     for subset, quota in ((verified > 0, quotas[0]), (verified <= 0, quotas[1])):
@@ -206,11 +235,12 @@ def _candidates(
 
 
 def _select(
-    kept: list[_Hyp], obs: list[_Obs], refs: Sequence[_Ref], spec: _Spec, anode_ref: _Ref | None
+    kept: list[_Hyp], obs: list[_Obs], refs: Sequence[_Ref], spec: _Spec, anode_ref: _Ref | None,
+    anode: str, tube_kv: float,
 ) -> list[_Hyp]:
     """Refined hypotheses, best first, one per distinct solution."""
     anode_weight = max(o.weight for o in obs)
-    refined = [_refine(h, obs, refs, spec, anode_ref, anode_weight) for h in kept]
+    refined = [_refine(h, obs, refs, spec, anode_ref, anode_weight, anode, tube_kv) for h in kept]
     refined = [h for h in refined if np.isfinite(h.score) and len(h.pairs) >= 3]
     # the anode's main line is the anchor when present: if some solutions find it (a
     # significant peak close to its energy, with its Compton partner), keep only those

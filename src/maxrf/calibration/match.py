@@ -26,19 +26,26 @@ def _fwhm_at(keV: np.ndarray | float, fwhm6: float = _FWHM6_DEFAULT) -> np.ndarr
     return np.asarray(physics.fwhm_keV(np.maximum(keV, 0.0), fwhm6), dtype=np.float64)
 
 
-def _width_ok(fwhm_keV: np.ndarray, line_keV: np.ndarray, significance: np.ndarray) -> np.ndarray:
+def _width_ok(
+    fwhm_keV: np.ndarray, line_keV: np.ndarray, significance: np.ndarray, scatter: np.ndarray | bool = False
+) -> np.ndarray:
     """Whether peaks of width ``fwhm_keV`` (keV) can be lines at ``line_keV``.
 
     A significant peak (well-measured width) must be at least 0.75 x the Fano limit of
     silicon and at most 1.15 x the FWHM of a poor detector (0.35 keV at 5.9 keV) wide;
     weak peaks only the latter with a 1.5 x margin. Keeps the narrow zero peak and the
-    broad Compton peak from posing as fluorescence lines.
+    broad Compton peak from posing as fluorescence lines. A scatter blend (``scatter``:
+    a Rayleigh line with its Doppler-broadened Compton peak) may be three times as wide.
     """
     e = np.maximum(np.asarray(line_keV, dtype=np.float64), 0.0)
     strong = np.asarray(significance) >= 30.0
     lower = np.where(strong, 0.75 * np.sqrt(_FANO_SLOPE * e), 0.0)
-    upper = np.where(strong, 1.15, 1.5) * _fwhm_at(e, 0.35)
+    upper = np.where(strong, 1.15, 1.5) * np.where(scatter, 3.0, 1.0) * _fwhm_at(e, 0.35)
     return (fwhm_keV >= lower) & (fwhm_keV <= upper)
+
+
+# range of (observed FWHM) / (detector model) a matched peak may have, by line kind
+_WIDTH_RATIO = {"zero": (0.5, 1.6), "anode": (0.6, 1.8), "scatter": (0.6, 4.0)}
 
 
 def _consistent_widths(
@@ -56,11 +63,35 @@ def _consistent_widths(
         if o.ok and o.significance >= 30.0:
             model = math.hypot(float(_fwhm_at(ref.keV, f6c)), _cluster_fwhm(ref))
             ratio = o.fwhm * gain / model
-            lo, hi = {"zero": (0.5, 1.6), "anode": (0.6, 1.8)}.get(ref.kind, (0.7, 1.5))
+            lo, hi = _WIDTH_RATIO.get(ref.kind, (0.7, 1.5))
             if not lo <= ratio <= hi:
                 continue
         kept.append((k, r))
     return kept, f6
+
+
+def _plausible_widths(
+    pairs: list[tuple[int, int]],
+    obs: Sequence[_Obs],
+    refs: Sequence[_Ref],
+    gain: float,
+    fwhm6_range: tuple[float, float],
+) -> list[tuple[int, int]]:
+    """Drop matches of well-measured single fluorescence lines whose own width implies a
+    detector resolution outside ``fwhm6_range`` (keV at 5.9 keV): a broad bump (a filter
+    edge in the scattered continuum, a Compton blend) is no fluorescence line, and one
+    such match must not make the implied resolution of the whole hypothesis implausible."""
+    kept = []
+    for k, r in pairs:
+        o, ref = obs[k], refs[r]
+        w = o.fwhm * gain
+        if ref.kind == "element" and o.ok and o.significance >= 30 and _cluster_fwhm(ref) <= 0.7 * w:
+            f2 = w * w - _FANO_SLOPE * (ref.keV - physics.FWHM_REFERENCE_KEV)
+            f6 = math.sqrt(max(f2, 1e-6))
+            if not fwhm6_range[0] <= f6 <= fwhm6_range[1]:
+                continue
+        kept.append((k, r))
+    return kept
 
 
 def _model_sigma(fwhm_keV: np.ndarray | float, significance: np.ndarray | float) -> np.ndarray:
@@ -115,21 +146,43 @@ def _assign(
     Returns (obs index, ref index) pairs; each reference is used at most once; a
     secondary line (K-beta, L-beta...) only with its element's stronger primary line.
     """
-    ref_e = np.array([r.keV for r in refs])
-    ch = np.array([o.channel for o in obs])
-    e = offset + gain * ch
+    e = offset + gain * np.array([o.channel for o in obs])
     tol = tol_frac * _fwhm_at(e)
-    lo = np.searchsorted(ref_e, e - tol, side="left")
-    hi = np.searchsorted(ref_e, e + tol, side="right")
+    cands = _candidate_lines(e, tol, gain, obs, refs)
+    chosen = _choose_lines(cands, e, obs, refs)
+    by_ref = _one_peak_per_line(chosen, e, tol, obs, refs)
+    return _with_family_mains(by_ref, obs, refs, (offset, offset + gain * (n_channels - 1)))
+
+
+def _candidate_lines(
+    e: np.ndarray, tol: np.ndarray, gain: float, obs: Sequence[_Obs], refs: Sequence[_Ref]
+) -> list[list[int]]:
+    """Per peak (energy ``e`` keV, tolerance ``tol`` keV): the lines within tolerance
+    (plus a line's own extra tolerance) whose width the peak can have."""
+    ref_e = np.array([r.keV for r in refs])
+    ref_tol = np.array([r.tol_keV for r in refs])
+    scatter = np.array([r.kind == "scatter" for r in refs])
+    wide = float(ref_tol.max()) if ref_tol.size else 0.0
+    lo = np.searchsorted(ref_e, e - tol - wide, side="left")
+    hi = np.searchsorted(ref_e, e + tol + wide, side="right")
     cands: list[list[int]] = []
     for k, (a, b) in enumerate(zip(lo, hi)):
-        cs = list(range(a, b))
+        cs = [r for r in range(a, b) if abs(e[k] - ref_e[r]) <= tol[k] + ref_tol[r]]
         ob = obs[k]
         if cs:
-            ok = _width_ok(np.full(len(cs), ob.fwhm * gain), ref_e[cs], np.full(len(cs), ob.significance))
+            n_c = len(cs)
+            w_c, s_c = np.full(n_c, ob.fwhm * gain), np.full(n_c, ob.significance)
+            ok = _width_ok(w_c, ref_e[cs], s_c, scatter[cs])
             cs = [r for r, good in zip(cs, ok) if good]
         cands.append(cs)
-    # support of each element: weight of the peaks that may be one of its main lines
+    return cands
+
+
+def _choose_lines(
+    cands: list[list[int]], e: np.ndarray, obs: Sequence[_Obs], refs: Sequence[_Ref]
+) -> dict[int, int]:
+    """Per peak, the candidate line of the best-supported element (the summed weight of
+    the peaks that may be its lines), then the strongest, then the closest."""
     support: dict[str, float] = {}
     for k, cs in enumerate(cands):
         seen: set[str] = set()
@@ -152,7 +205,14 @@ def _assign(
             return (s, ref.strength, -abs(e[k] - ref.keV))
 
         chosen[k] = max(cs, key=rank)
-    # each reference at most once: the closest (in tolerances), then the strongest
+    return chosen
+
+
+def _one_peak_per_line(
+    chosen: dict[int, int], e: np.ndarray, tol: np.ndarray, obs: Sequence[_Obs], refs: Sequence[_Ref]
+) -> dict[int, int]:
+    """Line -> peak, each line at most once: the closest peak (in tolerances), then the
+    strongest."""
     by_ref: dict[int, int] = {}
     for k, r in chosen.items():
         j = by_ref.get(r)
@@ -163,14 +223,22 @@ def _assign(
         dj = abs(e[j] - refs[r].keV) / tol[j] - 0.1 * obs[j].weight
         if dk < dj:
             by_ref[r] = k
-    # a secondary line (K-beta, L-beta...) needs its family's main line, stronger
+    return by_ref
+
+
+def _with_family_mains(
+    by_ref: dict[int, int], obs: Sequence[_Obs], refs: Sequence[_Ref], axis_keV: tuple[float, float]
+) -> list[tuple[int, int]]:
+    """(peak, line) pairs less the secondary element lines (K-beta, L-beta...) whose
+    family's main line is on the axis ``axis_keV`` but not matched by a peak at least half
+    as significant."""
     fam_sig: dict[tuple[str | None, str], float] = {}
     for r, k in by_ref.items():
         ref = refs[r]
         if ref.fprimary:
             key = (ref.element, ref.family)
             fam_sig[key] = max(fam_sig.get(key, 0.0), obs[k].significance)
-    e_lo, e_hi = offset, offset + gain * (n_channels - 1)
+    e_lo, e_hi = axis_keV
     fam_main = {(r.element, r.family): r for r in refs if r.fprimary}
     pairs = []
     for r, k in by_ref.items():
@@ -311,7 +379,7 @@ def _fano_ratio(
     e, w2, wt = [], [], []
     for k, r in pairs:
         ref, o = refs[r], obs[k]
-        if not o.ok or o.significance < 30 or ref.kind == "anode":
+        if not o.ok or o.significance < 30 or ref.kind in ("anode", "scatter"):
             continue
         fw = o.fwhm * gain
         if _cluster_fwhm(ref) > 0.3 * fw:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,8 @@ from maxrf import physics
 from maxrf.calibration.hypotheses import _Hyp
 from maxrf.calibration.match import _fwhm_at
 from maxrf.calibration.observe import _Obs, _Spec
-from maxrf.calibration.references import _Ref
+from maxrf.calibration.references import _SYS_KEV, _rayleigh_keV, _Ref
+from maxrf.calibration.scatter_fit import fit_rayleigh
 from maxrf.errors import ParameterError
 from maxrf.physics import compton_shift, detector_angle
 
@@ -119,6 +121,14 @@ def _zero_fit(spec: _Spec, obs: _Obs) -> tuple[float, float] | None:
     return f.center, max(f.center_err, 0.01)
 
 
+def _rayleigh_ref(blend: _Ref) -> _Ref:
+    """The anode line inside a scatter blend, as a reference of its own."""
+    return replace(
+        blend, name=blend.name.removesuffix(" scatter"), keV=_rayleigh_keV(blend), kind="anode",
+        sys_keV=_SYS_KEV["anode"], tol_keV=0.0,
+    )
+
+
 def _precise(
     best: _Hyp,
     obs: Sequence[_Obs],
@@ -145,6 +155,12 @@ def _precise(
             ref, ob = refs[r], obs[k]
             if ref.kind == "zero":
                 fit = _zero_fit(ob.spec, ob)
+            elif ref.kind == "scatter":
+                ray = fit_rayleigh(ob.spec, g, o, ref, best.fwhm6)
+                if ray is None:  # the blend's maximum: reported, never trusted
+                    entries.append([ref, ob.channel, ob.err, False])
+                    continue
+                ref, fit = _rayleigh_ref(ref), ray[:2]
             else:
                 fw = float(_fwhm_at(ref.keV, best.fwhm6))
                 near = [q for q in pool if q is not ref and abs(q.keV - ref.keV) < 3.0 * fw]

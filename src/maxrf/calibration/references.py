@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -47,6 +47,7 @@ class _Ref:
     primary: bool  # the element's main line (K-alpha, or L-alpha when K is not excited)
     anchor: bool  # may generate hypotheses
     sys_keV: float  # systematic uncertainty of its centroid
+    tol_keV: float = 0.0  # extra match tolerance (keV): the spread of a scatter blend's maximum
 
 
 _ZERO = _Ref(
@@ -163,8 +164,12 @@ def _reference_lines(anode: str, tube_kv: float) -> tuple[_Ref, ...]:
     for f in fams:
         fam_lines = [ln for ln in lines if ln.family == f]
         fam = _family_refs(anode, fam_lines, "anode", 0.04, f == fams[0], ("Ka", "Kb", "La", "Lb"))
-        # a scattered line whose Compton peak half overlaps it has no usable centre
-        refs += [r for r in fam if not _compton_blended(r.keV)]
+        # a scattered line whose Compton peak half overlaps it has no usable centre: the
+        # blend is matched as such (a wide tolerance), its Rayleigh line measured later
+        # (of the main family only: the soft L lines of a K anode are weak and barely shifted)
+        main = f == fams[0]
+        refs += [_scatter_blend(r) if _compton_blended(r.keV) else r for r in fam
+                 if main or not _compton_blended(r.keV)]
     for el in dict.fromkeys(K_ELEMENTS + L_ELEMENTS):
         if el == anode:  # its usable lines are the anode's (scatter hides the others)
             continue
@@ -187,10 +192,50 @@ def _compton_blended(keV: float) -> bool:
     return 0.2 < ratio < 2.5
 
 
+#: geometries of the blend maxima a scatter reference spans: scattering angle (degrees)
+#: and Compton-to-Rayleigh area ratio (scatter of light matrices: paper, acrylic, air)
+_BLEND_THETA = (80.0, 100.0, 120.0, 140.0, 160.0)
+_BLEND_RATIO = (0.5, 1.0, 2.0, 4.0, 10.0)
+
+
+def _scatter_blend(ref: _Ref) -> _Ref:
+    """The peak an anode line makes with its own Compton peak (kind ``'scatter'``): at the
+    middle of the energies its maximum takes over plausible geometries and matrices, with
+    half that span as extra tolerance. Its components stay the Rayleigh line's."""
+    c = np.array([x[0] for x in ref.components])
+    a = np.array([x[1] for x in ref.components])
+    a = a / a.sum()
+    fw = float(physics.fwhm_keV(ref.keV, _FWHM6_DEFAULT))
+    e = np.linspace(float(compton_shift(c.min(), 180.0)) - fw, c.max() + fw, 600)
+    tops = []
+    for theta in _BLEND_THETA:
+        cc = np.asarray(compton_shift(c, theta))
+        wc = np.hypot(physics.fwhm_keV(cc, _FWHM6_DEFAULT), physics.compton_extra_fwhm(c, theta))
+        ray = physics.gaussian_peaks(e, c, a, physics.fwhm_keV(c, _FWHM6_DEFAULT))
+        com = physics.gaussian_peaks(e, cc, a, wc)
+        tops += [float(e[np.argmax(ray + k * com)]) for k in _BLEND_RATIO]
+    lo, hi = min(tops), max(tops)
+    return replace(
+        ref,
+        name=f"{ref.name} scatter",
+        keV=0.5 * (lo + hi),
+        kind="scatter",
+        sys_keV=max(ref.sys_keV, 0.25 * (hi - lo)),
+        tol_keV=0.5 * (hi - lo),
+    )
+
+
+def _rayleigh_keV(ref: _Ref) -> float:
+    """Intensity-weighted energy (keV) of a reference's components (for a scatter blend:
+    its Rayleigh line)."""
+    w = np.array([x[1] for x in ref.components])
+    return float(np.sum(w * np.array([x[0] for x in ref.components])) / np.sum(w))
+
+
 def _anode_main(refs: Sequence[_Ref]) -> _Ref | None:
-    """The anode's main Rayleigh line (K-alpha, or L-alpha), if usable (see
-    :func:`_compton_blended`)."""
-    anode = [r for r in refs if r.kind == "anode"]
+    """The anode's main Rayleigh line (K-alpha, or L-alpha), or its blend with its Compton
+    peak (kind ``'scatter'``, see :func:`_compton_blended`)."""
+    anode = [r for r in refs if r.kind in ("anode", "scatter")]
     for r in anode:
         if r.primary:
             return r

@@ -26,17 +26,23 @@ from maxrf.calibration.quality import (
     independent_checks,
 )
 from maxrf.calibration.references import _Ref
+from maxrf.calibration.scatter_fit import scatter_check
 
 QUALITIES: tuple[str, ...] = ("good", "doubtful", "failed")
 
 
 def verdict(checks: Sequence[dict[str, Any]]) -> str:
-    """``'failed'`` when a critical check failed, ``'good'`` when every check passed and
-    at least one independent line confirms the calibration, else ``'doubtful'``."""
+    """``'failed'`` when a critical check failed, ``'good'`` when every check passed, at
+    least one independent line confirms the calibration and at least three peaks are in
+    the fit (or two and the anode line spacing fits), else ``'doubtful'``."""
     if any(c["critical"] and not c["passed"] for c in checks):
         return "failed"
     independent = any(c["name"] == "independent lines" and c["passed"] for c in checks)
-    if independent and all(c["passed"] for c in checks):
+    # two peaks fix a straight line exactly: redundancy needs a third, or the fitted
+    # anode line's family companion at its spacing
+    spacing = any(c["name"] == "anode line spacing" and c["passed"] for c in checks)
+    redundant = spacing or all(c.get("n_used", 3) >= 3 for c in checks if c["name"] == "residuals")
+    if independent and redundant and all(c["passed"] for c in checks):
         return "good"
     return "doubtful"
 
@@ -86,6 +92,7 @@ def residual_check(entries: Sequence[tuple[_Ref, float, float, bool]], gain: flo
         f"{len(res)} peaks fit with rms {rms:.1f} eV (largest {worst:.1f} eV)",
         rms_eV=rms,
         max_eV=worst,
+        n_used=len(res),
     )
 
 
@@ -131,6 +138,59 @@ def zero_checks(obs: Sequence[_Obs], gain: float, offset: float, n: int) -> list
         )
     )
     return out
+
+
+def strong_peaks_check(
+    entries: Sequence[tuple[_Ref, float, float, bool]], obs: Sequence[_Obs], gain: float, offset: float
+) -> dict[str, Any] | None:
+    """The strongest line peaks (a fifth of the strongest's significance or more) land on
+    the lines they were matched to, in the fit or not: a calibration must explain the
+    spectrum's main features, not only the peaks it chose."""
+    if not obs:
+        return None
+    lines = []
+    for r, c, err, _u in entries:
+        o = min(obs, key=lambda q: abs(q.channel - c))
+        if r.kind in ("element", "anode") and abs(o.channel - c) <= 0.5 * o.fwhm:
+            lines.append((r, c, err, o))
+    if not lines:
+        return None
+    top = max(o.significance for *_x, o in lines)  # the strongest line (not the zero peak)
+    off = []
+    for r, c, err, o in lines:
+        if o.significance < 0.2 * top:
+            continue
+        res = (offset + gain * c - r.keV) * 1e3
+        sig = math.hypot(gain * err, r.sys_keV) * 1e3
+        if abs(res) > max(RESIDUAL_TOL_EV, 3.0 * sig):
+            off.append(f"{r.name} {res:+.0f} eV")
+    if not off:
+        return None
+    return check("strong peaks", False, "strong peaks land off their lines: " + ", ".join(off[:3]))
+
+
+def width_check(
+    entries: Sequence[tuple[_Ref, float, float, bool]], obs: Sequence[_Obs], gain: float
+) -> dict[str, Any] | None:
+    """No strong fitted line far narrower (below 55 %) than the Fano limit of silicon at
+    its energy: a gain too small makes every peak too narrow for its line."""
+    narrow = []
+    for r, c, _e, u in entries:
+        if not u or r.kind == "zero":
+            continue
+        o = min(obs, key=lambda q: abs(q.channel - c))
+        if not (o.ok and o.significance >= 30 and abs(o.channel - c) < 0.5 * o.fwhm):
+            continue
+        limit = math.sqrt(_FANO_SLOPE * r.keV)
+        if o.fwhm * gain < 0.55 * limit:  # fitted widths of strong high lines run ~20 % low
+            narrow.append(f"{r.name} {o.fwhm * gain * 1e3:.0f} eV < {limit * 1e3:.0f} eV")
+    if not narrow:
+        return None
+    return check(
+        "line widths", False,
+        "fitted peaks narrower than any detector can make their lines: " + ", ".join(narrow[:3]),
+        critical=True,
+    )
 
 
 def kv_check(obs: Sequence[_Obs], gain: float, offset: float, tube_kv: float) -> dict[str, Any]:
@@ -187,6 +247,8 @@ def resolution_check(
         ok,
         f"peak widths {'follow' if ok else 'break'} the detector law FWHM^2 = a + b E "
         f"(b = {ratio:.2f} x the Fano slope, {fw6 * 1e3:.0f} eV at 5.9 keV)",
+        # four times off the silicon rate: no detector, the gain is grossly wrong
+        critical=not 0.25 <= ratio <= 4.0,
         fano_ratio=ratio,
     )
 
@@ -200,7 +262,7 @@ def compton_check(
     offset: float,
 ) -> dict[str, Any] | None:
     """The anode's Compton peak gives a possible scattering angle."""
-    if anode_ref is None:
+    if anode_ref is None or anode_ref.kind == "scatter":  # blended: see the scatter check
         return None
     c = (anode_ref.keV - offset) / gain
     if not (0 <= c < spec.y.size):
@@ -234,7 +296,8 @@ def unexplained_check(
     bad = []
     for o in obs:
         ek = offset + gain * o.channel
-        if o.significance < 50 or o.broad or ek < 0.9 or ek > tube_kv:
+        # broad for a line at its energy under this calibration: scatter or continuum
+        if o.significance < 50 or ek < 0.9 or ek > tube_kv or o.fwhm * gain > 1.6 * float(_fwhm_at(ek, 0.2)):
             continue
         tol = 0.5 * float(_fwhm_at(ek))
         near = np.any(np.abs(known - ek) <= tol) or np.any(np.abs(esc - ek) <= tol)
@@ -322,12 +385,18 @@ def assess(
     checks.append(kv_check(obs, gain, offset, tube_kv))
     for extra in (
         resolution_check(entries, probes, obs, gain, offset),
+        width_check(entries, obs, gain),
+        strong_peaks_check(entries, obs, gain, offset),
         compton_check(anode_ref, compton[0], compton[1], spec, gain, offset),
         coverage_check(entries, gain, offset, n),
         compare_header(gain, offset, header, n),
     ):
         if extra is not None:
             checks.append(extra)
+    element_keV = [e[0].keV for e in entries if e[0].kind == "element"]
+    blend = scatter_check(spec, gain, offset, refs, fwhm6, element_keV)
+    if blend is not None:
+        checks.append(blend)
     checks.append(unexplained_check(obs, gain, offset, tuple(refs), anode_ref, tube_kv))
     return verdict(checks), checks
 

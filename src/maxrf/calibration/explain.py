@@ -1,0 +1,129 @@
+"""How much of a spectrum a calibration hypothesis explains (part of step 4 of
+:func:`auto_calibrate`).
+
+A right calibration explains every strong narrow peak: as a matched line, a weaker line of
+a matched element or of the anode, the Compton side of a scattered anode line, a detector
+escape peak or a sum (pile-up) peak of matched peaks. A wrong one leaves strong peaks
+unexplained, or puts peaks at negative energies or above the tube voltage. The zero peak
+is recognised by its width: the electronic noise alone, narrower than any line.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from maxrf import physics
+from maxrf.calibration.match import _companion_present, _fwhm_at
+from maxrf.calibration.observe import _Obs
+from maxrf.calibration.references import _Ref
+
+#: range of (observed zero-peak FWHM) / (noise FWHM implied by the detector resolution)
+ZERO_WIDTH_RATIO: tuple[float, float] = (0.6, 1.5)
+
+
+def explained_energies(
+    pairs: Sequence[tuple[int, int]], obs: Sequence[_Obs], refs: Sequence[_Ref], gain: float, offset: float,
+    anode: str | None, tube_kv: float,
+) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """Energies (keV) a hypothesis explains beside its matched peaks, and energy ranges
+    (keV) of the Compton sides of the anode's scattered lines."""
+    present = {refs[r].element for _, r in pairs if refs[r].element is not None}
+    lines = [r.keV for r in refs if r.element in present and r.kind != "zero"]
+    for el in present:  # weak lines of the matched elements (K-beta2, L-gamma...)
+        lines += [ln.energy_keV for ln in physics.element_lines(el, tube_kv, min_keV=0.9, min_rel=0.01)]
+    ranges: list[tuple[float, float]] = []
+    if anode is not None:
+        for ln in physics.anode_lines(anode, tube_kv):
+            lines.append(ln.energy_keV)
+            fw = float(_fwhm_at(ln.energy_keV))
+            ranges.append((float(physics.compton_shift(ln.energy_keV, 180.0)) - fw, ln.energy_keV))
+    e_m = np.array([offset + gain * obs[k].channel for k, _ in pairs])
+    sig_m = np.array([obs[k].significance for k, _ in pairs])
+    strong = e_m[(sig_m >= 0.1 * sig_m.max()) & (e_m > 0.5)] if e_m.size else e_m
+    sums = (strong[:, None] + strong[None, :]).ravel()
+    base = np.asarray(lines + [e for e in e_m if e > 0.5], dtype=np.float64)
+    esc = np.asarray(physics.escape_energy(base)) if base.size else base
+    return np.concatenate([base, esc, sums]), ranges
+
+
+def unexplained_weight(
+    pairs: Sequence[tuple[int, int]], obs: Sequence[_Obs], refs: Sequence[_Ref], gain: float, offset: float,
+    anode: str | None, tube_kv: float, n_channels: int,
+) -> float:
+    """Summed score weight of the narrow peaks a hypothesis leaves unexplained; a peak at a
+    negative energy (below the zero peak) or above the tube voltage counts double."""
+    matched = {k for k, _ in pairs}
+    known, ranges = explained_energies(pairs, obs, refs, gain, offset, anode, tube_kv)
+    total = 0.0
+    for k, o in enumerate(obs):
+        if k in matched:
+            continue
+        e = offset + gain * o.channel
+        if e < -0.2 or e > tube_kv + 2.0 * float(_fwhm_at(tube_kv)):
+            if o.significance >= 15.0:
+                total += 2.0 * o.weight
+            continue
+        if e < 0.9 or o.fwhm * gain > 1.6 * float(_fwhm_at(e, 0.2)):
+            continue  # too soft to judge, or a scatter / continuum bump
+        tol = 0.5 * float(_fwhm_at(e))
+        if known.size and np.min(np.abs(known - e)) <= tol:
+            continue
+        if any(lo <= e <= hi for lo, hi in ranges):
+            continue
+        total += o.weight
+    return total
+
+
+def zero_width_ok(ob: _Obs, gain: float, fwhm6: float | None) -> bool:
+    """Whether a peak is as narrow as the zero (noise) peak of a detector whose FWHM at
+    5.9 keV is ``fwhm6`` (keV; None: any plausible detector, 0.121-0.26 keV)."""
+    w = ob.fwhm * gain
+    if fwhm6 is None:
+        lo, hi = physics.noise_fwhm_keV(0.121), physics.noise_fwhm_keV(0.26)
+    else:
+        lo = hi = physics.noise_fwhm_keV(max(fwhm6, 0.121))
+    return ZERO_WIDTH_RATIO[0] * lo <= w <= ZERO_WIDTH_RATIO[1] * max(hi, 1e-3) and math.isfinite(w)
+
+
+def refute_missing_companions(
+    pairs: Sequence[tuple[int, int]], obs: Sequence[_Obs], refs: Sequence[_Ref], gain: float, offset: float,
+    n: int,
+) -> set[tuple[int, int]]:
+    """Matches of strong main lines (K-alpha, L-alpha...) whose companions (K-beta,
+    L-beta...) are missing or far too weak where the hypothesis puts them: not that line.
+    A companion masked by a peak matched to another line gives no verdict."""
+    refuted: set[tuple[int, int]] = set()
+    matched_refs = {r for _, r in pairs}
+    obs_e = offset + gain * np.array([ob.channel for ob in obs])
+    obs_sig = np.array([ob.significance for ob in obs])
+    for p in pairs:
+        k, r = p
+        prim = refs[r]
+        if not prim.fprimary or prim.element is None:
+            continue
+        for q, ref in enumerate(refs):
+            if ref.element != prim.element or ref.family != prim.family or ref.fprimary:
+                continue
+            rel = ref.strength / max(prim.strength, 1e-9)
+            expected = obs[k].significance * rel
+            if rel < 0.05 or expected < 30.0:
+                continue
+            if q in matched_refs:
+                got = max(obs[kk].significance for kk, rr in pairs if rr == q)
+                if got < 0.05 * expected:
+                    refuted.add(p)
+                    break
+                continue
+            c = (ref.keV - offset) / gain
+            if not (2 <= c <= n - 3):
+                continue
+            fw_q = float(_fwhm_at(ref.keV))
+            if any(abs(obs_e[kk] - ref.keV) <= 1.0 * fw_q and kk != k for kk, _ in pairs):
+                continue
+            if not _companion_present(obs[k], ref, rel, c, gain, obs_e, obs_sig, expected):
+                refuted.add(p)
+                break
+    return refuted

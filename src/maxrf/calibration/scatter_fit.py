@@ -1,0 +1,148 @@
+"""The Rayleigh line inside its blend with the Compton peak (step 5 of :func:`auto_calibrate`
+for soft anode lines: Cr and Cu K, W L).
+
+A soft scattered tube line and its Compton peak overlap into one broad peak whose maximum
+moves with the scattering angle and the matrix. The window of the blend is fitted with the
+line's Rayleigh components (detector width times a free factor, common shift) and their Compton partners at
+``compton_shift(E, theta)`` (Doppler-broadened, :func:`maxrf.physics.compton_extra_fwhm`),
+plus a straight background; shift, angle and broadening are the non-linear parameters, the
+amplitudes are solved linearly. The Rayleigh centre is what a calibration can use.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy import optimize
+
+from maxrf import physics
+from maxrf.calibration.match import _fwhm_at
+from maxrf.calibration.observe import _Spec
+from maxrf.calibration.references import _rayleigh_keV, _Ref
+
+
+def fit_rayleigh(
+    spec: _Spec, gain: float, offset: float, ref: _Ref, fwhm6: float, others_keV: Sequence[float] = ()
+) -> tuple[float, float, float] | None:
+    """Channel of the Rayleigh line of a scatter blend, its standard error (channels) and
+    the Rayleigh amplitude's significance; None when the window is not on the axis or the
+    fit fails (no Rayleigh component, shift at its bound). ``others_keV``: energies (keV)
+    of sample lines in the window, fitted as peaks of their own at their places."""
+    c = np.array([x[0] for x in ref.components])
+    a = np.array([x[1] for x in ref.components])
+    a = a / a.sum()
+    e_r = _rayleigh_keV(ref)
+    fw = float(_fwhm_at(e_r, fwhm6))
+    e_lo = float(physics.compton_shift(c.min(), 180.0)) - 2.0 * fw
+    e_hi = float(c.max()) + 1.5 * fw
+    n = spec.y.size
+    lo, hi = int(math.floor((e_lo - offset) / gain)), int(math.ceil((e_hi - offset) / gain)) + 1
+    if lo < 1 or hi > n - 1 or hi - lo < 12:
+        return None
+    x = offset + gain * np.arange(lo, hi, dtype=np.float64)  # energies under the hypothesis
+    yy = spec.y[lo:hi]
+    wt = 1.0 / (spec.scale * np.sqrt(np.maximum(yy, 1.0)))
+    u = (x - x.mean()) / max(float(np.ptp(x)), 1e-9)
+    w_r = np.asarray(_fwhm_at(c, fwhm6))
+    others = np.array([e for e in others_keV if x[0] < e < x[-1]], dtype=np.float64)
+    w_o = np.asarray(_fwhm_at(others, fwhm6)) if others.size else others
+
+    def design(p: np.ndarray) -> np.ndarray:
+        shift, theta, broad, factor = p
+        ray = physics.gaussian_peaks(x, c + shift, a, w_r * factor)
+        cc = np.asarray(physics.compton_shift(c, theta)) + shift
+        wc = np.hypot(np.asarray(_fwhm_at(cc, fwhm6)), physics.compton_extra_fwhm(c, theta, broad))
+        com = physics.gaussian_peaks(x, cc, a, wc)
+        cols = [ray, com, np.ones_like(x), u]
+        if others.size:
+            cols += list(physics.gaussian_peaks(x, others + shift, np.eye(others.size), w_o * factor))
+        return np.column_stack(cols)
+
+    def resid(p: np.ndarray) -> np.ndarray:
+        d = design(p) * wt[:, None]
+        beta, *_ = np.linalg.lstsq(d, yy * wt, rcond=None)
+        return d @ beta - yy * wt
+
+    lim = 0.5 * fw + ref.tol_keV
+    best = None
+    for theta0 in (95.0, 125.0, 155.0):  # the angle is multimodal with a weak Rayleigh peak
+        try:
+            r = optimize.least_squares(
+                resid, x0=[0.0, theta0, physics.COMPTON_BROADENING, 1.0],
+                bounds=([-lim, 30.0, 0.002, 0.7], [lim, 180.0, 0.04, 1.5]), x_scale=[0.01, 10.0, 0.003, 0.05],
+            )
+        except (ValueError, np.linalg.LinAlgError):
+            continue
+        if r.success and (best is None or r.cost < best.cost):
+            best = r
+    if best is None or abs(best.x[0]) > 0.98 * lim:
+        return None
+    d = design(best.x) * wt[:, None]
+    beta, *_ = np.linalg.lstsq(d, yy * wt, rcond=None)
+    dof = max(x.size - 8 - others.size, 1)
+    chi2 = 2.0 * float(best.cost) / dof
+    try:
+        cov_b = np.linalg.inv(d.T @ d) * max(chi2, 1.0)
+        cov_p = np.linalg.inv(best.jac.T @ best.jac) * max(chi2, 1.0)
+    except np.linalg.LinAlgError:
+        return None
+    sig_r = float(beta[0] / math.sqrt(max(cov_b[0, 0], 1e-300)))
+    if not beta[0] > 0 or sig_r < 3.0:
+        return None
+    err_keV = math.sqrt(max(float(cov_p[0, 0]), 0.0))
+    return (e_r + float(best.x[0]) - offset) / gain, max(err_keV / gain, 0.01), sig_r
+
+
+def scatter_check(
+    spec: _Spec, gain: float, offset: float, refs: Sequence[_Ref], fwhm6: float, element_keV: Sequence[float]
+) -> dict[str, Any] | None:
+    """The ``anode scatter`` check: the soft anode lines blended with their Compton peaks
+    (the main line and its family companion) show their Rayleigh lines where the
+    calibration puts them (lines of the sample in the window fitted beside them). None
+    without such lines on the axis."""
+    from maxrf.calibration.quality import check
+
+    blends = sorted((r for r in refs if r.kind == "scatter" and r.strength >= 0.1), key=lambda r: -r.strength)
+    if not blends:
+        return None
+    found: list[tuple[str, float, float]] = []
+    missing: list[str] = []
+    unmeasured: list[str] = []
+    for r in blends:
+        e_r = _rayleigh_keV(r)
+        fw = float(_fwhm_at(e_r, fwhm6))
+        lo_e = float(physics.compton_shift(e_r, 180.0)) - 2.0 * fw
+        if not (1 <= (lo_e - offset) / gain and (e_r + 1.5 * fw - offset) / gain <= spec.y.size - 2):
+            continue
+        fit = fit_rayleigh(spec, gain, offset, r, fwhm6, element_keV)
+        name = r.name.removesuffix(" scatter")
+        if fit is None:
+            # nothing at all where the main line must be (a lump the model cannot fit, as
+            # when a filter edge cuts the blend, is no evidence against the calibration)
+            c_r = (e_r - offset) / gain
+            ev = spec.line_evidence(c_r, max(1.0, 0.5 * fw / gain))
+            required = r is blends[0] or r.strength >= 0.3  # W L-beta beside L-alpha
+            if required and np.isfinite(ev) and ev < 5.0:
+                missing.append(name)
+            elif required:
+                unmeasured.append(name)
+            continue
+        found.append((name, (offset + gain * fit[0] - e_r) * 1e3, fit[1] * gain * 1e3))
+    if not found and not missing and not unmeasured:
+        return None
+    bad = [(n, d, s) for n, d, s in found if abs(d) > max(20.0, 3.0 * s)]
+    far = missing or any(abs(d) > max(60.0, 5.0 * s) for _, d, s in bad)
+    text = ", ".join(f"{n} {d:+.0f} eV" for n, d, _ in found)
+    if missing:
+        msg = f"no Rayleigh line of {', '.join(missing)} where the calibration puts it"
+    elif unmeasured:
+        msg = f"the Rayleigh line of {', '.join(unmeasured)} cannot be measured where the calibration puts it"
+    elif bad:
+        msg = f"Rayleigh lines inside their Compton blends land off their place: {text}"
+    else:
+        msg = f"Rayleigh lines inside their Compton blends fit: {text}"
+    return check("anode scatter", not (missing or unmeasured or bad), msg, critical=bool(far),
+                 residuals_eV={n: float(d) for n, d, _ in found})

@@ -1,0 +1,151 @@
+"""The cues added for soft anodes and the checks that keep the verdict honest.
+
+Truth: the known energy axis of synthetic spectra (:func:`maxrf.synth_spectra.calibration_case`,
+seeds 5100-5111 here; development used 0-199 and 20000-20999), xraydb line energies and the
+Fano limit of silicon.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import xraydb
+
+from maxrf import physics
+from maxrf.calibration import auto_calibrate
+from maxrf.calibration.explain import unexplained_weight, zero_width_ok
+from maxrf.calibration.match import _assign
+from maxrf.calibration.observe import _observe, _prepare
+from maxrf.calibration.references import _reference_lines
+from maxrf.calibration.scatter_fit import fit_rayleigh
+from maxrf.calibration.verdict import assess_calibration, verdict, width_check
+from maxrf.synth_spectra import calibration_case
+
+
+def _xraydb_ka(element: str) -> float:
+    """Intensity-weighted K-alpha1,2 energy (keV) straight from xraydb."""
+    lines = xraydb.xray_lines(element)
+    e = [lines[n].energy for n in ("Ka1", "Ka2")]
+    w = [lines[n].intensity for n in ("Ka1", "Ka2")]
+    return float(np.average(e, weights=w)) / 1e3
+
+
+@pytest.fixture(scope="module")
+def cu_blank():
+    # zero peak present, Cu tube, scatter only: the Cu K lines blend with their Compton peaks
+    return calibration_case(5104, anode="Cu", kind="blank")
+
+
+@pytest.mark.parametrize("seed, anode", [(5104, "Cu"), (5107, "Cu"), (5101, "Cr"), (5104, "Cr")])
+def test_rayleigh_line_inside_its_compton_blend_is_measured(seed, anode):
+    case = calibration_case(seed, anode=anode, kind="blank")
+    spec = _prepare(case.counts, "sum")
+    blend = next(r for r in _reference_lines(anode, case.tube_kv) if r.kind == "scatter" and r.group == "Ka")
+    fit = fit_rayleigh(spec, case.gain_keV, case.offset_keV, blend, 0.145)
+    assert fit is not None
+    channel, err, significance = fit
+    measured = case.offset_keV + case.gain_keV * channel
+    # the blend's maximum is 50-200 eV below the line; the Rayleigh fit lands on it
+    assert abs(measured - _xraydb_ka(anode)) * 1e3 <= max(10.0, 3.0 * err * case.gain_keV * 1e3)
+    assert significance > 5.0
+
+
+def test_cu_blank_calibrates_within_10_eV(cu_blank):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cal = auto_calibrate(cu_blank.counts, anode="Cu", tube_kv=cu_blank.tube_kv)
+    assert cu_blank.max_error_eV(cal.gain_keV, cal.offset_keV) <= 10.0
+    assert any(p.name == "Cu Ka" and p.used for p in cal.peaks)
+
+
+def test_anode_scatter_check_passes_on_the_true_axis_and_fails_off_it(cu_blank):
+    kw = {"anode": "Cu", "tube_kv": cu_blank.tube_kv}
+    _q, right = assess_calibration(cu_blank.counts, cu_blank.gain_keV, cu_blank.offset_keV, **kw)
+    scatter = next(c for c in right if c["name"] == "anode scatter")
+    assert scatter["passed"], scatter["message"]
+    # a gain 8 % off: the Cu K-alpha Rayleigh line is no longer where the axis puts it
+    q, wrong = assess_calibration(cu_blank.counts, 1.08 * cu_blank.gain_keV, cu_blank.offset_keV, **kw)
+    scatter = next(c for c in wrong if c["name"] == "anode scatter")
+    assert not scatter["passed"]
+    assert q != "good"
+
+
+def test_width_check_rejects_lines_narrower_than_the_fano_limit():
+    case = calibration_case(5102, anode="Mo", kind="lines")
+    spec = _prepare(case.counts, "sum")
+    obs = _observe(spec)
+    refs = _reference_lines("Mo", case.tube_kv)
+    pairs = _assign(case.gain_keV, case.offset_keV, obs, refs, 0.3, case.counts.size)
+    entries = [(refs[r], obs[k].channel, obs[k].err, True) for k, r in pairs
+               if refs[r].kind == "element" and obs[k].significance >= 30 and obs[k].ok]
+    assert entries, "the case has strong element lines"
+    assert width_check(entries, obs, case.gain_keV) is None  # the true axis: widths fit
+    # the same peaks under a gain three times too small are narrower than silicon allows
+    fano = [math.sqrt(physics.FANO_SLOPE * r.keV) for r, *_ in entries]
+    narrow = [
+        f for (_r, c, _e, _u), f in zip(entries, fano)
+        if min(obs, key=lambda o: abs(o.channel - c)).fwhm * case.gain_keV / 3.0 < 0.55 * f
+    ]
+    failed = width_check(entries, obs, case.gain_keV / 3.0)
+    assert (failed is not None) == bool(narrow)
+    assert failed is not None and failed["critical"]
+
+
+def test_zero_peak_is_recognised_by_its_noise_width(cu_blank):
+    spec = _prepare(cu_blank.counts, "sum")
+    obs = _observe(spec)
+    e = cu_blank.offset_keV + cu_blank.gain_keV * np.array([o.channel for o in obs])
+    zero = obs[int(np.argmin(np.abs(e)))]
+    assert abs(e[int(np.argmin(np.abs(e)))]) < 0.02
+    assert zero_width_ok(zero, cu_blank.gain_keV, None)
+    # a fluorescence line is wider than the electronic noise of any plausible detector
+    line = calibration_case(5102, anode="Mo", kind="lines")
+    spec_l = _prepare(line.counts, "sum")
+    strong = [o for o in _observe(spec_l) if o.significance > 100 and o.ok
+              and line.offset_keV + line.gain_keV * o.channel > 5.0]
+    assert strong and not any(zero_width_ok(o, line.gain_keV, 0.13) for o in strong)
+
+
+def test_a_wrong_axis_leaves_strong_peaks_unexplained():
+    case = calibration_case(5102, anode="Mo", kind="lines")
+    spec = _prepare(case.counts, "sum")
+    obs = _observe(spec)
+    refs = _reference_lines("Mo", case.tube_kv)
+    n = case.counts.size
+
+    def left(gain, offset):
+        pairs = _assign(gain, offset, obs, refs, 0.3, n)
+        return unexplained_weight(pairs, obs, refs, gain, offset, "Mo", case.tube_kv, n)
+
+    assert left(case.gain_keV, case.offset_keV) < left(case.gain_keV, case.offset_keV + 0.45)
+
+
+def test_two_peak_fit_is_good_only_with_the_anode_spacing():
+    base = [
+        {"name": "residuals", "passed": True, "critical": False, "message": "", "n_used": 2},
+        {"name": "independent lines", "passed": True, "critical": False, "message": ""},
+    ]
+    assert verdict(base) == "doubtful"  # two peaks fix a line exactly: nothing checks it
+    spacing = {"name": "anode line spacing", "passed": True, "critical": False, "message": ""}
+    assert verdict([*base, spacing]) == "good"
+    three = [dict(base[0], n_used=3), base[1]]
+    assert verdict(three) == "good"
+
+
+def test_strong_peaks_must_land_on_their_lines():
+    from pathlib import Path
+
+    from maxrf.io.spectra import read_spectrum
+
+    s = read_spectrum(Path(__file__).resolve().parents[1] / "data" / "spectra" / "Fe_50kv_Rh_vac.msa")
+    gain, offset = s.header_calibration  # the instrument's own calibration: the truth
+    _q, right = assess_calibration(s.counts, gain, offset, anode=s.anode, tube_kv=s.tube_kv)
+    assert "strong peaks" not in {c["name"] for c in right if not c["passed"]}
+    # 40 eV off at every energy: the strong Fe K-alpha no longer sits on its line
+    _q, off = assess_calibration(s.counts, gain, offset + 0.040, anode=s.anode, tube_kv=s.tube_kv)
+    failed = {c["name"]: c for c in off if not c["passed"]}
+    assert "strong peaks" in failed
+    assert _q != "good"
