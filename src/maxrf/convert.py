@@ -22,12 +22,8 @@ import numpy as np
 
 from maxrf import engine, interrupt
 from maxrf.engine import Block
-from maxrf.errors import (
-    CalibrationError,
-    OutputExistsError,
-    OutputLocationError,
-    ParameterError,
-)
+from maxrf.errors import CalibrationError, OutputExistsError, ParameterError
+from maxrf.outputs import check_new_output
 from maxrf.store import (
     DEFAULT_COMPRESSION,
     CubeSink,
@@ -98,15 +94,9 @@ def default_output(scan_path: str | os.PathLike) -> Path:
 
 
 def check_output(out: Path, overwrite: bool) -> None:
-    """Refuse an existing output (unless ``overwrite``) or a missing/unwritable folder."""
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputLocationError("output folder does not exist", parent)
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputLocationError("output folder is not writable", parent)
-    if out.exists() and not overwrite:
-        raise OutputExistsError(
-            "output exists; pass overwrite=True (--overwrite on the command line) to replace it", out)
+    """Refuse an existing output (unless ``overwrite``), one that is not a datastack, or a
+    missing/unwritable folder."""
+    check_new_output(out, overwrite)
     if out.exists() and not is_datastack(out):
         raise OutputExistsError("output exists and is not a datastack; refusing to replace it", out)
 
