@@ -249,7 +249,8 @@ def _build(tmp: Path, scan: Any, budget: int | None, sigma: float, flip_h: bool,
     store_dtype = np.dtype(np.float32) if sigma > 0 else np.dtype(scan.dtype).newbyteorder("=")
     block = engine.block_shape(scan.shape, max(4, store_dtype.itemsize), budget)
     w = scan.shape[1]
-    sink = create_cube(tmp, scan.shape, store_dtype, block, compression)
+    with interrupt.deferred():  # zarr writes on its own thread: let it finish first
+        sink = create_cube(tmp, scan.shape, store_dtype, block, compression)
     source = ScanSource(scan, block, flip_h, flip_v)
     reductions: dict[str, engine.Reduction] = {"max": engine.MaxSpectrum(w),
                                                "mean": engine.MeanSpectrum()}
@@ -279,7 +280,8 @@ def _build(tmp: Path, scan: Any, budget: int | None, sigma: float, flip_h: bool,
                "argmax_pixels": argmax}
     if "smax" in result:
         spectra["smoothed_max_spectrum"] = result["smax"]
-    finish_store(tmp, spectra, metadata)
+    with interrupt.deferred():
+        finish_store(tmp, spectra, metadata)
 
 
 def _write_header_calibration(
@@ -294,7 +296,8 @@ def _write_header_calibration(
     ds = DataStack(tmp)
     sum_y, max_y = np.asarray(ds.sum_spectrum), np.asarray(ds.max_spectrum)
     check_header_against_auto(header, sum_y, max_y, anode, tube_kv)
-    write_layer(tmp, "calibration", {"energies": header.energies(n)}, header.to_dict())
+    with interrupt.deferred():
+        write_layer(tmp, "calibration", {"energies": header.energies(n)}, header.to_dict())
     _warn_verdict(header)
 
 
