@@ -35,11 +35,10 @@ FORMATS = ("hspy", "zspy")
 
 def zspy_refusal() -> str:
     """Why ``--to zspy`` is refused, and what to use instead (one line)."""
-    import rsciio
-    import zarr
+    from importlib.metadata import version  # zarr itself is the store's business
 
-    return (f"--to zspy: rosettasciio {rsciio.__version__} writes .zspy only with zarr 2 (its "
-            f"writer needs zarr.storage.NestedDirectoryStore, gone in zarr {zarr.__version__}, "
+    return (f"--to zspy: rosettasciio {version('rosettasciio')} writes .zspy only with zarr 2 (its "
+            f"writer needs zarr.storage.NestedDirectoryStore, gone in zarr {version('zarr')}, "
             "which maxrf's store needs; zarr 3 support is an open rosettasciio pull request, "
             "#539); use --to hspy (HyperSpy opens it lazily too) or --to h5")
 
