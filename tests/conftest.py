@@ -76,3 +76,29 @@ def write_pair(folder, cube: np.ndarray, name: str = "scan", extra: str = "") ->
     (folder / f"{name}.rpl").write_text(header)
     cube.astype(cube.dtype.newbyteorder("<")).tofile(folder / f"{name}.raw")
     return str(folder / f"{name}.rpl")
+
+
+PEAK_RSS = ("print([int(l.split()[1]) * 1024 for l in open('/proc/self/status')"
+            " if l.startswith('VmHWM:')][0])\n")
+"""Prints the process's peak RSS in bytes (VmHWM: Linux carries ru_maxrss across fork+exec)."""
+
+
+def child_peak_rss(code: str, budget_mb: int) -> int:
+    """Peak RSS (bytes) of a fresh interpreter running ``code`` with ``MAXRF_BUDGET_MB``."""
+    import subprocess
+    import sys
+
+    env = {"MAXRF_BUDGET_MB": str(budget_mb), "PATH": "/usr/bin:/bin",
+           "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run([sys.executable, "-c", code + PEAK_RSS], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    return int(out.stdout.split()[-1])
+
+
+def slab_poisson_raw(path, shape: tuple[int, int, int], lam: float = 2.0, slab: int = 32) -> None:
+    """Write a little-endian uint16 Poisson cube to ``path`` a slab of rows at a time."""
+    rng = np.random.default_rng(0)
+    h, w, c = shape
+    with open(path, "wb") as f:
+        for r0 in range(0, h, slab):
+            f.write(rng.poisson(lam, size=(min(slab, h - r0), w, c)).astype("<u2").tobytes())

@@ -83,3 +83,29 @@ def test_after_an_interrupt_further_signals_are_ignored_until_exit(monkeypatch, 
             signal.signal(s, h)
         interrupt._pending.clear()
     assert capsys.readouterr().err.strip() == "maxrf info: interrupted; nothing was left half-written"
+
+
+def test_an_interrupt_during_a_deferred_write_is_raised_when_it_ends():
+    import pytest
+
+    from maxrf import interrupt
+
+    interrupt.install()
+    try:
+        finished = []
+        with pytest.raises(KeyboardInterrupt), interrupt.deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the handler has run: it recorded the signal, raised nothing
+            finished.append(True)
+        assert finished == [True]
+    finally:
+        interrupt._pending.clear()
+        interrupt.restore()
+
+
+def test_a_signal_after_the_command_answered_does_not_kill_the_process():
+    code = ("import os, signal\nfrom maxrf import interrupt\ninterrupt.install()\n"
+            "interrupt.restore(exiting=True)\nos.kill(os.getpid(), signal.SIGINT)\nprint('exited cleanly')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=SRC))
+    assert out.returncode == 0 and out.stdout.strip() == "exited cleanly", out.stderr

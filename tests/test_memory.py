@@ -7,10 +7,8 @@ import sys
 
 import numpy as np
 
+from conftest import PEAK_RSS as HWM
 from conftest import write_pair
-
-# VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork+exec from the (big) parent
-HWM = "print([int(l.split()[1]) * 1024 for l in open('/proc/self/status') if l.startswith('VmHWM:')][0])\n"
 
 
 def test_convert_peak_rss_bounded(tmp_path):

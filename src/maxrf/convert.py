@@ -22,12 +22,8 @@ import numpy as np
 
 from maxrf import engine, interrupt
 from maxrf.engine import Block
-from maxrf.errors import (
-    CalibrationError,
-    OutputExistsError,
-    OutputLocationError,
-    ParameterError,
-)
+from maxrf.errors import CalibrationError, OutputExistsError, ParameterError
+from maxrf.outputs import check_new_output
 from maxrf.store import (
     DEFAULT_COMPRESSION,
     CubeSink,
@@ -98,15 +94,9 @@ def default_output(scan_path: str | os.PathLike) -> Path:
 
 
 def check_output(out: Path, overwrite: bool) -> None:
-    """Refuse an existing output (unless ``overwrite``) or a missing/unwritable folder."""
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputLocationError("output folder does not exist", parent)
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputLocationError("output folder is not writable", parent)
-    if out.exists() and not overwrite:
-        raise OutputExistsError(
-            "output exists; pass overwrite=True (--overwrite on the command line) to replace it", out)
+    """Refuse an existing output (unless ``overwrite``), one that is not a datastack, or a
+    missing/unwritable folder."""
+    check_new_output(out, overwrite)
     if out.exists() and not is_datastack(out):
         raise OutputExistsError("output exists and is not a datastack; refusing to replace it", out)
 
@@ -259,7 +249,8 @@ def _build(tmp: Path, scan: Any, budget: int | None, sigma: float, flip_h: bool,
     store_dtype = np.dtype(np.float32) if sigma > 0 else np.dtype(scan.dtype).newbyteorder("=")
     block = engine.block_shape(scan.shape, max(4, store_dtype.itemsize), budget)
     w = scan.shape[1]
-    sink = create_cube(tmp, scan.shape, store_dtype, block, compression)
+    with interrupt.deferred():  # zarr writes on its own thread: let it finish first
+        sink = create_cube(tmp, scan.shape, store_dtype, block, compression)
     source = ScanSource(scan, block, flip_h, flip_v)
     reductions: dict[str, engine.Reduction] = {"max": engine.MaxSpectrum(w),
                                                "mean": engine.MeanSpectrum()}
@@ -289,7 +280,8 @@ def _build(tmp: Path, scan: Any, budget: int | None, sigma: float, flip_h: bool,
                "argmax_pixels": argmax}
     if "smax" in result:
         spectra["smoothed_max_spectrum"] = result["smax"]
-    finish_store(tmp, spectra, metadata)
+    with interrupt.deferred():
+        finish_store(tmp, spectra, metadata)
 
 
 def _write_header_calibration(
@@ -304,7 +296,8 @@ def _write_header_calibration(
     ds = DataStack(tmp)
     sum_y, max_y = np.asarray(ds.sum_spectrum), np.asarray(ds.max_spectrum)
     check_header_against_auto(header, sum_y, max_y, anode, tube_kv)
-    write_layer(tmp, "calibration", {"energies": header.energies(n)}, header.to_dict())
+    with interrupt.deferred():
+        write_layer(tmp, "calibration", {"energies": header.energies(n)}, header.to_dict())
     _warn_verdict(header)
 
 

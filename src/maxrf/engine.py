@@ -3,9 +3,10 @@
 A cube of ``height x width`` pixels by ``channels`` is streamed in blocks of pixels
 with all their channels. Each block is read once; every reduction asked for is fed
 from that one read (max and sum spectra at convert; peak maps, fits and region
-spectra later). Blocks run as dask tasks, on the local threaded scheduler by default
-or on a ``dask.distributed`` cluster when a client is given (or ``MAXRF_SCHEDULER``
-names a scheduler address), so there is no scheduler of our own.
+spectra later). Blocks run on a pool of this process's threads (one per CPU, a sliding
+window of blocks in flight, see :func:`_run_local`) or, as dask tasks, on a
+``dask.distributed`` cluster when a client is given (or ``MAXRF_SCHEDULER`` names a
+scheduler address).
 
 Memory is bounded by the block size (see :func:`block_shape`) times the number of
 blocks in flight (one per worker thread), whatever the cube size.
@@ -13,6 +14,8 @@ blocks in flight (one per worker thread), whatever the cube size.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
 import os
 from collections.abc import Callable, Mapping
@@ -142,7 +145,7 @@ class BandedMaps:
     band, once every pixel of it has arrived, is handed to ``flush(rows, band)`` (e.g.
     written to the store) and dropped. Memory is the open bands, about
     ``k * band_rows * W * itemsize`` each; blocks arrive in row-major order (locally in
-    waves, on a cluster roughly so), so one or two bands are open at a time.
+    order, on a cluster roughly so), so one or two bands are open at a time.
 
     Parameters
     ----------
@@ -367,8 +370,8 @@ def _process(
     source: BlockSource,
     where: Block,
     reductions: Mapping[str, Reduction],
-    transform: Callable[[np.ndarray], np.ndarray] | None,
-    sink: Any,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+    sink: Any = None,
 ) -> dict[str, Any]:
     data = source.read_block(where)
     nbytes = data.nbytes
@@ -435,8 +438,8 @@ def run(
     reductions : mapping of str to Reduction
         What to compute; the result has the same keys.
     client : dask.distributed.Client, optional
-        Run on this cluster; default the local threaded scheduler (or the scheduler
-        named by ``MAXRF_SCHEDULER``).
+        Run on this cluster; default this process's threads (or the scheduler named by
+        ``MAXRF_SCHEDULER``).
     progress : bool
         Show progress on standard error: a bar on a terminal, else a line per 10 %
         (:class:`maxrf.progress.Progress`).
@@ -475,52 +478,59 @@ def run(
             else:
                 accs[name] = r.add(accs[name], where, res[name])
 
-    tasks = [
-        dask.delayed(_process, pure=False)(source, b, reductions, transform, sink) for b in blocks
-    ]
     if client is not None:
+        tasks = [dask.delayed(_process, pure=False)(source, b, reductions, transform, sink)
+                 for b in blocks]
         _run_distributed(client, blocks, tasks, feed, progress, description)
     else:
-        _run_local(blocks, tasks, feed, progress, description)
+        _run_local(blocks, functools.partial(_process, source, reductions=reductions,
+                                             transform=transform, sink=sink),
+                   feed, progress, description)
     stats["runs"] += 1
     return {name: outputs[name].finish() if name in outputs else r.finish(accs[name], shape)
             for name, r in reductions.items()}
 
 
-def _run_local(blocks: list[Block], tasks: list, feed: Callable, progress: bool,
-               description: str) -> None:
-    """Run on the threaded scheduler in waves, feeding results as each wave ends, so
-    partial results never pile up (a wave is a few blocks per thread).
+def _run_local(blocks: list[Block], process: Callable[[Block], dict[str, Any]], feed: Callable,
+               progress: bool, description: str) -> None:
+    """Run on this process's threads, a sliding window of blocks in flight, fed in order.
 
-    The threads are this run's own: when a block fails, dask raises at once while other
-    blocks may still be writing, so the pool is shut down (waiting for them) before the
-    error reaches the caller, who can then remove what was written knowing nothing
-    writes any more.
+    At most ``4 x threads`` blocks are submitted ahead of the one being fed, so partial
+    results never pile up; a thread that finishes takes the next block at once (waves that
+    wait for their slowest block left a core idle at every wave's end). The threads are
+    this run's own: when a block fails, or on Ctrl-C, the blocks not started are
+    cancelled and the running ones waited for before the error reaches the caller, who
+    can then remove what was written knowing nothing writes any more.
     """
+    from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
+    from threadpoolctl import threadpool_limits
+
     threads = os.cpu_count() or 1
-    wave = 4 * threads
     bar = None
     if progress:
         from maxrf.progress import Progress
 
-        bar = Progress(len(tasks), description)
-    from threadpoolctl import threadpool_limits
-
+        bar = Progress(len(blocks), description)
     pool = ThreadPoolExecutor(threads, thread_name_prefix="maxrf-engine")
     # the blocks already use every core: a BLAS call inside one spawning threads of its own
     # only contends (measured 7x the CPU time of the smoothed max spectrum's products)
     limits = threadpool_limits(1, user_api="blas")
+    todo = iter(blocks)
+    window: deque = deque()
     try:
-        for i in range(0, len(tasks), wave):
-            # the threaded scheduler's function itself: a scheduler *name* makes dask import
-            # distributed to look for a client (~0.6 s and ~13 MB in every process)
-            results = dask.compute(*tasks[i:i + wave], scheduler=dask.threaded.get, pool=pool)
-            for where, res in zip(blocks[i:i + wave], results):
-                feed(where, res)
+        for where in itertools.islice(todo, 4 * threads):
+            window.append((where, pool.submit(process, where)))
+        while window:
+            where, future = window.popleft()
+            result = future.result()
+            following = next(todo, None)
+            if following is not None:  # keep the threads busy while this result is fed
+                window.append((following, pool.submit(process, following)))
+            feed(where, result)
             if bar is not None:
-                bar.update(len(results))
+                bar.update(1)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         limits.restore_original_limits()

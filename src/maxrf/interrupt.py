@@ -11,18 +11,39 @@ records itself: the clean-up of the partial output runs to its end.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 _pending = threading.Event()
+_deferring = [0]  # depth of deferred() blocks (main thread only: signals arrive there)
 
 
 def _handler(signum: int, frame: Any) -> None:
     if _pending.is_set():
         return  # already stopping: let the clean-up finish
     _pending.set()
+    if _deferring[0]:
+        return  # raised when the deferred block ends
     raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """A signal during the block is recorded and raised when the block ends.
+
+    For short writes through zarr: zarr runs them on its own thread, so an interrupt
+    raised while the caller waits would leave that thread writing files into a folder the
+    clean-up has just removed.
+    """
+    _deferring[0] += 1
+    try:
+        yield
+    finally:
+        _deferring[0] -= 1
+    check()
 
 
 _previous: dict[int, Any] = {}
@@ -37,14 +58,15 @@ def install() -> None:
         _previous.setdefault(sig, previous)
 
 
-def restore() -> None:
+def restore(exiting: bool = False) -> None:
     """Put back the handlers :func:`install` replaced (nothing if it was not called).
 
-    After an interrupt further signals are ignored instead: the process is on its way
-    out, and a further Ctrl-C during the interpreter's shutdown (when Python has put the
-    default handler back) must not turn the clean exit into a death by signal.
+    After an interrupt, or with ``exiting`` (the command ran as the process, which is on
+    its way out), further signals are ignored instead: a Ctrl-C during the interpreter's
+    shutdown (when Python has put the default handler back) must not turn the clean exit
+    into a death by signal.
     """
-    if _pending.is_set():
+    if _pending.is_set() or exiting:
         for sig in _previous:
             signal.signal(sig, signal.SIG_IGN)
         return

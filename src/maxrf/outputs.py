@@ -13,7 +13,7 @@ import os
 import secrets
 from pathlib import Path
 
-from maxrf.errors import DiskFullError, MaxrfError, OutputLocationError
+from maxrf.errors import DiskFullError, MaxrfError, OutputExistsError, OutputLocationError
 
 
 def os_error(exc: OSError, path: str | os.PathLike, what: str = "write") -> MaxrfError:
@@ -91,3 +91,26 @@ def probe_file(path: str | os.PathLike) -> Path:
     if path.is_dir():
         raise OutputLocationError("the output is a folder; give a file name", path)
     return path
+
+
+def check_new_output(out: str | os.PathLike, overwrite: bool) -> Path:
+    """Check before any work that ``out`` can be created: its folder exists and is writable,
+    and ``out`` does not exist unless ``overwrite``.
+
+    Raises
+    ------
+    OutputLocationError
+        The folder is missing or not writable.
+    OutputExistsError
+        ``out`` exists and ``overwrite`` is False.
+    """
+    out = Path(out)
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputLocationError("output folder does not exist", parent)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputLocationError("output folder is not writable", parent)
+    if out.exists() and not overwrite:
+        raise OutputExistsError(
+            "already exists; pass overwrite=True (--overwrite on the command line) to replace it", out)
+    return out

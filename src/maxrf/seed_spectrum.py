@@ -149,17 +149,19 @@ def smoothed_max(spectra: np.ndarray, sigma: float = SEED_SIGMA, bin_width: int 
     dense = per_bin > DENSE_BIN * n
     exact = 0
     if dense.any():  # bins where many pixels are left: every pixel, in runs of bins
-        xf = x.astype(np.float32)
         step = max(1, _SLAB_CHANNELS // plan.width)
         for lo, hi in _runs(dense):
             for a in range(lo, hi, step):
                 b = min(hi, a + step)
-                np.maximum(best[a:b], _slab(xf, a, b, plan), out=best[a:b])
+                np.maximum(best[a:b], _slab(x, a, b, plan), out=best[a:b])
         cand[:, dense] = False
         exact += int(dense.sum()) * n
-    pix, bins = np.nonzero(cand)
+    bins, pix = np.nonzero(cand.T)  # grouped by bin
     if pix.size:
-        np.maximum.at(best, bins, _windows(x, pix, bins, plan) @ plan.window_kernel)
+        values = _windows(x, pix, bins, plan) @ plan.window_kernel
+        starts = np.flatnonzero(np.concatenate([[True], bins[1:] != bins[:-1]]))
+        hit = bins[starts]
+        best[hit] = np.maximum(best[hit], np.maximum.reduceat(values, starts, axis=0))
     stats["pairs"] = (exact + pix.size) / (n * plan.bins)
     return best.reshape(-1)[:c]
 
@@ -170,15 +172,15 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[0::2].tolist(), edges[1::2].tolist()))
 
 
-def _slab(xf: np.ndarray, lo: int, hi: int, plan: _Plan) -> np.ndarray:
+def _slab(x: np.ndarray, lo: int, hi: int, plan: _Plan) -> np.ndarray:
     """``(hi - lo, width)``: the maximum over all pixels of the exact values in bins lo:hi."""
-    n, c = xf.shape
+    n, c = x.shape
     first, stop = lo * plan.width, hi * plan.width
     cols = np.arange(first - plan.radius, stop + plan.radius)
     if cols[0] >= 0 and cols[-1] < c:
-        window = xf[:, cols[0]:cols[-1] + 1]
+        window = x[:, cols[0]:cols[-1] + 1].astype(np.float32)
     else:  # mirrored at the ends (past the end of a partial bin: clipped, values dropped)
-        window = xf[:, np.clip(_mirror(cols, c), 0, c - 1)]
+        window = x[:, np.clip(_mirror(cols, c), 0, c - 1)].astype(np.float32)
     kernel = _band(stop - first, plan)
     return (window @ kernel).max(axis=0).reshape(hi - lo, plan.width)
 

@@ -62,9 +62,44 @@ def test_hspy_readable_by_rosettasciio_alone(tmp_path):
 
 def test_hyperspy_export_refusals(tmp_path):
     ds, _, _ = scan_with_maps(tmp_path)
-    with pytest.raises(ParameterError, match="zarr 3"):
+    with pytest.raises(ParameterError, match="zarr 2"):
         export_hyperspy(ds, tmp_path / "out.zspy", fmt="zspy")
     export_hyperspy(ds, tmp_path / "out.hspy", maps=False)
     with pytest.raises(OutputExistsError):
         export_hyperspy(ds, tmp_path / "out.hspy")
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_zspy_refusal_is_one_line_naming_why_and_the_alternatives(tmp_path, capsys):
+    import rsciio
+    import zarr
+
+    from maxrf.cli import main
+
+    ds, _, _ = scan_with_maps(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["export", str(ds.path), "--to", "zspy", "-o", str(tmp_path / "out.zspy")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert rsciio.__version__ in err and zarr.__version__ in err and "NestedDirectoryStore" in err
+    assert "--to hspy" in err and "--to h5" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
+
+
+def test_the_refusal_reason_holds_for_the_installed_rosettasciio(tmp_path):
+    """rosettasciio's own zspy writer fails with the installed zarr, for the reason given.
+
+    When a rosettasciio that writes zspy with zarr 3 is installed this fails: then add the
+    zspy export (with an hs.load(lazy=True) round trip) instead of the refusal."""
+    import dask.array as da
+    import zarr
+    from rsciio.zspy import file_writer
+
+    assert int(zarr.__version__.split(".")[0]) >= 3
+    signal = {"data": da.zeros((2, 3, 8), dtype="u2", chunks=(1, 3, 8)),
+              "axes": [{"name": n, "size": s, "navigate": n != "E"}
+                       for n, s in (("y", 2), ("x", 3), ("E", 8))],
+              "metadata": {"General": {"title": "t"}, "Signal": {"signal_type": ""}},
+              "original_metadata": {}, "attributes": {"_lazy": True}}
+    with pytest.raises(AttributeError, match="NestedDirectoryStore"):
+        file_writer(str(tmp_path / "t.zspy"), signal)

@@ -76,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         from maxrf import interrupt
 
-        interrupt.restore()  # handlers a command installed (convert) end with the command
+        # handlers a command installed (convert) end with the command; run as the process
+        # (no argv given), a signal after the answer is ignored rather than fatal
+        interrupt.restore(exiting=argv is None)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from maxrf.export.stored import MAP_LAYERS, atomic_output, map_stack
+from maxrf.export.stored import MAP_LAYERS, atomic_output, export_path, map_stack
 from maxrf.store import open_datastack
 
 __all__ = ["export_hdf5"]
@@ -33,26 +33,23 @@ def export_hdf5(source: Any, out: str | os.PathLike | None = None, *, cube: bool
 
     Parameters
     ----------
-    source : path or DataStack
-        The datastack.
-    out : path, optional
-        The file (default ``NAME.h5`` beside the datastack).
+    source, out, overwrite
+        The datastack, the file (default ``NAME.h5`` beside it) and whether to replace an
+        existing one (see :mod:`maxrf.export.stored`).
     cube : bool
         Also write the cube, chunked as stored, one block at a time (gzip level 1).
-    overwrite : bool
-        Replace an existing file.
 
     Returns
     -------
     pathlib.Path
-        The file written.
+        The HDF5 file written.
     """
     import h5py
 
     from maxrf import __version__
 
     ds = open_datastack(source)
-    out = Path(out) if out is not None else ds.path.with_suffix(".h5")
+    out = export_path(ds, out, ds.path.stem + ".h5")
     cal = ds.calibration
     with atomic_output(out, overwrite) as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update({"source": str(ds.path.resolve()), "shape": list(ds.shape),

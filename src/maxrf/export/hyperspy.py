@@ -9,9 +9,10 @@ The maps, when the datastack has them, go to ``NAME_maps.hspy``: a
 ``Signal2D`` stack ``(map, y, x)`` whose map names and units are in
 ``metadata.Sample.elements`` (element maps) and ``original_metadata.maps``.
 
-``.zspy`` (HyperSpy's zarr format) is refused with an explanation: rosettasciio 0.15, the
-newest release, writes it through zarr-2 classes (``NestedDirectoryStore``, ``DBMStore``)
-that zarr 3, which maxrf's store needs, no longer has. ``.hspy`` opens just as lazily.
+``.zspy`` (HyperSpy's zarr format) is refused with one line saying why (:func:`zspy_refusal`):
+rosettasciio 0.15, the newest release, writes it through zarr-2 classes
+(``NestedDirectoryStore``) that zarr 3, which maxrf's store needs, no longer has; zarr 3
+support is an open pull request (hyperspy/rosettasciio#539). ``.hspy`` opens just as lazily.
 """
 
 from __future__ import annotations
@@ -27,9 +28,19 @@ from maxrf.errors import LayerMissingError, ParameterError
 from maxrf.export.stored import atomic_output, map_stack
 from maxrf.store import open_datastack
 
-__all__ = ["FORMATS", "export_hyperspy"]
+__all__ = ["FORMATS", "export_hyperspy", "zspy_refusal"]
 
 FORMATS = ("hspy", "zspy")
+
+
+def zspy_refusal() -> str:
+    """Why ``--to zspy`` is refused, and what to use instead (one line)."""
+    from importlib.metadata import version  # zarr itself is the store's business
+
+    return (f"--to zspy: rosettasciio {version('rosettasciio')} writes .zspy only with zarr 2 (its "
+            f"writer needs zarr.storage.NestedDirectoryStore, gone in zarr {version('zarr')}, "
+            "which maxrf's store needs; zarr 3 support is an open rosettasciio pull request, "
+            "#539); use --to hspy (HyperSpy opens it lazily too) or --to h5")
 
 
 def _package_info() -> dict[str, str]:
@@ -132,12 +143,7 @@ def export_hyperspy(
     if fmt not in FORMATS:
         raise ParameterError(f"HyperSpy format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if fmt == "zspy":
-        import rsciio
-
-        raise ParameterError(
-            f"--to zspy: rosettasciio {rsciio.__version__} writes .zspy with zarr-2 classes that "
-            "zarr 3 (maxrf's store) lacks; use --to hspy, which HyperSpy also opens lazily"
-        )
+        raise ParameterError(zspy_refusal())
     ds = open_datastack(source)
     out = Path(out) if out is not None else ds.path.with_suffix(f".{fmt}")
     if out.suffix != f".{fmt}":

@@ -1,4 +1,11 @@
-"""What the exporters share: the stored maps with names and units, and atomic output paths."""
+"""What the exporters share: the stored maps with names and units, and atomic output paths.
+
+Every file export takes the same three arguments: ``source`` (a datastack path or
+:class:`maxrf.store.DataStack`), ``out`` (the file to write; default a name beside the
+datastack, see :func:`export_path`) and ``overwrite`` (replace an existing file). The file
+is written under a hidden temporary name and renamed into place when complete
+(:func:`atomic_output`), so an error leaves no partial file and an existing one untouched.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from maxrf.errors import LayerMissingError, OutputExistsError, OutputLocationError, ParameterError
+from maxrf.errors import LayerMissingError, OutputExistsError, ParameterError
 
-__all__ = ["MAP_LAYERS", "MapStack", "atomic_output", "map_stack"]
+__all__ = ["MAP_LAYERS", "MapStack", "atomic_output", "export_path", "map_stack"]
 
 MAP_LAYERS = ("element_maps", "peak_maps")
 """Layers holding ``(k, H, W)`` maps, in the order exports prefer them."""
@@ -91,14 +98,9 @@ def map_stack(ds: Any, layer: str | None = None) -> MapStack:
     return MapStack(layer, names, units, maps, attrs)
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputLocationError("output folder does not exist", parent)
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputLocationError("output folder is not writable", parent)
-    if out.exists() and not overwrite:
-        raise OutputExistsError("already exists; use --overwrite to replace it", out)
+def export_path(ds: Any, out: str | os.PathLike | None, default_name: str) -> Path:
+    """``out``, or the file ``default_name`` beside the datastack."""
+    return Path(out) if out is not None else ds.path.with_name(default_name)
 
 
 @contextlib.contextmanager
@@ -108,10 +110,10 @@ def atomic_output(out: str | os.PathLike, overwrite: bool = False) -> Iterator[P
     On any error (or Ctrl-C) the temporary file or folder is removed and an existing
     ``out`` is left as it was.
     """
+    from maxrf.outputs import check_new_output
     from maxrf.store import disk_errors
 
-    out = Path(out)
-    _check_out(out, overwrite)
+    out = check_new_output(out, overwrite)
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}-{secrets.token_hex(3)}")
     try:
         with disk_errors(out):

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from maxrf.errors import ParameterError
-from maxrf.export.stored import atomic_output
+from maxrf.export.stored import atomic_output, export_path
 from maxrf.store import open_datastack
 
 __all__ = ["export_csv"]
@@ -30,19 +30,16 @@ def export_csv(source: Any, out: str | os.PathLike | None = None, *,
 
     Parameters
     ----------
-    source : path or DataStack
-        The datastack.
-    out : path, optional
-        The file (default ``NAME_spectra.csv`` beside the datastack).
+    source, out, overwrite
+        The datastack, the file (default ``NAME_spectra.csv`` beside it) and whether to
+        replace an existing one (see :mod:`maxrf.export.stored`).
     pixels : sequence of (row, col)
         Pixels whose spectra are added as columns (each read alone).
-    overwrite : bool
-        Replace an existing file.
 
     Returns
     -------
     pathlib.Path
-        The file written.
+        The CSV file written.
 
     Raises
     ------
@@ -54,7 +51,7 @@ def export_csv(source: Any, out: str | os.PathLike | None = None, *,
     for r, col in pixels:
         if not (0 <= r < h and 0 <= col < w):
             raise ParameterError(f"pixel ({r}, {col}) lies outside the {h} x {w} image of {ds.path}")
-    out = Path(out) if out is not None else ds.path.with_name(ds.path.stem + "_spectra.csv")
+    out = export_path(ds, out, ds.path.stem + "_spectra.csv")
     energies = np.asarray(ds.energies) if ds.calibration is not None else None
     columns = [np.asarray(ds.sum_spectrum), np.asarray(ds.max_spectrum)]
     names = ["channel", "energy_keV", "mean_counts", "max_counts"]

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from maxrf.export.stored import atomic_output, map_stack
+from maxrf.export.stored import atomic_output, export_path, map_stack
 from maxrf.store import open_datastack
 
 __all__ = ["export_tiff_stack"]
@@ -28,26 +28,23 @@ def export_tiff_stack(source: Any, out: str | os.PathLike | None = None, *, laye
 
     Parameters
     ----------
-    source : path or DataStack
-        The datastack.
-    out : path, optional
-        The file (default ``NAME_<layer>.tif`` beside the datastack).
+    source, out, overwrite
+        The datastack, the file (default ``NAME_<layer>.tif`` beside it) and whether to
+        replace an existing one (see :mod:`maxrf.export.stored`).
     layer : {'element_maps', 'peak_maps'}, optional
         Default: element maps if present, else peak maps.
-    overwrite : bool
-        Replace an existing file.
 
     Returns
     -------
     pathlib.Path
-        The file written.
+        The TIFF written.
     """
     import tifffile
 
     ds = open_datastack(source)
     stack = map_stack(ds, layer)
     k, h, w = stack.shape
-    out = Path(out) if out is not None else ds.path.with_name(f"{ds.path.stem}_{stack.layer}.tif")
+    out = export_path(ds, out, f"{ds.path.stem}_{stack.layer}.tif")
     labels = [f"{name} ({stack.units})" for name in stack.names]
     info = "\n".join([f"maxrf {stack.layer}", f"source: {ds.path.resolve()}", f"units: {stack.units}",
                       "maps: " + ", ".join(stack.names)])
