@@ -44,12 +44,9 @@ class SpectrumCase:
         ``(C,)`` counts per channel (float64, Poisson).
     gain_keV, offset_keV : float
         True calibration: ``E = offset_keV + gain_keV * channel`` (keV).
-    anode : str
-        Tube anode.
-    tube_kv : float
-        Tube voltage (kV).
-    theta_deg : float
-        Scattering angle (degrees).
+    anode, tube_kv, theta_deg : str, float, float
+        The simulated instrument: tube anode (element symbol), tube voltage (kV) and
+        scattering angle (degrees), the truth that calibration and identification estimate.
     kind : str
         ``'blank'`` (scatter only) or ``'lines'`` (element lines).
     elements : dict of str to float

@@ -26,12 +26,9 @@ class Truth:
         template, :func:`maxrf.physics.element_spectrum`).
     gain_keV, offset_keV : float
         Calibration: energy of channel ``i`` is ``offset_keV + gain_keV * i`` (keV).
-    anode : str
-        Tube anode.
-    tube_kv : float
-        Tube voltage (kV).
-    theta_deg : float
-        Scattering angle (degrees).
+    anode, tube_kv, theta_deg : str, float, float
+        The simulated instrument: tube anode (element symbol), tube voltage (kV) and
+        scattering angle (degrees), the truth that calibration and identification estimate.
     fwhm_at_6keV : float
         Detector FWHM (keV) at 5.9 keV.
     energies : numpy.ndarray
