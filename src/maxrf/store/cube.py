@@ -11,6 +11,7 @@ import numpy as np
 from maxrf.engine import Block
 from maxrf.errors import CorruptDataError
 from maxrf.store.format import (
+    ARRAY_CONFIG,
     DEFAULT_COMPRESSION,
     MANIFEST,
     codecs_for,
@@ -107,7 +108,8 @@ def create_cube(path: str | os.PathLike, shape: tuple[int, int, int], dtype: DTy
     root = zarr.open_group(Path(path), mode="w")
     root.create_array(
         "cube", shape=(h, w, c), dtype=dtype, chunks=(int(chunks[0]), int(chunks[1]), c),
-        fill_value=0, dimension_names=("row", "col", "channel"), **codecs_for(dtype, compression),
+        fill_value=0, dimension_names=("row", "col", "channel"), config=ARRAY_CONFIG,
+        **codecs_for(dtype, compression),
     )
     return CubeSink(Path(path) / "cube")
 

@@ -38,6 +38,11 @@ See benchmarks/results/convert.json (``codecs``) for speed and ratio of each on 
 
 DEFAULT_COMPRESSION = "lz4"
 
+ARRAY_CONFIG = {"write_empty_chunks": True}
+"""zarr array options of every maxrf array: a chunk that holds only the fill value is still
+written (zarr 3 skips it by default), so every chunk has its file and checksum and
+:func:`maxrf.verify.verify` can tell a missing chunk from a map that is zero there."""
+
 
 def codecs_for(dtype: np.dtype, compression: str = DEFAULT_COMPRESSION) -> dict[str, Any]:
     """Zarr v3 codecs of maxrf arrays: blosc with bit shuffling, then a crc32c checksum.
@@ -78,6 +83,7 @@ def write_array(group: zarr.Group, name: str, data: np.ndarray,
         dtype=data.dtype,
         chunks=chunks or _layer_chunks(data.shape),
         fill_value=0,
+        config=ARRAY_CONFIG,
         **codecs_for(data.dtype),
     )
     if data.size and data.ndim >= 3:

@@ -15,6 +15,7 @@ import numpy as np
 
 from maxrf.errors import CorruptDataError, DiskFullError, LayerMissingError, ParameterError
 from maxrf.store.format import (
+    ARRAY_CONFIG,
     LAYERS,
     MANIFEST,
     _json_default,
@@ -192,7 +193,7 @@ class LayerWriter:
         self._key(name, key)
         return group.create_array(key, shape=tuple(int(s) for s in shape), dtype=dtype,
                                   chunks=chunks or _layer_chunks(tuple(shape)), fill_value=0,
-                                  **codecs_for(dtype))
+                                  config=ARRAY_CONFIG, **codecs_for(dtype))
 
     def write(self, array: zarr.Array, region: tuple[slice, ...], data: np.ndarray) -> None:
         """Write ``data`` into ``array[region]`` of an array from :meth:`create`."""
