@@ -3,10 +3,9 @@ viewer's photo click (the spectrum shown is the cube's spectrum of the scan pixe
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
+from test_browser import browser, pytestmark  # noqa: F401  (one chromium fixture, its marks)
 
 from maxrf.convert import convert
 from maxrf.io.photo import sha256_file
@@ -16,23 +15,6 @@ from maxrf.report import write_report
 from maxrf.synth_photo import make_photo
 
 from conftest import poisson_cube, write_pair
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
-
-pytestmark = [pytest.mark.browser]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright import sync_api  # installed with the test extras: a missing one fails
-
-    if not os.path.exists(CHROMIUM):  # `make test` installs it (make browser): missing is a failure
-        pytest.fail(f"no chromium at {CHROMIUM}: run `make browser` (Debian's chromium)")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +35,7 @@ def registered(tmp_path_factory):
     return ds, cube, pt
 
 
-def test_report_photo_overlay_controls(browser, registered, tmp_path):
+def test_report_photo_overlay_controls(browser, registered, tmp_path):  # noqa: F811
     ds, _, _ = registered
     path = write_report(ds, tmp_path / "r.html")
     page = browser.new_page()
@@ -72,7 +54,7 @@ def test_report_photo_overlay_controls(browser, registered, tmp_path):
     assert not errors
 
 
-def test_viewer_click_on_photo_shows_the_pixel_spectrum(browser, registered):
+def test_viewer_click_on_photo_shows_the_pixel_spectrum(browser, registered):  # noqa: F811
     from maxrf.viewer import make_server
 
     ds, cube, pt = registered

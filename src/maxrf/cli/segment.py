@@ -13,15 +13,20 @@ def add_parser(sub):
     return p
 
 
+def add_element_options(p) -> None:
+    """``--element`` and ``--window``: the map a per-element command works on (segment, speckles)."""
+    p.add_argument("--element", default="Fe",
+                   help="element whose map is used (default Fe); refused when the "
+                        "identification finds no evidence of it")
+    p.add_argument("--window", metavar="KEV1:KEV2", default=None,
+                   help="use the peak map of this energy window (keV) instead, whatever "
+                        "the identification says (default: the element's map)")
+
+
 def add_options(p, element: bool = True) -> None:
     """The segmentation options (shared with ``maxrf speckles --classes``)."""
     if element:
-        p.add_argument("--element", default="Fe",
-                       help="element whose map is segmented (default Fe); refused when the "
-                            "identification finds no evidence of it")
-        p.add_argument("--window", metavar="KEV1:KEV2", default=None,
-                       help="segment the peak map of this energy window (keV) instead, whatever "
-                            "the identification says (default: the element's map)")
+        add_element_options(p)
     p.add_argument("--classes", metavar="TIFF",
                    help="write the classes as a uint8 TIFF (0 background, 1 strokes, 2 particles)")
     if element:

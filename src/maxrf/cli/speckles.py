@@ -8,12 +8,9 @@ from pathlib import Path
 def add_parser(sub):
     p = sub.add_parser("speckles", help="find speckles (particles) in an element map")
     p.add_argument("datastack", help="the .datastack folder (with element or peak maps)")
-    p.add_argument("--element", default="Fe",
-                   help="element whose map is segmented (default Fe); refused when the "
-                        "identification finds no evidence of it")
-    p.add_argument("--window", metavar="KEV1:KEV2", default=None,
-                   help="segment the peak map of this energy window (keV) instead, whatever "
-                        "the identification says (default: the element's map)")
+    from maxrf.cli.segment import add_element_options
+
+    add_element_options(p)
     p.add_argument("--max-area", type=float, default=100, help="largest speckle area, pixels (default 100)")
     p.add_argument("--factor", type=float, default=3.0,
                    help="keep speckles whose peak exceeds FACTOR x the map's noise level (default 3)")
