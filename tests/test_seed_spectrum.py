@@ -10,9 +10,6 @@ from scipy.ndimage import gaussian_filter1d
 from maxrf.seed_spectrum import (
     SEED_SIGMA,
     SmoothedMax,
-    _bin_sums,
-    _plan,
-    _upper_bounds,
     smooth_spectra,
     smoothed_max,
 )
@@ -89,16 +86,23 @@ def test_other_sigmas(sigma):
     assert_exact(smoothed_max(x, sigma), plain_max(x, sigma))
 
 
-def test_the_bound_bounds_every_pixel_and_pruning_skips_most_pairs():
+def test_pruning_skips_most_pairs_and_a_floor_skips_more():
     x = peaked_counts(np.random.default_rng(8), 1000, 2048, 3.0)
-    plan = _plan(2048, SEED_SIGMA, 4)
-    upper = _upper_bounds(_bin_sums(x, plan), plan)
-    exact = gaussian_filter1d(x.astype(np.float64), SEED_SIGMA, axis=1, mode="mirror")
-    per_bin = exact.reshape(len(x), plan.bins, plan.width).max(axis=2)
-    assert (upper >= per_bin * (1 - 1e-6)).all()
+    ref = plain_max(x)
     stats: dict = {}
-    smoothed_max(x, stats=stats)
+    assert_exact(smoothed_max(x, stats=stats), ref)
     assert stats["pairs"] < 0.3  # without pruning every pair is smoothed
+    # a floor of values that pixels reach (here: the answer itself) prunes more
+    floor = ref.astype(np.float32)
+    again: dict = {}
+    assert_exact(smoothed_max(x, floor=floor, stats=again), ref)
+    assert again["pairs"] < stats["pairs"]
+
+
+def test_a_floor_above_every_pixel_is_kept():
+    x = peaked_counts(np.random.default_rng(10), 300, 512, 2.0)
+    floor = np.full(512, 1e6, dtype=np.float32)
+    np.testing.assert_array_equal(smoothed_max(x, floor=floor), floor)
 
 
 def test_reduction_blocks_combine_to_the_whole_max():

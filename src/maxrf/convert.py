@@ -252,12 +252,17 @@ def _build(tmp: Path, scan: Any, budget: int | None, sigma: float, flip_h: bool,
     with interrupt.deferred():  # zarr writes on its own thread: let it finish first
         sink = create_cube(tmp, scan.shape, store_dtype, block, compression)
     source = ScanSource(scan, block, flip_h, flip_v)
-    reductions: dict[str, engine.Reduction] = {"max": engine.MaxSpectrum(w),
-                                               "mean": engine.MeanSpectrum()}
-    if sigma == 0 and seed_max:  # the seed's (smoothed) max spectrum, from the same reads
-        from maxrf.seed_spectrum import SmoothedMax
+    reductions: dict[str, engine.Reduction]
+    if sigma == 0 and store_dtype.kind in "ui":  # counts: all summary spectra in one walk
+        from maxrf.summary import SummarySpectra
 
-        reductions["smax"] = SmoothedMax()
+        reductions = {"summary": SummarySpectra(w, smoothed=seed_max)}
+    else:
+        reductions = {"max": engine.MaxSpectrum(w), "mean": engine.MeanSpectrum()}
+        if sigma == 0 and seed_max:  # the seed's (smoothed) max spectrum, from the same reads
+            from maxrf.seed_spectrum import SmoothedMax
+
+            reductions["smax"] = SmoothedMax()
     result = engine.run(
         source,
         reductions,
@@ -267,6 +272,7 @@ def _build(tmp: Path, scan: Any, budget: int | None, sigma: float, flip_h: bool,
         sink=sink,
         description="convert",
     )
+    result = result.pop("summary", None) or result
     max_values, argmax = result["max"]
     metadata = {
         "source": scan.source_info(),

@@ -241,18 +241,22 @@ class MaxSpectrum(Reduction):
         cols = where.cols.start + idx % c
         return values, rows * self.width + cols
 
+    @staticmethod
+    def merge(acc: tuple | None, part: tuple) -> tuple:
+        """(values, flat pixel index) of the maxima of ``acc`` and ``part``; ties to the first pixel."""
+        if acc is None:
+            return part[0].copy(), part[1].copy()
+        (best_val, best_idx), (values, flat_idx) = acc, part
+        better = (values > best_val) | ((values == best_val) & (flat_idx < best_idx))
+        best_val[better] = values[better]
+        best_idx[better] = flat_idx[better]
+        return best_val, best_idx
+
     def combine(self, parts, shape):
-        best_val = None
-        best_idx = None
-        for _, (values, flat_idx) in parts:
-            if best_val is None:
-                best_val, best_idx = values.copy(), flat_idx.copy()
-                continue
-            better = (values > best_val) | ((values == best_val) & (flat_idx < best_idx))
-            best_val[better] = values[better]
-            best_idx[better] = flat_idx[better]
-        pixels = np.stack(np.divmod(best_idx, shape[1]), axis=1).astype(np.int64)
-        return best_val, pixels
+        acc = None
+        for _, part in parts:
+            acc = self.merge(acc, part)
+        return acc[0], np.stack(np.divmod(acc[1], shape[1]), axis=1).astype(np.int64)
 
 
 def first_row_equal(flat: np.ndarray, values: np.ndarray, rows_per_step: int = 64) -> np.ndarray:

@@ -1,0 +1,102 @@
+"""Convert's summary spectra of an integer cube in one compiled walk over each block.
+
+The max spectrum with the pixel holding each maximum, the mean spectrum and the seed's
+smoothed max spectrum are what :class:`maxrf.engine.MaxSpectrum`,
+:class:`maxrf.engine.MeanSpectrum` and :class:`maxrf.seed_spectrum.SmoothedMax` compute;
+as three reductions each walks the whole block in memory again (numpy: max, argmax and
+sum are three passes more), which cost more CPU than compressing and writing the cube.
+:class:`SummarySpectra` gets all of them from one walk over the pixels
+(:func:`maxrf.kernels.spectra_and_smoothed_max`), each pixel's spectrum read once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from maxrf.engine import Block, MaxSpectrum, Reduction
+from maxrf.seed_spectrum import SEED_SIGMA, SmoothedMax, _nonnegative, _plan, smoothed_max
+
+
+class SummarySpectra(Reduction):
+    """Max (with its pixels), mean and, optionally, smoothed max spectra of an integer cube.
+
+    The result is a dict: ``max`` as :class:`maxrf.engine.MaxSpectrum` gives it (values,
+    ``(C, 2)`` pixels), ``mean`` as :class:`maxrf.engine.MeanSpectrum` (float64) and, with
+    ``smoothed``, ``smax`` as :class:`maxrf.seed_spectrum.SmoothedMax` (float64).
+
+    Parameters
+    ----------
+    width : int
+        Image width (pixels), for the flat pixel index of the maxima.
+    smoothed : bool
+        Also the seed's smoothed max spectrum.
+    sigma : float
+        Its Gaussian (channels).
+    """
+
+    def __init__(self, width: int, smoothed: bool = True, sigma: float = SEED_SIGMA):
+        self.width = int(width)
+        self.smax = SmoothedMax(sigma) if smoothed else None
+
+    def block(self, data: np.ndarray, where: Block) -> tuple:
+        from maxrf import kernels
+
+        r, c, n = data.shape
+        flat = np.ascontiguousarray(data.reshape(r * c, n))
+        if flat.dtype.kind not in "ui":
+            raise TypeError(f"SummarySpectra takes integer counts, not {flat.dtype}")
+        maximum = np.empty(n, dtype=flat.dtype)
+        first = np.empty(n, dtype=np.int64)
+        total = np.zeros(n, dtype=np.uint64 if flat.dtype.kind == "u" else np.int64)
+        if flat.shape[0] == 0:
+            return None
+        best = None
+        sigma = None if self.smax is None else self.smax.sigma
+        radius = 0 if sigma is None else int(4.0 * sigma + 0.5)
+        fused = (sigma is not None and radius >= 1 and n >= 2 * (radius + kernels.BIN)
+                 and _nonnegative(flat))
+        if fused:
+            plan = _plan(n, sigma)
+            best = self.smax.floor(n)
+            kernels.spectra_and_smoothed_max(flat, maximum, first, total, plan.weights, plan.band,
+                                             best)
+            self.smax.raise_floor(best)
+        else:
+            kernels.spectra_stats(flat, maximum, first, total)
+            if sigma is not None:  # data the bound does not hold for: smoothed whole
+                best = smoothed_max(flat, sigma, floor=self.smax.floor(n))
+        rows = where.rows.start + first // c
+        cols = where.cols.start + first % c
+        return maximum, rows * self.width + cols, total, best
+
+    def start(self, shape: tuple[int, int]) -> Any:
+        if self.smax is not None:
+            self.smax.start(shape)
+        return {"max": None, "total": None, "smax": None}
+
+    def add(self, acc: Any, where: Block, part: Any) -> Any:
+        if part is None:  # an empty block
+            return acc
+        maximum, flat_index, total, best = part
+        acc["max"] = MaxSpectrum.merge(acc["max"], (maximum, flat_index))
+        acc["total"] = total.copy() if acc["total"] is None else acc["total"] + total
+        if best is not None:
+            acc["smax"] = best.copy() if acc["smax"] is None else np.maximum(acc["smax"], best)
+        return acc
+
+    def finish(self, acc: Any, shape: tuple[int, int]) -> dict[str, Any]:
+        values, flat_index = acc["max"]
+        pixels = np.stack(np.divmod(flat_index, shape[1]), axis=1).astype(np.int64)
+        out = {"max": (values, pixels),
+               "mean": acc["total"].astype(np.float64) / (shape[0] * shape[1])}
+        if self.smax is not None:
+            out["smax"] = np.asarray(acc["smax"], dtype=np.float64)
+        return out
+
+    def combine(self, parts: list[tuple[Block, Any]], shape: tuple[int, int]) -> dict[str, Any]:
+        acc = self.start(shape)
+        for where, part in parts:
+            acc = self.add(acc, where, part)
+        return self.finish(acc, shape)
