@@ -34,7 +34,7 @@ def test_convert_peak_rss_bounded(tmp_path):
     # baseline: the same interpreter importing everything convert imports, doing nothing
     base_code = (
         "import resource, zarr, dask.array, scipy.ndimage\n"
-        "import maxrf.convert, maxrf.io.ripple\n"
+        "import maxrf.convert, maxrf.io.ripple, maxrf.kernels\n"
         + HWM
     )
     env = {"MAXRF_BUDGET_MB": str(budget_mb), "PATH": "/usr/bin:/bin"}

@@ -50,16 +50,33 @@ class ScanSource:
         self.flip_h = flip_h
         self.flip_v = flip_v
 
+    PREFETCH_BYTES = 32 * 2**20
+    """How far ahead of a block read the reader is asked to fetch (bytes of whole rows):
+    the blocks the engine's threads take next, so a cold file's reads overlap the work."""
+
     def blocks(self) -> list[Block]:
         return engine.tile_blocks(self.shape[0], self.shape[1], *self.block)
 
+    def _rows(self, rows: slice) -> slice:
+        h = self.shape[0]
+        return slice(h - rows.stop, h - rows.start) if self.flip_v else rows
+
+    def _prefetch(self, block: Block) -> None:
+        prefetch = getattr(self.scan, "prefetch", None)
+        if prefetch is None or block.cols.stop != self.shape[1]:  # after a row's last block
+            return
+        h, w, c = self.shape
+        ahead = max(1, self.PREFETCH_BYTES // max(1, w * c * np.dtype(self.scan.dtype).itemsize))
+        start = block.rows.stop
+        if start < h:
+            prefetch(self._rows(slice(start, min(h, start + ahead))))
+
     def read_block(self, block: Block) -> np.ndarray:
-        h, w = self.shape[:2]
-        rows, cols = block.rows, block.cols
-        if self.flip_v:
-            rows = slice(h - rows.stop, h - rows.start)
+        w = self.shape[1]
+        rows, cols = self._rows(block.rows), block.cols
         if self.flip_h:
             cols = slice(w - cols.stop, w - cols.start)
+        self._prefetch(block)
         data = self.scan.read_block(rows, cols)
         if self.flip_v:
             data = data[::-1]

@@ -155,6 +155,7 @@ def test_crono_streams_with_bounded_memory(tmp_path):
     # one child: import all convert needs, note the peak (VmHWM), convert, note it again
     code = (
         "import h5py, zarr, dask.array, scipy.ndimage, maxrf.convert, maxrf.io.crono, maxrf.calibration\n"
+        "import maxrf.kernels\n"
         "hwm = lambda: [int(x.split()[1]) * 1024 for x in open('/proc/self/status')"
         " if x.startswith('VmHWM:')][0]\n"
         "idle = hwm()\n"

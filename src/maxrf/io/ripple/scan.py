@@ -163,6 +163,28 @@ class RippleScan:
                     pass
         return out
 
+    def prefetch(self, rows: slice) -> None:
+        """Ask the kernel to start reading rows ``rows`` of the ``.raw`` file into the page
+        cache (``posix_fadvise WILLNEED``) and return at once, so that reading the next
+        blocks from disk overlaps the work on this one. Best effort: does nothing for the
+        image layout (a row is not one byte range) or where the call is missing."""
+        h = self.header
+        r = range(*rows.indices(h.height))
+        if not r or h.layout != "vector" or not hasattr(os, "posix_fadvise"):
+            return
+        row_bytes = h.width * h.depth * h.data_length
+        try:
+            fd = os.open(self.raw_path, os.O_RDONLY)
+        except OSError:
+            return  # read_block will say what is wrong
+        try:
+            os.posix_fadvise(fd, h.offset + r.start * row_bytes, len(r) * row_bytes,
+                             os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
     def read_all(self) -> np.ndarray:
         """Read the whole cube ``(height, width, channels)`` (for tests and small scans)."""
         return self.read_block(slice(None), slice(None))
