@@ -114,3 +114,15 @@ def test_reduction_blocks_combine_to_the_whole_max():
     for b in tile_blocks(24, 30, 7, 11):
         acc = red.add(acc, b, red.block(np.ascontiguousarray(x[b.rows, b.cols]), b))
     assert_exact(red.finish(acc, (24, 30)), plain_max(x.reshape(-1, 700)))
+
+
+def test_a_pixel_just_above_the_floor_is_not_pruned():
+    # one count spike at the first channel of a 4-channel bin: its bound there equals its
+    # exact value (the bound is tight); the floor over the bin sits just below that value,
+    # within the pruning margin, so only a margin on the safe side smooths the pixel
+    x = np.zeros((100, 512), dtype=np.uint16)
+    x[37, 200] = 1000
+    ref = plain_max(x)
+    floor = np.zeros(512, dtype=np.float32)
+    floor[200:204] = ref[200] * (1 - 5e-6)
+    assert_exact(smoothed_max(x, floor=floor), np.maximum(ref, floor))

@@ -23,8 +23,9 @@ bin loops unroll): a wider bin is a cheaper but looser bound (about ``2 BIN - 1`
 peak weights per bin sum: 34 % too high on a flat spectrum at 4, 80 % at 8)."""
 
 KEEP = np.float32(1.0 - 1e-5)
-"""A bin is smoothed unless its bound times this is at most the lowest best value in it:
-the margin is far above the float32 rounding of the bound (17 terms, ~1e-6)."""
+"""A bin is smoothed unless its bound is at most the lowest best value in it times this:
+the margin (below the best, so a pruned pixel's exact value is below it too) is far above
+the float32 rounding of the bound (17 terms, ~1e-6)."""
 
 _JIT = {"cache": True, "nogil": True, "boundscheck": False, "fastmath": True}
 
@@ -133,7 +134,7 @@ def _smooth_row(x, p, weights, band, best, low, row, sums, upper):  # pragma: no
     _bounds(x, p, band, sums, upper)
     exact = 0
     for b in range(band.shape[1]):
-        if upper[b] * KEEP > low[b]:
+        if upper[b] > low[b] * KEEP:
             if exact == 0:
                 _fill_row(x, p, (weights.size - 1) // 2, row)
             exact += 1
