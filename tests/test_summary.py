@@ -68,7 +68,7 @@ def test_all_zeros_and_one_pixel():
     check(peaked(np.random.default_rng(3), (1, 1, 512)), 1, 1)
 
 
-@pytest.mark.parametrize("dtype", [np.uint8, np.uint32, np.int16, np.int32])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint32, np.int16, np.int32, ">u2"])
 def test_other_integer_types(dtype):
     cube = peaked(np.random.default_rng(4), (8, 10, 200), level=1.0, dtype=np.uint8).astype(dtype)
     check(cube, 3, 4)

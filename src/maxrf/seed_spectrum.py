@@ -158,7 +158,8 @@ def smoothed_max(spectra: np.ndarray, sigma: float = SEED_SIGMA, floor: np.ndarr
     """
     from maxrf import kernels
 
-    x = np.ascontiguousarray(spectra)
+    x = np.asarray(spectra)
+    x = np.ascontiguousarray(x, dtype=x.dtype.newbyteorder("="))  # the kernels take native order
     n, c = x.shape
     best = np.zeros(c, np.float32) if floor is None else np.array(floor, dtype=np.float32)
     stats = {} if stats is None else stats

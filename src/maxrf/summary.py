@@ -44,7 +44,8 @@ class SummarySpectra(Reduction):
         from maxrf import kernels
 
         r, c, n = data.shape
-        flat = np.ascontiguousarray(data.reshape(r * c, n))
+        # native byte order (numba compiles no other; an HDF5 file may hold big-endian counts)
+        flat = np.ascontiguousarray(data.reshape(r * c, n), dtype=data.dtype.newbyteorder("="))
         if flat.dtype.kind not in "ui":
             raise TypeError(f"SummarySpectra takes integer counts, not {flat.dtype}")
         maximum = np.empty(n, dtype=flat.dtype)
