@@ -79,6 +79,15 @@ DECISIONS = {
     "rejected_vectorised_runs": "exact sums over runs of candidate bins as one vector loop: runs are "
                                 "short, 2.25 vs 1.13 s/GiB",
     "rejected_two_accumulators": "even/odd tap accumulators in the exact sums: 1.35 vs 0.93 s/GiB",
+    "rejected_float32_dots": "exact sums as four float32 dot products: 1.09-1.22 vs 1.05-1.17 s/GiB",
+    "rejected_region_skip": "ruling out regions of 16 bins by their largest bin sum before the "
+                            "bins' bounds: 4.3-6.1 vs 1.0-1.4 s/GiB (the fused walk, same process)",
+    "where_the_smoothed_max_time_goes": "in the walk: bounds ~0.35-0.45 CPU s/GiB (bin sums, 17-tap "
+                                        "banded sums over 512 bins per pixel), exact sums ~0.15-0.2, "
+                                        "the rest the per-pixel float row and the per-bin test; 90 % of "
+                                        "the exact pairs sit in 50 of 512 bins (low channels whose "
+                                        "maximum is a far tail, where the bin bound is 5x loose, and the "
+                                        "busiest peaks)",
     "rejected_lazy_smoothed_max": "computing it on first ds.max_spectrum() call: get_peakmaps calls it "
                                   "by default, so the seed workflow would pay a second pass over the "
                                   "stored cube (decode ~0.4 CPU s/GiB) plus the same smoothing",
