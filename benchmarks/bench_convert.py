@@ -80,6 +80,8 @@ DECISIONS = {
                                 "short, 2.25 vs 1.13 s/GiB",
     "rejected_two_accumulators": "even/odd tap accumulators in the exact sums: 1.35 vs 0.93 s/GiB",
     "rejected_float32_dots": "exact sums as four float32 dot products: 1.09-1.22 vs 1.05-1.17 s/GiB",
+    "rejected_chunked_candidate_test": "a branch-free count of candidates per 16 bins before the "
+                                       "per-bin test: 2.07-2.34 vs 1.06-1.23 s/GiB",
     "rejected_region_skip": "ruling out regions of 16 bins by their largest bin sum before the "
                             "bins' bounds: 4.3-6.1 vs 1.0-1.4 s/GiB (the fused walk, same process)",
     "where_the_smoothed_max_time_goes": "in the walk: bounds ~0.35-0.45 CPU s/GiB (bin sums, 17-tap "
