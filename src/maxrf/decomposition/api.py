@@ -12,6 +12,7 @@ from maxrf import engine
 from maxrf.decomposition.apply import CHI2_STEP, ApplyComponents, Collector
 from maxrf.decomposition.classes import Classifier, fit_classes
 from maxrf.decomposition.labels import label_components, stored_candidates
+from maxrf.decomposition.mixture import principal_axes
 from maxrf.decomposition.nmf import METHODS, estimate_rank, one_blas_thread, poisson_scale
 from maxrf.decomposition.results import Clustering, Decomposition
 from maxrf.decomposition.sample import energy_bins, sample_spectra
@@ -191,11 +192,9 @@ def _finish(fit: _Fit, col: Collector) -> Decomposition:
                                             fit.tube_kv, fit.candidates)
     clustering = None
     if fit.classifier is not None:
-        from sklearn.decomposition import PCA
-
         g, hcol = poisson_scale(fit.xs)
         scaled = fit.xs / np.sqrt(g)[:, None] / np.sqrt(hcol)[None, :]
-        emb = PCA(2, random_state=0).fit_transform(scaled)
+        emb = principal_axes(scaled, 2)
         count = col.acc["count"]
         spectra = col.acc["sums"] / np.maximum(count, 1)[:, None]
         centres = fit.classifier.centres()
