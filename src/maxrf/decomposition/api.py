@@ -193,7 +193,8 @@ def _finish(fit: _Fit, col: Collector) -> Decomposition:
     clustering = None
     if fit.classifier is not None:
         g, hcol = poisson_scale(fit.xs)
-        scaled = fit.xs / np.sqrt(g)[:, None] / np.sqrt(hcol)[None, :]
+        scaled = fit.xs / np.sqrt(g)[:, None]
+        scaled /= np.sqrt(hcol)[None, :]
         emb = principal_axes(scaled, 2)
         count = col.acc["count"]
         spectra = col.acc["sums"] / np.maximum(count, 1)[:, None]

@@ -151,8 +151,10 @@ def principal_axes(x: np.ndarray, n: int = 2) -> np.ndarray:
     """Coordinates of the rows of ``x`` on its ``n`` leading principal axes (centred PCA;
     each axis signed so that its largest loading is positive, as scikit-learn's PCA)."""
     x = np.asarray(x, dtype=np.float64)
-    centred = x - x.mean(axis=0)
-    vals, vecs = np.linalg.eigh(centred.T @ centred)
+    mean = x.mean(axis=0)
+    # the centred scatter matrix without a centred copy of x
+    vals, vecs = np.linalg.eigh(x.T @ x - x.shape[0] * np.outer(mean, mean))
     axes = vecs[:, np.argsort(vals)[::-1][:n]]
     signs = np.sign(axes[np.argmax(np.abs(axes), axis=0), np.arange(axes.shape[1])])
-    return centred @ (axes * np.where(signs == 0, 1.0, signs))
+    axes = axes * np.where(signs == 0, 1.0, signs)
+    return x @ axes - mean @ axes

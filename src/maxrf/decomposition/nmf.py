@@ -70,24 +70,46 @@ def estimate_rank(x: np.ndarray, max_rank: int = 12, margin: float = 1.1, seed: 
     if n < 2 or m < 2:
         raise ParameterError(f"need at least 2 x 2 counts to estimate a rank, got {x.shape}")
     g, hcol = poisson_scale(x)
-    scale = np.sqrt(g)[:, None] * np.sqrt(hcol)[None, :]
-    xs = x / scale
+    sg, sh = np.sqrt(g), np.sqrt(hcol)
+    xs = x / sg[:, None]
+    xs /= sh[None, :]
+    del x  # only the scaled copy is needed from here
     rng = np.random.default_rng(seed)
     with one_blas_thread():  # singular vectors from the small Gram matrix: m x m, m << n
         s, vecs = _eig(xs)
         rank, edge = max_rank, float("nan")
         for k in range(1, min(max_rank, m - 1) + 1):
-            mean = np.clip((xs @ vecs[:, :k]) @ vecs[:, :k].T * scale, 0.0, None)
             edge = 0.0
             for d in range(draws):  # the top of heteroscedastic noise varies: take the worst
                 if d and s[k] > 1.5 * margin * edge:
                     break  # far above the first draw: another draw cannot change the answer
-                noise = ((rng.poisson(mean) - mean) / scale).astype(np.float32)
-                edge = max(edge, float(np.sqrt(max(np.linalg.eigvalsh(noise.T @ noise)[-1], 0.0))))
+                gram = _noise_gram(xs, sg, sh, vecs[:, :k], rng)
+                edge = max(edge, float(np.sqrt(max(np.linalg.eigvalsh(gram)[-1], 0.0))))
             if s[k] <= margin * edge:
                 rank = k
                 break
     return {"rank": int(rank), "singular_values": s[: 2 * max_rank], "noise_edge": edge}
+
+
+#: rows of the sample simulated at a time (the Gram matrix is summed over the slices)
+_NOISE_ROWS = 1024
+
+
+def _noise_gram(xs: np.ndarray, sg: np.ndarray, sh: np.ndarray, v: np.ndarray,
+                rng: np.random.Generator) -> np.ndarray:
+    """``noise.T @ noise`` of scaled Poisson noise drawn around the rank-``k`` reconstruction
+    ``xs @ v @ v.T`` (unscaled to counts by ``sg_i sh_j``), a slice of rows at a time so
+    that the expected counts, the draws and the noise are never held for the whole sample
+    (the draws come in the same order as in one draw over all rows)."""
+    m = xs.shape[1]
+    gram = np.zeros((m, m), dtype=np.float64)
+    for r0 in range(0, xs.shape[0], _NOISE_ROWS):
+        sl = slice(r0, r0 + _NOISE_ROWS)
+        scale = sg[sl, None] * sh[None, :]
+        mean = np.clip((xs[sl] @ v) @ v.T * scale, 0.0, None)
+        noise = ((rng.poisson(mean) - mean) / scale).astype(np.float32)
+        gram += noise.T @ noise
+    return gram
 
 
 def _eig(xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -106,9 +128,9 @@ def _spa(xs: np.ndarray, v: np.ndarray, k: int) -> np.ndarray:
     den = (xs @ v) @ v.T
     sums = den.sum(axis=1)
     ok = sums > np.quantile(sums, 0.05)  # the faintest pixels are mostly noise
-    r = den[ok] / sums[ok, None]
+    resid = den[ok]
+    resid /= sums[ok, None]
     picked = []
-    resid = r.copy()
     for _ in range(k):
         i = int(np.argmax(np.einsum("ij,ij->i", resid, resid)))
         picked.append(i)
@@ -191,7 +213,8 @@ def fit_nmf(x: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray, d
     del seed  # both starts are deterministic
     g, hcol = poisson_scale(x)
     sg, sh = np.sqrt(g), np.sqrt(hcol)
-    xs = (x / sg[:, None] / sh[None, :]).astype(np.float64)
+    xs = np.asarray(x, dtype=np.float64) / sg[:, None]
+    xs /= sh[None, :]
     best, fits, errs = None, [], []
     with one_blas_thread():
         s, v = _eig(xs)
@@ -199,7 +222,9 @@ def fit_nmf(x: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray, d
         q = v[:, :r]
         p = xs @ q
         h0 = _spa(xs, v, k)
-        w0 = np.maximum(np.linalg.lstsq(h0.T, xs.T, rcond=None)[0].T, 1e-9)
+        # least squares xs ~ w0 @ h0 through the small pseudo-inverse of h0 (lstsq on
+        # xs.T would copy the whole sample)
+        w0 = np.maximum(xs @ np.linalg.pinv(h0, rcond=np.finfo(float).eps * max(h0.shape)), 1e-9)
         norm2 = float(np.einsum("ij,ij->", xs, xs))
         for w_init, h_init in ((w0, h0), _nndsvda(p, s, v, k, float(xs.mean()))):
             ws, hs = _hals(p, q, w_init, h_init)
