@@ -58,14 +58,13 @@ def label_components(components: np.ndarray, e: np.ndarray, lo: int, hi: int, an
 def _peak_candidates(components: np.ndarray, e: np.ndarray, lo: int, hi: int, anode: str,
                      tube_kv: float) -> list[str]:
     """Elements with a main line at a peak of some component (no identification stored)."""
-    from scipy.signal import find_peaks
-
     from maxrf.identify.fitting import candidate_elements
+    from maxrf.peaks.finding import prominent_peaks
 
     peaks: list[float] = []
     for comp in components:
         y = comp[lo:hi]
-        idx, _ = find_peaks(y, prominence=0.01 * float(y.max()) if y.max() > 0 else 1.0)
+        idx = prominent_peaks(y, 0.01 * float(y.max()) if y.max() > 0 else 1.0)
         peaks += [float(e[lo + i]) for i in idx]
     return candidate_elements(sorted(set(peaks)), tube_kv=tube_kv, exclude=(anode,),
                               max_keV=float(e[hi - 1]))
