@@ -118,7 +118,7 @@ def _learn(ds: DataStack, n_components: int | None, method: str, max_components:
     rank = estimate_rank(xs, max_components, seed=seed)
     k = int(n_components) if n_components else rank["rank"]
     rank["chosen"] = "given" if n_components else "noise"
-    w_s, hb, info = METHODS[method](xs.astype(np.float64), k, seed)
+    w_s, hb, info = METHODS[method](xs, k, seed)
     rank["agreement"] = round(info["agreement"], 4)
     rank["fit_errors"] = [round(x, 3) for x in info.get("fit_errors", [])]
     # unit-area components: abundances are then counts of the component in a pixel

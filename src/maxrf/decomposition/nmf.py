@@ -26,9 +26,9 @@ def one_blas_thread() -> Any:
 def poisson_scale(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Row and column scale factors ``g``, ``h`` with ``g_i h_j`` the independence model
     ``row_i col_j / total`` of the counts (floored away from zero)."""
-    total = max(float(x.sum()), 1.0)
-    g = np.maximum(x.sum(axis=1) / math.sqrt(total), 1e-6)
-    hcol = np.maximum(x.sum(axis=0) / math.sqrt(total), 1e-6)
+    total = max(float(x.sum(dtype=np.float64)), 1.0)
+    g = np.maximum(x.sum(axis=1, dtype=np.float64) / math.sqrt(total), 1e-6)
+    hcol = np.maximum(x.sum(axis=0, dtype=np.float64) / math.sqrt(total), 1e-6)
     return g, hcol
 
 
@@ -65,15 +65,14 @@ def estimate_rank(x: np.ndarray, max_rank: int = 12, margin: float = 1.1, seed: 
     singular value of that noise (a parametric version of the Marchenko-Pastur edge that
     needs no assumption of equal variances).
     """
-    x = np.asarray(x, dtype=np.float64)
-    n, m = x.shape
-    if n < 2 or m < 2:
+    x = np.asarray(x)
+    if x.ndim != 2 or min(x.shape) < 2:
         raise ParameterError(f"need at least 2 x 2 counts to estimate a rank, got {x.shape}")
+    m = x.shape[1]
     g, hcol = poisson_scale(x)
     sg, sh = np.sqrt(g), np.sqrt(hcol)
-    xs = x / sg[:, None]
+    xs = np.divide(x, sg[:, None], dtype=np.float64)  # counts of any dtype, one float64 copy
     xs /= sh[None, :]
-    del x  # only the scaled copy is needed from here
     rng = np.random.default_rng(seed)
     with one_blas_thread():  # singular vectors from the small Gram matrix: m x m, m << n
         s, vecs = _eig(xs)
@@ -123,20 +122,24 @@ def _eig(xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _spa(xs: np.ndarray, v: np.ndarray, k: int) -> np.ndarray:
     """Rows of the k purest pixels: successive projection (Gillis & Vavasis 2014) on the
     data denoised to its top-k subspace (right singular vectors ``v``) and normalised to
-    unit sum, so that a pixel of one material sits at a vertex of the simplex of mixtures."""
+    unit sum, so that a pixel of one material sits at a vertex of the simplex of mixtures.
+
+    The denoised rows ``(xs @ v) @ v.T`` lie in the span of the orthonormal ``v``: the
+    projections run on their ``k`` coordinates ``xs @ v`` (same norms, same picks), and only
+    the picked rows are expanded to the energy bins.
+    """
     v = v[:, :k]
-    den = (xs @ v) @ v.T
-    sums = den.sum(axis=1)
+    coords = xs @ v
+    sums = coords @ v.sum(axis=0)  # the sums of the denoised rows over the bins
     ok = sums > np.quantile(sums, 0.05)  # the faintest pixels are mostly noise
-    resid = den[ok]
-    resid /= sums[ok, None]
+    resid = coords[ok] / sums[ok, None]
     picked = []
     for _ in range(k):
         i = int(np.argmax(np.einsum("ij,ij->i", resid, resid)))
         picked.append(i)
         u = resid[i] / max(np.linalg.norm(resid[i]), 1e-12)
         resid -= np.outer(resid @ u, u)
-    rows = den[np.flatnonzero(ok)[picked]]
+    rows = coords[np.flatnonzero(ok)[picked]] @ v.T
     return np.maximum(rows, 1e-9 * max(float(rows.max()), 1e-12))
 
 
@@ -213,7 +216,7 @@ def fit_nmf(x: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray, d
     del seed  # both starts are deterministic
     g, hcol = poisson_scale(x)
     sg, sh = np.sqrt(g), np.sqrt(hcol)
-    xs = np.asarray(x, dtype=np.float64) / sg[:, None]
+    xs = np.divide(x, sg[:, None], dtype=np.float64)  # counts of any dtype, one float64 copy
     xs /= sh[None, :]
     best, fits, errs = None, [], []
     with one_blas_thread():
