@@ -26,6 +26,7 @@ import numpy as np
 
 from maxrf import interrupt
 from maxrf.errors import ClusterError, ParameterError
+from maxrf.memory import release_freed_memory
 from maxrf.types import ClientLike
 
 if TYPE_CHECKING:
@@ -412,7 +413,6 @@ def compute(*collections: Any, client: ClientLike = None) -> tuple:
     """``dask.compute`` on the cluster (a client, an address or ``MAXRF_SCHEDULER``) or,
     without one, on the local threaded scheduler: for the few small reads outside
     :func:`run` (pixel spectra, region spectra, chunk checks)."""
-    import dask
     import dask.threaded
 
     client = get_client(client)
@@ -539,6 +539,7 @@ def _run_local(blocks: list[Block], process: Callable[[Block], dict[str, Any]], 
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         limits.restore_original_limits()
+        release_freed_memory()  # the threads' freed blocks, kept by the allocator
         if bar is not None:
             bar.close()
 
