@@ -72,7 +72,9 @@ class CubeSource:
                 # (measured: +100 MB resident after one pass of a 1 GB cube with 2 CPUs,
                 # +50 MB with one decoding thread, at the same speed). The engine reads one
                 # block per thread and spends far longer on it than on the decoding: half
-                # of the CPUs decode. A value the user configured is left alone.
+                # of the CPUs decode. The pool is zarr's for the whole process, so a cube
+                # written later in this process also compresses on these threads. A value
+                # the user configured is left alone.
                 zarr.config.set({"threading.max_workers": max(1, (os.cpu_count() or 1) // 2)})
             self._array = zarr.open_array(self.path / "cube", mode="r")
         return self._array
