@@ -1,6 +1,6 @@
 """decompose in a fresh process imports none of the heavy libraries it does not need.
 
-scikit-learn, xraydb (with SQLAlchemy and scipy.interpolate), scipy.signal (with
+scikit-learn, xraydb (with SQLAlchemy and scipy.interpolate), scipy.optimize, scipy.signal (with
 scipy.stats), matplotlib and dask cost a decompose of the 1 GB benchmark ~2.5 s and
 ~170 MB before they were dropped (benchmarks/bench_decompose.py).
 """
@@ -16,7 +16,7 @@ from maxrf.synth_materials import make_material_scan
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 HEAVY = ["sklearn", "xraydb", "sqlalchemy", "scipy.signal", "scipy.stats", "scipy.interpolate",
-         "matplotlib", "dask", "distributed"]
+         "scipy.optimize", "matplotlib", "dask", "distributed"]
 
 
 def test_decompose_imports_nothing_heavy(tmp_path):
