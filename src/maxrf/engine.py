@@ -22,12 +22,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-import dask
-import dask.threaded
 import numpy as np
 
 from maxrf import interrupt
 from maxrf.errors import ClusterError, ParameterError
+from maxrf.memory import release_freed_memory
 from maxrf.types import ClientLike
 
 if TYPE_CHECKING:
@@ -418,6 +417,8 @@ def compute(*collections: Any, client: ClientLike = None) -> tuple:
     """``dask.compute`` on the cluster (a client, an address or ``MAXRF_SCHEDULER``) or,
     without one, on the local threaded scheduler: for the few small reads outside
     :func:`run` (pixel spectra, region spectra, chunk checks)."""
+    import dask.threaded
+
     client = get_client(client)
     # the threaded scheduler's function, not its name: a name makes dask import distributed
     # to look for a default client (~0.6 s and ~13 MB in every process)
@@ -485,6 +486,8 @@ def run(
                 accs[name] = r.add(accs[name], where, res[name])
 
     if client is not None:
+        import dask  # only for a cluster: a local run needs none of it (~16 MB, 0.2 s)
+
         tasks = [dask.delayed(_process, pure=False)(source, b, reductions, transform, sink)
                  for b in blocks]
         _run_distributed(client, blocks, tasks, feed, progress, description)
@@ -540,6 +543,7 @@ def _run_local(blocks: list[Block], process: Callable[[Block], dict[str, Any]], 
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         limits.restore_original_limits()
+        release_freed_memory()  # the threads' freed blocks, kept by the allocator
         if bar is not None:
             bar.close()
 

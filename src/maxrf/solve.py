@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import linalg, optimize
 
 __all__ = ["nnls_gram"]
 
@@ -118,6 +117,8 @@ def nnls_gram(gram: np.ndarray, b: np.ndarray, a0: np.ndarray | None = None,
 
 def _lawson_hanson(gram: np.ndarray, b: np.ndarray) -> np.ndarray:
     """One problem, all columns constrained, on a unit-diagonal ``gram``."""
+    from scipy import linalg, optimize  # only here: the batched solver is numpy alone
+
     n = b.size
     if n == 0:
         return np.zeros(0)

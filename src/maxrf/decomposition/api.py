@@ -12,6 +12,7 @@ from maxrf import engine
 from maxrf.decomposition.apply import CHI2_STEP, ApplyComponents, Collector
 from maxrf.decomposition.classes import Classifier, fit_classes
 from maxrf.decomposition.labels import label_components, stored_candidates
+from maxrf.decomposition.mixture import principal_axes
 from maxrf.decomposition.nmf import METHODS, estimate_rank, one_blas_thread, poisson_scale
 from maxrf.decomposition.results import Clustering, Decomposition
 from maxrf.decomposition.sample import energy_bins, sample_spectra
@@ -117,7 +118,7 @@ def _learn(ds: DataStack, n_components: int | None, method: str, max_components:
     rank = estimate_rank(xs, max_components, seed=seed)
     k = int(n_components) if n_components else rank["rank"]
     rank["chosen"] = "given" if n_components else "noise"
-    w_s, hb, info = METHODS[method](xs.astype(np.float64), k, seed)
+    w_s, hb, info = METHODS[method](xs, k, seed)
     rank["agreement"] = round(info["agreement"], 4)
     rank["fit_errors"] = [round(x, 3) for x in info.get("fit_errors", [])]
     # unit-area components: abundances are then counts of the component in a pixel
@@ -191,11 +192,10 @@ def _finish(fit: _Fit, col: Collector) -> Decomposition:
                                             fit.tube_kv, fit.candidates)
     clustering = None
     if fit.classifier is not None:
-        from sklearn.decomposition import PCA
-
         g, hcol = poisson_scale(fit.xs)
-        scaled = fit.xs / np.sqrt(g)[:, None] / np.sqrt(hcol)[None, :]
-        emb = PCA(2, random_state=0).fit_transform(scaled)
+        scaled = fit.xs / np.sqrt(g)[:, None]
+        scaled /= np.sqrt(hcol)[None, :]
+        emb = principal_axes(scaled, 2)
         count = col.acc["count"]
         spectra = col.acc["sums"] / np.maximum(count, 1)[:, None]
         centres = fit.classifier.centres()

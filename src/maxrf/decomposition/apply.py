@@ -24,16 +24,24 @@ class ApplyComponents(engine.Reduction):
     def __init__(self, edges: np.ndarray, hb: np.ndarray, weights: np.ndarray,
                  classifier: Classifier | None = None):
         self.edges, self.hb, self.wt = edges, hb, weights
+        self.hbw = np.ascontiguousarray((hb * weights).T)  # (nb, k): b = xb @ hbw
         self.gram = (hb * weights) @ hb.T
         self.inv = np.linalg.pinv(self.gram)
         self.classifier = classifier
+        # the NNLS free-set patterns' inverses, the same for every block: computed once per
+        # process (a few dozen patterns of k columns; shared by the threads, a lost race
+        # only computes one twice)
+        self.patterns: dict = {}
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "patterns": {}}
 
     def block(self, data: np.ndarray, where: Block) -> dict[str, np.ndarray]:
         r, c, n = data.shape
         flat = data.reshape(r * c, n)
         xb = bin_counts(flat, self.edges)
-        b = ((xb * self.wt) @ self.hb.T).astype(np.float64)
-        a, _ = nnls_gram(self.gram, b, b @ self.inv)
+        b = (xb @ self.hbw).astype(np.float64)
+        a, _ = nnls_gram(self.gram, b, b @ self.inv, cache=self.patterns)
         a = np.maximum(a, 0.0)
         fit = (a @ self.hb).astype(np.float32)
         chi2 = np.sum((xb - fit) ** 2 / np.maximum(fit, 1.0), axis=1) / xb.shape[1]

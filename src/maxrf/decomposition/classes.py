@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from maxrf.decomposition.mixture import GaussianMixture
 from maxrf.decomposition.nmf import one_blas_thread
 
 _MAX_CLASS_SAMPLE = 4000
@@ -22,7 +23,7 @@ class Classifier:
     """A Gaussian mixture on variance-stabilised abundances whose overlapping components
     are merged into one class (picklable: it runs in the engine's blocks)."""
 
-    def __init__(self, gmm: Any, scale: np.ndarray, mapping: np.ndarray):
+    def __init__(self, gmm: GaussianMixture, scale: np.ndarray, mapping: np.ndarray):
         self.gmm, self.scale, self.mapping = gmm, scale, mapping
 
     @property
@@ -73,8 +74,6 @@ def fit_classes(ab: np.ndarray, n_classes: int | None, max_classes: int, seed: i
     """Material classes from sample abundances: a Gaussian mixture on sqrt-abundances (the
     counting noise then has about the same spread everywhere), its size chosen by BIC and
     overlapping components merged, unless ``n_classes`` is given."""
-    from sklearn.mixture import GaussianMixture
-
     scale = np.maximum(np.sqrt(np.maximum(ab, 0.0)).std(axis=0), 1e-6)
     f = class_features(ab, scale)
     if f.shape[0] > _MAX_CLASS_SAMPLE:  # BIC needs no more to tell the classes apart
@@ -83,7 +82,7 @@ def fit_classes(ab: np.ndarray, n_classes: int | None, max_classes: int, seed: i
     best, bic = None, {}
     with one_blas_thread():
         for n in tries:
-            gm = GaussianMixture(n, covariance_type="full", reg_covar=1e-3, random_state=seed).fit(f)
+            gm = GaussianMixture(n, reg_covar=1e-3, seed=seed).fit(f)
             bic[int(n)] = float(gm.bic(f))
             if best is None or bic[int(n)] < bic[best.n_components]:
                 best = gm

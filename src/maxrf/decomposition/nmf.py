@@ -26,9 +26,9 @@ def one_blas_thread() -> Any:
 def poisson_scale(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Row and column scale factors ``g``, ``h`` with ``g_i h_j`` the independence model
     ``row_i col_j / total`` of the counts (floored away from zero)."""
-    total = max(float(x.sum()), 1.0)
-    g = np.maximum(x.sum(axis=1) / math.sqrt(total), 1e-6)
-    hcol = np.maximum(x.sum(axis=0) / math.sqrt(total), 1e-6)
+    total = max(float(x.sum(dtype=np.float64)), 1.0)
+    g = np.maximum(x.sum(axis=1, dtype=np.float64) / math.sqrt(total), 1e-6)
+    hcol = np.maximum(x.sum(axis=0, dtype=np.float64) / math.sqrt(total), 1e-6)
     return g, hcol
 
 
@@ -65,29 +65,50 @@ def estimate_rank(x: np.ndarray, max_rank: int = 12, margin: float = 1.1, seed: 
     singular value of that noise (a parametric version of the Marchenko-Pastur edge that
     needs no assumption of equal variances).
     """
-    x = np.asarray(x, dtype=np.float64)
-    n, m = x.shape
-    if n < 2 or m < 2:
+    x = np.asarray(x)
+    if x.ndim != 2 or min(x.shape) < 2:
         raise ParameterError(f"need at least 2 x 2 counts to estimate a rank, got {x.shape}")
+    m = x.shape[1]
     g, hcol = poisson_scale(x)
-    scale = np.sqrt(g)[:, None] * np.sqrt(hcol)[None, :]
-    xs = x / scale
+    sg, sh = np.sqrt(g), np.sqrt(hcol)
+    xs = np.divide(x, sg[:, None], dtype=np.float64)  # counts of any dtype, one float64 copy
+    xs /= sh[None, :]
     rng = np.random.default_rng(seed)
     with one_blas_thread():  # singular vectors from the small Gram matrix: m x m, m << n
         s, vecs = _eig(xs)
         rank, edge = max_rank, float("nan")
         for k in range(1, min(max_rank, m - 1) + 1):
-            mean = np.clip((xs @ vecs[:, :k]) @ vecs[:, :k].T * scale, 0.0, None)
             edge = 0.0
             for d in range(draws):  # the top of heteroscedastic noise varies: take the worst
                 if d and s[k] > 1.5 * margin * edge:
                     break  # far above the first draw: another draw cannot change the answer
-                noise = ((rng.poisson(mean) - mean) / scale).astype(np.float32)
-                edge = max(edge, float(np.sqrt(max(np.linalg.eigvalsh(noise.T @ noise)[-1], 0.0))))
+                gram = _noise_gram(xs, sg, sh, vecs[:, :k], rng)
+                edge = max(edge, float(np.sqrt(max(np.linalg.eigvalsh(gram)[-1], 0.0))))
             if s[k] <= margin * edge:
                 rank = k
                 break
     return {"rank": int(rank), "singular_values": s[: 2 * max_rank], "noise_edge": edge}
+
+
+#: rows of the sample simulated at a time (the Gram matrix is summed over the slices)
+_NOISE_ROWS = 1024
+
+
+def _noise_gram(xs: np.ndarray, sg: np.ndarray, sh: np.ndarray, v: np.ndarray,
+                rng: np.random.Generator) -> np.ndarray:
+    """``noise.T @ noise`` of scaled Poisson noise drawn around the rank-``k`` reconstruction
+    ``xs @ v @ v.T`` (unscaled to counts by ``sg_i sh_j``), a slice of rows at a time so
+    that the expected counts, the draws and the noise are never held for the whole sample
+    (the draws come in the same order as in one draw over all rows)."""
+    m = xs.shape[1]
+    gram = np.zeros((m, m), dtype=np.float64)
+    for r0 in range(0, xs.shape[0], _NOISE_ROWS):
+        sl = slice(r0, r0 + _NOISE_ROWS)
+        scale = sg[sl, None] * sh[None, :]
+        mean = np.clip((xs[sl] @ v) @ v.T * scale, 0.0, None)
+        noise = ((rng.poisson(mean) - mean) / scale).astype(np.float32)
+        gram += noise.T @ noise
+    return gram
 
 
 def _eig(xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -101,20 +122,24 @@ def _eig(xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _spa(xs: np.ndarray, v: np.ndarray, k: int) -> np.ndarray:
     """Rows of the k purest pixels: successive projection (Gillis & Vavasis 2014) on the
     data denoised to its top-k subspace (right singular vectors ``v``) and normalised to
-    unit sum, so that a pixel of one material sits at a vertex of the simplex of mixtures."""
+    unit sum, so that a pixel of one material sits at a vertex of the simplex of mixtures.
+
+    The denoised rows ``(xs @ v) @ v.T`` lie in the span of the orthonormal ``v``: the
+    projections run on their ``k`` coordinates ``xs @ v`` (same norms, same picks), and only
+    the picked rows are expanded to the energy bins.
+    """
     v = v[:, :k]
-    den = (xs @ v) @ v.T
-    sums = den.sum(axis=1)
+    coords = xs @ v
+    sums = coords @ v.sum(axis=0)  # the sums of the denoised rows over the bins
     ok = sums > np.quantile(sums, 0.05)  # the faintest pixels are mostly noise
-    r = den[ok] / sums[ok, None]
+    resid = coords[ok] / sums[ok, None]
     picked = []
-    resid = r.copy()
     for _ in range(k):
         i = int(np.argmax(np.einsum("ij,ij->i", resid, resid)))
         picked.append(i)
         u = resid[i] / max(np.linalg.norm(resid[i]), 1e-12)
         resid -= np.outer(resid @ u, u)
-    rows = den[np.flatnonzero(ok)[picked]]
+    rows = coords[np.flatnonzero(ok)[picked]] @ v.T
     return np.maximum(rows, 1e-9 * max(float(rows.max()), 1e-12))
 
 
@@ -191,7 +216,8 @@ def fit_nmf(x: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray, d
     del seed  # both starts are deterministic
     g, hcol = poisson_scale(x)
     sg, sh = np.sqrt(g), np.sqrt(hcol)
-    xs = (x / sg[:, None] / sh[None, :]).astype(np.float64)
+    xs = np.divide(x, sg[:, None], dtype=np.float64)  # counts of any dtype, one float64 copy
+    xs /= sh[None, :]
     best, fits, errs = None, [], []
     with one_blas_thread():
         s, v = _eig(xs)
@@ -199,7 +225,9 @@ def fit_nmf(x: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray, d
         q = v[:, :r]
         p = xs @ q
         h0 = _spa(xs, v, k)
-        w0 = np.maximum(np.linalg.lstsq(h0.T, xs.T, rcond=None)[0].T, 1e-9)
+        # least squares xs ~ w0 @ h0 through the small pseudo-inverse of h0 (lstsq on
+        # xs.T would copy the whole sample)
+        w0 = np.maximum(xs @ np.linalg.pinv(h0, rcond=np.finfo(float).eps * max(h0.shape)), 1e-9)
         norm2 = float(np.einsum("ij,ij->", xs, xs))
         for w_init, h_init in ((w0, h0), _nndsvda(p, s, v, k, float(xs.mean()))):
             ws, hs = _hals(p, q, w_init, h_init)

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import xraydb
 from scipy import linalg, ndimage, sparse, special
 
 from maxrf import physics
@@ -41,7 +40,7 @@ from maxrf.solve import nnls_gram
 @functools.lru_cache(maxsize=1)
 def _symbols() -> tuple[str, ...]:
     """Symbols of Z = 11..92."""
-    return tuple(str(xraydb.atomic_symbol(z)) for z in range(11, 93))
+    return tuple(physics.table.atomic_symbol(z) for z in range(11, 93))
 
 
 def candidate_elements(

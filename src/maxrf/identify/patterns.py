@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import xraydb
 
 from maxrf import physics
 from maxrf.identify.constants import MERGE_FWHM
@@ -254,7 +253,7 @@ def _element_pattern(
 ) -> ElementPattern:
     lines = physics.element_lines(symbol, tube_kv, min_keV=min_keV, min_rel=min_rel)
     peaks = _pattern_peaks(symbol, lines, fwhm_at_6keV)
-    name = str(xraydb.atomic_name(xraydb.atomic_number(symbol))).capitalize()
+    name = physics.table.atomic_name(symbol).capitalize()
     return ElementPattern(
         symbol, name, tube_kv, tuple(lines), tuple(peaks), physics.element_color(symbol)
     )

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import xraydb
 from scipy import linalg
 
 from maxrf import physics
@@ -237,7 +236,7 @@ def _kbeta_bounds(el: str, kbeta_over_kalpha: bool) -> float:
     electrons are valence electrons: there it may fall to :data:`LIGHT_KBETA_MIN` of the model.
     """
     hi = 1.0 + FAMILY_SLACK
-    lo = LIGHT_KBETA_MIN if xraydb.atomic_number(el) <= 17 else 1.0 / hi
+    lo = LIGHT_KBETA_MIN if physics.table.atomic_number(el) <= 17 else 1.0 / hi
     return hi if kbeta_over_kalpha else 1.0 / lo
 
 

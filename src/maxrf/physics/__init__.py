@@ -2,9 +2,11 @@
 
 Every atomic quantity (line energies, transition probabilities, fluorescence yields,
 absorption edges and jump ratios, Coster-Kronig probabilities, attenuation coefficients)
-comes from :mod:`xraydb`; nothing atomic is typed by hand here. The few numbers that are
-typed are *model* or *instrument* parameters (the Fano factor and pair energy of silicon,
-the photo-absorption exponent, window thicknesses...), named as module constants.
+comes from :mod:`xraydb` (copied by :mod:`maxrf.physics.table` into a table shipped with
+maxrf, so that a process need not import xraydb's database); nothing atomic is typed by
+hand here. The few numbers that are typed are *model* or *instrument* parameters (the
+Fano factor and pair energy of silicon, the photo-absorption exponent, window
+thicknesses...), named as module constants.
 
 Relative line intensities (:func:`element_lines`)
 -------------------------------------------------
@@ -53,6 +55,7 @@ channel, so a template sums to 1 over the channels when all of its peaks lie on 
 
 from __future__ import annotations
 
+from maxrf.physics import table
 from maxrf.physics.constants import (
     ANODES,
     COMPTON_BROADENING,
@@ -121,5 +124,6 @@ __all__ = [
     "normalize_element",
     "noise_fwhm_keV",
     "scatter_spectrum",
+    "table",
     "zero_peak",
 ]

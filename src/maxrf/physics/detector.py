@@ -5,9 +5,9 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import xraydb
 
 from maxrf.errors import ParameterError
+from maxrf.physics import table
 from maxrf.physics.constants import (
     DEFAULT_FWHM_KEV,
     DETECTORS,
@@ -46,9 +46,9 @@ def escape_energy(keV: float | np.ndarray, detector: str = "Si") -> float | np.n
 
 @functools.lru_cache(maxsize=4)
 def _escape_constants(det: str) -> tuple[float, float, float, float]:
-    k = xraydb.xray_edge(det, "K")
+    k = table.element_data(det)[1]["K"]
     ka = line_energy(det, "Ka")
-    mu_k = float(xraydb.mu_elam(det, ka * 1e3, kind="photo"))
+    mu_k = float(table.mu_elam(det, ka * 1e3, kind="photo")[0])
     return float(k.energy) / 1e3, float(k.fyield), float(k.jump_ratio), mu_k
 
 
@@ -80,7 +80,7 @@ def escape_fraction(keV: float | np.ndarray, detector: str = "Si") -> float | np
     out = np.zeros_like(e)
     above = e > edge
     if np.any(above):
-        mu_e = np.atleast_1d(xraydb.mu_elam(det, e[above] * 1e3, kind="photo"))
+        mu_e = np.atleast_1d(table.mu_elam(det, e[above] * 1e3, kind="photo"))
         ratio = mu_k / mu_e
         out[above] = 0.5 * omega * (1 - 1 / jump) * (1 - ratio * np.log1p(1 / ratio))
     out = np.clip(out, 0.0, 1.0)

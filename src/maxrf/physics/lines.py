@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-import xraydb
 
 from maxrf.errors import ParameterError
+from maxrf.physics import table
 from maxrf.physics.constants import ANODES, PHOTO_EXPONENT
 
 
@@ -44,14 +44,14 @@ def _symbol(element: str | int) -> str:
     try:
         if isinstance(element, str):
             element = element.strip()
-            z = xraydb.atomic_number(element.capitalize())
+            z = table.atomic_number(element.capitalize())
         elif isinstance(element, (int, np.integer)) and not isinstance(element, bool):
             z = int(element)
         else:
             raise ValueError
         if not 1 <= z <= 98:
             raise ValueError
-        return str(xraydb.atomic_symbol(z))
+        return table.atomic_symbol(z)
     except (ValueError, TypeError, KeyError, AttributeError):
         raise ParameterError(f"unknown element {element!r}") from None
 
@@ -99,17 +99,10 @@ def _overvoltage(u: float) -> float:
 
 @functools.lru_cache(maxsize=256)
 def _element_data(symbol: str) -> tuple[dict, dict, dict]:
-    """xraydb lines, edges and L Coster-Kronig probabilities of one element (cached)."""
-    lines = dict(xraydb.xray_lines(symbol))
-    edges = dict(xraydb.xray_edges(symbol))
-    ck: dict[tuple[str, str], float] = {}
-    if all(k in edges for k in ("L1", "L2", "L3")):
-        for a, b in (("L1", "L2"), ("L1", "L3"), ("L2", "L3")):
-            try:
-                ck[(a, b)] = float(xraydb.ck_probability(symbol, a, b, total=True))
-            except Exception:  # no Coster-Kronig data: no redistribution
-                ck[(a, b)] = 0.0
-    return lines, edges, ck
+    """xraydb lines, edges and L Coster-Kronig probabilities of one element (cached;
+    from :mod:`maxrf.physics.table`, xraydb's own values)."""
+    lines, edges, ck = table.element_data(symbol)
+    return dict(lines), dict(edges), dict(ck)
 
 
 def _vacancy_rates(edges: Mapping, ck: Mapping, e0_eV: float) -> dict[str, float]:
@@ -355,5 +348,5 @@ def element_color(element: str | int) -> tuple[float, float, float]:
     if symbol in _COMMON:
         code = _PALETTE[_COMMON.index(symbol)]
     else:
-        code = _PALETTE[xraydb.atomic_number(symbol) % len(_PALETTE)]
+        code = _PALETTE[table.atomic_number(symbol) % len(_PALETTE)]
     return tuple(int(code[i : i + 2], 16) / 255.0 for i in (1, 3, 5))  # type: ignore[return-value]

@@ -8,10 +8,10 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-import xraydb
 from scipy.special import ndtr
 
 from maxrf.errors import ParameterError
+from maxrf.physics import table
 from maxrf.physics.constants import (
     _AIR_CM,
     _DETECTOR_BE_UM,
@@ -221,11 +221,11 @@ def _continuum_shape(e: np.ndarray, tube_kv: float) -> np.ndarray:
         return out
     ev = e[ok] * 1e3
     with np.errstate(all="ignore"):
-        be = xraydb.mu_elam("Be", ev) * xraydb.atomic_density("Be")
-        air = xraydb.material_mu("air", ev)
+        be = table.mu_elam("Be", ev) * table.atomic_density("Be")
+        air = table.material_mu("air", ev)
         formula, rho = _MATRIX
-        mu = xraydb.material_mu(formula, ev, density=rho)
-        scat = xraydb.material_mu(formula, ev, density=rho, kind="coh") + xraydb.material_mu(
+        mu = table.material_mu(formula, ev, density=rho)
+        scat = table.material_mu(formula, ev, density=rho, kind="coh") + table.material_mu(
             formula, ev, density=rho, kind="incoh"
         )
         trans = np.exp(-be * (_TUBE_BE_UM + _DETECTOR_BE_UM) * 1e-4 - air * _AIR_CM)
