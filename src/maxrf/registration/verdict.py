@@ -22,7 +22,7 @@ __all__ = ["FAILED", "GOOD", "judge"]
 #: the control point residuals; distortion: ratio of
 #: the local scales over the scan times the anisotropy (1 for a similarity).
 GOOD: dict[str, float] = {"overlap": 0.97, "explained": 0.5, "contrast": 0.3,
-                          "local_max_error_scan_px": 1.0, "points_rms_scan_px": 0.5, "distortion": 1.35}
+                          "local_max_error_scan_px": 0.8, "points_rms_scan_px": 0.5, "distortion": 1.35}
 FAILED: dict[str, float] = {"overlap": 0.5, "explained": 0.25, "contrast": 0.15,
                             "local_max_error_scan_px": 4.0, "points_rms_scan_px": 3.0, "distortion": 2.0}
 
@@ -53,7 +53,7 @@ def judge(reg: Registration, scan: np.ndarray, chans: np.ndarray, ph: Photo,
     from maxrf.registration.register import fit_metric
 
     m = reg.matrix
-    h, w = scan.shape
+    h, w = scan.shape[-2:]
     centre = np.array([[(w - 1) / 2, (h - 1) / 2]])
     scale = float(hg.local_scale(m, centre)[0])
     reg.scale = scale
