@@ -62,9 +62,12 @@ def normalise(img: np.ndarray) -> np.ndarray:
 
 def photo_channels(rgb: np.ndarray) -> np.ndarray:
     """``(4, h, w)`` absorbances ``-log(I)`` of grey, R, G and B (Beer-Lambert: linear in pigment)."""
-    grey = rgb @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
-    chans = np.concatenate([grey[None], np.moveaxis(rgb, 2, 0)])
-    return (-np.log(np.clip(chans, 1.0 / 512, 1.0))).astype(np.float32)
+    out = np.empty((4, *rgb.shape[:2]), dtype=np.float32)  # in place: a large photo's copies add up
+    out[0] = rgb @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+    out[1:] = np.moveaxis(rgb, 2, 0)
+    np.clip(out, 1.0 / 512, 1.0, out=out)
+    np.log(out, out=out)
+    return np.negative(out, out=out)
 
 
 def box_reduce(a: np.ndarray, f: int) -> np.ndarray:
@@ -408,16 +411,16 @@ class FitMetric:
     """
 
     def __init__(self, scan: np.ndarray, moving: np.ndarray, f: float, mask: np.ndarray | None = None,
-                 partial: bool = False, prefiltered: bool = False):
+                 partial: bool = False, prefiltered: bool = False, max_samples: int = _MAX_SAMPLES):
         self.partial = partial
         scan = scan if scan.ndim == 3 else scan[None]
         self.shape = scan.shape[1:]
         pts = hg.scan_grid(self.shape)
         keep = np.ones(len(pts), dtype=bool) if mask is None else np.asarray(mask).ravel().copy()
-        if keep.sum() > _MAX_SAMPLES:  # large scans: a fixed random subset is as precise, far faster
+        if keep.sum() > max_samples:  # large scans: a fixed random subset is as precise, far faster
             idx = np.flatnonzero(keep)
             keep[:] = False
-            keep[np.random.default_rng(0).choice(idx, _MAX_SAMPLES, replace=False)] = True
+            keep[np.random.default_rng(0).choice(idx, max_samples, replace=False)] = True
         self.pts = pts[keep]
         self.full = scan
         self.s = scan.reshape(len(scan), -1)[:, keep].T.astype(np.float64)
@@ -452,8 +455,12 @@ class FitMetric:
         z = (sc - mu) / sd
         a = np.column_stack([self.pos[inside], z, z ** 2])
         coef = np.linalg.lstsq(a, x[inside], rcond=None)[0][self.pos.shape[1]:]
-        zf = (self.full.reshape(len(self.full), -1).T - mu) / sd
-        return (np.column_stack([zf, zf ** 2]) @ coef).T.reshape((-1, *self.shape))
+        flat = self.full.reshape(len(self.full), -1)
+        out = np.empty((coef.shape[1], flat.shape[1]), dtype=np.float32)
+        for a in range(0, flat.shape[1], 1 << 16):  # in pieces: bounded memory on large scans
+            zf = (flat[:, a: a + (1 << 16)].T - mu) / sd
+            out[:, a: a + len(zf)] = (np.column_stack([zf, zf ** 2]) @ coef).T
+        return out.reshape((-1, *self.shape))
 
     def __call__(self, matrix: np.ndarray, shift: tuple[float, float] = (0.0, 0.0)) -> float:
         x, inside = self._sample(matrix, shift)

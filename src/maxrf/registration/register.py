@@ -17,13 +17,15 @@ from maxrf.registration import homography as hg
 from maxrf.registration.result import Registration, write_registration
 from maxrf.registration.verdict import judge
 
-__all__ = ["register", "register_image", "scan_image"]
+__all__ = ["register", "register_image", "scan_image", "scan_maps", "scan_stack"]
 
 _MAX_SIDE = 2048
 #: shorter side (scan pixels) of a large scan at the coarse levels
 _COARSE_SCAN_SIDE = 80
 #: channel bands fitted separately in the fine stages (see :func:`scan_maps`)
 _BANDS = 32
+#: scan pixels sampled by the colour fit at the intermediate levels of a large scan
+_LEVEL_SAMPLES = 6000
 
 
 def scan_image(ds: Any, image: str | Sequence[str] = "sum") -> tuple[np.ndarray, str]:
@@ -69,15 +71,15 @@ def scan_maps(ds: Any, image: str | Sequence[str] = "sum") -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        ``(k, H, W)`` float64.
+        ``(k, H, W)`` float32.
     """
     names = [image] if isinstance(image, str) else list(image)
     names = [n.strip() for part in names for n in part.split(",") if n.strip()]
     if names != ["sum"]:
-        return np.asarray(element_stack(ds, names)[0], dtype=float)
+        return np.asarray(element_stack(ds, names)[0], dtype=np.float32)
     if "band_images" not in ds.layers:
         _band_layers(ds)
-    return np.asarray(ds.read("band_images")["images"], dtype=float)
+    return np.asarray(ds.read("band_images")["images"], dtype=np.float32)
 
 
 def _band_layers(ds: Any) -> None:
@@ -144,7 +146,7 @@ def register_image(
     if img.ndim != 2 or min(img.shape) < 8:
         raise ParameterError(f"the scan image must be 2-D and at least 8 x 8 pixels, got {img.shape}")
     ph = _read(photo, max_side)
-    scan = _stack(img, maps)
+    scan = scan_stack(img, maps)
     chans = auto.photo_channels(ph.image)
     inliers = None
     residuals: list[float] = []
@@ -186,13 +188,16 @@ def _one_blas_thread() -> Any:
     return threadpool_limits(1, user_api="blas")
 
 
-def _stack(img: np.ndarray, maps: np.ndarray | None) -> np.ndarray:
+def scan_stack(img: np.ndarray, maps: np.ndarray | None) -> np.ndarray:
     """``(1 + k, H, W)`` float32: ``img`` then each map, each scaled to 0..1 on its own."""
-    extra = [] if maps is None else list(np.asarray(maps, dtype=float))
-    for m in extra:
-        if m.shape != img.shape:
-            raise ParameterError(f"scan maps must be {img.shape} like the scan image, got {m.shape}")
-    return np.stack([auto.normalise(a) for a in [img, *extra]])
+    extra = [] if maps is None else maps
+    out = np.empty((1 + len(extra), *img.shape), dtype=np.float32)
+    out[0] = auto.normalise(img)
+    for i, m in enumerate(extra):
+        if np.shape(m) != img.shape:
+            raise ParameterError(f"scan maps must be {img.shape} like the scan image, got {np.shape(m)}")
+        out[1 + i] = auto.normalise(m)
+    return out
 
 
 def register(
@@ -294,10 +299,12 @@ def _colour_level(chans: np.ndarray, ph: Photo, s: float) -> tuple[np.ndarray, f
 
 
 def fit_metric(scan: np.ndarray, chans: np.ndarray, ph: Photo, matrix: np.ndarray,
-               mask: np.ndarray | None = None, partial: bool = False) -> auto.FitMetric:
+               mask: np.ndarray | None = None, partial: bool = False,
+               max_samples: int = auto._MAX_SAMPLES) -> auto.FitMetric:
     """The colour-fit metric of ``scan`` against the photo's R, G, B absorbances near ``matrix``'s scale."""
     coeffs, f = _colour_level(chans, ph, auto._scale(matrix))
-    return auto.FitMetric(scan, coeffs, f, mask=mask, partial=partial, prefiltered=True)
+    return auto.FitMetric(scan, coeffs, f, mask=mask, partial=partial, prefiltered=True,
+                          max_samples=max_samples)
 
 
 def _automatic(scan: np.ndarray, chans: np.ndarray, ph: Photo) -> np.ndarray:
@@ -318,7 +325,9 @@ def _automatic(scan: np.ndarray, chans: np.ndarray, ph: Photo) -> np.ndarray:
         k = max(1, k // 3)
         level = _reduced(scan, k) if k > 1 else scan
         m = matrix @ np.linalg.inv(_to_reduced(k))
-        m = auto.refine_projective(fit_metric(level, chans, ph, m), m, auto._scale(m))
+        # an intermediate level only has to bring the next within its capture range
+        n = auto._MAX_SAMPLES if k == 1 else _LEVEL_SAMPLES
+        m = auto.refine_projective(fit_metric(level, chans, ph, m, max_samples=n), m, auto._scale(m))
         matrix = m @ _to_reduced(k)
     return matrix
 
