@@ -11,10 +11,12 @@ Three stages, coarse to fine:
 2. **Similarity, then affine** (SimpleITK, Mattes mutual information, regular-step
    gradient descent, two-level pyramid) from the best few candidates of the search; the
    candidate with the best metric wins.
-3. **Projective** refinement by direct optimisation (Powell) of the mutual information
-   over the displacements of the four scan corners (SimpleITK has no 2-D projective
-   transform); the photo is used at about two pixels per scan pixel, smoothed to the
-   scan's resolution.
+3. **Projective** refinement by direct optimisation (Powell over displacement modes of the
+   four scan corners; SimpleITK has no 2-D projective transform) of the colour fit
+   (:class:`FitMetric`): the photo's absorbances regressed on the scan images kept
+   separate (the sum image and 32 channel bands, or element maps), whose span holds the
+   pigments' near-linear contributions; the photo is used at about two pixels per scan
+   pixel, smoothed to the scan's resolution.
 
 Mutual information copes with the unknown, non-linear and non-monotonic relation between
 counts and colours; normalising each candidate window copes with uneven light.
@@ -334,11 +336,12 @@ def _mi(fbin: np.ndarray, v: np.ndarray, lo: float, span: float) -> float:
 
 def refine_projective(metric: MIMetric, matrix: np.ndarray, scale: float, *,
                       projective: bool = True) -> np.ndarray:
-    """Maximise mutual information over the four corner displacements (stage 3).
+    """Maximise a metric over the four corner displacements (stage 3).
 
     Parameters
     ----------
-    metric : MIMetric
+    metric : FitMetric or MIMetric
+        Called with a matrix; higher is better.
     matrix : numpy.ndarray
         Starting matrix.
     scale : float

@@ -222,7 +222,10 @@ def register(
         ``(N, 4)`` control points ``xrf_col, xrf_row, photo_x, photo_y`` (N >= 4; pixel
         centres at integers; RANSAC for N > 4). Without them: automatic.
     image : str or sequence of str
-        Scan image registered: ``'sum'`` or element(s) with stored maps (see :func:`scan_image`).
+        Scan image registered: ``'sum'`` or element(s) with stored maps (see :func:`scan_image`);
+        the fine stages fit the separate images behind it: the channel bands of ``'sum'``
+        (computed once and kept as the ``band_images`` layer) or each element's map (see
+        :func:`scan_maps`).
     refine : bool, optional
         With points: refine the points' homography automatically (``'points+auto'``).
     store : bool
