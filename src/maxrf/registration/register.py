@@ -147,7 +147,10 @@ def register_image(
         raise ParameterError(f"the scan image must be 2-D and at least 8 x 8 pixels, got {img.shape}")
     ph = _read(photo, max_side)
     scan = scan_stack(img, maps)
+    del maps  # the stack holds them scaled: a large scan's maps are tens of MB
     chans = auto.photo_channels(ph.image)
+    if not isinstance(photo, Photo):  # read here: only the channels are used from now on
+        ph.image = ph.image[:0, :0]
     inliers = None
     residuals: list[float] = []
     if points is not None:
@@ -296,7 +299,10 @@ def _colour_level(chans: np.ndarray, ph: Photo, s: float) -> tuple[np.ndarray, f
     ref = _LEVEL_CACHE.get("chans")
     if ref is not None and ref() is chans and _LEVEL_CACHE.get("key") == (f, sigma):
         return _LEVEL_CACHE["coeffs"], f
-    coeffs = auto.spline_coefficients(np.stack([auto.smooth_for_scan(c, s / f) for c in fine]))
+    _LEVEL_CACHE.clear()  # the previous level's coefficients go before the next's are made
+    coeffs = np.empty(fine.shape, dtype=np.float32)
+    for i, c in enumerate(fine):  # channel by channel: a large photo's copies add up
+        coeffs[i] = auto.spline_coefficients(auto.smooth_for_scan(c, s / f)[None])[0]
     _LEVEL_CACHE.update(chans=weakref.ref(chans), key=(f, sigma), coeffs=coeffs)
     return coeffs, f
 
