@@ -169,15 +169,17 @@ def rows() -> list[str]:
             f"| photo of another artwork | {sy['other_artwork_failed']}/{sy['n']} reported failed "
             f"| all failed |",
         ]
-        if big:
-            cpu = f", {big['cpu_seconds']:.0f} CPU s" if "cpu_seconds" in big else ""
-            load = (f"load average {big['loadavg_before'][0]:.0f} on 2 cores" if "loadavg_before" in big
+        for one in big if isinstance(big, list) else [big] if big else []:
+            cpu = f", {one['cpu_seconds']:.0f} CPU s" if "cpu_seconds" in one else ""
+            load = (f"load average {one['loadavg_before'][0]:.0f} on 2 cores" if "loadavg_before" in one
                     else "machine shared by 8 jobs")
+            kind = f"{one['artwork']} " if "artwork" in one else ""
             out.append(f"| register onto an 8000 x 6000 JPEG "
-                       f"({big['scan_px'][0]} x {big['scan_px'][1]} scan) "
-                       f"| {big['seconds']:.0f} s wall{cpu}, peak RSS {big['peak_rss_MB']:.0f} MB, "
-                       f"mean error {big['mean_px']:.1f} scan px, verdict {big['quality']} "
-                       f"({load}) | < 60 s, registered |")
+                       f"({kind}{one['scan_px'][0]} x {one['scan_px'][1]} scan) "
+                       f"| {one['seconds']:.0f} s wall{cpu}, peak RSS {one['peak_rss_MB']:.0f} MB, "
+                       f"mean error {one['mean_px']:.2f} scan px "
+                       f"(max {one.get('max_px', float('nan')):.2f}), "
+                       f"verdict {one['quality']} ({load}) | < 60 s, registered |")
     ev = _load("everyday")
     if ev:
         sn, cp, pl = ev["seed_notebook"], ev["convert_pass"], ev["peak_list"]

@@ -35,3 +35,23 @@ def test_sum_image_window_and_tail():
 def test_bad_windows():
     with pytest.raises(ParameterError):
         ChannelWindows([[5, 2]])
+
+
+def test_band_images_partition_the_counts_into_equal_shares():
+    from maxrf.maps import band_images
+
+    rng = np.random.default_rng(2)
+    # a spectrum with a strong peak: equal-count bands are narrow there, wide elsewhere
+    mean = 2 + 300 * np.exp(-0.5 * ((np.arange(256) - 120) / 3.0) ** 2)
+    cube = rng.poisson(mean * rng.uniform(0.5, 1.5, (12, 9, 1))).astype(np.uint16)
+    images, windows = band_images(cube, 8, min_keV=None)
+    assert windows[0, 0] == 0 and windows[-1, 1] == 255
+    np.testing.assert_array_equal(windows[1:, 0], windows[:-1, 1] + 1)  # contiguous, no overlap
+    ref = np.stack([cube[..., a: b + 1].sum(axis=-1, dtype=np.int64) for a, b in windows])
+    np.testing.assert_array_equal(images, ref)
+    np.testing.assert_array_equal(images.sum(axis=0), cube.sum(axis=-1, dtype=np.int64))
+    # each band holds about an eighth of the counts (to within the channel at its edge)
+    total = cube.reshape(-1, 256).mean(axis=0)
+    shares = np.array([total[a: b + 1].sum() for a, b in windows]) / total.sum()
+    assert np.all(np.abs(shares - 1 / 8) < total.max() / total.sum() + 1e-9)
+    assert np.diff(windows, axis=1).min() < 5 < np.diff(windows, axis=1).max()

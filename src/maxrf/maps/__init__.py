@@ -97,7 +97,7 @@ cross-talk -- use ``method='fit'`` there.
 
 from __future__ import annotations
 
-from maxrf.maps.compute import compute_maps, element_maps, get_peakmaps, sum_image
+from maxrf.maps.compute import band_images, compute_maps, element_maps, get_peakmaps, sum_image
 from maxrf.maps.display import get_noise_level, histeq
 from maxrf.maps.fit import ElementFit, FitModel
 from maxrf.maps.layers import identified_elements, write_element_maps, write_peak_maps
@@ -105,7 +105,7 @@ from maxrf.maps.model import estimate_fwhm, fit_model
 from maxrf.maps.plans import ELEMENT_METHODS
 from maxrf.maps.results import ElementMaps, MapsResult, PeakMaps
 from maxrf.maps.slices import AUTO_SIGMA, PeakSliceMaps, get_slices, peak_labels, seed_peak_map
-from maxrf.maps.sums import ChannelWindows, SumImage
+from maxrf.maps.sums import ChannelWindows, SumImage, WindowImages
 from maxrf.maps.windows import window_lines
 
 __all__ = [
@@ -119,6 +119,8 @@ __all__ = [
     "PeakMaps",
     "PeakSliceMaps",
     "SumImage",
+    "WindowImages",
+    "band_images",
     "compute_maps",
     "element_maps",
     "estimate_fwhm",

@@ -19,7 +19,7 @@ from maxrf.maps.plans import ELEMENT_METHODS, ElementPlan, Instrument, MapOption
 from maxrf.maps.results import ElementMaps, MapsResult
 from maxrf.maps.sinks import LayerSink, MemorySink
 from maxrf.maps.sources import _Input, _open_input, _run
-from maxrf.maps.sums import SumImage
+from maxrf.maps.sums import SumImage, WindowImages
 
 if TYPE_CHECKING:
     from maxrf.runs import MergeReport
@@ -331,3 +331,45 @@ def sum_image(
     lo = int(np.searchsorted(e, float(min_keV)))
     out = _run(inp, {"sum": SumImage(lo)}, client, progress, "sum image")
     return out["sum"][0]
+
+
+def band_images(ds: Any, n: int = 16, min_keV: float | None = 1.0, *, client: Any = None,
+                progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Counts per pixel in ``n`` contiguous channel bands of equal mean counts (one pass).
+
+    Separate images of what the sum image adds up: each element's lines fall in a few
+    bands, so the bands span the element maps without knowing the elements or trusting the
+    calibration beyond ``min_keV`` (for registration with photographs, whose colours are
+    near-linear in each pigment, not in the sum). Their sum is the sum image over the
+    same channels.
+
+    Parameters
+    ----------
+    ds : DataStack or path
+        The scan (its mean spectrum places the bands).
+    n : int
+        Number of bands (fewer when the counts sit in fewer channels).
+    min_keV : float or None
+        Lowest energy included (keV); None: every channel (an uncalibrated scan).
+
+    Returns
+    -------
+    images : numpy.ndarray
+        ``(k, H, W)`` float64 counts, ``k <= n``.
+    windows : numpy.ndarray
+        ``(k, 2)`` first and last channel (inclusive) of each band.
+    """
+    if int(n) < 1:
+        raise ParameterError(f"n must be >= 1, got {n}")
+    inp = _open_input(ds, need_energies=min_keV is not None)
+    lo = 0 if min_keV is None else int(np.searchsorted(inp.require_energies(None), float(min_keV)))
+    mean = np.clip(np.nan_to_num(np.asarray(inp.get_mean(), dtype=float)[lo:]), 0, None)
+    if mean.sum() <= 0:
+        raise ParameterError("the scan holds no counts above the lowest energy asked")
+    share = np.cumsum(mean) / mean.sum()
+    cuts = np.unique(np.searchsorted(share, np.arange(1, int(n)) / int(n)) + 1)
+    cuts = cuts[(cuts > 0) & (cuts < mean.size)]
+    edges = np.concatenate([[0], cuts, [mean.size]]) + lo
+    windows = np.column_stack([edges[:-1], edges[1:] - 1])
+    out = _run(inp, {"bands": WindowImages(windows)}, client, progress, "band images")
+    return out["bands"], windows

@@ -8,7 +8,7 @@ from numpy.typing import ArrayLike
 from maxrf.engine import Block, PixelMaps
 from maxrf.errors import ParameterError
 
-__all__ = ["ChannelWindows", "SumImage"]
+__all__ = ["ChannelWindows", "SumImage", "WindowImages"]
 
 
 class ChannelWindows:
@@ -86,3 +86,17 @@ class SumImage(PixelMaps):
             return np.zeros((1, r, c))
         sums = ChannelWindows([[self.lo, hi]]).sums(data.reshape(r * c, n_ch))
         return sums.T.reshape(1, r, c)
+
+
+class WindowImages(PixelMaps):
+    """Per pixel, the counts in each of ``k`` channel windows: ``(k, r, c)`` float64
+    (:class:`ChannelWindows`; ``windows`` as there)."""
+
+    dtype = np.float64
+
+    def __init__(self, windows: ArrayLike):
+        self.windows = ChannelWindows(windows)
+
+    def pixel_maps(self, data: np.ndarray, where: Block) -> np.ndarray:
+        r, c, n_ch = data.shape
+        return self.windows.sums(data.reshape(r * c, n_ch)).T.reshape(self.windows.k, r, c)

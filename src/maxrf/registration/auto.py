@@ -11,10 +11,12 @@ Three stages, coarse to fine:
 2. **Similarity, then affine** (SimpleITK, Mattes mutual information, regular-step
    gradient descent, two-level pyramid) from the best few candidates of the search; the
    candidate with the best metric wins.
-3. **Projective** refinement by direct optimisation (Powell) of the mutual information
-   over the displacements of the four scan corners (SimpleITK has no 2-D projective
-   transform); the photo is used at about two pixels per scan pixel, smoothed to the
-   scan's resolution.
+3. **Projective** refinement by direct optimisation (Powell over displacement modes of the
+   four scan corners; SimpleITK has no 2-D projective transform) of the colour fit
+   (:class:`FitMetric`): the photo's absorbances regressed on the scan images kept
+   separate (the sum image and 32 channel bands, or element maps), whose span holds the
+   pigments' near-linear contributions; the photo is used at about two pixels per scan
+   pixel, smoothed to the scan's resolution.
 
 Mutual information copes with the unknown, non-linear and non-monotonic relation between
 counts and colours; normalising each candidate window copes with uneven light.
@@ -62,9 +64,12 @@ def normalise(img: np.ndarray) -> np.ndarray:
 
 def photo_channels(rgb: np.ndarray) -> np.ndarray:
     """``(4, h, w)`` absorbances ``-log(I)`` of grey, R, G and B (Beer-Lambert: linear in pigment)."""
-    grey = rgb @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
-    chans = np.concatenate([grey[None], np.moveaxis(rgb, 2, 0)])
-    return (-np.log(np.clip(chans, 1.0 / 512, 1.0))).astype(np.float32)
+    out = np.empty((4, *rgb.shape[:2]), dtype=np.float32)  # in place: a large photo's copies add up
+    out[0] = rgb @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+    out[1:] = np.moveaxis(rgb, 2, 0)
+    np.clip(out, 1.0 / 512, 1.0, out=out)
+    np.log(out, out=out)
+    return np.negative(out, out=out)
 
 
 def box_reduce(a: np.ndarray, f: int) -> np.ndarray:
@@ -331,11 +336,12 @@ def _mi(fbin: np.ndarray, v: np.ndarray, lo: float, span: float) -> float:
 
 def refine_projective(metric: MIMetric, matrix: np.ndarray, scale: float, *,
                       projective: bool = True) -> np.ndarray:
-    """Maximise mutual information over the four corner displacements (stage 3).
+    """Maximise a metric over the four corner displacements (stage 3).
 
     Parameters
     ----------
-    metric : MIMetric
+    metric : FitMetric or MIMetric
+        Called with a matrix; higher is better.
     matrix : numpy.ndarray
         Starting matrix.
     scale : float
@@ -346,19 +352,35 @@ def refine_projective(metric: MIMetric, matrix: np.ndarray, scale: float, *,
     from scipy.optimize import minimize
 
     shape = metric.shape
+    # parameters: displacement modes of the four corners (scan pixels), not the corners
+    # themselves: translation, x- and y-gradients (scale, rotation, shear) and twist
+    # (perspective) per axis are nearly decoupled in the metric, the corners are not, and
+    # Powell's line searches along coupled coordinates stall short of the optimum
+    modes = _corner_modes() if projective else np.tile(np.eye(2), (4, 1))
 
     def cost(p: np.ndarray) -> float:
-        d = np.tile(p, 4) if len(p) == 2 else p
-        return -metric(hg.corners_matrix(shape, matrix, d * scale))
+        return -metric(hg.corners_matrix(shape, matrix, modes @ p * scale))
 
-    n = 8 if projective else 2
-    res = minimize(cost, np.zeros(n), method="Powell", bounds=[(-3, 3)] * n,
-                   options={"xtol": 2e-2, "ftol": 1e-7, "maxfev": 700 if projective else 150})
-    if projective:  # Powell stalls on coupled corners: one restart from where it stopped
-        res = minimize(cost, res.x, method="Powell", bounds=[(-3, 3)] * n,
-                       options={"xtol": 1e-2, "ftol": 1e-8, "maxfev": 400})
-    d = np.tile(res.x, 4) if n == 2 else res.x
-    return hg.corners_matrix(shape, matrix, d * scale)
+    n = modes.shape[1]
+    x = np.zeros(n)
+    for _ in range(3 if projective else 1):
+        res = minimize(cost, x, method="Powell", bounds=[(-3, 3)] * n,
+                       options={"xtol": 1e-2, "ftol": 1e-8, "maxfev": 500 if projective else 150})
+        moved = float(np.abs(modes @ (res.x - x)).max())
+        x = res.x
+        if moved < 0.02:  # converged: a restart no longer moves any corner
+            break
+    return hg.corners_matrix(shape, matrix, modes @ x * scale)
+
+
+def _corner_modes() -> np.ndarray:
+    """``(8, 8)``: columns are corner displacement patterns (x then y of corners 0..3)."""
+    signs = np.array([[1, 1, 1, 1], [-1, 1, 1, -1], [-1, -1, 1, 1], [1, -1, 1, -1]], dtype=float)
+    modes = np.zeros((8, 8))
+    for axis in (0, 1):
+        for j, sg in enumerate(signs):
+            modes[axis::2, 4 * axis + j] = sg
+    return modes
 
 
 def spline_coefficients(channels: np.ndarray) -> np.ndarray:
@@ -392,55 +414,103 @@ class FitMetric:
     """
 
     def __init__(self, scan: np.ndarray, moving: np.ndarray, f: float, mask: np.ndarray | None = None,
-                 partial: bool = False, prefiltered: bool = False):
+                 partial: bool = False, prefiltered: bool = False, max_samples: int = _MAX_SAMPLES):
         self.partial = partial
         scan = scan if scan.ndim == 3 else scan[None]
         self.shape = scan.shape[1:]
         pts = hg.scan_grid(self.shape)
         keep = np.ones(len(pts), dtype=bool) if mask is None else np.asarray(mask).ravel().copy()
-        if keep.sum() > _MAX_SAMPLES:  # large scans: a fixed random subset is as precise, far faster
+        if keep.sum() > max_samples:  # large scans: a fixed random subset is as precise, far faster
             idx = np.flatnonzero(keep)
             keep[:] = False
-            keep[np.random.default_rng(0).choice(idx, _MAX_SAMPLES, replace=False)] = True
+            keep[np.random.default_rng(0).choice(idx, max_samples, replace=False)] = True
         self.pts = pts[keep]
+        self.full = scan
         self.s = scan.reshape(len(scan), -1)[:, keep].T.astype(np.float64)
         u = (self.pts - self.pts.mean(axis=0)) / (self.pts.std(axis=0) + 1e-9)
         self.pos = np.column_stack([np.ones(len(u)), u, u ** 2, u[:, 0] * u[:, 1]])
         # cubic B-spline coefficients: the metric is smooth in the matrix (gradient optimiser)
         self.moving = moving if prefiltered else spline_coefficients(moving)
         self.f = float(f)
+        self._basis_all: np.ndarray | None = None
+        self._pos_basis_all: np.ndarray | None = None
 
-    def __call__(self, matrix: np.ndarray, shift: tuple[float, float] = (0.0, 0.0)) -> float:
+    def _sample(self, matrix: np.ndarray, shift: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+        """Photo channels ``(n, 3)`` at the sampled scan pixels (and which fall inside)."""
         xy = hg.apply(matrix, self.pts + np.asarray(shift, dtype=float))
         xm = (xy - (self.f - 1) / 2) / self.f
         _, h, w = self.moving.shape
         inside = (xm[:, 0] >= 0) & (xm[:, 0] <= w - 1) & (xm[:, 1] >= 0) & (xm[:, 1] <= h - 1)
+        x = np.column_stack([map_coordinates(ch, [xm[:, 1], xm[:, 0]], order=3, mode="nearest",
+                                             prefilter=False) for ch in self.moving])
+        return x, inside
+
+    def colour_images(self, matrix: np.ndarray) -> np.ndarray:
+        """``(3, H, W)``: the photo's absorbances predicted from the scan images at ``matrix``.
+
+        The several-image fit's coefficients, applied to every scan pixel without the
+        position trend: three images that carry what the scan says about the photo's
+        colours, for fits on small windows where tens of separate images would overfit.
+        """
+        x, inside = self._sample(matrix, (0.0, 0.0))
+        sc = self.s[inside]
+        mu, sd = sc.mean(axis=0), sc.std(axis=0) + 1e-9
+        z = (sc - mu) / sd
+        a = np.column_stack([self.pos[inside], z, z ** 2])
+        coef = np.linalg.lstsq(a, x[inside], rcond=None)[0][self.pos.shape[1]:]
+        flat = self.full.reshape(len(self.full), -1)
+        out = np.empty((coef.shape[1], flat.shape[1]), dtype=np.float32)
+        for a in range(0, flat.shape[1], 1 << 16):  # in pieces: bounded memory on large scans
+            zf = (flat[:, a: a + (1 << 16)].T - mu) / sd
+            out[:, a: a + len(zf)] = (np.column_stack([zf, zf ** 2]) @ coef).T
+        return out.reshape((-1, *self.shape))
+
+    def __call__(self, matrix: np.ndarray, shift: tuple[float, float] = (0.0, 0.0)) -> float:
+        x, inside = self._sample(matrix, shift)
         if inside.mean() < 0.5:
             return 0.0
-        x = np.column_stack([map_coordinates(ch, [xm[:, 1], xm[:, 0]], order=3, mode="nearest",
-                                             prefilter=False) for ch in self.moving])[inside]
+        x = x[inside]
         x = (x - x.mean(axis=0)) / (x.std(axis=0) + 1e-9)
         if self.s.shape[1] == 1:
             iu = np.triu_indices(x.shape[1])
             quad = (x[:, :, None] * x[:, None, :])[:, iu[0], iu[1]]
-            a = np.column_stack([self.pos[inside], x, quad])
+            basis = _basis(np.column_stack([self.pos[inside], x, quad]))
             y = self.s[inside]
         else:
-            sc = self.s[inside]
-            sc = (sc - sc.mean(axis=0)) / (sc.std(axis=0) + 1e-9)
-            a = np.column_stack([self.pos[inside], sc, sc ** 2])
+            # the regressors (scan images, position) do not move with the matrix: their
+            # orthonormal basis is computed once for the usual case of every pixel inside
+            basis = self._scan_basis(inside)
             y = x
-        y = y - y.mean(axis=0)
-        ata = a.T @ a
-        ata[np.diag_indices_from(ata)] += 1e-9 * np.trace(ata)
-        coef = np.linalg.solve(ata, a.T @ y)
-        r = y - a @ coef
-        r2 = float(1 - (r * r).sum() / max(float((y * y).sum()), 1e-12))
+        return self._r2(basis, y - y.mean(axis=0), inside)
+
+    def _scan_basis(self, inside: np.ndarray) -> np.ndarray:
+        if inside.all() and self._basis_all is not None:
+            return self._basis_all
+        sc = self.s[inside]
+        sc = (sc - sc.mean(axis=0)) / (sc.std(axis=0) + 1e-9)
+        basis = _basis(np.column_stack([self.pos[inside], sc, sc ** 2]))
+        if inside.all():
+            self._basis_all = basis
+        return basis
+
+    def _r2(self, basis: np.ndarray, y: np.ndarray, inside: np.ndarray) -> float:
+        """Share of ``y``'s variance in the span of ``basis`` (partial: beyond the position trend)."""
+        yy = max(float((y * y).sum()), 1e-12)
+        r2 = float(((basis.T @ y) ** 2).sum()) / yy
         if not self.partial:
             return r2
         # share of what the smooth position trend leaves that the colours explain
-        p = self.pos[inside]
-        c0 = np.linalg.lstsq(p, y, rcond=None)[0]
-        r0 = y - p @ c0
-        base = float(1 - (r0 * r0).sum() / max(float((y * y).sum()), 1e-12))
+        if inside.all():
+            if self._pos_basis_all is None:
+                self._pos_basis_all = _basis(self.pos)
+            pb = self._pos_basis_all
+        else:
+            pb = _basis(self.pos[inside])
+        base = float(((pb.T @ y) ** 2).sum()) / yy
         return (r2 - base) / max(1 - base, 1e-12)
+
+
+def _basis(a: np.ndarray) -> np.ndarray:
+    """Orthonormal basis of the column space of ``a`` (columns below 1e-9 of the largest dropped)."""
+    u, sv, _ = np.linalg.svd(a, full_matrices=False)
+    return u[:, sv > 1e-9 * sv[0]] if sv.size and sv[0] > 0 else u[:, :0]

@@ -72,8 +72,11 @@ def _window_shift(metric: auto.FitMetric, matrix: np.ndarray, n_pixels: int) -> 
     def cost(p: np.ndarray) -> float:
         return -metric(matrix, (float(p[0]), float(p[1])))
 
-    res = minimize(cost, np.zeros(2), method="Powell", bounds=[(-3, 3)] * 2,
-                   options={"xtol": 1e-2, "ftol": 1e-8, "maxfev": 120})
+    # a local search (a simplex of a third of a pixel): Powell's line searches bracket far
+    # and can land on another window's structure, a pixel or two away
+    simplex = np.array([[0.0, 0.0], [0.3, 0.0], [0.0, 0.3]])
+    res = minimize(cost, np.zeros(2), method="Nelder-Mead", bounds=[(-3, 3)] * 2,
+                   options={"initial_simplex": simplex, "xatol": 1e-2, "fatol": 1e-8, "maxfev": 120})
     d = res.x
     f0 = -res.fun
     if f0 <= 0:
@@ -97,7 +100,7 @@ def window_shifts(scan: np.ndarray, chans: np.ndarray, ph: Photo, matrix: np.nda
     """
     from maxrf.registration.register import fit_metric
 
-    h, w = scan.shape
+    h, w = scan.shape[-2:]
     rows, cols = np.mgrid[0:h, 0:w]
     wh, ww = frac * h, frac * w
     centres, shifts, stderr = [], [], []
@@ -132,7 +135,14 @@ def local_alignment(scan: np.ndarray, chans: np.ndarray, ph: Photo, matrix: np.n
     -------
     LocalAlignment
     """
-    h, w = scan.shape
+    from maxrf.registration.register import fit_metric
+
+    h, w = scan.shape[-2:]
+    if scan.ndim == 3 and len(scan) > 3:
+        # tens of separate scan images would overfit a window's few hundred pixels (a
+        # flatter, noisier optimum): the windows fit the three colours the whole scan predicts
+        pred = fit_metric(scan, chans, ph, matrix).colour_images(matrix)
+        scan = np.stack([auto.normalise(p) for p in pred])
     c, s, se = window_shifts(scan, chans, ph, matrix, 3, frac)
     corners = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], dtype=float)
     field, pred_se = _displacement_field(c, s, se, corners, (w, h))

@@ -17,11 +17,15 @@ from maxrf.registration import homography as hg
 from maxrf.registration.result import Registration, write_registration
 from maxrf.registration.verdict import judge
 
-__all__ = ["register", "register_image", "scan_image"]
+__all__ = ["register", "register_image", "scan_image", "scan_maps", "scan_stack"]
 
 _MAX_SIDE = 2048
 #: shorter side (scan pixels) of a large scan at the coarse levels
 _COARSE_SCAN_SIDE = 80
+#: channel bands fitted separately in the fine stages (see :func:`scan_maps`)
+_BANDS = 32
+#: scan pixels sampled by the colour fit at the intermediate levels of a large scan
+_LEVEL_SAMPLES = 6000
 
 
 def scan_image(ds: Any, image: str | Sequence[str] = "sum") -> tuple[np.ndarray, str]:
@@ -42,25 +46,60 @@ def scan_image(ds: Any, image: str | Sequence[str] = "sum") -> tuple[np.ndarray,
         ``(H, W)`` float64.
     label : str
     """
-    from maxrf import maps
 
     names = [image] if isinstance(image, str) else list(image)
     names = [n.strip() for part in names for n in part.split(",") if n.strip()]
     if names == ["sum"]:
-        if "sum_image" in ds.layers:
-            return np.asarray(ds.read("sum_image")["image"], dtype=float), "sum"
-        try:
-            img = maps.sum_image(ds)
-        except LayerMissingError:
-            c = ds.shape[2]
-            img = maps.sum_image(ds.cube, min_keV=0.0, x_keVs=np.arange(c, dtype=float))
-        # one pass over the cube: kept as a layer so re-registering does not read it again
-        ds.write_layer("sum_image", {"image": np.asarray(img, dtype=np.float64)},
-                       {"units": "counts per pixel",
-                        "what": "sum over channels >= 1 keV (all if uncalibrated)"})
-        return img, "sum"
+        if "sum_image" not in ds.layers:
+            _band_layers(ds)
+        return np.asarray(ds.read("sum_image")["image"], dtype=float), "sum"
     stack, label = element_stack(ds, names)
     return sum(auto.normalise(m).astype(float) for m in stack), label
+
+
+def scan_maps(ds: Any, image: str | Sequence[str] = "sum") -> np.ndarray:
+    """Separate scan images for the fine stages: the element maps, or channel bands for ``'sum'``.
+
+    The photo's absorbances are close to linear in the amount of each pigment
+    (Beer-Lambert), while the sum image weighs the elements by their count rates, not by
+    their colours: no function of three colours reproduces it when more than three
+    elements vary, and the misfit, spatially structured, biases the fit's optimum by a
+    pixel or more. A regression of the colours on separate images has no such misfit. For
+    ``'sum'`` they are 32 channel bands of equal counts (:func:`maxrf.maps.band_images`),
+    which span the element maps without identifying the elements.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(k, H, W)`` float32.
+    """
+    names = [image] if isinstance(image, str) else list(image)
+    names = [n.strip() for part in names for n in part.split(",") if n.strip()]
+    if names != ["sum"]:
+        return np.asarray(element_stack(ds, names)[0], dtype=np.float32)
+    if "band_images" not in ds.layers:
+        _band_layers(ds)
+    return np.asarray(ds.read("band_images")["images"], dtype=np.float32)
+
+
+def _band_layers(ds: Any) -> None:
+    """One pass over the cube: the ``band_images`` layer and the ``sum_image`` (their sum).
+
+    Kept as layers so that registering again does not read the cube again.
+    """
+    from maxrf import maps
+
+    try:
+        bands, windows = maps.band_images(ds, _BANDS, min_keV=1.0)
+        what = "channels >= 1 keV"
+    except LayerMissingError:  # not calibrated: every channel
+        bands, windows = maps.band_images(ds, _BANDS, min_keV=None)
+        what = "every channel (uncalibrated scan)"
+    ds.write_layer("band_images", {"images": np.asarray(bands, dtype=np.float64),
+                                   "windows": np.asarray(windows, dtype=np.int64)},
+                   {"units": "counts per pixel", "what": f"{len(bands)} bands of equal mean counts, {what}"})
+    ds.write_layer("sum_image", {"image": np.asarray(bands, dtype=np.float64).sum(axis=0)},
+                   {"units": "counts per pixel", "what": f"sum over {what}"})
 
 
 def element_stack(ds: Any, elements: Sequence[str]) -> tuple[list[np.ndarray], str]:
@@ -96,14 +135,22 @@ def register_image(
     refine: bool | None = None,
     max_side: int = _MAX_SIDE,
     label: str = "image",
+    maps: np.ndarray | None = None,
 ) -> Registration:
-    """Register a scan image ``(H, W)`` onto a photograph (see :func:`register`)."""
+    """Register a scan image ``(H, W)`` onto a photograph (see :func:`register`).
+
+    ``maps`` ``(k, H, W)``: further scan images (element or peak maps, see
+    :func:`scan_maps`) fitted together with ``image`` in the fine stages and the verdict.
+    """
     img = np.asarray(image, dtype=float)
     if img.ndim != 2 or min(img.shape) < 8:
         raise ParameterError(f"the scan image must be 2-D and at least 8 x 8 pixels, got {img.shape}")
     ph = _read(photo, max_side)
-    scan = auto.normalise(img)
+    scan = scan_stack(img, maps)
+    del maps  # the stack holds them scaled: a large scan's maps are tens of MB
     chans = auto.photo_channels(ph.image)
+    if not isinstance(photo, Photo):  # read here: only the channels are used from now on
+        ph.image = ph.image[:0, :0]
     inliers = None
     residuals: list[float] = []
     if points is not None:
@@ -116,21 +163,44 @@ def register_image(
             matrix = hg.fit_dlt(pts[:, :2], pts[:, 2:])
         method = "points"
         if refine:
-            matrix = _refine_from(scan, chans, ph, matrix)
+            with _one_blas_thread():
+                matrix = _refine_from(scan, chans, ph, matrix)
             method = "points+auto"
         residuals = list(np.linalg.norm(hg.apply(matrix, pts[:, :2]) - pts[:, 2:], axis=1))
     else:
         if refine is False:
             raise ParameterError("without control points the registration must be automatic")
         pts = None
-        matrix = _automatic(scan, chans, ph)
+        with _one_blas_thread():
+            matrix = _automatic(scan, chans, ph)
         method = "auto"
     reg = Registration(
         matrix=matrix, method=method, photo_path=ph.path, photo_sha256=ph.sha256,
         photo_size=ph.size, scan_shape=img.shape, quality="failed",
         points=pts, inliers=inliers, scan_image=label)
-    judge(reg, scan, chans, ph, residuals)
+    with _one_blas_thread():
+        judge(reg, scan, chans, ph, residuals)
     return reg
+
+
+def _one_blas_thread() -> Any:
+    """The metrics' products are small (thousands x tens): BLAS threads only contend,
+    and on a loaded machine their spinning multiplied the CPU time by three to four."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1, user_api="blas")
+
+
+def scan_stack(img: np.ndarray, maps: np.ndarray | None) -> np.ndarray:
+    """``(1 + k, H, W)`` float32: ``img`` then each map, each scaled to 0..1 on its own."""
+    extra = [] if maps is None else maps
+    out = np.empty((1 + len(extra), *img.shape), dtype=np.float32)
+    out[0] = auto.normalise(img)
+    for i, m in enumerate(extra):
+        if np.shape(m) != img.shape:
+            raise ParameterError(f"scan maps must be {img.shape} like the scan image, got {np.shape(m)}")
+        out[1 + i] = auto.normalise(m)
+    return out
 
 
 def register(
@@ -155,7 +225,10 @@ def register(
         ``(N, 4)`` control points ``xrf_col, xrf_row, photo_x, photo_y`` (N >= 4; pixel
         centres at integers; RANSAC for N > 4). Without them: automatic.
     image : str or sequence of str
-        Scan image registered: ``'sum'`` or element(s) with stored maps (see :func:`scan_image`).
+        Scan image registered: ``'sum'`` or element(s) with stored maps (see :func:`scan_image`);
+        the fine stages fit the separate images behind it: the channel bands of ``'sum'``
+        (computed once and kept as the ``band_images`` layer) or each element's map (see
+        :func:`scan_maps`).
     refine : bool, optional
         With points: refine the points' homography automatically (``'points+auto'``).
     store : bool
@@ -179,7 +252,8 @@ def register(
 
     ds = open_datastack(ds)
     img, label = scan_image(ds, image)
-    reg = register_image(img, photo, points, refine=refine, max_side=max_side, label=label)
+    reg = register_image(img, photo, points, refine=refine, max_side=max_side, label=label,
+                         maps=scan_maps(ds, image))
     if store:
         write_registration(ds, reg)
     return reg
@@ -225,16 +299,21 @@ def _colour_level(chans: np.ndarray, ph: Photo, s: float) -> tuple[np.ndarray, f
     ref = _LEVEL_CACHE.get("chans")
     if ref is not None and ref() is chans and _LEVEL_CACHE.get("key") == (f, sigma):
         return _LEVEL_CACHE["coeffs"], f
-    coeffs = auto.spline_coefficients(np.stack([auto.smooth_for_scan(c, s / f) for c in fine]))
+    _LEVEL_CACHE.clear()  # the previous level's coefficients go before the next's are made
+    coeffs = np.empty(fine.shape, dtype=np.float32)
+    for i, c in enumerate(fine):  # channel by channel: a large photo's copies add up
+        coeffs[i] = auto.spline_coefficients(auto.smooth_for_scan(c, s / f)[None])[0]
     _LEVEL_CACHE.update(chans=weakref.ref(chans), key=(f, sigma), coeffs=coeffs)
     return coeffs, f
 
 
 def fit_metric(scan: np.ndarray, chans: np.ndarray, ph: Photo, matrix: np.ndarray,
-               mask: np.ndarray | None = None, partial: bool = False) -> auto.FitMetric:
+               mask: np.ndarray | None = None, partial: bool = False,
+               max_samples: int = auto._MAX_SAMPLES) -> auto.FitMetric:
     """The colour-fit metric of ``scan`` against the photo's R, G, B absorbances near ``matrix``'s scale."""
     coeffs, f = _colour_level(chans, ph, auto._scale(matrix))
-    return auto.FitMetric(scan, coeffs, f, mask=mask, partial=partial, prefiltered=True)
+    return auto.FitMetric(scan, coeffs, f, mask=mask, partial=partial, prefiltered=True,
+                          max_samples=max_samples)
 
 
 def _automatic(scan: np.ndarray, chans: np.ndarray, ph: Photo) -> np.ndarray:
@@ -243,21 +322,40 @@ def _automatic(scan: np.ndarray, chans: np.ndarray, ph: Photo) -> np.ndarray:
     A large scan is first registered whole at a reduced resolution (its shorter side about
     :data:`_COARSE_SCAN_SIDE` pixels: the search, SimpleITK and the projective fit are then
     as fast as for a small scan and their capture range in scan pixels is ``k`` times
-    larger); only the projective refinement runs at full resolution, near the solution.
+    larger); the projective refinement then runs at resolutions three times finer each
+    time down to the full one, each level starting within its capture range (a few of
+    its pixels) from the level before.
     """
-    k = min(scan.shape) // _COARSE_SCAN_SIDE
+    k = min(scan.shape[-2:]) // _COARSE_SCAN_SIDE
     if k < 2:
         return _automatic_level(scan, chans, ph)
-    small = auto.normalise(auto.box_reduce(scan, k))
-    # reduced pixel i covers full pixels k*i .. k*i+k-1: full c = k * c_small + (k - 1) / 2
-    to_small = np.array([[1 / k, 0, -(k - 1) / (2 * k)], [0, 1 / k, -(k - 1) / (2 * k)], [0, 0, 1]])
-    matrix = _automatic_level(small, chans, ph) @ to_small
-    metric = fit_metric(scan, chans, ph, matrix)
-    return auto.refine_projective(metric, matrix, auto._scale(matrix))
+    matrix = _automatic_level(_reduced(scan, k), chans, ph) @ _to_reduced(k)
+    while k > 1:
+        k = max(1, k // 3)
+        level = _reduced(scan, k) if k > 1 else scan
+        m = matrix @ np.linalg.inv(_to_reduced(k))
+        # an intermediate level only has to bring the next within its capture range
+        n = auto._MAX_SAMPLES if k == 1 else _LEVEL_SAMPLES
+        m = auto.refine_projective(fit_metric(level, chans, ph, m, max_samples=n), m, auto._scale(m))
+        matrix = m @ _to_reduced(k)
+    return matrix
+
+
+def _reduced(scan: np.ndarray, k: int) -> np.ndarray:
+    """The scan images box-averaged by ``k``, each scaled to 0..1 again."""
+    return np.stack([auto.normalise(a) for a in auto.box_reduce(scan, k)])
+
+
+def _to_reduced(k: int) -> np.ndarray:
+    """Full scan (col, row) -> pixel of the scan reduced by ``k``.
+
+    Reduced pixel i covers full pixels k*i .. k*i+k-1: full c = k * c_reduced + (k - 1) / 2.
+    """
+    return np.array([[1 / k, 0, -(k - 1) / (2 * k)], [0, 1 / k, -(k - 1) / (2 * k)], [0, 0, 1]])
 
 
 def _automatic_level(scan: np.ndarray, chans: np.ndarray, ph: Photo) -> np.ndarray:
-    cands = auto.coarse_search(scan, chans, ph.factor, n_best=8)
+    cands = auto.coarse_search(scan[0], chans, ph.factor, n_best=8)
     if not cands:
         raise ParameterError(f"{ph.path}: the photo is too small for the scan")
     # NCC of one channel ranks poses only roughly: rank by the colour fit, refine the best two
@@ -269,7 +367,7 @@ def _automatic_level(scan: np.ndarray, chans: np.ndarray, ph: Photo) -> np.ndarr
         fine, f = _fine_level(chans[cand.channel: cand.channel + 1], ph, s)
         moving = auto.smooth_for_scan(fine[0], s / f)
         try:
-            m, _ = auto.refine_sitk(scan, moving, f, cand.matrix, "similarity")
+            m, _ = auto.refine_sitk(scan[0], moving, f, cand.matrix, "similarity")
         except RuntimeError:
             continue  # the pose drifted out of the photo
         # Mattes values of different photo channels do not compare: rank by the colour fit
@@ -284,10 +382,10 @@ def _refine_from(scan: np.ndarray, chans: np.ndarray, ph: Photo, matrix: np.ndar
     """Affine (SimpleITK, Mattes MI on the best channel), then projective (colour fit)."""
     s = auto._scale(matrix)
     fine, f = _fine_level(chans, ph, s)
-    values = [auto.MIMetric(scan, fine[c], f)(matrix) for c in range(len(fine))]
+    values = [auto.MIMetric(scan[0], fine[c], f)(matrix) for c in range(len(fine))]
     moving = auto.smooth_for_scan(fine[int(np.argmax(values))], s / f)
     try:
-        matrix, _ = auto.refine_sitk(scan, moving, f, matrix, "affine")
+        matrix, _ = auto.refine_sitk(scan[0], moving, f, matrix, "affine")
     except RuntimeError:
         pass
     metric = fit_metric(scan, chans, ph, matrix)

@@ -22,7 +22,7 @@ __all__ = ["FAILED", "GOOD", "judge"]
 #: the control point residuals; distortion: ratio of
 #: the local scales over the scan times the anisotropy (1 for a similarity).
 GOOD: dict[str, float] = {"overlap": 0.97, "explained": 0.5, "contrast": 0.3,
-                          "local_max_error_scan_px": 1.0, "points_rms_scan_px": 0.5, "distortion": 1.35}
+                          "local_max_error_scan_px": 0.8, "points_rms_scan_px": 0.5, "distortion": 1.35}
 FAILED: dict[str, float] = {"overlap": 0.5, "explained": 0.25, "contrast": 0.15,
                             "local_max_error_scan_px": 4.0, "points_rms_scan_px": 3.0, "distortion": 2.0}
 
@@ -53,7 +53,7 @@ def judge(reg: Registration, scan: np.ndarray, chans: np.ndarray, ph: Photo,
     from maxrf.registration.register import fit_metric
 
     m = reg.matrix
-    h, w = scan.shape
+    h, w = scan.shape[-2:]
     centre = np.array([[(w - 1) / 2, (h - 1) / 2]])
     scale = float(hg.local_scale(m, centre)[0])
     reg.scale = scale
@@ -65,7 +65,10 @@ def judge(reg: Registration, scan: np.ndarray, chans: np.ndarray, ph: Photo,
     checks: dict[str, Any] = {"overlap": _check(reg.overlap, GOOD["overlap"], FAILED["overlap"], True)}
     checks["distortion"] = _check(_distortion(m, (h, w)), GOOD["distortion"], FAILED["distortion"], False)
     if reg.overlap >= FAILED["overlap"] and np.isfinite(scale) and scale > 0:
-        metric = fit_metric(scan, chans, ph, m, partial=True)
+        # the global evidence from the first (sum) image alone: regressed on nine colour
+        # terms, its share explained stays low for another artwork, where tens of separate
+        # images explain half of any smooth photo's variance by chance
+        metric = fit_metric(scan[:1] if scan.ndim == 3 else scan, chans, ph, m, partial=True)
         r2 = metric(m)
         reg.metric = r2
         shifts = [(dx * w / 3, dy * h / 3) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy]
