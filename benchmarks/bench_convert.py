@@ -60,7 +60,7 @@ def _stored_ratio(out, nbytes) -> float:
     return nbytes / stored
 
 
-CODECS = {"lz4-1": ("lz4", 1), "lz4-5": ("lz4", 5), "lz4-9": ("lz4", 9), "zstd-1": ("zstd", 1),
+CODECS = {**{f"lz4-{level}": ("lz4", level) for level in (1, 2, 3, 4, 5, 9)}, "zstd-1": ("zstd", 1),
           "zstd-3": ("zstd", 3), "none": None}
 """Blosc codec and level (all bit-shuffled) compared in :func:`codec_table`; the store's
 ``--compression`` choices are keys of :data:`maxrf.store.COMPRESSIONS`."""
@@ -93,13 +93,38 @@ DECISIONS = {
     "rejected_lazy_smoothed_max": "computing it on first ds.max_spectrum() call: get_peakmaps calls it "
                                   "by default, so the seed workflow would pay a second pass over the "
                                   "stored cube (decode ~0.4 CPU s/GiB) plus the same smoothing",
-    "codec": "kept blosc lz4 level 5 + bitshuffle: lz4 level 1 encodes at the same speed with a lower "
-             "ratio, zstd 1 at half the speed (codecs); encoding is now the largest stage",
+    "codec": "kept blosc lz4 level 5 + bitshuffle (ratio 7.7): on 8 real 4-row blocks (load 6.8, "
+             "one thread) lz4 levels 1-5 bit-shuffled encode at 1145-1369 MB/s (ratio 7.31-7.71), "
+             "byte-shuffled at 1023-1149 MB/s (ratio 3.97-4.52: half the compression and no faster), "
+             "zstd-1 at 556 MB/s bit / 487 byte (ratio 10.3 / 8.2), blosclz 1/5 at 813-880 (7.1-7.2), "
+             "lz4 blocksizes 64 KiB-1 MiB 1315-1424 MB/s (7.5-7.8): no variant encodes clearly faster "
+             "(all within the +-10 % noise) and level 5 compresses best of lz4; decoding is as slow as "
+             "encoding, so the bit shuffle is most of the cost (codecs); encoding stays ~0.8 CPU s/GiB",
     "blosc_threads": "numcodecs' Blosc uses one internal thread when called off the main thread (the "
                      "engine's workers), so blosc and engine threads do not oversubscribe the cores",
-    "cold_prefetch": "each block read asks for the next 32 MB of rows (posix_fadvise WILLNEED): under "
-                     "load the time blocked in reads summed over threads was 1.3-3.6 s with it, "
-                     "2.3-2.9 s without (3 runs each, noisy)",
+    "cold_prefetch": "each block read asks for the next 32 MiB of rows not asked for yet "
+                     "(posix_fadvise WILLNEED) in 1 MiB pieces from a short-lived thread: Linux caps "
+                     "one call at the device read-ahead (8 MiB here: fincore showed a 32 MiB call "
+                     "bringing in 8 MiB) and the calls block while the reads are queued (0.7 s per cold "
+                     "GiB summed over the engine threads); time the engine threads wait in reads on a "
+                     "cold GiB 0.60-1.10 s vs 1.10-1.74 s with one 32 MiB call per block (3 runs each, "
+                     "load 3-5; the cold wall time varied 3.7-7.1 s with the load, too noisy to rank)",
+    "rejected_line_bound": "a tighter bound per bin pair: a line a + b k over the source bin's 4 "
+                           "channels above their largest weights (bin sum and first moment sum k x_k "
+                           "per bin): exact (pixel, bin) pairs 7.2 -> 4.4 % and 6.7 -> 3.8 % (64 rows "
+                           "of the cube, two places) but the bounds alone cost 0.62-0.77 vs 0.46-0.55 "
+                           "CPU s/GiB, the whole smoothed max 1.12-1.23 vs 1.01-1.23 (same process, "
+                           "alternated): no gain; with 8-channel bins 1.33-1.36 vs 1.28; as a second "
+                           "test only for the bins the present bound passes (moments per pixel on its first "
+                           "candidate): pairs 7.5 -> 4.2 % but 1.82-2.08 vs 1.11-1.30 CPU s/GiB",
+    "rejected_block_bound": "a bound per block from the per-bin maxima over its pixels, to skip the "
+                            "per-pixel bounds of bins no pixel of the block can raise: 97 % of bins "
+                            "stay active per 1- or 4-row block (maxima of different pixels add up)",
+    "rejected_split_taps": "two accumulator sets over the two halves of the taps in the exact sums: "
+                           "1.68-1.82 vs 1.03-1.28 CPU s/GiB; the exact sums already use AVX-512 "
+                           "(inspect_asm of an uncached copy), as does the banded bound sum",
+    "rejected_integer_bin_sums": "bin sums in integers and row slices of the band: 1.15-1.24 vs "
+                                 "1.24-1.26 CPU s/GiB, within the noise",
     "numba_first_call": "kernel_first_call: compile once per machine (cache=True), later processes "
                         "load the cache",
 }
@@ -108,7 +133,7 @@ DECISIONS = {
 
 def codec_table(scan, rows: int = 4, n_blocks: int = 8) -> dict:
     """Encode and decode speed (one thread, CPU MB/s) and ratio of each codec on real blocks,
-    plus byte shuffle and no shuffle for lz4-5 (why bit shuffle)."""
+    plus byte shuffle for lz4 levels 1-5 and zstd-1 and no shuffle for lz4-5 (why bit shuffle)."""
     import time
 
     import crc32c
@@ -122,7 +147,9 @@ def codec_table(scan, rows: int = 4, n_blocks: int = 8) -> dict:
     nbytes = sum(b.nbytes for b in blocks)
     mb = nbytes / 2**20
     variants = {k: None if v is None else Blosc(v[0], v[1], Blosc.BITSHUFFLE) for k, v in CODECS.items()}
-    variants["lz4-5-byteshuffle"] = Blosc("lz4", 5, Blosc.SHUFFLE)
+    for level in (1, 2, 3, 4, 5):
+        variants[f"lz4-{level}-byteshuffle"] = Blosc("lz4", level, Blosc.SHUFFLE)
+    variants["zstd-1-byteshuffle"] = Blosc("zstd", 1, Blosc.SHUFFLE)
     variants["lz4-5-noshuffle"] = Blosc("lz4", 5, Blosc.NOSHUFFLE)
     table = {}
     for name, codec in variants.items():

@@ -126,3 +126,44 @@ def test_a_pixel_just_above_the_floor_is_not_pruned():
     floor = np.zeros(512, dtype=np.float32)
     floor[200:204] = ref[200] * (1 - 5e-6)
     assert_exact(smoothed_max(x, floor=floor), np.maximum(ref, floor))
+
+
+def assert_each_channel_exact(got: np.ndarray, ref: np.ndarray) -> None:
+    """Every channel to float32 rounding of its own value: a tail of 1e-3 counts next to a
+    peak of thousands must be that channel's own maximum, not only close in absolute terms."""
+    np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-30)
+
+
+def far_tail_counts(rng, n: int = 600, channels: int = 512) -> np.ndarray:
+    """Nothing below channel 30 (a detector threshold), peaks at 33-45 of varied height and
+    place: the lowest channels' maxima are the far tails (the pruning bound is loosest there)."""
+    ch = np.arange(channels)
+    centre = rng.uniform(33, 45, (n, 1))
+    height = rng.gamma(1.5, 200, (n, 1))
+    x = rng.poisson(height * np.exp(-0.5 * ((ch - centre) / 2.5) ** 2) + 0.5 * (ch >= 30))
+    x[:, :30] = 0
+    return x.astype(np.uint16)
+
+
+def test_far_tails_at_the_low_channels_are_each_channels_own_maximum():
+    for seed in range(3):
+        x = far_tail_counts(np.random.default_rng(10 + seed))
+        assert_each_channel_exact(smoothed_max(x), plain_max(x))
+
+
+@pytest.mark.parametrize("channel", [0, 1, 2, 3, 29, 30, 31, 200, 509, 510, 511])
+def test_a_single_high_pixel_anywhere_in_a_bin(channel):
+    rng = np.random.default_rng(channel)
+    x = rng.poisson(0.02, (400, 512)).astype(np.uint16)
+    x[123, channel] = 5000
+    x[124, channel] = 4999  # a near tie in the next pixel: the bound must not prune the winner
+    assert_each_channel_exact(smoothed_max(x), plain_max(x))
+
+
+@pytest.mark.parametrize("level", [1, 7, 1000])
+def test_flat_spectra_where_every_pixel_is_a_candidate(level):
+    x = np.full((300, 1024), level, dtype=np.uint16)
+    assert_each_channel_exact(smoothed_max(x), plain_max(x))
+    x[250, 500] += 1  # one count more in one pixel: only it wins, and only near channel 500
+    x[251] += 1  # a whole pixel one count higher wins every other channel
+    assert_each_channel_exact(smoothed_max(x), plain_max(x))

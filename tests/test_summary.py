@@ -90,3 +90,16 @@ def test_a_new_pass_starts_from_nothing():
     engine.run(ArraySource(high, 3, 7), {"s": red})
     out = engine.run(ArraySource(low, 3, 7), {"s": red})["s"]  # no trace of the first cube
     np.testing.assert_allclose(out["smax"], reference(low)["smax"], rtol=0, atol=1e-4)
+
+
+def test_far_tails_at_the_low_channels_in_the_one_walk():
+    # nothing below channel 30, peaks at 33-45: each low channel's maximum is a far tail
+    rng = np.random.default_rng(21)
+    h, w, c = 12, 20, 300
+    centre = rng.uniform(33, 45, (h, w, 1))
+    counts = rng.poisson(rng.gamma(1.5, 200, (h, w, 1))
+                         * np.exp(-0.5 * ((np.arange(c) - centre) / 2.5) ** 2))
+    counts[..., :30] = 0
+    cube = counts.astype(np.uint16)
+    out = engine.run(ArraySource(cube, 4, 7), {"s": SummarySpectra(w)})["s"]
+    np.testing.assert_allclose(out["smax"], reference(cube)["smax"], rtol=1e-6, atol=1e-30)

@@ -833,3 +833,25 @@ def test_fifo_header_is_refused_without_blocking(tmp_path):
     (tmp_path / "pipe.raw").write_bytes(b"")
     with pytest.raises(ScanFormatError, match=r"pipe\.rpl.*not a regular file"):
         open_scan(tmp_path / "pipe.rpl")
+
+
+# --------------------------------------------------------------------------- prefetch
+
+
+def test_prefetch_asks_for_every_byte_of_the_rows_in_pieces(tmp_path, monkeypatch):
+    # Linux reads at most the device's read-ahead per WILLNEED call and drops the rest of a
+    # longer range: the rows must be asked for in pieces no longer than PREFETCH_PIECE
+    import maxrf.io.ripple.scan as scan_module
+
+    cube = random_cube((9, 5, 11), "unsigned", 2, seed=5)
+    rpl = numpy_pair(tmp_path, cube, "unsigned", 2, offset=13)
+    asked = []
+    monkeypatch.setattr(scan_module, "PREFETCH_PIECE", 100)
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, at, n, advice: asked.append((at, n, advice)))
+    open_scan(rpl).prefetch(slice(2, 7))
+    row = 5 * 11 * 2  # bytes of one row of the file
+    assert all(n <= 100 and advice == os.POSIX_FADV_WILLNEED for _, n, advice in asked)
+    starts = [at for at, _, _ in asked]
+    ends = [at + n for at, n, _ in asked]
+    assert starts[0] == 13 + 2 * row and ends[-1] == 13 + 7 * row
+    assert starts[1:] == ends[:-1]  # contiguous, no gap and no overlap
