@@ -119,21 +119,7 @@ def auto_calibrate(
             f"peaks on known lines for anode {anode_sym} at {kv:g} kV); check anode/tube_kv "
             "or give a manual calibration (two CHANNEL:KEV pairs) or an energy range"
         )
-    # the best-scoring solution the checks do not refute; the best one when all fail
-    cal = None
-    for best in distinct[:_N_JUDGED]:
-        if best is not distinct[0] and best.score < 0.6 * distinct[0].score:
-            break  # far worse than the best: the best's verdict stands
-        judged = _judged(best, obs, refs, spec, anode_ref, anode_sym, kv, header, (g_lo, g_hi))
-        if judged is None:
-            continue
-        if cal is None or (cal.quality == "failed" and judged.quality != "failed"):
-            cal, chosen = judged, best
-        if cal.quality != "failed":
-            break
-    if cal is None:
-        raise CalibrationError(f"auto calibration diverged (gain out of range); {_GIVE_MANUAL}")
-    best = chosen
+    cal, best = _choose(distinct, obs, refs, spec, anode_ref, anode_sym, kv, header, (g_lo, g_hi))
     runner_up = max((float(h.score) for h in distinct if h is not best), default=None)
     cal.diagnostics.update(score=float(best.score), runner_up_score=runner_up, n_peaks_found=len(obs),
                            noise_scale=float(spec.scale))
@@ -142,6 +128,28 @@ def auto_calibrate(
 
 #: how many of the best distinct solutions are judged before the best one is given up
 _N_JUDGED = 4
+
+
+def _choose(
+    distinct: list[_Hyp], obs: list[_Obs], refs: Sequence[_Ref], spec: _Spec, anode_ref: _Ref | None,
+    anode: str, kv: float, header: tuple[float, float] | None, gain_range: tuple[float, float],
+) -> tuple[Calibration, _Hyp]:
+    """The best-scoring solution the checks do not refute (the best one when all fail),
+    judged, with its hypothesis."""
+    cal, chosen = None, distinct[0]
+    for best in distinct[:_N_JUDGED]:
+        if best is not distinct[0] and best.score < 0.6 * distinct[0].score:
+            break  # far worse than the best: the best's verdict stands
+        judged = _judged(best, obs, refs, spec, anode_ref, anode, kv, header, gain_range)
+        if judged is None:
+            continue
+        if cal is None or (cal.quality == "failed" and judged.quality != "failed"):
+            cal, chosen = judged, best
+        if cal.quality != "failed":
+            break
+    if cal is None:
+        raise CalibrationError(f"auto calibration diverged (gain out of range); {_GIVE_MANUAL}")
+    return cal, chosen
 
 
 def _judged(
