@@ -93,7 +93,7 @@ def auto_calibrate(
     Raises
     ------
     CalibrationError
-        Bad input, or no consistent calibration (fewer than three peaks agree).
+        Bad input, or no calibration at all (fewer than two peaks on known lines).
     """
     y, ym, anode_sym, kv, (g_lo, g_hi) = _check_inputs(sum_spectrum, max_spectrum, anode, tube_kv, gain_range)
     refs = _reference_lines(anode_sym, kv)

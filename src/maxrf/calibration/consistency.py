@@ -8,7 +8,8 @@ element a few tens of eV away (the peak may be that neighbour's), or when a fitt
 look for exactly those weaknesses; each failure keeps a calibration from ``good``.
 
 * :func:`axis_sys_keV` - the systematic uncertainty of a fitted line's centre for judging
-  the axis (a Rayleigh line in a Compton blend: :data:`BLEND_SYS_KEV`);
+  the axis (a Rayleigh line in a Compton blend:
+  :data:`maxrf.calibration.precise.BLEND_SYS_KEV`);
 * :func:`alias_check` - refits with each fitted element line replaced by another
   element's main line nearby; an alternative that fits as well and moves the 2-20 keV
   axis by more than :data:`ALIAS_SHIFT_EV` makes the calibration ambiguous;
@@ -26,13 +27,10 @@ import numpy as np
 
 from maxrf import physics
 from maxrf.calibration.observe import _Obs, _Spec
+from maxrf.calibration.precise import _fit_sys_keV
 from maxrf.calibration.quality import RESIDUAL_TOL_EV, check
-from maxrf.calibration.references import _cluster_fwhm, _compton_blended, _Ref
+from maxrf.calibration.references import _cluster_fwhm, _Ref
 
-#: systematic uncertainty (keV) of a Rayleigh line's centre fitted inside its Compton
-#: blend (Cr/Cu K, W L): the blend's shape depends on the unknown angle and matrix, and
-#: fitted centres of such blends scatter by 10-30 eV around the line
-BLEND_SYS_KEV = 0.020
 #: systematic uncertainty (keV) of a fluorescence line's fitted centre: a steep
 #: transmission (filter, matrix below an edge) multiplies the line and moves it by
 #: sigma^2 dlnT/dE, up to 10-15 eV, and an unknown neighbour's line can pull it
@@ -52,11 +50,9 @@ Entry = tuple[_Ref, float, float, bool]
 
 def axis_sys_keV(ref: _Ref) -> float:
     """Systematic uncertainty (keV) of a fitted line's centre when judging the axis."""
-    if ref.kind == "scatter" or (ref.kind == "anode" and _compton_blended(ref.keV)):
-        return max(ref.sys_keV, BLEND_SYS_KEV)
     if ref.kind == "element":
         return max(ref.sys_keV, ELEMENT_SYS_KEV)
-    return ref.sys_keV
+    return _fit_sys_keV(ref)  # a Rayleigh line in its Compton blend: BLEND_SYS_KEV
 
 
 def slope_sys_keV(spec: _Spec, channel: float, fwhm_ch: float, gain: float) -> float:
