@@ -120,6 +120,16 @@ def auto_calibrate(
             "or give a manual calibration (two CHANNEL:KEV pairs) or an energy range"
         )
     cal, best = _choose(distinct, obs, refs, spec, anode_ref, anode_sym, kv, header, (g_lo, g_hi))
+    if cal.quality == "failed" and len(best.pairs) >= 3:
+        # every three-peak solution the checks saw failed: a peak that is no line (a
+        # filter's transmission window, a sum peak) may have made them; the two-peak
+        # solutions (zero and anode Ka, anode Ka and Kb) get their turn
+        two = [h for h in _select(kept, obs, refs, spec, anode_ref, anode_sym, kv, min_pairs=2)
+               if len(h.pairs) == 2]
+        if two:
+            cal2, best2 = _choose(two, obs, refs, spec, anode_ref, anode_sym, kv, header, (g_lo, g_hi))
+            if cal2.quality != "failed":
+                cal, best, distinct = cal2, best2, two
     runner_up = max((float(h.score) for h in distinct if h is not best), default=None)
     cal.diagnostics.update(score=float(best.score), runner_up_score=runner_up, n_peaks_found=len(obs),
                            noise_scale=float(spec.scale))

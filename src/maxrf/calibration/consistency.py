@@ -38,8 +38,9 @@ ELEMENT_SYS_KEV = 0.005
 #: largest move (eV) of the 2-20 keV axis an alternative identification may cause before
 #: the calibration is ambiguous (the verdict's promise is 30 eV)
 ALIAS_SHIFT_EV = 20.0
-#: how far (keV) another element's main line may lie from a fitted line to be an alias
-ALIAS_WINDOW_KEV = 0.060
+#: how far (keV) another line may lie from a fitted line to be an alias (a fit pinned
+#: by one soft line follows it wherever it is put; the other peaks decide)
+ALIAS_WINDOW_KEV = 0.150
 #: a strong fitted line broader than this many times the detector law is not a line
 BROAD_FACTOR = 1.45
 #: lines below this energy (keV) are not judged by width
@@ -99,6 +100,17 @@ def _axis_shift_eV(g1: float, o1: float, g2: float, o2: float, n: int) -> float:
     return float(np.max(np.abs((o2 + g2 * ch[m]) - e1[m])) * 1e3)
 
 
+def _alternatives(refs: Sequence[_Ref]) -> list[tuple[str, float]]:
+    """(name, keV) of the lines a fitted element line may really be: other elements'
+    main lines and every line of the anode (a blank scatters its weak L or M lines too)."""
+    out = [(q.name, q.keV) for q in refs if q.kind == "element" and q.fprimary]
+    anode = {q.element for q in refs if q.kind in ("anode", "scatter") and q.element}
+    for el in anode:
+        lines = physics.element_lines(el, 100.0, min_keV=0.9, min_rel=0.001)
+        out += [(f"{el} {ln.siegbahn}", ln.energy_keV) for ln in lines]
+    return out
+
+
 def alias_check(
     entries: Sequence[Entry], refs: Sequence[_Ref], gain: float, n: int
 ) -> dict[str, Any] | None:
@@ -129,24 +141,23 @@ def alias_check(
     kev = np.array([u[0].keV for u in used])
     s = np.array([math.hypot(gain * u[2], axis_sys_keV(u[0])) for u in used])
     g0, o0 = _fit_line(c, kev, s)
-    primaries = [q for q in refs if q.kind == "element" and q.fprimary]
     worst: tuple[float, str] | None = None
     for i, (r, _ci, _ei) in enumerate(used):
         if r.kind != "element":
             continue
-        for q in primaries:
-            if q.element == r.element or not 0.005 < abs(q.keV - r.keV) <= ALIAS_WINDOW_KEV:
+        for q_name, q_keV in _alternatives(refs):
+            if q_name.split()[0] == r.element or not 0.005 < abs(q_keV - r.keV) <= ALIAS_WINDOW_KEV:
                 continue
             alt = kev.copy()
-            alt[i] = q.keV
+            alt[i] = q_keV
             g1, o1 = _fit_line(c, alt, s)
             res = (o1 + g1 * c - alt) * 1e3
             if np.any(np.abs(res) > np.maximum(RESIDUAL_TOL_EV, 3.0 * s * 1e3)):
                 continue  # the other peaks refute the alternative
             shift = _axis_shift_eV(g0, o0, g1, o1, n)
             if shift > ALIAS_SHIFT_EV and (worst is None or shift > worst[0]):
-                d = (q.keV - r.keV) * 1e3
-                worst = (shift, f"{r.name} at {r.keV:.3f} keV may be {q.name} ({d:+.0f} eV)")
+                d = (q_keV - r.keV) * 1e3
+                worst = (shift, f"{r.name} at {r.keV:.3f} keV may be {q_name} ({d:+.0f} eV)")
     if worst is None:
         return check("alias", True, "no other element's line near a fitted line fits as well")
     return check(
