@@ -35,6 +35,9 @@ from maxrf.calibration.references import _cluster_fwhm, _Ref
 #: transmission (filter, matrix below an edge) multiplies the line and moves it by
 #: sigma^2 dlnT/dE, up to 10-15 eV, and an unknown neighbour's line can pull it
 ELEMENT_SYS_KEV = 0.005
+#: systematic uncertainty (keV) of a zero peak's centre fitted on its flank (cut by the
+#: start of the axis): the centre lies off the data, where the peak's shape is assumed
+EDGE_ZERO_SYS_KEV = 0.010
 #: largest move (eV) of the 2-20 keV axis an alternative identification may cause before
 #: the calibration is ambiguous (the verdict's promise is 30 eV)
 ALIAS_SHIFT_EV = 20.0
@@ -77,9 +80,12 @@ def entry_sys_keV(ref: _Ref, channel: float, obs: Sequence[_Obs], gain: float) -
     reference's own (:func:`axis_sys_keV`) and the steep-background bias
     (:func:`slope_sys_keV`) of the observed peak."""
     sys = axis_sys_keV(ref)
-    if ref.kind == "zero" or not obs:
+    if not obs:
         return sys
     o = min(obs, key=lambda q: abs(q.channel - channel))
+    if ref.kind == "zero":
+        # a zero peak cut by the start of the axis is fitted on its visible flank only
+        return max(sys, EDGE_ZERO_SYS_KEV) if o.edge else sys
     return math.hypot(sys, slope_sys_keV(o.spec, channel, o.fwhm, gain))
 
 

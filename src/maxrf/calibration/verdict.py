@@ -352,6 +352,12 @@ def coverage_check(
     s = np.sqrt((gain * np.array([e[2] for e in used])) ** 2 + sys**2)
     a = np.column_stack([np.ones_like(c), c]) / s[:, None]
     cov = np.linalg.pinv(a.T @ a)
+    if len(used) > 2:
+        # peaks scattered about the line more than their uncertainties allow (blends
+        # with unknown lines): the uncertainties are too small by the Birge ratio
+        kev = np.array([e[0].keV for e in used])
+        chi2 = float(np.sum(((offset + gain * c - kev) / s) ** 2)) / (len(used) - 2)
+        cov = cov * max(chi2, 1.0)
     top = min(20.0, offset + gain * (n - 1))
     worst = 0.0
     for ek in (2.0, top):
