@@ -12,11 +12,11 @@ import xraydb
 
 from maxrf import physics
 from maxrf.calibration import assess_calibration, auto_calibrate
-from maxrf.calibration.consistency import alias_check, slope_sys_keV
-from maxrf.calibration.observe import _prepare
+from maxrf.calibration.consistency import alias_check, cliff_check, slope_sys_keV
+from maxrf.calibration.observe import _observe, _prepare
 from maxrf.calibration.references import _reference_lines
 from maxrf.errors import CalibrationError
-from maxrf.synth_spectra import calibration_case
+from maxrf.synth_spectra import calibration_case, filter_transmission
 
 
 def _ka(el: str) -> float:
@@ -108,3 +108,30 @@ def test_a_blank_with_two_anode_lines_gets_a_verdict_not_an_error():
         err = case.max_error_eV(cal.gain_keV, cal.offset_keV)
         assert cal.quality in ("good", "doubtful", "failed") and cal.checks
         assert cal.quality != "good" or err <= 30.0
+
+
+def test_a_filter_hump_at_an_absorption_edge_is_no_line():
+    # a continuum through 50 um of Cu: a hump that ends at the Cu K edge (xraydb)
+    gain, offset = 0.010, 0.0
+    e = offset + gain * np.arange(2048)
+    edge = xraydb.xray_edge("Cu", "K").energy / 1e3
+    rng = np.random.default_rng(5104)
+    cont = 400.0 * np.exp(-e / 12.0) * filter_transmission(e, ("Cu", 50.0))
+    hump = rng.poisson(cont).astype(float)
+    top = int(np.argmax(np.where(e < edge, cont, 0)))
+    assert abs(e[top] - edge) < 0.2  # the hump's top is at the edge
+    refs = {r.name: r for r in _reference_lines("Rh", 40.0)}
+    spec = _prepare(hump, "sum")
+    obs = [o for o in _observe(spec) if abs(o.channel - top) < 15]
+    assert obs, "the hump shows as a peak"
+    fake = [(refs["Zn Ka"], obs[0].channel, 0.1, True)]
+    chk = cliff_check(fake, obs)
+    assert chk is not None and not chk["passed"]
+    # a real Zn Ka line on the same continuum without the filter: no cliff
+    zn = _ka("Zn")
+    line = 2000.0 * np.exp(-0.5 * ((e - zn) / 0.07) ** 2)
+    y = rng.poisson(400.0 * np.exp(-e / 12.0) + line).astype(float)
+    spec = _prepare(y, "sum")
+    obs = [o for o in _observe(spec) if abs(o.channel - zn / gain) < 10]
+    chk = cliff_check([(refs["Zn Ka"], obs[0].channel, 0.1, True)], obs)
+    assert chk is not None and chk["passed"]

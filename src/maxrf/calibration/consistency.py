@@ -213,3 +213,52 @@ def broad_lines_check(entries: Sequence[Entry], obs: Sequence[_Obs], gain: float
         False,
         "fitted peaks far broader than the detector makes lines (Compton peaks?): " + ", ".join(broad[:3]),
     )
+
+
+#: the continuum above a "line" below this share of the continuum beside it below: a cliff
+CLIFF_RATIO = 0.2
+
+
+def cliff_check(entries: Sequence[Entry], obs: Sequence[_Obs]) -> dict[str, Any] | None:
+    """Whether a fitted element line sits at a cliff of the continuum.
+
+    A primary filter passes the continuum up to its absorption edge and kills it above:
+    the spectrum there rises to a hump that ends at the edge, narrow enough to pass for a
+    line. A fluorescence line has counts on both sides (its background, its companions);
+    a "line" with 1-3 FWHM above it far emptier than 1-3 FWHM below is such a cliff.
+
+    Returns
+    -------
+    dict or None
+        The ``continuum edge`` check (not critical); None without fitted element lines.
+    """
+    cliffs, seen = [], False
+    for r, c, _e, u in entries:
+        # main lines only: a companion sits beside its stronger main line
+        if not u or r.kind != "element" or not r.fprimary or not obs:
+            continue
+        o = min(obs, key=lambda q: abs(q.channel - c))
+        y, w, i = o.spec.y, max(o.fwhm, 2.0), int(round(c))
+        ch = np.arange(y.size)
+        free = np.ones(y.size, dtype=bool)  # the continuum: away from the other peaks
+        for q in obs:
+            if q is not o and q.significance >= 5.0:
+                free &= np.abs(ch - q.channel) > 1.5 * max(q.fwhm, 2.0)
+        lo_m = free & (ch >= i - 3 * w) & (ch <= i - w)
+        hi_m = free & (ch >= i + w) & (ch <= i + 3 * w)
+        lo, hi = y[lo_m], y[hi_m]
+        if lo.size < 2 or hi.size < 2:
+            continue
+        seen = True
+        if lo.sum() >= 25.0 and hi.mean() < CLIFF_RATIO * lo.mean():
+            cliffs.append(f"{r.name} (continuum {lo.mean():.0f} below, {hi.mean():.1f} above)")
+    if not seen:
+        return None
+    if not cliffs:
+        return check("continuum edge", True, "no fitted line sits at a cliff of the continuum")
+    return check(
+        "continuum edge",
+        False,
+        "fitted line(s) at a cliff of the continuum, where a filter's absorption edge ends a "
+        "hump that is no line: " + ", ".join(cliffs[:3]),
+    )

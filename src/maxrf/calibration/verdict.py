@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from maxrf import physics
-from maxrf.calibration.consistency import alias_check, broad_lines_check, entry_sys_keV
+from maxrf.calibration.consistency import alias_check, broad_lines_check, cliff_check, entry_sys_keV
 from maxrf.calibration.match import _FANO_SLOPE, _fwhm_at
 from maxrf.calibration.observe import _Obs, _Spec
 from maxrf.calibration.quality import (
@@ -403,6 +403,7 @@ def assess(
         compare_header(gain, offset, header, n),
         alias_check(entries, refs, gain, n),
         broad_lines_check(entries, obs, gain),
+        cliff_check(entries, obs),
     ):
         if extra is not None:
             checks.append(extra)
