@@ -60,8 +60,14 @@ Algorithm of :func:`auto_calibrate`
    possible Compton angle; the 2-20 keV axis pinned by the fit; no strong peak
    unexplained and the strongest line peaks on their lines; no line far narrower than the
    Fano limit; the Rayleigh lines inside soft anode blends where the axis puts them
-   (``anode scatter``); agreement within 20 eV with the file header's calibration when
-   there is one. ``good`` needs every check passed, an independent confirmation (a
+   (``anode scatter``); no other element's main line near a fitted line that would fit
+   as well and move the axis by more than 20 eV (``alias``); no strong fitted line far
+   broader than the zero peak's noise and the Fano law allow, as a Compton peak is
+   (``broad lines``); agreement within 20 eV with the file header's calibration when
+   there is one. The axis uncertainty (``coverage``) counts the bias of Rayleigh lines
+   inside Compton blends (20 eV), of fluorescence lines (5 eV) and of lines on a steep
+   background (a filter's transmission moves a line by sigma^2 dlnT/dE).
+   ``good`` needs every check passed, an independent confirmation (a
    prediction uncertain by at most 30 eV) and three peaks in the fit (or two with the
    anode's Ka/Kb spacing confirmed).
    :func:`~maxrf.calibration.verdict.assess_calibration` judges any calibration.
@@ -70,7 +76,9 @@ Limits: with a single element, no zero peak on the axis and a weak or Compton-bl
 anode line (W, Cr, Cu anodes; or an axis starting above 0 keV), element lines can be
 confused with their neighbours in the periodic table (K lines scale with Z), and a blank
 whose only lines are the anode's Ka and Kb pins 2-20 keV only roughly; the verdict then
-says ``doubtful``; give a manual calibration or an energy range.
+says ``doubtful``; give a manual calibration or an energy range. When no solution puts
+three peaks on lines, the best two-peak solution is returned with its verdict (never
+``good`` without confirmation) rather than an error.
 
 What ``plot_calibration`` needs: a :class:`Calibration` (``peaks`` carries name, channel,
 reference energy, residual and whether each peak was used) and the spectrum.
@@ -86,8 +94,8 @@ the zero peak's width), ``medium`` (the vectorised first scoring, step 3),
 ``hypotheses`` (candidate calibrations and their scores, steps 3-4), ``scatter_fit`` (the
 Rayleigh line inside a Compton blend and the ``anode scatter`` check; it takes
 :func:`~maxrf.calibration.quality.check` at call time), ``precise`` (precise centres and
-the Compton peak, steps 5-6), ``quality`` and
-``verdict`` (the checks and the verdict, step 7), ``auto``
+the Compton peak, steps 5-6), ``quality``, ``consistency`` (whether few peaks pin the
+axis uniquely) and ``verdict`` (the checks and the verdict, step 7), ``auto``
 (:func:`auto_calibrate`, :func:`calibrate`) and ``datastack`` (:func:`calibrate_datastack`,
 :func:`calibrate_spectrum`). Their public names are importable from here.
 """

@@ -93,7 +93,7 @@ def auto_calibrate(
     Raises
     ------
     CalibrationError
-        Bad input, or no consistent calibration (fewer than three peaks agree).
+        Bad input, or no calibration at all (fewer than two peaks on known lines).
     """
     y, ym, anode_sym, kv, (g_lo, g_hi) = _check_inputs(sum_spectrum, max_spectrum, anode, tube_kv, gain_range)
     refs = _reference_lines(anode_sym, kv)
@@ -110,26 +110,26 @@ def auto_calibrate(
     kept = _candidates(obs, refs, spec, anode_ref, (g_lo, g_hi), offset_range)
     distinct = _select(kept, obs, refs, spec, anode_ref, anode_sym, kv)
     if not distinct:
+        # a blank with only the anode's Ka and Kb (no zero peak): two peaks on two lines
+        # still give a calibration; its verdict says it is not confirmed
+        distinct = _select(kept, obs, refs, spec, anode_ref, anode_sym, kv, min_pairs=2)
+    if not distinct:
         raise CalibrationError(
             "auto calibration found no consistent solution (no calibration puts three "
             f"peaks on known lines for anode {anode_sym} at {kv:g} kV); check anode/tube_kv "
             "or give a manual calibration (two CHANNEL:KEV pairs) or an energy range"
         )
-    # the best-scoring solution the checks do not refute; the best one when all fail
-    cal = None
-    for best in distinct[:_N_JUDGED]:
-        if best.score < 0.6 * distinct[0].score:
-            break  # far worse than the best: the best's verdict stands
-        judged = _judged(best, obs, refs, spec, anode_ref, anode_sym, kv, header, (g_lo, g_hi))
-        if judged is None:
-            continue
-        if cal is None or (cal.quality == "failed" and judged.quality != "failed"):
-            cal, chosen = judged, best
-        if cal.quality != "failed":
-            break
-    if cal is None:
-        raise CalibrationError(f"auto calibration diverged (gain out of range); {_GIVE_MANUAL}")
-    best = chosen
+    cal, best = _choose(distinct, obs, refs, spec, anode_ref, anode_sym, kv, header, (g_lo, g_hi))
+    if cal.quality == "failed" and len(best.pairs) >= 3:
+        # every three-peak solution the checks saw failed: a peak that is no line (a
+        # filter's transmission window, a sum peak) may have made them; the two-peak
+        # solutions (zero and anode Ka, anode Ka and Kb) get their turn
+        two = [h for h in _select(kept, obs, refs, spec, anode_ref, anode_sym, kv, min_pairs=2)
+               if len(h.pairs) == 2]
+        if two:
+            cal2, best2 = _choose(two, obs, refs, spec, anode_ref, anode_sym, kv, header, (g_lo, g_hi))
+            if cal2.quality != "failed":
+                cal, best, distinct = cal2, best2, two
     runner_up = max((float(h.score) for h in distinct if h is not best), default=None)
     cal.diagnostics.update(score=float(best.score), runner_up_score=runner_up, n_peaks_found=len(obs),
                            noise_scale=float(spec.scale))
@@ -140,13 +140,36 @@ def auto_calibrate(
 _N_JUDGED = 4
 
 
+def _choose(
+    distinct: list[_Hyp], obs: list[_Obs], refs: Sequence[_Ref], spec: _Spec, anode_ref: _Ref | None,
+    anode: str, kv: float, header: tuple[float, float] | None, gain_range: tuple[float, float],
+) -> tuple[Calibration, _Hyp]:
+    """The best-scoring solution the checks do not refute (the best one when all fail),
+    judged, with its hypothesis."""
+    cal, chosen = None, distinct[0]
+    for best in distinct[:_N_JUDGED]:
+        if best is not distinct[0] and best.score < 0.6 * distinct[0].score:
+            break  # far worse than the best: the best's verdict stands
+        judged = _judged(best, obs, refs, spec, anode_ref, anode, kv, header, gain_range)
+        if judged is None:
+            continue
+        if cal is None or (cal.quality == "failed" and judged.quality != "failed"):
+            cal, chosen = judged, best
+        if cal.quality != "failed":
+            break
+    if cal is None:
+        raise CalibrationError(f"auto calibration diverged (gain out of range); {_GIVE_MANUAL}")
+    return cal, chosen
+
+
 def _judged(
     best: _Hyp, obs: list[_Obs], refs: Sequence[_Ref], spec: _Spec, anode_ref: _Ref | None, anode: str,
     kv: float, header: tuple[float, float] | None, gain_range: tuple[float, float],
 ) -> Calibration | None:
     """One solution refitted precisely, with its peaks and verdict; None when it diverges."""
     gain, offset, entries = _precise(best, obs, refs)
-    if len([e for e in entries if e[3]]) < 2:
+    if len([e for e in entries if e[3]]) < 2 or not (gain_range[0] * 0.8 <= gain <= gain_range[1] * 1.2):
+        # the precise refit diverged: the hypothesis' own calibration, judged as it is
         gain, offset = best.gain, best.offset
     if not (gain_range[0] * 0.8 <= gain <= gain_range[1] * 1.2):
         return None
@@ -236,12 +259,13 @@ def _candidates(
 
 def _select(
     kept: list[_Hyp], obs: list[_Obs], refs: Sequence[_Ref], spec: _Spec, anode_ref: _Ref | None,
-    anode: str, tube_kv: float,
+    anode: str, tube_kv: float, min_pairs: int = 3,
 ) -> list[_Hyp]:
-    """Refined hypotheses, best first, one per distinct solution."""
+    """Refined hypotheses with at least ``min_pairs`` matched peaks, best first, one per
+    distinct solution."""
     anode_weight = max(o.weight for o in obs)
     refined = [_refine(h, obs, refs, spec, anode_ref, anode_weight, anode, tube_kv) for h in kept]
-    refined = [h for h in refined if np.isfinite(h.score) and len(h.pairs) >= 3]
+    refined = [h for h in refined if np.isfinite(h.score) and len(h.pairs) >= min_pairs]
     # the anode's main line is the anchor when present: if some solutions find it (a
     # significant peak close to its energy, with its Compton partner), keep only those
     if anode_ref is not None:

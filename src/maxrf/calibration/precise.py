@@ -20,7 +20,7 @@ from maxrf import physics
 from maxrf.calibration.hypotheses import _Hyp
 from maxrf.calibration.match import _fwhm_at
 from maxrf.calibration.observe import _Obs, _Spec
-from maxrf.calibration.references import _SYS_KEV, _rayleigh_keV, _Ref
+from maxrf.calibration.references import _SYS_KEV, _compton_blended, _rayleigh_keV, _Ref
 from maxrf.calibration.scatter_fit import fit_rayleigh
 from maxrf.errors import ParameterError
 from maxrf.physics import compton_shift, detector_angle
@@ -129,6 +129,18 @@ def _rayleigh_ref(blend: _Ref) -> _Ref:
     )
 
 
+#: systematic uncertainty (keV) of a Rayleigh line's centre fitted inside its Compton
+#: blend: the blend's shape (angle, matrix) biases it by 10-30 eV
+BLEND_SYS_KEV = 0.020
+
+
+def _fit_sys_keV(ref: _Ref) -> float:
+    """Systematic uncertainty (keV) of a reference's fitted centre, as the fit weighs it."""
+    if ref.kind == "scatter" or (ref.kind == "anode" and _compton_blended(ref.keV)):
+        return max(ref.sys_keV, BLEND_SYS_KEV)
+    return ref.sys_keV
+
+
 def _precise(
     best: _Hyp,
     obs: Sequence[_Obs],
@@ -178,7 +190,7 @@ def _precise(
             kev = np.array([e[0].keV for e in used])
             s = np.sqrt(
                 (g * np.array([e[2] for e in used])) ** 2
-                + np.array([e[0].sys_keV for e in used]) ** 2
+                + np.array([_fit_sys_keV(e[0]) for e in used]) ** 2
                 + (0.01 * _fwhm_at(kev)) ** 2
             )
             a = np.column_stack([np.ones_like(c), c]) / s[:, None]

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from maxrf import physics
+from maxrf.calibration.consistency import alias_check, broad_lines_check, cliff_check, entry_sys_keV
 from maxrf.calibration.match import _FANO_SLOPE, _fwhm_at
 from maxrf.calibration.observe import _Obs, _Spec
 from maxrf.calibration.quality import (
@@ -337,16 +338,26 @@ def _all_lines() -> np.ndarray:
 
 
 def coverage_check(
-    entries: Sequence[tuple[_Ref, float, float, bool]], gain: float, offset: float, n: int
+    entries: Sequence[tuple[_Ref, float, float, bool]], gain: float, offset: float, n: int,
+    obs: Sequence[_Obs] = (),
 ) -> dict[str, Any] | None:
     """Uncertainty of the fitted energy axis over 2-20 keV (from the fit's covariance)."""
     used = [e for e in entries if e[3]]
     if len(used) < 2:
         return None
     c = np.array([e[1] for e in used])
-    s = np.sqrt((gain * np.array([e[2] for e in used])) ** 2 + np.array([e[0].sys_keV for e in used]) ** 2)
+    # blends and filtered lines are biased: their systematic uncertainty, not only the
+    # fit's, bounds what they tell about the axis
+    sys = np.array([entry_sys_keV(e[0], e[1], obs, gain) for e in used])
+    s = np.sqrt((gain * np.array([e[2] for e in used])) ** 2 + sys**2)
     a = np.column_stack([np.ones_like(c), c]) / s[:, None]
     cov = np.linalg.pinv(a.T @ a)
+    if len(used) > 2:
+        # peaks scattered about the line more than their uncertainties allow (blends
+        # with unknown lines): the uncertainties are too small by the Birge ratio
+        kev = np.array([e[0].keV for e in used])
+        chi2 = float(np.sum(((offset + gain * c - kev) / s) ** 2)) / (len(used) - 2)
+        cov = cov * max(chi2, 1.0)
     top = min(20.0, offset + gain * (n - 1))
     worst = 0.0
     for ek in (2.0, top):
@@ -388,8 +399,11 @@ def assess(
         width_check(entries, obs, gain),
         strong_peaks_check(entries, obs, gain, offset),
         compton_check(anode_ref, compton[0], compton[1], spec, gain, offset),
-        coverage_check(entries, gain, offset, n),
+        coverage_check(entries, gain, offset, n, obs),
         compare_header(gain, offset, header, n),
+        alias_check(entries, refs, gain, n),
+        broad_lines_check(entries, obs, gain),
+        cliff_check(entries, obs),
     ):
         if extra is not None:
             checks.append(extra)

@@ -1,0 +1,264 @@
+"""Checks that a calibration pinned by few lines is pinned uniquely.
+
+A calibration can fit its peaks within a few eV and still be 30 eV off at 2 or 20 keV:
+when a fitted peak is a Rayleigh line inside its Compton blend (its centre is biased by
+the blend's unknown shape), when a fitted element line has a neighbour of another
+element a few tens of eV away (the peak may be that neighbour's), or when a fitted
+"line" is a Compton peak (far broader than the detector makes a line). These checks
+look for exactly those weaknesses; each failure keeps a calibration from ``good``.
+
+* :func:`axis_sys_keV` - the systematic uncertainty of a fitted line's centre for judging
+  the axis (a Rayleigh line in a Compton blend:
+  :data:`maxrf.calibration.precise.BLEND_SYS_KEV`);
+* :func:`alias_check` - refits with each fitted element line replaced by another
+  element's main line nearby; an alternative that fits as well and moves the 2-20 keV
+  axis by more than :data:`ALIAS_SHIFT_EV` makes the calibration ambiguous;
+* :func:`broad_lines_check` - strong fitted lines are no broader than the detector law
+  FWHM^2 = noise^2 + Fano slope x E allows, the noise measured on the zero peak.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from maxrf import physics
+from maxrf.calibration.observe import _Obs, _Spec
+from maxrf.calibration.precise import _fit_sys_keV
+from maxrf.calibration.quality import RESIDUAL_TOL_EV, check
+from maxrf.calibration.references import _cluster_fwhm, _Ref
+
+#: systematic uncertainty (keV) of a fluorescence line's fitted centre: a steep
+#: transmission (filter, matrix below an edge) multiplies the line and moves it by
+#: sigma^2 dlnT/dE, up to 10-15 eV, and an unknown neighbour's line can pull it
+ELEMENT_SYS_KEV = 0.005
+#: systematic uncertainty (keV) of a zero peak's centre fitted on its flank (cut by the
+#: start of the axis): the centre lies off the data, where the peak's shape is assumed
+EDGE_ZERO_SYS_KEV = 0.010
+#: largest move (eV) of the 2-20 keV axis an alternative identification may cause before
+#: the calibration is ambiguous (the verdict's promise is 30 eV)
+ALIAS_SHIFT_EV = 20.0
+#: how far (keV) another line may lie from a fitted line to be an alias (a fit pinned
+#: by one soft line follows it wherever it is put; the other peaks decide)
+ALIAS_WINDOW_KEV = 0.150
+#: a strong fitted line broader than this many times the detector law is not a line
+BROAD_FACTOR = 1.45
+#: lines below this energy (keV) are not judged by width
+BROAD_MIN_KEV = 4.0
+
+Entry = tuple[_Ref, float, float, bool]
+
+
+def axis_sys_keV(ref: _Ref) -> float:
+    """Systematic uncertainty (keV) of a fitted line's centre when judging the axis."""
+    if ref.kind == "element":
+        return max(ref.sys_keV, ELEMENT_SYS_KEV)
+    return _fit_sys_keV(ref)  # a Rayleigh line in its Compton blend: BLEND_SYS_KEV
+
+
+def slope_sys_keV(spec: _Spec, channel: float, fwhm_ch: float, gain: float) -> float:
+    """Bias (keV) a steep background puts on a line's centre: a Gaussian line of width
+    sigma multiplied by a transmission ``T(E)`` (a filter or absorber below its edge)
+    moves by ``sigma**2 * dln T / dE``; the slope of the log baseline bounds that."""
+    n = spec.base.size
+    half = 1.5 * max(fwhm_ch, 1.0)
+    lo, hi = int(max(channel - half, 0)), int(min(channel + half, n - 1))
+    if hi - lo < 2:
+        return 0.0
+    b_lo = max(float(np.mean(spec.base[max(lo - 2, 0) : lo + 3])), 0.05)
+    b_hi = max(float(np.mean(spec.base[hi - 2 : hi + 3])), 0.05)
+    dlog = abs(math.log(b_hi / b_lo)) / ((hi - lo) * gain)
+    sigma = fwhm_ch * gain / physics.FWHM_PER_SIGMA
+    return sigma**2 * dlog
+
+
+def entry_sys_keV(ref: _Ref, channel: float, obs: Sequence[_Obs], gain: float) -> float:
+    """Systematic uncertainty (keV) of a fitted peak's centre for judging the axis: the
+    reference's own (:func:`axis_sys_keV`) and the steep-background bias
+    (:func:`slope_sys_keV`) of the observed peak."""
+    sys = axis_sys_keV(ref)
+    if not obs:
+        return sys
+    o = min(obs, key=lambda q: abs(q.channel - channel))
+    if ref.kind == "zero":
+        # a zero peak cut by the start of the axis is fitted on its visible flank only
+        return max(sys, EDGE_ZERO_SYS_KEV) if o.edge else sys
+    return math.hypot(sys, slope_sys_keV(o.spec, channel, o.fwhm, gain))
+
+
+def _fit_line(c: np.ndarray, kev: np.ndarray, s: np.ndarray) -> tuple[float, float]:
+    """Weighted least squares ``keV = offset + gain * channel``: (gain, offset)."""
+    a = np.column_stack([np.ones_like(c), c]) / s[:, None]
+    sol, *_ = np.linalg.lstsq(a, kev / s, rcond=None)
+    return float(sol[1]), float(sol[0])
+
+
+def _axis_shift_eV(g1: float, o1: float, g2: float, o2: float, n: int) -> float:
+    """Largest difference (eV) of two calibrations over the channels of 2-20 keV."""
+    ch = np.arange(n, dtype=np.float64)
+    e1 = o1 + g1 * ch
+    m = (e1 >= 2.0) & (e1 <= 20.0)
+    if not np.any(m):
+        return 0.0
+    return float(np.max(np.abs((o2 + g2 * ch[m]) - e1[m])) * 1e3)
+
+
+def _alternatives(refs: Sequence[_Ref]) -> list[tuple[str, float]]:
+    """(name, keV) of the lines a fitted element line may really be: other elements'
+    main lines and every line of the anode (a blank scatters its weak L or M lines too)."""
+    out = [(q.name, q.keV) for q in refs if q.kind == "element" and q.fprimary]
+    anode = {q.element for q in refs if q.kind in ("anode", "scatter") and q.element}
+    for el in anode:
+        lines = physics.element_lines(el, 100.0, min_keV=0.9, min_rel=0.001)
+        out += [(f"{el} {ln.siegbahn}", ln.energy_keV) for ln in lines]
+    return out
+
+
+def alias_check(
+    entries: Sequence[Entry], refs: Sequence[_Ref], gain: float, n: int
+) -> dict[str, Any] | None:
+    """Whether another element's main line near a fitted element line would fit as well
+    and move the 2-20 keV axis by more than :data:`ALIAS_SHIFT_EV`.
+
+    Parameters
+    ----------
+    entries : sequence of (reference, channel, channel error, used)
+        The fitted peaks of a calibration.
+    refs : sequence of _Ref
+        The reference lines (the candidates for an alias).
+    gain : float
+        keV per channel of the calibration (for the channel errors).
+    n : int
+        Number of channels.
+
+    Returns
+    -------
+    dict or None
+        The ``alias`` check (not critical: the calibration may be right, it is not
+        unique); None with fewer than three fitted peaks or no element line in the fit.
+    """
+    used = [(r, c, err) for r, c, err, u in entries if u]
+    if len(used) < 3 or not any(r.kind == "element" for r, _c, _e in used):
+        return None
+    c = np.array([u[1] for u in used])
+    kev = np.array([u[0].keV for u in used])
+    s = np.array([math.hypot(gain * u[2], axis_sys_keV(u[0])) for u in used])
+    g0, o0 = _fit_line(c, kev, s)
+    worst: tuple[float, str] | None = None
+    for i, (r, _ci, _ei) in enumerate(used):
+        if r.kind != "element":
+            continue
+        for q_name, q_keV in _alternatives(refs):
+            if q_name.split()[0] == r.element or not 0.005 < abs(q_keV - r.keV) <= ALIAS_WINDOW_KEV:
+                continue
+            alt = kev.copy()
+            alt[i] = q_keV
+            g1, o1 = _fit_line(c, alt, s)
+            res = (o1 + g1 * c - alt) * 1e3
+            if np.any(np.abs(res) > np.maximum(RESIDUAL_TOL_EV, 3.0 * s * 1e3)):
+                continue  # the other peaks refute the alternative
+            shift = _axis_shift_eV(g0, o0, g1, o1, n)
+            if shift > ALIAS_SHIFT_EV and (worst is None or shift > worst[0]):
+                d = (q_keV - r.keV) * 1e3
+                worst = (shift, f"{r.name} at {r.keV:.3f} keV may be {q_name} ({d:+.0f} eV)")
+    if worst is None:
+        return check("alias", True, "no other element's line near a fitted line fits as well")
+    return check(
+        "alias",
+        False,
+        f"{worst[1]}: the axis would move by up to {worst[0]:.0f} eV over 2-20 keV",
+        shift_eV=worst[0],
+    )
+
+
+def broad_lines_check(entries: Sequence[Entry], obs: Sequence[_Obs], gain: float) -> dict[str, Any] | None:
+    """Whether the strong fitted element lines are as narrow as the detector makes lines.
+
+    The zero peak's width is the electronic noise; a line at ``E`` keV is at most
+    ``sqrt(noise^2 + FANO_SLOPE * E)`` wide (with its components' spread). A fitted
+    "line" :data:`BROAD_FACTOR` times broader is a Compton peak or a blend of unknown
+    lines, and the calibration that put a line there is in doubt.
+
+    Returns
+    -------
+    dict or None
+        The ``broad lines`` check (not critical); None without a measured zero peak.
+    """
+    zero = [(r, c) for r, c, _e, u in entries if u and r.kind == "zero"]
+    if not zero or not obs:
+        return None
+    oz = min(obs, key=lambda q: abs(q.channel - zero[0][1]))
+    if oz.edge or oz.significance < 30 or abs(oz.channel - zero[0][1]) > 0.5 * oz.fwhm:
+        return None
+    noise = oz.fwhm * gain
+    broad = []
+    for r, c, _e, u in entries:
+        # soft lines broaden by incomplete charge collection; the Compton peaks that pose
+        # as lines are those of anode lines, above 4 keV
+        if not u or r.kind != "element" or r.keV < BROAD_MIN_KEV:
+            continue
+        o = min(obs, key=lambda q: abs(q.channel - c))
+        if o.significance < 30 or abs(o.channel - c) > 0.5 * o.fwhm:
+            continue
+        expect = math.hypot(math.sqrt(noise**2 + physics.FANO_SLOPE * r.keV), _cluster_fwhm(r))
+        if o.fwhm * gain > BROAD_FACTOR * expect:
+            broad.append(f"{r.name} {o.fwhm * gain * 1e3:.0f} eV > {expect * 1e3:.0f} eV")
+    if not broad:
+        return check("broad lines", True, "fitted lines are as narrow as the zero peak's noise allows")
+    return check(
+        "broad lines",
+        False,
+        "fitted peaks far broader than the detector makes lines (Compton peaks?): " + ", ".join(broad[:3]),
+    )
+
+
+#: the continuum above a "line" below this share of the continuum beside it below: a cliff
+CLIFF_RATIO = 0.2
+
+
+def cliff_check(entries: Sequence[Entry], obs: Sequence[_Obs]) -> dict[str, Any] | None:
+    """Whether a fitted element line sits at a cliff of the continuum.
+
+    A primary filter passes the continuum up to its absorption edge and kills it above:
+    the spectrum there rises to a hump that ends at the edge, narrow enough to pass for a
+    line. A fluorescence line has counts on both sides (its background, its companions);
+    a "line" with 1-3 FWHM above it far emptier than 1-3 FWHM below is such a cliff.
+
+    Returns
+    -------
+    dict or None
+        The ``continuum edge`` check (not critical); None without fitted element lines.
+    """
+    cliffs, seen = [], False
+    for r, c, _e, u in entries:
+        # main lines only: a companion sits beside its stronger main line
+        if not u or r.kind != "element" or not r.fprimary or not obs:
+            continue
+        o = min(obs, key=lambda q: abs(q.channel - c))
+        y, w, i = o.spec.y, max(o.fwhm, 2.0), int(round(c))
+        ch = np.arange(y.size)
+        free = np.ones(y.size, dtype=bool)  # the continuum: away from the other peaks
+        for q in obs:
+            if q is not o and q.significance >= 5.0:
+                free &= np.abs(ch - q.channel) > 1.5 * max(q.fwhm, 2.0)
+        lo_m = free & (ch >= i - 3 * w) & (ch <= i - w)
+        hi_m = free & (ch >= i + w) & (ch <= i + 3 * w)
+        lo, hi = y[lo_m], y[hi_m]
+        if lo.size < 2 or hi.size < 2:
+            continue
+        seen = True
+        if lo.sum() >= 25.0 and hi.mean() < CLIFF_RATIO * lo.mean():
+            cliffs.append(f"{r.name} (continuum {lo.mean():.0f} below, {hi.mean():.1f} above)")
+    if not seen:
+        return None
+    if not cliffs:
+        return check("continuum edge", True, "no fitted line sits at a cliff of the continuum")
+    return check(
+        "continuum edge",
+        False,
+        "fitted line(s) at a cliff of the continuum, where a filter's absorption edge ends a "
+        "hump that is no line: " + ", ".join(cliffs[:3]),
+    )

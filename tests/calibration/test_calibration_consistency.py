@@ -1,0 +1,137 @@
+"""The checks that keep a calibration pinned by biased or ambiguous peaks from ``good``
+(:mod:`maxrf.calibration.consistency`), each against an independent truth: xraydb line
+energies, the truth of a synthetic spectrum, the analytic centroid shift of a Gaussian
+line under an exponential transmission."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import xraydb
+
+from maxrf import physics
+from maxrf.calibration import assess_calibration, auto_calibrate
+from maxrf.calibration.consistency import alias_check, cliff_check, slope_sys_keV
+from maxrf.calibration.observe import _observe, _prepare
+from maxrf.calibration.references import _reference_lines
+from maxrf.errors import CalibrationError
+from maxrf.synth_spectra import calibration_case, filter_transmission
+
+
+def _ka(el: str) -> float:
+    """K-alpha energy (keV) from xraydb, Ka1 and Ka2 weighted by their intensities."""
+    lines = xraydb.xray_lines(el)
+    e = [lines[k].energy for k in ("Ka1", "Ka2")]
+    w = [lines[k].intensity for k in ("Ka1", "Ka2")]
+    return float(np.average(e, weights=w)) / 1e3
+
+
+def _entries(pairs, gain, offset):
+    """Fitted-peak entries (reference, channel, channel error, used) with each peak at
+    the channel of ``true_keV`` under the true calibration."""
+    return [(ref, (kev - offset) / gain, 0.05, True) for ref, kev in pairs]
+
+
+def test_alias_check_finds_an_element_line_that_is_its_neighbours():
+    refs = {r.name: r for r in _reference_lines("Mo", 50.0)}
+    gain, offset, n = 0.010, -0.85, 2048
+    ar_ka = _ka("Ar")
+    ag_la = xraydb.xray_lines("Ag")["La1"].energy / 1e3
+    assert 0.005 < abs(ag_la - ar_ka) < 0.060  # the two lines are neighbours (xraydb)
+    mo = [(refs["Mo Ka"], refs["Mo Ka"].keV), (refs["Mo Kb"], refs["Mo Kb"].keV)]
+    # no zero peak: the Ar Ka peak of air, matched to Ag La, alone pins the soft end
+    wrong = _entries([(refs["Ag La"], ar_ka)] + mo, gain, offset)
+    chk = alias_check(wrong, tuple(refs.values()), gain, n)
+    assert chk is not None and not chk["passed"] and "Ag La" in chk["message"]
+    assert chk["shift_eV"] > 20.0
+    # with the zero peak the neighbour moves the axis by less than 20 eV: not ambiguous
+    pinned = _entries([(refs["zero"], 0.0), (refs["Ag La"], ar_ka)] + mo, gain, offset)
+    chk = alias_check(pinned, tuple(refs.values()), gain, n)
+    assert chk is not None and chk["passed"]
+    # Sr Ka has no other element's main line within 60 eV (xraydb); the zero peak refutes
+    # those farther away: nothing ambiguous
+    sr = _ka("Sr")
+    others = [_ka(el) for el in ("Rb", "Y", "Br", "Zr")]
+    assert min(abs(np.array(others) - sr)) > 0.06
+    right = _entries([(refs["zero"], 0.0), (refs["Sr Ka"], sr)] + mo, gain, offset)
+    chk = alias_check(right, tuple(refs.values()), gain, n)
+    assert chk is not None and chk["passed"]
+
+
+def test_slope_bias_matches_the_centroid_shift_under_an_exponential_transmission():
+    gain = 0.005
+    e = np.arange(4096) * gain
+    k = 2.0  # d ln T / dE (1/keV): a filter's transmission below its edge
+    sigma = float(physics.fwhm_keV(6.4, 0.15)) / physics.FWHM_PER_SIGMA
+    t = np.exp(k * (e - 6.4))
+    line = 1e5 * np.exp(-0.5 * ((e - 6.4) / sigma) ** 2)
+    y = (line + 200.0) * t
+    m = np.abs(e - 6.4) < 6 * sigma
+    shift = float(np.sum(e[m] * (line * t)[m]) / np.sum((line * t)[m]) - 6.4)  # numpy, exact
+    spec = _prepare(y, "sum")
+    est = slope_sys_keV(spec, 6.4 / gain, 2.3548 * sigma / gain, gain)
+    assert abs(shift - sigma**2 * k) < 0.1 * shift  # the analytic shift, for reference
+    assert 0.6 * shift <= est <= 1.6 * shift
+
+
+def test_a_compton_peak_fitted_as_a_line_is_too_broad():
+    # Ag-anode blanks: the zero peak, the Rayleigh Ag Ka and its Compton peak (Ag Kb off
+    # the axis); the calibration through the zero peak that calls the Compton peak Sr Ka
+    # (xraydb) puts the Rayleigh peak near Sr Kb: every line fits, only widths tell
+    for seed in (5100, 5101):
+        case = calibration_case(seed, anode="Ag", kind="blank", gain_keV=0.006, offset_keV=-0.2)
+        ch0 = -case.offset_keV / case.gain_keV
+        compton = float(physics.compton_shift(physics.line_energy("Ag", "Ka"), case.theta_deg))
+        g = _ka("Sr") / ((compton - case.offset_keV) / case.gain_keV - ch0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quality, checks = assess_calibration(case.counts, g, -g * ch0, anode="Ag", tube_kv=case.tube_kv)
+            _q, right = assess_calibration(case.counts, case.gain_keV, case.offset_keV, anode="Ag",
+                                           tube_kv=case.tube_kv)
+        broad = [c for c in checks if c["name"] == "broad lines"]
+        assert quality != "good"
+        assert broad and not broad[0]["passed"] and "Sr Ka" in broad[0]["message"]
+        assert all(c["passed"] for c in right if c["name"] == "broad lines")
+
+
+def test_a_blank_with_two_anode_lines_gets_a_verdict_not_an_error():
+    # Mo blank, zero peak off the axis: only Mo Ka and Kb (with their Compton peaks)
+    for seed in (5101, 5102, 5103):
+        case = calibration_case(seed, anode="Mo", kind="blank", offset_keV=0.25)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                cal = auto_calibrate(case.counts, anode="Mo", tube_kv=case.tube_kv)
+            except CalibrationError as exc:  # pragma: no cover - the failure to report
+                raise AssertionError(f"seed {seed}: {exc}") from None
+        err = case.max_error_eV(cal.gain_keV, cal.offset_keV)
+        assert cal.quality in ("good", "doubtful", "failed") and cal.checks
+        assert cal.quality != "good" or err <= 30.0
+
+
+def test_a_filter_hump_at_an_absorption_edge_is_no_line():
+    # a continuum through 50 um of Cu: a hump that ends at the Cu K edge (xraydb)
+    gain, offset = 0.010, 0.0
+    e = offset + gain * np.arange(2048)
+    edge = xraydb.xray_edge("Cu", "K").energy / 1e3
+    rng = np.random.default_rng(5104)
+    cont = 400.0 * np.exp(-e / 12.0) * filter_transmission(e, ("Cu", 50.0))
+    hump = rng.poisson(cont).astype(float)
+    top = int(np.argmax(np.where(e < edge, cont, 0)))
+    assert abs(e[top] - edge) < 0.2  # the hump's top is at the edge
+    refs = {r.name: r for r in _reference_lines("Rh", 40.0)}
+    spec = _prepare(hump, "sum")
+    obs = [o for o in _observe(spec) if abs(o.channel - top) < 15]
+    assert obs, "the hump shows as a peak"
+    fake = [(refs["Zn Ka"], obs[0].channel, 0.1, True)]
+    chk = cliff_check(fake, obs)
+    assert chk is not None and not chk["passed"]
+    # a real Zn Ka line on the same continuum without the filter: no cliff
+    zn = _ka("Zn")
+    line = 2000.0 * np.exp(-0.5 * ((e - zn) / 0.07) ** 2)
+    y = rng.poisson(400.0 * np.exp(-e / 12.0) + line).astype(float)
+    spec = _prepare(y, "sum")
+    obs = [o for o in _observe(spec) if abs(o.channel - zn / gain) < 10]
+    chk = cliff_check([(refs["Zn Ka"], obs[0].channel, 0.1, True)], obs)
+    assert chk is not None and chk["passed"]
