@@ -290,3 +290,16 @@ def test_calibration_dict_validation_and_peaks():
     assert cal.header_calibration(0.01, -0.95).method == "header"
     with pytest.raises(CalibrationError):
         cal.header_calibration(0.0, 0.0)
+
+
+def test_line_evidence_is_nan_off_axis_or_for_an_impossible_window():
+    """A hypothesis with a negative gain asks for a window of negative width: no evidence
+    (NaN), not a crash (a held-out benchmark spectrum raised numpy's empty-max error)."""
+    from maxrf.calibration.observe import _prepare
+
+    rng = np.random.default_rng(3)
+    y = rng.poisson(50.0, 512).astype(float)
+    spec = _prepare(y, "test")
+    assert spec.line_evidence(200.0, 3.0) == pytest.approx(np.max(spec.evidence[197:204]))
+    for channel, tol in ((200.0, -3.0), (200.0, float("nan")), (float("nan"), 3.0), (-5.0, 3.0)):
+        assert np.isnan(spec.line_evidence(channel, tol))

@@ -32,8 +32,11 @@ class _Spec:
 
     def line_evidence(self, channel: float, tol: float) -> float:
         """Largest significance of the data above the baseline within ``channel +- tol``
-        (channels); NaN when that range is not on the axis."""
+        (channels); NaN when that range is not on the axis or is empty (a hypothesis with a
+        negative gain puts lines at negative tolerances)."""
         n = self.evidence.size
+        if not (math.isfinite(channel) and math.isfinite(tol) and tol >= 0):
+            return float("nan")
         lo, hi = int(math.floor(channel - tol)), int(math.ceil(channel + tol)) + 1
         if lo < 1 or hi > n - 1:
             return float("nan")
