@@ -44,9 +44,18 @@ def passes(monkeypatch):
     return count
 
 
-def test_default_convert_stores_no_smoothed_max(tmp_path):
+def test_default_convert_stores_no_smoothed_max(tmp_path, monkeypatch):
+    from maxrf import kernels
+
+    def smoothing(*args, **kw):
+        raise AssertionError("a default convert smoothed spectra")
+
+    # the walk without the smoothed part: neither smoothing kernel may run
+    monkeypatch.setattr(kernels, "spectra_and_smoothed_max", smoothing)
+    monkeypatch.setattr(kernels, "smoothed_max", smoothing)
     cube = poisson_cube(21, shape=SHAPE)
     ds = convert(write_pair(tmp_path, cube), calibrate=False, budget=2**14)
+    np.testing.assert_array_equal(ds.max_spectrum, cube.reshape(-1, SHAPE[2]).max(axis=0))
     assert ds.smoothed_max_spectrum is None
     assert not (ds.path / "smoothed_max_spectrum").exists()
 
