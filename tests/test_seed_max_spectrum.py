@@ -142,3 +142,22 @@ def test_a_smoothed_store_answers_its_max_spectrum(tmp_path, passes):
     expected = gaussian_filter1d(cube.astype(np.float32), 2.0, axis=-1).reshape(-1, SHAPE[2]).max(0)
     np.testing.assert_allclose(ds.max_spectrum(), expected, rtol=1e-6)
     assert passes["n"] == 0 and ds.smoothed_max_spectrum is None
+
+
+def test_calibrating_a_datastack_reads_the_raw_max_without_a_pass(tmp_path, monkeypatch, passes):
+    from maxrf.calibration import auto
+
+    seen = {}
+
+    def recording(sum_y, max_y, **kw):
+        seen["max"] = np.asarray(max_y)
+        raise auto.CalibrationError("recorded")
+
+    cube = poisson_cube(27, shape=SHAPE)
+    ds = convert(write_pair(tmp_path, cube), calibrate=False, budget=2**14)
+    monkeypatch.setattr(auto, "auto_calibrate", recording)
+    passes["n"] = 0
+    with pytest.raises(auto.CalibrationError, match="recorded"):
+        auto.calibrate(ds)
+    np.testing.assert_array_equal(seen["max"], cube.reshape(-1, SHAPE[2]).max(axis=0))
+    assert passes["n"] == 0 and ds.smoothed_max_spectrum is None
