@@ -81,6 +81,9 @@ def test_first_call_computes_in_one_pass_and_stores(tmp_path, passes):
     assert again.layers == []
     assert [p.name for p in (ds.path / "layers").iterdir()] == []
     assert verify(ds.path).problems == []
+    chunk = ds.path / "smoothed_max_spectrum" / "c" / "0"  # verify checks it like the others
+    chunk.write_bytes(b"\0" * chunk.stat().st_size)
+    assert any("smoothed_max_spectrum" in p for p in verify(ds.path).problems)
 
 
 def test_read_only_store_answers_without_storing(tmp_path, monkeypatch, passes):
