@@ -32,7 +32,7 @@ the plotting and computing it bridges are imported inside the shims.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -49,12 +49,18 @@ class SeedArray(np.ndarray):
 
     The call returns what the seed's call returned where that differs: ``ds.max_spectrum()``
     is the smoothed max spectrum of maxrf4u (``seed_call``), ``ds.max_spectrum`` the raw one.
+    ``seed_call`` is that array, or a function computing it, called only by the call (the
+    smoothed max of a store converted without it takes a pass over the cube, which the
+    attribute must never cost).
     """
 
-    seed_call: np.ndarray | None = None
+    seed_call: np.ndarray | Callable[[], np.ndarray] | None = None
 
     def __call__(self) -> np.ndarray:
-        return np.asarray(self if self.seed_call is None else self.seed_call)
+        call = self.seed_call
+        if call is not None and not isinstance(call, np.ndarray):
+            call = call()
+        return np.asarray(self if call is None else call)
 
 
 def seed_array(a: np.ndarray) -> SeedArray:

@@ -158,7 +158,7 @@ def convert(
     overwrite: bool = False, calibrate: bool = True, anode: str = "Rh", tube_kv: float = 40.0,
     calibration: str | None = None, manual: str | None = None, progress: bool = False,
     client: ClientLike = None, budget: int | None = None, dataset: str | None = None,
-    compression: str = DEFAULT_COMPRESSION, lenient: bool = False, seed_max: bool = True,
+    compression: str = DEFAULT_COMPRESSION, lenient: bool = False, seed_max: bool = False,
 ) -> DataStack:
     """Convert a scan (any format :func:`maxrf.io.open_scan` reads) into a DataStack in one pass.
 
@@ -203,8 +203,10 @@ def convert(
     seed_max : bool
         Also compute the seed's max spectrum (the max over pixels of the cube smoothed by a
         Gaussian of 7 channels, :mod:`maxrf.seed_spectrum`) in the same pass, which
-        ``ds.max_spectrum()`` returns. It costs CPU (see benchmarks/results/everyday.json);
-        False skips it for the largest scans.
+        ``ds.max_spectrum()`` returns. Off by default: only that seed call uses it, and it
+        costs ~0.9 CPU s/GiB of convert's ~2.3 (benchmarks/results/convert.json); the first
+        ``ds.max_spectrum()`` call computes it then (one pass over the stored cube) and
+        stores it. Ignored with ``sigma`` > 0 (the max spectrum is then already smoothed).
 
     Returns
     -------
@@ -276,7 +278,7 @@ def _check_calibration_choice(scan: Any, calibration: str | None, manual: str | 
 
 def _build(tmp: Path, scan: Any, budget: int | None, sigma: float, flip_h: bool, flip_v: bool,
            progress: bool, client: ClientLike, compression: str = DEFAULT_COMPRESSION,
-           seed_max: bool = True) -> None:
+           seed_max: bool = False) -> None:
     """The cube, its summary spectra and the manifest, in one pass over the scan."""
     store_dtype = np.dtype(np.float32) if sigma > 0 else np.dtype(scan.dtype).newbyteorder("=")
     block = engine.block_shape(scan.shape, max(4, store_dtype.itemsize), budget)

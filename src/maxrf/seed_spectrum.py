@@ -5,9 +5,12 @@ builds its datastack, so its max spectrum has one maximum per real peak and the 
 ``get_slices(ds.energies(), ds.max_spectrum())`` (prominence 0.5 counts) finds the ~20
 peaks of the scan. maxrf keeps the raw counts, whose max spectrum is a maximum of noise
 too: sliced the same way it gives hundreds of "peaks". :class:`SmoothedMax` computes the
-seed's spectrum in convert's one pass (from the blocks it reads anyway); the seed-style
-call ``ds.max_spectrum()`` returns it, while ``ds.max_spectrum`` (no call) stays the raw
-maximum, so the exact raw semantics stay reachable.
+seed's spectrum in one pass over the cube; the seed-style call ``ds.max_spectrum()``
+returns it, while ``ds.max_spectrum`` (no call) stays the raw maximum, so the exact raw
+semantics stay reachable. Only that call needs it (maxrf's own workflow uses the raw
+maximum), so convert computes it only when asked (``--seed-max``, from the blocks it reads
+anyway); otherwise :func:`seed_max_spectrum` computes it on the first call, in one pass
+over the stored cube, and stores it for the calls after.
 
 Smoothing every pixel's spectrum is the expensive part (an FFT per pixel: several times
 the rest of convert's pass). :func:`smoothed_max` gets the same maximum by pruning, in a
@@ -215,3 +218,41 @@ def _mirror(i: np.ndarray, n: int) -> np.ndarray:
     """Index into ``n`` channels of position ``i`` under scipy's 'mirror' extension."""
     i = np.abs(i)
     return np.where(i > n - 1, 2 * (n - 1) - i, i)
+
+
+def seed_max_spectrum(ds: Any, progress: bool = False, client: Any = None) -> np.ndarray:
+    """maxrf4u's max spectrum of a DataStack: stored, or computed once and stored.
+
+    The stored ``smoothed_max_spectrum`` when there is one; for a store converted with
+    smoothing (``sigma`` > 0), its max spectrum (already smoothed, as maxrf4u's). Else the
+    maximum over pixels of the cube smoothed by :data:`SEED_SIGMA`, in one pass of
+    :class:`SmoothedMax` over the stored cube, then added to the store
+    (:func:`maxrf.store.add_summary_array`) so later calls only read it; a read-only store
+    (or one another process is writing) gets it computed and not stored.
+
+    Parameters
+    ----------
+    ds : DataStack
+        The store.
+    progress : bool
+        Show the pass's progress.
+    client : dask.distributed.Client or str, optional
+        Run the pass on this cluster.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(C,)`` float64 (counts).
+    """
+    from maxrf import engine
+    from maxrf.store import add_summary_array
+
+    stored = ds.smoothed_max_spectrum
+    if stored is not None:
+        return stored
+    if ds.convert_sigma > 0:
+        return np.asarray(ds.max_spectrum, dtype=np.float64)
+    result = engine.run(ds.block_source(), {"smax": SmoothedMax()}, client=client,
+                        progress=progress, description="smoothed max spectrum")["smax"]
+    add_summary_array(ds.path, "smoothed_max_spectrum", result)
+    return result

@@ -400,10 +400,12 @@ def _unpack_source(source: Any) -> tuple[Any, Any, str | None, float | None]:
     if hasattr(source, "counts") and hasattr(source, "tube_kv"):  # Spectrum
         return source.counts, None, getattr(source, "anode", None), source.tube_kv
     if hasattr(source, "sum_spectrum"):  # DataStack-like
-        s = source.sum_spectrum
-        s = s() if callable(s) else s
-        m = getattr(source, "max_spectrum", None)
-        m = m() if callable(m) else m
+        # the stored arrays as calibrate_datastack reads them: a maxrf DataStack's
+        # spectra are arrays that also answer the seed's call, whose max_spectrum() is the
+        # smoothed max (a pass over the cube when not stored); only a method is called
+        s, m = source.sum_spectrum, getattr(source, "max_spectrum", None)
+        s = s() if callable(s) and not isinstance(s, np.ndarray) else s
+        m = m() if callable(m) and not isinstance(m, np.ndarray) else m
         return s, m, None, None
     if isinstance(source, tuple) and len(source) == 2:
         return source[0], source[1], None, None

@@ -16,6 +16,8 @@ share a finished store, zip the folder)::
     zarr.json                zarr v3 group
     cube/                    (H, W, C) chunks of pixels x all channels, blosc-lz4 + crc32c
     max_spectrum/ sum_spectrum/ argmax_pixels/
+    smoothed_max_spectrum/   the seed's max spectrum: from convert --seed-max, or added
+                             on the first ds.max_spectrum() call (add_summary_array)
     layers/NAME.TOKEN/       one zarr group per derived layer version
 
 Crash safety: a store is valid only once ``maxrf.json`` names it so. Convert builds the
@@ -27,7 +29,14 @@ need none.
 """
 from __future__ import annotations
 
-from maxrf.store.cube import ChunkWriter, CubeSink, CubeSource, create_cube, finish_store
+from maxrf.store.cube import (
+    ChunkWriter,
+    CubeSink,
+    CubeSource,
+    add_summary_array,
+    create_cube,
+    finish_store,
+)
 from maxrf.store.datastack import DataStack, open_datastack
 from maxrf.store.format import (
     COMPRESSIONS,
@@ -67,7 +76,8 @@ from maxrf.store.state import (
 __all__ = [
     "COMPRESSIONS", "DEFAULT_COMPRESSION", "FORMAT", "FORMAT_VERSION", "LAYERS", "LOCK",
     "MANIFEST", "ChunkWriter", "CubeSink", "CubeSource", "DataStack", "Layer", "LayerArray",
-    "LayerEntry", "LayerWriter", "StoreState", "StoredArray", "check_chunks", "codecs_for",
+    "LayerEntry", "LayerWriter", "StoreState", "StoredArray", "add_summary_array", "check_chunks",
+    "codecs_for",
     "create_cube", "delete_layer", "disk_errors", "finish_store", "is_datastack",
     "layer_shapes", "new_manifest", "open_datastack", "read_manifest", "store_state",
     "stored_array", "write_array", "write_json_atomic", "write_layer", "write_region",

@@ -1,7 +1,10 @@
 """The cube of a store: creating it, filling it chunk by chunk, reading it block by block."""
 from __future__ import annotations
 
+import errno
 import os
+import secrets
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -9,16 +12,21 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from maxrf.engine import Block
-from maxrf.errors import CorruptDataError
+from maxrf.errors import ConcurrentWriteError, CorruptDataError
 from maxrf.store.format import (
     ARRAY_CONFIG,
     DEFAULT_COMPRESSION,
+    LAYERS,
     MANIFEST,
+    _fsync_dir,
     codecs_for,
     new_manifest,
+    read_manifest,
     write_array,
     write_json_atomic,
+    writer_lock,
 )
+from maxrf.store.layers import _collect_garbage
 
 if TYPE_CHECKING:
     from numpy.typing import DTypeLike
@@ -134,6 +142,56 @@ def finish_store(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
     for name, data in arrays.items():
         write_array(root, name, data)
     write_json_atomic(Path(path) / MANIFEST, new_manifest(metadata))
+
+
+READ_ONLY_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def add_summary_array(path: str | os.PathLike, name: str, data: np.ndarray) -> bool:
+    """Add a summary array computed after convert (``smoothed_max_spectrum``) to a finished
+    store, as :func:`finish_store` writes it, if the store has none of that name.
+
+    Crash-safe: the array is written whole in a hidden folder under ``layers/`` (removed
+    by the next writer if a crash leaves it there) and renamed into place, so readers see
+    no array or the complete one. Nothing else of the store is replaced.
+
+    Returns
+    -------
+    bool
+        True if the store now holds the array (written here, or already present); False
+        if the store cannot be written (a read-only file system or folder, or another
+        writer holding the lock): the caller then keeps its value without storing it.
+    """
+    path = Path(path)
+    if (path / name / "zarr.json").is_file():
+        return True
+    try:
+        with writer_lock(path):
+            if (path / name / "zarr.json").is_file():  # written meanwhile by another process
+                return True
+            _collect_garbage(path, read_manifest(path))
+            _write_and_rename(path, name, data)
+    except ConcurrentWriteError:
+        return False
+    except OSError as exc:
+        if exc.errno in READ_ONLY_ERRNOS:
+            return False
+        raise
+    return True
+
+
+def _write_and_rename(path: Path, name: str, data: np.ndarray) -> None:
+    """Write ``data`` as array ``name`` of a hidden group, then rename it into ``path``."""
+    import zarr
+
+    tmp = path / LAYERS / f".{name}.{secrets.token_hex(4)}"
+    tmp.parent.mkdir(exist_ok=True)
+    try:
+        write_array(zarr.open_group(tmp, mode="w"), name, data)
+        os.rename(tmp / name, path / name)
+        _fsync_dir(path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 class ChunkWriter:

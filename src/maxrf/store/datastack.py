@@ -76,21 +76,50 @@ class DataStack:
     def max_spectrum(self) -> SeedArray:
         """Per channel, the maximum over all pixels (counts).
 
-        Called as the seed does, ``ds.max_spectrum()`` returns :attr:`smoothed_max_spectrum`
-        (maxrf4u's max spectrum, whose peaks are the scan's peaks) when the store has it.
+        Called as the seed does, ``ds.max_spectrum()`` returns maxrf4u's max spectrum,
+        whose peaks are the scan's peaks (:meth:`seed_max_spectrum`): the stored
+        :attr:`smoothed_max_spectrum`, else computed on this first call and stored. The
+        attribute itself only reads the stored raw maximum.
         """
         out = seed_array(self._core("max_spectrum"))
         smoothed = self.smoothed_max_spectrum
         if smoothed is not None:
             out.seed_call = smoothed
+        elif not self.convert_sigma:
+            out.seed_call = self.seed_max_spectrum
         return out
+
+    def seed_max_spectrum(self, progress: bool = False, client: Any = None) -> np.ndarray:
+        """maxrf4u's max spectrum (:func:`maxrf.seed_spectrum.seed_max_spectrum`): the stored
+        :attr:`smoothed_max_spectrum`, or computed in one pass over the cube and stored
+        (returned unstored when the store is read-only); a store converted with smoothing
+        answers its max spectrum, already smoothed.
+
+        Parameters
+        ----------
+        progress : bool
+            Show the pass's progress.
+        client : dask.distributed.Client or str, optional
+            Run the pass on this cluster.
+        """
+        from maxrf.seed_spectrum import seed_max_spectrum
+
+        return seed_max_spectrum(self, progress=progress, client=client)
+
+    @property
+    def convert_sigma(self) -> float:
+        """The Gaussian convert smoothed the cube with along the channels (channels; 0 =
+        none, also for a store that does not record it)."""
+        options = self.metadata.get("options") or {}
+        return float(options.get("sigma") or 0.0)
 
     @property
     def smoothed_max_spectrum(self) -> np.ndarray | None:
         """Per channel, the maximum over pixels of the spectra smoothed by a Gaussian of
-        :data:`maxrf.seed_spectrum.SEED_SIGMA` channels (counts), or None for a store
-        converted before it existed (or converted with smoothing: then the max spectrum is
-        already smoothed)."""
+        :data:`maxrf.seed_spectrum.SEED_SIGMA` channels (counts), or None when the store
+        does not hold it (yet: convert computes it only with ``seed_max=True``, the first
+        ``ds.max_spectrum()`` call otherwise; never for a store converted with smoothing,
+        whose max spectrum is already smoothed). Reading it never computes it."""
         try:
             present = "smoothed_max_spectrum" in self._root
         except Exception:  # noqa: BLE001 - an unreadable group: the core read will say so
