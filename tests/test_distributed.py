@@ -116,12 +116,12 @@ def test_cli_scheduler_option_and_env(tmp_path, client, monkeypatch, capsys):
     assert main(["verify", ds_path, "--scheduler", address]) == 0
     assert "OK" in capsys.readouterr().out
     monkeypatch.setenv("MAXRF_SCHEDULER", address)
-    from maxrf import engine
+    from maxrf import engine, engine_dask
 
     before = engine.get_client()
     assert before is not None and before.scheduler.address == address
     assert engine.get_client() is before  # one client per address, reused
-    engine._CLIENTS.pop(address).close()
+    engine_dask._CLIENTS.pop(address).close()
 
 
 def test_unreachable_scheduler_is_a_clear_error(tmp_path, capsys):
