@@ -1,9 +1,10 @@
 """Registration of synthetic scans onto synthetic photographs with known warps.
 
-Seeds are a parameter. Development used seeds 0-19 (this round: 0-13 for the several-image
-fit and the local check) and the tests' 11-14; 100-105 and 200-211 were earlier rounds'
-held-out seeds and have been looked at; this round's held-out seeds are 300-311, measured
-once at the end. For each seed, a 64 x 80 x 512 synthetic scan (:func:`maxrf.synth.make_scan`),
+Seeds are a parameter. Development used seeds 0-19 (0-13 for the several-image fit and the
+local check), 400-415 for the stability check (with the grey card forced over the scan,
+``card_over_scan``) and the tests' 11-14 and 401; 100-105, 200-211 and 300-311 were earlier
+rounds' held-out seeds and have been looked at (308 for the stability check); this round's
+held-out seeds are 500-511, measured once at the end. For each seed, a 64 x 80 x 512 synthetic scan (:func:`maxrf.synth.make_scan`),
 converted, and a photograph of its truth maps (:func:`maxrf.synth_photo.make_photo`: scale
 2-6 photo pixels per scan pixel, rotation +-5 degrees, up to 3 % perspective, 20 % margin
 with a table and a grey card, uneven light, noise, JPEG quality 85). Measured:
@@ -24,7 +25,7 @@ The machine is shared: every part records ``os.getloadavg()`` before and after, 
 seconds (``time.process_time``, all threads) next to wall seconds.
 
 Run: ``python -m benchmarks.bench_registration [first_seed n_seeds [parts...]]``, e.g.
-``python -m benchmarks.bench_registration 300 12``; writes
+``python -m benchmarks.bench_registration 500 12 synthetic``; writes
 ``benchmarks/results/registration.json``.
 """
 
@@ -42,7 +43,8 @@ import numpy as np
 from benchmarks.common import PEAK_RSS_SNIPPET, save
 
 #: seeds looked at while developing (recorded with the results)
-DEV_SEEDS = "0-19 (0-13 this round), tests 11-14; earlier held-out 100-105, 200-211"
+DEV_SEEDS = ("0-19, 400-415 (stability check, card over the scan), tests 11-14 and 401; "
+             "earlier held-out 100-105, 200-211, 300-311")
 
 
 def _errors(matrix: np.ndarray, truth: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -9,8 +9,16 @@ leaves out any other part is pulled the same way as the whole fit. So the projec
 is fitted again from the result on the scan area without each quadrant in turn: if every
 refit lands where the whole fit did (within a few tenths of a scan pixel), no part of the
 scan drives the result; if one moves away, the result depends on that part, and it is not
-trusted. The largest displacement between a refit and the result over the scan area (scan
-pixels) is the evidence.
+trusted.
+
+A refit can also move because the kept area alone constrains the warp poorly (little
+structure in three quadrants): then it fits the kept area hardly better than the result.
+So a refit counts only when its gain on the kept area is significant: ``N_eff (R^2_refit -
+R^2_result) / (1 - R^2_refit)``, about chi-square with 8 degrees of freedom (the corner
+modes) when the result is right, with ``N_eff`` the kept pixels over the correlation area
+of the residuals (:data:`maxrf.registration.local_check.CORRELATION_AREA`). Clean synthetic
+photos give 1-18; a card over a corner of the scan 50-400. The evidence is the largest
+displacement (scan pixels) over the scan area between the result and a significant refit.
 """
 
 from __future__ import annotations
@@ -22,8 +30,12 @@ import numpy as np
 from maxrf.io.photo import Photo
 from maxrf.registration import auto
 from maxrf.registration import homography as hg
+from maxrf.registration.local_check import CORRELATION_AREA
 
-__all__ = ["Stability", "stability"]
+__all__ = ["SIGNIFICANT", "Stability", "stability"]
+
+#: gain statistic above which a refit counts (chi-square, 8 degrees of freedom: p < 0.001)
+SIGNIFICANT = 30.0
 
 
 @dataclass
@@ -39,13 +51,17 @@ class Stability:
     shifts : numpy.ndarray
         ``(k,)`` largest displacement (scan pixels) over the scan area between each refit
         and the judged matrix.
+    gains : numpy.ndarray
+        ``(k,)`` each refit's gain statistic on its kept area (see the module doc).
     max_shift : float
-        The largest of ``shifts`` (scan pixels).
+        The largest of ``shifts`` among the refits whose gain exceeds :data:`SIGNIFICANT`,
+        0 if none (scan pixels).
     """
 
     parts: list[str]
     matrices: list[np.ndarray]
     shifts: np.ndarray
+    gains: np.ndarray
     max_shift: float
 
 
@@ -88,12 +104,17 @@ def stability(scan: np.ndarray, chans: np.ndarray, ph: Photo, matrix: np.ndarray
     from maxrf.registration.register import fit_metric
 
     shape = scan.shape[-2:]
-    names, mats, shifts = [], [], []
+    names, mats, shifts, gains = [], [], [], []
     for name, keep in _parts(shape):
         metric = fit_metric(scan, chans, ph, matrix, mask=keep)
         m = auto.refine_projective(metric, matrix, auto._scale(matrix))
+        r2, r2_0 = metric(m), metric(matrix)
+        n_eff = min(int(keep.sum()), len(metric.pts)) / CORRELATION_AREA
         names.append(name)
         mats.append(m)
         shifts.append(displacement(matrix, m, shape))
-    arr = np.asarray(shifts)
-    return Stability(parts=names, matrices=mats, shifts=arr, max_shift=float(arr.max()))
+        gains.append(n_eff * max(r2 - r2_0, 0.0) / max(1 - r2, 1e-6))
+    arr, g = np.asarray(shifts), np.asarray(gains)
+    counted = arr[g > SIGNIFICANT]
+    return Stability(parts=names, matrices=mats, shifts=arr, gains=g,
+                     max_shift=float(counted.max()) if counted.size else 0.0)

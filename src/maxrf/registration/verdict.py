@@ -23,8 +23,9 @@ __all__ = ["FAILED", "GOOD", "judge"]
 #: the control point residuals; distortion: ratio of
 #: the local scales over the scan times the anisotropy (1 for a similarity); stability: the
 #: largest displacement over the scan area of the projective stage refitted without each
-#: quadrant (:mod:`maxrf.registration.stability`; 0.1-0.6 px on clean synthetic photos,
-#: 1-3 px where a grey card hides a corner of the scan and the fit bends towards it).
+#: quadrant, among the refits that fit the rest significantly better
+#: (:mod:`maxrf.registration.stability`; 0 on clean synthetic photos, 1-3 px where a grey
+#: card hides a corner of the scan and the fit bends towards it).
 GOOD: dict[str, float] = {"overlap": 0.97, "explained": 0.5, "contrast": 0.3,
                           "local_max_error_scan_px": 0.8, "points_rms_scan_px": 0.5, "distortion": 1.35,
                           "stability_scan_px": 0.8}
@@ -54,11 +55,12 @@ def _distortion(matrix: np.ndarray, shape: tuple[int, int]) -> float:
 
 
 def _stability_check(scan: np.ndarray, chans: np.ndarray, ph: Photo, m: np.ndarray) -> dict[str, Any]:
-    """The stability check with, as evidence, each left-out quadrant's displacement."""
+    """The stability check with, as evidence, each left-out quadrant's displacement and gain."""
     st = stability(scan if scan.ndim == 3 else scan[None], chans, ph, m)
     key = "stability_scan_px"
     out = _check(st.max_shift, GOOD[key], FAILED[key], False)
-    out["left_out"] = {name: float(v) for name, v in zip(st.parts, st.shifts)}
+    out["left_out"] = {name: {"shift_scan_px": float(v), "gain": float(g)}
+                       for name, v, g in zip(st.parts, st.shifts, st.gains)}
     return out
 
 
