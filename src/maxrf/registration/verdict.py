@@ -10,7 +10,7 @@ from maxrf.io.photo import Photo
 from maxrf.registration import homography as hg
 from maxrf.registration.local_check import local_alignment
 from maxrf.registration.result import Registration
-from maxrf.registration.stability import stability
+from maxrf.registration.stability import Stability, stability
 
 __all__ = ["FAILED", "GOOD", "judge"]
 
@@ -54,9 +54,11 @@ def _distortion(matrix: np.ndarray, shape: tuple[int, int]) -> float:
     return float(sc.max() / max(sc.min(), 1e-12) * sv[0] / max(sv[1], 1e-12))
 
 
-def _stability_check(scan: np.ndarray, chans: np.ndarray, ph: Photo, m: np.ndarray) -> dict[str, Any]:
+def _stability_check(scan: np.ndarray, chans: np.ndarray, ph: Photo, m: np.ndarray,
+                     st: Stability | None) -> dict[str, Any]:
     """The stability check with, as evidence, each left-out quadrant's displacement and gain."""
-    st = stability(scan if scan.ndim == 3 else scan[None], chans, ph, m)
+    if st is None:
+        st = stability(scan if scan.ndim == 3 else scan[None], chans, ph, m)
     key = "stability_scan_px"
     out = _check(st.max_shift, GOOD[key], FAILED[key], False)
     out["left_out"] = {name: {"shift_scan_px": float(v), "gain": float(g)}
@@ -65,8 +67,11 @@ def _stability_check(scan: np.ndarray, chans: np.ndarray, ph: Photo, m: np.ndarr
 
 
 def judge(reg: Registration, scan: np.ndarray, chans: np.ndarray, ph: Photo,
-          residuals: list[float]) -> None:
-    """Fill ``quality``, ``checks``, ``metric``, ``overlap``, ``scale``, ``rms_px`` of ``reg``."""
+          residuals: list[float], stable: Stability | None = None) -> None:
+    """Fill ``quality``, ``checks``, ``metric``, ``overlap``, ``scale``, ``rms_px`` of ``reg``.
+
+    ``stable``: the stability of ``reg.matrix`` if already measured (else measured here).
+    """
     from maxrf.registration.register import fit_metric
 
     m = reg.matrix
@@ -102,7 +107,7 @@ def judge(reg: Registration, scan: np.ndarray, chans: np.ndarray, ph: Photo,
         # not worth its refits once the image evidence has failed
         if reg.method != "points" and all(checks[k]["outcome"] != "failed"
                                           for k in ("explained", "contrast")):
-            checks["stability_scan_px"] = _stability_check(scan, chans, ph, m)
+            checks["stability_scan_px"] = _stability_check(scan, chans, ph, m, stable)
     else:
         quad = np.array([np.nan])
         for key in ("explained", "contrast"):
