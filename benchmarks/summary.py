@@ -186,6 +186,16 @@ def rows() -> list[str]:
             f"| photo of another artwork | {sy['other_artwork_failed']}/{sy['n']} reported failed "
             f"| all failed |",
         ]
+        card = rg.get("synthetic_card")
+        if card:
+            qc = card["auto_quality_counts"]
+            out.append(
+                f"| the same photos with the grey card over {card['card_over_scan']:.0%} of the scan's "
+                f"width | called good while max error > 1 px: {card['auto_max_above_1_but_good']} "
+                f"(worst good {card['auto_good_max_px_worst'] or 0:.2f} px); verdicts {qc['good']} good, "
+                f"{qc['doubtful']} doubtful, {qc['failed']} failed; max < 1 px on "
+                f"{card['auto_share_max_below_1']:.0%}, worst {card['auto_max_px_worst']:.2f} px "
+                f"| never good while wrong |")
         for one in big if isinstance(big, list) else [big] if big else []:
             cpu = f", {one['cpu_seconds']:.0f} CPU s" if "cpu_seconds" in one else ""
             load = (f"load average {one['loadavg_before'][0]:.0f} on 2 cores" if "loadavg_before" in one

@@ -162,6 +162,7 @@ def render_photo(
     rng: np.random.Generator,
     *,
     band_rows: int = 512,
+    card_over_scan: float = 0.0,
 ) -> np.ndarray:
     """Render the photograph as ``(height, width, 3)`` uint8 (row bands: bounded memory).
 
@@ -176,6 +177,9 @@ def render_photo(
     rng : numpy.random.Generator
     band_rows : int
         Photo rows rendered at a time.
+    card_over_scan : float
+        Share of the scanned area's width (from its left edge) that the grey card hides;
+        0 leaves the card in the margin (where it may still touch a rotated scan's corner).
     """
     if not maps:
         raise ParameterError("render_photo needs at least one map")
@@ -188,7 +192,7 @@ def render_photo(
     paper_tex = gaussian_filter(rng.normal(0, 1, (64, 64)), 3)
     paper_tex = zoom(paper_tex / (paper_tex.std() + 1e-9), (height / 64, width / 64), order=1)
     paper_tex = paper_tex[:height, :width]
-    card = _grey_card(size, matrix, (hs, ws), rng)
+    card = _grey_card(size, matrix, (hs, ws), rng, card_over_scan)
     gx, gy = rng.uniform(-0.25, 0.25, 2)
     out = np.empty((height, width, 3), dtype=np.uint8)
     for y0 in range(0, height, band_rows):
@@ -219,8 +223,12 @@ def render_photo(
 
 
 def _grey_card(size: tuple[int, int], matrix: np.ndarray, scan_shape: tuple[int, int],
-               rng: np.random.Generator) -> np.ndarray:
-    """``(height, width)`` float32: card grey level where the card is, -1 elsewhere."""
+               rng: np.random.Generator, over_scan: float = 0.0) -> np.ndarray:
+    """``(height, width)`` float32: card grey level where the card is, -1 elsewhere.
+
+    ``over_scan`` > 0 moves the card right so that it hides that share of the scanned
+    area's width (an occlusion: a card, label or frame over part of the scan).
+    """
     width, height = size
     card = np.full((height, width), -1.0, dtype=np.float32)
     hs, ws = scan_shape
@@ -234,6 +242,11 @@ def _grey_card(size: tuple[int, int], matrix: np.ndarray, scan_shape: tuple[int,
         return card
     x0 = int(rng.uniform(0.05, 0.3) * left_room)
     y0 = top + int(rng.uniform(0.1, 0.5) * height)
+    if over_scan > 0:
+        four = matrix @ np.array([[-0.5, -0.5, 1], [ws - 0.5, -0.5, 1], [ws - 0.5, hs - 0.5, 1],
+                                  [-0.5, hs - 0.5, 1]]).T
+        xs = four[0] / four[2]
+        x0 = max(0, int(xs.min() + over_scan * (xs.max() - xs.min())) - cw)
     y1 = min(height, y0 + ch)
     levels = (0.92, 0.46, 0.06)
     for i, lev in enumerate(levels):
@@ -254,6 +267,7 @@ def make_photo(
     margin: float = 0.2,
     size: tuple[int, int] | None = None,
     quality: int = 85,
+    card_over_scan: float = 0.0,
 ) -> PhotoTruth:
     """Write a synthetic photograph of the artwork whose element maps are ``maps``.
 
@@ -270,6 +284,8 @@ def make_photo(
         See :func:`random_homography`.
     quality : int
         JPEG quality.
+    card_over_scan : float
+        Share of the scan's width the grey card hides (see :func:`render_photo`).
 
     Returns
     -------
@@ -283,7 +299,7 @@ def make_photo(
     matrix, size, s, rot = random_homography(
         rng, shape, scale=scale, max_rotation_deg=max_rotation_deg, perspective=perspective,
         margin=margin, size=size)
-    img = render_photo(maps, matrix, size, rng)
+    img = render_photo(maps, matrix, size, rng, card_over_scan=card_over_scan)
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix in (".tif", ".tiff"):

@@ -15,6 +15,7 @@ from maxrf.io.photo import Photo, read_photo
 from maxrf.registration import auto
 from maxrf.registration import homography as hg
 from maxrf.registration.result import Registration, write_registration
+from maxrf.registration.stability import Stability, stability
 from maxrf.registration.verdict import judge
 
 __all__ = ["register", "register_image", "scan_image", "scan_maps", "scan_stack"]
@@ -152,6 +153,7 @@ def register_image(
     if not isinstance(photo, Photo):  # read here: only the channels are used from now on
         ph.image = ph.image[:0, :0]
     inliers = None
+    stable = None
     residuals: list[float] = []
     if points is not None:
         pts = _check_points(points, img.shape, ph.size)
@@ -172,15 +174,31 @@ def register_image(
             raise ParameterError("without control points the registration must be automatic")
         pts = None
         with _one_blas_thread():
-            matrix = _automatic(scan, chans, ph)
+            matrix, stable = _robust(scan, chans, ph, _automatic(scan, chans, ph))
         method = "auto"
     reg = Registration(
         matrix=matrix, method=method, photo_path=ph.path, photo_sha256=ph.sha256,
         photo_size=ph.size, scan_shape=img.shape, quality="failed",
         points=pts, inliers=inliers, scan_image=label)
     with _one_blas_thread():
-        judge(reg, scan, chans, ph, residuals)
+        judge(reg, scan, chans, ph, residuals, stable)
     return reg
+
+
+def _robust(scan: np.ndarray, chans: np.ndarray, ph: Photo, matrix: np.ndarray
+            ) -> tuple[np.ndarray, Stability | None]:
+    """The automatic result, or its refit without the quadrant that pulls it.
+
+    When part of the scan is hidden in the photo (a grey card, a label), the refit without
+    the quadrant holding it fits the rest far better than the whole fit does: the refit
+    with the largest significant gain is taken (on development photos with a card over a
+    corner of the scan it was within 0.4 px where the whole fit was 1.7-2.5 px off). The
+    verdict then measures its stability afresh; otherwise it reuses this one.
+    """
+    st = stability(scan, chans, ph, matrix)
+    if st.max_shift == 0.0:  # no refit gains significantly: nothing pulls the result
+        return matrix, st
+    return st.matrices[int(np.argmax(st.gains))], None
 
 
 def _one_blas_thread() -> Any:

@@ -10,6 +10,7 @@ from maxrf.io.photo import Photo
 from maxrf.registration import homography as hg
 from maxrf.registration.local_check import local_alignment
 from maxrf.registration.result import Registration
+from maxrf.registration.stability import Stability, stability
 
 __all__ = ["FAILED", "GOOD", "judge"]
 
@@ -20,11 +21,17 @@ __all__ = ["FAILED", "GOOD", "judge"]
 #: optimum is; local_max_error_scan_px: the largest error over the scan area estimated from
 #: windows registered on their own (:mod:`maxrf.registration.local_check`); points: RMS of
 #: the control point residuals; distortion: ratio of
-#: the local scales over the scan times the anisotropy (1 for a similarity).
+#: the local scales over the scan times the anisotropy (1 for a similarity); stability: the
+#: largest displacement over the scan area of the projective stage refitted without each
+#: quadrant, among the refits that fit the rest significantly better
+#: (:mod:`maxrf.registration.stability`; 0 on clean synthetic photos, 1-3 px where a grey
+#: card hides a corner of the scan and the fit bends towards it).
 GOOD: dict[str, float] = {"overlap": 0.97, "explained": 0.5, "contrast": 0.3,
-                          "local_max_error_scan_px": 0.8, "points_rms_scan_px": 0.5, "distortion": 1.35}
+                          "local_max_error_scan_px": 0.8, "points_rms_scan_px": 0.5, "distortion": 1.35,
+                          "stability_scan_px": 0.8}
 FAILED: dict[str, float] = {"overlap": 0.5, "explained": 0.25, "contrast": 0.15,
-                            "local_max_error_scan_px": 4.0, "points_rms_scan_px": 3.0, "distortion": 2.0}
+                            "local_max_error_scan_px": 4.0, "points_rms_scan_px": 3.0, "distortion": 2.0,
+                            "stability_scan_px": 4.0}
 
 
 def _check(value: float, good: float, failed: float, higher_is_better: bool) -> dict[str, Any]:
@@ -47,9 +54,24 @@ def _distortion(matrix: np.ndarray, shape: tuple[int, int]) -> float:
     return float(sc.max() / max(sc.min(), 1e-12) * sv[0] / max(sv[1], 1e-12))
 
 
+def _stability_check(scan: np.ndarray, chans: np.ndarray, ph: Photo, m: np.ndarray,
+                     st: Stability | None) -> dict[str, Any]:
+    """The stability check with, as evidence, each left-out quadrant's displacement and gain."""
+    if st is None:
+        st = stability(scan if scan.ndim == 3 else scan[None], chans, ph, m)
+    key = "stability_scan_px"
+    out = _check(st.max_shift, GOOD[key], FAILED[key], False)
+    out["left_out"] = {name: {"shift_scan_px": float(v), "gain": float(g)}
+                       for name, v, g in zip(st.parts, st.shifts, st.gains)}
+    return out
+
+
 def judge(reg: Registration, scan: np.ndarray, chans: np.ndarray, ph: Photo,
-          residuals: list[float]) -> None:
-    """Fill ``quality``, ``checks``, ``metric``, ``overlap``, ``scale``, ``rms_px`` of ``reg``."""
+          residuals: list[float], stable: Stability | None = None) -> None:
+    """Fill ``quality``, ``checks``, ``metric``, ``overlap``, ``scale``, ``rms_px`` of ``reg``.
+
+    ``stable``: the stability of ``reg.matrix`` if already measured (else measured here).
+    """
     from maxrf.registration.register import fit_metric
 
     m = reg.matrix
@@ -81,6 +103,11 @@ def judge(reg: Registration, scan: np.ndarray, chans: np.ndarray, ph: Photo,
         key = "local_max_error_scan_px"
         checks[key] = _check(local.max_error, GOOD[key], FAILED[key], False)
         checks[key]["corner_error_scan_px"] = [float(v) for v in local.corner_error]
+        # the image fit's own robustness (the user's points are judged by their residuals);
+        # not worth its refits once the image evidence has failed
+        if reg.method != "points" and all(checks[k]["outcome"] != "failed"
+                                          for k in ("explained", "contrast")):
+            checks["stability_scan_px"] = _stability_check(scan, chans, ph, m, stable)
     else:
         quad = np.array([np.nan])
         for key in ("explained", "contrast"):
@@ -97,7 +124,8 @@ def judge(reg: Registration, scan: np.ndarray, chans: np.ndarray, ph: Photo,
     else:
         reg.residuals = [float(q) for q in quad]
         reg.rms_px = float(np.sqrt(np.mean(quad ** 2)))
-        decisive = ("overlap", "distortion", "explained", "contrast", "local_max_error_scan_px")
+        decisive = ("overlap", "distortion", "explained", "contrast", "local_max_error_scan_px",
+                    "stability_scan_px")
     outcomes = {k: v["outcome"] for k, v in checks.items() if isinstance(v, dict)}
     if any(outcomes.get(k) == "failed" for k in decisive):
         quality = "failed"
