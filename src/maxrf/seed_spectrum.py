@@ -167,15 +167,26 @@ def smoothed_max(spectra: np.ndarray, sigma: float = SEED_SIGMA, floor: np.ndarr
     best = np.zeros(c, np.float32) if floor is None else np.array(floor, dtype=np.float32)
     stats = {} if stats is None else stats
     stats["pairs"] = 1.0
-    radius = int(4.0 * sigma + 0.5)
     if n == 0:
         return best
-    if radius < 1 or c < 2 * (radius + kernels.BIN) or not _nonnegative(x):
+    plan = pruning_plan(x, sigma)
+    if plan is None:
         return np.maximum(best, smooth_spectra(x, sigma).max(axis=0))
-    plan = _plan(c, float(sigma))
     exact = kernels.smoothed_max(x, plan.weights, plan.band, best)
     stats["pairs"] = exact / (n * plan.band.shape[1])
     return best
+
+
+def pruning_plan(x: np.ndarray, sigma: float) -> _Plan | None:
+    """The pruning's plan for the ``(n, C)`` spectra ``x``, or None where its bound does not
+    hold (a kernel narrower than a channel, too few channels for the bins, negative or
+    non-finite values): those spectra are smoothed whole."""
+    from maxrf import kernels
+
+    radius = int(4.0 * sigma + 0.5)
+    if radius < 1 or x.shape[1] < 2 * (radius + kernels.BIN) or not _nonnegative(x):
+        return None
+    return _plan(x.shape[1], float(sigma))
 
 
 def _nonnegative(x: np.ndarray) -> bool:

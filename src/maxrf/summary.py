@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from maxrf.engine import Block, MaxSpectrum, Reduction
-from maxrf.seed_spectrum import SEED_SIGMA, SmoothedMax, _nonnegative, _plan, smoothed_max
+from maxrf.seed_spectrum import SEED_SIGMA, SmoothedMax, pruning_plan
 
 
 class SummarySpectra(Reduction):
@@ -54,20 +54,16 @@ class SummarySpectra(Reduction):
         if flat.shape[0] == 0:
             return None
         best = None
-        sigma = None if self.smax is None else self.smax.sigma
-        radius = 0 if sigma is None else int(4.0 * sigma + 0.5)
-        fused = (sigma is not None and radius >= 1 and n >= 2 * (radius + kernels.BIN)
-                 and _nonnegative(flat))
-        if fused:
-            plan = _plan(n, sigma)
+        plan = None if self.smax is None else pruning_plan(flat, self.smax.sigma)
+        if plan is not None:
             best = self.smax.floor(n)
             kernels.spectra_and_smoothed_max(flat, maximum, first, total, plan.weights, plan.band,
                                              best)
             self.smax.raise_floor(best)
         else:
             kernels.spectra_stats(flat, maximum, first, total)
-            if sigma is not None:  # data the bound does not hold for: smoothed whole
-                best = smoothed_max(flat, sigma, floor=self.smax.floor(n))
+            if self.smax is not None:  # data the bound does not hold for: smoothed whole
+                best = self.smax.block(data, where)
         rows = where.rows.start + first // c
         cols = where.cols.start + first % c
         return maximum, rows * self.width + cols, total, best
