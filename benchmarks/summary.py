@@ -51,7 +51,11 @@ def rows() -> list[str]:
             f"| the same vs a numpy pass over the page-cached file "
             f"| {c['ratio_convert_to_numpy']:.1f}x{_spread(c, 'warm_pairs')}"
             + (f" (CPU time {c['ratio_cpu_convert_to_numpy']:.1f}x, {_smax_cpu_note(c)}; convert "
-               f"runs on both cores, numpy on one)" if "ratio_cpu_convert_to_numpy" in c else "")
+               f"runs on both cores, numpy on one"
+               + (f"; convert's CPU over the two cores {c['ratio_cpu_two_cores_to_numpy']:.1f}x "
+                  f"numpy's, what an idle machine would give at best"
+                  if "ratio_cpu_two_cores_to_numpy" in c else "")
+               + ")" if "ratio_cpu_convert_to_numpy" in c else "")
             + " | within 3x |",
             f"| convert throughput vs the seed's ancestor (about 30 MB/s, three reads) "
             f"| {mbs:.0f} MB/s: {mbs / 30:.0f}x; {c['speedup_vs_seed_style']:.1f}x our emulation of it "
