@@ -98,8 +98,8 @@ class ScanSource:
         view = getattr(self.scan, "view_block", None)
         if view is not None and self.VIEW and not (self.flip_v or self.flip_h):
             # no copy: the engine encodes and reduces the file's pages in place and drops
-            # the block before taking the next (a copy cost 0.17-0.5 CPU s/GiB, as much as
-            # the summary spectra, benchmarks/results/convert.json stages_two_threads)
+            # the block before taking the next (a copy cost 0.17-0.5 CPU s/GiB, more than
+            # the summary spectra: DECISIONS["zero_copy_read"] in benchmarks/bench_convert.py)
             return view(rows, cols)
         data = self.scan.read_block(rows, cols)
         if self.flip_v:

@@ -116,8 +116,10 @@ class CubeSink:
 CUBE_KEY_SEPARATOR = "."
 """The cube's chunk files are ``cube/c.I.J.0``, all in one folder: with zarr's default
 ``/`` every chunk row needs two new folders (``c/I/0/``), and a mkdir costs ~0.35 ms
-here, 0.1-0.2 CPU s per GiB converted (benchmarks/results/convert.json). Readers follow
-the array's metadata, so stores written with ``/`` read and verify the same."""
+here, 0.1-0.2 CPU s per GiB converted (DECISIONS["flat_chunk_keys"] in
+benchmarks/bench_convert.py). Readers follow the array's metadata, so stores written
+with ``/`` read and verify the same (an older maxrf reads these stores too, but its
+``verify`` looked for ``c/I/J/0`` files)."""
 
 
 def create_cube(path: str | os.PathLike, shape: tuple[int, int, int], dtype: DTypeLike,
