@@ -163,10 +163,16 @@ DECISIONS = {
     "cold_measurement": "the raw file is evicted (fsync + POSIX_FADV_DONTNEED, repeated while "
                         "mincore still finds pages) and checked before every cold run, in "
                         "numpy/convert pairs alternating order, median ratio; "
-                        "/proc/sys/vm/drop_caches is not used (the other helpers' caches). The "
-                        "host's cache of the virtual disk is out of reach: cold numpy passes run "
-                        "1.1-4.1 s for the same GiB in one hour. Read-ahead window 32 vs 128 MiB: "
-                        "cold ratio median 1.62 vs 1.52 over 3 pairs each (load 4), within the noise",
+                        "/proc/sys/vm/drop_caches is not used (the other helpers' caches); before "
+                        "each run a sync and one plain read of the file, then the eviction "
+                        "(benchmarks.convert_pairs). The host's side of the virtual disk is out "
+                        "of reach: cold numpy passes run 1.1-5 s for the same GiB in one hour, "
+                        "3-5 s right after a convert and 1.1-1.3 s right after a numpy pass "
+                        "(load 5-6), so the cold ratio is a median over alternating pairs. Under "
+                        "that load a cold convert (2.9-3.8 s) is its warm time (2.7 s) plus "
+                        "0.3-1 s: the cores, not the disk, bound it there. Read-ahead window 32 "
+                        "vs 128 MiB: cold ratio median 1.62 vs 1.52 over 3 pairs each (load 4), "
+                        "within the noise",
 }
 """Why convert's pass is built as it is: measured on the 1 GiB cube (CPU s/GiB, one thread)."""
 

@@ -5,15 +5,15 @@ and convert back to back (alternating which goes first), and the result is the m
 the pairs' ratios, with every pair and the load average kept. For the cold pairs the raw
 file is evicted from the page cache before each run and the eviction is checked
 (``mincore``: the fraction of its pages still cached is recorded). What no eviction in
-this virtual machine reaches is the host's cache of the virtual disk: the same cold GiB
-read in 0.6-4.8 s within an hour, a run after a plain read of the file fast, one after a
-convert whose store was then deleted slow (ext4 here is mounted with ``discard``: deleting
-written files sends the virtual disk discards, which compete with the next reads). So the
-cold runs write their stores to new folders, all deleted only after the last pair, and
-before every cold run everything is written out (``sync``) and the file is read once
-sequentially and evicted again (:func:`_prime`): each run starts from the same state,
-the guest's cache empty and the host's as one plain read leaves it; the times measure
-reading the file through the guest's page cache, not the physical disk.
+this virtual machine reaches is the host's side of the virtual disk: the same cold GiB
+read in 0.6-5 s within an hour. Before every cold run everything is written out
+(``sync``) and the file is read once sequentially and evicted again (:func:`_prime`), and
+the cold runs write their stores to new folders deleted after the last pair (ext4 here
+is mounted with ``discard``): the same starting point for every run as far as the guest
+can set it. It does not make the runs alike: under load 5-6 a cold numpy pass right
+after a convert took 3-5 s, one right after a numpy pass 1.1-1.3 s (the host still
+writing the convert's store is a guess), hence alternating pairs and the median; the
+times measure reading the file through the guest's page cache, not the physical disk.
 
 :func:`stages_two_threads` times the stages of a real convert on both engine threads by
 wrapping the functions each stage calls (restored afterwards).
