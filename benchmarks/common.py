@@ -26,14 +26,58 @@ def timed(fn, *args, **kwargs):
     return time.perf_counter() - t0, out
 
 
-def drop_cache(path: Path) -> None:
-    """Ask the kernel to forget a file's pages (fair cold-ish comparisons); ignore failure."""
+def drop_cache(path: Path, tries: int = 3) -> float | None:
+    """Ask the kernel to forget a file's pages (fair cold comparisons); returns the
+    fraction of its pages still in the page cache afterwards (:func:`cached_fraction`,
+    ``None`` where it cannot be measured). Dirty pages are written first (``fsync``:
+    DONTNEED skips dirty pages), and the call is repeated while pages remain (pages under
+    read-ahead or mapped elsewhere are skipped by one call). Only this file: the whole
+    machine's cache (``/proc/sys/vm/drop_caches``) is other processes' too."""
+    left = None
+    for _ in range(tries):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+        except (OSError, AttributeError):
+            return None
+        left = cached_fraction(path)
+        if not left:
+            break
+    return left
+
+
+def cached_fraction(path: Path) -> float | None:
+    """Fraction of a file's pages in the page cache (``mincore`` on a private mapping,
+    which reads nothing), or ``None`` where mincore is unavailable."""
+    import ctypes
+    import mmap
+
+    size = os.path.getsize(path)
+    if size == 0:
+        return 0.0
     try:
-        fd = os.open(path, os.O_RDONLY)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        os.close(fd)
+        libc = ctypes.CDLL(None, use_errno=True)
+        with open(path, "rb") as f:
+            mm = mmap.mmap(f.fileno(), size, access=mmap.ACCESS_COPY)
     except (OSError, AttributeError):
-        pass
+        return None
+    try:
+        page = mmap.PAGESIZE
+        vec = (ctypes.c_ubyte * (-(-size // page)))()
+        buf = ctypes.c_char.from_buffer(mm)
+        try:
+            rc = libc.mincore(ctypes.c_void_p(ctypes.addressof(buf)), ctypes.c_size_t(size), vec)
+        finally:
+            del buf
+        if rc != 0:
+            return None
+        return float((np.frombuffer(vec, dtype=np.uint8) & 1).mean())
+    finally:
+        mm.close()
 
 
 def child_peak_rss(code: str, env: dict | None = None) -> tuple[float, int]:

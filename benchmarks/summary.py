@@ -19,6 +19,15 @@ def _smax_cpu_note(c: dict) -> str:
     return f"without the smoothed max {c['ratio_cpu_convert_without_smoothed_max_to_numpy']:.1f}x"
 
 
+def _spread(c: dict, key: str) -> str:
+    """``(median of N pairs, LO-HI)`` for results measured as interleaved pairs, else ''."""
+    p = c.get(key)
+    if not p:
+        return ""
+    r = p["ratios"]
+    return f" (median of {len(r)} interleaved pairs, {min(r):.1f}-{max(r):.1f})"
+
+
 def _load(name: str) -> dict | None:
     path = RESULTS / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
@@ -37,11 +46,16 @@ def rows() -> list[str]:
                 if load and max(start, end) > 3 else "")
         out += [
             f"| convert {gb:.0f} GiB vs one numpy pass over the raw file, read from disk{busy} "
-            f"| {c['ratio_convert_to_numpy_cold_cache']:.1f}x the numpy time | within 1.2x |",
+            f"| {c['ratio_convert_to_numpy_cold_cache']:.1f}x the numpy time"
+            f"{_spread(c, 'cold_pairs')} | within 1.2x |",
             f"| the same vs a numpy pass over the page-cached file "
-            f"| {c['ratio_convert_to_numpy']:.1f}x"
+            f"| {c['ratio_convert_to_numpy']:.1f}x{_spread(c, 'warm_pairs')}"
             + (f" (CPU time {c['ratio_cpu_convert_to_numpy']:.1f}x, {_smax_cpu_note(c)}; convert "
-               f"runs on both cores, numpy on one)" if "ratio_cpu_convert_to_numpy" in c else "")
+               f"runs on both cores, numpy on one"
+               + (f"; convert's CPU over the two cores {c['ratio_cpu_two_cores_to_numpy']:.1f}x "
+                  f"numpy's, what an idle machine would give at best"
+                  if "ratio_cpu_two_cores_to_numpy" in c else "")
+               + ")" if "ratio_cpu_convert_to_numpy" in c else "")
             + " | within 3x |",
             f"| convert throughput vs the seed's ancestor (about 30 MB/s, three reads) "
             f"| {mbs:.0f} MB/s: {mbs / 30:.0f}x; {c['speedup_vs_seed_style']:.1f}x our emulation of it "

@@ -103,3 +103,18 @@ def test_far_tails_at_the_low_channels_in_the_one_walk():
     cube = counts.astype(np.uint16)
     out = engine.run(ArraySource(cube, 4, 7), {"s": SummarySpectra(w)})["s"]
     np.testing.assert_allclose(out["smax"], reference(cube)["smax"], rtol=1e-6, atol=1e-30)
+
+
+@pytest.mark.parametrize("pixels", [65535, 65538, 70000])
+@pytest.mark.parametrize("dtype,value", [(np.uint16, 65535), (np.int16, -32768), (np.int16, 32767),
+                                         (np.uint8, 255)])
+def test_sums_of_the_largest_blocks_do_not_overflow(pixels, dtype, value):
+    # one block of every pixel at the dtype's extreme: the 32-bit sums of small blocks
+    # (maxrf.summary.accumulators) reach 65535 x 65535 here, a 64-bit sum beyond
+    cube = np.full((1, pixels, 3), value, dtype=dtype)
+    cube[0, -1, 1] = value - 1 if value > 0 else value + 1
+    out = engine.run(ArraySource(cube, 1, pixels), {"s": SummarySpectra(pixels, smoothed=False)})["s"]
+    flat = cube.reshape(pixels, 3).astype(np.float64)
+    np.testing.assert_allclose(out["mean"], flat.sum(axis=0) / pixels, rtol=1e-14)
+    np.testing.assert_array_equal(out["max"][0], cube.reshape(pixels, 3).max(axis=0))
+    np.testing.assert_array_equal(out["max"][1][:, 1], cube.reshape(pixels, 3).argmax(axis=0))

@@ -32,12 +32,14 @@ _JIT = {"cache": True, "nogil": True, "boundscheck": False, "fastmath": True}
 
 @numba.njit(**_JIT)
 def _stats_row(x, p, maximum, first, total):  # pragma: no cover - compiled
+    # selects, not a branch, so the loop vectorises (with 32-bit ``first`` and ``total``
+    # on 8/16-bit counts: 0.11 against 0.29 CPU s/GiB with 64-bit ones or the branch)
     for j in range(x.shape[1]):
         v = x[p, j]
         total[j] += v
-        if v > maximum[j]:  # strictly: ties keep the first pixel, as argmax
-            maximum[j] = v
-            first[j] = p
+        raise_ = v > maximum[j]  # strictly: ties keep the first pixel, as argmax
+        maximum[j] = v if raise_ else maximum[j]
+        first[j] = p if raise_ else first[j]
 
 
 @numba.njit(**_JIT)
@@ -51,7 +53,8 @@ def _start_stats(x, maximum, first):  # pragma: no cover - compiled
 def spectra_stats(x, maximum, first, total):  # pragma: no cover - compiled
     """Per channel of an integer ``(n, C)`` block, n >= 1: the maximum, the first pixel
     holding it (row-major, as ``argmax``) and the sum, into ``maximum`` ``(C,)`` (x's
-    dtype), ``first`` ``(C,)`` int64 and ``total`` ``(C,)`` 64-bit integers (added to)."""
+    dtype), ``first`` ``(C,)`` integers and ``total`` ``(C,)`` integers (added to), wide
+    enough for ``n`` and the sum (:func:`maxrf.summary.accumulators`)."""
     _start_stats(x, maximum, first)
     for p in range(x.shape[0]):
         _stats_row(x, p, maximum, first, total)

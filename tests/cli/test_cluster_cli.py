@@ -169,8 +169,8 @@ def test_worker_killed_mid_convert_on_subprocess_cluster(tmp_path, cluster):
     def kill_one():
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
-            partial = [p for p in tmp_path.glob(".dist.datastack.partial-*/cube/c") if p.is_dir()]
-            if partial and sum(1 for _ in partial[0].rglob("*") if _.is_file()) >= 8:
+            partial = [p for p in tmp_path.glob(".dist.datastack.partial-*/cube") if p.is_dir()]
+            if partial and sum(1 for _ in partial[0].iterdir() if _.name.startswith("c.")) >= 8:
                 os.kill(pids[0], signal.SIGKILL)
                 killed["yes"] = True
                 return

@@ -380,6 +380,32 @@ def test_read_block_equals_numpy_slicing(tmp_path, record_by):
     assert np.array_equal(scan.read_block(block), cube[2:4, 1:5])
 
 
+@pytest.mark.parametrize("offset", [0, 3, 5000])
+@pytest.mark.parametrize("byte_order,record_by", [("little-endian", "vector"),
+                                                  ("big-endian", "vector"),
+                                                  ("little-endian", "image")])
+def test_view_block_equals_numpy_slicing_and_is_read_only(tmp_path, offset, byte_order, record_by):
+    cube = random_cube((7, 9, 5), "unsigned", 2, seed=4)
+    rpl = numpy_pair(tmp_path, cube, "unsigned", 2, byte_order=byte_order, record_by=record_by,
+                     offset=offset)
+    scan = open_scan(rpl)
+    zero_copy = byte_order == "little-endian" and record_by == "vector"
+    for rows, cols in [(slice(None), slice(None)), (slice(2, 5), slice(None)), (slice(6, 7), slice(0, 9)),
+                       (slice(2, 5), slice(3, 9)), (slice(1, 7, 2), slice(None)), (slice(3, 3), slice(None))]:
+        got = scan.view_block(rows, cols)
+        assert np.array_equal(got, cube[rows, cols]), (rows, cols)
+        whole_rows = cols == slice(None) or cols == slice(0, 9)
+        mapped = zero_copy and whole_rows and rows.step is None and len(range(*rows.indices(7))) > 0
+        # the zero-copy view is a mapping of the file that refuses writes; the rest a copy
+        assert got.flags.writeable is not mapped, (rows, cols)
+    view = scan.view_block(slice(1, 4), slice(None))
+    if zero_copy:
+        with pytest.raises(ValueError):
+            view[0, 0, 0] = 1
+    del view
+    assert np.array_equal(scan.read_all(), cube)
+
+
 def test_read_block_rejects_non_slices(tmp_path):
     rpl = numpy_pair(tmp_path, random_cube((2, 2, 2), "unsigned", 1), "unsigned", 1)
     with pytest.raises(ParameterError, match="slices"):

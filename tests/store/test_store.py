@@ -296,9 +296,7 @@ def test_store_state_and_stored_arrays_describe_the_store(ds):
     np.testing.assert_array_equal(arr.read(), maps)
     assert stored_array(ds.path, "no_such_array") is None
     assert check_chunks(cube.folder, "cube", cube.chunk_coords()) == []
-    chunk = next((cube.folder / "c").rglob("*"))
-    while chunk.is_dir():
-        chunk = next(chunk.iterdir())
+    chunk = next(p for p in cube.folder.iterdir() if p.name.startswith("c."))
     chunk.unlink()
     problems = check_chunks(cube.folder, "cube", cube.chunk_coords())
     assert len(problems) == 1 and "chunk file missing" in problems[0]
@@ -341,3 +339,34 @@ def test_zero_map_chunks_are_stored_and_verify(tmp_path):
     report = verify(ds.path)
     assert report.ok, report.problems
     np.testing.assert_array_equal(DataStack(ds.path).read("z")["labels"], 0)
+
+
+def test_cube_chunks_are_files_of_one_folder_and_old_nested_stores_still_verify(tmp_path,
+                                                                                 monkeypatch):
+    from maxrf.store import cube as cube_module
+    from maxrf.verify import verify
+
+    cube = poisson_cube(3, shape=(10, 12, 64))
+    new = convert(write_pair(tmp_path, cube), tmp_path / "new.datastack", calibrate=False,
+                  budget=2**15)
+    files = sorted(p.name for p in (new.path / "cube").iterdir())
+    assert all(not (new.path / "cube" / f).is_dir() for f in files)
+    rows, cols = (-(-n // c) for n, c in zip(cube.shape[:2], new.chunks[:2]))
+    assert files == sorted([f"c.{i}.{j}.0" for i in range(rows) for j in range(cols)] + ["zarr.json"])
+    # a store written with zarr's default nested keys (earlier maxrf versions)
+    monkeypatch.setattr(cube_module, "CUBE_KEY_SEPARATOR", "/")
+    old = convert(write_pair(tmp_path, cube, name="old"), tmp_path / "old.datastack",
+                  calibrate=False, budget=2**15)
+    assert (old.path / "cube" / "c" / "1" / "0" / "0").is_file()
+    for ds in (new, old):
+        np.testing.assert_array_equal(DataStack(ds.path).cube.compute(), cube)
+        assert verify(ds.path).ok
+    victim = old.path / "cube" / "c" / "1" / "0" / "0"
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    problems = verify(old.path).problems
+    assert any(p.startswith("cube/c/1/0/0") and "corrupt" in p for p in problems), problems
+    (new.path / "cube" / "c.1.0.0").unlink()
+    problems = verify(new.path).problems
+    assert any(p.startswith("cube/c.1.0.0") and "missing" in p for p in problems), problems

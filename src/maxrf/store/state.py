@@ -102,7 +102,8 @@ def check_chunks(folder: str | os.PathLike, label: str, coords_list: list[tuple[
     """Decode the chunks ``coords_list`` of the zarr array at ``folder``; one message per bad chunk.
 
     A missing chunk file (zarr would read it as fill values) and a chunk that fails its
-    checksum or does not decode are both reported, named ``LABEL/c/i/j/k``.
+    checksum or does not decode are both reported, named by their file (``LABEL/c/i/j/k``,
+    or ``LABEL/c.i.j.k`` for the cube, :data:`maxrf.store.cube.CUBE_KEY_SEPARATOR`).
     """
     import zarr
 
@@ -111,8 +112,9 @@ def check_chunks(folder: str | os.PathLike, label: str, coords_list: list[tuple[
     for coords in coords_list:
         region = tuple(slice(i * c, min((i + 1) * c, s))
                        for i, c, s in zip(coords, array.chunks, array.shape))
-        key = f"{label}/c/" + "/".join(map(str, coords))
-        if not (Path(folder) / "c" / Path(*map(str, coords))).is_file():
+        name = array.metadata.encode_chunk_key(tuple(coords))
+        key = f"{label}/{name}"
+        if not (Path(folder) / name).is_file():
             problems.append(f"{key}: chunk file missing (would read as zeros)")
             continue
         try:

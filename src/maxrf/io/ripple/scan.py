@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,6 +168,43 @@ class RippleScan:
                 except (BufferError, ValueError):  # still referenced elsewhere: GC closes it
                     pass
         return out
+
+    def view_block(self, rows: slice, cols: slice | None = None) -> np.ndarray:
+        """The pixels ``[rows, cols]`` as a read-only view of the ``.raw`` file's pages.
+
+        For a block of whole rows of a vector-layout file in native byte order (one byte
+        range of the file), the array maps just that range (``mmap``, unmapped when the
+        array is freed): no copy, and the pages are read straight from the page cache by
+        whoever uses the array. Anything else is :meth:`read_block`'s copy. The view must
+        not outlive the pass that asked for it (it holds the mapping open); it never
+        allows writing.
+        """
+        if cols is None:
+            cols = slice(None)
+        h = self.header
+        if not isinstance(rows, slice) or not isinstance(cols, slice):
+            return self.read_block(rows, cols)
+        r = range(*rows.indices(h.height))
+        c = range(*cols.indices(h.width))
+        whole_rows = r.step == 1 and len(c) == h.width and c.step == 1
+        if (h.layout != "vector" or not whole_rows or not r
+                or h.dtype != h.dtype.newbyteorder("=")):
+            return self.read_block(rows, cols)
+        _check_raw_size(h, self.rpl_path, self.raw_path)
+        row_bytes = h.width * h.depth * h.data_length
+        start = h.offset + r.start * row_bytes
+        base = start - start % mmap.ALLOCATIONGRANULARITY
+        try:
+            with open(self.raw_path, "rb") as f:
+                mapped = mmap.mmap(f.fileno(), start - base + len(r) * row_bytes,
+                                   access=mmap.ACCESS_READ, offset=base)
+        except FileNotFoundError:
+            raise MissingFileError("the .raw data file does not exist", self.raw_path) from None
+        except (OSError, ValueError) as exc:
+            raise ScanFormatError(f"cannot map the .raw file: {exc}", self.raw_path) from None
+        view = np.frombuffer(mapped, dtype=h.dtype, count=len(r) * h.width * h.depth,
+                             offset=start - base)
+        return view.reshape(len(r), h.width, h.depth)
 
     def prefetch(self, rows: slice) -> None:
         """Ask the kernel to start reading rows ``rows`` of the ``.raw`` file into the page
