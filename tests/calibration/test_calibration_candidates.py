@@ -15,6 +15,8 @@ import pytest
 import xraydb
 
 from maxrf import physics
+from maxrf.calibration.explain import refute_missing_companions
+from maxrf.calibration.match import _assign
 from maxrf.calibration.medium import medium_scores
 from maxrf.calibration.observe import _observe, _prepare
 from maxrf.calibration.references import _anode_main, _reference_lines
@@ -83,3 +85,21 @@ def test_zero_peak_is_credited_in_the_first_scoring():
         np.array([_GAIN]), np.array([_OFFSET]), obs, refs, spec, _anode_main(refs), 0.0, (0.003, 0.06)
     )
     assert score[0] >= zero.weight
+
+
+def test_scattered_anode_line_stands_when_a_primary_filter_absorbs_its_companion():
+    # W tube through 50 um Cu: the Cu K edge lies between W L-alpha and L-beta, so the
+    # scattered L-beta is absorbed; a missing companion then says nothing about L-alpha
+    case = calibration_case(70057)
+    assert case.anode == "W" and case.filter == ("Cu", 50.0)
+    edge = float(xraydb.xray_edge("Cu", "K").energy) / 1e3
+    assert _xraydb_line("W", "La1") < edge < _xraydb_line("W", "Lb1")
+    spec = _prepare(case.counts, "sum")
+    obs = _observe(spec)
+    refs = _reference_lines("W", case.tube_kv)
+    n = case.counts.size
+    pairs = _assign(case.gain_keV, case.offset_keV, obs, refs, 0.3, n)
+    la = [p for p in pairs if refs[p[1]] is _anode_main(refs)]
+    assert la, "the true axis matches no peak to W L-alpha"
+    refuted = refute_missing_companions(pairs, obs, refs, case.gain_keV, case.offset_keV, n)
+    assert la[0] not in refuted
