@@ -14,16 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maxrf import physics
-from maxrf.calibration.explain import ZERO_WIDTH_RATIO
 from maxrf.calibration.match import _fwhm_at, _model_sigma, _verification, _width_ok
 from maxrf.calibration.observe import _Obs, _Spec
 from maxrf.calibration.references import _Ref
 
 _TOL = 0.3  # final match tolerance, fraction of the (default) detector FWHM
-_CHUNK = 4000
-#: noise (zero-peak) FWHM (keV) of the best and the poorest plausible detector
-_NOISE_FWHM = (physics.noise_fwhm_keV(0.121), physics.noise_fwhm_keV(0.26))  # hypotheses per array pass
+_CHUNK = 4000  # hypotheses per array pass
 #: (tolerance fraction of the FWHM, clip in sigmas) of the three robust refinement steps
 _STEPS = ((0.5, 4.0), (0.35, 3.0), (0.3, 2.5))
 
@@ -45,8 +41,6 @@ class _Lines:
     sg: np.ndarray  # significances
     n: int  # channels of the spectrum
     evidence: np.ndarray  # the spectrum's per-channel evidence above its baseline
-    zero: int  # index of the zero line, -1 when none
-    zero_like: np.ndarray  # peaks that can be a verified zero peak: strong, well fitted
 
 
 def _lines(obs: Sequence[_Obs], refs: Sequence[_Ref], spec: _Spec, anode_ref: _Ref | None) -> _Lines:
@@ -69,8 +63,6 @@ def _lines(obs: Sequence[_Obs], refs: Sequence[_Ref], spec: _Spec, anode_ref: _R
         sg=np.array([o.significance for o in obs]),
         n=spec.y.size,
         evidence=spec.evidence,
-        zero=next((i for i, r in enumerate(refs) if r.kind == "zero"), -1),
-        zero_like=np.array([o.ok and o.significance >= 30.0 for o in obs]),
     )
 
 
@@ -154,13 +146,6 @@ def _score(g: np.ndarray, o: np.ndarray, ln: _Lines, anode_weight: float) -> tup
     with np.errstate(divide="ignore", invalid="ignore"):
         lev = np.where(det > 0, wt * (s2 - 2.0 * ch * s1 + ch * ch * s0) / det, 1.0)
     like = _verification(res, np.sqrt(sig2), lev, _TOL * _fwhm_at(ln.e[j]) + ln.tol[j])
-    if ln.zero >= 0:
-        # a strong peak at 0 keV as narrow as the noise of a plausible detector is the zero
-        # peak, verified by its width: full credit, as the refinement gives it (the
-        # leave-one-out credit is nil for the only point near 0 keV)
-        w0 = ln.fw[None, :] * g
-        zero_w = (w0 >= ZERO_WIDTH_RATIO[0] * _NOISE_FWHM[0]) & (w0 <= ZERO_WIDTH_RATIO[1] * _NOISE_FWHM[1])
-        like = np.where(ok & (j == ln.zero) & ln.zero_like[None, :] & zero_w, 1.0, like)
     # secondary lines count only with their family's main line matched
     h = np.broadcast_to(np.arange(j.shape[0])[:, None], j.shape)
     matched = np.zeros((j.shape[0], ln.e.size), dtype=bool)
