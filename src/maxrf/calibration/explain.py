@@ -94,7 +94,8 @@ def refute_missing_companions(
 ) -> set[tuple[int, int]]:
     """Matches of strong main lines (K-alpha, L-alpha...) whose companions (K-beta,
     L-beta...) are missing or far too weak where the hypothesis puts them: not that line.
-    A companion masked by a peak matched to another line gives no verdict."""
+    A companion masked by a peak matched to another line gives no verdict, nor does the
+    companion of a scattered tube line (a primary filter may absorb it)."""
     refuted: set[tuple[int, int]] = set()
     matched_refs = {r for _, r in pairs}
     obs_e = offset + gain * np.array([ob.channel for ob in obs])
@@ -103,6 +104,11 @@ def refute_missing_companions(
         k, r = p
         prim = refs[r]
         if not prim.fprimary or prim.element is None:
+            continue
+        if prim.kind in ("anode", "scatter"):
+            # the tube's scattered lines pass the primary filter: its absorption edge
+            # between K-alpha and K-beta (L-alpha and L-beta) can take the companion away
+            # (Cu's K edge at 8.98 keV between W L-alpha 8.40 and L-beta 9.67 keV)
             continue
         for q, ref in enumerate(refs):
             if ref.element != prim.element or ref.family != prim.family or ref.fprimary:
