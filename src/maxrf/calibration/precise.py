@@ -168,7 +168,9 @@ def _precise(
             if ref.kind == "zero":
                 fit = _zero_fit(ob.spec, ob)
             elif ref.kind == "scatter":
-                ray = fit_rayleigh(ob.spec, g, o, ref, best.fwhm6)
+                # the found elements' lines in the blend's window are fitted beside it
+                found = [q.keV for q in pool if q.kind == "element"]
+                ray = fit_rayleigh(ob.spec, g, o, ref, best.fwhm6, found)
                 if ray is None:  # the blend's maximum: reported, never trusted
                     entries.append([ref, ob.channel, ob.err, False])
                     continue

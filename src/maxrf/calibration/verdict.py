@@ -412,7 +412,24 @@ def assess(
     if blend is not None:
         checks.append(blend)
     checks.append(unexplained_check(obs, gain, offset, tuple(refs), anode_ref, tube_kv))
+    redundancy = redundancy_check(checks)
+    if redundancy is not None:
+        checks.append(redundancy)
     return verdict(checks), checks
+
+
+def redundancy_check(checks: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """A fit of two peaks and nothing that tests their spacing: the reason such a result is
+    never ``good`` (see :func:`verdict`), said as a failed check; None otherwise."""
+    n_used = [c.get("n_used", 3) for c in checks if c["name"] == "residuals"]
+    spacing = any(c["name"] == "anode line spacing" and c["passed"] for c in checks)
+    if spacing or not n_used or n_used[0] != 2:
+        return None
+    return check(
+        "redundancy", False,
+        "only two peaks in the fit and no line spacing to test them: a straight line through "
+        "two points fits them whatever lines they are",
+    )
 
 
 def check_header_against_auto(
