@@ -1,9 +1,10 @@
 """Calibration robustness: hard synthetic spectra on seeds never used while developing,
 and the real spectra of tests/data/spectra against their instruments' calibrations.
 
-Development used :func:`maxrf.synth_spectra.calibration_case` seeds 0-199 and
-20000-20999, the test suite seeds 5000-5023 and 5100-5111, earlier runs of this benchmark
-seeds 10000-10299 and 30000-30299 (three of which were looked at); this benchmark measures
+Development used :func:`maxrf.synth_spectra.calibration_case` seeds 0-199,
+20000-20999 and 80000-80999, the test suite seeds 5000-5023 and 5100-5111, earlier runs
+of this benchmark seeds 10000-10299 and 30000-30299 (three of which were looked at);
+this benchmark measures
 the seeds of ``MAXRF_BENCH_SEEDS`` (``FIRST-LAST``, default 50000-50299, never looked at
 while developing) and records them with the development seeds. Per case: the largest
 |E_auto - E_true| over 2-20 keV, the verdict, and whether a result more than 30 eV off was
@@ -30,7 +31,8 @@ DEV_SEEDS = (
     "0-199 and 20000-20999 (development), 5000-5023 and 5100-5111 (test suite), "
     "10000-10299 (earlier benchmark, partly looked at), 30000-30299 (earlier benchmark; "
     "30019, 30057 and 30297 looked at), 40000-40299 (earlier benchmark; 40028, 40030, "
-    "40143 and 40262 looked at)"
+    "40143 and 40262 looked at), 80000-80999 (development of precision and verdict; "
+    "80000-80299 measured with this benchmark)"
 )
 SPECTRA = Path(__file__).resolve().parents[1] / "tests" / "data" / "spectra"
 
