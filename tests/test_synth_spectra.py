@@ -55,3 +55,32 @@ def test_max_error_is_over_2_to_20_keV():
     top = min(20.0, c.energies()[-1])
     assert c.max_error_eV(c.gain_keV * 1.001, c.offset_keV) == pytest.approx(
         1e3 * 0.001 * (top - c.offset_keV), rel=0.02)
+
+
+def _ka_keV(element: str) -> float:
+    """Intensity-weighted K-alpha1,2 energy (keV) from xraydb."""
+    lines = xraydb.xray_lines(element, "K")
+    ka = [lines[k] for k in ("Ka1", "Ka2")]
+    return sum(ln.energy * ln.intensity for ln in ka) / sum(ln.intensity for ln in ka) / 1e3
+
+
+@pytest.mark.parametrize(
+    ("filt", "element"), [(("Ni", 25.0), "Zn"), (("Cu", 50.0), "Cr"), (("Ti", 25.0), "Fe")]
+)
+def test_a_primary_filter_scales_lines_without_shifting_them(filt, element):
+    # the filter acts on photons before the detector broadens them: a line behind it keeps
+    # its place (a tilt of the broadened peak would move its centroid by sigma^2 dlnT/dE,
+    # 4-14 eV for these filters) and is scaled by the filter's transmission at its energy
+    from maxrf.synth_spectra import _filtered
+
+    e = np.arange(2.0, 12.0, 0.002)
+    kw = {"anode": "Cr", "tube_kv": 40.0, "theta_deg": 120.0, "fwhm_at_6keV": 0.14, "poisson": False}
+    cases = (({element: 1.0}, {}, _ka_keV(element)), ({}, {"rayleigh": 1.0}, _ka_keV("Cr")))
+    for amps, scatter, line in cases:
+        lam = _filtered(amps, scatter, e, filt, kw)
+        win = np.abs(e - line) < 0.08  # +-1.3 sigma: the K-beta line is far
+        centroid = float(np.sum(lam[win] * e[win]) / np.sum(lam[win]))
+        assert centroid == pytest.approx(line, abs=0.0006)
+        open_lam = _filtered(amps, scatter, e, None, kw)
+        t = filter_transmission(np.array([line]), filt)[0]
+        assert np.sum(lam[win]) / np.sum(open_lam[win]) == pytest.approx(t, rel=0.01)

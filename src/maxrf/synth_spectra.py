@@ -4,7 +4,8 @@
 tube anode (Rh, Mo, Ag, W, Cr, Cu), voltage, detector gain (5-20 eV per channel) and
 offset (-1.2 to +0.3 keV), scatter-only blanks or spectra rich in element lines, low or
 high counts, the zero (noise) peak on the axis, cut by its start or absent, and a primary
-beam filter that removes the low-energy part of the scattered tube spectrum. Every
+beam filter that removes the low-energy part of the scattered tube spectrum (scaling
+lines, never shifting them: it acts before the detector broadens them). Every
 physical ingredient (lines, Rayleigh and Compton scatter, continuum, escape peaks,
 detector resolution, pile-up) comes from :func:`maxrf.synth.synth_spectrum` and
 :mod:`maxrf.physics`; this module only draws the instrument and the sample.
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import xraydb
 
+from maxrf import physics
 from maxrf.errors import ParameterError
 from maxrf.synth import synth_spectrum
 
@@ -154,10 +156,7 @@ def calibration_case(
     }
     zero_share = 0.0 if rng.uniform() < 0.25 else float(10 ** rng.uniform(-2.5, -1.0))
     kw = {"anode": anode, "tube_kv": kv, "theta_deg": theta, "fwhm_at_6keV": fwhm6, "poisson": False}
-    lam_el = synth_spectrum(elements, e, scatter=0, **kw) if elements else 0.0
-    lam_sc = synth_spectrum({}, e, scatter=scatter, **kw)
-    # the filter removes the soft part of the primary beam: scatter and excitation
-    lam = (lam_sc + lam_el) * filter_transmission(e, filt)
+    lam = _filtered(elements, scatter, e, filt, kw)
     if zero_share:
         lam = lam + zero_share * float(lam.sum()) * synth_spectrum({}, e, scatter={"zero": 1.0}, **kw)
     lam *= total / max(float(lam.sum()), 1e-12)
@@ -176,6 +175,34 @@ def calibration_case(
         filter=filt,
         seed=int(seed),
     )
+
+
+def _filtered(
+    elements: dict[str, float], scatter: dict[str, float], e: np.ndarray, filt: tuple[str, float] | None,
+    kw: dict,
+) -> np.ndarray:
+    """Expected counts of the element lines and the scatter behind a primary filter.
+
+    The filter removes the soft part of the primary beam: the scattered continuum channel
+    by channel, each scattered anode line (Rayleigh and Compton) by its transmission at
+    the line's energy, and the excitation of the element lines, taken as the transmission
+    at each line's energy. It acts on photons before the detector broadens them, so it
+    scales lines and never shifts them: a line keeps its place on the true energy axis.
+    """
+    def trans(x: np.ndarray) -> np.ndarray:
+        return filter_transmission(x, filt)
+
+    t = None if filt is None else trans
+    fw6, kv = kw["fwhm_at_6keV"], kw["tube_kv"]
+    lam = np.zeros(e.size)
+    for el, amp in elements.items():
+        lam += amp * physics.element_spectrum(el, e, tube_kv=kv, fwhm_at_6keV=fw6, transmission=t)
+    sc = physics.scatter_spectrum(
+        e, anode=kw["anode"], tube_kv=kv, theta_deg=kw["theta_deg"], fwhm_at_6keV=fw6, transmission=t
+    )
+    for name, share in scatter.items():
+        lam += share * sc[name]
+    return lam
 
 
 def _draw_elements(rng: np.random.Generator, kind: str) -> dict[str, float]:

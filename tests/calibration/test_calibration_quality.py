@@ -174,3 +174,39 @@ def test_verdict_round_trips_and_summarises(fe):
     old.pop("checks")
     back = Calibration.from_dict(old)
     assert back.quality is None and back.diagnostics == {"score": 1.0}
+
+
+def test_resolution_check_takes_the_spread_of_line_groups_out():
+    # single lines and line groups as a detector shows them: FWHM^2 = noise^2 + 2.355^2 *
+    # 0.115 * 3.65 eV * E (silicon's Fano factor and pair energy, not the code's constant)
+    # for each component, the group's components spread by their xraydb energies
+    import math
+
+    import xraydb
+
+    from maxrf.calibration.observe import _Obs
+    from maxrf.calibration.references import _reference_lines
+    from maxrf.calibration.verdict import resolution_check
+
+    fano_slope = 2.355**2 * 0.115 * 3.65e-3  # keV
+    names = ("Ca Ka", "Fe Ka", "Au Lb", "Mo Ka", "Cd Ka", "Sn Ka")
+    refs = {r.name: r for r in _reference_lines("Rh", 40.0) if r.name in names}
+    assert set(refs) == set(names)
+    gain, offset = 0.01, 0.0
+    entries, obs = [], []
+    for r in refs.values():
+        e = np.array([c[0] for c in r.components])
+        w = np.array([c[1] for c in r.components])
+        # the components as xraydb has them (the group's width comes from the truth)
+        lines = xraydb.xray_lines(r.element)
+        assert all(any(abs(ln.energy / 1e3 - ek) < 1e-4 for ln in lines.values()) for ek in e)
+        mean = float(np.sum(w * e) / np.sum(w))
+        spread = 2.355 * math.sqrt(float(np.sum(w * (e - mean) ** 2) / np.sum(w)))
+        fwhm = math.hypot(math.sqrt(0.08**2 + fano_slope * r.keV), spread)
+        ch = (r.keV - offset) / gain
+        entries.append((r, ch, 0.05, True))
+        obs.append(_Obs(channel=ch, err=0.05, fwhm=fwhm / gain, significance=100.0, weight=10.0,
+                        spec=None, ok=True, index=int(ch), broad=False))
+    res = resolution_check(entries, [], obs, gain, offset)
+    assert res is not None and res["passed"]
+    assert res["fano_ratio"] == pytest.approx(1.0, abs=0.25)

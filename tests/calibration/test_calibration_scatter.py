@@ -133,6 +133,12 @@ def test_two_peak_fit_is_good_only_with_the_anode_spacing():
     assert verdict([*base, spacing]) == "good"
     three = [dict(base[0], n_used=3), base[1]]
     assert verdict(three) == "good"
+    # the reason is said: a failed check names it, and only where it applies
+    from maxrf.calibration.verdict import redundancy_check
+
+    said = redundancy_check(base)
+    assert said is not None and not said["passed"] and verdict([*base, said]) == "doubtful"
+    assert redundancy_check([*base, spacing]) is None and redundancy_check(three) is None
 
 
 def test_strong_peaks_must_land_on_their_lines():
@@ -149,3 +155,25 @@ def test_strong_peaks_must_land_on_their_lines():
     failed = {c["name"]: c for c in off if not c["passed"]}
     assert "strong peaks" in failed
     assert _q != "good"
+
+
+@pytest.mark.parametrize("theta", [100.0, 130.0, 150.0])
+def test_w_l_gamma1_is_measured_beside_the_compton_peaks_of_l_gamma2_3(theta, monkeypatch):
+    # W L-gamma2,3 (11.61, 11.68 keV, a third of L-gamma1's intensity) are too weak to be
+    # reference lines, but at 130-150 degrees their Compton peaks sit on L-gamma1's
+    # Rayleigh line; truth: xraydb's L-gamma1 energy on a known axis (physics templates)
+    from maxrf.calibration import scatter_fit
+
+    gain, offset = 0.010, -0.2
+    e = offset + gain * np.arange(2048)
+    sc = physics.scatter_spectrum(e, anode="W", tube_kv=40.0, theta_deg=theta, fwhm_at_6keV=0.14)
+    lam = 2e6 * (0.3 * sc["rayleigh"] + 0.5 * sc["compton"] + 0.4 * sc["continuum"]) + 5.0
+    spec = _prepare(np.random.default_rng(1).poisson(lam).astype(float), "sum")
+    ref = next(r for r in _reference_lines("W", 40.0) if r.name == "W Lg scatter")
+    lg1 = xraydb.xray_lines("W")["Lg1"].energy / 1e3
+    fit = fit_rayleigh(spec, gain, offset, ref, 0.14)
+    assert abs(offset + gain * fit[0] - lg1) * 1e3 <= max(3.0, 3.0 * fit[1] * gain * 1e3)
+    if theta >= 130.0:  # without the partners the line is pulled 13-20 eV low
+        monkeypatch.setattr(scatter_fit, "PARTNER_MIN_SHARE", math.inf)
+        fit = fit_rayleigh(spec, gain, offset, ref, 0.14)
+        assert (offset + gain * fit[0] - lg1) * 1e3 < -10.0

@@ -31,10 +31,10 @@ from maxrf.calibration.precise import _fit_sys_keV
 from maxrf.calibration.quality import RESIDUAL_TOL_EV, check
 from maxrf.calibration.references import _cluster_fwhm, _Ref
 
-#: systematic uncertainty (keV) of a fluorescence line's fitted centre: a steep
-#: transmission (filter, matrix below an edge) multiplies the line and moves it by
-#: sigma^2 dlnT/dE, up to 10-15 eV, and an unknown neighbour's line can pull it
-ELEMENT_SYS_KEV = 0.005
+#: least systematic uncertainty (keV) of a fluorescence line's fitted centre: an unknown
+#: neighbour's line can pull it (an absorber never moves a line: it acts on the photons
+#: before the detector broadens them; a steep background is :func:`slope_sys_keV`'s)
+ELEMENT_SYS_KEV = 0.002
 #: systematic uncertainty (keV) of a zero peak's centre fitted on its flank (cut by the
 #: start of the axis): the centre lies off the data, where the peak's shape is assumed
 EDGE_ZERO_SYS_KEV = 0.010

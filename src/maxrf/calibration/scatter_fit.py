@@ -49,16 +49,18 @@ def fit_rayleigh(
     w_r = np.asarray(_fwhm_at(c, fwhm6))
     others = np.array([e for e in others_keV if x[0] < e < x[-1]], dtype=np.float64)
     w_o = np.asarray(_fwhm_at(others, fwhm6)) if others.size else others
+    fam_c, fam_a = _family_partners(ref, c, float(x[0]), float(x[-1]))
+    w_f = np.asarray(_fwhm_at(fam_c, fwhm6))
 
     def design(p: np.ndarray) -> np.ndarray:
-        shift, theta, broad, factor = p
-        ray = physics.gaussian_peaks(x, c + shift, a, w_r * factor)
-        cc = np.asarray(physics.compton_shift(c, theta)) + shift
-        wc = np.hypot(np.asarray(_fwhm_at(cc, fwhm6)), physics.compton_extra_fwhm(c, theta, broad))
-        com = physics.gaussian_peaks(x, cc, a, wc)
-        cols = [ray, com, np.ones_like(x), u]
+        cols = [*_pair(x, c, a, w_r, p, fwhm6), np.ones_like(x), u]
+        if fam_c.size:
+            # the family's other lines whose Rayleigh or Compton peak reaches the window
+            # (W L-gamma2,3 put their Compton peak on L-gamma1): one Rayleigh and one
+            # Compton column, at the same shift and angle
+            cols += list(_pair(x, fam_c, fam_a, w_f, p, fwhm6))
         if others.size:
-            cols += list(physics.gaussian_peaks(x, others + shift, np.eye(others.size), w_o * factor))
+            cols += list(physics.gaussian_peaks(x, others + p[0], np.eye(others.size), w_o * p[3]))
         return np.column_stack(cols)
 
     def resid(p: np.ndarray) -> np.ndarray:
@@ -82,7 +84,7 @@ def fit_rayleigh(
         return None
     d = design(best.x) * wt[:, None]
     beta, *_ = np.linalg.lstsq(d, yy * wt, rcond=None)
-    dof = max(x.size - 8 - others.size, 1)
+    dof = max(x.size - 8 - others.size - (2 if fam_c.size else 0), 1)
     chi2 = 2.0 * float(best.cost) / dof
     try:
         cov_b = np.linalg.inv(d.T @ d) * max(chi2, 1.0)
@@ -94,6 +96,49 @@ def fit_rayleigh(
         return None
     err_keV = math.sqrt(max(float(cov_p[0, 0]), 0.0))
     return (e_r + float(best.x[0]) - offset) / gain, max(err_keV / gain, 0.01), sig_r
+
+
+def _pair(
+    x: np.ndarray, e: np.ndarray, amp: np.ndarray, w: np.ndarray, p: np.ndarray, fwhm6: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rayleigh and Compton columns on energies ``x`` (keV) of lines at ``e`` (keV) with
+    areas ``amp`` and detector widths ``w`` (keV FWHM), for the non-linear parameters
+    ``p`` = (shift keV, angle deg, Compton broadening, width factor)."""
+    shift, theta, broad, factor = p
+    ray = physics.gaussian_peaks(x, e + shift, amp, w * factor)
+    cc = np.asarray(physics.compton_shift(e, theta)) + shift
+    wc = np.hypot(np.asarray(_fwhm_at(cc, fwhm6)), physics.compton_extra_fwhm(e, theta, broad))
+    return ray, physics.gaussian_peaks(x, cc, amp, wc)
+
+
+#: least share of a blend's own intensity the family's other lines in its window must have
+#: to be fitted (weaker ones, such as W L-eta under L-alpha, only add a free column)
+PARTNER_MIN_SHARE = 0.1
+
+
+def _family_partners(ref: _Ref, own: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """Energies (keV) and relative intensities of the lines of ``ref``'s element and family
+    other than its own components ``own`` whose Rayleigh peak, or Compton peak at 90-180
+    degrees, lies in ``lo..hi`` keV, when together they have at least
+    :data:`PARTNER_MIN_SHARE` of the intensity of the blend's own lines; else empty."""
+    empty = np.zeros(0), np.zeros(0)
+    if ref.element is None:
+        return empty
+    lines = physics.anode_lines(ref.element, 100.0)
+    fam = [ln for ln in lines if ln.family == ref.family]
+    mine = [ln for ln in fam if np.any(np.abs(own - ln.energy_keV) <= 1e-4)]
+    near = [
+        ln for ln in fam
+        if ln not in mine and (
+            lo <= ln.energy_keV <= hi
+            or lo <= float(physics.compton_shift(ln.energy_keV, 90.0)) and float(
+                physics.compton_shift(ln.energy_keV, 180.0)) <= hi
+        )
+    ]
+    total_own = sum(ln.rel_intensity for ln in mine)
+    if not near or total_own <= 0 or sum(ln.rel_intensity for ln in near) < PARTNER_MIN_SHARE * total_own:
+        return empty
+    return np.array([ln.energy_keV for ln in near]), np.array([ln.rel_intensity for ln in near])
 
 
 def scatter_check(

@@ -26,7 +26,7 @@ from maxrf.calibration.quality import (
     check,
     independent_checks,
 )
-from maxrf.calibration.references import _Ref
+from maxrf.calibration.references import _cluster_fwhm, _Ref
 from maxrf.calibration.scatter_fit import scatter_check
 
 QUALITIES: tuple[str, ...] = ("good", "doubtful", "failed")
@@ -224,17 +224,24 @@ def resolution_check(
     gain: float,
     offset: float,
 ) -> dict[str, Any] | None:
-    """FWHM**2 = a + b E over well-measured single lines, b near the Fano slope."""
-    pts = []
-    for p in probes:
-        if p.fwhm_keV is not None and p.significance >= 30 and p.ref.kind == "element":
-            pts.append((p.ref.keV, p.fwhm_keV))
+    """FWHM**2 = a + b E over well-measured single lines, b near the Fano slope.
+
+    A line group (K-beta1,3; L-beta1,2,3,4) is wider than the detector makes one line by
+    the spread of its components: that spread is taken out in quadrature, and a group
+    whose spread is most of its width tells nothing about the detector."""
+    cand = [(p.ref, p.fwhm_keV) for p in probes
+            if p.fwhm_keV is not None and p.significance >= 30 and p.ref.kind == "element"]
     for r, c, _e, u in entries:
         if not u or r.kind == "anode":
             continue
         o = min(obs, key=lambda q: abs(q.channel - c))
         if o.ok and o.significance >= 30 and abs(o.channel - c) < 0.5 * o.fwhm:
-            pts.append((r.keV, o.fwhm * gain))
+            cand.append((r, o.fwhm * gain))
+    pts = []
+    for r, w in cand:
+        spread = _cluster_fwhm(r)
+        if spread <= 0.7 * w:
+            pts.append((r.keV, math.sqrt(w * w - spread * spread)))
     if len(pts) < 2 or max(p[0] for p in pts) - min(p[0] for p in pts) < 3.0:
         return None
     e = np.array([p[0] for p in pts])
@@ -412,7 +419,24 @@ def assess(
     if blend is not None:
         checks.append(blend)
     checks.append(unexplained_check(obs, gain, offset, tuple(refs), anode_ref, tube_kv))
+    redundancy = redundancy_check(checks)
+    if redundancy is not None:
+        checks.append(redundancy)
     return verdict(checks), checks
+
+
+def redundancy_check(checks: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """A fit of two peaks and nothing that tests their spacing: the reason such a result is
+    never ``good`` (see :func:`verdict`), said as a failed check; None otherwise."""
+    n_used = [c.get("n_used", 3) for c in checks if c["name"] == "residuals"]
+    spacing = any(c["name"] == "anode line spacing" and c["passed"] for c in checks)
+    if spacing or not n_used or n_used[0] != 2:
+        return None
+    return check(
+        "redundancy", False,
+        "only two peaks in the fit and no line spacing to test them: a straight line through "
+        "two points fits them whatever lines they are",
+    )
 
 
 def check_header_against_auto(

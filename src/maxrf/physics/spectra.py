@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy.special import ndtr
@@ -155,6 +155,7 @@ def element_spectrum(
     min_keV: float = 1.0,
     min_rel: float = 1e-3,
     detector: str = "Si",
+    transmission: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Detector response to one element: the template of maps fits and synthetic scans.
 
@@ -178,12 +179,17 @@ def element_spectrum(
         Passed to :func:`element_lines`.
     detector : {'Si', 'Ge'}
         Detector crystal.
+    transmission : callable, optional
+        Transmission (0..1) of an absorber as a function of photon energy (keV), applied
+        to each line at its own energy: an absorber acts on the photons before the
+        detector broadens them, so it scales lines and never shifts or tilts them.
 
     Returns
     -------
     numpy.ndarray
         ``(C,)`` counts per channel for a unit total emitted area: it sums to 1 when all
-        lines lie on the axis (less when some fall off it; all zeros when none is excited).
+        lines lie on the axis (less when some fall off it or are absorbed; all zeros when
+        none is excited).
     """
     lines = element_lines(element, tube_kv, min_keV=min_keV, min_rel=min_rel)
     e = _as_axis(energies)
@@ -191,9 +197,10 @@ def element_spectrum(
         return np.zeros(e.size)
     c = np.array([ln.energy_keV for ln in lines])
     a = np.array([ln.rel_intensity for ln in lines])
-    return line_spectrum(
-        e, c, a / a.sum(), fwhm_at_6keV=fwhm_at_6keV, escape=escape, detector=detector
-    )
+    a = a / a.sum()
+    if transmission is not None:
+        a = a * np.asarray(transmission(c), dtype=float)
+    return line_spectrum(e, c, a, fwhm_at_6keV=fwhm_at_6keV, escape=escape, detector=detector)
 
 
 @functools.lru_cache(maxsize=32)
@@ -269,6 +276,7 @@ def scatter_spectrum(
     l_weight: float = 0.2,
     compton_broadening: float = COMPTON_BROADENING,
     escape: bool = True,
+    transmission: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Scatter templates: Rayleigh and Compton peaks of the anode lines, and the continuum.
 
@@ -293,6 +301,11 @@ def scatter_spectrum(
         degrees). The Compton peak's low-energy tail is not modelled.
     escape : bool
         Include detector escape peaks of the scattered lines.
+    transmission : callable, optional
+        Transmission (0..1) of a primary beam filter as a function of photon energy (keV):
+        the continuum is scaled channel by channel, each anode line (Rayleigh and its
+        Compton partner) by the value at the line's own energy, since the filter acts on
+        the primary photons before scattering and detection (it never shifts a line).
 
     Returns
     -------
@@ -312,6 +325,8 @@ def scatter_spectrum(
         if any(ln.family == "K" for ln in lines):
             a = a * np.array([1.0 if ln.family == "K" else float(l_weight) for ln in lines])
         a = a / a.sum()
+        if transmission is not None:
+            a = a * np.asarray(transmission(c), dtype=float)
         out["rayleigh"] = line_spectrum(e, c, a, fwhm_at_6keV=fwhm_at_6keV, escape=escape)
         cc = np.asarray(compton_shift(c, theta))
         extra = compton_extra_fwhm(c, theta, compton_broadening)
@@ -322,6 +337,8 @@ def scatter_spectrum(
         out["rayleigh"] = np.zeros(e.size)
         out["compton"] = np.zeros(e.size)
     out["continuum"] = continuum_spectrum(e, tube_kv=tube_kv)
+    if transmission is not None:
+        out["continuum"] = out["continuum"] * np.asarray(transmission(e), dtype=float)
     return out
 
 
