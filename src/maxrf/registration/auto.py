@@ -31,6 +31,7 @@ import numpy as np
 from scipy.ndimage import affine_transform, gaussian_filter, map_coordinates, spline_filter
 
 from maxrf.registration import homography as hg
+from maxrf.registration.sampling import interleave, sample_cubic
 
 __all__ = ["Candidate", "coarse_search", "FitMetric", "MIMetric", "refine_projective", "refine_sitk"]
 
@@ -411,6 +412,10 @@ class FitMetric:
     so the relation is close to this model while no colour is assumed; unlike a histogram
     estimate of mutual information it is smooth in the matrix and stable enough for
     sub-pixel work.
+
+    ``moving``: the ``(k, h, w)`` photo channels at ``f`` original photo pixels per pixel,
+    or with ``prefiltered`` their cubic spline coefficients already interleaved ``(h, w,
+    k)`` (:func:`maxrf.registration.sampling.interleave`).
     """
 
     def __init__(self, scan: np.ndarray, moving: np.ndarray, f: float, mask: np.ndarray | None = None,
@@ -429,8 +434,9 @@ class FitMetric:
         self.s = scan.reshape(len(scan), -1)[:, keep].T.astype(np.float64)
         u = (self.pts - self.pts.mean(axis=0)) / (self.pts.std(axis=0) + 1e-9)
         self.pos = np.column_stack([np.ones(len(u)), u, u ** 2, u[:, 0] * u[:, 1]])
-        # cubic B-spline coefficients: the metric is smooth in the matrix (gradient optimiser)
-        self.moving = moving if prefiltered else spline_coefficients(moving)
+        # cubic B-spline coefficients: the metric is smooth in the matrix; interleaved
+        # (h, w, k) for the compiled sampler
+        self.moving = moving if prefiltered else interleave(spline_coefficients(moving))
         self.f = float(f)
         self._basis_all: np.ndarray | None = None
         self._pos_basis_all: np.ndarray | None = None
@@ -439,11 +445,9 @@ class FitMetric:
         """Photo channels ``(n, 3)`` at the sampled scan pixels (and which fall inside)."""
         xy = hg.apply(matrix, self.pts + np.asarray(shift, dtype=float))
         xm = (xy - (self.f - 1) / 2) / self.f
-        _, h, w = self.moving.shape
+        h, w, _ = self.moving.shape
         inside = (xm[:, 0] >= 0) & (xm[:, 0] <= w - 1) & (xm[:, 1] >= 0) & (xm[:, 1] <= h - 1)
-        x = np.column_stack([map_coordinates(ch, [xm[:, 1], xm[:, 0]], order=3, mode="nearest",
-                                             prefilter=False) for ch in self.moving])
-        return x, inside
+        return sample_cubic(self.moving, xm[:, 0], xm[:, 1]), inside
 
     def colour_images(self, matrix: np.ndarray) -> np.ndarray:
         """``(3, H, W)``: the photo's absorbances predicted from the scan images at ``matrix``.

@@ -318,9 +318,11 @@ def _colour_level(chans: np.ndarray, ph: Photo, s: float) -> tuple[np.ndarray, f
     if ref is not None and ref() is chans and _LEVEL_CACHE.get("key") == (f, sigma):
         return _LEVEL_CACHE["coeffs"], f
     _LEVEL_CACHE.clear()  # the previous level's coefficients go before the next's are made
-    coeffs = np.empty(fine.shape, dtype=np.float32)
-    for i, c in enumerate(fine):  # channel by channel: a large photo's copies add up
-        coeffs[i] = auto.spline_coefficients(auto.smooth_for_scan(c, s / f)[None])[0]
+    # interleaved (h, w, k) for the compiled sampler, filled channel by channel: a large
+    # photo's copies add up
+    coeffs = np.empty(fine.shape[1:] + fine.shape[:1], dtype=np.float32)
+    for i, c in enumerate(fine):
+        coeffs[..., i] = auto.spline_coefficients(auto.smooth_for_scan(c, s / f)[None])[0]
     _LEVEL_CACHE.update(chans=weakref.ref(chans), key=(f, sigma), coeffs=coeffs)
     return coeffs, f
 
