@@ -33,7 +33,8 @@ from scipy.ndimage import affine_transform, gaussian_filter, map_coordinates, sp
 from maxrf.registration import homography as hg
 from maxrf.registration.sampling import interleave, sample_cubic
 
-__all__ = ["Candidate", "coarse_search", "FitMetric", "MIMetric", "refine_projective", "refine_sitk"]
+__all__ = ["Candidate", "coarse_search", "FitMetric", "MIMetric", "refine_local", "refine_projective",
+           "refine_sitk"]
 
 _BINS = 32
 _COARSE_SIDE = 160
@@ -370,6 +371,72 @@ def refine_projective(metric: MIMetric, matrix: np.ndarray, scale: float, *,
         moved = float(np.abs(modes @ (res.x - x)).max())
         x = res.x
         if moved < 0.02:  # converged: a restart no longer moves any corner
+            break
+    return hg.corners_matrix(shape, matrix, modes @ x * scale)
+
+
+def refine_local(metric: FitMetric, matrix: np.ndarray, scale: float, step: float = 0.1,
+                 max_iter: int = 6) -> np.ndarray:
+    """Maximise a smooth metric over the four corner displacements from a start near its optimum.
+
+    Newton's method on a quadratic model of the metric measured around the current point
+    (central differences of ``step`` scan pixels along each of the 8 corner modes and one
+    cross term per pair: 45 evaluations per iteration), each step halved until the metric
+    improves. For a start within a pixel or so of the optimum of a metric smooth in the
+    matrix (the colour fit samples a cubic spline), three to six iterations reach it
+    (150-280 evaluations) where Powell's bracketing line searches
+    (:func:`refine_projective`, which needs no start near the optimum) take six to nine
+    hundred; on the 8000 x 6000 development photos its optimum was as high as Powell's.
+    L-BFGS-B with difference gradients stalled on the nearly flat perspective modes.
+
+    Parameters
+    ----------
+    metric : FitMetric
+        Called with a matrix; higher is better.
+    matrix : numpy.ndarray
+        Starting matrix.
+    scale : float
+        Photo pixels per scan pixel.
+    step : float
+        Difference step (scan pixels).
+    max_iter : int
+        Most Newton steps.
+    """
+    shape = metric.shape
+    modes = _corner_modes()
+    n = modes.shape[1]
+
+    def value(p: np.ndarray) -> float:
+        return metric(hg.corners_matrix(shape, matrix, modes @ p * scale))
+
+    x = np.zeros(n)
+    f0 = value(x)
+    eye = np.eye(n) * step
+    for _ in range(max_iter):
+        fp = np.array([value(x + e) for e in eye])
+        fm = np.array([value(x - e) for e in eye])
+        grad = (fp - fm) / (2 * step)
+        hess = np.diag((fp + fm - 2 * f0) / step ** 2)
+        for i in range(n):
+            for j in range(i + 1, n):
+                hess[i, j] = hess[j, i] = (value(x + eye[i] + eye[j]) - fp[i] - fp[j] + f0) / step ** 2
+        w, v = np.linalg.eigh(hess)
+        # ascent direction: Newton along clearly curved-down directions; along nearly
+        # flat or curved-up ones (poorly constrained perspective modes) the gradient,
+        # scaled by the weakest clear curvature, the step bound and the halving keep it safe
+        floor = 1e-3 * float(np.abs(w).max())
+        d = v @ (-(v.T @ grad) / np.minimum(w, -floor))
+        d *= min(1.0, 1.0 / max(float(np.abs(modes @ d).max()), 1e-12))  # at most a pixel per step
+        for _ in range(6):
+            f1 = value(x + d)
+
+            if f1 > f0:
+                break
+            d = d / 2
+        else:
+            break
+        x, f0 = x + d, f1
+        if float(np.abs(modes @ d).max()) < 0.01:
             break
     return hg.corners_matrix(shape, matrix, modes @ x * scale)
 

@@ -80,7 +80,11 @@ def scan_maps(ds: Any, image: str | Sequence[str] = "sum") -> np.ndarray:
         return np.asarray(element_stack(ds, names)[0], dtype=np.float32)
     if "band_images" not in ds.layers:
         _band_layers(ds)
-    return np.asarray(ds.read("band_images")["images"], dtype=np.float32)
+    stored = ds.read("band_images", lazy=True)["images"]
+    out = np.empty(stored.shape, dtype=np.float32)
+    for i in range(len(out)):  # band by band: the stored float64 whole is twice this
+        out[i] = stored[i]
+    return out
 
 
 def _band_layers(ds: Any) -> None:
@@ -354,9 +358,10 @@ def _automatic(scan: np.ndarray, chans: np.ndarray, ph: Photo) -> np.ndarray:
         k = max(1, k // 3)
         level = _reduced(scan, k) if k > 1 else scan
         m = matrix @ np.linalg.inv(_to_reduced(k))
-        # an intermediate level only has to bring the next within its capture range
+        # an intermediate level only has to bring the next within its capture range; each
+        # starts within a pixel or so of its optimum: a local Newton search suffices
         n = auto._MAX_SAMPLES if k == 1 else _LEVEL_SAMPLES
-        m = auto.refine_projective(fit_metric(level, chans, ph, m, max_samples=n), m, auto._scale(m))
+        m = auto.refine_local(fit_metric(level, chans, ph, m, max_samples=n), m, auto._scale(m))
         matrix = m @ _to_reduced(k)
     return matrix
 

@@ -16,6 +16,8 @@ the coefficients, as scipy does for points inside the image).
 
 from __future__ import annotations
 
+import threading
+
 import numba
 import numpy as np
 
@@ -93,5 +95,8 @@ def sample_cubic(coef: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     xs = np.clip(np.asarray(x, dtype=np.float64), -2.0, coef.shape[1] + 1.0)
     ys = np.clip(np.asarray(y, dtype=np.float64), -2.0, coef.shape[0] + 1.0)
     out = np.empty((len(xs), coef.shape[2]), dtype=np.float64)
-    _sample(coef, xs, ys, out, max(1, min(numba.get_num_threads(), len(xs) // 2000)))
+    if threading.current_thread() is threading.main_thread():
+        _sample(coef, xs, ys, out, max(1, min(numba.get_num_threads(), len(xs) // 2000)))
+    else:  # callers running fits in threads already use the cores: no nested thread teams
+        _sample_range(coef, xs, ys, out, 0, len(xs))
     return out
