@@ -3,12 +3,14 @@
 Seeds are a parameter. Development used seeds 0-19 (0-13 for the several-image fit and the
 local check), 400-415 for the stability check (with the grey card forced over the scan,
 ``card_over_scan``) and the tests' 11-14 and 401; 100-105, 200-211 and 300-311 were earlier
-rounds' held-out seeds and have been looked at (308 for the stability check); this round's
-held-out seeds are 500-511, measured once at the end. For each seed, a 64 x 80 x 512
-synthetic scan (:func:`maxrf.synth.make_scan`), converted, and a photograph of its truth
-maps (:func:`maxrf.synth_photo.make_photo`: scale 2-6 photo pixels per scan pixel, rotation
-+-5 degrees, up to 3 % perspective, 20 % margin with a table and a grey card, uneven light,
-noise, JPEG quality 85). Measured:
+rounds' held-out seeds and have been looked at (308 for the stability check); 500-511 were
+held out in the round of the stability check. The speed round (Newton refits, compiled
+sampler) profiled the 8000 x 6000 cases of seeds 350-351 and checked seeds 0-11 and 400-411
+(card); its held-out seeds are 600-611 (8000 x 6000: 650-651), measured once at the end.
+For each seed, a 64 x 80 x 512 synthetic scan (:func:`maxrf.synth.make_scan`), converted,
+and a photograph of its truth maps (:func:`maxrf.synth_photo.make_photo`: scale 2-6 photo
+pixels per scan pixel, rotation +-5 degrees, up to 3 % perspective, 20 % margin with a
+table and a grey card, uneven light, noise, JPEG quality 85). Measured:
 
 - automatic registration: error (scan pixels) of every scan pixel centre sent to the photo
   and back through the true warp; mean and max per seed; the verdict;
@@ -46,7 +48,7 @@ from benchmarks.common import PEAK_RSS_SNIPPET, save
 
 #: seeds looked at while developing (recorded with the results)
 DEV_SEEDS = ("0-19, 400-415 (stability check, card over the scan), tests 11-14 and 401; "
-             "earlier held-out 100-105, 200-211, 300-311")
+             "earlier held-out 100-105, 200-211, 300-311, 500-511; 350-351 (8000 x 6000 profiling)")
 
 
 def _errors(matrix: np.ndarray, truth: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

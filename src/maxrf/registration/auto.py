@@ -31,8 +31,10 @@ import numpy as np
 from scipy.ndimage import affine_transform, gaussian_filter, map_coordinates, spline_filter
 
 from maxrf.registration import homography as hg
+from maxrf.registration.sampling import interleave, sample_cubic
 
-__all__ = ["Candidate", "coarse_search", "FitMetric", "MIMetric", "refine_projective", "refine_sitk"]
+__all__ = ["Candidate", "coarse_search", "FitMetric", "MIMetric", "refine_local", "refine_projective",
+           "refine_sitk"]
 
 _BINS = 32
 _COARSE_SIDE = 160
@@ -373,6 +375,72 @@ def refine_projective(metric: MIMetric, matrix: np.ndarray, scale: float, *,
     return hg.corners_matrix(shape, matrix, modes @ x * scale)
 
 
+def refine_local(metric: FitMetric, matrix: np.ndarray, scale: float, step: float = 0.1,
+                 max_iter: int = 6) -> np.ndarray:
+    """Maximise a smooth metric over the four corner displacements from a start near its optimum.
+
+    Newton's method on a quadratic model of the metric measured around the current point
+    (central differences of ``step`` scan pixels along each of the 8 corner modes and one
+    cross term per pair: 45 evaluations per iteration), each step halved until the metric
+    improves. For a start within a pixel or so of the optimum of a metric smooth in the
+    matrix (the colour fit samples a cubic spline), three to six iterations reach it
+    (150-280 evaluations) where Powell's bracketing line searches
+    (:func:`refine_projective`, which needs no start near the optimum) take six to nine
+    hundred; on the 8000 x 6000 development photos its optimum was as high as Powell's.
+    L-BFGS-B with difference gradients stalled on the nearly flat perspective modes.
+
+    Parameters
+    ----------
+    metric : FitMetric
+        Called with a matrix; higher is better.
+    matrix : numpy.ndarray
+        Starting matrix.
+    scale : float
+        Photo pixels per scan pixel.
+    step : float
+        Difference step (scan pixels).
+    max_iter : int
+        Most Newton steps.
+    """
+    shape = metric.shape
+    modes = _corner_modes()
+    n = modes.shape[1]
+
+    def value(p: np.ndarray) -> float:
+        return metric(hg.corners_matrix(shape, matrix, modes @ p * scale))
+
+    x = np.zeros(n)
+    f0 = value(x)
+    eye = np.eye(n) * step
+    for _ in range(max_iter):
+        fp = np.array([value(x + e) for e in eye])
+        fm = np.array([value(x - e) for e in eye])
+        grad = (fp - fm) / (2 * step)
+        hess = np.diag((fp + fm - 2 * f0) / step ** 2)
+        for i in range(n):
+            for j in range(i + 1, n):
+                hess[i, j] = hess[j, i] = (value(x + eye[i] + eye[j]) - fp[i] - fp[j] + f0) / step ** 2
+        w, v = np.linalg.eigh(hess)
+        # ascent direction: Newton along clearly curved-down directions; along nearly
+        # flat or curved-up ones (poorly constrained perspective modes) the gradient,
+        # scaled by the weakest clear curvature, the step bound and the halving keep it safe
+        floor = 1e-3 * float(np.abs(w).max())
+        d = v @ (-(v.T @ grad) / np.minimum(w, -floor))
+        d *= min(1.0, 1.0 / max(float(np.abs(modes @ d).max()), 1e-12))  # at most a pixel per step
+        for _ in range(6):
+            f1 = value(x + d)
+
+            if f1 > f0:
+                break
+            d = d / 2
+        else:
+            break
+        x, f0 = x + d, f1
+        if float(np.abs(modes @ d).max()) < 0.01:
+            break
+    return hg.corners_matrix(shape, matrix, modes @ x * scale)
+
+
 def _corner_modes() -> np.ndarray:
     """``(8, 8)``: columns are corner displacement patterns (x then y of corners 0..3)."""
     signs = np.array([[1, 1, 1, 1], [-1, 1, 1, -1], [-1, -1, 1, 1], [1, -1, 1, -1]], dtype=float)
@@ -411,6 +479,10 @@ class FitMetric:
     so the relation is close to this model while no colour is assumed; unlike a histogram
     estimate of mutual information it is smooth in the matrix and stable enough for
     sub-pixel work.
+
+    ``moving``: the ``(k, h, w)`` photo channels at ``f`` original photo pixels per pixel,
+    or with ``prefiltered`` their cubic spline coefficients already interleaved ``(h, w,
+    k)`` (:func:`maxrf.registration.sampling.interleave`).
     """
 
     def __init__(self, scan: np.ndarray, moving: np.ndarray, f: float, mask: np.ndarray | None = None,
@@ -429,8 +501,9 @@ class FitMetric:
         self.s = scan.reshape(len(scan), -1)[:, keep].T.astype(np.float64)
         u = (self.pts - self.pts.mean(axis=0)) / (self.pts.std(axis=0) + 1e-9)
         self.pos = np.column_stack([np.ones(len(u)), u, u ** 2, u[:, 0] * u[:, 1]])
-        # cubic B-spline coefficients: the metric is smooth in the matrix (gradient optimiser)
-        self.moving = moving if prefiltered else spline_coefficients(moving)
+        # cubic B-spline coefficients: the metric is smooth in the matrix; interleaved
+        # (h, w, k) for the compiled sampler
+        self.moving = moving if prefiltered else interleave(spline_coefficients(moving))
         self.f = float(f)
         self._basis_all: np.ndarray | None = None
         self._pos_basis_all: np.ndarray | None = None
@@ -439,11 +512,9 @@ class FitMetric:
         """Photo channels ``(n, 3)`` at the sampled scan pixels (and which fall inside)."""
         xy = hg.apply(matrix, self.pts + np.asarray(shift, dtype=float))
         xm = (xy - (self.f - 1) / 2) / self.f
-        _, h, w = self.moving.shape
+        h, w, _ = self.moving.shape
         inside = (xm[:, 0] >= 0) & (xm[:, 0] <= w - 1) & (xm[:, 1] >= 0) & (xm[:, 1] <= h - 1)
-        x = np.column_stack([map_coordinates(ch, [xm[:, 1], xm[:, 0]], order=3, mode="nearest",
-                                             prefilter=False) for ch in self.moving])
-        return x, inside
+        return sample_cubic(self.moving, xm[:, 0], xm[:, 1]), inside
 
     def colour_images(self, matrix: np.ndarray) -> np.ndarray:
         """``(3, H, W)``: the photo's absorbances predicted from the scan images at ``matrix``.

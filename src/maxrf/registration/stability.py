@@ -101,20 +101,30 @@ def stability(scan: np.ndarray, chans: np.ndarray, ph: Photo, matrix: np.ndarray
     -------
     Stability
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from maxrf.registration.register import fit_metric
 
     shape = scan.shape[-2:]
-    names, mats, shifts, gains = [], [], [], []
-    for name, keep in _parts(shape):
+    parts = _parts(shape)
+    fit_metric(scan, chans, ph, matrix)  # the photo level prepared once, before the threads
+
+    def refit(keep: np.ndarray) -> tuple[np.ndarray, float]:
         metric = fit_metric(scan, chans, ph, matrix, mask=keep)
-        m = auto.refine_projective(metric, matrix, auto._scale(matrix))
+        # the refit starts at the judged optimum: a local Newton search suffices
+        m = auto.refine_local(metric, matrix, auto._scale(matrix))
         r2, r2_0 = metric(m), metric(matrix)
         n_eff = min(int(keep.sum()), len(metric.pts)) / CORRELATION_AREA
-        names.append(name)
-        mats.append(m)
-        shifts.append(displacement(matrix, m, shape))
-        gains.append(n_eff * max(r2 - r2_0, 0.0) / max(1 - r2, 1e-6))
-    arr, g = np.asarray(shifts), np.asarray(gains)
+        return m, n_eff * max(r2 - r2_0, 0.0) / max(1 - r2, 1e-6)
+
+    # the sampler releases the GIL: the refits run side by side on the cores (a metric
+    # each, built in its thread: no more alive than threads)
+    with ThreadPoolExecutor(max_workers=auto._threads()) as pool:
+        done = list(pool.map(refit, [keep for _, keep in parts]))
+    names = [name for name, _ in parts]
+    mats = [m for m, _ in done]
+    shifts = [displacement(matrix, m, shape) for m in mats]
+    arr, g = np.asarray(shifts), np.asarray([gain for _, gain in done])
     counted = arr[g > SIGNIFICANT]
     return Stability(parts=names, matrices=mats, shifts=arr, gains=g,
                      max_shift=float(counted.max()) if counted.size else 0.0)
