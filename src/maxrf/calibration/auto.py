@@ -108,11 +108,12 @@ def auto_calibrate(
             "give a manual calibration (two CHANNEL:KEV pairs) or an energy range"
         )
     kept = _candidates(obs, refs, spec, anode_ref, (g_lo, g_hi), offset_range)
-    distinct = _select(kept, obs, refs, spec, anode_ref, anode_sym, kv)
+    refined = _refine_all(kept, obs, refs, spec, anode_ref, anode_sym, kv)
+    distinct = _select(refined, obs, refs, anode_ref)
     if not distinct:
         # a blank with only the anode's Ka and Kb (no zero peak): two peaks on two lines
         # still give a calibration; its verdict says it is not confirmed
-        distinct = _select(kept, obs, refs, spec, anode_ref, anode_sym, kv, min_pairs=2)
+        distinct = _select(refined, obs, refs, anode_ref, min_pairs=2)
     if not distinct:
         raise CalibrationError(
             "auto calibration found no consistent solution (no calibration puts three "
@@ -124,8 +125,7 @@ def auto_calibrate(
         # every three-peak solution the checks saw failed: a peak that is no line (a
         # filter's transmission window, a sum peak) may have made them; the two-peak
         # solutions (zero and anode Ka, anode Ka and Kb) get their turn
-        two = [h for h in _select(kept, obs, refs, spec, anode_ref, anode_sym, kv, min_pairs=2)
-               if len(h.pairs) == 2]
+        two = [h for h in _select(refined, obs, refs, anode_ref, min_pairs=2) if len(h.pairs) == 2]
         if two:
             cal2, best2 = _choose(two, obs, refs, spec, anode_ref, anode_sym, kv, header, (g_lo, g_hi))
             if cal2.quality != "failed":
@@ -257,14 +257,21 @@ def _candidates(
     return kept
 
 
-def _select(
+def _refine_all(
     kept: list[_Hyp], obs: list[_Obs], refs: Sequence[_Ref], spec: _Spec, anode_ref: _Ref | None,
-    anode: str, tube_kv: float, min_pairs: int = 3,
+    anode: str, tube_kv: float,
 ) -> list[_Hyp]:
-    """Refined hypotheses with at least ``min_pairs`` matched peaks, best first, one per
-    distinct solution."""
+    """Every candidate refined and scored (:func:`_refine`), once for all selections."""
     anode_weight = max(o.weight for o in obs)
-    refined = [_refine(h, obs, refs, spec, anode_ref, anode_weight, anode, tube_kv) for h in kept]
+    return [_refine(h, obs, refs, spec, anode_ref, anode_weight, anode, tube_kv) for h in kept]
+
+
+def _select(
+    refined: list[_Hyp], obs: list[_Obs], refs: Sequence[_Ref], anode_ref: _Ref | None,
+    min_pairs: int = 3,
+) -> list[_Hyp]:
+    """The refined hypotheses with at least ``min_pairs`` matched peaks, best first, one per
+    distinct solution."""
     refined = [h for h in refined if np.isfinite(h.score) and len(h.pairs) >= min_pairs]
     # the anode's main line is the anchor when present: if some solutions find it (a
     # significant peak close to its energy, with its Compton partner), keep only those

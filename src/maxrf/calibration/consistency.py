@@ -26,9 +26,10 @@ from typing import Any
 import numpy as np
 
 from maxrf import physics
+from maxrf.calibration.match import fit_axis
 from maxrf.calibration.observe import _Obs, _Spec
 from maxrf.calibration.precise import _fit_sys_keV
-from maxrf.calibration.quality import RESIDUAL_TOL_EV, check
+from maxrf.calibration.quality import RESIDUAL_TOL_EV, axis_difference_eV, check
 from maxrf.calibration.references import _cluster_fwhm, _Ref
 
 #: least systematic uncertainty (keV) of a fluorescence line's fitted centre: an unknown
@@ -89,23 +90,6 @@ def entry_sys_keV(ref: _Ref, channel: float, obs: Sequence[_Obs], gain: float) -
     return math.hypot(sys, slope_sys_keV(o.spec, channel, o.fwhm, gain))
 
 
-def _fit_line(c: np.ndarray, kev: np.ndarray, s: np.ndarray) -> tuple[float, float]:
-    """Weighted least squares ``keV = offset + gain * channel``: (gain, offset)."""
-    a = np.column_stack([np.ones_like(c), c]) / s[:, None]
-    sol, *_ = np.linalg.lstsq(a, kev / s, rcond=None)
-    return float(sol[1]), float(sol[0])
-
-
-def _axis_shift_eV(g1: float, o1: float, g2: float, o2: float, n: int) -> float:
-    """Largest difference (eV) of two calibrations over the channels of 2-20 keV."""
-    ch = np.arange(n, dtype=np.float64)
-    e1 = o1 + g1 * ch
-    m = (e1 >= 2.0) & (e1 <= 20.0)
-    if not np.any(m):
-        return 0.0
-    return float(np.max(np.abs((o2 + g2 * ch[m]) - e1[m])) * 1e3)
-
-
 def _alternatives(refs: Sequence[_Ref]) -> list[tuple[str, float]]:
     """(name, keV) of the lines a fitted element line may really be: other elements'
     main lines and every line of the anode (a blank scatters its weak L or M lines too)."""
@@ -146,7 +130,7 @@ def alias_check(
     c = np.array([u[1] for u in used])
     kev = np.array([u[0].keV for u in used])
     s = np.array([math.hypot(gain * u[2], axis_sys_keV(u[0])) for u in used])
-    g0, o0 = _fit_line(c, kev, s)
+    g0, o0 = fit_axis(c, kev, s)
     worst: tuple[float, str] | None = None
     for i, (r, _ci, _ei) in enumerate(used):
         if r.kind != "element":
@@ -156,11 +140,11 @@ def alias_check(
                 continue
             alt = kev.copy()
             alt[i] = q_keV
-            g1, o1 = _fit_line(c, alt, s)
+            g1, o1 = fit_axis(c, alt, s)
             res = (o1 + g1 * c - alt) * 1e3
             if np.any(np.abs(res) > np.maximum(RESIDUAL_TOL_EV, 3.0 * s * 1e3)):
                 continue  # the other peaks refute the alternative
-            shift = _axis_shift_eV(g0, o0, g1, o1, n)
+            shift = axis_difference_eV((g0, o0), (g1, o1), n) or 0.0
             if shift > ALIAS_SHIFT_EV and (worst is None or shift > worst[0]):
                 d = (q_keV - r.keV) * 1e3
                 worst = (shift, f"{r.name} at {r.keV:.3f} keV may be {q_name} ({d:+.0f} eV)")

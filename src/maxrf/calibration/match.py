@@ -22,6 +22,14 @@ from maxrf.physics import compton_shift
 _FANO_SLOPE = physics.FANO_SLOPE
 
 
+def fit_axis(channels: np.ndarray, kev: np.ndarray, sigma: np.ndarray) -> tuple[float, float]:
+    """Weighted least squares ``keV = offset + gain * channel`` through peaks at
+    ``channels`` on lines at ``kev`` (keV) known to ``sigma`` (keV): ``(gain, offset)``."""
+    a = np.column_stack([np.ones_like(channels), channels]) / sigma[:, None]
+    sol, *_ = np.linalg.lstsq(a, kev / sigma, rcond=None)
+    return float(sol[1]), float(sol[0])
+
+
 def _fwhm_at(keV: np.ndarray | float, fwhm6: float = _FWHM6_DEFAULT) -> np.ndarray:
     return np.asarray(physics.fwhm_keV(np.maximum(keV, 0.0), fwhm6), dtype=np.float64)
 
@@ -273,9 +281,7 @@ def _lsq(
     for _ in range(4):
         if inl.sum() < 2 or np.ptp(c[inl]) <= 0:
             return None
-        a = np.column_stack([np.ones(inl.sum()), c[inl]]) / s[inl, None]
-        sol, *_ = np.linalg.lstsq(a, e[inl] / s[inl], rcond=None)
-        offset, gain = float(sol[0]), float(sol[1])
+        gain, offset = fit_axis(c[inl], e[inl], s[inl])
         res = offset + gain * c - e
         new = np.abs(res) <= 3.0 * s
         if new.sum() < 2:

@@ -18,7 +18,7 @@ from scipy import optimize
 from maxrf import peaks as _peaks
 from maxrf import physics
 from maxrf.calibration.hypotheses import _Hyp
-from maxrf.calibration.match import _fwhm_at
+from maxrf.calibration.match import _fwhm_at, fit_axis
 from maxrf.calibration.observe import _Obs, _Spec
 from maxrf.calibration.references import _SYS_KEV, _compton_blended, _rayleigh_keV, _Ref
 from maxrf.calibration.scatter_fit import fit_rayleigh
@@ -198,9 +198,7 @@ def _precise(
                 + np.array([_fit_sys_keV(e[0]) for e in used]) ** 2
                 + (0.01 * _fwhm_at(kev)) ** 2
             )
-            a = np.column_stack([np.ones_like(c), c]) / s[:, None]
-            sol, *_ = np.linalg.lstsq(a, kev / s, rcond=None)
-            o_new, g_new = float(sol[0]), float(sol[1])
+            g_new, o_new = fit_axis(c, kev, s)
             res = o_new + g_new * c - kev
             # outliers: far off in their own uncertainty, or off by a quarter FWHM
             z = np.maximum(np.abs(res) / s, 16.0 * np.abs(res) / _fwhm_at(kev))

@@ -65,6 +65,20 @@ def check(name: str, passed: bool, message: str, critical: bool = False, **value
     return {"name": name, "passed": bool(passed), "message": message, "critical": bool(critical), **values}
 
 
+def axis_difference_eV(
+    reference: tuple[float, float], other: tuple[float, float], n_channels: int,
+    lo: float = 2.0, hi: float = 20.0,
+) -> float | None:
+    """Largest difference (eV) between two calibrations ``(gain_keV, offset_keV)`` over the
+    channels ``reference`` puts in ``lo..hi`` keV; None when it puts none there."""
+    ch = np.arange(int(n_channels), dtype=np.float64)
+    e_ref = reference[1] + reference[0] * ch
+    m = (e_ref >= lo) & (e_ref <= hi)
+    if not np.any(m):
+        return None
+    return float(np.max(np.abs(other[1] + other[0] * ch[m] - e_ref[m])) * 1e3)
+
+
 def probe_line(
     spec: _Spec, gain: float, offset: float, ref: _Ref, fwhm6: float, neighbours: Sequence[_Ref] = ()
 ) -> Probe | None:

@@ -23,6 +23,7 @@ from maxrf.calibration.quality import (
     HEADER_TOL_EV,
     RESIDUAL_TOL_EV,
     Probe,
+    axis_difference_eV,
     check,
     independent_checks,
 )
@@ -61,12 +62,9 @@ def compare_header(
     if header is None:
         return None
     hg, ho = float(header[0]), float(header[1])
-    ch = np.arange(int(n_channels), dtype=np.float64)
-    e_h = ho + hg * ch
-    m = (e_h >= lo) & (e_h <= hi)
-    if not np.any(m):
-        m = np.ones_like(e_h, dtype=bool)
-    diff = float(np.max(np.abs(offset + gain * ch[m] - e_h[m])) * 1e3)
+    diff = axis_difference_eV((hg, ho), (gain, offset), n_channels, lo, hi)
+    if diff is None:  # the header puts no channel there: all channels
+        diff = axis_difference_eV((hg, ho), (gain, offset), n_channels, -math.inf, math.inf)
     ok = diff <= HEADER_TOL_EV
     msg = (
         f"agrees with the file header's calibration within {diff:.0f} eV over {lo:g}-{hi:g} keV"
