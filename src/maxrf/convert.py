@@ -57,9 +57,6 @@ class ScanSource:
 
     PREFETCH_THREAD = True
 
-    VIEW = True
-    """Hand the engine read-only views of the file's pages where the reader can (no copy)."""
-
     def blocks(self) -> list[Block]:
         return engine.tile_blocks(self.shape[0], self.shape[1], *self.block)
 
@@ -96,7 +93,7 @@ class ScanSource:
             cols = slice(w - cols.stop, w - cols.start)
         self._prefetch(block)
         view = getattr(self.scan, "view_block", None)
-        if view is not None and self.VIEW and not (self.flip_v or self.flip_h):
+        if view is not None and not (self.flip_v or self.flip_h):
             # no copy: the engine encodes and reduces the file's pages in place and drops
             # the block before taking the next (a copy cost 0.17-0.5 CPU s/GiB, more than
             # the summary spectra: DECISIONS["zero_copy_read"] in benchmarks/bench_convert.py)

@@ -104,6 +104,14 @@ class Reduction:
     def finish(self, acc: Any, shape: tuple[int, int]) -> Any:
         return self.combine(acc, shape)
 
+    def fold(self, parts: list[tuple[Block, Any]], shape: tuple[int, int]) -> Any:
+        """:meth:`combine` of a reduction that overrides :meth:`start`, :meth:`add` and
+        :meth:`finish`: the parts fed through them, as the engine feeds them."""
+        acc = self.start(shape)
+        for where, part in parts:
+            acc = self.add(acc, where, part)
+        return self.finish(acc, shape)
+
 
 class PixelMaps(Reduction):
     """A reduction that yields ``k`` values per pixel, assembled into ``(k, H, W)`` maps.
@@ -120,10 +128,7 @@ class PixelMaps(Reduction):
         return np.asarray(self.pixel_maps(data, where), dtype=self.dtype)
 
     def combine(self, parts: list[tuple[Block, Any]], shape: tuple[int, int]) -> np.ndarray:
-        acc = self.start(shape)
-        for where, maps in parts:
-            acc = self.add(acc, where, maps)
-        return self.finish(acc, shape)
+        return self.fold(parts, shape)
 
     def start(self, shape: tuple[int, int]) -> Any:
         return shape  # the output is allocated at the first block, when k is known
@@ -252,11 +257,16 @@ class MaxSpectrum(Reduction):
         best_idx[better] = flat_idx[better]
         return best_val, best_idx
 
+    @staticmethod
+    def pixels(acc: tuple, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(values, (C, 2) [row, col] pixels)`` of merged ``(values, flat pixel index)``."""
+        return acc[0], np.stack(np.divmod(acc[1], width), axis=1).astype(np.int64)
+
     def combine(self, parts, shape):
         acc = None
         for _, part in parts:
             acc = self.merge(acc, part)
-        return acc[0], np.stack(np.divmod(acc[1], shape[1]), axis=1).astype(np.int64)
+        return self.pixels(acc, shape[1])
 
 
 def first_row_equal(flat: np.ndarray, values: np.ndarray, rows_per_step: int = 64) -> np.ndarray:

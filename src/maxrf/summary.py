@@ -101,16 +101,11 @@ class SummarySpectra(Reduction):
         return acc
 
     def finish(self, acc: Any, shape: tuple[int, int]) -> dict[str, Any]:
-        values, flat_index = acc["max"]
-        pixels = np.stack(np.divmod(flat_index, shape[1]), axis=1).astype(np.int64)
-        out = {"max": (values, pixels),
+        out = {"max": MaxSpectrum.pixels(acc["max"], shape[1]),
                "mean": acc["total"].astype(np.float64) / (shape[0] * shape[1])}
         if self.smax is not None:
             out["smax"] = np.asarray(acc["smax"], dtype=np.float64)
         return out
 
     def combine(self, parts: list[tuple[Block, Any]], shape: tuple[int, int]) -> dict[str, Any]:
-        acc = self.start(shape)
-        for where, part in parts:
-            acc = self.add(acc, where, part)
-        return self.finish(acc, shape)
+        return self.fold(parts, shape)

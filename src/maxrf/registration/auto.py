@@ -429,7 +429,6 @@ def refine_local(metric: FitMetric, matrix: np.ndarray, scale: float, step: floa
         d *= min(1.0, 1.0 / max(float(np.abs(modes @ d).max()), 1e-12))  # at most a pixel per step
         for _ in range(6):
             f1 = value(x + d)
-
             if f1 > f0:
                 break
             d = d / 2
