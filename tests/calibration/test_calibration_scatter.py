@@ -177,3 +177,30 @@ def test_w_l_gamma1_is_measured_beside_the_compton_peaks_of_l_gamma2_3(theta, mo
         monkeypatch.setattr(scatter_fit, "PARTNER_MIN_SHARE", math.inf)
         fit = fit_rayleigh(spec, gain, offset, ref, 0.14)
         assert (offset + gain * fit[0] - lg1) * 1e3 < -10.0
+
+
+@pytest.mark.parametrize("theta", [120.0, 150.0])
+def test_cr_k_beta_is_measured_beside_the_flank_of_k_alpha(theta, monkeypatch):
+    # Cr K-alpha (seven times stronger) ends 1-2 FWHM below the K-beta window: its flank,
+    # fitted as a family partner, pins the shared shift and angle; truth: xraydb's
+    # K-beta1,3 energy on a known axis (physics templates)
+    from maxrf.calibration import scatter_fit
+
+    gain, offset = 0.010, -0.2
+    e = offset + gain * np.arange(2048)
+    sc = physics.scatter_spectrum(e, anode="Cr", tube_kv=35.0, theta_deg=theta, fwhm_at_6keV=0.14)
+    lam = 2e6 * (0.1 * sc["rayleigh"] + 0.3 * sc["compton"] + 0.3 * sc["continuum"]) + 5.0
+    spec = _prepare(np.random.default_rng(1).poisson(lam).astype(float), "sum")
+    ref = next(r for r in _reference_lines("Cr", 35.0) if r.kind == "scatter" and r.group == "Kb")
+    lines = xraydb.xray_lines("Cr")
+    kb = np.average([lines[n].energy for n in ("Kb1", "Kb3")],
+                    weights=[lines[n].intensity for n in ("Kb1", "Kb3")]) / 1e3
+    fit = fit_rayleigh(spec, gain, offset, ref, 0.14)
+    err_eV = fit[1] * gain * 1e3
+    assert abs(offset + gain * fit[0] - kb) * 1e3 <= max(5.0, 3.0 * err_eV)
+    assert err_eV < 10.0
+    # with only the window's own lines the straight background takes K-alpha's flank:
+    # the K-beta centre is several times less certain
+    monkeypatch.setattr(scatter_fit, "PARTNER_REACH", 0.0)
+    alone = fit_rayleigh(spec, gain, offset, ref, 0.14)
+    assert alone is None or alone[1] * gain * 1e3 > 2.5 * err_eV

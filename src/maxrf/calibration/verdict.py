@@ -19,6 +19,7 @@ from maxrf import physics
 from maxrf.calibration.consistency import alias_check, broad_lines_check, cliff_check, entry_sys_keV
 from maxrf.calibration.match import _FANO_SLOPE, _fwhm_at
 from maxrf.calibration.observe import _Obs, _Spec
+from maxrf.calibration.precise import _fit_sys_keV
 from maxrf.calibration.quality import (
     HEADER_TOL_EV,
     RESIDUAL_TOL_EV,
@@ -31,6 +32,10 @@ from maxrf.calibration.references import _cluster_fwhm, _Ref
 from maxrf.calibration.scatter_fit import scatter_check
 
 QUALITIES: tuple[str, ...] = ("good", "doubtful", "failed")
+#: largest standard uncertainty (eV) of the fitted axis over 2-20 keV for the coverage
+#: check to pass: three of it is the verdict's promise (no result called good more than
+#: 30 eV off)
+COVERAGE_SIGMA_EV = 12.5
 
 
 def verdict(checks: Sequence[dict[str, Any]]) -> str:
@@ -346,34 +351,39 @@ def coverage_check(
     entries: Sequence[tuple[_Ref, float, float, bool]], gain: float, offset: float, n: int,
     obs: Sequence[_Obs] = (),
 ) -> dict[str, Any] | None:
-    """Uncertainty of the fitted energy axis over 2-20 keV (from the fit's covariance)."""
+    """Uncertainty of the fitted energy axis over 2-20 keV: the measured uncertainties of
+    the peak centres (:func:`maxrf.calibration.consistency.entry_sys_keV` beside the fit
+    errors) propagated through the weighted fit of :func:`maxrf.calibration.precise._precise`
+    (whose weights differ: the sandwich covariance); passes at :data:`COVERAGE_SIGMA_EV`."""
     used = [e for e in entries if e[3]]
     if len(used) < 2:
         return None
     c = np.array([e[1] for e in used])
-    # blends and filtered lines are biased: their systematic uncertainty, not only the
-    # fit's, bounds what they tell about the axis
-    sys = np.array([entry_sys_keV(e[0], e[1], obs, gain) for e in used])
-    s = np.sqrt((gain * np.array([e[2] for e in used])) ** 2 + sys**2)
-    a = np.column_stack([np.ones_like(c), c]) / s[:, None]
-    cov = np.linalg.pinv(a.T @ a)
+    kev = np.array([e[0].keV for e in used])
+    err = gain * np.array([e[2] for e in used])
+    var = err**2 + np.array([entry_sys_keV(e[0], e[1], obs, gain) for e in used]) ** 2
+    edge = [bool(obs) and min(obs, key=lambda q: abs(q.channel - e[1])).edge for e in used]
+    w_sys = np.array([_fit_sys_keV(e[0], bool(ed)) for e, ed in zip(used, edge)])
+    weight = 1.0 / (err**2 + w_sys**2 + (0.01 * _fwhm_at(kev)) ** 2)  # as _precise weighs
     if len(used) > 2:
-        # peaks scattered about the line more than their uncertainties allow (blends
-        # with unknown lines): the uncertainties are too small by the Birge ratio
-        kev = np.array([e[0].keV for e in used])
-        chi2 = float(np.sum(((offset + gain * c - kev) / s) ** 2)) / (len(used) - 2)
-        cov = cov * max(chi2, 1.0)
+        # a peak off its line by more than its uncertainty allows (a blend with an unknown
+        # line; a real detector's line) is as uncertain as its residual shows: the others
+        # keep theirs (one such peak inflating every one would hide which is off)
+        var = np.maximum(var, (offset + gain * c - kev) ** 2)
+    a = np.column_stack([np.ones_like(c), c])
+    m = np.linalg.pinv(a.T @ (a * weight[:, None])) @ (a * weight[:, None]).T
+    cov = (m * var[None, :]) @ m.T
     top = min(20.0, offset + gain * (n - 1))
-    worst = 0.0
-    for ek in (2.0, top):
-        x = np.array([1.0, (ek - offset) / gain])
-        worst = max(worst, math.sqrt(max(float(x @ cov @ x), 0.0)) * 1e3)
-    ok = worst <= 15.0
+    ends = [math.sqrt(max(float(x @ cov @ x), 0.0)) * 1e3
+            for x in (np.array([1.0, (ek - offset) / gain]) for ek in (2.0, top))]
+    worst = max(ends)
+    ok = worst <= COVERAGE_SIGMA_EV
     return check(
         "coverage",
         ok,
         f"fitted axis uncertain by {worst:.1f} eV at most over 2-{top:.0f} keV",
         sigma_eV=worst,
+        sigma_ends_eV=ends,
     )
 
 
