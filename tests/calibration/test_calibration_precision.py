@@ -24,6 +24,12 @@ from maxrf.synth_spectra import calibration_case
 
 def _true_axis_entries(seed: int):
     case = calibration_case(seed)
+    obs, entries = _entries_of(case)
+    return case, obs, entries
+
+
+def _entries_of(case):
+    """The precise fit's entries of a synthetic case at its true axis, and the peaks."""
     refs = _reference_lines(case.anode, case.tube_kv)
     spec = _prepare(case.counts, "sum")
     obs = _observe(spec)
@@ -31,7 +37,7 @@ def _true_axis_entries(seed: int):
     f6 = _implied_fwhm6(pairs, obs, refs, case.gain_keV)
     fw6 = float(np.clip(f6, 0.121, 0.4)) if f6 is not None else _FWHM6_DEFAULT
     _g, _o, entries = _precise(_Hyp(case.gain_keV, case.offset_keV, pairs=pairs, fwhm6=fw6), obs, refs)
-    return case, obs, entries
+    return obs, entries
 
 
 def test_stated_centre_uncertainties_hold_two_thirds_of_the_true_errors():
@@ -86,3 +92,18 @@ def test_coverage_sigma_is_the_propagated_uncertainty_of_the_fit(seed):
     assert mc <= check["sigma_eV"] * 1.05
     assert check["sigma_eV"] <= 1.6 * mc + 1.0
     assert check["passed"] == (check["sigma_eV"] <= COVERAGE_SIGMA_EV)
+
+
+def test_a_zero_peak_cut_by_the_axis_does_not_alone_pin_the_low_end():
+    # the same Rh blank (zero peak, Rh K-alpha and K-beta) with the zero peak whole on the
+    # axis and cut by its start: fitted on its flank, its centre lies off the data
+    whole = calibration_case(5101, anode="Rh", kind="blank", offset_keV=-0.5, gain_keV=0.012)
+    cut = calibration_case(5101, anode="Rh", kind="blank", offset_keV=0.01, gain_keV=0.012)
+    assert (whole.zero_peak, cut.zero_peak) == ("on", "cut")  # the synthetic truth
+    for case, passes in ((whole, True), (cut, False)):
+        obs, entries = _entries_of(case)
+        names = {e[0].name for e in entries if e[3]}
+        assert {"zero", "Rh Ka", "Rh Kb"} <= names
+        check = coverage_check(entries, case.gain_keV, case.offset_keV, case.counts.size, obs)
+        assert check["sigma_eV"] <= COVERAGE_SIGMA_EV
+        assert check["passed"] == passes, check["message"]

@@ -33,9 +33,11 @@ from maxrf.calibration.scatter_fit import scatter_check
 
 QUALITIES: tuple[str, ...] = ("good", "doubtful", "failed")
 #: largest standard uncertainty (eV) of the fitted axis over 2-20 keV for the coverage
-#: check to pass: three of it is the verdict's promise (no result called good more than
-#: 30 eV off)
+#: check to pass: 2.4 of it is the verdict's promise (no result called good more than 30
+#: eV off); the real Mo blank behind filter 5 (one weak Mo K-alpha: 11 eV) passes
 COVERAGE_SIGMA_EV = 12.5
+#: below this energy (keV) a line must confirm a zero peak cut by the start of the axis
+LOW_ANCHOR_KEV = 5.0
 
 
 def verdict(checks: Sequence[dict[str, Any]]) -> str:
@@ -377,11 +379,17 @@ def coverage_check(
     ends = [math.sqrt(max(float(x @ cov @ x), 0.0)) * 1e3
             for x in (np.array([1.0, (ek - offset) / gain]) for ek in (2.0, top))]
     worst = max(ends)
-    ok = worst <= COVERAGE_SIGMA_EV
+    # a zero peak cut by the start of the axis is fitted on its flank, its centre off the
+    # data: 1 in 10 is 9-20 eV off at the true axis of dev seeds, and a falling continuum
+    # at the axis' start can pose as one; alone below LOW_ANCHOR_KEV it pins the low end
+    cut_only = any(ed and e[0].kind == "zero" for e, ed in zip(used, edge)) and not any(
+        e[0].keV < LOW_ANCHOR_KEV and e[0].kind != "zero" for e in used)
+    ok = worst <= COVERAGE_SIGMA_EV and not cut_only
     return check(
         "coverage",
         ok,
-        f"fitted axis uncertain by {worst:.1f} eV at most over 2-{top:.0f} keV",
+        f"fitted axis uncertain by {worst:.1f} eV at most over 2-{top:.0f} keV"
+        + ("; its low end rests on a zero peak cut by the start of the axis" if cut_only else ""),
         sigma_eV=worst,
         sigma_ends_eV=ends,
     )
@@ -422,7 +430,10 @@ def assess(
     ):
         if extra is not None:
             checks.append(extra)
-    element_keV = [e[0].keV for e in entries if e[0].kind == "element"]
+    # every line of the fit's elements is fitted beside a blend's Rayleigh line, as the
+    # precise fit does (Ba L-beta2 and L-gamma beside Cr K-alpha, not only Ba L-alpha)
+    present = {e[0].element for e in entries if e[0].kind == "element"}
+    element_keV = [r.keV for r in refs if r.kind == "element" and r.element in present]
     blend = scatter_check(spec, gain, offset, refs, fwhm6, element_keV)
     if blend is not None:
         checks.append(blend)
