@@ -177,3 +177,72 @@ def test_w_l_gamma1_is_measured_beside_the_compton_peaks_of_l_gamma2_3(theta, mo
         monkeypatch.setattr(scatter_fit, "PARTNER_MIN_SHARE", math.inf)
         fit = fit_rayleigh(spec, gain, offset, ref, 0.14)
         assert (offset + gain * fit[0] - lg1) * 1e3 < -10.0
+
+
+@pytest.mark.parametrize("theta", [120.0, 150.0])
+def test_cr_k_beta_is_measured_beside_the_flank_of_k_alpha(theta, monkeypatch):
+    # Cr K-alpha (seven times stronger) ends 1-2 FWHM below the K-beta window: its flank,
+    # fitted as a family partner, pins the shared shift and angle; truth: xraydb's
+    # K-beta1,3 energy on a known axis (physics templates)
+    from maxrf.calibration import scatter_fit
+
+    gain, offset = 0.010, -0.2
+    e = offset + gain * np.arange(2048)
+    sc = physics.scatter_spectrum(e, anode="Cr", tube_kv=35.0, theta_deg=theta, fwhm_at_6keV=0.14)
+    lam = 2e6 * (0.1 * sc["rayleigh"] + 0.3 * sc["compton"] + 0.3 * sc["continuum"]) + 5.0
+    spec = _prepare(np.random.default_rng(1).poisson(lam).astype(float), "sum")
+    ref = next(r for r in _reference_lines("Cr", 35.0) if r.kind == "scatter" and r.group == "Kb")
+    lines = xraydb.xray_lines("Cr")
+    kb = np.average([lines[n].energy for n in ("Kb1", "Kb3")],
+                    weights=[lines[n].intensity for n in ("Kb1", "Kb3")]) / 1e3
+    fit = fit_rayleigh(spec, gain, offset, ref, 0.14)
+    err_eV = fit[1] * gain * 1e3
+    assert abs(offset + gain * fit[0] - kb) * 1e3 <= max(5.0, 3.0 * err_eV)
+    assert err_eV < 10.0
+    # with only the window's own lines the straight background takes K-alpha's flank:
+    # the K-beta centre is several times less certain
+    monkeypatch.setattr(scatter_fit, "PARTNER_REACH", 0.0)
+    alone = fit_rayleigh(spec, gain, offset, ref, 0.14)
+    assert alone is None or alone[1] * gain * 1e3 > 2.5 * err_eV
+
+
+def test_a_filter_that_takes_w_l_beta_does_not_refute_the_axis():
+    # a Cu filter's K edge (8.98 keV, xraydb) lies between W L-alpha (8.40) and L-beta
+    # (9.67): behind 50 um of Cu the L-beta blend is gone, L-alpha is not
+    from maxrf.calibration.scatter_fit import scatter_check
+    from maxrf.synth_spectra import filter_transmission
+
+    assert 8.40 < xraydb.xray_edge("Cu", "K").energy / 1e3 < 9.67
+    gain, offset = 0.012, -0.1
+    e = offset + gain * np.arange(2048)
+    refs = _reference_lines("W", 40.0)
+
+    def checked(transmission, parts):
+        sc = physics.scatter_spectrum(e, anode="W", tube_kv=40.0, theta_deg=120.0, fwhm_at_6keV=0.14,
+                                      transmission=transmission)
+        lam = 1e6 * sum(w * sc[k] for k, w in parts.items()) + 3.0
+        spec = _prepare(np.random.default_rng(3).poisson(lam).astype(float), "sum")
+        return scatter_check(spec, gain, offset, refs, 0.14, [])
+
+    scatter = {"rayleigh": 0.1, "compton": 0.3, "continuum": 0.3}
+    filtered = checked(lambda x: filter_transmission(x, ("Cu", 50.0)), scatter)
+    assert not filtered["passed"] and "W Lb" in filtered["message"]
+    assert not filtered["critical"]
+    # no scattered tube line at all where the axis puts W L-alpha: the axis is refuted
+    bare = checked(None, {"continuum": 0.7})
+    assert not bare["passed"] and bare["critical"]
+
+
+def test_every_line_of_the_found_elements_is_fitted_beside_a_blend():
+    # dev seed 200003: Ba L lines (L-beta2,15 5.15, L-gamma1 5.53 keV, xraydb) in the window
+    # of the Cr K-alpha blend; fitted beside it only Ba L-alpha/L-beta (the matched lines),
+    # the Cr K-alpha Rayleigh line landed 35 eV off at the true axis
+    lines = xraydb.xray_lines("Ba")
+    assert 5.1 < lines["Lb2,15"].energy / 1e3 < 5.2 and 5.5 < lines["Lg1"].energy / 1e3 < 5.6
+    case = calibration_case(200003)
+    assert case.anode == "Cr" and "Ba" in case.elements
+    _q, checks = assess_calibration(case.counts, case.gain_keV, case.offset_keV, anode="Cr",
+                                    tube_kv=case.tube_kv)
+    scatter = next(c for c in checks if c["name"] == "anode scatter")
+    assert scatter["passed"], scatter["message"]
+    assert abs(scatter["residuals_eV"]["Cr Ka"]) <= 10.0

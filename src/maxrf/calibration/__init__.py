@@ -64,9 +64,11 @@ Algorithm of :func:`auto_calibrate`
    as well and move the axis by more than 20 eV (``alias``); no strong fitted line far
    broader than the zero peak's noise and the Fano law allow, as a Compton peak is
    (``broad lines``); agreement within 20 eV with the file header's calibration when
-   there is one. The axis uncertainty (``coverage``) counts the bias of Rayleigh lines
-   inside Compton blends (20 eV), of fluorescence lines (5 eV) and of lines on a steep
-   background (a filter's transmission moves a line by sigma^2 dlnT/dE).
+   there is one. The axis uncertainty (``coverage``, at most 12.5 eV) propagates the
+   measured uncertainties of the peak centres (fit error and
+   :func:`~maxrf.calibration.precise.centre_sys_keV` by line class, a steep background's
+   bias for fluorescence lines, a peak's residual when larger) through the fit's
+   weights; a zero peak cut by the start of the axis does not alone pin its low end.
    ``good`` needs every check passed, an independent confirmation (a
    prediction uncertain by at most 30 eV) and three peaks in the fit (or two with the
    anode's Ka/Kb spacing confirmed).

@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 
 from maxrf import physics
-from maxrf.calibration.match import fit_axis
+from maxrf.calibration.match import _fwhm_at, fit_axis
 from maxrf.calibration.observe import _Obs, _Spec
-from maxrf.calibration.precise import _fit_sys_keV
+from maxrf.calibration.precise import _fit_sys_keV, centre_sys_keV
 from maxrf.calibration.quality import RESIDUAL_TOL_EV, axis_difference_eV, check
 from maxrf.calibration.references import _cluster_fwhm, _Ref
 
@@ -36,9 +36,6 @@ from maxrf.calibration.references import _cluster_fwhm, _Ref
 #: neighbour's line can pull it (an absorber never moves a line: it acts on the photons
 #: before the detector broadens them; a steep background is :func:`slope_sys_keV`'s)
 ELEMENT_SYS_KEV = 0.002
-#: systematic uncertainty (keV) of a zero peak's centre fitted on its flank (cut by the
-#: start of the axis): the centre lies off the data, where the peak's shape is assumed
-EDGE_ZERO_SYS_KEV = 0.010
 #: largest move (eV) of the 2-20 keV axis an alternative identification may cause before
 #: the calibration is ambiguous (the verdict's promise is 30 eV)
 ALIAS_SHIFT_EV = 20.0
@@ -77,17 +74,21 @@ def slope_sys_keV(spec: _Spec, channel: float, fwhm_ch: float, gain: float) -> f
 
 
 def entry_sys_keV(ref: _Ref, channel: float, obs: Sequence[_Obs], gain: float) -> float:
-    """Systematic uncertainty (keV) of a fitted peak's centre for judging the axis: the
-    reference's own (:func:`axis_sys_keV`) and the steep-background bias
-    (:func:`slope_sys_keV`) of the observed peak."""
-    sys = axis_sys_keV(ref)
+    """Systematic uncertainty (keV) of a fitted peak's centre for the axis' uncertainty:
+    the measured one of its line class (:func:`maxrf.calibration.precise.centre_sys_keV`,
+    of a zero peak cut by the start of the axis too) and, for an element line, the
+    steep-background bias (:func:`slope_sys_keV`) at its detector width."""
     if not obs:
-        return sys
+        return centre_sys_keV(ref)
     o = min(obs, key=lambda q: abs(q.channel - channel))
-    if ref.kind == "zero":
-        # a zero peak cut by the start of the axis is fitted on its visible flank only
-        return max(sys, EDGE_ZERO_SYS_KEV) if o.edge else sys
-    return math.hypot(sys, slope_sys_keV(o.spec, channel, o.fwhm, gain))
+    sys = centre_sys_keV(ref, bool(o.edge))
+    if ref.kind != "element":
+        # the background of a scattered anode line is its own Compton peak, which its
+        # fit models (a Rayleigh line beside a steep Compton flank is 1-3 eV off at the
+        # true axis of dev seeds 200000-200299, the slope bound would say 15-90 eV)
+        return sys
+    fwhm_ch = float(_fwhm_at(ref.keV)) / gain  # the line's own width, not a blend's
+    return math.hypot(sys, slope_sys_keV(o.spec, channel, fwhm_ch, gain))
 
 
 def _alternatives(refs: Sequence[_Ref]) -> list[tuple[str, float]]:

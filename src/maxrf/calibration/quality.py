@@ -35,7 +35,7 @@ from maxrf import peaks as _peaks
 from maxrf import physics
 from maxrf.calibration.match import _fwhm_at
 from maxrf.calibration.observe import _Obs, _Spec
-from maxrf.calibration.precise import _window_fit
+from maxrf.calibration.precise import _window_fit, centre_sys_keV
 from maxrf.calibration.references import _compton_blended, _Ref
 
 #: tolerance (eV) of an independent line's residual for the check to pass
@@ -158,7 +158,7 @@ def independent_checks(
         if (r.kind == "element" and main is None) or p.significance < (5.0 if r.kind == "anode" else 15.0):
             continue
         probes.append(p)
-    loo = _leave_one_out(used, gain)
+    loo = _leave_one_out(used, gain, obs)
     # weak companions of element lines blend with unknown neighbours: a third of a FWHM
     # an anode line's probe carries its reference's systematic uncertainty (a soft L line
     # of a K anode blends unresolved with its Compton peak: 15-40 eV low at 90-180 deg)
@@ -203,14 +203,19 @@ def _sig_near(obs: Sequence[_Obs], gain: float, offset: float, keV: float) -> fl
 
 
 def _leave_one_out(
-    used: Sequence[tuple[_Ref, float, float, bool]], gain: float
+    used: Sequence[tuple[_Ref, float, float, bool]], gain: float, obs: Sequence[_Obs] = ()
 ) -> list[tuple[str, float, float]]:
-    """Residual (eV) of each fitted peak predicted from the others (3 or more peaks)."""
+    """Residual (eV) of each fitted peak predicted from the others (3 or more peaks), with
+    the prediction's uncertainty from the measured centre uncertainties
+    (:func:`maxrf.calibration.precise.centre_sys_keV`: a zero peak fitted on its flank
+    where the axis cuts it is far less certain than a whole one)."""
     if len(used) < 3:
         return []
     c = np.array([e[1] for e in used])
     kev = np.array([e[0].keV for e in used])
-    s = np.sqrt((gain * np.array([e[2] for e in used])) ** 2 + np.array([e[0].sys_keV for e in used]) ** 2)
+    edge = [bool(obs) and min(obs, key=lambda q: abs(q.channel - e[1])).edge for e in used]
+    sys = np.array([centre_sys_keV(e[0], bool(ed)) for e, ed in zip(used, edge)])
+    s = np.sqrt((gain * np.array([e[2] for e in used])) ** 2 + sys**2)
     out = []
     for i in range(len(used)):
         m = np.arange(len(used)) != i
