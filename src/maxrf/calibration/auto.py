@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -167,7 +168,10 @@ def _judged(
     kv: float, header: tuple[float, float] | None, gain_range: tuple[float, float],
 ) -> Calibration | None:
     """One solution refitted precisely, with its peaks and verdict; None when it diverges."""
-    gain, offset, entries = _precise(best, obs, refs)
+    # escape peaks chose the hypothesis; the axis is measured on the lines themselves
+    # (an escape peak's shape follows its parent's, blend or not)
+    lines = replace(best, pairs=[p for p in best.pairs if refs[p[1]].kind != "escape"])
+    gain, offset, entries = _precise(lines if len(lines.pairs) >= 2 else best, obs, refs)
     if len([e for e in entries if e[3]]) < 2 or not (gain_range[0] * 0.8 <= gain <= gain_range[1] * 1.2):
         # the precise refit diverged: the hypothesis' own calibration, judged as it is
         gain, offset = best.gain, best.offset
