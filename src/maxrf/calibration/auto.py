@@ -109,7 +109,7 @@ def auto_calibrate(
             "give a manual calibration (two CHANNEL:KEV pairs) or an energy range"
         )
     kept = _candidates(obs, refs, spec, anode_ref, (g_lo, g_hi), offset_range)
-    refined = _refine_all(kept, obs, refs, spec, anode_ref, anode_sym, kv)
+    refined = _refine_all(kept, obs, refs, spec, anode_ref, anode_sym, kv, offset_range)
     distinct = _select(refined, obs, refs, anode_ref)
     if not distinct:
         # a blank with only the anode's Ka and Kb (no zero peak): two peaks on two lines
@@ -263,11 +263,13 @@ def _candidates(
 
 def _refine_all(
     kept: list[_Hyp], obs: list[_Obs], refs: Sequence[_Ref], spec: _Spec, anode_ref: _Ref | None,
-    anode: str, tube_kv: float,
+    anode: str, tube_kv: float, offset_range: tuple[float, float] = OFFSET_RANGE,
 ) -> list[_Hyp]:
-    """Every candidate refined and scored (:func:`_refine`), once for all selections."""
+    """Every candidate refined and scored (:func:`_refine`), once for all selections; those
+    a refinement took out of the plausible offsets (by more than 50 eV) dropped."""
     anode_weight = max(o.weight for o in obs)
-    return [_refine(h, obs, refs, spec, anode_ref, anode_weight, anode, tube_kv) for h in kept]
+    out = [_refine(h, obs, refs, spec, anode_ref, anode_weight, anode, tube_kv) for h in kept]
+    return [h for h in out if offset_range[0] - 0.05 <= h.offset <= offset_range[1] + 0.05]
 
 
 def _select(
@@ -283,9 +285,11 @@ def _select(
         verified_h = [h for h in refined if _anode_verified(h, obs, refs, anode_ref)]
         if verified_h:
             # an unverified solution survives only when it is far better (the checks of
-            # the Compton partner can miss on a coarse or short axis)
-            best_v = max(h.score for h in verified_h)
-            refined = verified_h + [h for h in refined if h not in verified_h and h.score > 2.0 * best_v]
+            # the Compton partner can miss on a coarse or short axis), or better and
+            # explaining the spectrum far better (a sample's lines can hide the anode's
+            # main line: W L-alpha between strong Cu K-alpha and K-beta)
+            top_v = max(verified_h, key=lambda h: h.score)
+            refined = verified_h + [h for h in refined if h not in verified_h and _survives(h, top_v)]
     refined.sort(key=lambda h: (-h.score, h.rms_eV if np.isfinite(h.rms_eV) else 1e9))
     distinct: list[_Hyp] = []
     for h in refined:
@@ -293,6 +297,15 @@ def _select(
             continue
         distinct.append(h)
     return distinct
+
+
+def _survives(h: _Hyp, top_verified: _Hyp) -> bool:
+    """Whether a solution that does not find the anode's main line stays beside the best
+    one that does: twice its score, or a better score leaving at most half the weight of
+    strong peaks unexplained."""
+    if h.score > 2.0 * top_verified.score:
+        return True
+    return h.score > top_verified.score and h.unexplained <= 0.5 * top_verified.unexplained
 
 
 def _result(

@@ -209,7 +209,7 @@ def _choose_lines(
         def rank(r: int, k: int = k) -> tuple:
             ref = refs[r]
             s = support.get(ref.element, 0.0) if ref.element else 1e9
-            if ref.kind in ("anode", "escape"):
+            if ref.kind == "anode":
                 s += 5.0
             return (s, ref.strength, -abs(e[k] - ref.keV))
 

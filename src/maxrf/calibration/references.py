@@ -172,7 +172,8 @@ def _reference_lines(anode: str, tube_kv: float) -> tuple[_Ref, ...]:
                if main or not _compton_blended(r.keV)]
         refs += fam
         if main:
-            refs += [_escape_ref(r) for r in fam if r.strength >= 0.1 and r.keV > ESCAPE_MIN_KEV]
+            refs += [_escape_ref(r) for r in fam
+                     if r.strength >= 0.1 and physics.escape_fraction(r.keV) >= ESCAPE_MIN_FRACTION]
     for el in dict.fromkeys(K_ELEMENTS + L_ELEMENTS):
         if el == anode:  # its usable lines are the anode's (scatter hides the others)
             continue
@@ -186,8 +187,10 @@ def _reference_lines(anode: str, tube_kv: float) -> tuple[_Ref, ...]:
     return tuple(refs)
 
 
-#: lines below this energy (keV) make no escape peak (they do not excite Si K, 1.84 keV)
-ESCAPE_MIN_KEV = 2.5
+#: the tube lines whose escape peaks are references: those that lose at least this
+#: fraction of their photons to the Si escape (Cr K, Cu K-alpha; not the 8-25 keV lines of
+#: W L and Mo/Rh/Ag K, whose escapes are too weak to see and would only match chance peaks)
+ESCAPE_MIN_FRACTION = 0.0015
 
 
 def _escape_ref(ref: _Ref) -> _Ref:
