@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from maxrf import physics
+from maxrf.calibration.explain import ZERO_WIDTH_RATIO
 from maxrf.calibration.hypotheses import (
     GAIN_RANGE,
     OFFSET_RANGE,
@@ -151,6 +152,10 @@ def _choose(
     for best in distinct[:_N_JUDGED]:
         if best is not distinct[0] and best.score < 0.6 * distinct[0].score:
             break  # far worse than the best: the best's verdict stands
+        if best is not distinct[0] and best.unexplained > distinct[0].unexplained + 1.0:
+            # explains less of the spectrum than the best: a check that failed the best
+            # (a filter absorbing a tube line) does not make this one right
+            continue
         judged = _judged(best, obs, refs, spec, anode_ref, anode, kv, header, gain_range)
         if judged is None:
             continue
@@ -169,8 +174,12 @@ def _judged(
 ) -> Calibration | None:
     """One solution refitted precisely, with its peaks and verdict; None when it diverges."""
     # escape peaks chose the hypothesis; the axis is measured on the lines themselves
-    # (an escape peak's shape follows its parent's, blend or not)
-    lines = replace(best, pairs=[p for p in best.pairs if refs[p[1]].kind != "escape"])
+    # (an escape peak's shape follows its parent's, blend or not), and on a zero peak no
+    # broader than this detector's electronic noise allows (a broader bump at the axis'
+    # start is none; a narrower one may be, the resolution implied by blends runs high)
+    widest_zero = ZERO_WIDTH_RATIO[1] * float(physics.noise_fwhm_keV(max(best.fwhm6, 0.121)))
+    lines = replace(best, pairs=[p for p in best.pairs if refs[p[1]].kind != "escape" and (
+        refs[p[1]].kind != "zero" or obs[p[0]].fwhm * best.gain <= widest_zero)])
     gain, offset, entries = _precise(lines if len(lines.pairs) >= 2 else best, obs, refs)
     if len([e for e in entries if e[3]]) < 2 or not (gain_range[0] * 0.8 <= gain <= gain_range[1] * 1.2):
         # the precise refit diverged: the hypothesis' own calibration, judged as it is
@@ -278,7 +287,8 @@ def _select(
 ) -> list[_Hyp]:
     """The refined hypotheses with at least ``min_pairs`` matched peaks, best first, one per
     distinct solution."""
-    refined = [h for h in refined if np.isfinite(h.score) and len(h.pairs) >= min_pairs]
+    # two peaks suffice when they are the tube's two lines with their Compton partners
+    refined = [h for h in refined if np.isfinite(h.score) and (len(h.pairs) >= min_pairs or h.compton_pair)]
     # the anode's main line is the anchor when present: if some solutions find it (a
     # significant peak close to its energy, with its Compton partner), keep only those
     if anode_ref is not None:

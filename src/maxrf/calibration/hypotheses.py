@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from maxrf.calibration.explain import (
+    compton_pair_ok,
     counts_below_zero,
     missing_escapes,
     refute_missing_companions,
-    unexplained_weight,
+    unexplained_peaks,
     zero_width_ok,
 )
 from maxrf.calibration.match import (
@@ -58,6 +59,7 @@ class _Hyp:
     credit: dict = field(default_factory=dict)  # (obs, ref) -> score contribution
     refuted: set = field(default_factory=set)  # (obs, ref) whose companion lines are missing
     unexplained: float = np.inf  # score weight of the strong peaks it leaves unexplained
+    compton_pair: bool = False  # the anode's two lines matched, Compton partners at one angle
 
 
 def _refine(
@@ -111,6 +113,13 @@ def _refine(
             k = hit[0][0]
             contrib[hit[0]] += anode_weight * like[hit[0]] * min(1.0, obs[k].significance / 50.0)
     out.refuted = refute_missing_companions(out.pairs, obs, refs, gain, offset, n)
+    out.compton_pair = compton_pair_ok(out.pairs, obs, refs, gain, offset)
+    if out.compton_pair:
+        # the tube's two lines with Compton partners at one angle: verified beyond the
+        # two-point fit that alone cannot verify them
+        for p in out.pairs:
+            if refs[p[1]].kind == "anode" and refs[p[1]].strength >= 0.1:
+                contrib[p] = max(contrib[p], obs[p[0]].weight)
     for p in out.refuted | missing_escapes(out.pairs, obs, refs, gain, offset):
         contrib[p] = 0.0  # a strong line without its companion or escape: not that line
     for p in out.pairs:
@@ -120,8 +129,13 @@ def _refine(
             if zero_width_ok(obs[p[0]], gain, f6):
                 contrib[p] = max(contrib[p], obs[p[0]].weight)
     score = sum(contrib.values())
-    out.unexplained = unexplained_weight(out.pairs, obs, refs, gain, offset, anode, tube_kv, n)
+    left = unexplained_peaks(out.pairs, obs, refs, gain, offset, anode, tube_kv)
+    out.unexplained = float(sum(f * obs[k].weight for k, f in left))
     score -= 0.5 * out.unexplained
+    lines = [obs[k].significance for k, r in out.pairs if refs[r].kind != "zero"]
+    if left and lines and max(obs[k].significance for k, _ in left) > max(lines):
+        # the strongest line of the spectrum unexplained: not its axis
+        score = 0.2 * score if score > 0 else score - 0.5 * max(lines) ** 0.5
     score = _physical_penalties(score, out, obs, refs, spec, anode_ref, anode_weight)
     out.score = float(score)
     out.credit = dict(contrib)
