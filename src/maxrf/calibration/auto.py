@@ -30,7 +30,7 @@ from maxrf.calibration.manual import manual_calibration, parse_range, range_cali
 from maxrf.calibration.medium import medium_scores
 from maxrf.calibration.observe import _merge, _Obs, _observe, _prepare, _Spec
 from maxrf.calibration.precise import _find_compton, _precise
-from maxrf.calibration.references import _anode_main, _Ref, _reference_lines
+from maxrf.calibration.references import _FWHM6_DEFAULT, _anode_main, _Ref, _reference_lines
 from maxrf.calibration.results import Calibration, CalibrationPeak
 from maxrf.calibration.verdict import assess
 from maxrf.errors import CalibrationError, ParameterError
@@ -177,7 +177,11 @@ def _judged(
     # (an escape peak's shape follows its parent's, blend or not), and on a zero peak no
     # broader than this detector's electronic noise allows (a broader bump at the axis'
     # start is none; a narrower one may be, the resolution implied by blends runs high)
-    widest_zero = ZERO_WIDTH_RATIO[1] * float(physics.noise_fwhm_keV(max(best.fwhm6, 0.121)))
+    # (judged only when the lines measured the resolution: the noise width depends on it
+    # steeply near the Fano limit)
+    widest_zero = np.inf
+    if best.fwhm6 != _FWHM6_DEFAULT:
+        widest_zero = ZERO_WIDTH_RATIO[1] * float(physics.noise_fwhm_keV(max(best.fwhm6, 0.121)))
     lines = replace(best, pairs=[p for p in best.pairs if refs[p[1]].kind != "escape" and (
         refs[p[1]].kind != "zero" or obs[p[0]].fwhm * best.gain <= widest_zero)])
     gain, offset, entries = _precise(lines if len(lines.pairs) >= 2 else best, obs, refs)
