@@ -15,9 +15,11 @@ Algorithm of :func:`auto_calibrate`
    lines as the Rayleigh scatter shows them; a line whose Compton peak half overlaps it
    (W L, Cr K, Cu K at usual angles) is matched as that blend (kind ``'scatter'``: at the
    middle of the places its maximum takes over plausible angles and matrices, with that
-   spread as extra tolerance); the K and L line groups of elements common in artworks and
-   standards. Lines of one group (K-alpha1,2...)
-   closer than a detector FWHM merge into one intensity-weighted line.
+   spread as extra tolerance); the Si escape peaks of the tube lines that lose at least
+   0.15 % to the escape (Cr K, Cu K-alpha; kind ``'escape'``: they choose the hypothesis,
+   never enter the precise fit); the K and L line groups of elements common in artworks
+   and standards. Lines of one group (K-alpha1,2...) closer than a detector FWHM merge into
+   one intensity-weighted line.
 3. **Hypotheses.** Every pair of the strongest peaks matched to every pair of anchor lines
    (zero, anode lines, element K-alpha / L-alpha) gives a gain and an offset within
    ``gain_range`` and ``offset_range``. Widths must be possible for the line they are put
@@ -33,9 +35,15 @@ Algorithm of :func:`auto_calibrate`
    electronic noise is a verified zero peak. The whole spectrum counts: strong narrow peaks
    a hypothesis leaves unexplained (no matched line or its companions, no anode line or
    its Compton side, no escape or sum peak) cost half their weight, peaks at negative
-   energies or above the tube voltage double. The anode's main line (or blend) earns a
-   bonus when found with its broad Compton partner below it and its K-beta above; when
-   some hypotheses find that pattern, the others are dropped unless far better.
+   energies or above the tube voltage double; leaving the strongest line unexplained
+   costs four fifths of the score. A strong line whose Si escape peak is missing where the
+   hypothesis puts it is refuted; counts below the zero peak (at < -0.3 keV) refute the
+   offset, and offsets outside ``offset_range`` (default -2..+1 keV) are dropped, refined
+   or not. The anode's two lines with their Compton partners at one scattering angle are
+   verified even as a two-peak fit. The anode's main line (or blend) earns a bonus when
+   found with its broad Compton partner below it and its K-beta above; when some
+   hypotheses find that pattern, the others are dropped unless far better, or better and
+   leaving at most half the unexplained weight (a sample's lines can hide the anode's).
 5. **Refinement.** The winner's matched peaks are re-fitted with every line component of
    the elements present in their window (K-alpha1/2, Rh L-alpha with its L-beta shoulder),
    widths from the detector model and a quadratic background (the Rayleigh peak sits on the
@@ -45,7 +53,8 @@ Algorithm of :func:`auto_calibrate`
    Compton partners (free shift, angle, Doppler broadening, width factor;
    :mod:`~maxrf.calibration.scatter_fit`): the Rayleigh line's centre enters the fit.
    Of the four best solutions, the best-scoring one the checks (step 7) do not fail wins
-   (the best when all fail).
+   (the best when all fail), unless it leaves more of the spectrum unexplained than the
+   best.
 6. **Scattering angle.** The Compton peak of the anode's main line is located between its
    180-degree limit and the Rayleigh peak; :func:`maxrf.physics.detector_angle` turns its
    energy into the scattering angle. The Compton peak never enters the gain (its energy

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from maxrf import physics
+from maxrf.calibration.explain import ZERO_WIDTH_RATIO
 from maxrf.calibration.hypotheses import (
     GAIN_RANGE,
     OFFSET_RANGE,
@@ -28,7 +30,7 @@ from maxrf.calibration.manual import manual_calibration, parse_range, range_cali
 from maxrf.calibration.medium import medium_scores
 from maxrf.calibration.observe import _merge, _Obs, _observe, _prepare, _Spec
 from maxrf.calibration.precise import _find_compton, _precise
-from maxrf.calibration.references import _anode_main, _Ref, _reference_lines
+from maxrf.calibration.references import _FWHM6_DEFAULT, _anode_main, _Ref, _reference_lines
 from maxrf.calibration.results import Calibration, CalibrationPeak
 from maxrf.calibration.verdict import assess
 from maxrf.errors import CalibrationError, ParameterError
@@ -108,7 +110,7 @@ def auto_calibrate(
             "give a manual calibration (two CHANNEL:KEV pairs) or an energy range"
         )
     kept = _candidates(obs, refs, spec, anode_ref, (g_lo, g_hi), offset_range)
-    refined = _refine_all(kept, obs, refs, spec, anode_ref, anode_sym, kv)
+    refined = _refine_all(kept, obs, refs, spec, anode_ref, anode_sym, kv, offset_range)
     distinct = _select(refined, obs, refs, anode_ref)
     if not distinct:
         # a blank with only the anode's Ka and Kb (no zero peak): two peaks on two lines
@@ -150,6 +152,10 @@ def _choose(
     for best in distinct[:_N_JUDGED]:
         if best is not distinct[0] and best.score < 0.6 * distinct[0].score:
             break  # far worse than the best: the best's verdict stands
+        if best is not distinct[0] and best.unexplained > distinct[0].unexplained + 1.0:
+            # explains less of the spectrum than the best: a check that failed the best
+            # (a filter absorbing a tube line) does not make this one right
+            continue
         judged = _judged(best, obs, refs, spec, anode_ref, anode, kv, header, gain_range)
         if judged is None:
             continue
@@ -167,7 +173,18 @@ def _judged(
     kv: float, header: tuple[float, float] | None, gain_range: tuple[float, float],
 ) -> Calibration | None:
     """One solution refitted precisely, with its peaks and verdict; None when it diverges."""
-    gain, offset, entries = _precise(best, obs, refs)
+    # escape peaks chose the hypothesis; the axis is measured on the lines themselves
+    # (an escape peak's shape follows its parent's, blend or not), and on a zero peak no
+    # broader than this detector's electronic noise allows (a broader bump at the axis'
+    # start is none; a narrower one may be, the resolution implied by blends runs high)
+    # (judged only when the lines measured the resolution: the noise width depends on it
+    # steeply near the Fano limit)
+    widest_zero = np.inf
+    if best.fwhm6 != _FWHM6_DEFAULT:
+        widest_zero = ZERO_WIDTH_RATIO[1] * float(physics.noise_fwhm_keV(max(best.fwhm6, 0.121)))
+    lines = replace(best, pairs=[p for p in best.pairs if refs[p[1]].kind != "escape" and (
+        refs[p[1]].kind != "zero" or obs[p[0]].fwhm * best.gain <= widest_zero)])
+    gain, offset, entries = _precise(lines if len(lines.pairs) >= 2 else best, obs, refs)
     if len([e for e in entries if e[3]]) < 2 or not (gain_range[0] * 0.8 <= gain <= gain_range[1] * 1.2):
         # the precise refit diverged: the hypothesis' own calibration, judged as it is
         gain, offset = best.gain, best.offset
@@ -259,11 +276,13 @@ def _candidates(
 
 def _refine_all(
     kept: list[_Hyp], obs: list[_Obs], refs: Sequence[_Ref], spec: _Spec, anode_ref: _Ref | None,
-    anode: str, tube_kv: float,
+    anode: str, tube_kv: float, offset_range: tuple[float, float] = OFFSET_RANGE,
 ) -> list[_Hyp]:
-    """Every candidate refined and scored (:func:`_refine`), once for all selections."""
+    """Every candidate refined and scored (:func:`_refine`), once for all selections; those
+    a refinement took out of the plausible offsets (by more than 50 eV) dropped."""
     anode_weight = max(o.weight for o in obs)
-    return [_refine(h, obs, refs, spec, anode_ref, anode_weight, anode, tube_kv) for h in kept]
+    out = [_refine(h, obs, refs, spec, anode_ref, anode_weight, anode, tube_kv) for h in kept]
+    return [h for h in out if offset_range[0] - 0.05 <= h.offset <= offset_range[1] + 0.05]
 
 
 def _select(
@@ -272,16 +291,19 @@ def _select(
 ) -> list[_Hyp]:
     """The refined hypotheses with at least ``min_pairs`` matched peaks, best first, one per
     distinct solution."""
-    refined = [h for h in refined if np.isfinite(h.score) and len(h.pairs) >= min_pairs]
+    # two peaks suffice when they are the tube's two lines with their Compton partners
+    refined = [h for h in refined if np.isfinite(h.score) and (len(h.pairs) >= min_pairs or h.compton_pair)]
     # the anode's main line is the anchor when present: if some solutions find it (a
     # significant peak close to its energy, with its Compton partner), keep only those
     if anode_ref is not None:
         verified_h = [h for h in refined if _anode_verified(h, obs, refs, anode_ref)]
         if verified_h:
             # an unverified solution survives only when it is far better (the checks of
-            # the Compton partner can miss on a coarse or short axis)
-            best_v = max(h.score for h in verified_h)
-            refined = verified_h + [h for h in refined if h not in verified_h and h.score > 2.0 * best_v]
+            # the Compton partner can miss on a coarse or short axis), or better and
+            # explaining the spectrum far better (a sample's lines can hide the anode's
+            # main line: W L-alpha between strong Cu K-alpha and K-beta)
+            top_v = max(verified_h, key=lambda h: h.score)
+            refined = verified_h + [h for h in refined if h not in verified_h and _survives(h, top_v)]
     refined.sort(key=lambda h: (-h.score, h.rms_eV if np.isfinite(h.rms_eV) else 1e9))
     distinct: list[_Hyp] = []
     for h in refined:
@@ -289,6 +311,15 @@ def _select(
             continue
         distinct.append(h)
     return distinct
+
+
+def _survives(h: _Hyp, top_verified: _Hyp) -> bool:
+    """Whether a solution that does not find the anode's main line stays beside the best
+    one that does: twice its score, or a better score leaving at most half the weight of
+    strong peaks unexplained."""
+    if h.score > 2.0 * top_verified.score:
+        return True
+    return h.score > top_verified.score and h.unexplained <= 0.5 * top_verified.unexplained
 
 
 def _result(

@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from maxrf.calibration.explain import refute_missing_companions, unexplained_weight, zero_width_ok
+from maxrf.calibration.explain import (
+    compton_pair_ok,
+    counts_below_zero,
+    missing_escapes,
+    refute_missing_companions,
+    unexplained_peaks,
+    zero_width_ok,
+)
 from maxrf.calibration.match import (
     _assign,
     _compton_ok,
@@ -32,8 +39,11 @@ from maxrf.calibration.references import _FWHM6_DEFAULT, _Ref
 
 #: plausible detector gains (keV per channel)
 GAIN_RANGE: tuple[float, float] = (0.004, 0.05)
-#: plausible energy of channel 0 (keV)
-OFFSET_RANGE: tuple[float, float] = (-5.0, 5.0)
+#: plausible energy of channel 0 (keV): spectrometers put the zero peak near the start of
+#: the axis (Bruker -0.96, Amptek about 0); an offset below -2 keV would waste a fifth of
+#: the channels on negative energies, one above 1 keV would cut the light elements' lines
+#: (Si-Ca K at 1.7-3.7 keV) off the axis. Solutions outside (refined or not) are dropped
+OFFSET_RANGE: tuple[float, float] = (-2.0, 1.0)
 _FWHM6_RANGE = (0.10, 0.26)  # plausible detector resolution (keV at 5.9 keV)
 _TOL = 0.3  # match tolerance, fraction of the (default) detector FWHM
 
@@ -48,6 +58,8 @@ class _Hyp:
     rms_eV: float = np.nan
     credit: dict = field(default_factory=dict)  # (obs, ref) -> score contribution
     refuted: set = field(default_factory=set)  # (obs, ref) whose companion lines are missing
+    unexplained: float = np.inf  # score weight of the strong peaks it leaves unexplained
+    compton_pair: bool = False  # the anode's two lines matched, Compton partners at one angle
 
 
 def _refine(
@@ -101,8 +113,15 @@ def _refine(
             k = hit[0][0]
             contrib[hit[0]] += anode_weight * like[hit[0]] * min(1.0, obs[k].significance / 50.0)
     out.refuted = refute_missing_companions(out.pairs, obs, refs, gain, offset, n)
-    for p in out.refuted:
-        contrib[p] = 0.0  # a strong line without its companion: not that line
+    out.compton_pair = compton_pair_ok(out.pairs, obs, refs, gain, offset)
+    if out.compton_pair:
+        # the tube's two lines with Compton partners at one angle: verified beyond the
+        # two-point fit that alone cannot verify them
+        for p in out.pairs:
+            if refs[p[1]].kind == "anode" and refs[p[1]].strength >= 0.1:
+                contrib[p] = max(contrib[p], obs[p[0]].weight)
+    for p in out.refuted | missing_escapes(out.pairs, obs, refs, gain, offset):
+        contrib[p] = 0.0  # a strong line without its companion or escape: not that line
     for p in out.pairs:
         # a strong peak as narrow as the noise alone: a verified zero (the fit cannot
         # verify it by leave-one-out, being the only point near 0 keV)
@@ -110,19 +129,39 @@ def _refine(
             if zero_width_ok(obs[p[0]], gain, f6):
                 contrib[p] = max(contrib[p], obs[p[0]].weight)
     score = sum(contrib.values())
-    score -= 0.5 * unexplained_weight(out.pairs, obs, refs, gain, offset, anode, tube_kv, n)
-    fano = _fano_ratio(out.pairs, obs, refs, gain)
+    left = unexplained_peaks(out.pairs, obs, refs, gain, offset, anode, tube_kv)
+    out.unexplained = float(sum(f * obs[k].weight for k, f in left))
+    score -= 0.5 * out.unexplained
+    lines = [obs[k].significance for k, r in out.pairs if refs[r].kind != "zero"]
+    if left and lines and max(obs[k].significance for k, _ in left) > max(lines):
+        # the strongest line of the spectrum unexplained: not its axis
+        score = 0.2 * score if score > 0 else score - 0.5 * max(lines) ** 0.5
+    score = _physical_penalties(score, out, obs, refs, spec, anode_ref, anode_weight)
+    out.score = float(score)
+    out.credit = dict(contrib)
+    return out
+
+
+def _physical_penalties(
+    score: float, hyp: _Hyp, obs: Sequence[_Obs], refs: Sequence[_Ref], spec: _Spec, anode_ref: _Ref | None,
+    anode_weight: float,
+) -> float:
+    """A hypothesis' score less what physics holds against it: widths growing at the
+    wrong rate, nothing at the anode's main line, counts at negative energies."""
+    gain, offset = hyp.gain, hyp.offset
+    fano = _fano_ratio(hyp.pairs, obs, refs, gain)
     if fano is not None and not 0.4 <= fano <= 2.5:
         score *= 0.2  # widths grow with energy at the wrong rate: the gain is off
-    if anode_ref is not None and not any(refs[r] is anode_ref for _, r in out.pairs):
+    if anode_ref is not None and not any(refs[r] is anode_ref for _, r in hyp.pairs):
         # nothing at the anode's main line
         tol_ch = (_TOL * float(_fwhm_at(anode_ref.keV)) + anode_ref.tol_keV) / gain
         ev = spec.line_evidence((anode_ref.keV - offset) / gain, tol_ch)
         if np.isfinite(ev) and ev < 3.0:
             score -= 0.3 * anode_weight
-    out.score = float(score)
-    out.credit = dict(contrib)
-    return out
+    if counts_below_zero(spec.y, gain, offset):
+        # counts where no photon can be: the offset (and with it the gain) is wrong
+        score = (0.1 * score if score > 0 else score) - 0.5 * anode_weight
+    return score
 
 
 def _assign_and_fit(

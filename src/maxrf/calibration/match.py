@@ -53,7 +53,8 @@ def _width_ok(
 
 
 # range of (observed FWHM) / (detector model) a matched peak may have, by line kind
-_WIDTH_RATIO = {"zero": (0.5, 1.6), "anode": (0.6, 1.8), "scatter": (0.6, 4.0)}
+# (an escape peak is as wide as its parent line, a blend when the parent is)
+_WIDTH_RATIO = {"zero": (0.5, 1.6), "anode": (0.6, 1.8), "scatter": (0.6, 4.0), "escape": (0.5, 4.0)}
 
 
 def _consistent_widths(
@@ -169,7 +170,7 @@ def _candidate_lines(
     (plus a line's own extra tolerance) whose width the peak can have."""
     ref_e = np.array([r.keV for r in refs])
     ref_tol = np.array([r.tol_keV for r in refs])
-    scatter = np.array([r.kind == "scatter" for r in refs])
+    scatter = np.array([r.kind in ("scatter", "escape") for r in refs])
     wide = float(ref_tol.max()) if ref_tol.size else 0.0
     lo = np.searchsorted(ref_e, e - tol - wide, side="left")
     hi = np.searchsorted(ref_e, e + tol + wide, side="right")
@@ -385,7 +386,7 @@ def _fano_ratio(
     e, w2, wt = [], [], []
     for k, r in pairs:
         ref, o = refs[r], obs[k]
-        if not o.ok or o.significance < 30 or ref.kind in ("anode", "scatter"):
+        if not o.ok or o.significance < 30 or ref.kind in ("anode", "scatter", "escape"):
             continue
         fw = o.fwhm * gain
         if _cluster_fwhm(ref) > 0.3 * fw:

@@ -53,7 +53,7 @@ def _lines(obs: Sequence[_Obs], refs: Sequence[_Ref], spec: _Spec, anode_ref: _R
         e=np.array([r.keV for r in refs]),
         sys=np.array([r.sys_keV for r in refs]),
         tol=np.array([r.tol_keV for r in refs]),
-        scatter=np.array([r.kind == "scatter" for r in refs]),
+        scatter=np.array([r.kind in ("scatter", "escape") for r in refs]),
         needs=np.array(needs),
         anode=-1 if anode_ref is None else index[id(anode_ref)],
         ch=np.array([o.channel for o in obs]),

@@ -168,8 +168,12 @@ def _reference_lines(anode: str, tube_kv: float) -> tuple[_Ref, ...]:
         # blend is matched as such (a wide tolerance), its Rayleigh line measured later
         # (of the main family only: the soft L lines of a K anode are weak and barely shifted)
         main = f == fams[0]
-        refs += [_scatter_blend(r) if _compton_blended(r.keV) else r for r in fam
-                 if main or not _compton_blended(r.keV)]
+        fam = [_scatter_blend(r) if _compton_blended(r.keV) else r for r in fam
+               if main or not _compton_blended(r.keV)]
+        refs += fam
+        if main:
+            refs += [_escape_ref(r) for r in fam
+                     if r.strength >= 0.1 and physics.escape_fraction(r.keV) >= ESCAPE_MIN_FRACTION]
     for el in dict.fromkeys(K_ELEMENTS + L_ELEMENTS):
         if el == anode:  # its usable lines are the anode's (scatter hides the others)
             continue
@@ -181,6 +185,35 @@ def _reference_lines(anode: str, tube_kv: float) -> tuple[_Ref, ...]:
             refs += _family_refs(el, fam_lines, "element", 0.05, f == fams[0], ())
     refs.sort(key=lambda r: r.keV)
     return tuple(refs)
+
+
+#: the tube lines whose escape peaks are references: those that lose at least this
+#: fraction of their photons to the Si escape (Cr K, Cu K-alpha; not the 8-25 keV lines of
+#: W L and Mo/Rh/Ag K, whose escapes are too weak to see and would only match chance peaks)
+ESCAPE_MIN_FRACTION = 0.0015
+
+
+def _escape_ref(ref: _Ref) -> _Ref:
+    """The Si escape peak of a scattered anode line (kind ``'escape'``): the line less the
+    Si K-alpha energy, as wide as its parent (a scatter blend's escape is a blend too).
+
+    The tube's lines are the strongest peaks of a blank, their escape peaks the most
+    common strong peaks no fluorescence line explains (Cr K-alpha's at 3.6 keV passes for
+    Sb L-alpha and bends the axis); their spacing from the parent is fixed by physics,
+    whatever the blend's shape.
+    """
+    return replace(
+        ref,
+        name=f"{ref.name} escape",
+        group=f"{ref.group} escape",
+        family="escape",
+        keV=float(physics.escape_energy(ref.keV)),
+        kind="escape",
+        fprimary=False,
+        primary=False,
+        anchor=ref.fprimary,
+        sys_keV=ref.sys_keV + 0.003,
+    )
 
 
 def _compton_blended(keV: float) -> bool:

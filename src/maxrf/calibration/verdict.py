@@ -291,6 +291,10 @@ def compton_check(
     )
 
 
+#: how many standard uncertainties a peak may be off the line that explains it
+UNEXPLAINED_Z = 3.0
+
+
 def unexplained_check(
     obs: Sequence[_Obs],
     gain: float,
@@ -298,12 +302,25 @@ def unexplained_check(
     refs: tuple[_Ref, ...],
     anode_ref: _Ref | None,
     tube_kv: float,
+    sigma_eV: float | None = None,
 ) -> dict[str, Any]:
-    """Strong narrow peaks at no known line, escape, sum or Compton energy."""
-    known = _known_energies(refs, tube_kv)
-    esc = np.asarray(physics.escape_energy(known))
+    """Strong narrow peaks at no known line, escape, sum or Compton energy.
+
+    With ``sigma_eV`` (the axis' own uncertainty, eV) a peak must lie within
+    :data:`UNEXPLAINED_Z` combined uncertainties (axis, peak centre, line centroid) of a
+    reference line (the common elements', components merged as the detector sees them),
+    between the components of another element's main line group (K-alpha1,2...) or that
+    close to them; or be the escape peak of a far stronger observed peak. An axis that
+    claims 7 eV and leaves peaks 25 eV from the lines it names is wrong (Hg L-beta taken
+    for Bi L-alpha, Ag K-beta for Cd K-alpha). Without ``sigma_eV``: half a FWHM.
+    """
+    ref_e = np.array([r.keV for r in refs])
+    ref_sys = np.array([r.sys_keV + r.tol_keV for r in refs])
+    ref_fams = frozenset(f"{r.element} {r.family}" for r in refs if r.element is not None)
+    others = _other_groups(tube_kv, ref_fams)
     sig = np.array([o.significance for o in obs])
-    strong_e = np.array([offset + gain * o.channel for o in obs])[sig >= 0.2 * (sig.max() if sig.size else 0)]
+    obs_e = np.array([offset + gain * o.channel for o in obs])
+    strong_e = obs_e[sig >= 0.2 * (sig.max() if sig.size else 0)]
     sums = (strong_e[:, None] + strong_e[None, :]).ravel()
     anode_e = [r.keV for r in refs if r.kind == "anode"]
     bad = []
@@ -312,10 +329,21 @@ def unexplained_check(
         # broad for a line at its energy under this calibration: scatter or continuum
         if o.significance < 50 or ek < 0.9 or ek > tube_kv or o.fwhm * gain > 1.6 * float(_fwhm_at(ek, 0.2)):
             continue
-        tol = 0.5 * float(_fwhm_at(ek))
-        near = np.any(np.abs(known - ek) <= tol) or np.any(np.abs(esc - ek) <= tol)
-        near = near or np.any(np.abs(sums - ek) <= 2 * tol)
-        near = near or any(physics.compton_shift(a, 180.0) - tol <= ek <= a for a in anode_e)
+        half = 0.5 * float(_fwhm_at(ek))
+        if sigma_eV is None:
+            tol = np.full(ref_e.size, half)
+        else:
+            peak = math.hypot(gain * o.err, 0.02 * o.fwhm * gain)
+            tol = UNEXPLAINED_Z * np.sqrt((sigma_eV * 1e-3) ** 2 + peak**2 + ref_sys**2)
+            tol = np.minimum(tol, half)
+        near = bool(np.any(np.abs(ref_e - ek) <= tol))
+        # an escape peak: its parent (a Si K-alpha above) is a far stronger observed peak
+        parent = np.abs(np.asarray(physics.escape_energy(obs_e)) - ek) <= half
+        near = near or bool(np.any(parent & (sig >= 3.0 * o.significance)))
+        t = half if sigma_eV is None else float(np.min(tol))
+        near = near or np.any((others[:, 0] - t <= ek) & (ek <= others[:, 1] + t))
+        near = near or np.any(np.abs(sums - ek) <= 2 * half)
+        near = near or any(physics.compton_shift(a, 180.0) - half <= ek <= a for a in anode_e)
         if not near:
             bad.append(ek)
     return check(
@@ -329,24 +357,34 @@ def unexplained_check(
     )
 
 
-def _known_energies(refs: tuple[_Ref, ...], tube_kv: float) -> np.ndarray:
-    """Energies (keV) of the reference lines and the lines of all elements Z 11-92 that
-    the tube excites."""
-    e = np.array([r.keV for r in refs])
-    every = _all_lines()
-    return np.unique(np.concatenate([e, every[every <= tube_kv]]))
+def _other_groups(tube_kv: float, exclude: frozenset[str]) -> np.ndarray:
+    """(lowest, highest) component energy (keV) of the main line groups of all elements
+    Z 11-92 the tube excites, less the families ``exclude`` (``'Fe K'``, ``'Pb L'``):
+    shape (n, 2)."""
+    lo_hi, families = _all_groups()
+    keep = (lo_hi[:, 0] <= tube_kv) & ~np.isin(families, list(exclude))
+    return lo_hi[keep]
 
 
-_MAIN_LINES = frozenset({"Ka1", "Ka2", "Kb1", "La1", "Lb1", "Ma"})
+#: the main line groups of an element (components the detector merges): K-alpha1,2,
+#: K-beta1,3, L-alpha1,2, L-beta1, M-alpha1,2
+_MAIN_GROUPS = {"Ka1": "Ka", "Ka2": "Ka", "Kb1": "Kb", "Kb3": "Kb", "La1": "La", "La2": "La",
+                "Lb1": "Lb", "Ma": "Ma"}  # fmt: skip
 
 
 @functools.lru_cache(maxsize=1)
-def _all_lines() -> np.ndarray:
-    """Energies (keV) of the main lines (K-alpha, K-beta1, L-alpha1, L-beta1, M-alpha) of
-    elements Z 11-92, 0.9-100 keV: an unknown element shows at least these."""
-    lines = [physics.element_lines(z, 100.0, min_keV=0.9, min_rel=0.01) for z in range(11, 93)]
-    e = [ln.energy_keV for group in lines for ln in group if ln.siegbahn in _MAIN_LINES]
-    return np.array(sorted(e))
+def _all_groups() -> tuple[np.ndarray, np.ndarray]:
+    """(lowest, highest) energy (keV) of the components of the main line groups (K-alpha,
+    K-beta, L-alpha, L-beta1, M-alpha) of elements Z 11-92, 0.9-100 keV (an unknown
+    element shows at least these), and their families (``'Fe K'``)."""
+    groups: dict[tuple[str, str], list[float]] = {}
+    for z in range(11, 93):
+        for ln in physics.element_lines(z, 100.0, min_keV=0.9, min_rel=0.01):
+            if ln.siegbahn in _MAIN_GROUPS:
+                key = (f"{ln.element} {ln.family}", _MAIN_GROUPS[ln.siegbahn])
+                groups.setdefault(key, []).append(ln.energy_keV)
+    lo_hi = np.array([(min(v), max(v)) for v in groups.values()])
+    return lo_hi, np.array([k[0] for k in groups])
 
 
 def coverage_check(
@@ -437,7 +475,9 @@ def assess(
     blend = scatter_check(spec, gain, offset, refs, fwhm6, element_keV)
     if blend is not None:
         checks.append(blend)
-    checks.append(unexplained_check(obs, gain, offset, tuple(refs), anode_ref, tube_kv))
+    cover = next((c for c in checks if c["name"] == "coverage"), None)
+    sigma = cover.get("sigma_eV") if cover is not None else None
+    checks.append(unexplained_check(obs, gain, offset, tuple(refs), anode_ref, tube_kv, sigma))
     redundancy = redundancy_check(checks)
     if redundancy is not None:
         checks.append(redundancy)
