@@ -106,7 +106,8 @@ def _resize(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def coarse_search(scan: np.ndarray, chans: np.ndarray, factor: float, n_best: int = 3,
-                  rotations_deg: tuple[float, ...] = (-4.0, 0.0, 4.0)) -> list[Candidate]:
+                  rotations_deg: tuple[float, ...] = (-4.0, 0.0, 4.0),
+                  highpass: float = 0.0) -> list[Candidate]:
     """Exhaustive NCC search over scale, rotation and position (stage 1).
 
     Parameters
@@ -119,6 +120,11 @@ def coarse_search(scan: np.ndarray, chans: np.ndarray, factor: float, n_best: in
         Original photo pixels per pixel of ``chans``.
     n_best : int
         Distinct candidates returned, best first.
+    highpass : float
+        If > 0, the template and the photo lose variation slower than this share of the
+        template's shorter side (Gaussian sigma) before matching: edges and strokes then
+        drive the match, not a smooth background of the scan (paper filler, a
+        concentration gradient) that the photo does not show.
 
     Returns
     -------
@@ -139,16 +145,25 @@ def coarse_search(scan: np.ndarray, chans: np.ndarray, factor: float, n_best: in
     found: list[tuple[float, float, float, int, float, float, int, int]] = []
     for theta_deg in rotations_deg:
         theta = math.radians(theta_deg)
-        rot = [_rotate(small[c], theta) for c in range(k)]
+        rot = [_rotate(small[c], theta)[0] for c in range(k)]
+        filtered: dict[float, list[np.ndarray]] = {}
         for s in scales:
             th, tw = max(2, int(round(hs * s))), max(2, int(round(ws * s)))
             if th >= h or tw >= w:
                 continue
             tmpl = _resize(scan, (th, tw))
+            images = rot
+            if highpass > 0:
+                # sigma on a 10 % grid: the photo's filtered channels serve several scales
+                sigma = round(float(np.exp(round(np.log(highpass * min(th, tw)) / 0.1) * 0.1)), 3)
+                tmpl = highpass_filter(tmpl, sigma)
+                if sigma not in filtered:
+                    filtered[sigma] = [highpass_filter(r, sigma) for r in rot]
+                images = filtered[sigma]
             if tmpl.std() == 0:
                 continue
             for c in range(k):
-                r = np.abs(match_template(rot[c][0], tmpl))
+                r = np.abs(match_template(images[c], tmpl))
                 i, j = np.unravel_index(int(np.argmax(r)), r.shape)
                 found.append((float(r[i, j]), theta, s, c, i, j, th, tw))
     found.sort(key=lambda t: -t[0])
@@ -461,7 +476,7 @@ def smooth_for_scan(moving: np.ndarray, pixels_per_scan_pixel: float) -> np.ndar
     return gaussian_filter(moving, sigma) if sigma > 0.5 else moving
 
 
-def highpass(img: np.ndarray, sigma: float) -> np.ndarray:
+def highpass_filter(img: np.ndarray, sigma: float) -> np.ndarray:
     """Remove variation slower than ``sigma`` pixels (uneven light, scatter background)."""
     return (img - gaussian_filter(img, sigma, mode="nearest")).astype(np.float32)
 
