@@ -67,7 +67,7 @@ def normalise(img: np.ndarray) -> np.ndarray:
 def photo_channels(rgb: np.ndarray) -> np.ndarray:
     """``(4, h, w)`` absorbances ``-log(I)`` of grey, R, G and B (Beer-Lambert: linear in pigment)."""
     out = np.empty((4, *rgb.shape[:2]), dtype=np.float32)  # in place: a large photo's copies add up
-    out[0] = rgb @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+    np.matmul(rgb, np.array([0.2126, 0.7152, 0.0722], dtype=np.float32), out=out[0])
     out[1:] = np.moveaxis(rgb, 2, 0)
     np.clip(out, 1.0 / 512, 1.0, out=out)
     np.log(out, out=out)

@@ -342,8 +342,16 @@ def _check_points(points: np.ndarray, shape: tuple[int, int], size: tuple[int, i
 
 def _fine_level(chans: np.ndarray, ph: Photo, scale: float) -> tuple[np.ndarray, float]:
     """Photo channels at about two pixels per scan pixel (original pixels per pixel returned)."""
-    f = max(1, int(scale / (2 * ph.factor)))
+    f = _fine_factor(ph, scale)
     return auto.box_reduce(chans, f), float(ph.factor * f)
+
+
+def _fine_factor(ph: Photo, scale: float) -> int:
+    """Reduction of the read photo to about two pixels per scan pixel.
+
+    ``scale``: original photo pixels per scan pixel.
+    """
+    return max(1, int(scale / (2 * ph.factor)))
 
 
 #: the last photo level prepared for the colour fit: (channels, level factor, smoothing) ->
@@ -353,12 +361,13 @@ _LEVEL_CACHE: dict[str, Any] = {}
 
 
 def _colour_level(chans: np.ndarray, ph: Photo, s: float) -> tuple[np.ndarray, float]:
-    fine, f = _fine_level(chans[1:], ph, s)
+    f = float(ph.factor * _fine_factor(ph, s))
     sigma = round(0.4 * s / f, 2)
     ref = _LEVEL_CACHE.get("chans")
     if ref is not None and ref() is chans and _LEVEL_CACHE.get("key") == (f, sigma):
         return _LEVEL_CACHE["coeffs"], f
     _LEVEL_CACHE.clear()  # the previous level's coefficients go before the next's are made
+    fine, _ = _fine_level(chans[1:], ph, s)  # reduced only when not cached
     # interleaved (h, w, k) for the compiled sampler, filled channel by channel: a large
     # photo's copies add up
     coeffs = np.empty(fine.shape[1:] + fine.shape[:1], dtype=np.float32)
@@ -428,7 +437,7 @@ def _automatic_level(scan: np.ndarray, chans: np.ndarray, ph: Photo) -> np.ndarr
     paper's filler under thin ink strokes) matches wrong places as it is; a smooth
     painting has little left once high-passed. Neither ranking is reliable alone, nor is
     the colour fit at the unrefined poses (thin strokes a few pixels off explain nothing):
-    the best two of each search and the best two by the colour fit are refined, and the
+    the best of each search and the best two by the colour fit are refined, and the
     colour fit chooses among the refined poses.
     """
     plain = auto.coarse_search(scan[0], chans, ph.factor, n_best=8)
@@ -437,7 +446,7 @@ def _automatic_level(scan: np.ndarray, chans: np.ndarray, ph: Photo) -> np.ndarr
     if not cands:
         raise ParameterError(f"{ph.path}: the photo is too small for the scan")
     prior = [fit_metric(scan, chans, ph, c.matrix, partial=True)(c.matrix) for c in cands]
-    chosen = [int(i) for i in np.argsort(prior)[::-1][:2]] + [0, 1, len(plain), len(plain) + 1]
+    chosen = [int(i) for i in np.argsort(prior)[::-1][:2]] + [0, len(plain)]
     cands = [cands[i] for i in dict.fromkeys(i for i in chosen if i < len(cands))]
     best: tuple[float, np.ndarray] | None = None
     for cand in cands:
