@@ -6,8 +6,9 @@ Three stages, coarse to fine:
    200 pixels), the scan image resized to every scale from "the scan fills the photo" down
    to an eighth of it (6 % steps), at rotations -4, 0, +4 degrees, is matched against each
    photo channel (absorbance of grey, R, G, B) by normalised cross-correlation at every
-   position (|NCC|: pigments darken the photo where the scan counts are high). The photo
-   may show far more than the scanned area, a grey card, a table.
+   position (|NCC|: pigments darken the photo where the scan counts are high), once as
+   they are and once high-passed (edges and strokes only). The photo may show far more
+   than the scanned area, a grey card, a table.
 2. **Similarity, then affine** (SimpleITK, Mattes mutual information, regular-step
    gradient descent, two-level pyramid) from the best few candidates of the search; the
    candidate with the best metric wins.
@@ -212,7 +213,6 @@ def _threads() -> int:
     return max(1, min(4, n))
 
 
-
 def _sitk_images(scan: np.ndarray, moving: np.ndarray, f: float):
     import SimpleITK as sitk  # noqa: N813 - the library's documented alias
 
@@ -330,12 +330,6 @@ class MIMetric:
         if inside.sum() < 0.5 * len(inside):
             return 0.0
         return _mi(self.fbin[inside], v[inside], self.lo, self.span)
-
-    def entropy(self) -> float:
-        """Entropy (nats) of the binned scan image."""
-        p = np.bincount(self.fbin, minlength=_BINS) / len(self.fbin)
-        p = p[p > 0]
-        return float(-(p * np.log(p)).sum())
 
 
 def _mi(fbin: np.ndarray, v: np.ndarray, lo: float, span: float) -> float:
