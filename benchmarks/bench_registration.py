@@ -7,6 +7,9 @@ rounds' held-out seeds and have been looked at (308 for the stability check); 50
 held out in the round of the stability check. The speed round (Newton refits, compiled
 sampler) profiled the 8000 x 6000 cases of seeds 350-351 and checked seeds 0-11 and 400-411
 (card); its held-out seeds are 600-611 (8000 x 6000: 650-651), measured once at the end.
+The round of the high-passed coarse search and the memory reductions developed on 651 (its
+wrong pose), 350-351, 0-11 and the 120 x 160 drawings of seeds 900-905 (tests); its
+held-out seeds are 700-711, 750-751 and 800-811 (card).
 For each seed, a 64 x 80 x 512 synthetic scan (:func:`maxrf.synth.make_scan`), converted,
 and a photograph of its truth maps (:func:`maxrf.synth_photo.make_photo`: scale 2-6 photo
 pixels per scan pixel, rotation +-5 degrees, up to 3 % perspective, 20 % margin with a
@@ -48,7 +51,8 @@ from benchmarks.common import PEAK_RSS_SNIPPET, save
 
 #: seeds looked at while developing (recorded with the results)
 DEV_SEEDS = ("0-19, 400-415 (stability check, card over the scan), tests 11-14 and 401; "
-             "earlier held-out 100-105, 200-211, 300-311, 500-511; 350-351 (8000 x 6000 profiling)")
+             "earlier held-out 100-105, 200-211, 300-311, 500-511; 350-351 (8000 x 6000 profiling); "
+             "600-611 and 650-651 (held out, then looked at: 651's wrong pose); 900-905 (drawings)")
 
 
 def _errors(matrix: np.ndarray, truth: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -213,7 +213,8 @@ def _read_pillow(p: Path, max_side: int | None, factor: int | None
             raise PhotoFormatError(f"cannot decode the image, truncated or damaged? ({exc})", p) from None
         bits = 16 if img.mode in ("I;16", "I;16B", "I;16L", "I") else 8
         if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-            arr = np.asarray(img, dtype=np.float32) / 65535.0
+            arr = np.asarray(img, dtype=np.float32)
+            arr /= 65535.0
             arr = _box_reduce(arr, f // draft)
             arr = np.repeat(arr[..., None], 3, axis=2)
         else:
@@ -221,7 +222,8 @@ def _read_pillow(p: Path, max_side: int | None, factor: int | None
             rest = f // draft
             if rest > 1:
                 img = img.reduce(rest)
-            arr = np.asarray(img, dtype=np.float32) / 255.0
+            arr = np.asarray(img, dtype=np.float32)
+            arr /= 255.0  # in place: a copy would double the largest array of the read
             # reduce keeps partial boxes at the edge; our convention drops them
             arr = arr[: size[1] // f, : size[0] // f] if f > 1 else arr
     finally:

@@ -6,8 +6,9 @@ Three stages, coarse to fine:
    200 pixels), the scan image resized to every scale from "the scan fills the photo" down
    to an eighth of it (6 % steps), at rotations -4, 0, +4 degrees, is matched against each
    photo channel (absorbance of grey, R, G, B) by normalised cross-correlation at every
-   position (|NCC|: pigments darken the photo where the scan counts are high). The photo
-   may show far more than the scanned area, a grey card, a table.
+   position (|NCC|: pigments darken the photo where the scan counts are high), once as
+   they are and once high-passed (edges and strokes only). The photo may show far more
+   than the scanned area, a grey card, a table.
 2. **Similarity, then affine** (SimpleITK, Mattes mutual information, regular-step
    gradient descent, two-level pyramid) from the best few candidates of the search; the
    candidate with the best metric wins.
@@ -67,7 +68,7 @@ def normalise(img: np.ndarray) -> np.ndarray:
 def photo_channels(rgb: np.ndarray) -> np.ndarray:
     """``(4, h, w)`` absorbances ``-log(I)`` of grey, R, G and B (Beer-Lambert: linear in pigment)."""
     out = np.empty((4, *rgb.shape[:2]), dtype=np.float32)  # in place: a large photo's copies add up
-    out[0] = rgb @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+    np.matmul(rgb, np.array([0.2126, 0.7152, 0.0722], dtype=np.float32), out=out[0])
     out[1:] = np.moveaxis(rgb, 2, 0)
     np.clip(out, 1.0 / 512, 1.0, out=out)
     np.log(out, out=out)
@@ -106,7 +107,8 @@ def _resize(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def coarse_search(scan: np.ndarray, chans: np.ndarray, factor: float, n_best: int = 3,
-                  rotations_deg: tuple[float, ...] = (-4.0, 0.0, 4.0)) -> list[Candidate]:
+                  rotations_deg: tuple[float, ...] = (-4.0, 0.0, 4.0),
+                  highpass: float = 0.0) -> list[Candidate]:
     """Exhaustive NCC search over scale, rotation and position (stage 1).
 
     Parameters
@@ -119,6 +121,11 @@ def coarse_search(scan: np.ndarray, chans: np.ndarray, factor: float, n_best: in
         Original photo pixels per pixel of ``chans``.
     n_best : int
         Distinct candidates returned, best first.
+    highpass : float
+        If > 0, the template and the photo lose variation slower than this share of the
+        template's shorter side (Gaussian sigma) before matching: edges and strokes then
+        drive the match, not a smooth background of the scan (paper filler, a
+        concentration gradient) that the photo does not show.
 
     Returns
     -------
@@ -139,16 +146,25 @@ def coarse_search(scan: np.ndarray, chans: np.ndarray, factor: float, n_best: in
     found: list[tuple[float, float, float, int, float, float, int, int]] = []
     for theta_deg in rotations_deg:
         theta = math.radians(theta_deg)
-        rot = [_rotate(small[c], theta) for c in range(k)]
+        rot = [_rotate(small[c], theta)[0] for c in range(k)]
+        filtered: dict[float, list[np.ndarray]] = {}
         for s in scales:
             th, tw = max(2, int(round(hs * s))), max(2, int(round(ws * s)))
             if th >= h or tw >= w:
                 continue
             tmpl = _resize(scan, (th, tw))
+            images = rot
+            if highpass > 0:
+                # sigma on a 10 % grid: the photo's filtered channels serve several scales
+                sigma = round(float(np.exp(round(np.log(highpass * min(th, tw)) / 0.1) * 0.1)), 3)
+                tmpl = highpass_filter(tmpl, sigma)
+                if sigma not in filtered:
+                    filtered[sigma] = [highpass_filter(r, sigma) for r in rot]
+                images = filtered[sigma]
             if tmpl.std() == 0:
                 continue
             for c in range(k):
-                r = np.abs(match_template(rot[c][0], tmpl))
+                r = np.abs(match_template(images[c], tmpl))
                 i, j = np.unravel_index(int(np.argmax(r)), r.shape)
                 found.append((float(r[i, j]), theta, s, c, i, j, th, tw))
     found.sort(key=lambda t: -t[0])
@@ -195,7 +211,6 @@ def _threads() -> int:
     except AttributeError:  # not on Linux
         n = os.cpu_count() or 1
     return max(1, min(4, n))
-
 
 
 def _sitk_images(scan: np.ndarray, moving: np.ndarray, f: float):
@@ -315,12 +330,6 @@ class MIMetric:
         if inside.sum() < 0.5 * len(inside):
             return 0.0
         return _mi(self.fbin[inside], v[inside], self.lo, self.span)
-
-    def entropy(self) -> float:
-        """Entropy (nats) of the binned scan image."""
-        p = np.bincount(self.fbin, minlength=_BINS) / len(self.fbin)
-        p = p[p > 0]
-        return float(-(p * np.log(p)).sum())
 
 
 def _mi(fbin: np.ndarray, v: np.ndarray, lo: float, span: float) -> float:
@@ -461,7 +470,7 @@ def smooth_for_scan(moving: np.ndarray, pixels_per_scan_pixel: float) -> np.ndar
     return gaussian_filter(moving, sigma) if sigma > 0.5 else moving
 
 
-def highpass(img: np.ndarray, sigma: float) -> np.ndarray:
+def highpass_filter(img: np.ndarray, sigma: float) -> np.ndarray:
     """Remove variation slower than ``sigma`` pixels (uneven light, scatter background)."""
     return (img - gaussian_filter(img, sigma, mode="nearest")).astype(np.float32)
 

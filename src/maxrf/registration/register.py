@@ -27,6 +27,8 @@ _COARSE_SCAN_SIDE = 80
 _BANDS = 32
 #: scan pixels sampled by the colour fit at the intermediate levels of a large scan
 _LEVEL_SAMPLES = 6000
+#: high-pass of the second coarse search (sigma, share of the template's shorter side)
+_SEARCH_HIGHPASS = 0.1
 
 
 def scan_image(ds: Any, image: str | Sequence[str] = "sum") -> tuple[np.ndarray, str]:
@@ -48,8 +50,7 @@ def scan_image(ds: Any, image: str | Sequence[str] = "sum") -> tuple[np.ndarray,
     label : str
     """
 
-    names = [image] if isinstance(image, str) else list(image)
-    names = [n.strip() for part in names for n in part.split(",") if n.strip()]
+    names = _names(image)
     if names == ["sum"]:
         if "sum_image" not in ds.layers:
             _band_layers(ds)
@@ -74,8 +75,7 @@ def scan_maps(ds: Any, image: str | Sequence[str] = "sum") -> np.ndarray:
     numpy.ndarray
         ``(k, H, W)`` float32.
     """
-    names = [image] if isinstance(image, str) else list(image)
-    names = [n.strip() for part in names for n in part.split(",") if n.strip()]
+    names = _names(image)
     if names != ["sum"]:
         return np.asarray(element_stack(ds, names)[0], dtype=np.float32)
     if "band_images" not in ds.layers:
@@ -85,6 +85,33 @@ def scan_maps(ds: Any, image: str | Sequence[str] = "sum") -> np.ndarray:
     for i in range(len(out)):  # band by band: the stored float64 whole is twice this
         out[i] = stored[i]
     return out
+
+
+def _stack_of(ds: Any, image: str | Sequence[str], img: np.ndarray) -> np.ndarray:
+    """:func:`scan_stack` of ``img`` and :func:`scan_maps` filled map by map.
+
+    A large scan's 32 bands are 50 MB as float32: read and scaled one at a time into the
+    stack, they are never held twice (unscaled and scaled).
+    """
+    names = _names(image)
+    if names != ["sum"]:
+        return scan_stack(img, scan_maps(ds, image))
+    if "band_images" not in ds.layers:
+        _band_layers(ds)
+    stored = ds.read("band_images", lazy=True)["images"]
+    if tuple(stored.shape[1:]) != img.shape:
+        raise ParameterError(f"scan maps must be {img.shape} like the scan image, got {stored.shape[1:]}")
+    out = np.empty((1 + len(stored), *img.shape), dtype=np.float32)
+    out[0] = auto.normalise(img)
+    for i in range(len(stored)):
+        out[1 + i] = auto.normalise(np.asarray(stored[i], dtype=np.float32))
+    return out
+
+
+def _names(image: str | Sequence[str]) -> list[str]:
+    """``'Fe,Pb'`` or ``['Fe', 'Pb']`` -> ``['Fe', 'Pb']``."""
+    names = [image] if isinstance(image, str) else list(image)
+    return [n.strip() for part in names for n in part.split(",") if n.strip()]
 
 
 def _band_layers(ds: Any) -> None:
@@ -150,12 +177,19 @@ def register_image(
     img = np.asarray(image, dtype=float)
     if img.ndim != 2 or min(img.shape) < 8:
         raise ParameterError(f"the scan image must be 2-D and at least 8 x 8 pixels, got {img.shape}")
+    return _register_stack(scan_stack(img, maps), photo, points, refine=refine, max_side=max_side,
+                           label=label)
+
+
+def _register_stack(scan: np.ndarray, photo: str | os.PathLike | Photo, points: np.ndarray | None,
+                    *, refine: bool | None, max_side: int, label: str) -> Registration:
+    """:func:`register_image` of a ready :func:`scan_stack` (``(1 + k, H, W)`` float32)."""
+    img = scan[0]
     ph = _read(photo, max_side)
-    scan = scan_stack(img, maps)
-    del maps  # the stack holds them scaled: a large scan's maps are tens of MB
     chans = auto.photo_channels(ph.image)
     if not isinstance(photo, Photo):  # read here: only the channels are used from now on
-        ph.image = ph.image[:0, :0]
+        # a new empty array, not a slice: a view would keep the whole image alive
+        ph.image = np.empty((0, 0, 3), dtype=np.float32)
     inliers = None
     stable = None
     residuals: list[float] = []
@@ -186,6 +220,7 @@ def register_image(
         points=pts, inliers=inliers, scan_image=label)
     with _one_blas_thread():
         judge(reg, scan, chans, ph, residuals, stable)
+    _LEVEL_CACHE.clear()  # tens of MB for a large photo: not kept beyond the registration
     return reg
 
 
@@ -274,8 +309,10 @@ def register(
 
     ds = open_datastack(ds)
     img, label = scan_image(ds, image)
-    reg = register_image(img, photo, points, refine=refine, max_side=max_side, label=label,
-                         maps=scan_maps(ds, image))
+    if img.ndim != 2 or min(img.shape) < 8:
+        raise ParameterError(f"the scan image must be 2-D and at least 8 x 8 pixels, got {img.shape}")
+    reg = _register_stack(_stack_of(ds, image, img), photo, points, refine=refine, max_side=max_side,
+                          label=label)
     if store:
         write_registration(ds, reg)
     return reg
@@ -305,8 +342,16 @@ def _check_points(points: np.ndarray, shape: tuple[int, int], size: tuple[int, i
 
 def _fine_level(chans: np.ndarray, ph: Photo, scale: float) -> tuple[np.ndarray, float]:
     """Photo channels at about two pixels per scan pixel (original pixels per pixel returned)."""
-    f = max(1, int(scale / (2 * ph.factor)))
+    f = _fine_factor(ph, scale)
     return auto.box_reduce(chans, f), float(ph.factor * f)
+
+
+def _fine_factor(ph: Photo, scale: float) -> int:
+    """Reduction of the read photo to about two pixels per scan pixel.
+
+    ``scale``: original photo pixels per scan pixel.
+    """
+    return max(1, int(scale / (2 * ph.factor)))
 
 
 #: the last photo level prepared for the colour fit: (channels, level factor, smoothing) ->
@@ -316,12 +361,13 @@ _LEVEL_CACHE: dict[str, Any] = {}
 
 
 def _colour_level(chans: np.ndarray, ph: Photo, s: float) -> tuple[np.ndarray, float]:
-    fine, f = _fine_level(chans[1:], ph, s)
+    f = float(ph.factor * _fine_factor(ph, s))
     sigma = round(0.4 * s / f, 2)
     ref = _LEVEL_CACHE.get("chans")
     if ref is not None and ref() is chans and _LEVEL_CACHE.get("key") == (f, sigma):
         return _LEVEL_CACHE["coeffs"], f
     _LEVEL_CACHE.clear()  # the previous level's coefficients go before the next's are made
+    fine, _ = _fine_level(chans[1:], ph, s)  # reduced only when not cached
     # interleaved (h, w, k) for the compiled sampler, filled channel by channel: a large
     # photo's copies add up
     coeffs = np.empty(fine.shape[1:] + fine.shape[:1], dtype=np.float32)
@@ -384,12 +430,24 @@ def _to_reduced(k: int) -> np.ndarray:
 
 
 def _automatic_level(scan: np.ndarray, chans: np.ndarray, ph: Photo) -> np.ndarray:
-    cands = auto.coarse_search(scan[0], chans, ph.factor, n_best=8)
+    """Search, then similarity from the few most promising poses, then :func:`_refine_from`.
+
+    Two searches: the scan image as it is, and high-passed (:data:`_SEARCH_HIGHPASS`).
+    A scan whose image is dominated by a smooth background the photo does not show (the
+    paper's filler under thin ink strokes) matches wrong places as it is; a smooth
+    painting has little left once high-passed. Neither ranking is reliable alone, nor is
+    the colour fit at the unrefined poses (thin strokes a few pixels off explain nothing):
+    the best of each search and the best two by the colour fit are refined, and the
+    colour fit chooses among the refined poses.
+    """
+    plain = auto.coarse_search(scan[0], chans, ph.factor, n_best=8)
+    edges = auto.coarse_search(scan[0], chans, ph.factor, n_best=8, highpass=_SEARCH_HIGHPASS)
+    cands = plain + edges
     if not cands:
         raise ParameterError(f"{ph.path}: the photo is too small for the scan")
-    # NCC of one channel ranks poses only roughly: rank by the colour fit, refine the best two
     prior = [fit_metric(scan, chans, ph, c.matrix, partial=True)(c.matrix) for c in cands]
-    cands = [cands[i] for i in np.argsort(prior)[::-1][:2]]
+    chosen = [int(i) for i in np.argsort(prior)[::-1][:2]] + [0, len(plain)]
+    cands = [cands[i] for i in dict.fromkeys(i for i in chosen if i < len(cands))]
     best: tuple[float, np.ndarray] | None = None
     for cand in cands:
         s = auto._scale(cand.matrix)
@@ -408,14 +466,24 @@ def _automatic_level(scan: np.ndarray, chans: np.ndarray, ph: Photo) -> np.ndarr
 
 
 def _refine_from(scan: np.ndarray, chans: np.ndarray, ph: Photo, matrix: np.ndarray) -> np.ndarray:
-    """Affine (SimpleITK, Mattes MI on the best channel), then projective (colour fit)."""
+    """Affine (SimpleITK, Mattes MI on the best channel), then projective (colour fit).
+
+    The affine result is kept only if the colour fit prefers it to the start: Mattes MI of
+    the one scan image can be drawn away by what the photo does not show (a smooth
+    background of the scan image under thin strokes: on a development drawing the affine
+    stage took a start 6 scan pixels off to 30).
+    """
     s = auto._scale(matrix)
     fine, f = _fine_level(chans, ph, s)
     values = [auto.MIMetric(scan[0], fine[c], f)(matrix) for c in range(len(fine))]
     moving = auto.smooth_for_scan(fine[int(np.argmax(values))], s / f)
+    del fine
     try:
-        matrix, _ = auto.refine_sitk(scan[0], moving, f, matrix, "affine")
+        affine, _ = auto.refine_sitk(scan[0], moving, f, matrix, "affine")
     except RuntimeError:
-        pass
-    metric = fit_metric(scan, chans, ph, matrix)
+        affine = matrix
+    del moving
+    metric = fit_metric(scan, chans, ph, affine)
+    if metric(affine) >= metric(matrix):
+        matrix = affine
     return auto.refine_projective(metric, matrix, auto._scale(matrix))
