@@ -220,7 +220,8 @@ def rows() -> list[str]:
                        f"| {one['seconds']:.0f} s wall{cpu}, peak RSS {one['peak_rss_MB']:.0f} MB, "
                        f"mean error {one['mean_px']:.2f} scan px "
                        f"(max {one.get('max_px', float('nan')):.2f}), "
-                       f"verdict {one['quality']} ({load}) | < 60 s, registered, peak RSS < 556 MB (budget + 300) |")
+                       f"verdict {one['quality']} ({load}) "
+                       "| < 60 s, registered, peak RSS < 556 MB (budget + 300) |")
     ev = _load("everyday")
     if ev:
         sn, cp, pl = ev["seed_notebook"], ev["convert_pass"], ev["peak_list"]
