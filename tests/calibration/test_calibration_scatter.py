@@ -16,7 +16,7 @@ import xraydb
 
 from maxrf import physics
 from maxrf.calibration import auto_calibrate
-from maxrf.calibration.explain import unexplained_weight, zero_width_ok
+from maxrf.calibration.explain import unexplained_peaks, unexplained_weight, zero_width_ok
 from maxrf.calibration.match import _assign
 from maxrf.calibration.observe import _observe, _prepare
 from maxrf.calibration.references import _reference_lines
@@ -118,7 +118,7 @@ def test_a_wrong_axis_leaves_strong_peaks_unexplained():
 
     def left(gain, offset):
         pairs = _assign(gain, offset, obs, refs, 0.3, n)
-        return unexplained_weight(pairs, obs, refs, gain, offset, "Mo", case.tube_kv, n)
+        return unexplained_weight(unexplained_peaks(pairs, obs, refs, gain, offset, "Mo", case.tube_kv), obs)
 
     assert left(case.gain_keV, case.offset_keV) < left(case.gain_keV, case.offset_keV + 0.45)
 

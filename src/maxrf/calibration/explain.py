@@ -19,6 +19,7 @@ from maxrf import physics
 from maxrf.calibration.match import _companion_present, _fwhm_at
 from maxrf.calibration.observe import _Obs
 from maxrf.calibration.references import _Ref
+from maxrf.errors import ParameterError
 
 #: range of (observed zero-peak FWHM) / (noise FWHM implied by the detector resolution)
 ZERO_WIDTH_RATIO: tuple[float, float] = (0.6, 1.5)
@@ -49,13 +50,8 @@ def explained_energies(
     return np.concatenate([base, esc, sums]), ranges
 
 
-def unexplained_weight(
-    pairs: Sequence[tuple[int, int]], obs: Sequence[_Obs], refs: Sequence[_Ref], gain: float, offset: float,
-    anode: str | None, tube_kv: float, n_channels: int,
-) -> float:
-    """Summed score weight of the narrow peaks a hypothesis leaves unexplained; a peak at a
-    negative energy (below the zero peak) or above the tube voltage counts double."""
-    found = unexplained_peaks(pairs, obs, refs, gain, offset, anode, tube_kv)
+def unexplained_weight(found: Sequence[tuple[int, float]], obs: Sequence[_Obs]) -> float:
+    """Summed score weight of the peaks :func:`unexplained_peaks` found, each by its factor."""
     return float(sum(factor * obs[k].weight for k, factor in found))
 
 
@@ -201,10 +197,6 @@ def counts_below_zero(y: np.ndarray, gain: float, offset: float) -> bool:
     return level > 0.5 and level > 0.05 * float(np.median(pos))
 
 
-#: electron rest energy (keV)
-_ME_C2 = 510.998950
-
-
 def compton_pair_ok(
     pairs: Sequence[tuple[int, int]], obs: Sequence[_Obs], refs: Sequence[_Ref], gain: float, offset: float,
 ) -> bool:
@@ -236,8 +228,11 @@ def compton_pair_ok(
     ca, cb = compton_of(ka), compton_of(kb)
     if ca is None or cb is None or ca == cb:
         return False
-    one_minus_cos = _ME_C2 * (1.0 / e_obs[ca] - 1.0 / ka.keV)
-    if not 0.0 < one_minus_cos < 2.0:
+    try:
+        theta = float(physics.detector_angle(e_obs[ca], ka.keV))
+    except ParameterError:  # no angle scatters K-alpha to that energy
         return False
-    predicted = kb.keV / (1.0 + kb.keV / _ME_C2 * one_minus_cos)
+    if not 0.0 < theta < 180.0:
+        return False
+    predicted = float(physics.compton_shift(kb.keV, theta))
     return bool(abs(e_obs[cb] - predicted) <= w_obs[cb] / 3.0)

@@ -20,6 +20,7 @@ from maxrf.calibration.explain import (
     missing_escapes,
     refute_missing_companions,
     unexplained_peaks,
+    unexplained_weight,
     zero_width_ok,
 )
 from maxrf.calibration.match import (
@@ -130,7 +131,7 @@ def _refine(
                 contrib[p] = max(contrib[p], obs[p[0]].weight)
     score = sum(contrib.values())
     left = unexplained_peaks(out.pairs, obs, refs, gain, offset, anode, tube_kv)
-    out.unexplained = float(sum(f * obs[k].weight for k, f in left))
+    out.unexplained = unexplained_weight(left, obs)
     score -= 0.5 * out.unexplained
     lines = [obs[k].significance for k, r in out.pairs if refs[r].kind != "zero"]
     if left and lines and max(obs[k].significance for k, _ in left) > max(lines):
