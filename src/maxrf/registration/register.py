@@ -75,37 +75,48 @@ def scan_maps(ds: Any, image: str | Sequence[str] = "sum") -> np.ndarray:
     numpy.ndarray
         ``(k, H, W)`` float32.
     """
+    return _maps_into(ds, image, lead=0)
+
+
+def _maps_into(ds: Any, image: str | Sequence[str], lead: int) -> np.ndarray:
+    """:func:`scan_maps` after ``lead`` unfilled leading slots, read map by map (the
+    stored float64 whole is twice the float32 maps)."""
     names = _names(image)
     if names != ["sum"]:
-        return np.asarray(element_stack(ds, names)[0], dtype=np.float32)
-    if "band_images" not in ds.layers:
-        _band_layers(ds)
-    stored = ds.read("band_images", lazy=True)["images"]
-    out = np.empty(stored.shape, dtype=np.float32)
-    for i in range(len(out)):  # band by band: the stored float64 whole is twice this
-        out[i] = stored[i]
+        maps = element_stack(ds, names)[0]  # a list of 2-D maps
+        shape = np.shape(maps[0])
+    else:
+        if "band_images" not in ds.layers:
+            _band_layers(ds)
+        maps = ds.read("band_images", lazy=True)["images"]  # read band by band below
+        shape = tuple(maps.shape[1:])
+    out = np.empty((lead + len(maps), *shape), dtype=np.float32)
+    for i in range(len(maps)):
+        out[lead + i] = maps[i]
     return out
 
 
 def _stack_of(ds: Any, image: str | Sequence[str], img: np.ndarray) -> np.ndarray:
-    """:func:`scan_stack` of ``img`` and :func:`scan_maps` filled map by map.
+    """:func:`scan_stack` of ``img`` and :func:`scan_maps`, scaled in place.
 
-    A large scan's 32 bands are 50 MB as float32: read and scaled one at a time into the
-    stack, they are never held twice (unscaled and scaled).
+    A large scan's 32 bands are 50 MB as float32: read into the stack and scaled there,
+    they are never held twice (unscaled and scaled).
     """
-    names = _names(image)
-    if names != ["sum"]:
-        return scan_stack(img, scan_maps(ds, image))
-    if "band_images" not in ds.layers:
-        _band_layers(ds)
-    stored = ds.read("band_images", lazy=True)["images"]
-    if tuple(stored.shape[1:]) != img.shape:
-        raise ParameterError(f"scan maps must be {img.shape} like the scan image, got {stored.shape[1:]}")
-    out = np.empty((1 + len(stored), *img.shape), dtype=np.float32)
+    out = _maps_into(ds, image, lead=1)
+    if out.shape[1:] != img.shape:
+        raise ParameterError(f"scan maps must be {img.shape} like the scan image, got {out.shape[1:]}")
     out[0] = auto.normalise(img)
-    for i in range(len(stored)):
-        out[1 + i] = auto.normalise(np.asarray(stored[i], dtype=np.float32))
+    for i in range(1, len(out)):
+        out[i] = auto.normalise(out[i])
     return out
+
+
+def _checked_image(image: np.ndarray) -> np.ndarray:
+    """``image`` as float, or a :class:`ParameterError` unless it is 2-D and at least 8 x 8."""
+    img = np.asarray(image, dtype=float)
+    if img.ndim != 2 or min(img.shape) < 8:
+        raise ParameterError(f"the scan image must be 2-D and at least 8 x 8 pixels, got {img.shape}")
+    return img
 
 
 def _names(image: str | Sequence[str]) -> list[str]:
@@ -174,9 +185,7 @@ def register_image(
     ``maps`` ``(k, H, W)``: further scan images (element or peak maps, see
     :func:`scan_maps`) fitted together with ``image`` in the fine stages and the verdict.
     """
-    img = np.asarray(image, dtype=float)
-    if img.ndim != 2 or min(img.shape) < 8:
-        raise ParameterError(f"the scan image must be 2-D and at least 8 x 8 pixels, got {img.shape}")
+    img = _checked_image(image)
     return _register_stack(scan_stack(img, maps), photo, points, refine=refine, max_side=max_side,
                            label=label)
 
@@ -309,8 +318,7 @@ def register(
 
     ds = open_datastack(ds)
     img, label = scan_image(ds, image)
-    if img.ndim != 2 or min(img.shape) < 8:
-        raise ParameterError(f"the scan image must be 2-D and at least 8 x 8 pixels, got {img.shape}")
+    img = _checked_image(img)
     reg = _register_stack(_stack_of(ds, image, img), photo, points, refine=refine, max_side=max_side,
                           label=label)
     if store:
