@@ -47,8 +47,9 @@ Algorithm of :func:`auto_calibrate`
 5. **Refinement.** The winner's matched peaks are re-fitted with every line component of
    the elements present in their window (K-alpha1/2, Rh L-alpha with its L-beta shoulder),
    widths from the detector model and a quadratic background (the Rayleigh peak sits on the
-   Compton tail). Weighted least squares on those centres (zero peak, anode lines and
-   peaks of at least 30 sigma), with outlier rejection, gives gain and offset; each peak's
+   Compton tail). Weighted least squares on those centres (zero peak, anode lines,
+   peaks of at least 30 sigma, and 10-30 sigma peaks of a line family (K, L) with two such lines
+   when at least two others fix the axis), with outlier rejection, gives gain and offset; each peak's
    residual is reported. A scatter blend is fitted with its Rayleigh components and their
    Compton partners (free shift, angle, Doppler broadening, width factor;
    :mod:`~maxrf.calibration.scatter_fit`): the Rayleigh line's centre enters the fit.

@@ -188,6 +188,10 @@ def centre_sys_keV(ref: _Ref, edge: bool = False) -> float:
     return CENTRE_SYS_KEV["main" if ref.group in ("Kb", "La", "Lb") else "other"]
 
 
+#: significance a peak of an element whose two lines are found needs to enter the fit
+_PAIRED_SIGMA = 10.0
+
+
 def _precise(
     best: _Hyp,
     obs: Sequence[_Obs],
@@ -196,8 +200,10 @@ def _precise(
     """Refit the matched peaks with their line components, then gain and offset by
     weighted least squares with outlier rejection.
 
-    Only the zero peak, anode lines and peaks at least 30 sigma strong enter the fit;
-    weaker matches are reported with ``used=False``.
+    Only the zero peak, anode lines and peaks at least 30 sigma strong enter the fit,
+    and, when at least two of those fix the axis, the 10-30 sigma peaks of a line family (K, L) with
+    two such lines (identified by their spacing); other matches are reported with
+    ``used=False``.
 
     Returns
     -------
@@ -206,6 +212,12 @@ def _precise(
     """
     g, o = best.gain, best.offset
     present = {refs[r].element for _, r in best.pairs if refs[r].element is not None}
+    # a family with two lines found (K-alpha and K-beta, L-alpha and L-beta) is
+    # identified by their spacing: its weaker peaks enter the fit too
+    n_lines: dict[tuple, int] = {}
+    for k, r in best.pairs:
+        if refs[r].kind == "element" and obs[k].significance >= _PAIRED_SIGMA:
+            n_lines[refs[r].element, refs[r].family] = n_lines.get((refs[r].element, refs[r].family), 0) + 1
     pool = [r for r in refs if r.kind != "zero" and r.element in present]
     entries: list[list[Any]] = []
     for _ in range(2):
@@ -219,7 +231,7 @@ def _precise(
                 found = [q.keV for q in pool if q.kind == "element"]
                 ray = fit_rayleigh(ob.spec, g, o, ref, best.fwhm6, found)
                 if ray is None:  # the blend's maximum: reported, never trusted
-                    entries.append([ref, ob.channel, ob.err, False, 0.0])
+                    entries.append([ref, ob.channel, ob.err, False, 0.0, False])
                     continue
                 ref, fit = _rayleigh_ref(ref), ray[:2]
             else:
@@ -230,7 +242,13 @@ def _precise(
                 continue
             refuted = (k, r) in best.refuted
             trusted = not refuted and (ref.kind in ("zero", "anode") or ob.significance >= 30.0)
-            entries.append([ref, fit[0], fit[1], trusted, _fit_sys_keV(ref, bool(ob.edge))])
+            family = (ref.element, ref.family)
+            paired = not refuted and ob.significance >= _PAIRED_SIGMA and n_lines.get(family, 0) >= 2
+            entries.append([ref, fit[0], fit[1], trusted, _fit_sys_keV(ref, bool(ob.edge)), paired])
+        if sum(e[3] for e in entries) >= 2:
+            # the paired weaker lines add to an axis the strong peaks fix, never make one
+            for e in entries:
+                e[3] = e[3] or e[5]
         used = [e for e in entries if e[3]]
         if len(used) < 2:
             break
