@@ -172,6 +172,10 @@ def rows() -> list[str]:
             + (f"; median {cb['cpu_seconds_per_spectrum']['median']:.2f} CPU s per spectrum"
                if "cpu_seconds_per_spectrum" in cb else "")
             + " | >= 97% |",
+            *([f"| the same fit started from the true axis (precision ceiling of the peak fits) "
+               f"| {100 * sy['from_true_axis_within_10_eV']:.0f}% within 10 eV; of the misses, "
+               f"{sy['missed_by_choice']} a wrong choice of lines, {sy['missed_by_precision']} the "
+               f"peaks' precision | |"] if "from_true_axis_within_10_eV" in sy else []),
             f"| results > 30 eV off called \"good\" (silent failures) "
             f"| {sy['silent_failures_over_30_eV_called_good']} of {sy['over_30_eV']} such results "
             f"| 0 |",

@@ -119,6 +119,7 @@ from __future__ import annotations
 from maxrf.calibration.auto import (  # noqa: F401
     auto_calibrate,
     calibrate,
+    refine_calibration,
 )
 from maxrf.calibration.datastack import (  # noqa: F401
     calibrate_datastack,
@@ -159,4 +160,5 @@ __all__ = [
     "parse_manual",
     "parse_range",
     "range_calibration",
+    "refine_calibration",
 ]
