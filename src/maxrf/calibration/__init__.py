@@ -53,9 +53,9 @@ Algorithm of :func:`auto_calibrate`
    residual is reported. A scatter blend is fitted with its Rayleigh components and their
    Compton partners (free shift, angle, Doppler broadening, width factor;
    :mod:`~maxrf.calibration.scatter_fit`): the Rayleigh line's centre enters the fit.
-   Of the four best solutions, the best-scoring one the checks (step 7) do not fail wins
-   (the best when all fail), unless it leaves more of the spectrum unexplained than the
-   best.
+   Of the four best solutions, the best-scoring one the checks (step 7) pass wins, else
+   the best-scoring one they do not fail (the best when all fail); a solution leaving
+   more of the spectrum unexplained than the best is not judged.
 6. **Scattering angle.** The Compton peak of the anode's main line is located between its
    180-degree limit and the Rayleigh peak; :func:`maxrf.physics.detector_angle` turns its
    energy into the scattering angle. The Compton peak never enters the gain (its energy

@@ -203,14 +203,15 @@ def refine_calibration(
 
 #: how many of the best distinct solutions are judged before the best one is given up
 _N_JUDGED = 4
+_RANK = {"failed": 0, "doubtful": 1, "good": 2}
 
 
 def _choose(
     distinct: list[_Hyp], obs: list[_Obs], refs: Sequence[_Ref], spec: _Spec, anode_ref: _Ref | None,
     anode: str, kv: float, header: tuple[float, float] | None, gain_range: tuple[float, float],
 ) -> tuple[Calibration, _Hyp]:
-    """The best-scoring solution the checks do not refute (the best one when all fail),
-    judged, with its hypothesis."""
+    """The best-scoring solution the checks pass, else the best-scoring one they do not
+    fail (the best one when all fail), judged, with its hypothesis."""
     cal, chosen = None, distinct[0]
     for best in distinct[:_N_JUDGED]:
         if best is not distinct[0] and best.score < 0.6 * distinct[0].score:
@@ -222,9 +223,9 @@ def _choose(
         judged = _judged(best, obs, refs, spec, anode_ref, anode, kv, header, gain_range)
         if judged is None:
             continue
-        if cal is None or (cal.quality == "failed" and judged.quality != "failed"):
+        if cal is None or _RANK[judged.quality] > _RANK[cal.quality]:
             cal, chosen = judged, best
-        if cal.quality != "failed":
+        if cal.quality == "good":
             break
     if cal is None:
         raise CalibrationError(f"auto calibration diverged (gain out of range); {_GIVE_MANUAL}")
