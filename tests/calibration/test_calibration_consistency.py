@@ -6,16 +6,18 @@ line under an exponential transmission."""
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import xraydb
 
 from maxrf import physics
 from maxrf.calibration import assess_calibration, auto_calibrate
-from maxrf.calibration.consistency import alias_check, cliff_check, slope_sys_keV
+from maxrf.calibration.consistency import alias_check, cliff_check, continuum_end_check, slope_sys_keV
 from maxrf.calibration.observe import _observe, _prepare
 from maxrf.calibration.references import _reference_lines
 from maxrf.errors import CalibrationError
+from maxrf.io.spectra import read_spectrum
 from maxrf.synth_spectra import calibration_case, filter_transmission
 
 
@@ -135,3 +137,39 @@ def test_a_filter_hump_at_an_absorption_edge_is_no_line():
     obs = [o for o in _observe(spec) if abs(o.channel - zn / gain) < 10]
     chk = cliff_check([(refs["Zn Ka"], obs[0].channel, 0.1, True)], obs)
     assert chk is not None and chk["passed"]
+
+
+def test_continuum_ends_at_the_tube_voltage_on_true_axes():
+    """At the true axis of 400 synthetic spectra (all anodes, 25-50 kV, every filter) the
+    continuum-end check passes wherever the axis reaches past the tube voltage, and it does
+    for many of them."""
+    seen = 0
+    for seed in range(700000, 700400):
+        case = calibration_case(seed)
+        c = continuum_end_check(case.counts, case.gain_keV, case.offset_keV, case.tube_kv)
+        if c is not None:
+            seen += 1
+            assert c["passed"], (seed, c["message"])
+    assert seen >= 50
+
+
+def test_continuum_end_refutes_a_compressed_or_stretched_axis():
+    """Dev seed 600189 (Rh blank, 35 kV, no zero peak on the axis) was calibrated with its
+    Rh L and K lines read as Mo's, 13 % short in gain; every line fitted within 2 eV. The
+    continuum then ends at 30 keV: the check fails, as it does for an axis stretched by as
+    much; at the true axis it passes."""
+    case = calibration_case(600189)
+    y, g, o, kv = case.counts, case.gain_keV, case.offset_keV, case.tube_kv
+    assert continuum_end_check(y, g, o, kv)["passed"]
+    assert not continuum_end_check(y, 0.0103618, 0.2020, kv)["passed"]  # the Mo reading
+    assert not continuum_end_check(y, 1.13 * g, o, kv)["passed"]
+    cal = auto_calibrate(y, anode=case.anode, tube_kv=kv)
+    assert case.max_error_eV(cal.gain_keV, cal.offset_keV) <= 30.0 or cal.quality != "good"
+
+
+def test_continuum_end_is_not_judged_on_an_axis_ending_below_the_voltage():
+    """The vendored real spectra end at 40 keV with a 50 kV tube: nothing to judge."""
+    path = Path(__file__).resolve().parents[1] / "data" / "spectra" / "Cu_50kv_Rh_vac.msa"
+    s = read_spectrum(path)
+    gain, offset = s.header_calibration
+    assert continuum_end_check(s.counts, gain, offset, s.tube_kv) is None

@@ -14,7 +14,8 @@ look for exactly those weaknesses; each failure keeps a calibration from ``good`
   element's main line nearby; an alternative that fits as well and moves the 2-20 keV
   axis by more than :data:`ALIAS_SHIFT_EV` makes the calibration ambiguous;
 * :func:`broad_lines_check` - strong fitted lines are no broader than the detector law
-  FWHM^2 = noise^2 + Fano slope x E allows, the noise measured on the zero peak.
+  FWHM^2 = noise^2 + Fano slope x E allows, the noise measured on the zero peak;
+* :func:`continuum_end_check` - the scattered continuum ends at the tube voltage.
 """
 
 from __future__ import annotations
@@ -247,3 +248,71 @@ def cliff_check(entries: Sequence[Entry], obs: Sequence[_Obs]) -> dict[str, Any]
         "fitted line(s) at a cliff of the continuum, where a filter's absorption edge ends a "
         "hump that is no line: " + ", ".join(cliffs[:3]),
     )
+
+
+#: bands (fractions of the tube voltage) where the scattered continuum is compared: its
+#: tail just below the voltage, a reference band below that, and the range just above
+#: (past a margin of the detector's resolution); medians, so that lines in a band do not
+#: count
+TAIL_BAND = (0.86, 0.96)
+REFERENCE_BAND = (0.66, 0.76)
+ABOVE_BAND = (1.04, 1.15)
+#: the continuum's tail must hold at least this share of the reference band's counts per
+#: channel (Kramers' law with a silicon detector's efficiency gives 0.1-0.6 at the true
+#: axis of synthetic spectra, 25-50 kV; an axis 13 % short, under 0.01), and the range
+#: above the voltage at most this share of the tail's (pile-up alone lives there; an axis
+#: 13 % long puts 0.13-0.17 there)
+TAIL_MIN_RATIO = 0.01
+ABOVE_MAX_RATIO = 0.08
+
+
+def continuum_end_check(y: np.ndarray, gain: float, offset: float, tube_kv: float) -> dict[str, Any] | None:
+    """Whether the continuum ends at the tube voltage under the calibration (Duane-Hunt).
+
+    No photon the tube makes is harder than its voltage: the scattered continuum falls to
+    nothing there and not before. An axis compressed or stretched around the right lines
+    (a whole line pattern taken for another element's: Rh L and K read as Mo's) puts the
+    end of the continuum well below or above the voltage, whatever its lines fit.
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        Spectrum (counts per channel).
+    gain, offset : float
+        Calibration (keV per channel, keV at channel 0).
+    tube_kv : float
+        Tube voltage (kV).
+
+    Returns
+    -------
+    dict or None
+        The ``continuum end`` check (not critical: an electronic upper threshold can end a
+        spectrum early); None when the axis ends before the voltage or the continuum's
+        bands hold too few counts to tell.
+    """
+    e = offset + gain * np.arange(y.size)
+    if e[-1] < ABOVE_BAND[1] * tube_kv:
+        return None
+
+    def band(lo: float, hi: float, pad_keV: float = 0.0) -> np.ndarray:
+        return y[(e >= lo * tube_kv + pad_keV) & (e < hi * tube_kv)]
+
+    ref, tail = band(*REFERENCE_BAND), band(*TAIL_BAND)
+    above = band(*ABOVE_BAND, pad_keV=3.0 * float(_fwhm_at(tube_kv)))
+    if min(ref.size, tail.size, above.size) < 5 or float(np.median(ref)) * tail.size < 300.0:
+        return None
+    m_ref, m_tail, m_above = (float(np.median(b)) for b in (ref, tail, above))
+    if m_tail < TAIL_MIN_RATIO * m_ref:
+        return check(
+            "continuum end", False,
+            f"the continuum ends before the tube voltage ({tube_kv:g} kV): at "
+            f"{TAIL_BAND[0] * tube_kv:.1f}-{TAIL_BAND[1] * tube_kv:.1f} keV it holds "
+            f"{m_tail / m_ref:.3f} of its counts lower down; the axis (or the tube voltage) is wrong",
+        )
+    if m_tail * above.size >= 100.0 and m_above > ABOVE_MAX_RATIO * m_tail:
+        return check(
+            "continuum end", False,
+            f"the continuum goes on above the tube voltage ({tube_kv:g} kV) with "
+            f"{m_above / m_tail:.2f} of its counts below it; the axis (or the tube voltage) is wrong",
+        )
+    return check("continuum end", True, f"the continuum ends at the tube voltage ({tube_kv:g} kV)")

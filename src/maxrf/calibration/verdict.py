@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from maxrf import physics
+from maxrf.calibration import consistency
 from maxrf.calibration.consistency import alias_check, broad_lines_check, cliff_check, entry_sys_keV
 from maxrf.calibration.match import _FANO_SLOPE, _fwhm_at
 from maxrf.calibration.observe import _Obs, _Spec
@@ -465,6 +466,7 @@ def assess(
         alias_check(entries, refs, gain, n),
         broad_lines_check(entries, obs, gain),
         cliff_check(entries, obs),
+        consistency.continuum_end_check(spec.y, gain, offset, tube_kv),
     ):
         if extra is not None:
             checks.append(extra)
