@@ -73,7 +73,10 @@ Algorithm of :func:`auto_calibrate`
    (``anode scatter``); no other element's main line near a fitted line that would fit
    as well and move the axis by more than 20 eV (``alias``); no strong fitted line far
    broader than the zero peak's noise and the Fano law allow, as a Compton peak is
-   (``broad lines``); agreement within 20 eV with the file header's calibration when
+   (``broad lines``); no sample element whose line pair has the anode's energy ratio
+   (Co K for a Cu tube, Pd K for Rh) that, read where the fit reads the anode's lines,
+   fits as well and puts the anode's own scatter on a strong peak the fit leaves out
+   (``rival identity``); agreement within 20 eV with the file header's calibration when
    there is one. The axis uncertainty (``coverage``, at most 12.5 eV) propagates the
    measured uncertainties of the peak centres (fit error and
    :func:`~maxrf.calibration.precise.centre_sys_keV` by line class, a steep background's
@@ -107,7 +110,8 @@ the zero peak's width), ``medium`` (the vectorised first scoring, step 3),
 Rayleigh line inside a Compton blend and the ``anode scatter`` check; it takes
 :func:`~maxrf.calibration.quality.check` at call time), ``precise`` (precise centres and
 the Compton peak, steps 5-6), ``quality``, ``consistency`` (whether few peaks pin the
-axis uniquely) and ``verdict`` (the checks and the verdict, step 7), ``auto``
+axis uniquely), ``rivals`` (another element's lines read as the anode's) and ``verdict``
+(the checks and the verdict, step 7), ``auto``
 (:func:`auto_calibrate`, :func:`calibrate`) and ``datastack`` (:func:`calibrate_datastack`,
 :func:`calibrate_spectrum`). Their public names are importable from here.
 """

@@ -15,7 +15,10 @@ evidence the fit did not use where possible:
 - ``Compton``: the anode's Compton peak gives a possible scattering angle;
 - ``unexplained peaks``: strong narrow peaks at no known line, escape or sum energy;
 - ``coverage``: the fit constrains the whole 2-20 keV range (extrapolation error);
-- ``header``: agreement with the file's own calibration, when it has one.
+- ``header``: agreement with the file's own calibration, when it has one;
+- ``rival identity``: no sample element whose line pair has the anode's energy ratio,
+  read where the fit reads the anode's lines, puts the anode's scatter on a strong peak
+  the fit leaves out (:mod:`maxrf.calibration.rivals`).
 
 ``good`` needs every check passed and at least one independent confirmation; a critical
 check failed (zero peak elsewhere, peaks above the tube voltage or at negative energies,

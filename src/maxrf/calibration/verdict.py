@@ -30,6 +30,7 @@ from maxrf.calibration.quality import (
     independent_checks,
 )
 from maxrf.calibration.references import _cluster_fwhm, _Ref
+from maxrf.calibration.rivals import rival_anode_check
 from maxrf.calibration.scatter_fit import scatter_check
 
 QUALITIES: tuple[str, ...] = ("good", "doubtful", "failed")
@@ -464,6 +465,7 @@ def assess(
         coverage_check(entries, gain, offset, n, obs),
         compare_header(gain, offset, header, n),
         alias_check(entries, refs, gain, n),
+        rival_anode_check(entries, obs, refs, (gain, offset), n, anode, tube_kv, fwhm6),
         broad_lines_check(entries, obs, gain),
         cliff_check(entries, obs),
         consistency.continuum_end_check(spec.y, gain, offset, tube_kv),

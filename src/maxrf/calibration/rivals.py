@@ -1,0 +1,328 @@
+"""Rival identities of the anode's lines: a sample element whose line pair looks like the tube's.
+
+A calibration that rests on the zero peak and the anode's two scattered lines (K-alpha
+and K-beta, or L-alpha and L-beta) tests only their energy ratio. Neighbouring elements
+share that ratio within a few 0.1 %: Co K-beta/K-alpha is 1.104, Cu's 1.107, so a
+spectrum with much Co scattered by a Cu tube fits the zero peak and Co K-alpha, K-beta
+taken for Cu K-alpha, K-beta within 2 eV, 3.2 keV off. The pairs whose ratios agree well
+enough to fit (xraydb, the K-beta residual of a zero-pinned axis within 30 eV): Cu K with
+Fe, Co, Ni, Zn K (and Eu, Gd L); Cr K with Ti, V, Mn, Fe K; Mo K with Zr, Nb K; Rh K with
+Ru, Pd K; Ag K with Pd, Cd K; the soft L lines of Mo, Rh and Ag with Al, Si, P K. W L has
+none.
+
+Such a rival is told apart by the tube's own scatter: under the rival, the anode's lines
+must still be somewhere, at the energies the rival's axis puts them. A strong line-like
+peak there that the chosen calibration neither fits nor reads as anything (a line, an
+escape or sum peak, the tube's Rayleigh or Compton scatter), with a Compton peak below
+it where the anode's line and its Compton peak are resolved, makes the rival as good an
+account of the spectrum (the real Cu K-alpha scatter peak left unexplained at 9.32 keV
+under the wrong axis of seed 90003; the Rh K-alpha Rayleigh peak read as its own
+Compton peak when Pd K is read as Rh K). :func:`rival_axes` finds the rivals that fit
+the fitted peaks as well; :func:`rival_anode_check` is the verdict's check: the
+calibration is then ``doubtful``, never ``good``. In a blank the rival scaled by a few
+per cent puts the anode's K-alpha on its own K-beta's (or K-alpha's) Compton peak: broad,
+no line, no rival.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from maxrf import physics
+from maxrf.calibration.consistency import ALIAS_SHIFT_EV, BROAD_FACTOR, axis_sys_keV
+from maxrf.calibration.match import _fwhm_at, fit_axis
+from maxrf.calibration.observe import _Obs
+from maxrf.calibration.quality import RESIDUAL_TOL_EV, axis_difference_eV, check
+from maxrf.calibration.references import _compton_blended, _family_refs, _Ref
+
+Entry = tuple[_Ref, float, float, bool]
+
+#: a line group of one family stands for the same role in another: the main line and its
+#: strongest companion (Rh L-alpha, L-beta read as Si K-alpha, K-beta)
+_ROLE = {"Ka": "main", "La": "main", "Kb": "companion", "Lb": "companion"}
+#: a rival line may be this fraction of a detector FWHM off its peak and still fit: the
+#: hypothesis search matches peaks within 0.3 FWHM, and the rival's K-beta often blends
+#: with the anode's Compton peak (Co K-beta beside Cu K-alpha's, 20-25 eV off)
+RIVAL_FWHM_FRACTION = 0.25
+#: a peak within this fraction of a detector FWHM of an element's line is that line
+ELEMENT_MATCH_FWHM = 0.3
+#: elements no sample shows (no stable or long-lived isotope; noble gases but air's Ar)
+NO_SAMPLE_ELEMENTS = frozenset({"Ne", "Kr", "Xe", "Tc", "Pm", "Po", "At", "Rn", "Fr", "Ra", "Ac", "Pa"})
+#: least significance of a peak at the anode's line under a rival for the rival to count
+RIVAL_MIN_SIGNIFICANCE = 15.0
+
+
+@functools.lru_cache(maxsize=256)
+def _element_groups(element: str, tube_kv: float) -> tuple[tuple[str, _Ref], ...]:
+    """(family, reference) of the K and L line groups of an element as the detector sees
+    them (components merged as for the reference lines)."""
+    lines = physics.element_lines(element, tube_kv, min_keV=0.9, min_rel=0.005)
+    out: list[tuple[str, _Ref]] = []
+    for fam in ("K", "L"):
+        fam_lines = [ln for ln in lines if ln.family == fam]
+        out += [(fam, r) for r in _family_refs(element, fam_lines, "element", 0.01, True, ())]
+    return tuple(out)
+
+
+def _rival_line(ref: _Ref, element: str, families: dict[str, str], tube_kv: float) -> _Ref | None:
+    """The line of ``element`` that plays the part of the anode line (or its escape peak)
+    ``ref`` in a rival identity mapping the anode's line families to the element's
+    (``{'K': 'K', 'L': 'L'}``, or ``{'L': 'K'}``); None when it has none."""
+    group = ref.group.removesuffix(" escape")
+    family = families.get(group[0])
+    groups = {r.group: r for fam, r in _element_groups(element, tube_kv) if fam == family}
+    if group[0] != family:  # across families by role: K-alpha for L-alpha
+        role = _ROLE.get(group)
+        group = next((g for g, ro in _ROLE.items() if ro == role and g[0] == family), "")
+    line = groups.get(group)
+    if line is None or ref.kind != "escape":
+        return line
+    return replace(line, keV=float(physics.escape_energy(line.keV)), kind="escape")
+
+
+def _family_maps(refs: Sequence[_Ref]) -> list[dict[str, str]]:
+    """How a rival element's line families may stand for the anode's fitted ones: each for
+    its own; and, when the fit holds one family of the anode's only, the other (Rh
+    L-alpha, L-beta read as Si K-alpha, K-beta)."""
+    fams = sorted({r.group[0] for r in refs})
+    maps = [{f: f for f in fams}]
+    if fams in (["K"], ["L"]):
+        maps.append({fams[0]: "L" if fams[0] == "K" else "K"})
+    return maps
+
+
+def rival_axes(
+    entries: Sequence[Entry], gain: float, n: int, anode: str, tube_kv: float
+) -> list[tuple[str, float, float, float, float]]:
+    """The rival identities of the fitted anode lines that fit the fitted peaks as well.
+
+    Every fitted line of the anode (and escape peak of one) is read as the same line of
+    another element (Z 11-92; K-alpha for L-alpha across families); the zero peak keeps
+    its place, and every other fitted peak keeps its line or becomes the rival element's
+    line nearest to it under the axis these give (Pd K-beta2 read as Cd K-alpha while Pd
+    K-alpha, K-beta are read as Rh's). A rival fits when
+    every fitted peak lands within the residual tolerance of the refitted axis, and
+    counts when that axis differs by more than
+    :data:`maxrf.calibration.consistency.ALIAS_SHIFT_EV` over 2-20 keV.
+
+    Returns
+    -------
+    list of (name, gain_keV, offset_keV, shift_eV, rms_eV)
+        ``name`` as ``'Co K'``; the rival axis; its largest difference from the fit's;
+        the rms residual of the fitted peaks under it. Best fitting first.
+    """
+    used = [(r, c, err) for r, c, err, u in entries if u]
+    anode_idx = [i for i, (r, _c, _e) in enumerate(used) if r.element == anode and r.kind in (
+        "anode", "scatter", "escape")]
+    if len(used) < 3 or not anode_idx or not any(
+            used[i][0].kind != "escape" for i in anode_idx):
+        return []
+    c = np.array([u[1] for u in used])
+    kev = np.array([u[0].keV for u in used])
+    err = np.array([gain * u[2] for u in used])
+    s = np.hypot(err, [axis_sys_keV(u[0]) for u in used])
+    g0, o0 = fit_axis(c, kev, s)
+    pinned = np.zeros(len(used), dtype=bool)
+    pinned[anode_idx] = True
+    pinned |= np.array([u[0].kind == "zero" for u in used])
+    out = []
+    for z in range(11, 93):
+        el = physics.normalize_element(z)
+        if el == anode or el in NO_SAMPLE_ELEMENTS:
+            continue
+        for fams in _family_maps([used[i][0] for i in anode_idx]):
+            alt_refs = [_rival_line(used[i][0], el, fams, tube_kv) for i in anode_idx]
+            if any(a is None for a in alt_refs):
+                continue
+            alt, s_alt = kev.copy(), s.copy()
+            for i, a in zip(anode_idx, alt_refs):
+                alt[i] = a.keV
+                s_alt[i] = math.hypot(err[i], axis_sys_keV(a))
+            if np.allclose(alt, kev, atol=0.005):
+                continue
+            own = np.array([r.keV for _f, r in _element_groups(el, tube_kv)])
+            fit = _rival_fit(c, alt, s_alt, pinned, own)
+            if fit is None:
+                continue
+            g1, o1, rms = fit
+            shift = axis_difference_eV((g0, o0), (g1, o1), n) or 0.0
+            if shift > ALIAS_SHIFT_EV:
+                name = f"{el} {'/'.join(sorted(set(fams.values())))}"
+                out.append((name, g1, o1, shift, rms))
+    return sorted(out, key=lambda t: t[4])
+
+
+def _rival_fit(
+    c: np.ndarray, kev: np.ndarray, s: np.ndarray, pinned: np.ndarray, lines: np.ndarray
+) -> tuple[float, float, float] | None:
+    """The axis through fitted peaks at channels ``c`` on lines ``kev`` (keV, known to
+    ``s``), each peak not ``pinned`` read as its own line or the nearest of the rival's
+    ``lines``, whichever is nearer under the axis of the pinned ones (of all, when fewer
+    than two pinned channels differ): (gain, offset, rms residual eV), or None when a
+    peak lands beyond its tolerance."""
+    kev = kev.copy()
+    base = pinned if np.ptp(c[pinned]) > 0 else np.ones_like(pinned)
+    g1, o1 = fit_axis(c[base], kev[base], s[base])
+    for i in np.flatnonzero(~pinned):
+        e = o1 + g1 * c[i]
+        near = float(lines[int(np.argmin(np.abs(lines - e)))]) if lines.size else kev[i]
+        kev[i] = near if abs(near - e) < abs(kev[i] - e) else kev[i]
+    g1, o1 = fit_axis(c, kev, s)
+    res = (o1 + g1 * c - kev) * 1e3
+    tol = np.maximum(np.maximum(RESIDUAL_TOL_EV, 3.0 * s * 1e3), RIVAL_FWHM_FRACTION * 1e3 * _fwhm_at(kev))
+    if np.any(np.abs(res) > tol):
+        return None
+    return g1, o1, float(np.sqrt(np.mean(res**2)))
+
+
+def _anode_main_keV(anode: str, tube_kv: float) -> float:
+    """Energy (keV) of the anode's strongest scattered line (K-alpha, or L-alpha)."""
+    lines = physics.anode_lines(anode, tube_kv)
+    fam = "K" if any(ln.family == "K" for ln in lines) else "L"
+    return max((ln for ln in lines if ln.family == fam), key=lambda ln: ln.rel_intensity).energy_keV
+
+
+def _explained(
+    ob: _Obs, obs: Sequence[_Obs], axis: tuple[float, float], fwhm6: float, anode: str, tube_kv: float,
+    element_keV: np.ndarray,
+) -> bool:
+    """Whether the fit's own axis (gain, offset) reads a peak as something: broader than
+    the detector makes a line (a Compton peak, the continuum: a rival scaled by a few per
+    cent puts the anode's K-alpha on its own K-beta's Compton peak), at one of the anode's
+    Rayleigh lines (K-beta2 beside the fitted K-beta), anywhere in the Compton range of a
+    line that blends with its Compton peak (Cu, Cr: one peak whose maximum wanders with
+    the angle), at an element's line, or the escape or sum peak of stronger peaks."""
+    gain, offset = axis
+    e = offset + gain * ob.channel
+    fw = float(_fwhm_at(e, fwhm6))
+    if ob.fwhm * gain > BROAD_FACTOR * fw:
+        return True
+    for ln in physics.anode_lines(anode, tube_kv):
+        fw_ln = float(_fwhm_at(ln.energy_keV, fwhm6))
+        lo = ln.energy_keV - 0.5 * fw_ln
+        if _compton_blended(ln.energy_keV):
+            lo = float(physics.compton_shift(ln.energy_keV, 180.0)) - fw_ln
+        if lo <= e <= ln.energy_keV + 0.5 * fw_ln:
+            return True
+    if element_keV.size and float(np.min(np.abs(element_keV - e))) <= ELEMENT_MATCH_FWHM * fw:
+        return True
+    e_obs = offset + gain * np.array([o.channel for o in obs])
+    sig = np.array([o.significance for o in obs])
+    parents = sig >= 3.0 * ob.significance
+    if np.any(np.abs(np.asarray(physics.escape_energy(e_obs[parents])) - e) <= 0.5 * fw):
+        return True
+    strong = e_obs[sig >= 0.2 * sig.max()]
+    return bool(np.any(np.abs(strong[:, None] + strong[None, :] - e) <= fw))
+
+
+def _peak_at_scatter(
+    obs: Sequence[_Obs], rival: tuple[float, float], keV: float, taken: Sequence[float],
+    explained: Callable[[_Obs], bool],
+) -> _Obs | None:
+    """The strongest peak not fitted (its channels ``taken``) nor ``explained`` by the fit
+    where the scattered line at ``keV`` shows under the ``rival`` axis (gain, offset): its
+    Rayleigh peak within half a FWHM, or, when its Compton peak blends with it, anywhere
+    from that blend's lowest maximum (the Compton peak at 180 degrees) to half a FWHM
+    above."""
+    fw = float(_fwhm_at(keV))
+    lo = keV - 0.5 * fw
+    if _compton_blended(keV):
+        lo = float(physics.compton_shift(keV, 180.0)) - 0.5 * fw
+    hits = []
+    for o in obs:
+        e = rival[1] + rival[0] * o.channel
+        if not lo <= e <= keV + 0.5 * fw or o.significance < RIVAL_MIN_SIGNIFICANCE:
+            continue
+        if any(abs(o.channel - t) <= 0.5 * max(o.fwhm, 1.0) for t in taken) or explained(o):
+            continue
+        hits.append(o)
+    if not hits:
+        return None
+    best = max(hits, key=lambda o: o.significance)
+    if not _compton_blended(keV) and not _compton_partner(obs, rival, keV, best):
+        return None  # a Rayleigh line without its Compton peak is no scattered line
+    return best
+
+
+def _compton_partner(obs: Sequence[_Obs], rival: tuple[float, float], keV: float, rayleigh: _Obs) -> bool:
+    """Whether a peak (8 sigma or more) other than ``rayleigh`` lies where the Compton
+    peak of the scattered line at ``keV`` can be under the ``rival`` axis (gain, offset):
+    between its place at 180 degrees (less half a FWHM) and one FWHM below the line."""
+    fw = float(_fwhm_at(keV))
+    lo, hi = float(physics.compton_shift(keV, 180.0)) - 0.5 * fw, keV - fw
+    e = rival[1] + rival[0] * np.array([o.channel for o in obs])
+    return any(o is not rayleigh and o.significance >= 8.0 and lo <= ek <= hi for o, ek in zip(obs, e))
+
+
+def rival_anode_check(
+    entries: Sequence[Entry], obs: Sequence[_Obs], refs: Sequence[_Ref], axis: tuple[float, float], n: int,
+    anode: str | None, tube_kv: float, fwhm6: float,
+) -> dict[str, Any] | None:
+    """Whether another element's line pair, read where the fit reads the anode's, explains
+    the spectrum as well: its axis fits the fitted peaks (:func:`rival_axes`) and puts the
+    anode's main scattered line on a strong line-like peak the fit neither fits nor reads
+    as anything (:func:`_explained`), with a Compton peak below it where the line's
+    Compton peak is resolved from it (Mo, Rh, Ag K; not Cu, Cr K).
+
+    Parameters
+    ----------
+    entries : sequence of (reference, channel, channel error, used)
+        The fitted peaks of a calibration.
+    obs : sequence of _Obs
+        The peaks found in the spectrum.
+    refs : sequence of _Ref
+        The reference lines (element lines explain peaks).
+    axis : (float, float)
+        The calibration (gain keV/channel, offset keV).
+    n : int
+        Number of channels.
+    anode : str or None
+        Tube anode (None: no check).
+    tube_kv : float
+        Tube voltage (kV).
+    fwhm6 : float
+        Detector FWHM at 5.9 keV (keV) the fit implies.
+
+    Returns
+    -------
+    dict or None
+        The ``rival identity`` check (not critical: the rival is an alternative, not a
+        refutation); None when no fitted anode line has a rival that fits.
+    """
+    if anode is None:
+        return None
+    gain, offset = axis
+    rivals = rival_axes(entries, gain, n, anode, tube_kv)
+    if not rivals:
+        return None
+    e_main = _anode_main_keV(anode, tube_kv)
+    taken = [c for _r, c, _e, u in entries if u]
+    element_keV = np.array([r.keV for r in refs if r.kind == "element"])
+
+    def explained(ob: _Obs) -> bool:
+        return _explained(ob, obs, axis, fwhm6, anode, tube_kv, element_keV)
+
+    hits = [(name, pk, shift) for name, g1, o1, shift, _rms in rivals
+            if (pk := _peak_at_scatter(obs, (g1, o1), e_main, taken, explained)) is not None]
+    if not hits:
+        return check("rival identity", True, f"no other element's lines read as {anode}'s leave "
+                     f"{anode}'s scatter at a strong peak ({', '.join(r[0] for r in rivals[:4])} fit "
+                     "as well but find nothing there)")
+    name, pk, shift = hits[0]  # the rival that fits the peaks best
+    return check(
+        "rival identity",
+        False,
+        f"the {anode} lines of the fit may be {' or '.join(h[0] for h in hits[:3])} lines: the {name} "
+        "axis fits the same peaks, moves by "
+        f"up to {shift:.0f} eV over 2-20 keV and puts {anode}'s scatter on the "
+        f"{pk.significance:.0f}-sigma peak at {offset + gain * pk.channel:.2f} keV this fit leaves out",
+        rivals=[h[0] for h in hits],
+        shift_eV=float(shift),
+    )
+
