@@ -173,3 +173,18 @@ def test_continuum_end_is_not_judged_on_an_axis_ending_below_the_voltage():
     s = read_spectrum(path)
     gain, offset = s.header_calibration
     assert continuum_end_check(s.counts, gain, offset, s.tube_kv) is None
+
+
+def test_a_blended_anode_line_gives_no_spacing_redundancy():
+    """Dev seed 610238 (W tube, Ti filter, zero peak off the axis): a two-peak fit 2.4 keV
+    off was called good because the soft W M-alpha/M-beta spacing (60 eV, neither peak in
+    the fit) stood in for the redundancy a third peak gives. The spacing check belongs to
+    the anode's main family only when its main line is free of its Compton peak."""
+    from maxrf.calibration.quality import _anode_pair
+
+    refs = _reference_lines("W", 50.0)
+    assert _anode_pair([], [], refs, 0.01, 0.0) is None
+    case = calibration_case(610238)
+    cal = auto_calibrate(case.counts, anode=case.anode, tube_kv=case.tube_kv)
+    assert case.max_error_eV(cal.gain_keV, cal.offset_keV) <= 30.0 or cal.quality != "good"
+    assert not any(c["name"] == "anode line spacing" for c in cal.checks)

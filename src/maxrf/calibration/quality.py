@@ -242,11 +242,13 @@ def _anode_pair(
     gain: float,
     offset: float,
 ) -> dict[str, Any] | None:
-    """Spacing of the anode's main line and its family companion (Ka/Kb, La/Lb)."""
+    """Spacing of the anode's main line and its family companion (Ka/Kb, La/Lb); None when
+    the main line is a Compton blend (W L-alpha, Cu and Cr K-alpha: its companions are
+    blends too, and the soft M lines' spacing tests no axis)."""
     anode = [r for r in refs if r.kind == "anode"]
-    if not anode:
+    main = next((r for r in anode if r.primary), None)
+    if main is None:
         return None
-    main = max(anode, key=lambda r: (r.primary, r.strength))
     comp = [r for r in anode if r is not main and r.family == main.family]
     if not comp:
         return None
