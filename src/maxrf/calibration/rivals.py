@@ -308,13 +308,13 @@ def rival_anode_check(
     def explained(ob: _Obs) -> bool:
         return _explained(ob, obs, axis, fwhm6, anode, tube_kv, element_keV)
 
-    hits = [(name, pk, shift) for name, g1, o1, shift, _rms in rivals
+    hits = [(name, pk, shift, (g1, o1)) for name, g1, o1, shift, _rms in rivals
             if (pk := _peak_at_scatter(obs, (g1, o1), e_main, taken, explained)) is not None]
     if not hits:
         return check("rival identity", True, f"no other element's lines read as {anode}'s leave "
                      f"{anode}'s scatter at a strong peak ({', '.join(r[0] for r in rivals[:4])} fit "
                      "as well but find nothing there)")
-    name, pk, shift = hits[0]  # the rival that fits the peaks best
+    name, pk, shift, _axis = hits[0]  # the rival that fits the peaks best
     return check(
         "rival identity",
         False,
@@ -323,6 +323,7 @@ def rival_anode_check(
         f"up to {shift:.0f} eV over 2-20 keV and puts {anode}'s scatter on the "
         f"{pk.significance:.0f}-sigma peak at {offset + gain * pk.channel:.2f} keV this fit leaves out",
         rivals=[h[0] for h in hits],
+        rival_axes=[[float(h[3][0]), float(h[3][1])] for h in hits],
         shift_eV=float(shift),
     )
 
