@@ -106,9 +106,9 @@ def rival_axes(
     another element (Z 11-92; K-alpha for L-alpha across families); the zero peak keeps
     its place, and every other fitted peak keeps its line or becomes the rival element's
     line nearest to it under the axis these give (Pd K-beta2 read as Cd K-alpha while Pd
-    K-alpha, K-beta are read as Rh's). A rival fits when
-    every fitted peak lands within the residual tolerance of the refitted axis, and
-    counts when that axis differs by more than
+    K-alpha, K-beta are read as Rh's). A rival fits when every fitted peak lands within
+    the residual tolerance of the refitted axis (or :data:`RIVAL_FWHM_FRACTION` of a
+    FWHM), and counts when that axis differs by more than
     :data:`maxrf.calibration.consistency.ALIAS_SHIFT_EV` over 2-20 keV.
 
     Returns
