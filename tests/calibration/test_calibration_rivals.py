@@ -73,15 +73,19 @@ def test_seed_90003_co_read_as_the_cu_tube_is_not_good():
         cal = auto_calibrate(case.counts, anode=case.anode, tube_kv=case.tube_kv)
     err = case.max_error_eV(cal.gain_keV, cal.offset_keV)
     assert err <= 30.0 or cal.quality != "good", (err, cal.quality)
+    # the rival identity (Co K) refined and judged explains the whole spectrum, the Cu
+    # scatter peak included, and no rival of its own puts the tube's scatter elsewhere:
+    # it is taken, on the true axis
+    assert err <= 10.0
 
 
-def _rh_pd_spectrum(seed: int = 0) -> tuple[np.ndarray, float, float]:
-    """A Rh tube's spectrum of a Pd-rich sample (Pd K-beta/K-alpha 1.127, Rh 1.126 by
-    xraydb), with its zero peak: counts, true gain (keV/channel), true offset (keV)."""
+def _tube_spectrum(anode: str, element: str, amount: float, seed: int = 0) -> tuple[np.ndarray, float, float]:
+    """A spectrum of a sample rich in ``element`` under an ``anode`` tube at 50 kV, 120
+    degrees, with its zero peak: counts, true gain (keV/channel), true offset (keV)."""
     gain, offset, n, kv = 0.012, -0.3, 2048, 50.0
     e = offset + gain * np.arange(n)
-    kw = {"anode": "Rh", "tube_kv": kv, "theta_deg": 120.0, "fwhm_at_6keV": 0.145}
-    lam = physics.element_spectrum("Pd", e, tube_kv=kv, fwhm_at_6keV=0.145)
+    kw = {"anode": anode, "tube_kv": kv, "theta_deg": 120.0, "fwhm_at_6keV": 0.145}
+    lam = amount * physics.element_spectrum(element, e, tube_kv=kv, fwhm_at_6keV=0.145)
     sc = physics.scatter_spectrum(e, **kw)
     lam = lam + 0.05 * sc["rayleigh"] + 0.2 * sc["compton"] + 0.3 * sc["continuum"]
     lam = lam + 0.03 * float(lam.sum()) * synth_spectrum({}, e, scatter={"zero": 1.0}, poisson=False, **kw)
@@ -90,7 +94,8 @@ def _rh_pd_spectrum(seed: int = 0) -> tuple[np.ndarray, float, float]:
 
 
 def test_pd_read_as_the_rh_tube_is_not_good():
-    y, gain, offset = _rh_pd_spectrum()
+    # Pd K-beta/K-alpha 1.127, Rh's 1.126 (xraydb): Pd K read as Rh K, 0.9 keV off
+    y, gain, offset = _tube_spectrum("Rh", "Pd", 1.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cal = auto_calibrate(y, anode="Rh", tube_kv=50.0)

@@ -203,7 +203,6 @@ def refine_calibration(
 
 #: how many of the best distinct solutions are judged before the best one is given up
 _N_JUDGED = 4
-_RANK = {"failed": 0, "doubtful": 1, "good": 2}
 
 
 def _choose(
@@ -211,7 +210,8 @@ def _choose(
     anode: str, kv: float, header: tuple[float, float] | None, gain_range: tuple[float, float],
 ) -> tuple[Calibration, _Hyp]:
     """The best-scoring solution the checks pass, else the best-scoring one they do not
-    fail (the best one when all fail), judged, with its hypothesis."""
+    fail (the best one when all fail), judged, with its hypothesis (or the rival identity
+    of its anode lines that explains the spectrum better, :func:`_rival_turn`)."""
     cal, chosen = None, distinct[0]
     for best in distinct[:_N_JUDGED]:
         if best is not distinct[0] and best.score < 0.6 * distinct[0].score:
@@ -223,13 +223,41 @@ def _choose(
         judged = _judged(best, obs, refs, spec, anode_ref, anode, kv, header, gain_range)
         if judged is None:
             continue
-        if cal is None or _RANK[judged.quality] > _RANK[cal.quality]:
+        if cal is None or _QUALITY_RANK[judged.quality] < _QUALITY_RANK[cal.quality]:
             cal, chosen = judged, best
         if cal.quality == "good":
             break
     if cal is None:
         raise CalibrationError(f"auto calibration diverged (gain out of range); {_GIVE_MANUAL}")
-    return cal, chosen
+    return _rival_turn(cal, chosen, obs, refs, spec, anode_ref, anode, kv, header, gain_range)
+
+
+def _rival_turn(
+    cal: Calibration, best: _Hyp, obs: list[_Obs], refs: Sequence[_Ref], spec: _Spec, anode_ref: _Ref | None,
+    anode: str, kv: float, header: tuple[float, float] | None, gain_range: tuple[float, float],
+) -> tuple[Calibration, _Hyp]:
+    """The chosen calibration, or the rival identity of its anode lines its ``rival
+    identity`` check found (:mod:`maxrf.calibration.rivals`), refined and judged, when
+    that rival's verdict is better, or as good while it explains more of the spectrum
+    and no rival of its own puts the tube's scatter where it leaves a peak out."""
+    failed = next((c for c in cal.checks if c["name"] == "rival identity" and not c["passed"]), None)
+    if failed is None:
+        return cal, best
+    anode_weight = max(o.weight for o in obs)
+    for g, o in failed["rival_axes"][:_N_JUDGED]:
+        hyp = _refine(_Hyp(g, o), obs, refs, spec, anode_ref, anode_weight, anode, kv)
+        if not np.isfinite(hyp.score):
+            continue
+        judged = _judged(hyp, obs, refs, spec, anode_ref, anode, kv, header, gain_range)
+        if judged is None or any(c["name"] == "rival identity" and not c["passed"] for c in judged.checks):
+            continue
+        rank, rank0 = _QUALITY_RANK[judged.quality], _QUALITY_RANK[cal.quality]
+        if rank < rank0 or (rank == rank0 and hyp.unexplained < best.unexplained):
+            return judged, hyp
+    return cal, best
+
+
+_QUALITY_RANK = {"good": 0, "doubtful": 1, "failed": 2}
 
 
 def _judged(

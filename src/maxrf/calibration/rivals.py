@@ -106,9 +106,9 @@ def rival_axes(
     another element (Z 11-92; K-alpha for L-alpha across families); the zero peak keeps
     its place, and every other fitted peak keeps its line or becomes the rival element's
     line nearest to it under the axis these give (Pd K-beta2 read as Cd K-alpha while Pd
-    K-alpha, K-beta are read as Rh's). A rival fits when
-    every fitted peak lands within the residual tolerance of the refitted axis, and
-    counts when that axis differs by more than
+    K-alpha, K-beta are read as Rh's). A rival fits when every fitted peak lands within
+    the residual tolerance of the refitted axis (or :data:`RIVAL_FWHM_FRACTION` of a
+    FWHM), and counts when that axis differs by more than
     :data:`maxrf.calibration.consistency.ALIAS_SHIFT_EV` over 2-20 keV.
 
     Returns
@@ -308,13 +308,13 @@ def rival_anode_check(
     def explained(ob: _Obs) -> bool:
         return _explained(ob, obs, axis, fwhm6, anode, tube_kv, element_keV)
 
-    hits = [(name, pk, shift) for name, g1, o1, shift, _rms in rivals
+    hits = [(name, pk, shift, (g1, o1)) for name, g1, o1, shift, _rms in rivals
             if (pk := _peak_at_scatter(obs, (g1, o1), e_main, taken, explained)) is not None]
     if not hits:
         return check("rival identity", True, f"no other element's lines read as {anode}'s leave "
                      f"{anode}'s scatter at a strong peak ({', '.join(r[0] for r in rivals[:4])} fit "
                      "as well but find nothing there)")
-    name, pk, shift = hits[0]  # the rival that fits the peaks best
+    name, pk, shift, _axis = hits[0]  # the rival that fits the peaks best
     return check(
         "rival identity",
         False,
@@ -323,6 +323,7 @@ def rival_anode_check(
         f"up to {shift:.0f} eV over 2-20 keV and puts {anode}'s scatter on the "
         f"{pk.significance:.0f}-sigma peak at {offset + gain * pk.channel:.2f} keV this fit leaves out",
         rivals=[h[0] for h in hits],
+        rival_axes=[[float(h[3][0]), float(h[3][1])] for h in hits],
         shift_eV=float(shift),
     )
 
