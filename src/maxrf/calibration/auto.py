@@ -32,7 +32,7 @@ from maxrf.calibration.observe import _merge, _Obs, _observe, _prepare, _Spec
 from maxrf.calibration.precise import _find_compton, _precise
 from maxrf.calibration.references import _FWHM6_DEFAULT, _anode_main, _Ref, _reference_lines
 from maxrf.calibration.results import Calibration, CalibrationPeak
-from maxrf.calibration.verdict import assess
+from maxrf.calibration.verdict import QUALITIES, assess
 from maxrf.errors import CalibrationError, ParameterError
 
 
@@ -98,12 +98,7 @@ def auto_calibrate(
         Bad input, or no calibration at all (fewer than two peaks on known lines).
     """
     y, ym, anode_sym, kv, (g_lo, g_hi) = _check_inputs(sum_spectrum, max_spectrum, anode, tube_kv, gain_range)
-    refs = _reference_lines(anode_sym, kv)
-    anode_ref = _anode_main(refs)
-    spec = _prepare(y, "sum")
-    obs = _observe(spec)
-    if ym is not None:
-        obs = _merge(obs, _observe(_prepare(ym, "max")))
+    refs, anode_ref, spec, obs = _setup(y, ym, anode_sym, kv)
     if len(obs) < 2:
         raise CalibrationError(
             f"auto calibration found {len(obs)} significant peak(s) in the spectrum; "
@@ -183,10 +178,7 @@ def refine_calibration(
     g0, o0 = float(gain_keV), float(offset_keV)
     if not (math.isfinite(g0) and math.isfinite(o0) and gain_range[0] * 0.8 <= g0 <= gain_range[1] * 1.2):
         raise CalibrationError(f"starting calibration gain {gain_keV!r} keV/channel is not plausible")
-    refs = _reference_lines(anode_sym, kv)
-    anode_ref = _anode_main(refs)
-    spec = _prepare(y, "sum")
-    obs = _observe(spec)
+    refs, anode_ref, spec, obs = _setup(y, None, anode_sym, kv)
     if len(obs) < 2:
         raise CalibrationError(f"found {len(obs)} significant peak(s); {_GIVE_MANUAL}")
     hyp = _refine(_Hyp(g0, o0), obs, refs, spec, anode_ref, max(o.weight for o in obs), anode_sym, kv)
@@ -223,7 +215,7 @@ def _choose(
         judged = _judged(best, obs, refs, spec, anode_ref, anode, kv, header, gain_range)
         if judged is None:
             continue
-        if cal is None or _QUALITY_RANK[judged.quality] < _QUALITY_RANK[cal.quality]:
+        if cal is None or QUALITIES.index(judged.quality) < QUALITIES.index(cal.quality):
             cal, chosen = judged, best
         if cal.quality == "good":
             break
@@ -251,13 +243,11 @@ def _rival_turn(
         judged = _judged(hyp, obs, refs, spec, anode_ref, anode, kv, header, gain_range)
         if judged is None or any(c["name"] == "rival identity" and not c["passed"] for c in judged.checks):
             continue
-        rank, rank0 = _QUALITY_RANK[judged.quality], _QUALITY_RANK[cal.quality]
+        rank, rank0 = QUALITIES.index(judged.quality), QUALITIES.index(cal.quality)
         if rank < rank0 or (rank == rank0 and hyp.unexplained < best.unexplained):
             return judged, hyp
     return cal, best
 
-
-_QUALITY_RANK = {"good": 0, "doubtful": 1, "failed": 2}
 
 
 def _judged(
@@ -289,6 +279,19 @@ def _judged(
         anode=anode, compton=(cal.compton_keV, cal.theta_deg), header=header,
     )
     return cal
+
+
+def _setup(
+    y: np.ndarray, ym: np.ndarray | None, anode: str, kv: float
+) -> tuple[tuple[_Ref, ...], _Ref | None, _Spec, list[_Obs]]:
+    """Reference lines, the anode's main line, the prepared sum spectrum and the peaks
+    found in it (and in the max spectrum, when given)."""
+    refs = _reference_lines(anode, kv)
+    spec = _prepare(y, "sum")
+    obs = _observe(spec)
+    if ym is not None:
+        obs = _merge(obs, _observe(_prepare(ym, "max")))
+    return refs, _anode_main(refs), spec, obs
 
 
 def _check_inputs(

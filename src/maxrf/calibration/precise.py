@@ -8,6 +8,7 @@ of the anode's main line with the scattering angle it implies.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -201,9 +202,9 @@ def _precise(
     weighted least squares with outlier rejection.
 
     Only the zero peak, anode lines and peaks at least 30 sigma strong enter the fit,
-    and, when at least two of those fix the axis, the 10-30 sigma peaks of a line family (K, L) with
-    two such lines (identified by their spacing); other matches are reported with
-    ``used=False``.
+    and, when at least two of those fix the axis, the 10-30 sigma peaks of a line family
+    (K, L) with two such lines (identified by their spacing); other matches are reported
+    with ``used=False``.
 
     Returns
     -------
@@ -214,10 +215,10 @@ def _precise(
     present = {refs[r].element for _, r in best.pairs if refs[r].element is not None}
     # a family with two lines found (K-alpha and K-beta, L-alpha and L-beta) is
     # identified by their spacing: its weaker peaks enter the fit too
-    n_lines: dict[tuple, int] = {}
-    for k, r in best.pairs:
-        if refs[r].kind == "element" and obs[k].significance >= _PAIRED_SIGMA:
-            n_lines[refs[r].element, refs[r].family] = n_lines.get((refs[r].element, refs[r].family), 0) + 1
+    n_lines = Counter(
+        (refs[r].element, refs[r].family) for k, r in best.pairs
+        if refs[r].kind == "element" and obs[k].significance >= _PAIRED_SIGMA
+    )
     pool = [r for r in refs if r.kind != "zero" and r.element in present]
     entries: list[list[Any]] = []
     for _ in range(2):
@@ -243,7 +244,7 @@ def _precise(
             refuted = (k, r) in best.refuted
             trusted = not refuted and (ref.kind in ("zero", "anode") or ob.significance >= 30.0)
             family = (ref.element, ref.family)
-            paired = not refuted and ob.significance >= _PAIRED_SIGMA and n_lines.get(family, 0) >= 2
+            paired = not refuted and ob.significance >= _PAIRED_SIGMA and n_lines[family] >= 2
             entries.append([ref, fit[0], fit[1], trusted, _fit_sys_keV(ref, bool(ob.edge)), paired])
         if sum(e[3] for e in entries) >= 2:
             # the paired weaker lines add to an axis the strong peaks fix, never make one

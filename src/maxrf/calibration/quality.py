@@ -39,7 +39,7 @@ from maxrf import physics
 from maxrf.calibration.match import _fwhm_at
 from maxrf.calibration.observe import _Obs, _Spec
 from maxrf.calibration.precise import _window_fit, centre_sys_keV
-from maxrf.calibration.references import _compton_blended, _Ref
+from maxrf.calibration.references import _compton_blended, _Ref, anode_main_line
 
 #: tolerance (eV) of an independent line's residual for the check to pass
 INDEPENDENT_TOL_EV = 25.0
@@ -299,16 +299,11 @@ def _anode_seen(
 ) -> dict[str, Any] | None:
     """The anode's strongest scattered line on the axis shows as a peak at its place,
     stronger than its family companion (K-beta, L-beta1)."""
-    if anode is None or _compton_blended(physics.line_energy(anode, "Ka" if any(
-        ln.family == "K" for ln in physics.anode_lines(anode, tube_kv)) else "La")):
+    main = None if anode is None else anode_main_line(anode, tube_kv)
+    if main is None or _compton_blended(physics.line_energy(anode, f"{main.family}a")):
         return None  # blended with its Compton peak: the anode scatter check looks instead
-    lines = physics.anode_lines(anode, tube_kv)
-    # the main family only: K when excited (soft L lines die in filters and air), else L
-    fam = "K" if any(ln.family == "K" for ln in lines) else "L"
-    fam_lines = sorted((ln for ln in lines if ln.family == fam), key=lambda q: -q.rel_intensity)
-    if not fam_lines:
-        return None
-    main = fam_lines[0]
+    fam_lines = sorted((ln for ln in physics.anode_lines(anode, tube_kv) if ln.family == main.family),
+                       key=lambda q: -q.rel_intensity)
     comp = next((ln for ln in fam_lines if abs(ln.energy_keV - main.energy_keV) > 0.3), None)
     ev_main = _scatter_evidence(spec, obs, gain, offset, main.energy_keV)
     if ev_main is None:
@@ -327,7 +322,7 @@ def _anode_seen(
             critical=True,
         )
     ev_comp = None if comp is None else _scatter_evidence(spec, obs, gain, offset, comp.energy_keV)
-    ratio_min = 1.5 if fam == "K" else 0.7
+    ratio_min = 1.5 if main.family == "K" else 0.7
     # an element line of the sample at the companion's place confounds the comparison
     if comp is not None and any(abs(e - comp.energy_keV) < float(_fwhm_at(e)) for e in element_keV):
         ev_comp = None

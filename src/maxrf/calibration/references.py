@@ -155,6 +155,15 @@ def _family_refs(
     return out
 
 
+def anode_main_line(anode: str, tube_kv: float) -> physics.Line | None:
+    """The anode's strongest scattered line: of its K lines when the voltage excites
+    them (the soft L lines die in filters and air), else of its L lines; None when it has
+    neither."""
+    lines = physics.anode_lines(anode, tube_kv)
+    fam = "K" if any(ln.family == "K" for ln in lines) else "L"
+    return max((ln for ln in lines if ln.family == fam), key=lambda ln: ln.rel_intensity, default=None)
+
+
 @functools.lru_cache(maxsize=64)
 def _reference_lines(anode: str, tube_kv: float) -> tuple[_Ref, ...]:
     """Zero peak, anode lines and common element lines, sorted by energy."""

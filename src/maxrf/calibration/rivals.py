@@ -39,7 +39,7 @@ from maxrf.calibration.consistency import ALIAS_SHIFT_EV, BROAD_FACTOR, axis_sys
 from maxrf.calibration.match import _fwhm_at, fit_axis
 from maxrf.calibration.observe import _Obs
 from maxrf.calibration.quality import RESIDUAL_TOL_EV, axis_difference_eV, check
-from maxrf.calibration.references import _compton_blended, _family_refs, _Ref
+from maxrf.calibration.references import _compton_blended, _family_refs, _Ref, anode_main_line
 
 Entry = tuple[_Ref, float, float, bool]
 
@@ -181,13 +181,6 @@ def _rival_fit(
     return g1, o1, float(np.sqrt(np.mean(res**2)))
 
 
-def _anode_main_keV(anode: str, tube_kv: float) -> float:
-    """Energy (keV) of the anode's strongest scattered line (K-alpha, or L-alpha)."""
-    lines = physics.anode_lines(anode, tube_kv)
-    fam = "K" if any(ln.family == "K" for ln in lines) else "L"
-    return max((ln for ln in lines if ln.family == fam), key=lambda ln: ln.rel_intensity).energy_keV
-
-
 def _explained(
     ob: _Obs, obs: Sequence[_Obs], axis: tuple[float, float], fwhm6: float, anode: str, tube_kv: float,
     element_keV: np.ndarray,
@@ -299,9 +292,10 @@ def rival_anode_check(
         return None
     gain, offset = axis
     rivals = rival_axes(entries, gain, n, anode, tube_kv)
-    if not rivals:
+    main = anode_main_line(anode, tube_kv)
+    if not rivals or main is None:
         return None
-    e_main = _anode_main_keV(anode, tube_kv)
+    e_main = main.energy_keV
     taken = [c for _r, c, _e, u in entries if u]
     element_keV = np.array([r.keV for r in refs if r.kind == "element"])
 
