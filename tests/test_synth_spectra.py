@@ -84,3 +84,54 @@ def test_a_primary_filter_scales_lines_without_shifting_them(filt, element):
         open_lam = _filtered(amps, scatter, e, None, kw)
         t = filter_transmission(np.array([line]), filt)[0]
         assert np.sum(lam[win]) / np.sum(open_lam[win]) == pytest.approx(t, rel=0.01)
+
+
+@pytest.mark.parametrize("seed", [5, 18])
+def test_expected_components_are_the_mean_of_the_draw(seed):
+    # the Poisson draw scatters about its mean with variance = mean: over the channels
+    # with counts, sum((k - lam)^2 / lam) / n is 1 within a few sqrt(2/n)
+    c = calibration_case(seed)
+    lam = c.expected_components().sum(axis=0)
+    m = lam > 5.0
+    assert m.sum() > 300
+    chi2 = float(np.sum((c.counts[m] - lam[m]) ** 2 / lam[m]) / m.sum())
+    assert abs(chi2 - 1.0) < 5.0 * np.sqrt(2.0 / m.sum())
+    assert lam.sum() == pytest.approx(c.counts.sum(), rel=5.0 / np.sqrt(c.counts.sum()))
+
+
+def test_axis_bound_is_the_curvature_of_the_poisson_likelihood():
+    # independent reference: the expected Poisson log-likelihood's second differences in
+    # (gain, offset) at the truth equal the Fisher information the bound inverts
+    # (the continuum, whose steps are sharp in these spectra, kept where it is)
+    c = calibration_case(11)
+    comps = c.expected_components()
+    lam0 = comps.sum(axis=0)
+    cont = comps[c.component_names.index("continuum")]
+    g, o = c.gain_keV, c.offset_keV
+    h = np.array([2e-7, 4e-4])
+
+    def nll(dg: float, do: float) -> float:
+        moved = c.expected_components(g + dg, o + do)
+        moved[c.component_names.index("continuum")] = cont
+        lam = np.maximum(moved.sum(axis=0), 1e-12)
+        return float(np.sum(lam - lam0 * np.log(lam)))
+
+    hess = np.zeros((2, 2))
+    for i in range(2):
+        for j in range(2):
+            ei, ej = np.eye(2)[i] * h[i], np.eye(2)[j] * h[j]
+            second = nll(*(ei + ej)) - nll(*(ei - ej)) - nll(*(ej - ei)) + nll(*(-ei - ej))
+            hess[i, j] = second / (4 * h[i] * h[j])
+    cov = np.linalg.inv(hess)
+    ch = (np.array([2.0, 20.0]) - o) / g
+    sd = [np.sqrt(cov[1, 1] + x * x * cov[0, 0] + 2 * x * cov[0, 1]) * 1e3 for x in ch]
+    known = c.axis_bound(nuisance=False)
+    assert known["sd_lo_eV"] == pytest.approx(sd[0], rel=0.05)
+    assert known["sd_hi_eV"] == pytest.approx(sd[1], rel=0.05)
+    free = c.axis_bound()  # more unknowns never make the bound tighter
+    assert free["sd_lo_eV"] >= known["sd_lo_eV"] * 0.999 and free["sd_hi_eV"] >= known["sd_hi_eV"] * 0.999
+    assert 0.0 <= free["p_within"] <= known["p_within"] <= 1.0
+    # four times the counts halve the bound
+    c.scale *= 4.0
+    more = c.axis_bound(nuisance=False)
+    assert more["sd_hi_eV"] == pytest.approx(0.5 * known["sd_hi_eV"], rel=0.01)

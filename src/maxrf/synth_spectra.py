@@ -59,6 +59,14 @@ class SpectrumCase:
         Primary filter (element, micrometres).
     seed : int
         The seed it was drawn from.
+    fwhm_at_6keV : float
+        Detector FWHM (keV) at 5.9 keV.
+    scatter : dict of str to float
+        Shares of the Rayleigh, Compton and continuum scatter templates.
+    zero_counts : float
+        Expected counts of the whole zero peak (on and off the axis), before ``scale``.
+    scale : float
+        Factor from the model's units to expected counts.
     """
 
     counts: np.ndarray
@@ -72,6 +80,10 @@ class SpectrumCase:
     zero_peak: str = "on"
     filter: tuple[str, float] | None = None
     seed: int = 0
+    fwhm_at_6keV: float = 0.14
+    scatter: dict[str, float] = field(default_factory=dict)
+    zero_counts: float = 0.0
+    scale: float = 1.0
 
     def energies(self) -> np.ndarray:
         """True channel energies (keV)."""
@@ -85,6 +97,109 @@ class SpectrumCase:
             return 0.0
         e_cal = offset_keV + gain_keV * np.arange(self.counts.size)
         return float(np.max(np.abs(e_cal[m] - e[m])) * 1e3)
+
+    @property
+    def component_names(self) -> list[str]:
+        """Names of the rows of :meth:`expected_components`: the elements, ``'rayleigh'``,
+        ``'compton'``, ``'continuum'`` and ``'zero'`` (when drawn)."""
+        return [*self.elements, *self.scatter, *(["zero"] if self.zero_counts else [])]
+
+    def expected_components(
+        self,
+        gain_keV: float | None = None,
+        offset_keV: float | None = None,
+        *,
+        theta_deg: float | None = None,
+        fwhm_at_6keV: float | None = None,
+    ) -> np.ndarray:
+        """Expected counts per channel of each ingredient of the spectrum.
+
+        Parameters
+        ----------
+        gain_keV, offset_keV : float, optional
+            Energy axis (keV/channel, keV) the channels are evaluated on (default: the true one).
+        theta_deg, fwhm_at_6keV : float, optional
+            Scattering angle (degrees) and detector FWHM (keV) at 5.9 keV (default: the true ones).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(k, C)``: one row per element, per scatter template and for the zero peak
+            (when present), at their drawn amounts, in the order of
+            :attr:`component_names`; at the defaults the rows sum to the mean of the
+            Poisson draw ``counts``.
+        """
+        g = self.gain_keV if gain_keV is None else float(gain_keV)
+        o = self.offset_keV if offset_keV is None else float(offset_keV)
+        e = o + g * np.arange(self.counts.size, dtype=np.float64)
+        kw = {
+            "anode": self.anode, "tube_kv": self.tube_kv, "poisson": False,
+            "theta_deg": self.theta_deg if theta_deg is None else float(theta_deg),
+            "fwhm_at_6keV": self.fwhm_at_6keV if fwhm_at_6keV is None else float(fwhm_at_6keV),
+        }
+        rows = [_filtered({el: amp}, {}, e, self.filter, kw) for el, amp in self.elements.items()]
+        rows += [_filtered({}, {name: share}, e, self.filter, kw) for name, share in self.scatter.items()]
+        if self.zero_counts:
+            rows.append(self.zero_counts * synth_spectrum({}, e, scatter={"zero": 1.0}, **kw))
+        return self.scale * np.array(rows)
+
+    def axis_bound(
+        self, lo: float = 2.0, hi: float = 20.0, tol_eV: float = 10.0, *, nuisance: bool = True
+    ) -> dict[str, float]:
+        """Cramér-Rao bound of an energy calibration of this spectrum.
+
+        The Fisher information of the Poisson counts about gain and offset, with the
+        amount of every ingredient, the scattering angle and the detector resolution
+        unknown too when ``nuisance`` (the shapes of the lines and the filter known): no
+        unbiased calibration that knows less does better on average. The information is
+        that of the peaks (element lines, Rayleigh and Compton scatter, zero peak): the
+        continuum counts as noise, its shape unknown, for its steps at a filter's edge
+        and at the tube voltage are sharp here where a detector broadens them (a sharp
+        step would hold information no real spectrum has).
+
+        Returns
+        -------
+        dict
+            ``sd_lo_eV``, ``sd_hi_eV``: the bound's standard deviation of the axis (eV) at
+            ``lo`` and ``hi`` keV; ``p_within``: the probability that its error stays
+            within ``tol_eV`` over ``lo..hi`` keV (Gaussian errors; by Anderson's theorem a
+            larger covariance only lowers it).
+        """
+        from scipy import stats
+
+        comps = self.expected_components()
+        lam = comps.sum(axis=0)
+        peaks = np.array([name != "continuum" for name in self.component_names])
+
+        def moved(**kw: float) -> np.ndarray:
+            return self.expected_components(**kw)[peaks].sum(axis=0)
+
+        dg, do, dt, dw = 1e-6, 1e-4, 0.5, 0.002
+        g, o, t, w = self.gain_keV, self.offset_keV, self.theta_deg, self.fwhm_at_6keV
+        jac = [
+            (moved(gain_keV=g + dg) - moved(gain_keV=g - dg)) / (2 * dg),
+            (moved(offset_keV=o + do) - moved(offset_keV=o - do)) / (2 * do),
+        ]
+        if nuisance:
+            jac += [
+                *comps,
+                (moved(theta_deg=t + dt) - moved(theta_deg=t - dt)) / (2 * dt),
+                (moved(fwhm_at_6keV=w + dw) - moved(fwhm_at_6keV=w - dw)) / (2 * dw),
+            ]
+        j = np.array(jac)
+        keep = np.any(j != 0, axis=1)  # an ingredient with no counts on the axis says nothing
+        keep[:2] = True
+        j = j[keep]
+        fisher = (j / np.maximum(lam, 1e-9)) @ j.T
+        cov = np.linalg.pinv(fisher)[:2, :2]  # gain, offset
+        ch = np.clip((np.array([lo, hi]) - o) / g, 0, self.counts.size - 1)
+        a = np.array([[ch[0], 1.0], [ch[1], 1.0]])  # the axis errors at lo and hi keV
+        cov_e = a @ cov @ a.T * 1e6  # eV^2
+        sd = np.sqrt(np.diag(cov_e))
+        tol = float(tol_eV)
+        mvn = stats.multivariate_normal(mean=[0.0, 0.0], cov=cov_e + 1e-12 * np.eye(2), allow_singular=True)
+        p = (mvn.cdf([tol, tol]) - mvn.cdf([-tol, tol]) - mvn.cdf([tol, -tol]) + mvn.cdf([-tol, -tol]))
+        return {"sd_lo_eV": float(sd[0]), "sd_hi_eV": float(sd[1]), "p_within": float(np.clip(p, 0.0, 1.0))}
 
 
 def filter_transmission(energies: np.ndarray, filt: tuple[str, float] | None) -> np.ndarray:
@@ -157,9 +272,12 @@ def calibration_case(
     zero_share = 0.0 if rng.uniform() < 0.25 else float(10 ** rng.uniform(-2.5, -1.0))
     kw = {"anode": anode, "tube_kv": kv, "theta_deg": theta, "fwhm_at_6keV": fwhm6, "poisson": False}
     lam = _filtered(elements, scatter, e, filt, kw)
+    zero_counts = 0.0
     if zero_share:
-        lam = lam + zero_share * float(lam.sum()) * synth_spectrum({}, e, scatter={"zero": 1.0}, **kw)
-    lam *= total / max(float(lam.sum()), 1e-12)
+        zero_counts = zero_share * float(lam.sum())
+        lam = lam + zero_counts * synth_spectrum({}, e, scatter={"zero": 1.0}, **kw)
+    scale = total / max(float(lam.sum()), 1e-12)
+    lam *= scale
     counts = rng.poisson(np.maximum(lam, 0.0)).astype(np.float64)
     zero_state = "off" if zero_share == 0.0 or offset > 0.05 else ("cut" if offset > -0.15 else "on")
     return SpectrumCase(
@@ -174,6 +292,10 @@ def calibration_case(
         zero_peak=zero_state,
         filter=filt,
         seed=int(seed),
+        fwhm_at_6keV=fwhm6,
+        scatter=scatter,
+        zero_counts=zero_counts,
+        scale=scale,
     )
 
 
