@@ -176,6 +176,9 @@ def rows() -> list[str]:
                f"| {100 * sy['from_true_axis_within_10_eV']:.0f}% within 10 eV; of the misses, "
                f"{sy['missed_by_choice']} a wrong choice of lines, {sy['missed_by_precision']} the "
                f"peaks' precision | |"] if "from_true_axis_within_10_eV" in sy else []),
+            *([f"| Cramér-Rao bound of the axis from the peaks, line shapes known (the rate any "
+               f"unbiased calibration reaches at best) | {100 * sy['bound_within_10_eV']:.0f}% within 10 eV "
+               f"| |"] if "bound_within_10_eV" in sy else []),
             f"| results > 30 eV off called \"good\" (silent failures) "
             f"| {sy['silent_failures_over_30_eV_called_good']} of {sy['over_30_eV']} such results "
             f"| 0 |",
