@@ -203,7 +203,10 @@ def _choose(
 ) -> tuple[Calibration, _Hyp]:
     """The best-scoring solution the checks pass, else the best-scoring one they do not
     fail (the best one when all fail), judged, with its hypothesis (or the rival identity
-    of its anode lines that explains the spectrum better, :func:`_rival_turn`)."""
+    of its anode lines that explains the spectrum better, :func:`_rival_turn`). Between
+    solutions of one verdict, the one fewer checks fail is taken: a wrong identity of the
+    lines fails several (redundancy, continuum end, independent lines), a right one that
+    the peaks pin loosely only the coverage."""
     cal, chosen = None, distinct[0]
     for best in distinct[:_N_JUDGED]:
         if best is not distinct[0] and best.score < 0.6 * distinct[0].score:
@@ -215,13 +218,18 @@ def _choose(
         judged = _judged(best, obs, refs, spec, anode_ref, anode, kv, header, gain_range)
         if judged is None:
             continue
-        if cal is None or QUALITIES.index(judged.quality) < QUALITIES.index(cal.quality):
+        if cal is None or _rank(judged) < _rank(cal):
             cal, chosen = judged, best
         if cal.quality == "good":
             break
     if cal is None:
         raise CalibrationError(f"auto calibration diverged (gain out of range); {_GIVE_MANUAL}")
     return _rival_turn(cal, chosen, obs, refs, spec, anode_ref, anode, kv, header, gain_range)
+
+
+def _rank(cal: Calibration) -> tuple[int, int]:
+    """Order of judged solutions: the verdict, then how many checks fail."""
+    return QUALITIES.index(cal.quality), sum(not c["passed"] for c in cal.checks)
 
 
 def _rival_turn(
