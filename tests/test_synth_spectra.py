@@ -102,7 +102,7 @@ def test_expected_components_are_the_mean_of_the_draw(seed):
 def test_axis_bound_is_the_curvature_of_the_poisson_likelihood():
     # independent reference: the expected Poisson log-likelihood's second differences in
     # (gain, offset) at the truth equal the Fisher information the bound inverts
-    # (the continuum, whose steps are sharp in these spectra, kept where it is)
+    # (the continuum, whose information the bound leaves out, kept where it is)
     c = calibration_case(11)
     comps = c.expected_components()
     lam0 = comps.sum(axis=0)

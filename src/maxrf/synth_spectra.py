@@ -153,9 +153,8 @@ class SpectrumCase:
         unknown too when ``nuisance`` (the shapes of the lines and the filter known): no
         unbiased calibration that knows less does better on average. The information is
         that of the peaks (element lines, Rayleigh and Compton scatter, zero peak): the
-        continuum counts as noise, its shape unknown, for its steps at a filter's edge
-        and at the tube voltage are sharp here where a detector broadens them (a sharp
-        step would hold information no real spectrum has).
+        continuum counts as noise, for its shape depends on the tube, the filter and the
+        sample in ways no calibration knows.
 
         Returns
         -------

@@ -266,8 +266,38 @@ def test_scatter_spectrum_components():
 
     assert width_above_half(sc["compton"]) > 1.4 * width_above_half(sc["rayleigh"])
     cont = sc["continuum"]
-    assert np.all(cont[e > 40.05] == 0) and np.all(cont[(e > 3) & (e < 39)] > 0)
+    # the detector broadens the continuum's end at 40 kV like a line there (FWHM ~ 0.3 keV)
+    fw40 = float(physics.fwhm_keV(40.0, 0.14))
+    assert np.all(cont[e > 40.0 + 2.5 * fw40] < 1e-6 * cont.max()) and np.all(cont[(e > 3) & (e < 39)] > 0)
+    assert cont[np.argmin(np.abs(e - (40.0 + 0.3 * fw40)))] > 0.0
     assert 8.0 < e[np.argmax(cont)] < 30.0
+
+
+def test_filter_edge_in_the_continuum_is_broadened_like_a_line():
+    # reference: brute-force per-channel integral of the filtered emitted continuum under a
+    # Gaussian of the detector's width at each emitted energy (scipy's normal CDF)
+    from scipy.stats import norm
+
+    from maxrf.physics.spectra import _continuum_density
+    from maxrf.synth_spectra import filter_transmission
+
+    e = 6.0 + 0.01 * np.arange(600)  # around the Ni K edge (8.333 keV)
+    filt = ("Ni", 25.0)
+    sc = physics.scatter_spectrum(e, anode="Rh", tube_kv=40.0, fwhm_at_6keV=0.15,
+                                  transmission=lambda x: filter_transmission(x, filt))
+    g0, d0 = _continuum_density(40.0)
+    src = np.arange(4.0, 14.0, 0.002)
+    w = np.interp(src, g0, d0) * filter_transmission(src, filt) * 0.002
+    sig = np.asarray(physics.fwhm_keV(src, 0.15)) / 2.3548
+    lo, hi = e - 0.005, e + 0.005
+    ref = (norm.cdf((hi[:, None] - src[None, :]) / sig) - norm.cdf((lo[:, None] - src[None, :]) / sig)) @ w
+    np.testing.assert_allclose(sc["continuum"], ref, rtol=0, atol=0.01 * ref.max())
+    # a step as wide as a line: half of the drop within one FWHM of the edge, not between
+    # two channels
+    k = np.argmin(np.abs(e - 8.333))
+    c = sc["continuum"]
+    assert c[k - 30] > 2.0 * c[k + 30]
+    assert 0.2 < (c[k] - c[k + 30]) / (c[k - 30] - c[k + 30]) < 0.8
 
 
 def test_zero_peak():

@@ -303,15 +303,18 @@ def scatter_spectrum(
         Include detector escape peaks of the scattered lines.
     transmission : callable, optional
         Transmission (0..1) of a primary beam filter as a function of photon energy (keV):
-        the continuum is scaled channel by channel, each anode line (Rayleigh and its
-        Compton partner) by the value at the line's own energy, since the filter acts on
-        the primary photons before scattering and detection (it never shifts a line).
+        the continuum is scaled photon energy by photon energy before the detector
+        broadens it (its absorption edge is a step as wide as a line), each anode line
+        (Rayleigh and its Compton partner) by the value at the line's own energy, since
+        the filter acts on the primary photons before scattering and detection (it never
+        shifts a line).
 
     Returns
     -------
     dict of str to numpy.ndarray
         ``'rayleigh'``, ``'compton'``, ``'continuum'``: ``(C,)`` counts per channel, each
-        for a unit total area.
+        for a unit total area; the continuum broadened by the detector's resolution (its
+        end at the tube voltage a step as wide as a line there).
     """
     e = _as_axis(energies)
     lines = anode_lines(anode, tube_kv)
@@ -336,10 +339,56 @@ def scatter_spectrum(
     else:
         out["rayleigh"] = np.zeros(e.size)
         out["compton"] = np.zeros(e.size)
-    out["continuum"] = continuum_spectrum(e, tube_kv=tube_kv)
-    if transmission is not None:
-        out["continuum"] = out["continuum"] * np.asarray(transmission(e), dtype=float)
+    out["continuum"] = _detected_continuum(e, float(tube_kv), float(fwhm_at_6keV), transmission)
     return out
+
+
+#: energy step (keV) of the grid the continuum is broadened on: fine beside any detector
+#: width (>= 40 eV FWHM) and any filter edge's place
+_CONTINUUM_STEP_KEV = 0.005
+#: width (keV) of the bands within which the detector's resolution is taken as constant
+_CONTINUUM_BAND_KEV = 1.0
+
+
+def _detected_continuum(
+    e: np.ndarray, tube_kv: float, fwhm_at_6keV: float,
+    transmission: Callable[[np.ndarray], np.ndarray] | None,
+) -> np.ndarray:
+    """The scattered continuum as the detector records it, per channel of ``e`` (keV).
+
+    The emitted continuum (times a primary filter's transmission, which the photons meet
+    before the detector) broadened by the detector's Gaussian resolution, so that its end
+    at the tube voltage and a filter's absorption edge are steps as wide as a line there,
+    not cliffs between two channels. The resolution changes slowly with energy: each
+    1 keV band is broadened at its own width and the bands blended linearly.
+    """
+    from scipy.ndimage import gaussian_filter1d
+
+    kv = _check_positive("tube_kv", tube_kv)
+    lo_e = max(0.05, float(e[0]) - 1.0)
+    grid = np.arange(lo_e, kv + 3.0 * float(fwhm_keV(kv, fwhm_at_6keV)), _CONTINUUM_STEP_KEV)
+    g0, dens0 = _continuum_density(kv)
+    density = np.interp(grid, g0, dens0, left=0.0, right=0.0)
+    density[grid > kv] = 0.0
+    if transmission is not None:
+        density = density * np.asarray(transmission(grid), dtype=float)
+    sigma = np.asarray(fwhm_keV(grid, fwhm_at_6keV)) / FWHM_PER_SIGMA / _CONTINUUM_STEP_KEV
+    centres = np.arange(grid[0], grid[-1] + _CONTINUUM_BAND_KEV, _CONTINUUM_BAND_KEV)
+    broad = np.zeros_like(density)
+    band = int(round(_CONTINUUM_BAND_KEV / _CONTINUUM_STEP_KEV))
+    for c in centres:
+        s = float(np.interp(c, grid, sigma))
+        # the band's hat and the reach of its kernel: only that part of the grid counts
+        i0 = int(round((c - grid[0]) / _CONTINUUM_STEP_KEV))
+        a, b = max(0, i0 - band - int(6 * s)), min(grid.size, i0 + band + int(6 * s) + 1)
+        h0, h1 = max(0, i0 - band), min(grid.size, i0 + band + 1)
+        if h1 <= h0:
+            continue
+        part = gaussian_filter1d(density[a:b], s, mode="constant")[h0 - a : h1 - a]
+        broad[h0:h1] += np.clip(1.0 - np.abs(grid[h0:h1] - c) / _CONTINUUM_BAND_KEV, 0.0, 1.0) * part
+    cum = np.concatenate([[0.0], np.cumsum(0.5 * (broad[1:] + broad[:-1]) * np.diff(grid))])
+    edges = np.clip(_channel_edges(e), grid[0], grid[-1])
+    return np.diff(np.interp(edges, grid, cum))
 
 
 def zero_peak(energies: np.ndarray | Sequence[float], fwhm: float) -> np.ndarray:
