@@ -6,6 +6,7 @@ synthetic spectra: a calibration more than 30 eV off is never called ``good``.""
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,8 +14,9 @@ import xraydb
 
 from maxrf import physics
 from maxrf.calibration import auto_calibrate
+from maxrf.calibration.observe import _Obs
 from maxrf.calibration.references import _reference_lines
-from maxrf.calibration.rivals import rival_axes
+from maxrf.calibration.rivals import _unseen_own_lines, own_line_axes, rival_axes
 from maxrf.synth import synth_spectrum
 from maxrf.synth_spectra import calibration_case
 
@@ -116,3 +118,72 @@ def test_a_blank_whose_rival_finds_only_compton_stays_good(seed):
     assert cal.quality == "good"
     rival = [c for c in cal.checks if c["name"] == "rival identity"]
     assert rival and rival[0]["passed"]
+
+
+_AG_AXIS = (0.00878, 0.0956, 4096)  # gain keV/channel, offset keV, channels (seed 300182)
+
+
+def _ag_l_named_cd() -> list[tuple]:
+    """Fitted peaks of an Ag tube's scatter at their true channels (xraydb energies), the
+    L-alpha, L-beta peaks named Cd L-alpha, L-beta."""
+    refs = {r.name: r for r in _reference_lines("Ag", 45.0)}
+    gain, offset, _n = _AG_AXIS
+    la, lb = _mean_line("Ag", ("La1", "La2")), _mean_line("Ag", ("Lb1", "Lb3", "Lb4"))
+    ka, kb = _ka_kb("Ag")
+    peaks = [("Cd La", la, 0.1), ("Cd Lb", lb, 0.2), ("Ag Ka", ka, 0.05), ("Ag Kb", kb, 0.1)]
+    return [(refs[name], (e - offset) / gain, err, True) for name, e, err in peaks]
+
+
+def _wrong_axis(entries: list[tuple]) -> tuple[float, float]:
+    """The straight line through the entries' channels and named lines (gain, offset)."""
+    g, o = np.polyfit([e[1] for e in entries], [e[0].keV for e in entries], 1)
+    return float(g), float(o)
+
+
+def test_own_line_axes_read_the_neighbours_l_pair_as_the_ag_tubes():
+    # xraydb: Cd L-alpha lies 150 eV above Ag L-alpha, beyond the alias window; peaks at
+    # the Ag tube's scattered L-alpha, L-beta named Cd's, with Ag K-alpha, K-beta, fit a
+    # wrong axis, and reading them as Ag's own gives back the true one
+    ag_la, cd_la = _mean_line("Ag", ("La1", "La2")), _mean_line("Cd", ("La1", "La2"))
+    assert cd_la - ag_la > 0.14
+    gain, offset, n = _AG_AXIS
+    entries = _ag_l_named_cd()
+    wrong_gain, wrong_offset = _wrong_axis(entries)
+    assert _max_error_eV(wrong_gain, wrong_offset, gain, offset, n) > 100.0
+    readings = {t[0]: t for t in own_line_axes(entries, wrong_gain, n, "Ag", 45.0)}
+    assert "Ag L for Cd L" in readings
+    _name, g, o, shift, _rms, line_keV = readings["Ag L for Cd L"]
+    assert _max_error_eV(g, o, gain, offset, n) < 30.0
+    assert shift > 100.0
+    assert abs(line_keV - ag_la) < 0.005
+    # Cd K-alpha among the fitted peaks pins the axis: no reading as Ag L fits then
+    cd_ka = _ka_kb("Cd")[0]
+    ref = next(r for r in _reference_lines("Ag", 45.0) if r.name == "Cd Ka")
+    pinned = [*entries, (ref, (cd_ka - wrong_offset) / wrong_gain, 0.05, True)]
+    assert not any(t[0].startswith("Ag L") for t in own_line_axes(pinned, wrong_gain, n, "Ag", 45.0))
+
+
+def test_own_line_reading_needs_the_tube_line_missing_under_the_fit():
+    # the same peaks; a peak where the fit puts Ag L-alpha is the tube's own line seen
+    # there (the Cd L-alpha peak is then a second peak): no evidence against the fit
+    entries = _ag_l_named_cd()
+    g, o = _wrong_axis(entries)
+    n = _AG_AXIS[2]
+    obs = [_Obs(channel=e[1], err=0.1, fwhm=12.0, significance=100.0, weight=10.0, spec=None, ok=True,
+                index=0, broad=False) for e in entries]
+    missing = _unseen_own_lines(entries, obs, (g, o), n, "Ag", 45.0)
+    assert [m[0] for m in missing] == ["Ag L for Cd L"]
+    seen = [*obs, replace(obs[0], channel=(_mean_line("Ag", ("La1", "La2")) - o) / g)]
+    assert _unseen_own_lines(entries, seen, (g, o), n, "Ag", 45.0) == []
+
+
+def test_seed_300182_ag_scatter_read_as_cd_l_is_not_good():
+    # Ag anode blank behind 12.5 um Al, zero peak off the axis: the tube's scattered Ag
+    # L-alpha, L-beta fit with Ag K-alpha, K-beta as Cd L-alpha, L-beta, 167 eV off
+    case = calibration_case(300182)
+    assert case.anode == "Ag" and case.kind == "blank"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cal = auto_calibrate(case.counts, anode=case.anode, tube_kv=case.tube_kv)
+    err = case.max_error_eV(cal.gain_keV, cal.offset_keV)
+    assert err <= 30.0 or cal.quality != "good", (err, cal.quality)
