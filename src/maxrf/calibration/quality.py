@@ -18,7 +18,8 @@ evidence the fit did not use where possible:
 - ``header``: agreement with the file's own calibration, when it has one;
 - ``rival identity``: no sample element whose line pair has the anode's energy ratio,
   read where the fit reads the anode's lines, puts the anode's scatter on a strong peak
-  the fit leaves out (:mod:`maxrf.calibration.rivals`).
+  the fit leaves out; no fitted element line is the tube's own scattered line of the
+  same role, missing where the fit puts it (:mod:`maxrf.calibration.rivals`).
 
 ``good`` needs every check passed and at least one independent confirmation; a critical
 check failed (zero peak elsewhere, peaks above the tube voltage or at negative energies,

@@ -22,6 +22,14 @@ the fitted peaks as well; :func:`rival_anode_check` is the verdict's check: the
 calibration is then ``doubtful``, never ``good``. In a blank the rival scaled by a few
 per cent puts the anode's K-alpha on its own K-beta's (or K-alpha's) Compton peak: broad,
 no line, no rival.
+
+The mirror case: the fit reads the tube's own scattered lines as a neighbour's (a Ag
+tube's L-alpha, L-beta as Cd L-alpha, L-beta, 150 eV above them, beyond the alias
+window; seed 300182, 167 eV off). :func:`own_line_axes` reads each fitted element's lines
+as the anode's lines of the same role; a reading that fits the fitted peaks as well,
+while the fit's axis finds no peak where the tube's line scatters, is a rival too. A
+primary filter may remove the tube's soft lines, so their absence alone is no evidence:
+the near peak, read as the tube's line by an axis that fits every fitted peak, is.
 """
 
 from __future__ import annotations

@@ -466,7 +466,7 @@ def assess(
         compare_header(gain, offset, header, n),
         alias_check(entries, refs, gain, n),
         rival_anode_check(entries, obs, refs, (gain, offset), n, anode, tube_kv, fwhm6),
-        broad_lines_check(entries, obs, gain),
+        broad_lines_check(entries, obs, (gain, offset), refs),
         cliff_check(entries, obs),
         consistency.continuum_end_check(spec.y, gain, offset, tube_kv),
     ):
