@@ -120,17 +120,18 @@ def test_a_blank_whose_rival_finds_only_compton_stays_good(seed):
     assert rival and rival[0]["passed"]
 
 
-_AG_AXIS = (0.00878, 0.0956, 4096)  # gain keV/channel, offset keV, channels (seed 300182)
+_AXIS = (0.00878, 0.0956, 4096)  # gain keV/channel, offset keV, channels (seed 300182)
 
 
-def _ag_l_named_cd() -> list[tuple]:
-    """Fitted peaks of an Ag tube's scatter at their true channels (xraydb energies), the
-    L-alpha, L-beta peaks named Cd L-alpha, L-beta."""
-    refs = {r.name: r for r in _reference_lines("Ag", 45.0)}
-    gain, offset, _n = _AG_AXIS
-    la, lb = _mean_line("Ag", ("La1", "La2")), _mean_line("Ag", ("Lb1", "Lb3", "Lb4"))
-    ka, kb = _ka_kb("Ag")
-    peaks = [("Cd La", la, 0.1), ("Cd Lb", lb, 0.2), ("Ag Ka", ka, 0.05), ("Ag Kb", kb, 0.1)]
+def _tube_l_named(anode: str, neighbour: str, kv: float) -> list[tuple]:
+    """Fitted peaks of a tube's scatter at their true channels (xraydb energies), its
+    L-alpha, L-beta peaks named the neighbour's L-alpha, L-beta."""
+    refs = {r.name: r for r in _reference_lines(anode, kv)}
+    gain, offset, _n = _AXIS
+    la, lb = _mean_line(anode, ("La1", "La2")), _mean_line(anode, ("Lb1", "Lb3", "Lb4"))
+    ka, kb = _ka_kb(anode)
+    peaks = [(f"{neighbour} La", la, 0.1), (f"{neighbour} Lb", lb, 0.2), (f"{anode} Ka", ka, 0.05),
+             (f"{anode} Kb", kb, 0.1)]
     return [(refs[name], (e - offset) / gain, err, True) for name, e, err in peaks]
 
 
@@ -140,35 +141,37 @@ def _wrong_axis(entries: list[tuple]) -> tuple[float, float]:
     return float(g), float(o)
 
 
-def test_own_line_axes_read_the_neighbours_l_pair_as_the_ag_tubes():
-    # xraydb: Cd L-alpha lies 150 eV above Ag L-alpha, beyond the alias window; peaks at
-    # the Ag tube's scattered L-alpha, L-beta named Cd's, with Ag K-alpha, K-beta, fit a
-    # wrong axis, and reading them as Ag's own gives back the true one
-    ag_la, cd_la = _mean_line("Ag", ("La1", "La2")), _mean_line("Cd", ("La1", "La2"))
-    assert cd_la - ag_la > 0.14
-    gain, offset, n = _AG_AXIS
-    entries = _ag_l_named_cd()
+@pytest.mark.parametrize(("anode", "neighbour", "kv"), [("Ag", "Cd", 45.0), ("Mo", "Zr", 40.0)])
+def test_own_line_axes_read_the_neighbours_l_pair_as_the_tubes(anode, neighbour, kv):
+    # xraydb: Cd L-alpha lies 150 eV above Ag L-alpha, Zr L-alpha 250 eV below Mo's, beyond
+    # the alias window; peaks at the tube's scattered L-alpha, L-beta named the neighbour's,
+    # with the tube's K-alpha, K-beta, fit a wrong axis (within 30 eV), and reading them as
+    # the tube's own gives back the true one
+    own_la, other_la = _mean_line(anode, ("La1", "La2")), _mean_line(neighbour, ("La1", "La2"))
+    assert abs(other_la - own_la) > 0.14
+    gain, offset, n = _AXIS
+    entries = _tube_l_named(anode, neighbour, kv)
     wrong_gain, wrong_offset = _wrong_axis(entries)
     assert _max_error_eV(wrong_gain, wrong_offset, gain, offset, n) > 100.0
-    readings = {t[0]: t for t in own_line_axes(entries, wrong_gain, n, "Ag", 45.0)}
-    assert "Ag L for Cd L" in readings
-    _name, g, o, shift, _rms, line_keV = readings["Ag L for Cd L"]
+    readings = {t[0]: t for t in own_line_axes(entries, wrong_gain, n, anode, kv)}
+    assert f"{anode} L for {neighbour} L" in readings
+    _name, g, o, shift, _rms, line_keV = readings[f"{anode} L for {neighbour} L"]
     assert _max_error_eV(g, o, gain, offset, n) < 30.0
     assert shift > 100.0
-    assert abs(line_keV - ag_la) < 0.005
-    # Cd K-alpha among the fitted peaks pins the axis: no reading as Ag L fits then
-    cd_ka = _ka_kb("Cd")[0]
-    ref = next(r for r in _reference_lines("Ag", 45.0) if r.name == "Cd Ka")
-    pinned = [*entries, (ref, (cd_ka - wrong_offset) / wrong_gain, 0.05, True)]
-    assert not any(t[0].startswith("Ag L") for t in own_line_axes(pinned, wrong_gain, n, "Ag", 45.0))
+    assert abs(line_keV - own_la) < 0.005
+    # the neighbour's K-alpha among the fitted peaks pins the axis: no reading fits then
+    other_ka = _ka_kb(neighbour)[0]
+    ref = next(r for r in _reference_lines(anode, kv) if r.name == f"{neighbour} Ka")
+    pinned = [*entries, (ref, (other_ka - wrong_offset) / wrong_gain, 0.05, True)]
+    assert not any(t[0].startswith(f"{anode} L") for t in own_line_axes(pinned, wrong_gain, n, anode, kv))
 
 
 def test_own_line_reading_needs_the_tube_line_missing_under_the_fit():
-    # the same peaks; a peak where the fit puts Ag L-alpha is the tube's own line seen
-    # there (the Cd L-alpha peak is then a second peak): no evidence against the fit
-    entries = _ag_l_named_cd()
+    # Ag L-alpha, L-beta named Cd's; a peak where the fit puts Ag L-alpha is the tube's own
+    # line seen there (the Cd L-alpha peak is then a second peak): no evidence against it
+    entries = _tube_l_named("Ag", "Cd", 45.0)
     g, o = _wrong_axis(entries)
-    n = _AG_AXIS[2]
+    n = _AXIS[2]
     obs = [_Obs(channel=e[1], err=0.1, fwhm=12.0, significance=100.0, weight=10.0, spec=None, ok=True,
                 index=0, broad=False) for e in entries]
     missing = _unseen_own_lines(entries, obs, (g, o), n, "Ag", 45.0)
