@@ -97,6 +97,29 @@ def test_a_compton_peak_fitted_as_a_line_is_too_broad():
         assert all(c["passed"] for c in right if c["name"] == "broad lines")
 
 
+def test_the_tubes_compton_peaks_read_as_its_lines_are_too_broad():
+    # Mo-anode blanks: the calibration through the zero peak that calls the Compton peak
+    # of Mo Ka (physics.compton_shift at the case's true angle) Mo Ka puts both tube lines
+    # on their Compton peaks; each alone could be a blend, both broad is no line at all
+    for seed in (5100, 5104):
+        case = calibration_case(seed, anode="Mo", kind="blank", gain_keV=0.010, offset_keV=-0.3)
+        ch0 = -case.offset_keV / case.gain_keV
+        ka = physics.line_energy("Mo", "Ka")
+        compton = float(physics.compton_shift(ka, case.theta_deg))
+        g = ka / ((compton - case.offset_keV) / case.gain_keV - ch0)
+        assert case.max_error_eV(g, -g * ch0) > 500.0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quality, checks = assess_calibration(case.counts, g, -g * ch0, anode="Mo", tube_kv=case.tube_kv)
+            _q, right = assess_calibration(case.counts, case.gain_keV, case.offset_keV, anode="Mo",
+                                           tube_kv=case.tube_kv)
+        broad = [c for c in checks if c["name"] == "broad lines"]
+        assert quality != "good"
+        assert broad and not broad[0]["passed"]
+        assert "Mo Ka" in broad[0]["message"] and "Mo Kb" in broad[0]["message"]
+        assert all(c["passed"] for c in right if c["name"] == "broad lines")
+
+
 def test_a_blank_with_two_anode_lines_gets_a_verdict_not_an_error():
     # Mo blank, zero peak off the axis: only Mo Ka and Kb (with their Compton peaks)
     for seed in (5101, 5102, 5103):

@@ -150,6 +150,15 @@ def test_unexplained_and_coverage_checks():
     res = unexplained_check(lines, 0.01, 0.0, refs, None, 40.0)
     assert not res["passed"] and res["n"] == 2 and "2 strong peak(s) unexplained" in res["message"]
     assert unexplained_check(lines[:1], 0.01, 0.0, refs, None, 40.0)["passed"]
+    # one unexplained peak passes, unless it is more significant than every peak the fit
+    # uses but the strongest (Fe Ka, Rh Ka at their channels)
+    rh_ka = next(r for r in refs if r.name == "Rh Ka").keV
+    fitted = [640.0, rh_ka / 0.01]
+    weak = [ob(640.0, 3000.0), ob(rh_ka / 0.01, 300.0), ob(e2 / 0.01, 200.0)]
+    assert unexplained_check(weak, 0.01, 0.0, refs, None, 40.0, fitted=fitted)["passed"]
+    strong = [ob(640.0, 3000.0), ob(rh_ka / 0.01, 100.0), ob(e2 / 0.01, 200.0)]
+    res = unexplained_check(strong, 0.01, 0.0, refs, None, 40.0, fitted=fitted)
+    assert not res["passed"] and res["n"] == 1 and "above all fitted peaks but one" in res["message"]
     # two fitted peaks 0.1 keV apart cannot pin 2-20 keV; zero peak + 20 keV can
     fe_ka = next(r for r in refs if r.name == "Fe Ka")
     fe_kb = next(r for r in refs if r.name == "Fe Kb")

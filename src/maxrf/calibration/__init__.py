@@ -72,13 +72,15 @@ Algorithm of :func:`auto_calibrate`
    Fano limit; the Rayleigh lines inside soft anode blends where the axis puts them
    (``anode scatter``); no other element's main line near a fitted line that would fit
    as well and move the axis by more than 20 eV (``alias``); no strong fitted line far
-   broader than the zero peak's noise and the Fano law allow, as a Compton peak is
-   (``broad lines``); no sample element whose line pair has the anode's energy ratio
-   (Co K for a Cu tube, Pd K for Rh) that, read where the fit reads the anode's lines,
-   fits as well and puts the anode's own scatter on a strong peak the fit leaves out
-   (``rival identity``); agreement within 20 eV with the file header's calibration when
-   there is one. The axis uncertainty (``coverage``, at most 12.5 eV) propagates the
-   measured uncertainties of the peak centres (fit error and
+   broader than the zero peak's noise and the Fano law allow, as a Compton peak is, nor
+   all the tube's Rayleigh lines on such peaks (``broad lines``); no sample element whose
+   line pair has the anode's energy ratio (Co K for a Cu tube, Pd K for Rh) that, read
+   where the fit reads the anode's lines, fits as well and puts the anode's own scatter
+   on a strong peak the fit leaves out, and no fitted element line that, read as the
+   tube's own line of the same role (Cd L as a Ag tube's L), fits as well while the fit
+   finds no peak at the tube's line (``rival identity``); agreement within 20 eV with
+   the file header's calibration when there is one. The axis uncertainty (``coverage``,
+   at most 12.5 eV) propagates the measured uncertainties of the peak centres (fit error and
    :func:`~maxrf.calibration.precise.centre_sys_keV` by line class, a steep background's
    bias for fluorescence lines, a peak's residual when larger) through the fit's
    weights; a zero peak cut by the start of the axis does not alone pin its low end.

@@ -13,8 +13,9 @@ look for exactly those weaknesses; each failure keeps a calibration from ``good`
 * :func:`alias_check` - refits with each fitted element line replaced by another
   element's main line nearby; an alternative that fits as well and moves the 2-20 keV
   axis by more than :data:`ALIAS_SHIFT_EV` makes the calibration ambiguous;
-* :func:`broad_lines_check` - strong fitted lines are no broader than the detector law
-  FWHM^2 = noise^2 + Fano slope x E allows, the noise measured on the zero peak;
+* :func:`broad_lines_check` - strong fitted lines, and the tube's Rayleigh lines taken
+  together, are no broader than the detector law FWHM^2 = noise^2 + Fano slope x E
+  allows, the noise measured on the zero peak;
 * :func:`continuum_end_check` - the scattered continuum ends at the tube voltage.
 """
 
@@ -160,19 +161,36 @@ def alias_check(
     )
 
 
-def broad_lines_check(entries: Sequence[Entry], obs: Sequence[_Obs], gain: float) -> dict[str, Any] | None:
-    """Whether the strong fitted element lines are as narrow as the detector makes lines.
+def broad_lines_check(
+    entries: Sequence[Entry], obs: Sequence[_Obs], axis: tuple[float, float], refs: Sequence[_Ref] = ()
+) -> dict[str, Any] | None:
+    """Whether the strong fitted element lines, and the anode's Rayleigh lines where the
+    axis puts them, are as narrow as the detector makes lines.
 
     The zero peak's width is the electronic noise; a line at ``E`` keV is at most
     ``sqrt(noise^2 + FANO_SLOPE * E)`` wide (with its components' spread). A fitted
     "line" :data:`BROAD_FACTOR` times broader is a Compton peak or a blend of unknown
-    lines, and the calibration that put a line there is in doubt.
+    lines, and the calibration that put a line there is in doubt. One anode line may sit
+    in a blend (Mo K-alpha with Zr K-beta); all of them (two or more: K-alpha, K-beta) on
+    such peaks are their Compton peaks, read by an axis stretched by the Compton shift.
+
+    Parameters
+    ----------
+    entries : sequence of (reference, channel, channel error, used)
+        The fitted peaks.
+    obs : sequence of _Obs
+        The peaks found in the spectrum.
+    axis : (float, float)
+        The calibration (gain keV/channel, offset keV).
+    refs : sequence of _Ref
+        The reference lines (the anode's, kind ``'anode'``, are judged).
 
     Returns
     -------
     dict or None
         The ``broad lines`` check (not critical); None without a measured zero peak.
     """
+    gain, offset = axis
     zero = [(r, c) for r, c, _e, u in entries if u and r.kind == "zero"]
     if not zero or not obs:
         return None
@@ -180,18 +198,16 @@ def broad_lines_check(entries: Sequence[Entry], obs: Sequence[_Obs], gain: float
     if oz.edge or oz.significance < 30 or abs(oz.channel - zero[0][1]) > 0.5 * oz.fwhm:
         return None
     noise = oz.fwhm * gain
-    broad = []
-    for r, c, _e, u in entries:
-        # soft lines broaden by incomplete charge collection; the Compton peaks that pose
-        # as lines are those of anode lines, above 4 keV
-        if not u or r.kind != "element" or r.keV < BROAD_MIN_KEV:
-            continue
-        o = min(obs, key=lambda q: abs(q.channel - c))
-        if o.significance < 30 or abs(o.channel - c) > 0.5 * o.fwhm:
-            continue
-        expect = math.hypot(math.sqrt(noise**2 + physics.FANO_SLOPE * r.keV), _cluster_fwhm(r))
-        if o.fwhm * gain > BROAD_FACTOR * expect:
-            broad.append(f"{r.name} {o.fwhm * gain * 1e3:.0f} eV > {expect * 1e3:.0f} eV")
+    # soft lines broaden by incomplete charge collection; the Compton peaks that pose as
+    # lines are those of anode lines, above 4 keV
+    lines = [(r, c) for r, c, _e, u in entries if u and r.kind == "element" and r.keV >= BROAD_MIN_KEV]
+    broad = _broad(lines, obs, gain, noise)
+    tube = [(r, (r.keV - offset) / gain) for r in refs
+            if r.kind == "anode" and r.keV >= BROAD_MIN_KEV and r.strength >= 0.1]
+    judged = [(r, c) for r, c in tube if _line_peak(obs, c) is not None]
+    tube_broad = _broad(judged, obs, gain, noise)
+    if len(judged) >= 2 and len(tube_broad) == len(judged):
+        broad += [f"{b} (the tube's)" for b in tube_broad]
     if not broad:
         return check("broad lines", True, "fitted lines are as narrow as the zero peak's noise allows")
     return check(
@@ -199,6 +215,27 @@ def broad_lines_check(entries: Sequence[Entry], obs: Sequence[_Obs], gain: float
         False,
         "fitted peaks far broader than the detector makes lines (Compton peaks?): " + ", ".join(broad[:3]),
     )
+
+
+def _line_peak(obs: Sequence[_Obs], channel: float) -> _Obs | None:
+    """The peak (30 sigma or more) within half its FWHM of ``channel``; None when none."""
+    o = min(obs, key=lambda q: abs(q.channel - channel))
+    return o if o.significance >= 30 and abs(o.channel - channel) <= 0.5 * o.fwhm else None
+
+
+def _broad(lines: Sequence[tuple[_Ref, float]], obs: Sequence[_Obs], gain: float, noise: float) -> list[str]:
+    """The lines (reference, channel) whose peak (:func:`_line_peak`) is more than
+    :data:`BROAD_FACTOR` times broader than the detector makes a line with electronic
+    ``noise`` (FWHM, keV): ``'Fe Ka 320 eV > 180 eV'``."""
+    out = []
+    for r, c in lines:
+        o = _line_peak(obs, c)
+        if o is None:
+            continue
+        expect = math.hypot(math.sqrt(noise**2 + physics.FANO_SLOPE * r.keV), _cluster_fwhm(r))
+        if o.fwhm * gain > BROAD_FACTOR * expect:
+            out.append(f"{r.name} {o.fwhm * gain * 1e3:.0f} eV > {expect * 1e3:.0f} eV")
+    return out
 
 
 #: the continuum above a "line" below this share of the continuum beside it below: a cliff

@@ -13,12 +13,14 @@ evidence the fit did not use where possible:
 - ``resolution``: the widths of the fitted peaks follow one detector law
   ``FWHM**2 = a + b E`` with ``b`` near the Fano slope of silicon;
 - ``Compton``: the anode's Compton peak gives a possible scattering angle;
-- ``unexplained peaks``: strong narrow peaks at no known line, escape or sum energy;
+- ``unexplained peaks``: strong narrow peaks at no known line, escape or sum energy (one
+  may be an artefact, unless it outranks every fitted peak but the strongest);
 - ``coverage``: the fit constrains the whole 2-20 keV range (extrapolation error);
 - ``header``: agreement with the file's own calibration, when it has one;
 - ``rival identity``: no sample element whose line pair has the anode's energy ratio,
   read where the fit reads the anode's lines, puts the anode's scatter on a strong peak
-  the fit leaves out (:mod:`maxrf.calibration.rivals`).
+  the fit leaves out; no fitted element line is the tube's own scattered line of the
+  same role, missing where the fit puts it (:mod:`maxrf.calibration.rivals`).
 
 ``good`` needs every check passed and at least one independent confirmation; a critical
 check failed (zero peak elsewhere, peaks above the tube voltage or at negative energies,
@@ -409,4 +411,18 @@ def _independent_verdict(res: Sequence[tuple[str, float, float]], strict: set[st
         f"{len(res)} independent line position(s) fit within {abs(worst[1]):.0f} eV ({label})",
         n=len(res),
         worst_eV=float(worst[1]),
+    )
+
+
+def redundancy_check(checks: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """A fit of two peaks and nothing that tests their spacing: the reason such a result is
+    never ``good`` (see :func:`maxrf.calibration.verdict.verdict`), said as a failed check; None otherwise."""
+    n_used = [c.get("n_used", 3) for c in checks if c["name"] == "residuals"]
+    spacing = any(c["name"] == "anode line spacing" and c["passed"] for c in checks)
+    if spacing or not n_used or n_used[0] != 2:
+        return None
+    return check(
+        "redundancy", False,
+        "only two peaks in the fit and no line spacing to test them: a straight line through "
+        "two points fits them whatever lines they are",
     )

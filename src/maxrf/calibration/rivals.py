@@ -22,6 +22,14 @@ the fitted peaks as well; :func:`rival_anode_check` is the verdict's check: the
 calibration is then ``doubtful``, never ``good``. In a blank the rival scaled by a few
 per cent puts the anode's K-alpha on its own K-beta's (or K-alpha's) Compton peak: broad,
 no line, no rival.
+
+The mirror case: the fit reads the tube's own scattered lines as a neighbour's (a Ag
+tube's L-alpha, L-beta as Cd L-alpha, L-beta, 150 eV above them, beyond the alias
+window; seed 300182, 167 eV off). :func:`own_line_axes` reads each fitted element's lines
+as the anode's lines of the same role; a reading that fits the fitted peaks as well,
+while the fit's axis finds no peak where the tube's line scatters, is a rival too. A
+primary filter may remove the tube's soft lines, so their absence alone is no evidence:
+the near peak, read as the tube's line by an axis that fits every fitted peak, is.
 """
 
 from __future__ import annotations
@@ -118,43 +126,92 @@ def rival_axes(
         the rms residual of the fitted peaks under it. Best fitting first.
     """
     used = [(r, c, err) for r, c, err, u in entries if u]
-    anode_idx = [i for i, (r, _c, _e) in enumerate(used) if r.element == anode and r.kind in (
-        "anode", "scatter", "escape")]
+    anode_idx = [i for i, (r, _c, _e) in enumerate(used) if _is_anode(r, anode)]
     if len(used) < 3 or not anode_idx or not any(
             used[i][0].kind != "escape" for i in anode_idx):
         return []
-    c = np.array([u[1] for u in used])
-    kev = np.array([u[0].keV for u in used])
-    err = np.array([gain * u[2] for u in used])
-    s = np.hypot(err, [axis_sys_keV(u[0]) for u in used])
-    g0, o0 = fit_axis(c, kev, s)
-    pinned = np.zeros(len(used), dtype=bool)
-    pinned[anode_idx] = True
-    pinned |= np.array([u[0].kind == "zero" for u in used])
     out = []
     for z in range(11, 93):
         el = physics.normalize_element(z)
         if el == anode or el in NO_SAMPLE_ELEMENTS:
             continue
         for fams in _family_maps([used[i][0] for i in anode_idx]):
-            alt_refs = [_rival_line(used[i][0], el, fams, tube_kv) for i in anode_idx]
-            if any(a is None for a in alt_refs):
-                continue
-            alt, s_alt = kev.copy(), s.copy()
-            for i, a in zip(anode_idx, alt_refs):
-                alt[i] = a.keV
-                s_alt[i] = math.hypot(err[i], axis_sys_keV(a))
-            if np.allclose(alt, kev, atol=0.005):
-                continue
-            own = np.array([r.keV for _f, r in _element_groups(el, tube_kv)])
-            fit = _rival_fit(c, alt, s_alt, pinned, own)
-            if fit is None:
-                continue
-            g1, o1, rms = fit
-            shift = axis_difference_eV((g0, o0), (g1, o1), n) or 0.0
-            if shift > ALIAS_SHIFT_EV:
-                name = f"{el} {'/'.join(sorted(set(fams.values())))}"
-                out.append((name, g1, o1, shift, rms))
+            fit = _reread(used, gain, n, anode_idx, el, fams, tube_kv, anode)
+            if fit is not None:
+                out.append((f"{el} {'/'.join(sorted(set(fams.values())))}", *fit))
+    return sorted(out, key=lambda t: t[4])
+
+
+def _is_anode(ref: _Ref, anode: str) -> bool:
+    """Whether a reference line is one of the anode's (Rayleigh, scatter blend, escape)."""
+    return ref.element == anode and ref.kind in ("anode", "scatter", "escape")
+
+
+def _reread(
+    used: Sequence[tuple[_Ref, float, float]], gain: float, n: int, idx: Sequence[int], element: str,
+    fams: dict[str, str], tube_kv: float, anode: str,
+) -> tuple[float, float, float, float] | None:
+    """The fitted peaks (reference, channel, channel error) with those at ``idx`` read as
+    ``element``'s lines of the same role (families mapped by ``fams``), the zero peak and
+    the ``anode``'s fitted lines pinned, every other peak its own line or ``element``'s nearest:
+    (gain, offset, largest shift eV over 2-20 keV from the fit's axis, rms eV) when that
+    axis fits every peak and moves by more than
+    :data:`maxrf.calibration.consistency.ALIAS_SHIFT_EV`; else None."""
+    alt_refs = [_rival_line(used[i][0], element, fams, tube_kv) for i in idx]
+    if any(a is None for a in alt_refs):
+        return None
+    c = np.array([u[1] for u in used])
+    kev = np.array([u[0].keV for u in used])
+    err = np.array([gain * u[2] for u in used])
+    s = np.hypot(err, [axis_sys_keV(u[0]) for u in used])
+    alt, s_alt = kev.copy(), s.copy()
+    for i, a in zip(idx, alt_refs):
+        alt[i] = a.keV
+        s_alt[i] = math.hypot(err[i], axis_sys_keV(a))
+    if np.allclose(alt, kev, atol=0.005):
+        return None
+    pinned = np.array([u[0].kind == "zero" or _is_anode(u[0], anode) for u in used])
+    pinned[list(idx)] = True
+    own = np.array([r.keV for _f, r in _element_groups(element, tube_kv)])
+    fit = _rival_fit(c, alt, s_alt, pinned, own)
+    if fit is None:
+        return None
+    g1, o1, rms = fit
+    shift = axis_difference_eV(fit_axis(c, kev, s), (g1, o1), n) or 0.0
+    return (g1, o1, shift, rms) if shift > ALIAS_SHIFT_EV else None
+
+
+
+def own_line_axes(
+    entries: Sequence[Entry], gain: float, n: int, anode: str, tube_kv: float
+) -> list[tuple[str, float, float, float, float, float]]:
+    """The readings of another element's fitted lines as the anode's own lines of the same
+    role that fit the fitted peaks as well: the mirror of :func:`rival_axes` (the Ag tube's
+    scattered L-alpha, L-beta read as Cd L-alpha, L-beta, 150 eV above them), when the fit
+    holds a line of the anode's (its K-alpha, K-beta: they pin the axis far from the pair).
+
+    Returns
+    -------
+    list of (name, gain_keV, offset_keV, shift_eV, rms_eV, line_keV)
+        ``name`` as ``'Ag L for Cd L'``; the axis of that reading, its largest difference
+        from the fit's over 2-20 keV, the rms residual of the fitted peaks under it; the
+        anode line (keV) the element's strongest fitted line becomes. Best fitting first.
+    """
+    used = [(r, c, err) for r, c, err, u in entries if u]
+    # the tube's fitted lines hold the axis the element's lines are read against
+    if len(used) < 3 or not any(_is_anode(r, anode) and r.kind != "escape" for r, _c, _e in used):
+        return []
+    out = []
+    others = {r.element for r, _c, _e in used if r.kind == "element" and r.element not in (None, anode)}
+    for el in sorted(others):
+        idx = [i for i, (r, _c, _e) in enumerate(used) if r.kind == "element" and r.element == el]
+        main = max((used[i][0] for i in idx), key=lambda r: r.strength)
+        for fams in _family_maps([used[i][0] for i in idx]):
+            fit = _reread(used, gain, n, idx, anode, fams, tube_kv, anode)
+            line = _rival_line(main, anode, fams, tube_kv)
+            if fit is not None and line is not None:
+                name = f"{anode} {'/'.join(sorted(set(fams.values())))} for {el} {'/'.join(sorted(fams))}"
+                out.append((name, *fit, line.keV))
     return sorted(out, key=lambda t: t[4])
 
 
@@ -214,6 +271,17 @@ def _explained(
     return bool(np.any(np.abs(strong[:, None] + strong[None, :] - e) <= fw))
 
 
+def _scatter_window(keV: float) -> tuple[float, float]:
+    """Where (keV) the peak of a line scattered at ``keV`` has its maximum: within half a
+    detector FWHM of it, or, when its Compton peak blends with it, from that blend's
+    lowest maximum (the Compton peak at 180 degrees, less half a FWHM) on."""
+    fw = float(_fwhm_at(keV))
+    lo = keV - 0.5 * fw
+    if _compton_blended(keV):
+        lo = float(physics.compton_shift(keV, 180.0)) - 0.5 * fw
+    return lo, keV + 0.5 * fw
+
+
 def _peak_at_scatter(
     obs: Sequence[_Obs], rival: tuple[float, float], keV: float, taken: Sequence[float],
     explained: Callable[[_Obs], bool],
@@ -223,14 +291,11 @@ def _peak_at_scatter(
     Rayleigh peak within half a FWHM, or, when its Compton peak blends with it, anywhere
     from that blend's lowest maximum (the Compton peak at 180 degrees) to half a FWHM
     above."""
-    fw = float(_fwhm_at(keV))
-    lo = keV - 0.5 * fw
-    if _compton_blended(keV):
-        lo = float(physics.compton_shift(keV, 180.0)) - 0.5 * fw
+    lo, hi = _scatter_window(keV)
     hits = []
     for o in obs:
         e = rival[1] + rival[0] * o.channel
-        if not lo <= e <= keV + 0.5 * fw or o.significance < RIVAL_MIN_SIGNIFICANCE:
+        if not lo <= e <= hi or o.significance < RIVAL_MIN_SIGNIFICANCE:
             continue
         if any(abs(o.channel - t) <= 0.5 * max(o.fwhm, 1.0) for t in taken) or explained(o):
             continue
@@ -291,33 +356,53 @@ def rival_anode_check(
     if anode is None:
         return None
     gain, offset = axis
-    rivals = rival_axes(entries, gain, n, anode, tube_kv)
     main = anode_main_line(anode, tube_kv)
-    if not rivals or main is None:
-        return None
-    e_main = main.energy_keV
+    rivals = rival_axes(entries, gain, n, anode, tube_kv) if main is not None else []
     taken = [c for _r, c, _e, u in entries if u]
     element_keV = np.array([r.keV for r in refs if r.kind == "element"])
 
     def explained(ob: _Obs) -> bool:
         return _explained(ob, obs, axis, fwhm6, anode, tube_kv, element_keV)
 
-    hits = [(name, pk, shift, (g1, o1)) for name, g1, o1, shift, _rms in rivals
-            if (pk := _peak_at_scatter(obs, (g1, o1), e_main, taken, explained)) is not None]
-    if not hits:
+    hits = [(name, (g1, o1), shift, pk) for name, g1, o1, shift, _rms in rivals if main is not None
+            and (pk := _peak_at_scatter(obs, (g1, o1), main.energy_keV, taken, explained))]
+    own = _unseen_own_lines(entries, obs, axis, n, anode, tube_kv)
+    if not hits and not own:
+        if not rivals:
+            return None
         return check("rival identity", True, f"no other element's lines read as {anode}'s leave "
                      f"{anode}'s scatter at a strong peak ({', '.join(r[0] for r in rivals[:4])} fit "
                      "as well but find nothing there)")
-    name, pk, shift, _axis = hits[0]  # the rival that fits the peaks best
-    return check(
-        "rival identity",
-        False,
-        f"the {anode} lines of the fit may be {' or '.join(h[0] for h in hits[:3])} lines: the {name} "
-        "axis fits the same peaks, moves by "
-        f"up to {shift:.0f} eV over 2-20 keV and puts {anode}'s scatter on the "
-        f"{pk.significance:.0f}-sigma peak at {offset + gain * pk.channel:.2f} keV this fit leaves out",
-        rivals=[h[0] for h in hits],
-        rival_axes=[[float(h[3][0]), float(h[3][1])] for h in hits],
-        shift_eV=float(shift),
-    )
+    found = [(name, ax, shift) for name, ax, shift, _pk in hits] + own
+    if hits:
+        name, _ax, shift, pk = hits[0]  # the rival that fits the peaks best
+        message = (f"the {anode} lines of the fit may be {' or '.join(h[0] for h in hits[:3])} lines: the "
+                   f"{name} axis fits the same peaks, moves by up to {shift:.0f} eV over 2-20 keV and puts "
+                   f"{anode}'s scatter on the {pk.significance:.0f}-sigma peak at "
+                   f"{offset + gain * pk.channel:.2f} keV this fit leaves out")
+    else:
+        name, _ax, shift = own[0]
+        message = (f"the fit's {name.split(' for ')[1]} lines may be {anode}'s own scatter ({name}): "
+                   f"read so, their axis fits the same peaks and moves by up to {shift:.0f} eV over "
+                   f"2-20 keV, while this fit finds no peak where it puts {anode}'s line")
+    return check("rival identity", False, message, rivals=[f[0] for f in found],
+                 rival_axes=[[float(f[1][0]), float(f[1][1])] for f in found], shift_eV=float(shift))
 
+
+def _unseen_own_lines(
+    entries: Sequence[Entry], obs: Sequence[_Obs], axis: tuple[float, float], n: int, anode: str,
+    tube_kv: float,
+) -> list[tuple[str, tuple[float, float], float]]:
+    """The readings of :func:`own_line_axes` whose anode line the fit's ``axis`` (gain,
+    offset) leaves without a peak where its scatter peaks (:func:`_scatter_window`): a
+    peak near the tube's own line read as another element's while the tube's is missing
+    (a primary filter that removes the tube's soft lines removes them wherever the axis
+    puts them; that alone is no evidence): (name, (gain, offset), shift eV)."""
+    gain, offset = axis
+    e_obs = offset + gain * np.array([o.channel for o in obs])
+    out = []
+    for name, g1, o1, shift, _rms, line_keV in own_line_axes(entries, gain, n, anode, tube_kv):
+        lo, hi = _scatter_window(line_keV)
+        if not np.any((e_obs >= lo) & (e_obs <= hi)):
+            out.append((name, (g1, o1), shift))
+    return out

@@ -28,6 +28,7 @@ from maxrf.calibration.quality import (
     axis_difference_eV,
     check,
     independent_checks,
+    redundancy_check,
 )
 from maxrf.calibration.references import _cluster_fwhm, _Ref
 from maxrf.calibration.rivals import rival_anode_check
@@ -305,6 +306,7 @@ def unexplained_check(
     anode_ref: _Ref | None,
     tube_kv: float,
     sigma_eV: float | None = None,
+    fitted: Sequence[float] = (),
 ) -> dict[str, Any]:
     """Strong narrow peaks at no known line, escape, sum or Compton energy.
 
@@ -314,7 +316,11 @@ def unexplained_check(
     between the components of another element's main line group (K-alpha1,2...) or that
     close to them; or be the escape peak of a far stronger observed peak. An axis that
     claims 7 eV and leaves peaks 25 eV from the lines it names is wrong (Hg L-beta taken
-    for Bi L-alpha, Ag K-beta for Cd K-alpha). Without ``sigma_eV``: half a FWHM.
+    for Bi L-alpha, Ag K-beta for Cd K-alpha). Without ``sigma_eV``: half a FWHM. One
+    such peak passes (an artefact, an unlisted line) unless it is more significant than
+    every peak the fit uses (channels ``fitted``) but the strongest: a fit that names
+    weaker peaks and leaves out one of the spectrum's main peaks took the wrong lines
+    (Fe K-alpha read as Cd L-alpha, 10 keV off at 20 keV, leaves a Ag tube's L-alpha out).
     """
     ref_e = np.array([r.keV for r in refs])
     ref_sys = np.array([r.sys_keV + r.tol_keV for r in refs])
@@ -324,8 +330,9 @@ def unexplained_check(
     obs_e = np.array([offset + gain * o.channel for o in obs])
     strong_e = obs_e[sig >= 0.2 * (sig.max() if sig.size else 0)]
     sums = (strong_e[:, None] + strong_e[None, :]).ravel()
-    anode_e = [r.keV for r in refs if r.kind == "anode"]
-    bad = []
+    # the tube's Rayleigh lines, those inside a Compton blend too (Cu K-alpha, W L-gamma)
+    anode_e = [max(c[0] for c in r.components) for r in refs if r.kind in ("anode", "scatter")]
+    bad, top = [], 0.0
     for o in obs:
         ek = offset + gain * o.channel
         # broad for a line at its energy under this calibration: scatter or continuum
@@ -348,12 +355,16 @@ def unexplained_check(
         near = near or any(physics.compton_shift(a, 180.0) - half <= ek <= a for a in anode_e)
         if not near:
             bad.append(ek)
+            top = max(top, o.significance)
+    used = sorted(o.significance for o in obs if any(abs(o.channel - c) <= 0.5 * o.fwhm for c in fitted))
+    above = len(used) >= 2 and top > used[-2]
     return check(
         "unexplained peaks",
-        len(bad) < 2,
+        len(bad) < 2 and not above,
         "every strong peak is explained"
         if not bad
-        else f"{len(bad)} strong peak(s) unexplained (at {', '.join(f'{e:.2f}' for e in bad[:4])} keV)",
+        else f"{len(bad)} strong peak(s) unexplained (at {', '.join(f'{e:.2f}' for e in bad[:4])} keV)"
+        + (f", the strongest ({top:.0f} sigma) above all fitted peaks but one" if above else ""),
         critical=len(bad) >= 3,
         n=len(bad),
     )
@@ -466,7 +477,7 @@ def assess(
         compare_header(gain, offset, header, n),
         alias_check(entries, refs, gain, n),
         rival_anode_check(entries, obs, refs, (gain, offset), n, anode, tube_kv, fwhm6),
-        broad_lines_check(entries, obs, gain),
+        broad_lines_check(entries, obs, (gain, offset), refs),
         cliff_check(entries, obs),
         consistency.continuum_end_check(spec.y, gain, offset, tube_kv),
     ):
@@ -481,25 +492,12 @@ def assess(
         checks.append(blend)
     cover = next((c for c in checks if c["name"] == "coverage"), None)
     sigma = cover.get("sigma_eV") if cover is not None else None
-    checks.append(unexplained_check(obs, gain, offset, tuple(refs), anode_ref, tube_kv, sigma))
+    fitted = [c for r, c, _e, u in entries if u and r.kind != "zero"]
+    checks.append(unexplained_check(obs, gain, offset, tuple(refs), anode_ref, tube_kv, sigma, fitted))
     redundancy = redundancy_check(checks)
     if redundancy is not None:
         checks.append(redundancy)
     return verdict(checks), checks
-
-
-def redundancy_check(checks: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
-    """A fit of two peaks and nothing that tests their spacing: the reason such a result is
-    never ``good`` (see :func:`verdict`), said as a failed check; None otherwise."""
-    n_used = [c.get("n_used", 3) for c in checks if c["name"] == "residuals"]
-    spacing = any(c["name"] == "anode line spacing" and c["passed"] for c in checks)
-    if spacing or not n_used or n_used[0] != 2:
-        return None
-    return check(
-        "redundancy", False,
-        "only two peaks in the fit and no line spacing to test them: a straight line through "
-        "two points fits them whatever lines they are",
-    )
 
 
 def check_header_against_auto(
