@@ -137,10 +137,9 @@ class SpectrumCase:
             "theta_deg": self.theta_deg if theta_deg is None else float(theta_deg),
             "fwhm_at_6keV": self.fwhm_at_6keV if fwhm_at_6keV is None else float(fwhm_at_6keV),
         }
-        rows = [_filtered({el: amp}, {}, e, self.filter, kw) for el, amp in self.elements.items()]
-        rows += [_filtered({}, {name: share}, e, self.filter, kw) for name, share in self.scatter.items()]
+        rows = _components(self.elements, self.scatter, e, self.filter, kw)
         if self.zero_counts:
-            rows.append(self.zero_counts * synth_spectrum({}, e, scatter={"zero": 1.0}, **kw))
+            rows.append(_zero_row(self.zero_counts, e, kw))
         return self.scale * np.array(rows)
 
     def axis_bound(
@@ -274,7 +273,7 @@ def calibration_case(
     zero_counts = 0.0
     if zero_share:
         zero_counts = zero_share * float(lam.sum())
-        lam = lam + zero_counts * synth_spectrum({}, e, scatter={"zero": 1.0}, **kw)
+        lam = lam + _zero_row(zero_counts, e, kw)
     scale = total / max(float(lam.sum()), 1e-12)
     lam *= scale
     counts = rng.poisson(np.maximum(lam, 0.0)).astype(np.float64)
@@ -298,32 +297,50 @@ def calibration_case(
     )
 
 
-def _filtered(
+def _components(
     elements: dict[str, float], scatter: dict[str, float], e: np.ndarray, filt: tuple[str, float] | None,
     kw: dict,
-) -> np.ndarray:
-    """Expected counts of the element lines and the scatter behind a primary filter.
+) -> list[np.ndarray]:
+    """Expected counts of each element's lines and each scatter template behind a primary
+    filter, one array per ingredient (elements first, then ``scatter``'s order).
 
-    The filter removes the soft part of the primary beam: the scattered continuum channel
-    by channel, each scattered anode line (Rayleigh and Compton) by its transmission at
-    the line's energy, and the excitation of the element lines, taken as the transmission
-    at each line's energy. It acts on photons before the detector broadens them, so it
-    scales lines and never shifts them: a line keeps its place on the true energy axis.
+    The filter removes the soft part of the primary beam: the scattered continuum photon
+    energy by photon energy before the detector broadens it, each scattered anode line
+    (Rayleigh and Compton) by its transmission at the line's energy, and the excitation of
+    the element lines, taken as the transmission at each line's energy. It acts on photons
+    before the detector broadens them, so it scales lines and never shifts them: a line
+    keeps its place on the true energy axis.
     """
     def trans(x: np.ndarray) -> np.ndarray:
         return filter_transmission(x, filt)
 
     t = None if filt is None else trans
     fw6, kv = kw["fwhm_at_6keV"], kw["tube_kv"]
+    rows = [amp * physics.element_spectrum(el, e, tube_kv=kv, fwhm_at_6keV=fw6, transmission=t)
+            for el, amp in elements.items()]
+    if scatter:
+        sc = physics.scatter_spectrum(
+            e, anode=kw["anode"], tube_kv=kv, theta_deg=kw["theta_deg"], fwhm_at_6keV=fw6, transmission=t
+        )
+        rows += [share * sc[name] for name, share in scatter.items()]
+    return rows
+
+
+def _filtered(
+    elements: dict[str, float], scatter: dict[str, float], e: np.ndarray, filt: tuple[str, float] | None,
+    kw: dict,
+) -> np.ndarray:
+    """Expected counts of the element lines and the scatter behind a primary filter: the
+    sum of :func:`_components`."""
     lam = np.zeros(e.size)
-    for el, amp in elements.items():
-        lam += amp * physics.element_spectrum(el, e, tube_kv=kv, fwhm_at_6keV=fw6, transmission=t)
-    sc = physics.scatter_spectrum(
-        e, anode=kw["anode"], tube_kv=kv, theta_deg=kw["theta_deg"], fwhm_at_6keV=fw6, transmission=t
-    )
-    for name, share in scatter.items():
-        lam += share * sc[name]
+    for row in _components(elements, scatter, e, filt, kw):
+        lam += row
     return lam
+
+
+def _zero_row(zero_counts: float, e: np.ndarray, kw: dict) -> np.ndarray:
+    """Expected counts of a zero (noise) peak of ``zero_counts`` counts in all."""
+    return zero_counts * synth_spectrum({}, e, scatter={"zero": 1.0}, **kw)
 
 
 def _draw_elements(rng: np.random.Generator, kind: str) -> dict[str, float]:

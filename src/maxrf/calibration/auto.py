@@ -251,11 +251,10 @@ def _rival_turn(
         judged = _judged(hyp, obs, refs, spec, anode_ref, anode, kv, header, gain_range)
         if judged is None or any(c["name"] == "rival identity" and not c["passed"] for c in judged.checks):
             continue
-        rank, rank0 = QUALITIES.index(judged.quality), QUALITIES.index(cal.quality)
+        rank, rank0 = _rank(judged)[0], _rank(cal)[0]
         if rank < rank0 or (rank == rank0 and hyp.unexplained < best.unexplained):
             return judged, hyp
     return cal, best
-
 
 
 def _judged(

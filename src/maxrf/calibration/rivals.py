@@ -188,6 +188,14 @@ def _reread(
     return (g1, o1, shift, rms) if shift > ALIAS_SHIFT_EV else None
 
 
+def _fitted_elements(used: Sequence[tuple[_Ref, float, float]], anode: str) -> dict[str, list[int]]:
+    """The sample elements among the fitted peaks, each with the indices of its lines."""
+    out: dict[str, list[int]] = {}
+    for i, (r, _c, _e) in enumerate(used):
+        if r.kind == "element" and r.element not in (None, anode):
+            out.setdefault(r.element, []).append(i)
+    return dict(sorted(out.items()))
+
 
 def own_line_axes(
     entries: Sequence[Entry], gain: float, n: int, anode: str, tube_kv: float
@@ -209,9 +217,7 @@ def own_line_axes(
     if len(used) < 3 or not any(_is_anode(r, anode) and r.kind != "escape" for r, _c, _e in used):
         return []
     out = []
-    others = {r.element for r, _c, _e in used if r.kind == "element" and r.element not in (None, anode)}
-    for el in sorted(others):
-        idx = [i for i, (r, _c, _e) in enumerate(used) if r.kind == "element" and r.element == el]
+    for el, idx in _fitted_elements(used, anode).items():
         main = max((used[i][0] for i in idx), key=lambda r: r.strength)
         for fams in _family_maps([used[i][0] for i in idx]):
             fit = _reread(used, gain, n, idx, anode, fams, tube_kv, anode)
@@ -242,18 +248,17 @@ def neighbour_axes(
     if len(used) < 3:
         return []
     out = []
-    others = {r.element for r, _c, _e in used if r.kind == "element" and r.element not in (None, anode)}
-    for el in sorted(others):
-        idx = [i for i, (r, _c, _e) in enumerate(used) if r.kind == "element" and r.element == el]
+    for el, idx in _fitted_elements(used, anode).items():
+        fams = {used[i][0].group[0]: used[i][0].group[0] for i in idx}  # the same role: K for K
+        role = "/".join(sorted(fams))
         z0 = physics.table.atomic_number(el)
         for z in range(max(11, z0 - NEIGHBOUR_REACH), min(92, z0 + NEIGHBOUR_REACH) + 1):
             other = physics.normalize_element(z)
             if z == z0 or other == anode or other in NO_SAMPLE_ELEMENTS:
                 continue
-            fams = {f: f for f in {used[i][0].group[0] for i in idx}}
             fit = _reread(used, gain, n, idx, other, fams, tube_kv, anode)
             if fit is not None and _tube_lines_hold(entries, fit[:2], anode):
-                out.append((f"{other} {'/'.join(sorted(fams))} for {el} {'/'.join(sorted(fams))}", *fit))
+                out.append((f"{other} {role} for {el} {role}", *fit))
     return sorted(out, key=lambda t: t[4])
 
 

@@ -8,6 +8,7 @@ import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
 from scipy.special import ndtr
 
 from maxrf.errors import ParameterError
@@ -362,8 +363,6 @@ def _detected_continuum(
     not cliffs between two channels. The resolution changes slowly with energy: each
     1 keV band is broadened at its own width and the bands blended linearly.
     """
-    from scipy.ndimage import gaussian_filter1d
-
     kv = _check_positive("tube_kv", tube_kv)
     lo_e = max(0.05, float(e[0]) - 1.0)
     grid = np.arange(lo_e, kv + 3.0 * float(fwhm_keV(kv, fwhm_at_6keV)), _CONTINUUM_STEP_KEV)
