@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pytest
 import xraydb
 
 from maxrf import physics
@@ -95,6 +96,36 @@ def test_a_compton_peak_fitted_as_a_line_is_too_broad():
         assert quality != "good"
         assert broad and not broad[0]["passed"] and "Sr Ka" in broad[0]["message"]
         assert all(c["passed"] for c in right if c["name"] == "broad lines")
+
+
+@pytest.mark.parametrize("anode", ["Rh", "Mo", "Ag"])
+def test_a_line_read_as_the_compton_peak_is_too_narrow(anode):
+    # blanks at their true axes: the drawn Compton peak is Doppler-broadened and passes;
+    # the same counts as one line of the detector's width (physics.fwhm_keV) at the
+    # Compton energy of the anode's K-alpha (a sample's line where the Compton peak is
+    # read under a misread axis) fail the Compton check
+    for seed in (5100, 5101):
+        case = calibration_case(seed, anode=anode, kind="blank", gain_keV=0.010, offset_keV=-0.3)
+        rows = case.expected_components()
+        e = case.energies()
+        ec = float(physics.compton_shift(physics.line_energy(anode, "Ka"), case.theta_deg))
+        sigma = float(physics.fwhm_keV(ec, case.fwhm_at_6keV)) / physics.FWHM_PER_SIGMA
+        compton = case.component_names.index("compton")
+        line = np.exp(-0.5 * ((e - ec) / sigma) ** 2)
+        narrow = rows.copy()
+        narrow[compton] = line * rows[compton].sum() / line.sum()
+        rng = np.random.default_rng(seed)
+        for lam, broad in ((rows.sum(0), True), (narrow.sum(0), False)):
+            counts = rng.poisson(lam).astype(np.float64)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                quality, checks = assess_calibration(counts, case.gain_keV, case.offset_keV, anode=anode,
+                                                     tube_kv=case.tube_kv)
+            chk = next(c for c in checks if c["name"] == "Compton")
+            assert chk["passed"] is broad, chk["message"]
+            if not broad:
+                assert quality != "good" and "no broader than one line" in chk["message"]
+                assert chk["width_ratio"] < 1.2
 
 
 def test_the_tubes_compton_peaks_read_as_its_lines_are_too_broad():

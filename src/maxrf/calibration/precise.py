@@ -334,3 +334,16 @@ def _find_compton(
     except ParameterError:
         return None, None
     return float(ec), theta
+
+
+def compton_fwhm_keV(spec: _Spec, gain: float, offset: float, compton_keV: float, anode_keV: float,
+                     fwhm6: float) -> float | None:
+    """FWHM (keV) of the peak at ``compton_keV``: a Gaussian with a free width fitted to
+    its core, as :func:`_find_compton` fits its centre; None when no fit holds."""
+    c = (compton_keV - offset) / gain
+    if not (1 <= c < spec.y.size - 1):
+        return None
+    fw0 = float(_fwhm_at(anode_keV, fwhm6))
+    fit = _peaks.fit_peaks(spec.y, [int(round(c))], fwhm_channels=2.0 * fw0 / gain, base=spec.base,
+                           scale=spec.scale, half_window=0.8)[0]
+    return float(fit.fwhm * gain) if fit.ok else None

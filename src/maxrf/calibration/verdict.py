@@ -20,7 +20,7 @@ from maxrf.calibration import consistency
 from maxrf.calibration.consistency import alias_check, broad_lines_check, cliff_check, entry_sys_keV
 from maxrf.calibration.match import _FANO_SLOPE, _fwhm_at
 from maxrf.calibration.observe import _Obs, _Spec
-from maxrf.calibration.precise import _fit_sys_keV
+from maxrf.calibration.precise import _fit_sys_keV, compton_fwhm_keV
 from maxrf.calibration.quality import (
     HEADER_TOL_EV,
     RESIDUAL_TOL_EV,
@@ -41,6 +41,10 @@ QUALITIES: tuple[str, ...] = ("good", "doubtful", "failed")
 COVERAGE_SIGMA_EV = 12.5
 #: below this energy (keV) a line must confirm a zero peak cut by the start of the axis
 LOW_ANCHOR_KEV = 5.0
+#: smallest FWHM of the anode's Compton peak in units of one line's at its energy: Doppler
+#: broadening makes it 1.6-3.2 times one line on the synthetic and real spectra (Rh, Mo
+#: K-alpha; 1.2 times at 45 degrees from a light matrix)
+COMPTON_MIN_BROADENING = 1.2
 
 
 def verdict(checks: Sequence[dict[str, Any]]) -> str:
@@ -276,8 +280,12 @@ def compton_check(
     spec: _Spec,
     gain: float,
     offset: float,
+    fwhm6: float,
 ) -> dict[str, Any] | None:
-    """The anode's Compton peak gives a possible scattering angle."""
+    """The anode's Compton peak gives a possible scattering angle, and it is broader than
+    one line: Doppler broadening widens a Compton peak beyond the detector's resolution
+    (twice it or more at Rh or Mo K-alpha and 90-130 degrees), so a peak as narrow as one
+    line is some element's line, and the peaks read as the anode's are likely not its."""
     if anode_ref is None or anode_ref.kind == "scatter":  # blended: see the scatter check
         return None
     c = (anode_ref.keV - offset) / gain
@@ -286,12 +294,15 @@ def compton_check(
     if compton_keV is None or theta is None:
         return check("Compton", False, f"no Compton peak of {anode_ref.name} found below it")
     ok = 45.0 <= theta <= 180.0
-    return check(
-        "Compton",
-        ok,
-        f"Compton peak of {anode_ref.name} at {compton_keV:.2f} keV: scattering angle {theta:.0f} deg",
-        theta_deg=float(theta),
-    )
+    message = f"Compton peak of {anode_ref.name} at {compton_keV:.2f} keV: scattering angle {theta:.0f} deg"
+    width = compton_fwhm_keV(spec, gain, offset, compton_keV, anode_ref.keV, fwhm6)
+    line = float(_fwhm_at(compton_keV, fwhm6))
+    ratio = None if width is None else width / line
+    if ratio is not None and ratio < COMPTON_MIN_BROADENING:
+        ok = False
+        message += (f", but it is no broader than one line (FWHM {width * 1e3:.0f} eV, one line "
+                    f"{line * 1e3:.0f} eV): a line read as the Compton peak")
+    return check("Compton", ok, message, theta_deg=float(theta), width_ratio=ratio)
 
 
 #: how many standard uncertainties a peak may be off the line that explains it
@@ -472,7 +483,7 @@ def assess(
         resolution_check(entries, probes, obs, gain, offset),
         width_check(entries, obs, gain),
         strong_peaks_check(entries, obs, gain, offset),
-        compton_check(anode_ref, compton[0], compton[1], spec, gain, offset),
+        compton_check(anode_ref, compton[0], compton[1], spec, gain, offset, fwhm6),
         coverage_check(entries, gain, offset, n, obs),
         compare_header(gain, offset, header, n),
         alias_check(entries, refs, gain, n),
