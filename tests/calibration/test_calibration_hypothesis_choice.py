@@ -89,6 +89,23 @@ def test_unexplained_tolerance_follows_the_axis_uncertainty():
     assert unexplained_check(peaks, gain, 0.0, refs, None, 50.0, sigma_eV=40.0)["n"] == 0
 
 
+def test_a_main_peak_left_to_an_uncommon_element_is_not_explained():
+    # dev seed 400151: an axis 13 % short read Co K-alpha (2000 sigma, the spectrum's main
+    # line) as Gd L-alpha (xraydb) and fitted the zero peak, an escape peak and Ag K-alpha
+    refs = _reference_lines("Rh", 45.0)
+    assert "Gd" not in {r.element for r in refs} and "Co" in {r.element for r in refs}
+    gain = 0.01
+    gd_la, co_ka = _centroid("Gd", ("La1", "La2")), _centroid("Co", ("Ka1", "Ka2"))
+    ag_ka, fe_ka = _centroid("Ag", ("Ka1", "Ka2")), _centroid("Fe", ("Ka1", "Ka2"))
+    fitted = [_ob(0.0, 10000.0), _ob(fe_ka / gain, 300.0), _ob(ag_ka / gain, 500.0)]
+    chans = [o.channel for o in fitted]
+    for main, sig, passed in ((gd_la, 2000.0, False), (co_ka, 2000.0, True), (gd_la, 200.0, True)):
+        res = unexplained_check([*fitted, _ob(main / gain, sig)], gain, 0.0, refs, None, 45.0,
+                                sigma_eV=7.0, fitted=chans)
+        assert res["passed"] is passed, res["message"]
+        assert ("uncommon element" in res["message"]) is (not passed)
+
+
 def test_real_spectra_hold_no_counts_below_the_zero_peak():
     # the instruments' own calibrations (independent truth) put nothing below -0.3 keV;
     # the same axes shifted 2 keV down put the scattered continuum there

@@ -34,21 +34,21 @@ def _window_fit(
     ref: _Ref,
     neighbours: Sequence[_Ref],
     fwhm6: float,
+    start: float | None = None,
 ) -> tuple[float, float] | None:
-    """Centre (channel) and its error of ``ref`` fitted with its neighbours' components.
+    """Centre (channel) and its error of ``ref`` fitted with its neighbours' components,
+    in a window centred on ``start`` (channel) or else where the calibration puts ``ref``.
 
     Model: sum of Gaussians at the component energies (relative positions fixed by the
     gain, widths from the detector model times a free factor), one free amplitude per
     line group, a quadratic background; the common shift and width factor are the
     non-linear parameters (the rest is solved linearly).
     """
-    y = spec.y
-    n = y.size
+    y, n = spec.y, spec.y.size
     fw_ch = float(_fwhm_at(ref.keV, fwhm6)) / gain
-    c0 = (ref.keV - offset) / gain
+    c0 = (ref.keV - offset) / gain if start is None else float(start)
     half = max(4.0, 1.1 * fw_ch)
-    lo, hi = int(math.floor(c0 - half)), int(math.ceil(c0 + half)) + 1
-    lo, hi = max(lo, 0), min(hi, n)
+    lo, hi = max(int(math.floor(c0 - half)), 0), min(int(math.ceil(c0 + half)) + 1, n)
     if hi - lo < 7 or not (lo + 1 < c0 < hi - 2):
         return None
     x = np.arange(lo, hi, dtype=np.float64)
@@ -107,6 +107,16 @@ def _window_fit(
     if abs(res.x[0]) > 0.98 * lim:  # ran into the bound: not trustworthy
         return None
     return c0 + float(res.x[0]), max(err, 0.01)
+
+
+def _start(ob: _Obs, ref: _Ref, gain: float, offset: float, fwhm_keV: float) -> float | None:
+    """Where a line's window fit starts: at a strong, well-fitted observed peak when the
+    calibration puts the line more than a quarter FWHM from it (a fit centred on a wrong
+    prediction leans towards it and confirms the wrong axis), else (None) at the
+    prediction (a blend's or a weak peak's own centre is no better start)."""
+    if not (ob.ok and ob.significance >= 30.0):
+        return None
+    return ob.channel if abs(ob.channel - (ref.keV - offset) / gain) > 0.25 * fwhm_keV / gain else None
 
 
 def _zero_fit(spec: _Spec, obs: _Obs) -> tuple[float, float] | None:
@@ -238,7 +248,7 @@ def _precise(
             else:
                 fw = float(_fwhm_at(ref.keV, best.fwhm6))
                 near = [q for q in pool if q is not ref and abs(q.keV - ref.keV) < 3.0 * fw]
-                fit = _window_fit(ob.spec, g, o, ref, near, best.fwhm6)
+                fit = _window_fit(ob.spec, g, o, ref, near, best.fwhm6, start=_start(ob, ref, g, o, fw))
             if fit is None:
                 continue
             refuted = (k, r) in best.refuted

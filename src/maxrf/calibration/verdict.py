@@ -8,7 +8,6 @@ one a file header carries; :func:`verdict` turns a list of checks into
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -33,6 +32,7 @@ from maxrf.calibration.quality import (
 from maxrf.calibration.references import _cluster_fwhm, _Ref
 from maxrf.calibration.rivals import rival_anode_check
 from maxrf.calibration.scatter_fit import scatter_check
+from maxrf.calibration.unexplained import unexplained_check
 
 QUALITIES: tuple[str, ...] = ("good", "doubtful", "failed")
 #: largest standard uncertainty (eV) of the fitted axis over 2-20 keV for the coverage
@@ -303,112 +303,6 @@ def compton_check(
         message += (f", but it is no broader than one line (FWHM {width * 1e3:.0f} eV, one line "
                     f"{line * 1e3:.0f} eV): a line read as the Compton peak")
     return check("Compton", ok, message, theta_deg=float(theta), width_ratio=ratio)
-
-
-#: how many standard uncertainties a peak may be off the line that explains it
-UNEXPLAINED_Z = 3.0
-
-
-def unexplained_check(
-    obs: Sequence[_Obs],
-    gain: float,
-    offset: float,
-    refs: tuple[_Ref, ...],
-    anode_ref: _Ref | None,
-    tube_kv: float,
-    sigma_eV: float | None = None,
-    fitted: Sequence[float] = (),
-) -> dict[str, Any]:
-    """Strong narrow peaks at no known line, escape, sum or Compton energy.
-
-    With ``sigma_eV`` (the axis' own uncertainty, eV) a peak must lie within
-    :data:`UNEXPLAINED_Z` combined uncertainties (axis, peak centre, line centroid) of a
-    reference line (the common elements', components merged as the detector sees them),
-    between the components of another element's main line group (K-alpha1,2...) or that
-    close to them; or be the escape peak of a far stronger observed peak. An axis that
-    claims 7 eV and leaves peaks 25 eV from the lines it names is wrong (Hg L-beta taken
-    for Bi L-alpha, Ag K-beta for Cd K-alpha). Without ``sigma_eV``: half a FWHM. One
-    such peak passes (an artefact, an unlisted line) unless it is more significant than
-    every peak the fit uses (channels ``fitted``) but the strongest: a fit that names
-    weaker peaks and leaves out one of the spectrum's main peaks took the wrong lines
-    (Fe K-alpha read as Cd L-alpha, 10 keV off at 20 keV, leaves a Ag tube's L-alpha out).
-    """
-    ref_e = np.array([r.keV for r in refs])
-    ref_sys = np.array([r.sys_keV + r.tol_keV for r in refs])
-    ref_fams = frozenset(f"{r.element} {r.family}" for r in refs if r.element is not None)
-    others = _other_groups(tube_kv, ref_fams)
-    sig = np.array([o.significance for o in obs])
-    obs_e = np.array([offset + gain * o.channel for o in obs])
-    strong_e = obs_e[sig >= 0.2 * (sig.max() if sig.size else 0)]
-    sums = (strong_e[:, None] + strong_e[None, :]).ravel()
-    # the tube's Rayleigh lines, those inside a Compton blend too (Cu K-alpha, W L-gamma)
-    anode_e = [max(c[0] for c in r.components) for r in refs if r.kind in ("anode", "scatter")]
-    bad, top = [], 0.0
-    for o in obs:
-        ek = offset + gain * o.channel
-        # broad for a line at its energy under this calibration: scatter or continuum
-        if o.significance < 50 or ek < 0.9 or ek > tube_kv or o.fwhm * gain > 1.6 * float(_fwhm_at(ek, 0.2)):
-            continue
-        half = 0.5 * float(_fwhm_at(ek))
-        if sigma_eV is None:
-            tol = np.full(ref_e.size, half)
-        else:
-            peak = math.hypot(gain * o.err, 0.02 * o.fwhm * gain)
-            tol = UNEXPLAINED_Z * np.sqrt((sigma_eV * 1e-3) ** 2 + peak**2 + ref_sys**2)
-            tol = np.minimum(tol, half)
-        near = bool(np.any(np.abs(ref_e - ek) <= tol))
-        # an escape peak: its parent (a Si K-alpha above) is a far stronger observed peak
-        parent = np.abs(np.asarray(physics.escape_energy(obs_e)) - ek) <= half
-        near = near or bool(np.any(parent & (sig >= 3.0 * o.significance)))
-        t = half if sigma_eV is None else float(np.min(tol))
-        near = near or np.any((others[:, 0] - t <= ek) & (ek <= others[:, 1] + t))
-        near = near or np.any(np.abs(sums - ek) <= 2 * half)
-        near = near or any(physics.compton_shift(a, 180.0) - half <= ek <= a for a in anode_e)
-        if not near:
-            bad.append(ek)
-            top = max(top, o.significance)
-    used = sorted(o.significance for o in obs if any(abs(o.channel - c) <= 0.5 * o.fwhm for c in fitted))
-    above = len(used) >= 2 and top > used[-2]
-    return check(
-        "unexplained peaks",
-        len(bad) < 2 and not above,
-        "every strong peak is explained"
-        if not bad
-        else f"{len(bad)} strong peak(s) unexplained (at {', '.join(f'{e:.2f}' for e in bad[:4])} keV)"
-        + (f", the strongest ({top:.0f} sigma) above all fitted peaks but one" if above else ""),
-        critical=len(bad) >= 3,
-        n=len(bad),
-    )
-
-
-def _other_groups(tube_kv: float, exclude: frozenset[str]) -> np.ndarray:
-    """(lowest, highest) component energy (keV) of the main line groups of all elements
-    Z 11-92 the tube excites, less the families ``exclude`` (``'Fe K'``, ``'Pb L'``):
-    shape (n, 2)."""
-    lo_hi, families = _all_groups()
-    keep = (lo_hi[:, 0] <= tube_kv) & ~np.isin(families, list(exclude))
-    return lo_hi[keep]
-
-
-#: the main line groups of an element (components the detector merges): K-alpha1,2,
-#: K-beta1,3, L-alpha1,2, L-beta1, M-alpha1,2
-_MAIN_GROUPS = {"Ka1": "Ka", "Ka2": "Ka", "Kb1": "Kb", "Kb3": "Kb", "La1": "La", "La2": "La",
-                "Lb1": "Lb", "Ma": "Ma"}  # fmt: skip
-
-
-@functools.lru_cache(maxsize=1)
-def _all_groups() -> tuple[np.ndarray, np.ndarray]:
-    """(lowest, highest) energy (keV) of the components of the main line groups (K-alpha,
-    K-beta, L-alpha, L-beta1, M-alpha) of elements Z 11-92, 0.9-100 keV (an unknown
-    element shows at least these), and their families (``'Fe K'``)."""
-    groups: dict[tuple[str, str], list[float]] = {}
-    for z in range(11, 93):
-        for ln in physics.element_lines(z, 100.0, min_keV=0.9, min_rel=0.01):
-            if ln.siegbahn in _MAIN_GROUPS:
-                key = (f"{ln.element} {ln.family}", _MAIN_GROUPS[ln.siegbahn])
-                groups.setdefault(key, []).append(ln.energy_keV)
-    lo_hi = np.array([(min(v), max(v)) for v in groups.values()])
-    return lo_hi, np.array([k[0] for k in groups])
 
 
 def coverage_check(

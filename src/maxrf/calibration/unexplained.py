@@ -1,0 +1,181 @@
+"""The unexplained-peaks check of a calibration: strong narrow peaks the axis puts at no
+known line, escape, sum or Compton energy, or leaves to an uncommon element only."""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from maxrf import physics
+from maxrf.calibration.match import _fwhm_at
+from maxrf.calibration.observe import _Obs
+from maxrf.calibration.quality import check
+from maxrf.calibration.references import _Ref
+
+#: how many standard uncertainties a peak may be off the line that explains it
+UNEXPLAINED_Z = 3.0
+
+
+def unexplained_check(
+    obs: Sequence[_Obs],
+    gain: float,
+    offset: float,
+    refs: tuple[_Ref, ...],
+    anode_ref: _Ref | None,
+    tube_kv: float,
+    sigma_eV: float | None = None,
+    fitted: Sequence[float] = (),
+) -> dict[str, Any]:
+    """Strong narrow peaks at no known line, escape, sum or Compton energy.
+
+    With ``sigma_eV`` (the axis' own uncertainty, eV) a peak must lie within
+    :data:`UNEXPLAINED_Z` combined uncertainties (axis, peak centre, line centroid) of a
+    reference line (the common elements', components merged as the detector sees them),
+    between the components of another element's main line group (K-alpha1,2...) or that
+    close to them; or be the escape peak of a far stronger observed peak. An axis that
+    claims 7 eV and leaves peaks 25 eV from the lines it names is wrong (Hg L-beta taken
+    for Bi L-alpha, Ag K-beta for Cd K-alpha). Without ``sigma_eV``: half a FWHM. One
+    such peak passes (an artefact, an unlisted line) unless it is more significant than
+    every peak the fit uses (channels ``fitted``) but the strongest: a fit that names
+    weaker peaks and leaves out one of the spectrum's main peaks took the wrong lines
+    (Fe K-alpha read as Cd L-alpha, 10 keV off at 20 keV, leaves a Ag tube's L-alpha out).
+    """
+    ref_e = np.array([r.keV for r in refs])
+    ref_sys = np.array([r.sys_keV + r.tol_keV for r in refs])
+    ref_fams = frozenset(f"{r.element} {r.family}" for r in refs if r.element is not None)
+    others = _other_groups(tube_kv, ref_fams)
+    sig = np.array([o.significance for o in obs])
+    obs_e = np.array([offset + gain * o.channel for o in obs])
+    # (sums of photon peaks: the zero peak is none, with it every peak would be its own sum)
+    strong_e = obs_e[(sig >= 0.2 * (sig.max() if sig.size else 0)) & (obs_e > 0.5)]
+    sums = (strong_e[:, None] + strong_e[None, :]).ravel()
+    # the tube's Rayleigh lines, those inside a Compton blend too (Cu K-alpha, W L-gamma)
+    anode_e = [max(c[0] for c in r.components) for r in refs if r.kind in ("anode", "scatter")]
+    common = tuple(sorted({r.element for r in refs if r.kind == "element"}))
+    minor = _minor_lines(common, tube_kv)
+    bad, top, exotic = [], 0.0, 0.0
+    for o in obs:
+        ek = offset + gain * o.channel
+        # broad for a line at its energy under this calibration: scatter or continuum
+        if o.significance < 50 or ek < 0.9 or ek > tube_kv or o.fwhm * gain > 1.6 * float(_fwhm_at(ek, 0.2)):
+            continue
+        half = 0.5 * float(_fwhm_at(ek))
+        if sigma_eV is None:
+            tol = np.full(ref_e.size, half)
+        else:
+            peak = math.hypot(gain * o.err, 0.02 * o.fwhm * gain)
+            tol = UNEXPLAINED_Z * np.sqrt((sigma_eV * 1e-3) ** 2 + peak**2 + ref_sys**2)
+            tol = np.minimum(tol, half)
+        t = float(np.min(tol))
+        if _known(ek, o.significance, tol, half, ref_e, (obs_e, sig), sums, minor, anode_e):
+            continue
+        if np.any((others[:, 0] - t <= ek) & (ek <= others[:, 1] + t)):
+            exotic = max(exotic, o.significance)  # explained, by an uncommon element only
+        else:
+            bad.append(ek)
+            top = max(top, o.significance)
+    used = sorted(o.significance for o in obs if any(abs(o.channel - c) <= 0.5 * o.fwhm for c in fitted))
+    above = len(used) >= 2 and top > used[-2]
+    # a main peak of the spectrum left to an uncommon element while the fit names weaker
+    # peaks: the axis reads the common elements' lines as others (Co K-alpha as Gd L-alpha)
+    exotic_above = len(used) >= 2 and exotic > used[-2]
+    message = (
+        "every strong peak is explained"
+        if not bad
+        else f"{len(bad)} strong peak(s) unexplained (at {', '.join(f'{e:.2f}' for e in bad[:4])} keV)"
+        + (f", the strongest ({top:.0f} sigma) above all fitted peaks but one" if above else "")
+    )
+    if exotic_above:
+        exotic_message = (f"a peak of {exotic:.0f} sigma, above all fitted peaks but one, is at no "
+                          "common element's line (an uncommon element's only)")
+        message = exotic_message if not bad else f"{message}; {exotic_message}"
+    return check(
+        "unexplained peaks",
+        len(bad) < 2 and not above and not exotic_above,
+        message,
+        critical=len(bad) >= 3,
+        n=len(bad),
+    )
+
+
+def _known(
+    ek: float, significance: float, tol: np.ndarray, half: float, ref_e: np.ndarray,
+    observed: tuple[np.ndarray, np.ndarray], sums: np.ndarray, minor: tuple[np.ndarray, np.ndarray],
+    anode_e: Sequence[float],
+) -> bool:
+    """Whether a peak at ``ek`` keV is a common element's line, a blend of two, an escape
+    or sum peak, a minor line beside its far stronger main line, or Compton scatter of a
+    tube line (``observed``: energies and significances of all peaks)."""
+    obs_e, sig = observed
+    if np.any(np.abs(ref_e - ek) <= tol):
+        return True
+    # between two reference lines the detector merges into one peak (Ti K-alpha and Ba
+    # L-alpha, 46 eV apart, 0.6 FWHM at most): the blend's centre lies anywhere between
+    lower, upper = ref_e[ref_e <= ek], ref_e[ref_e > ek]
+    if lower.size and upper.size and upper.min() - lower.max() <= 0.6 * (2 * half):
+        return True
+    # an escape peak: its parent (a Si K-alpha above) is a far stronger observed peak
+    parent = np.abs(np.asarray(physics.escape_energy(obs_e)) - ek) <= half
+    if np.any(parent & (sig >= 3.0 * significance)) or np.any(np.abs(sums - ek) <= 2 * half):
+        return True
+    # a minor line (L-l, L-eta, K-beta2) of a common element whose main line of that
+    # family is a far stronger observed peak
+    minor_e, minor_parent = minor
+    for main in minor_parent[np.abs(minor_e - ek) <= max(float(np.min(tol)), 0.25 * half)]:
+        p_sig = sig[np.abs(obs_e - main) <= half]
+        if p_sig.size and p_sig.max() >= 3.0 * significance:
+            return True
+    return any(physics.compton_shift(a, 180.0) - half <= ek <= a for a in anode_e)
+
+
+@functools.lru_cache(maxsize=16)
+def _minor_lines(elements: tuple[str, ...], tube_kv: float) -> tuple[np.ndarray, np.ndarray]:
+    """Energies (keV) of the minor lines (0.5-10 % of their family's strongest) of
+    ``elements`` the tube excites, and of that strongest line, one per minor line."""
+    minor, parent = [], []
+    for el in elements:
+        lines = physics.element_lines(el, tube_kv, min_keV=0.9, min_rel=0.005)
+        for fam in ("K", "L"):
+            fam_lines = [ln for ln in lines if ln.family == fam]
+            if not fam_lines:
+                continue
+            main = max(fam_lines, key=lambda ln: ln.rel_intensity)
+            for ln in fam_lines:
+                if ln.rel_intensity < 0.1 * main.rel_intensity:
+                    minor.append(ln.energy_keV)
+                    parent.append(main.energy_keV)
+    return np.array(minor), np.array(parent)
+
+
+def _other_groups(tube_kv: float, exclude: frozenset[str]) -> np.ndarray:
+    """(lowest, highest) component energy (keV) of the main line groups of all elements
+    Z 11-92 the tube excites, less the families ``exclude`` (``'Fe K'``, ``'Pb L'``):
+    shape (n, 2)."""
+    lo_hi, families = _all_groups()
+    keep = (lo_hi[:, 0] <= tube_kv) & ~np.isin(families, list(exclude))
+    return lo_hi[keep]
+
+
+#: the main line groups of an element (components the detector merges): K-alpha1,2,
+#: K-beta1,3, L-alpha1,2, L-beta1, M-alpha1,2
+_MAIN_GROUPS = {"Ka1": "Ka", "Ka2": "Ka", "Kb1": "Kb", "Kb3": "Kb", "La1": "La", "La2": "La",
+                "Lb1": "Lb", "Ma": "Ma"}  # fmt: skip
+
+
+@functools.lru_cache(maxsize=1)
+def _all_groups() -> tuple[np.ndarray, np.ndarray]:
+    """(lowest, highest) energy (keV) of the components of the main line groups (K-alpha,
+    K-beta, L-alpha, L-beta1, M-alpha) of elements Z 11-92, 0.9-100 keV (an unknown
+    element shows at least these), and their families (``'Fe K'``)."""
+    groups: dict[tuple[str, str], list[float]] = {}
+    for z in range(11, 93):
+        for ln in physics.element_lines(z, 100.0, min_keV=0.9, min_rel=0.01):
+            if ln.siegbahn in _MAIN_GROUPS:
+                key = (f"{ln.element} {ln.family}", _MAIN_GROUPS[ln.siegbahn])
+                groups.setdefault(key, []).append(ln.energy_keV)
+    lo_hi = np.array([(min(v), max(v)) for v in groups.values()])
+    return lo_hi, np.array([k[0] for k in groups])
