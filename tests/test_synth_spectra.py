@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import xraydb
 
+from maxrf import physics
 from maxrf.errors import ParameterError
 from maxrf.synth_spectra import CASE_ANODES, calibration_case, filter_transmission
 
@@ -65,25 +66,45 @@ def _ka_keV(element: str) -> float:
 
 
 @pytest.mark.parametrize(
-    ("filt", "element"), [(("Ni", 25.0), "Zn"), (("Cu", 50.0), "Cr"), (("Ti", 25.0), "Fe")]
+    ("filt", "element"),
+    [(("Ni", 25.0), "Zn"), (("Cu", 50.0), "Cr"), (("Ti", 25.0), "Fe"), (("Cu", 50.0), "Zn")],
 )
 def test_a_primary_filter_scales_lines_without_shifting_them(filt, element):
     # the filter acts on photons before the detector broadens them: a line behind it keeps
     # its place (a tilt of the broadened peak would move its centroid by sigma^2 dlnT/dE,
-    # 4-14 eV for these filters) and is scaled by the filter's transmission at its energy
+    # 4-14 eV for these filters). A scattered tube line is scaled by the filter's
+    # transmission at its energy; an element's lines by the share of their shell's
+    # excitation the filter passes: Kramers (E0 - E)/E x photo-absorption E**-2.7 from the
+    # K edge (xraydb) up, integrated by scipy with and without the filter. K-alpha and
+    # K-beta keep their ratio even when the filter's edge lies between them (Cu: Zn)
+    from scipy.integrate import quad
+
     from maxrf.synth_spectra import _filtered
 
     e = np.arange(2.0, 12.0, 0.002)
-    kw = {"anode": "Cr", "tube_kv": 40.0, "theta_deg": 120.0, "fwhm_at_6keV": 0.14, "poisson": False}
-    cases = (({element: 1.0}, {}, _ka_keV(element)), ({}, {"rayleigh": 1.0}, _ka_keV("Cr")))
-    for amps, scatter, line in cases:
+    kv = 40.0
+    kw = {"anode": "Cr", "tube_kv": kv, "theta_deg": 120.0, "fwhm_at_6keV": 0.14, "poisson": False}
+    edge = xraydb.xray_edge(element, "K").energy / 1e3
+
+    def excite(x: float, t: bool) -> float:
+        f = filter_transmission(np.array([x]), filt)[0] if t else 1.0
+        return (kv - x) / x * x**-physics.PHOTO_EXPONENT * f
+
+    passed, total = (quad(excite, edge, kv, args=(t,), limit=200)[0] for t in (True, False))
+    share = passed / total
+    kb = xraydb.xray_lines(element, "K")["Kb1"].energy / 1e3
+    cases = (({element: 1.0}, {}, _ka_keV(element), share), ({}, {"rayleigh": 1.0}, _ka_keV("Cr"), None))
+    for amps, scatter, line, expected in cases:
         lam = _filtered(amps, scatter, e, filt, kw)
         win = np.abs(e - line) < 0.08  # +-1.3 sigma: the K-beta line is far
         centroid = float(np.sum(lam[win] * e[win]) / np.sum(lam[win]))
         assert centroid == pytest.approx(line, abs=0.0006)
         open_lam = _filtered(amps, scatter, e, None, kw)
-        t = filter_transmission(np.array([line]), filt)[0]
-        assert np.sum(lam[win]) / np.sum(open_lam[win]) == pytest.approx(t, rel=0.01)
+        t = filter_transmission(np.array([line]), filt)[0] if expected is None else expected
+        assert np.sum(lam[win]) / np.sum(open_lam[win]) == pytest.approx(t, rel=0.03)
+        if expected is not None:
+            beta = np.abs(e - kb) < 0.05
+            assert np.sum(lam[beta]) / np.sum(open_lam[beta]) == pytest.approx(expected, rel=0.03)
 
 
 @pytest.mark.parametrize("seed", [5, 18])

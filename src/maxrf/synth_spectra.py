@@ -307,16 +307,17 @@ def _components(
     The filter removes the soft part of the primary beam: the scattered continuum photon
     energy by photon energy before the detector broadens it, each scattered anode line
     (Rayleigh and Compton) by its transmission at the line's energy, and the excitation of
-    the element lines, taken as the transmission at each line's energy. It acts on photons
-    before the detector broadens them, so it scales lines and never shifts them: a line
-    keeps its place on the true energy axis.
+    the element lines shell by shell (:func:`maxrf.physics.excitation_transmission`: the
+    lines of one shell keep their ratios). It acts on photons before the detector
+    broadens them, so it scales lines and never shifts them: a line keeps its place on
+    the true energy axis.
     """
     def trans(x: np.ndarray) -> np.ndarray:
         return filter_transmission(x, filt)
 
     t = None if filt is None else trans
     fw6, kv = kw["fwhm_at_6keV"], kw["tube_kv"]
-    rows = [amp * physics.element_spectrum(el, e, tube_kv=kv, fwhm_at_6keV=fw6, transmission=t)
+    rows = [amp * physics.element_spectrum(el, e, tube_kv=kv, fwhm_at_6keV=fw6, primary_transmission=t)
             for el, amp in elements.items()]
     if scatter:
         sc = physics.scatter_spectrum(

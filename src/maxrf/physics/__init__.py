@@ -84,6 +84,7 @@ from maxrf.physics.scatter import compton_extra_fwhm, compton_shift, detector_an
 from maxrf.physics.spectra import (
     continuum_spectrum,
     element_spectrum,
+    excitation_transmission,
     gaussian_peaks,
     line_spectrum,
     scatter_spectrum,
@@ -117,6 +118,7 @@ __all__ = [
     "element_spectrum",
     "escape_energy",
     "escape_fraction",
+    "excitation_transmission",
     "fwhm_keV",
     "gaussian_peaks",
     "line_energy",

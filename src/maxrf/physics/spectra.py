@@ -21,6 +21,7 @@ from maxrf.physics.constants import (
     COMPTON_BROADENING,
     DEFAULT_FWHM_KEV,
     FWHM_PER_SIGMA,
+    PHOTO_EXPONENT,
 )
 from maxrf.physics.detector import escape_energy, escape_fraction, fwhm_keV
 from maxrf.physics.lines import _check_positive, anode_lines, element_lines
@@ -157,6 +158,7 @@ def element_spectrum(
     min_rel: float = 1e-3,
     detector: str = "Si",
     transmission: Callable[[np.ndarray], np.ndarray] | None = None,
+    primary_transmission: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Detector response to one element: the template of maps fits and synthetic scans.
 
@@ -184,6 +186,11 @@ def element_spectrum(
         Transmission (0..1) of an absorber as a function of photon energy (keV), applied
         to each line at its own energy: an absorber acts on the photons before the
         detector broadens them, so it scales lines and never shifts or tilts them.
+    primary_transmission : callable, optional
+        Transmission (0..1) of a primary filter (between tube and sample) as a function of
+        photon energy (keV): it scales each line by the share of its initial shell's
+        excitation the filter lets through (:func:`excitation_transmission`), so the lines
+        of one shell keep their ratios whatever the filter's edges.
 
     Returns
     -------
@@ -201,7 +208,54 @@ def element_spectrum(
     a = a / a.sum()
     if transmission is not None:
         a = a * np.asarray(transmission(c), dtype=float)
+    if primary_transmission is not None:
+        edges = np.array([ln.edge_keV for ln in lines])
+        a = a * excitation_transmission(edges, tube_kv, primary_transmission)
     return line_spectrum(e, c, a, fwhm_at_6keV=fwhm_at_6keV, escape=escape, detector=detector)
+
+
+def excitation_transmission(
+    edge_keV: np.ndarray | Sequence[float] | float,
+    tube_kv: float,
+    transmission: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """Share of a shell's excitation that a primary filter lets through.
+
+    ``int T(E) I(E) tau(E) dE / int I(E) tau(E) dE`` from the shell's edge to the tube
+    voltage, with ``I`` the tube's continuum (Kramers ``(E0 - E)/E`` through the tube's Be
+    window), ``tau ~ E**-PHOTO_EXPONENT`` the shell's photo-absorption and ``T`` the
+    filter's transmission. The tube's own lines are left out (a filter passes them as it
+    passes the continuum near them).
+
+    Parameters
+    ----------
+    edge_keV : float or array_like
+        Absorption edges (keV) of the shells.
+    tube_kv : float
+        Tube voltage (kV).
+    transmission : callable
+        Filter transmission (0..1) as a function of photon energy (keV).
+
+    Returns
+    -------
+    numpy.ndarray
+        One factor (0..1) per edge; 0 for an edge at or above the tube voltage.
+    """
+    edges = np.atleast_1d(np.asarray(edge_keV, dtype=float))
+    grid = np.linspace(0.5, float(tube_kv), 2000)[:-1]
+    with np.errstate(all="ignore"):
+        be = table.mu_elam("Be", grid * 1e3) * table.atomic_density("Be")
+    weight = (tube_kv - grid) / grid * np.exp(-be * _TUBE_BE_UM * 1e-4) * grid ** -PHOTO_EXPONENT
+    weight = np.nan_to_num(weight, nan=0.0)
+    filtered = weight * np.asarray(transmission(grid), dtype=float)
+    # integrals from each edge up: cumulative sums from the top of the grid
+    top_all = np.cumsum(weight[::-1])[::-1]
+    top_filtered = np.cumsum(filtered[::-1])[::-1]
+    i = np.searchsorted(grid, edges)
+    out = np.zeros(edges.size)
+    inside = (i < grid.size) & np.isfinite(edges)
+    out[inside] = top_filtered[i[inside]] / np.maximum(top_all[i[inside]], 1e-300)
+    return out
 
 
 @functools.lru_cache(maxsize=32)
