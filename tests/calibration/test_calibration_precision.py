@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pytest
 
+from maxrf import physics
 from maxrf.calibration.hypotheses import _Hyp
 from maxrf.calibration.match import _assign, _fwhm_at, _implied_fwhm6
 from maxrf.calibration.observe import _observe, _prepare
@@ -147,3 +148,29 @@ def test_a_pair_of_weak_lines_alone_makes_no_axis():
     g, o, entries = _precise(_Hyp(case.gain_keV * 1.01, case.offset_keV, pairs=weak), obs, refs)
     assert not any(e[3] for e in entries)
     assert g == pytest.approx(case.gain_keV * 1.01)
+
+
+def test_a_strong_peak_off_its_predicted_place_is_fitted_where_it_is():
+    # one Rh K-beta group (xraydb components through the reference line) drawn at its true
+    # channel; a calibration that puts it 0.4 FWHM higher (dev seed 400021: the wrong axis
+    # leaned the fit to its own prediction) starts the window at the observed peak, and
+    # the fit finds the true centre
+    from maxrf.calibration.precise import _start, _window_fit
+
+    ref = next(r for r in _reference_lines("Rh", 50.0) if r.name == "Rh Kb")
+    gain, offset, n = 0.0177, -0.64, 2048
+    e = offset + gain * np.arange(n)
+    centres, areas = zip(*ref.components, strict=True)
+    lam = 20.0 + 2e4 * physics.line_spectrum(e, list(centres), list(areas), fwhm_at_6keV=0.14, escape=False)
+    counts = np.random.default_rng(3).poisson(lam).astype(np.float64)
+    spec = _prepare(counts, "sum")
+    truth = (ref.keV - offset) / gain
+    ob = min(_observe(spec), key=lambda o: abs(o.channel - truth))
+    fw = float(physics.fwhm_keV(ref.keV, 0.14))
+    wrong = offset - 0.4 * fw  # the prediction 0.4 FWHM above the peak
+    start = _start(ob, ref, gain, wrong, fw)
+    assert start == ob.channel
+    fit = _window_fit(spec, gain, wrong, ref, [], 0.14, start=start)
+    assert fit is not None and abs(fit[0] - truth) < max(0.2, 3 * fit[1])
+    # at the right prediction the window starts there
+    assert _start(ob, ref, gain, offset, fw) is None

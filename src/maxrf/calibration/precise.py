@@ -110,11 +110,11 @@ def _window_fit(
 
 
 def _start(ob: _Obs, ref: _Ref, gain: float, offset: float, fwhm_keV: float) -> float | None:
-    """Where a line's window fit starts: at a strong, well-fitted observed peak when the
+    """Where a line's window fit starts: at a strong (30 sigma) observed peak when the
     calibration puts the line more than a quarter FWHM from it (a fit centred on a wrong
     prediction leans towards it and confirms the wrong axis), else (None) at the
     prediction (a blend's or a weak peak's own centre is no better start)."""
-    if not (ob.ok and ob.significance >= 30.0):
+    if ob.significance < 30.0:
         return None
     return ob.channel if abs(ob.channel - (ref.keV - offset) / gain) > 0.25 * fwhm_keV / gain else None
 
