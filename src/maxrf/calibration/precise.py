@@ -322,15 +322,8 @@ def _find_compton(
     if height < 5.0 * noise / math.sqrt(max(1.0, 0.5 * fw0 / gain)):
         return None, None
     # centre: Gaussian fit to the core of the (broad) peak
-    fits = _peaks.fit_peaks(
-        spec.y,
-        [i],
-        fwhm_channels=2.0 * fw0 / gain,
-        base=spec.base,
-        scale=spec.scale,
-        half_window=0.8,
-    )
-    c = fits[0].center if fits[0].ok else float(i)
+    core = _compton_core(spec, i, fw0, gain)
+    c = core.center if core.ok else float(i)
     ec = offset + gain * c
     if not (e_min <= ec < e0):
         ec = offset + gain * i
@@ -346,6 +339,13 @@ def _find_compton(
     return float(ec), theta
 
 
+def _compton_core(spec: _Spec, channel: int, fw0: float, gain: float) -> _peaks.PeakFit:
+    """Gaussian fit (free centre and width) to the core of a Compton peak near ``channel``,
+    ``fw0`` (keV) the detector's FWHM at the scattered line."""
+    return _peaks.fit_peaks(spec.y, [channel], fwhm_channels=2.0 * fw0 / gain, base=spec.base,
+                            scale=spec.scale, half_window=0.8)[0]
+
+
 def compton_fwhm_keV(spec: _Spec, gain: float, offset: float, compton_keV: float, anode_keV: float,
                      fwhm6: float) -> float | None:
     """FWHM (keV) of the peak at ``compton_keV``: a Gaussian with a free width fitted to
@@ -353,7 +353,5 @@ def compton_fwhm_keV(spec: _Spec, gain: float, offset: float, compton_keV: float
     c = (compton_keV - offset) / gain
     if not (1 <= c < spec.y.size - 1):
         return None
-    fw0 = float(_fwhm_at(anode_keV, fwhm6))
-    fit = _peaks.fit_peaks(spec.y, [int(round(c))], fwhm_channels=2.0 * fw0 / gain, base=spec.base,
-                           scale=spec.scale, half_window=0.8)[0]
+    fit = _compton_core(spec, int(round(c)), float(_fwhm_at(anode_keV, fwhm6)), gain)
     return float(fit.fwhm * gain) if fit.ok else None

@@ -71,7 +71,7 @@ def unexplained_check(
             tol = UNEXPLAINED_Z * np.sqrt((sigma_eV * 1e-3) ** 2 + peak**2 + ref_sys**2)
             tol = np.minimum(tol, half)
         t = float(np.min(tol))
-        if _known(ek, o.significance, tol, half, ref_e, (obs_e, sig), sums, minor, anode_e):
+        if _known(ek, o.significance, (tol, t), half, ref_e, (obs_e, sig), sums, minor, anode_e):
             continue
         if np.any((others[:, 0] - t <= ek) & (ek <= others[:, 1] + t)):
             exotic = max(exotic, o.significance)  # explained, by an uncommon element only
@@ -103,14 +103,16 @@ def unexplained_check(
 
 
 def _known(
-    ek: float, significance: float, tol: np.ndarray, half: float, ref_e: np.ndarray,
+    ek: float, significance: float, tols: tuple[np.ndarray, float], half: float, ref_e: np.ndarray,
     observed: tuple[np.ndarray, np.ndarray], sums: np.ndarray, minor: tuple[np.ndarray, np.ndarray],
     anode_e: Sequence[float],
 ) -> bool:
     """Whether a peak at ``ek`` keV is a common element's line, a blend of two, an escape
     or sum peak, a minor line beside its far stronger main line, or Compton scatter of a
-    tube line (``observed``: energies and significances of all peaks)."""
+    tube line (``tols``: the tolerance per reference line and the least of them, keV;
+    ``observed``: energies and significances of all peaks)."""
     obs_e, sig = observed
+    tol, least = tols
     if np.any(np.abs(ref_e - ek) <= tol):
         return True
     # between two reference lines the detector merges into one peak (Ti K-alpha and Ba
@@ -125,7 +127,7 @@ def _known(
     # a minor line (L-l, L-eta, K-beta2) of a common element whose main line of that
     # family is a far stronger observed peak
     minor_e, minor_parent = minor
-    for main in minor_parent[np.abs(minor_e - ek) <= max(float(np.min(tol)), 0.25 * half)]:
+    for main in minor_parent[np.abs(minor_e - ek) <= max(least, 0.25 * half)]:
         p_sig = sig[np.abs(obs_e - main) <= half]
         if p_sig.size and p_sig.max() >= 3.0 * significance:
             return True

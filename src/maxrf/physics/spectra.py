@@ -242,11 +242,7 @@ def excitation_transmission(
         One factor (0..1) per edge; 0 for an edge at or above the tube voltage.
     """
     edges = np.atleast_1d(np.asarray(edge_keV, dtype=float))
-    grid = np.linspace(0.5, float(tube_kv), 2000)[:-1]
-    with np.errstate(all="ignore"):
-        be = table.mu_elam("Be", grid * 1e3) * table.atomic_density("Be")
-    weight = (tube_kv - grid) / grid * np.exp(-be * _TUBE_BE_UM * 1e-4) * grid ** -PHOTO_EXPONENT
-    weight = np.nan_to_num(weight, nan=0.0)
+    grid, weight = _excitation_weight(float(tube_kv))
     filtered = weight * np.asarray(transmission(grid), dtype=float)
     # integrals from each edge up: cumulative sums from the top of the grid
     top_all = np.cumsum(weight[::-1])[::-1]
@@ -256,6 +252,19 @@ def excitation_transmission(
     inside = (i < grid.size) & np.isfinite(edges)
     out[inside] = top_filtered[i[inside]] / np.maximum(top_all[i[inside]], 1e-300)
     return out
+
+
+@functools.lru_cache(maxsize=32)
+def _excitation_weight(tube_kv: float) -> tuple[np.ndarray, np.ndarray]:
+    """Grid (keV) below the tube voltage and the tube's continuum through its Be window
+    times photo-absorption ``E**-PHOTO_EXPONENT`` on it (unnormalised; read-only)."""
+    grid = np.linspace(0.5, tube_kv, 2000)[:-1]
+    with np.errstate(all="ignore"):
+        be = table.mu_elam("Be", grid * 1e3) * table.atomic_density("Be")
+    weight = (tube_kv - grid) / grid * np.exp(-be * _TUBE_BE_UM * 1e-4) * grid ** -PHOTO_EXPONENT
+    weight = np.nan_to_num(weight, nan=0.0)
+    grid.flags.writeable = weight.flags.writeable = False
+    return grid, weight
 
 
 @functools.lru_cache(maxsize=32)
