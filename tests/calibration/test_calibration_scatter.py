@@ -19,7 +19,7 @@ from maxrf.calibration import auto_calibrate
 from maxrf.calibration.explain import unexplained_peaks, unexplained_weight, zero_width_ok
 from maxrf.calibration.match import _assign
 from maxrf.calibration.observe import _observe, _prepare
-from maxrf.calibration.references import _reference_lines
+from maxrf.calibration.references import _rayleigh_keV, _reference_lines
 from maxrf.calibration.scatter_fit import fit_rayleigh
 from maxrf.calibration.verdict import assess_calibration, verdict, width_check
 from maxrf.synth_spectra import calibration_case
@@ -246,3 +246,64 @@ def test_every_line_of_the_found_elements_is_fitted_beside_a_blend():
     scatter = next(c for c in checks if c["name"] == "anode scatter")
     assert scatter["passed"], scatter["message"]
     assert abs(scatter["residuals_eV"]["Cr Ka"]) <= 10.0
+
+
+def _true_axis_hypothesis(case):
+    """The hypothesis the calibration refines at a case's true axis, with its spectrum."""
+    from maxrf.calibration import auto
+    from maxrf.calibration.hypotheses import _Hyp
+
+    refs, anode_ref, spec, obs = auto._setup(case.counts, None, case.anode, case.tube_kv)
+    hyp = auto._refine(_Hyp(case.gain_keV, case.offset_keV), obs, refs, spec, anode_ref,
+                       max(o.weight for o in obs), case.anode, case.tube_kv)
+    return hyp, obs, refs
+
+
+@pytest.mark.parametrize("anode", ["Cr", "W", "Rh"])
+def test_zero_peak_width_measures_the_detector_resolution(anode):
+    from maxrf.calibration.precise import zero_resolution
+
+    measured = []
+    for seed in range(5200, 5208):
+        case = calibration_case(seed, anode=anode, kind="blank", offset_keV=-0.8)
+        if case.zero_peak != "on":
+            continue
+        f6 = zero_resolution(*_true_axis_hypothesis(case))
+        assert f6 is not None
+        measured.append(f6 / case.fwhm_at_6keV)
+    assert len(measured) >= 4
+    # the drawn detectors span 0.125-0.170 keV; the zero peak gives each within 3 %
+    np.testing.assert_allclose(measured, 1.0, atol=0.03)
+
+
+def test_zero_peak_cut_by_the_axis_gives_no_resolution():
+    from maxrf.calibration.precise import zero_resolution
+
+    for seed in range(5200, 5204):
+        # the zero peak's centre 20-60 eV before the first channel: its width is not measured
+        case = calibration_case(seed, anode="Rh", kind="blank", offset_keV=0.04)
+        assert zero_resolution(*_true_axis_hypothesis(case)) is None
+
+
+@pytest.mark.parametrize("anode", ["Cr", "W"])
+def test_rayleigh_width_tied_to_the_detector_pins_the_blend(anode):
+    # a free Rayleigh width trades against the Compton partner's place and broadening;
+    # elastic scatter keeps the detector's width, which the zero peak measures (1-3 %)
+    free, tied = [], []
+    for seed in range(5200, 5224):
+        case = calibration_case(seed, anode=anode, kind="blank")
+        spec = _prepare(case.counts, "sum")
+        blend = next(
+            r for r in _reference_lines(anode, case.tube_kv) if r.kind == "scatter" and r.strength >= 0.5
+        )
+        true_channel = (_rayleigh_keV(blend) - case.offset_keV) / case.gain_keV
+        a = fit_rayleigh(spec, case.gain_keV, case.offset_keV, blend, case.fwhm_at_6keV)
+        b = fit_rayleigh(spec, case.gain_keV, case.offset_keV, blend, case.fwhm_at_6keV, width_sd=0.05)
+        if a is None or b is None:
+            continue
+        free.append(abs(a[0] - true_channel) * case.gain_keV * 1e3)
+        tied.append(abs(b[0] - true_channel) * case.gain_keV * 1e3)
+    assert len(tied) >= 18
+    # eV: Cr K-alpha 10.3 free -> 2.4 tied, W L-alpha 1.1 -> 1.0 (median); rms 20.5 -> 10.9, 5.3 -> 3.5
+    assert np.median(tied) <= 3.0
+    assert np.sqrt(np.mean(np.square(tied))) < 0.8 * np.sqrt(np.mean(np.square(free)))

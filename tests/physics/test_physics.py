@@ -182,6 +182,22 @@ def test_fwhm_below_fano_limit_is_refused():
         physics.fwhm_keV(5.9, -0.1)
 
 
+@pytest.mark.parametrize("energy", [0.0, 2.3, 5.9, 17.4])
+@pytest.mark.parametrize("f6", [0.125, 0.145, 0.20])
+def test_resolution_from_one_measured_width(energy, f6):
+    # the Fano law by hand: FWHM^2 = noise^2 + slope E, slope from F = 0.114, 3.85 eV
+    slope = 2.3548**2 * 0.114 * 3.85e-3
+    noise2 = f6**2 - slope * 5.9
+    width = math.sqrt(noise2 + slope * energy)
+    assert physics.fwhm_at_6keV_from(width, energy) == pytest.approx(f6, rel=1e-3)
+
+
+def test_resolution_from_a_width_below_the_fano_limit_is_none():
+    slope = 2.3548**2 * 0.114 * 3.85e-3
+    assert physics.fwhm_at_6keV_from(0.9 * math.sqrt(slope * 10.0), 10.0) is None
+    assert physics.fwhm_at_6keV_from(float("nan"), 0.0) is None
+
+
 def test_escape():
     si_ka = xraydb.fluor_yield("Si", "K", "Ka", 5000)[1] / 1000
     assert physics.escape_energy(6.4) == pytest.approx(6.4 - si_ka, abs=1e-9)

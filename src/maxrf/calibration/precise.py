@@ -119,17 +119,41 @@ def _start(ob: _Obs, ref: _Ref, gain: float, offset: float, fwhm_keV: float) -> 
     return ob.channel if abs(ob.channel - (ref.keV - offset) / gain) > 0.25 * fwhm_keV / gain else None
 
 
+def _zero_peak(spec: _Spec, obs: _Obs) -> _peaks.PeakFit | None:
+    """Gaussian fit (free centre and width) of a zero peak on the axis; None if it fails."""
+    fw = max(obs.fwhm, 2.0)
+    f = _peaks.fit_peaks(
+        spec.y, [obs.index], fwhm_channels=fw, base=spec.base, scale=spec.scale, half_window=1.2
+    )[0]
+    return f if f.ok else None
+
+
 def _zero_fit(spec: _Spec, obs: _Obs) -> tuple[float, float] | None:
     if obs.edge:
         return obs.channel, obs.err
-    fw = max(obs.fwhm, 2.0)
-    fits = _peaks.fit_peaks(
-        spec.y, [obs.index], fwhm_channels=fw, base=spec.base, scale=spec.scale, half_window=1.2
-    )
-    f = fits[0]
-    if not f.ok:
-        return None
-    return f.center, max(f.center_err, 0.01)
+    f = _zero_peak(spec, obs)
+    return None if f is None else (f.center, max(f.center_err, 0.01))
+
+
+#: relative uncertainty of the detector resolution measured on the zero peak: the element
+#: lines of the real spectra of tests/data/spectra are 0-3 % wider than the zero peak's
+#: width and the Fano law make them (synthetic spectra: 1 % standard deviation)
+ZERO_RESOLUTION_SD = 0.05
+
+
+def zero_resolution(best: _Hyp, obs: Sequence[_Obs], refs: Sequence[_Ref]) -> float | None:
+    """Detector FWHM at 5.9 keV (keV) the width of the zero peak matched by ``best`` gives
+    by the Fano law (the zero peak is the electronic noise alone); None without a zero
+    peak on the axis (one cut by the axis' start has no measured width), a failed fit or
+    an implausible width."""
+    for k, r in best.pairs:
+        if refs[r].kind != "zero" or obs[k].edge:
+            continue
+        f = _zero_peak(obs[k].spec, obs[k])
+        f6 = None if f is None else physics.fwhm_at_6keV_from(f.fwhm * best.gain, 0.0)
+        lo, hi = physics.FWHM_PLAUSIBLE_KEV
+        return f6 if f6 is not None and lo <= f6 <= hi else None
+    return None
 
 
 def _rayleigh_ref(blend: _Ref) -> _Ref:
@@ -230,6 +254,9 @@ def _precise(
         if refs[r].kind == "element" and obs[k].significance >= _PAIRED_SIGMA
     )
     pool = [r for r in refs if r.kind != "zero" and r.element in present]
+    # the detector's resolution measured on the zero peak ties the Rayleigh lines' width
+    f6_zero = zero_resolution(best, obs, refs)
+    ray_fwhm6, ray_sd = (best.fwhm6, None) if f6_zero is None else (f6_zero, ZERO_RESOLUTION_SD)
     entries: list[list[Any]] = []
     for _ in range(2):
         entries = []
@@ -240,7 +267,7 @@ def _precise(
             elif ref.kind == "scatter":
                 # the found elements' lines in the blend's window are fitted beside it
                 found = [q.keV for q in pool if q.kind == "element"]
-                ray = fit_rayleigh(ob.spec, g, o, ref, best.fwhm6, found)
+                ray = fit_rayleigh(ob.spec, g, o, ref, ray_fwhm6, found, width_sd=ray_sd)
                 if ray is None:  # the blend's maximum: reported, never trusted
                     entries.append([ref, ob.channel, ob.err, False, 0.0, False])
                     continue

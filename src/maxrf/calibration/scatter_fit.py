@@ -25,12 +25,26 @@ from maxrf.calibration.references import _rayleigh_keV, _Ref
 
 
 def fit_rayleigh(
-    spec: _Spec, gain: float, offset: float, ref: _Ref, fwhm6: float, others_keV: Sequence[float] = ()
+    spec: _Spec,
+    gain: float,
+    offset: float,
+    ref: _Ref,
+    fwhm6: float,
+    others_keV: Sequence[float] = (),
+    *,
+    width_sd: float | None = None,
 ) -> tuple[float, float, float] | None:
     """Channel of the Rayleigh line of a scatter blend, its standard error (channels) and
     the Rayleigh amplitude's significance; None when the window is not on the axis or the
     fit fails (no Rayleigh component, shift at its bound). ``others_keV``: energies (keV)
-    of sample lines in the window, fitted as peaks of their own at their places."""
+    of sample lines in the window, fitted as peaks of their own at their places.
+
+    ``width_sd``: when ``fwhm6`` (keV at 5.9 keV) is measured (on the zero peak), the
+    relative uncertainty it is known to; the Rayleigh width factor then has that prior
+    about 1 instead of a free range. Elastic scattering keeps a line's shape, so the
+    Rayleigh peak is as wide as the detector makes any line; a free width trades against
+    the Compton partner's place and broadening and moves the centre (Cr K-alpha: 17 eV
+    rms at the true axis free, 9 eV tied)."""
     c = np.array([x[0] for x in ref.components])
     a = np.array([x[1] for x in ref.components])
     a = a / a.sum()
@@ -70,15 +84,20 @@ def fit_rayleigh(
     def resid(p: np.ndarray) -> np.ndarray:
         d = design(p) * wt[:, None]
         beta, *_ = np.linalg.lstsq(d, yy * wt, rcond=None)
-        return d @ beta - yy * wt
+        r = d @ beta - yy * wt
+        return r if width_sd is None else np.append(r, (p[3] - 1.0) / width_sd)
 
     lim = 0.5 * fw + ref.tol_keV
+    f_lo, f_hi = (0.7, 1.5)
+    if width_sd is not None:
+        f_lo, f_hi = max(f_lo, 1.0 - 5 * width_sd), min(f_hi, 1.0 + 5 * width_sd)
     best = None
     for theta0 in (95.0, 125.0, 155.0):  # the angle is multimodal with a weak Rayleigh peak
         try:
             r = optimize.least_squares(
                 resid, x0=[0.0, theta0, physics.COMPTON_BROADENING, 1.0],
-                bounds=([-lim, 30.0, 0.002, 0.7], [lim, 180.0, 0.04, 1.5]), x_scale=[0.01, 10.0, 0.003, 0.05],
+                bounds=([-lim, 30.0, 0.002, f_lo], [lim, 180.0, 0.04, f_hi]),
+                x_scale=[0.01, 10.0, 0.003, 0.05],
             )
         except (ValueError, np.linalg.LinAlgError):
             continue

@@ -70,7 +70,13 @@ from maxrf.physics.constants import (
     PAIR_ENERGY_SI_KEV,
     PHOTO_EXPONENT,
 )
-from maxrf.physics.detector import escape_energy, escape_fraction, fwhm_keV, noise_fwhm_keV
+from maxrf.physics.detector import (
+    escape_energy,
+    escape_fraction,
+    fwhm_at_6keV_from,
+    fwhm_keV,
+    noise_fwhm_keV,
+)
 from maxrf.physics.estimate import FWHM_PLAUSIBLE_KEV, estimate_fwhm, estimate_scatter_angle
 from maxrf.physics.lines import (
     Line,
@@ -119,6 +125,7 @@ __all__ = [
     "escape_energy",
     "escape_fraction",
     "excitation_transmission",
+    "fwhm_at_6keV_from",
     "fwhm_keV",
     "gaussian_peaks",
     "line_energy",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
@@ -122,6 +123,30 @@ def fwhm_keV(keV: float | np.ndarray, fwhm_at_6keV: float = DEFAULT_FWHM_KEV) ->
     e = np.maximum(np.asarray(keV, dtype=float), 0.0)
     out = np.sqrt(noise2 + slope * e)
     return float(out) if out.ndim == 0 else out
+
+
+def fwhm_at_6keV_from(fwhm: float, keV: float) -> float | None:
+    """Detector FWHM at 5.9 keV (keV) that the Fano law gives a peak ``fwhm`` (keV) wide at
+    ``keV`` (the inverse of :func:`fwhm_keV`).
+
+    Parameters
+    ----------
+    fwhm : float
+        Measured FWHM (keV) of a single line, e.g. the zero peak's at 0 keV.
+    keV : float
+        Its energy (keV); negative energies count as 0, as in :func:`fwhm_keV`.
+
+    Returns
+    -------
+    float or None
+        FWHM (keV) at 5.9 keV; None when ``fwhm`` is narrower than the Fano law allows at
+        ``keV`` (no electronic noise left), or not finite.
+    """
+    e = max(float(keV), 0.0)
+    n2 = float(fwhm) ** 2 - FANO_SLOPE * e
+    if not (math.isfinite(n2) and n2 > 0):
+        return None
+    return math.sqrt(n2 + FANO_SLOPE * FWHM_REFERENCE_KEV)
 
 
 def noise_fwhm_keV(fwhm_at_6keV: float = DEFAULT_FWHM_KEV) -> float:

@@ -10,8 +10,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import ndimage
 
-from maxrf.physics.constants import DEFAULT_FWHM_KEV, FANO_SLOPE, FWHM_REFERENCE_KEV, MIN_FWHM_KEV
-from maxrf.physics.detector import fwhm_keV
+from maxrf.physics.constants import DEFAULT_FWHM_KEV, MIN_FWHM_KEV
+from maxrf.physics.detector import fwhm_at_6keV_from, fwhm_keV
 from maxrf.physics.lines import anode_lines
 from maxrf.physics.scatter import compton_extra_fwhm, compton_shift
 from maxrf.physics.spectra import gaussian_peaks
@@ -88,11 +88,8 @@ def estimate_fwhm(
             continue
         en = max(float(np.interp(f.center, np.arange(e.size), e)), 0.0)
         fw = f.fwhm * float(np.interp(f.center, np.arange(e.size), gain))
-        n2 = fw * fw - FANO_SLOPE * en
-        if n2 <= 0:
-            continue
-        f6 = math.sqrt(n2 + FANO_SLOPE * FWHM_REFERENCE_KEV)
-        if 0.11 <= f6 <= hi:
+        f6 = fwhm_at_6keV_from(fw, en)
+        if f6 is not None and 0.11 <= f6 <= hi:
             est.append(f6)
             wts.append(float(s))
     if not est:
