@@ -7,11 +7,13 @@ public domain): ``.msa`` OFFSET/XPERCHAN and ``.spx`` CalibAbs/CalibLin.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from maxrf import physics
 from maxrf.calibration import Calibration, auto_calibrate
 from maxrf.calibration.verdict import (
     assess_calibration,
@@ -219,3 +221,72 @@ def test_resolution_check_takes_the_spread_of_line_groups_out():
     res = resolution_check(entries, [], obs, gain, offset)
     assert res is not None and res["passed"]
     assert res["fano_ratio"] == pytest.approx(1.0, abs=0.25)
+
+
+def _width_probes(widths_keV: dict[str, float]):
+    """Probes of element lines (of a Rh-tube reference set) found with the given widths."""
+    from maxrf.calibration.quality import Probe
+    from maxrf.calibration.references import _reference_lines
+
+    refs = {r.name: r for r in _reference_lines("Rh", 40.0) if r.name in widths_keV}
+    assert set(refs) == set(widths_keV)
+    out = []
+    for n, w in widths_keV.items():
+        # a K-alpha1,2 group is wider than one line by its components' spread
+        e = np.array([c[0] for c in refs[n].components])
+        a = np.array([c[1] for c in refs[n].components])
+        spread = 2.3548 * math.sqrt(float(np.sum(a * (e - np.average(e, weights=a)) ** 2) / np.sum(a)))
+        out.append(Probe(ref=refs[n], residual_eV=0.0, err_eV=0.5, significance=200.0,
+                         fwhm_keV=math.hypot(w, spread)))
+    return out
+
+
+def _fano_fwhm(keV: float, noise_keV: float = 0.08, slope_factor: float = 1.0) -> float:
+    # silicon by hand: 2.355^2 x Fano 0.114 x 3.85 eV per pair
+    return math.sqrt(noise_keV**2 + slope_factor * 2.3548**2 * 0.114 * 3.85e-3 * keV)
+
+
+def test_resolution_check_needs_evidence_before_it_fails_an_axis():
+    from maxrf.calibration.verdict import resolution_check
+
+    # three lines within 4 keV, the highest one 25 % narrower than the detector makes it
+    # (a peak fitted on a neighbour's flank): a straight line through the squared widths
+    # has a slope far below the Fano slope, but three close lines barely measure it
+    widths = {"Ca Ka": _fano_fwhm(3.69), "Ti Ka": _fano_fwhm(4.51), "Ni Ka": 0.75 * _fano_fwhm(7.47)}
+    e = np.array([3.69, 4.51, 7.47])
+    slope = np.polyfit(e, np.array(list(widths.values())) ** 2, 1)[0]
+    assert slope / physics.FANO_SLOPE < 0.0  # the unweighted law: "no detector"
+    res = resolution_check([], _width_probes(widths), [], 0.01, 0.0)
+    assert res is not None and not res["critical"], res["message"]
+
+
+def test_resolution_check_passes_the_true_axis_of_a_spectrum_with_close_lines():
+    from maxrf.calibration import assess_calibration
+    from maxrf.synth_spectra import calibration_case
+
+    # dev seed 500558 (Sb and an Ag tube, 16 eV per channel): the zero peak, Sb L-alpha and
+    # L-gamma1 (27 % narrower than the detector makes it, beside L-beta2) span 4.3 keV;
+    # the law fitted to them alone had 0.14 x the Fano slope and failed the true axis
+    case = calibration_case(500558)
+    assert case.anode == "Ag" and "Sb" in case.elements
+    quality, checks = assess_calibration(case.counts, case.gain_keV, case.offset_keV, anode="Ag",
+                                         tube_kv=case.tube_kv)
+    res = next(c for c in checks if c["name"] == "resolution")
+    assert res["passed"], res["message"]
+    assert quality == "good"
+
+
+@pytest.mark.parametrize("factor, critical", [(1.0, None), (3.0, False), (8.0, True)])
+def test_resolution_check_breaks_on_widths_a_detector_cannot_make(factor, critical):
+    from maxrf.calibration.verdict import resolution_check
+
+    # five well-spread lines whose widths grow 'factor' times as fast as silicon allows
+    lines = {"Ca Ka": 3.69, "Fe Ka": 6.40, "Zn Ka": 8.64, "Sr Ka": 14.14, "Mo Ka": 17.44}
+    widths = {n: _fano_fwhm(e, slope_factor=factor) for n, e in lines.items()}
+    res = resolution_check([], _width_probes(widths), [], 0.01, 0.0)
+    assert res is not None
+    assert res["fano_ratio"] == pytest.approx(factor, rel=0.1)
+    if critical is None:
+        assert res["passed"], res["message"]
+    else:
+        assert not res["passed"] and res["critical"] is critical, res["message"]
