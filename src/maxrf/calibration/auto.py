@@ -209,15 +209,14 @@ def _choose(
     the peaks pin loosely only the coverage."""
     cal, chosen = None, distinct[0]
     for best in distinct[:_N_JUDGED]:
-        # far worse-scoring than the best, or explaining less of the spectrum: a check
-        # that failed the best (a filter absorbing a tube line) does not make this one
-        # right; only its passing every check does (the best's strongest peaks read as
-        # lines of heavy elements, the anode's lines unverified)
-        weaker = best is not distinct[0] and (
-            best.score < 0.6 * distinct[0].score or best.unexplained > distinct[0].unexplained + 1.0
-        )
+        if best is not distinct[0] and best.score < 0.6 * distinct[0].score:
+            break  # far worse than the best: the best's verdict stands
+        # explains less of the spectrum than the best: a check that failed the best (a
+        # filter absorbing a tube line) does not make this one right; only its passing
+        # every check does (the best's strongest peaks a sum peak or a line's neighbour)
+        less = best is not distinct[0] and best.unexplained > distinct[0].unexplained + 1.0
         judged = _judged(best, obs, refs, spec, anode_ref, anode, kv, header, gain_range)
-        if judged is None or (weaker and judged.quality != "good"):
+        if judged is None or (less and judged.quality != "good"):
             continue
         if cal is None or _rank(judged) < _rank(cal):
             cal, chosen = judged, best
