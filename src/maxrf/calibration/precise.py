@@ -290,26 +290,32 @@ def _precise(
         used = [e for e in entries if e[3]]
         if len(used) < 2:
             break
-        while True:
-            c = np.array([e[1] for e in used])
-            kev = np.array([e[0].keV for e in used])
-            s = np.sqrt(
-                (g * np.array([e[2] for e in used])) ** 2
-                + np.array([e[4] for e in used]) ** 2
-                + (0.01 * _fwhm_at(kev)) ** 2
-            )
-            g_new, o_new = fit_axis(c, kev, s)
-            res = o_new + g_new * c - kev
-            # outliers: far off in their own uncertainty, or off by a quarter FWHM
-            z = np.maximum(np.abs(res) / s, 16.0 * np.abs(res) / _fwhm_at(kev))
-            worst = int(np.argmax(z))
-            if len(used) > 2 and z[worst] > 4.0 and abs(res[worst]) > 0.006:
-                used[worst][3] = False
-                used = [e for e in used if e[3]]
-                continue
-            g, o = g_new, o_new
-            break
+        g, o = _fit_rejecting(used, g)
     return g, o, [(e[0], float(e[1]), float(e[2]), bool(e[3])) for e in entries]
+
+
+def _fit_rejecting(used: list[list[Any]], g: float) -> tuple[float, float]:
+    """Gain and offset (keV) fitted on the ``used`` entries (reference, channel, channel
+    error, used, systematic keV), ``g`` the gain their channel errors are weighed at;
+    the worst outlier is marked unused and the fit repeated while one stands out."""
+    while True:
+        c = np.array([e[1] for e in used])
+        kev = np.array([e[0].keV for e in used])
+        s = np.sqrt(
+            (g * np.array([e[2] for e in used])) ** 2
+            + np.array([e[4] for e in used]) ** 2
+            + (0.01 * _fwhm_at(kev)) ** 2
+        )
+        g_new, o_new = fit_axis(c, kev, s)
+        res = o_new + g_new * c - kev
+        # outliers: far off in their own uncertainty, or off by a quarter FWHM
+        z = np.maximum(np.abs(res) / s, 16.0 * np.abs(res) / _fwhm_at(kev))
+        worst = int(np.argmax(z))
+        if len(used) > 2 and z[worst] > 4.0 and abs(res[worst]) > 0.006:
+            used[worst][3] = False
+            used = [e for e in used if e[3]]
+            continue
+        return g_new, o_new
 
 
 def _find_compton(
