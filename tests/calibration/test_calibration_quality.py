@@ -261,7 +261,6 @@ def test_resolution_check_needs_evidence_before_it_fails_an_axis():
 
 
 def test_resolution_check_passes_the_true_axis_of_a_spectrum_with_close_lines():
-    from maxrf.calibration import assess_calibration
     from maxrf.synth_spectra import calibration_case
 
     # dev seed 500558 (Sb and an Ag tube, 16 eV per channel): the zero peak, Sb L-alpha and

@@ -119,20 +119,28 @@ def _start(ob: _Obs, ref: _Ref, gain: float, offset: float, fwhm_keV: float) -> 
     return ob.channel if abs(ob.channel - (ref.keV - offset) / gain) > 0.25 * fwhm_keV / gain else None
 
 
-def _zero_peak(spec: _Spec, obs: _Obs) -> _peaks.PeakFit | None:
-    """Gaussian fit (free centre and width) of a zero peak on the axis; None if it fails."""
-    fw = max(obs.fwhm, 2.0)
-    f = _peaks.fit_peaks(
-        spec.y, [obs.index], fwhm_channels=fw, base=spec.base, scale=spec.scale, half_window=1.2
-    )[0]
-    return f if f.ok else None
+def _zero_fits(best: _Hyp, obs: Sequence[_Obs], refs: Sequence[_Ref]) -> dict[int, _peaks.PeakFit | None]:
+    """Gaussian fits (free centre and width) of the zero peaks ``best`` matches on the axis
+    (not cut by its start), by observed-peak index; None where a fit fails."""
+    out: dict[int, _peaks.PeakFit | None] = {}
+    for k, r in best.pairs:
+        ob = obs[k]
+        if refs[r].kind != "zero" or ob.edge:
+            continue
+        f = _peaks.fit_peaks(
+            ob.spec.y, [ob.index], fwhm_channels=max(ob.fwhm, 2.0), base=ob.spec.base, scale=ob.spec.scale,
+            half_window=1.2,
+        )[0]
+        out[k] = f if f.ok else None
+    return out
 
 
-def _zero_fit(spec: _Spec, obs: _Obs) -> tuple[float, float] | None:
+def _zero_fit(obs: _Obs, fit: _peaks.PeakFit | None) -> tuple[float, float] | None:
+    """Channel and its error of a zero peak: its Gaussian ``fit``, or its flank fit when the
+    axis' start cuts it."""
     if obs.edge:
         return obs.channel, obs.err
-    f = _zero_peak(spec, obs)
-    return None if f is None else (f.center, max(f.center_err, 0.01))
+    return None if fit is None else (fit.center, max(fit.center_err, 0.01))
 
 
 #: relative uncertainty of the detector resolution measured on the zero peak: the element
@@ -146,14 +154,15 @@ def zero_resolution(best: _Hyp, obs: Sequence[_Obs], refs: Sequence[_Ref]) -> fl
     by the Fano law (the zero peak is the electronic noise alone); None without a zero
     peak on the axis (one cut by the axis' start has no measured width), a failed fit or
     an implausible width."""
-    for k, r in best.pairs:
-        if refs[r].kind != "zero" or obs[k].edge:
-            continue
-        f = _zero_peak(obs[k].spec, obs[k])
-        f6 = None if f is None else physics.fwhm_at_6keV_from(f.fwhm * best.gain, 0.0)
-        lo, hi = physics.FWHM_PLAUSIBLE_KEV
-        return f6 if f6 is not None and lo <= f6 <= hi else None
-    return None
+    return _resolution(_zero_fits(best, obs, refs), best.gain)
+
+
+def _resolution(zero_fits: dict[int, _peaks.PeakFit | None], gain: float) -> float | None:
+    """:func:`zero_resolution` from the zero peaks' fits (:func:`_zero_fits`)."""
+    f = next(iter(zero_fits.values()), None)
+    f6 = None if f is None else physics.fwhm_at_6keV_from(f.fwhm * gain, 0.0)
+    lo, hi = physics.FWHM_PLAUSIBLE_KEV
+    return f6 if f6 is not None and lo <= f6 <= hi else None
 
 
 def _rayleigh_ref(blend: _Ref) -> _Ref:
@@ -254,8 +263,10 @@ def _precise(
         if refs[r].kind == "element" and obs[k].significance >= _PAIRED_SIGMA
     )
     pool = [r for r in refs if r.kind != "zero" and r.element in present]
-    # the detector's resolution measured on the zero peak ties the Rayleigh lines' width
-    f6_zero = zero_resolution(best, obs, refs)
+    # the zero peak is fitted once: its centre enters the axis, its width (the detector's
+    # resolution) ties the Rayleigh lines' width
+    zero = _zero_fits(best, obs, refs)
+    f6_zero = _resolution(zero, best.gain)
     ray_fwhm6, ray_sd = (best.fwhm6, None) if f6_zero is None else (f6_zero, ZERO_RESOLUTION_SD)
     entries: list[list[Any]] = []
     for _ in range(2):
@@ -263,7 +274,7 @@ def _precise(
         for k, r in best.pairs:
             ref, ob = refs[r], obs[k]
             if ref.kind == "zero":
-                fit = _zero_fit(ob.spec, ob)
+                fit = _zero_fit(ob, zero.get(k))
             elif ref.kind == "scatter":
                 # the found elements' lines in the blend's window are fitted beside it
                 found = [q.keV for q in pool if q.kind == "element"]

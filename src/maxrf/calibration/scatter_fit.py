@@ -12,7 +12,7 @@ amplitudes are solved linearly. The Rayleigh centre is what a calibration can us
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -105,7 +105,9 @@ def fit_rayleigh(
     return (e_r + float(best.x[0]) - offset) / gain, max(err_keV / gain, 0.01), sig_r
 
 
-def _best_start(resid: Any, lim: float, width_sd: float | None) -> Any:
+def _best_start(
+    resid: Callable[[np.ndarray], np.ndarray], lim: float, width_sd: float | None
+) -> optimize.OptimizeResult | None:
     """The least-squares fit of (shift keV, angle deg, Compton broadening, width factor)
     with the lowest cost over three starting angles (the angle is multimodal with a weak
     Rayleigh peak); None when none converges. The shift is bounded by ``lim`` (keV), the
