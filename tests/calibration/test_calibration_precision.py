@@ -174,3 +174,36 @@ def test_a_strong_peak_off_its_predicted_place_is_fitted_where_it_is():
     assert fit is not None and abs(fit[0] - truth) < max(0.2, 3 * fit[1])
     # at the right prediction the window starts there
     assert _start(ob, ref, gain, offset, fw) is None
+
+
+def test_a_zero_peak_off_the_axis_states_the_uncertainty_of_its_extrapolated_centre():
+    from maxrf.calibration.observe import _edge_peak
+
+    # Gaussian zero peaks (500-50000 counts, sigma 3-5 channels) centred 0 to 2.5 sigma
+    # before the first channel, Poisson noise on a flat background: the centre is
+    # extrapolated from the visible flank, and the further off, the less certain it is.
+    # Truth: the centre drawn. (Dev seed 400205: 9 channels off the axis, the centre 4
+    # channels off with 0.25 stated, sigma / sqrt(counts); the axis 35 eV off, "good")
+    rng = np.random.default_rng(7)
+    x = np.arange(1024, dtype=np.float64)
+    z_near, z_far, err_far = [], [], []
+    for _ in range(120):
+        sd = rng.uniform(3.0, 5.0)
+        mu = -rng.uniform(0.0, 2.5) * sd
+        total = 10 ** rng.uniform(2.7, 4.7)
+        lam = total / (sd * math.sqrt(2 * math.pi)) * np.exp(-0.5 * ((x - mu) / sd) ** 2) + 0.5
+        lam[100:110] += 2000.0  # a line for the noise model
+        edge = _edge_peak(_prepare(rng.poisson(lam).astype(np.float64), "sum"))
+        if edge is None:
+            continue
+        z = (edge.channel - mu) / edge.err
+        (z_far if mu < -1.5 * sd else z_near).append(z)
+        if mu < -1.5 * sd:
+            err_far.append(edge.err)
+    assert len(z_near) >= 20 and len(z_far) >= 20
+    for z in (np.abs(z_near), np.abs(z_far)):
+        # a Gaussian error: 95 %; the log of few counts bends the flank fit (81-88 % here,
+        # where sigma / sqrt(counts) covered 4-16 %)
+        assert np.mean(z <= 2.0) >= 0.75
+        assert np.mean(z <= 0.5) < 0.75  # and not inflated beyond use (38 %)
+    assert np.median(err_far) > 0.5  # channels

@@ -27,7 +27,7 @@ from maxrf.calibration.match import (
     _assign,
     _compton_ok,
     _consistent_widths,
-    _fano_ratio,
+    _fano_law,
     _fwhm_at,
     _implied_fwhm6,
     _leverage,
@@ -150,8 +150,8 @@ def _physical_penalties(
     """A hypothesis' score less what physics holds against it: widths growing at the
     wrong rate, nothing at the anode's main line, counts at negative energies."""
     gain, offset = hyp.gain, hyp.offset
-    fano = _fano_ratio(hyp.pairs, obs, refs, gain)
-    if fano is not None and not 0.4 <= fano <= 2.5:
+    law = _fano_law(hyp.pairs, obs, refs, gain)
+    if law is not None and law.outside(0.4, 2.5, 2.0):
         score *= 0.2  # widths grow with energy at the wrong rate: the gain is off
     if anode_ref is not None and not any(refs[r] is anode_ref for _, r in hyp.pairs):
         # nothing at the anode's main line

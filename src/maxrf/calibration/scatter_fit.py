@@ -216,10 +216,11 @@ def scatter_check(
     if not found and not missing and not unmeasured:
         return None
     bad = [(n, d, s) for n, d, s in found if abs(d) > max(20.0, 3.0 * s)]
-    # the main blend missing refutes the axis; its companion alone can be a primary
-    # filter's doing (a Cu filter's K edge at 8.98 keV takes W L-beta, not L-alpha)
+    # the main blend missing or far off refutes the axis; its companion alone can be a
+    # primary filter's doing (a Cu filter's K edge at 8.98 keV takes W L-beta, not
+    # L-alpha; a Ni filter's at 8.33 keV Cu K-beta, whose fit then lands 100 eV off)
     main = blends[0].name.removesuffix(" scatter")
-    far = main in missing or any(abs(d) > max(60.0, 5.0 * s) for _, d, s in bad)
+    far = main in missing or any(n == main and abs(d) > max(60.0, 5.0 * s) for n, d, s in bad)
     text = ", ".join(f"{n} {d:+.0f} eV" for n, d, _ in found)
     if missing:
         msg = f"no Rayleigh line of {', '.join(missing)} where the calibration puts it"

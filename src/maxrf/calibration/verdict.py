@@ -17,7 +17,7 @@ import numpy as np
 from maxrf import physics
 from maxrf.calibration import consistency
 from maxrf.calibration.consistency import alias_check, broad_lines_check, cliff_check, entry_sys_keV
-from maxrf.calibration.match import _FANO_SLOPE, _fwhm_at
+from maxrf.calibration.match import _FANO_SLOPE, _fwhm_at, fano_law
 from maxrf.calibration.observe import _Obs, _Spec
 from maxrf.calibration.precise import _fit_sys_keV, compton_fwhm_keV
 from maxrf.calibration.quality import (
@@ -29,7 +29,7 @@ from maxrf.calibration.quality import (
     independent_checks,
     redundancy_check,
 )
-from maxrf.calibration.references import _cluster_fwhm, _Ref
+from maxrf.calibration.references import _Ref
 from maxrf.calibration.rivals import rival_anode_check
 from maxrf.calibration.scatter_fit import scatter_check
 from maxrf.calibration.unexplained import unexplained_check
@@ -229,14 +229,6 @@ def kv_check(obs: Sequence[_Obs], gain: float, offset: float, tube_kv: float) ->
     )
 
 
-#: relative uncertainty of a peak's fitted width beside its statistical one: the element
-#: lines of the real spectra of tests/data/spectra are 0-3 % off the law their zero
-#: peak's width gives. Without it (and without the slope's standard error) a law fitted
-#: to three or four lines within 5 keV broke at the true axis of 12 of the 600 dev
-#: spectra 500000-500599 (slopes 0.05-0.25 and negative: a line on a neighbour's flank)
-WIDTH_SYS_REL = 0.03
-
-
 def resolution_check(
     entries: Sequence[tuple[_Ref, float, float, bool]],
     probes: Sequence[Probe],
@@ -244,15 +236,11 @@ def resolution_check(
     gain: float,
     offset: float,
 ) -> dict[str, Any] | None:
-    """FWHM**2 = a + b E over well-measured single lines, b near the Fano slope.
-
-    A line group (K-beta1,3; L-beta1,2,3,4) is wider than the detector makes one line by
-    the spread of its components: that spread is taken out in quadrature, and a group
-    whose spread is most of its width tells nothing about the detector. The law is fitted
-    with each width's uncertainty (statistical, from its centre's, and
-    :data:`WIDTH_SYS_REL`), and it breaks only when the slope is off the Fano slope beyond
-    two standard errors (critically beyond three): three lines within 4 keV of each other
-    hardly measure it."""
+    """FWHM**2 = a + b E over well-measured lines (:func:`~maxrf.calibration.match.fano_law`),
+    b near the Fano slope: the law breaks only when the slope is off the Fano slope beyond
+    two standard errors (critically beyond three), for three lines within 4 keV of each
+    other hardly measure it, or when the intercept (the electronic noise squared) is below
+    zero beyond three."""
     cand = []  # (reference, FWHM keV, centre standard error keV)
     for p in probes:
         if p.fwhm_keV is not None and p.significance >= 30 and p.ref.kind == "element":
@@ -263,40 +251,19 @@ def resolution_check(
         o = min(obs, key=lambda q: abs(q.channel - c))
         if o.ok and o.significance >= 30 and abs(o.channel - c) < 0.5 * o.fwhm:
             cand.append((r, o.fwhm * gain, o.err * gain))
-    pts = []
-    for r, w, ce in cand:
-        spread = _cluster_fwhm(r)
-        if spread <= 0.7 * w:
-            # a Gaussian's width is known to 1/sqrt(2) of its centre in sigma units
-            rel = math.hypot(ce * physics.FWHM_PER_SIGMA / w / math.sqrt(2.0), WIDTH_SYS_REL)
-            pts.append((r.keV, math.sqrt(w * w - spread * spread), rel))
-    if len(pts) < 2 or max(p[0] for p in pts) - min(p[0] for p in pts) < 3.0:
+    law = fano_law(cand)
+    if law is None:
         return None
-    e = np.array([p[0] for p in pts])
-    w2 = np.array([p[1] ** 2 for p in pts])
-    sd = 2.0 * np.array([p[2] for p in pts]) * w2  # of FWHM^2
-    a_mat = np.column_stack([np.ones_like(e), e]) / sd[:, None]
-    (a, b), *_ = np.linalg.lstsq(a_mat, w2 / sd, rcond=None)
-    cov = np.linalg.pinv(a_mat.T @ a_mat)
-    chi2 = float(np.sum(((a + b * e - w2) / sd) ** 2)) / max(len(pts) - 2, 1)
-    ratio = float(b / _FANO_SLOPE)
-    sd_ratio = math.sqrt(max(float(cov[1, 1]), 0.0) * max(chi2, 1.0)) / _FANO_SLOPE
-
-    def outside(lo: float, hi: float, n_sd: float) -> bool:
-        return ratio + n_sd * sd_ratio < lo or ratio - n_sd * sd_ratio > hi
-
     # the intercept is the electronic noise squared: never below zero beyond its error
-    sd_a = math.sqrt(max(float(cov[0, 0]), 0.0) * max(chi2, 1.0))
-    ok = not outside(0.4, 2.5, 2.0) and a + 3.0 * sd_a > -0.003
-    fw6 = math.sqrt(max(a + b * physics.FWHM_REFERENCE_KEV, 0.0))
+    ok = not law.outside(0.4, 2.5, 2.0) and law.intercept + 3.0 * law.sd_intercept > -0.003
     return check(
         "resolution",
         ok,
         f"peak widths {'follow' if ok else 'break'} the detector law FWHM^2 = a + b E "
-        f"(b = {ratio:.2f} +- {sd_ratio:.2f} x the Fano slope, {fw6 * 1e3:.0f} eV at 5.9 keV)",
+        f"(b = {law.ratio:.2f} +- {law.sd_ratio:.2f} x the Fano slope, {law.fwhm6 * 1e3:.0f} eV at 5.9 keV)",
         # four times off the silicon rate: no detector, the gain is grossly wrong
-        critical=outside(0.25, 4.0, 3.0),
-        fano_ratio=ratio,
+        critical=law.outside(0.25, 4.0, 3.0),
+        fano_ratio=law.ratio,
     )
 
 
