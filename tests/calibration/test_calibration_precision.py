@@ -207,3 +207,29 @@ def test_a_zero_peak_off_the_axis_states_the_uncertainty_of_its_extrapolated_cen
         assert np.mean(z <= 2.0) >= 0.75
         assert np.mean(z <= 0.5) < 0.75  # and not inflated beyond use (38 %)
     assert np.median(err_far) > 0.5  # channels
+
+
+def test_an_anode_line_on_its_compton_flank_states_the_background_model_uncertainty():
+    from maxrf.calibration.precise import _background_sys, _window_fit
+
+    # dev seed 500401: a weak Mo K-alpha beside its strong Compton peak; the window fit's
+    # quadratic background follows the flank only so far and the centre lands 25 eV off
+    # the truth with 2.7 eV stated (the axis 31.6 eV off, called good)
+    case = calibration_case(500401)
+    assert case.anode == "Mo" and case.kind == "blank"
+    spec = _prepare(case.counts, "sum")
+    g, o = case.gain_keV, case.offset_keV
+    ka = next(r for r in _reference_lines("Mo", case.tube_kv) if r.name == "Mo Ka")
+    fit = _window_fit(spec, g, o, ka, [], case.fwhm_at_6keV)
+    off_eV = (o + g * fit[0] - ka.keV) * 1e3
+    assert abs(off_eV) > 15.0 and g * fit[1] * 1e3 < 5.0
+    centre, err = _background_sys(fit, spec, g, o, ka, [], case.fwhm_at_6keV, None)
+    assert centre == fit[0] and abs(off_eV) <= 2.0 * g * err * 1e3
+    # a line on a gentle flank (dev seed 400064, Rh K-alpha, 7 million counts) keeps its
+    # fit: both backgrounds agree within the statistics
+    case = calibration_case(400064)
+    spec = _prepare(case.counts, "sum")
+    rh = next(r for r in _reference_lines("Rh", case.tube_kv) if r.name == "Rh Ka")
+    fit = _window_fit(spec, case.gain_keV, case.offset_keV, rh, [], case.fwhm_at_6keV)
+    assert abs(case.offset_keV + case.gain_keV * fit[0] - rh.keV) * 1e3 < 3.0
+    assert _background_sys(fit, spec, case.gain_keV, case.offset_keV, rh, [], case.fwhm_at_6keV, None) == fit

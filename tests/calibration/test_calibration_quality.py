@@ -77,7 +77,10 @@ def test_right_axis_is_good_and_checks_say_why(fe):
         ("offset +30 eV", 0.030, 1.0, "zero peak"),
         ("offset +100 eV", 0.100, 1.0, "independent lines"),
         ("gain +0.3 %", 0.0, 1.003, "independent lines"),
-        ("gain +2 %", 0.0, 1.02, "residuals"),
+        # Rh K-alpha beyond its window fit's reach, K-beta fitted poorly (32 eV): two
+        # peaks left far apart cannot pin the axis (the residuals excuse a peak so poorly
+        # known, the coverage does not)
+        ("gain +2 %", 0.0, 1.02, "coverage"),
         ("offset -1 keV", -1.0, 1.0, "negative energies"),
     ],
 )
@@ -289,3 +292,27 @@ def test_resolution_check_breaks_on_widths_a_detector_cannot_make(factor, critic
         assert res["passed"], res["message"]
     else:
         assert not res["passed"] and res["critical"] is critical, res["message"]
+
+
+def test_residual_check_counts_an_uncertain_peak_in_its_own_uncertainty():
+    from maxrf.calibration.references import _reference_lines
+    from maxrf.calibration.verdict import residual_check
+
+    # five peaks on an axis E = 0.01 keV x channel: four land within 3 eV, Rh K-alpha 38 eV
+    # off (the real Cr standard's, tests/data/spectra). The rms of all five is 17 eV; known
+    # to 1 eV the outlier fails the check, known to 20 eV (its Compton flank's model) it
+    # does not, and the same residuals on every peak fail it whatever their uncertainties
+    refs = {r.name: r for r in _reference_lines("Rh", 50.0)}
+    names = ["zero", "Cr Ka", "Cr Kb", "Fe Ka", "Rh Ka"]
+    off_eV = [0.5, -2.0, 3.0, -1.0, -38.0]
+    gain = 0.01
+
+    def entries(err_eV):
+        return [(refs[n], (refs[n].keV + d * 1e-3) / gain, e * 1e-3 / gain, True)
+                for n, d, e in zip(names, off_eV, err_eV)]
+
+    assert not residual_check(entries([0.5, 0.5, 0.5, 0.5, 1.0]), gain, 0.0)["passed"]
+    res = residual_check(entries([0.5, 0.5, 0.5, 0.5, 20.0]), gain, 0.0)
+    assert res["passed"] and res["rms_eV"] == pytest.approx(math.sqrt(np.mean(np.square(off_eV))))
+    off_eV[:] = [-18.0, 19.0, -18.0, 19.0, -18.0]
+    assert not residual_check(entries([0.5, 0.5, 0.5, 0.5, 20.0]), gain, 0.0)["passed"]

@@ -89,8 +89,9 @@ def compare_header(
 
 
 def residual_check(entries: Sequence[tuple[_Ref, float, float, bool]], gain: float, offset: float) -> dict:
-    """The fitted peaks land on their lines (each within ``RESIDUAL_TOL_EV`` or three
-    standard uncertainties of its centre and line model)."""
+    """The fitted peaks land on their lines: each within ``RESIDUAL_TOL_EV`` or three
+    standard uncertainties of its centre and line model, and their rms within 15 eV, a
+    peak known less well than a third of the tolerance counting in its own uncertainty."""
     used = [(r, c, err) for r, c, err, u in entries if u]
     if len(used) < 2:
         return check("residuals", False, f"only {len(used)} peak(s) in the fit", critical=True)
@@ -98,7 +99,12 @@ def residual_check(entries: Sequence[tuple[_Ref, float, float, bool]], gain: flo
     sig = np.array([math.hypot(gain * e, r.sys_keV) * 1e3 for r, _c, e in used])
     worst = float(np.max(np.abs(res)))
     rms = float(np.sqrt(np.mean(np.square(res))))
-    ok = bool(np.all(np.abs(res) <= np.maximum(RESIDUAL_TOL_EV, 3.0 * sig))) and rms <= 15.0
+    # the rms limit holds for peaks known to a third of the tolerance; one known less well
+    # (an anode line whose centre depends on the Compton flank's model) counts in its
+    # own uncertainty, as the per-peak limit does
+    scaled = res * np.minimum(1.0, RESIDUAL_TOL_EV / 3.0 / np.maximum(sig, 1e-9))
+    rms_scaled = float(np.sqrt(np.mean(np.square(scaled))))
+    ok = bool(np.all(np.abs(res) <= np.maximum(RESIDUAL_TOL_EV, 3.0 * sig))) and rms_scaled <= 15.0
     return check(
         "residuals",
         ok,
