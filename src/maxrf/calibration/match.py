@@ -450,9 +450,8 @@ def _fano_law(
 ) -> FanoLaw | None:
     """:func:`fano_law` over the matched peaks of at least 30 sigma but the tube's (its
     scatter and escape peaks are no single lines; the zero peak's width is the law at 0
-    keV). Widths
-    scale with the gain, energies too: a wrong gain by a factor ``s`` gives a ratio near
-    ``s``. None when fewer than two such peaks span 2 keV."""
+    keV). Widths scale with the gain, energies too: a wrong gain by a factor ``s`` gives
+    a ratio near ``s``. None when fewer than two such peaks span 2 keV."""
     pts = [
         (refs[r], obs[k].fwhm * gain, obs[k].err * gain) for k, r in pairs
         if obs[k].ok and obs[k].significance >= 30 and refs[r].kind not in ("anode", "scatter", "escape")

@@ -141,9 +141,9 @@ def _best_start(
 ) -> optimize.OptimizeResult | None:
     """The least-squares fit of (shift keV, angle deg, Compton broadening, width factor)
     with the lowest cost over three starting angles (the angle is multimodal with a weak
-    Rayleigh peak) and ``shifts`` (fractions of ``lim``); None when none converges. The shift is
-    bounded by ``lim`` (keV), the width factor by 0.7-1.5 or, with a prior of
-    ``width_sd``, five of its deviations."""
+    Rayleigh peak) and the starting ``shifts`` (fractions of ``lim``); None when none
+    converges. The shift is bounded by ``lim`` (keV), the width factor by 0.7-1.5 or,
+    with a prior of ``width_sd``, five of its deviations."""
     f_lo, f_hi = (0.7, 1.5)
     if width_sd is not None:
         f_lo, f_hi = max(f_lo, 1.0 - 5 * width_sd), min(f_hi, 1.0 + 5 * width_sd)
