@@ -93,9 +93,11 @@ def fit_rayleigh(
     starts = _SHIFT_STARTS if ref.strength >= 0.5 else _SHIFT_STARTS[:1]
     for shifts in starts:
         best = _best_start(resid, lim, width_sd, shifts)
-        if best is not None and abs(best.x[0]) > 0.98 * lim:
+        if best is None:
+            continue
+        if abs(best.x[0]) > 0.98 * lim:
             return None  # the line is beyond the bound: no other start brings it closer
-        found = _rayleigh_found(best, design, wt, yy, lim, dof)
+        found = _rayleigh_found(best, design, wt, yy, dof)
         if found is not None:
             shift, err_keV, sig_r = found
             return (e_r + shift - offset) / gain, max(err_keV / gain, 0.01), sig_r
@@ -103,14 +105,12 @@ def fit_rayleigh(
 
 
 def _rayleigh_found(
-    best: optimize.OptimizeResult | None, design: Callable[[np.ndarray], np.ndarray], wt: np.ndarray,
-    yy: np.ndarray, lim: float, dof: int,
+    best: optimize.OptimizeResult, design: Callable[[np.ndarray], np.ndarray], wt: np.ndarray,
+    yy: np.ndarray, dof: int,
 ) -> tuple[float, float, float] | None:
     """The Rayleigh line's shift (keV), its standard error (keV) and its amplitude's
-    significance from the fit ``best`` of :func:`fit_rayleigh`; None when it failed, ran
-    into the shift's bound ``lim`` (keV) or found no Rayleigh line (under 3 sigma)."""
-    if best is None or abs(best.x[0]) > 0.98 * lim:
-        return None
+    significance from the fit ``best`` of :func:`fit_rayleigh`; None when its covariance
+    is singular or it found no Rayleigh line (under 3 sigma)."""
     d = design(best.x) * wt[:, None]
     beta, *_ = np.linalg.lstsq(d, yy * wt, rcond=None)
     chi2 = 2.0 * float(best.cost) / dof
