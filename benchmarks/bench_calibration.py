@@ -90,9 +90,9 @@ def _one(case) -> dict:
     kw = {"anode": case.anode, "tube_kv": case.tube_kv}
     try:  # the precision ceiling: the peaks' own fit started from the true axis
         ref = refine_calibration(case.counts, case.gain_keV, case.offset_keV, **kw)
-        from_truth = case.max_error_eV(ref.gain_keV, ref.offset_keV)
+        from_truth, truth_quality = case.max_error_eV(ref.gain_keV, ref.offset_keV), ref.quality
     except CalibrationError:
-        from_truth = float("inf")
+        from_truth, truth_quality = float("inf"), "error"
     bound = case.axis_bound()
     return {
         "seed": case.seed, "anode": case.anode, "kind": case.kind, "gain_eV": case.gain_keV * 1e3,
@@ -100,6 +100,7 @@ def _one(case) -> dict:
         "counts": float(case.counts.sum()), "max_error_eV": err if np.isfinite(err) else None,
         "quality": quality, "cpu_seconds": cpu,
         "from_true_axis_error_eV": from_truth if np.isfinite(from_truth) else None,
+        "from_true_axis_quality": truth_quality,
         "bound_within_10_eV": bound["p_within"], "bound_sd_eV": [bound["sd_lo_eV"], bound["sd_hi_eV"]],
     }
 

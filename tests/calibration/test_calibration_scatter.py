@@ -16,8 +16,8 @@ import xraydb
 
 from maxrf import physics
 from maxrf.calibration import auto_calibrate
-from maxrf.calibration.explain import unexplained_peaks, unexplained_weight, zero_width_ok
-from maxrf.calibration.match import _assign
+from maxrf.calibration.explain import unexplained_peaks, unexplained_weight
+from maxrf.calibration.match import _assign, zero_width_ok
 from maxrf.calibration.observe import _observe, _prepare
 from maxrf.calibration.references import _rayleigh_keV, _reference_lines
 from maxrf.calibration.scatter_fit import fit_rayleigh
@@ -107,6 +107,38 @@ def test_zero_peak_is_recognised_by_its_noise_width(cu_blank):
     strong = [o for o in _observe(spec_l) if o.significance > 100 and o.ok
               and line.offset_keV + line.gain_keV * o.channel > 5.0]
     assert strong and not any(zero_width_ok(o, line.gain_keV, 0.13) for o in strong)
+
+
+def test_zero_peak_width_is_judged_on_the_resolution_it_implies():
+    # Cr blank whose lines imply a resolution at silicon's Fano limit (0.120 keV, the truth
+    # 0.139): the noise of such a detector is 17 eV, the zero peak 71 eV wide
+    case = calibration_case(500017)
+    spec = _prepare(case.counts, "sum")
+    obs = _observe(spec)
+    e = case.offset_keV + case.gain_keV * np.array([o.channel for o in obs])
+    zero = obs[int(np.argmin(np.abs(e)))]
+    width = zero.fwhm * case.gain_keV
+    assert abs(e[int(np.argmin(np.abs(e)))]) < 0.02
+    assert width > 3.0 * physics.noise_fwhm_keV(0.121)
+    # the resolution its width implies by the Fano law is the truth's within 5 %
+    implied = physics.fwhm_at_6keV_from(width, 0.0)
+    assert implied == pytest.approx(case.fwhm_at_6keV, rel=0.05)
+    # a zero narrower than the lines imply (blends broaden them) is no evidence against it
+    for fwhm6 in (0.121, case.fwhm_at_6keV, 0.2, 0.26):
+        assert zero_width_ok(zero, case.gain_keV, fwhm6)
+    # one broader than the resolution allows is no zero peak
+    assert not zero_width_ok(zero, 2.0 * case.gain_keV, case.fwhm_at_6keV)
+
+
+@pytest.mark.parametrize("seed", [500017, 500089, 500571])
+def test_zero_peak_anchors_the_axis_when_the_lines_misjudge_the_resolution(seed):
+    # blanks with a zero peak (Cr, Cu, Ag tubes) whose few lines implied a resolution at
+    # the Fano limit or broadened by a blend: the zero peak was refused and the axis
+    # landed 90 eV to 11 keV off; with it the axis holds within 10 eV
+    case = calibration_case(seed)
+    cal = auto_calibrate(case.counts, anode=case.anode, tube_kv=case.tube_kv)
+    assert any(p.name == "zero" and p.used for p in cal.peaks)
+    assert case.max_error_eV(cal.gain_keV, cal.offset_keV) < 10.0
 
 
 def test_a_wrong_axis_leaves_strong_peaks_unexplained():

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from maxrf import physics
-from maxrf.calibration.explain import ZERO_WIDTH_RATIO
 from maxrf.calibration.hypotheses import (
     GAIN_RANGE,
     OFFSET_RANGE,
@@ -27,6 +26,7 @@ from maxrf.calibration.hypotheses import (
     _refine,
 )
 from maxrf.calibration.manual import manual_calibration, parse_range, range_calibration
+from maxrf.calibration.match import zero_width_ok
 from maxrf.calibration.medium import medium_scores
 from maxrf.calibration.observe import _merge, _Obs, _observe, _prepare, _Spec
 from maxrf.calibration.precise import _find_compton, _precise
@@ -268,14 +268,11 @@ def _judged(
     # escape peaks chose the hypothesis; the axis is measured on the lines themselves
     # (an escape peak's shape follows its parent's, blend or not), and on a zero peak no
     # broader than this detector's electronic noise allows (a broader bump at the axis'
-    # start is none; a narrower one may be, the resolution implied by blends runs high)
-    # (judged only when the lines measured the resolution: the noise width depends on it
-    # steeply near the Fano limit)
-    widest_zero = np.inf
-    if best.fwhm6 != _FWHM6_DEFAULT:
-        widest_zero = ZERO_WIDTH_RATIO[1] * float(physics.noise_fwhm_keV(max(best.fwhm6, 0.121)))
+    # start is none; a narrower one may be, the resolution implied by blends runs high),
+    # judged only when the lines measured the resolution (not on a default detector's)
+    measured = best.fwhm6 != _FWHM6_DEFAULT
     lines = replace(best, pairs=[p for p in best.pairs if refs[p[1]].kind != "escape" and (
-        refs[p[1]].kind != "zero" or obs[p[0]].fwhm * best.gain <= widest_zero)])
+        refs[p[1]].kind != "zero" or not measured or zero_width_ok(obs[p[0]], best.gain, best.fwhm6))])
     gain, offset, entries = _precise(lines if len(lines.pairs) >= 2 else best, obs, refs)
     if len([e for e in entries if e[3]]) < 2 or not (gain_range[0] * 0.8 <= gain <= gain_range[1] * 1.2):
         # the precise refit diverged: the hypothesis' own calibration, judged as it is

@@ -10,7 +10,6 @@ is recognised by its width: the electronic noise alone, narrower than any line.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,9 +19,6 @@ from maxrf.calibration.match import _companion_present, _fwhm_at
 from maxrf.calibration.observe import _Obs
 from maxrf.calibration.references import _Ref
 from maxrf.errors import ParameterError
-
-#: range of (observed zero-peak FWHM) / (noise FWHM implied by the detector resolution)
-ZERO_WIDTH_RATIO: tuple[float, float] = (0.6, 1.5)
 
 
 def explained_energies(
@@ -81,17 +77,6 @@ def unexplained_peaks(
             continue
         out.append((k, 1.0))
     return out
-
-
-def zero_width_ok(ob: _Obs, gain: float, fwhm6: float | None) -> bool:
-    """Whether a peak is as narrow as the zero (noise) peak of a detector whose FWHM at
-    5.9 keV is ``fwhm6`` (keV; None: any plausible detector, 0.121-0.26 keV)."""
-    w = ob.fwhm * gain
-    if fwhm6 is None:
-        lo, hi = physics.noise_fwhm_keV(0.121), physics.noise_fwhm_keV(0.26)
-    else:
-        lo = hi = physics.noise_fwhm_keV(max(fwhm6, 0.121))
-    return ZERO_WIDTH_RATIO[0] * lo <= w <= ZERO_WIDTH_RATIO[1] * max(hi, 1e-3) and math.isfinite(w)
 
 
 def refute_missing_companions(

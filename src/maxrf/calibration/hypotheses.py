@@ -21,7 +21,6 @@ from maxrf.calibration.explain import (
     refute_missing_companions,
     unexplained_peaks,
     unexplained_weight,
-    zero_width_ok,
 )
 from maxrf.calibration.match import (
     _assign,
@@ -34,9 +33,10 @@ from maxrf.calibration.match import (
     _lsq,
     _plausible_widths,
     _verification,
+    zero_width_ok,
 )
 from maxrf.calibration.observe import _Obs, _Spec
-from maxrf.calibration.references import _FWHM6_DEFAULT, _Ref
+from maxrf.calibration.references import _FWHM6_DEFAULT, _FWHM6_FLOOR, _Ref
 
 #: plausible detector gains (keV per channel)
 GAIN_RANGE: tuple[float, float] = (0.004, 0.05)
@@ -98,7 +98,7 @@ def _refine(
     f6 = _implied_fwhm6(out.pairs, obs, refs, gain)
     if f6 is not None and not (_FWHM6_RANGE[0] <= f6 <= _FWHM6_RANGE[1]):
         return out  # score stays -inf
-    out.fwhm6 = float(np.clip(f6, 0.121, 0.4)) if f6 is not None else _FWHM6_DEFAULT
+    out.fwhm6 = float(np.clip(f6, _FWHM6_FLOOR, 0.4)) if f6 is not None else _FWHM6_DEFAULT
     ch_in = np.array([obs[k].channel for k, _ in out.pairs])
     tol_in = _TOL * _fwhm_at(np.array([refs[r].keV for _, r in out.pairs])) + np.array(
         [refs[r].tol_keV for _, r in out.pairs]

@@ -17,7 +17,7 @@ import numpy as np
 
 from maxrf import physics
 from maxrf.calibration.observe import _Obs, _Spec
-from maxrf.calibration.references import _FWHM6_DEFAULT, _cluster_fwhm, _Ref
+from maxrf.calibration.references import _FWHM6_DEFAULT, _FWHM6_FLOOR, _cluster_fwhm, _Ref
 from maxrf.physics import compton_shift
 
 _FANO_SLOPE = physics.FANO_SLOPE
@@ -55,7 +55,28 @@ def _width_ok(
 
 # range of (observed FWHM) / (detector model) a matched peak may have, by line kind
 # (an escape peak is as wide as its parent line, a blend when the parent is)
-_WIDTH_RATIO = {"zero": (0.5, 1.6), "anode": (0.6, 1.8), "scatter": (0.6, 4.0), "escape": (0.5, 4.0)}
+_WIDTH_RATIO = {"anode": (0.6, 1.8), "scatter": (0.6, 4.0), "escape": (0.5, 4.0)}
+
+
+#: largest ratio of the detector resolution a zero peak's width implies (its noise by the
+#: Fano law) to the resolution the lines imply: a broader bump at the axis' start is no
+#: zero peak (1.2: its width 1.6 times the noise of a 0.14 keV detector)
+ZERO_FWHM6_RATIO_MAX = 1.2
+
+
+def zero_width_ok(ob: _Obs, gain: float, fwhm6: float | None) -> bool:
+    """Whether a peak is no broader than the zero (noise) peak of a detector whose FWHM at
+    5.9 keV is ``fwhm6`` (keV; None: any plausible detector, up to 0.26 keV).
+
+    Judged on the resolution the width implies, not on the width: the noise width
+    ``sqrt(fwhm6**2 - Fano slope * 5.9 keV)`` varies steeply near the Fano limit, where a
+    few percent on ``fwhm6`` (lines measured at 30-70 sigma) make it 2-4 times narrower
+    (dev seeds 500017, 500295). A zero narrower than ``fwhm6`` implies is no evidence
+    against it: the lines implying ``fwhm6`` may be blends (Fe K-alpha on a Cu tube's
+    scatter flank implies 0.22 keV; dev seed 500089)."""
+    f6 = physics.fwhm_at_6keV_from(ob.fwhm * gain, 0.0)
+    top = 0.26 if fwhm6 is None else max(fwhm6, _FWHM6_FLOOR)
+    return f6 is not None and f6 <= ZERO_FWHM6_RATIO_MAX * top
 
 
 def _consistent_widths(
@@ -66,7 +87,7 @@ def _consistent_widths(
     f6 = _implied_fwhm6(pairs, obs, refs, gain)
     if f6 is None:
         return pairs, None
-    f6c = float(np.clip(f6, 0.121, 0.5))
+    f6c = float(np.clip(f6, _FWHM6_FLOOR, 0.5))
     kept = []
     for k, r in pairs:
         o, ref = obs[k], refs[r]
@@ -74,7 +95,7 @@ def _consistent_widths(
             model = math.hypot(float(_fwhm_at(ref.keV, f6c)), _cluster_fwhm(ref))
             ratio = o.fwhm * gain / model
             lo, hi = _WIDTH_RATIO.get(ref.kind, (0.7, 1.5))
-            if not lo <= ratio <= hi:
+            if not (zero_width_ok(o, gain, f6c) if ref.kind == "zero" else lo <= ratio <= hi):
                 continue
         kept.append((k, r))
     return kept, f6

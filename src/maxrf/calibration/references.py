@@ -27,6 +27,9 @@ L_ELEMENTS: tuple[str, ...] = (
 )  # fmt: skip
 
 _FWHM6_DEFAULT = physics.DEFAULT_FWHM_KEV  # for tolerances before the resolution is measured
+#: narrowest detector resolution (keV FWHM at 5.9 keV) the width tests assume: just above
+#: silicon's Fano limit
+_FWHM6_FLOOR = 0.121
 # systematic uncertainty (keV) of a reference centroid by line kind
 _SYS_KEV = {"zero": 0.0015, "Ka": 0.002, "Kb": 0.004, "La": 0.005, "anode": 0.008, "other": 0.010}
 

@@ -29,7 +29,7 @@ from maxrf.calibration.quality import (
     independent_checks,
     redundancy_check,
 )
-from maxrf.calibration.references import _Ref
+from maxrf.calibration.references import _FWHM6_FLOOR, _Ref
 from maxrf.calibration.rivals import rival_anode_check
 from maxrf.calibration.scatter_fit import scatter_check
 from maxrf.calibration.unexplained import unexplained_check
@@ -483,7 +483,7 @@ def assess_calibration(
     obs = _observe(spec)
     pairs = _assign(gain_keV, offset_keV, obs, refs, 0.3, y.size)
     f6 = _implied_fwhm6(pairs, obs, refs, gain_keV)
-    fwhm6 = float(np.clip(f6, 0.121, 0.4)) if f6 is not None else _FWHM6_DEFAULT
+    fwhm6 = float(np.clip(f6, _FWHM6_FLOOR, 0.4)) if f6 is not None else _FWHM6_DEFAULT
     _g, _o, entries = _precise(_Hyp(gain_keV, offset_keV, pairs=pairs, fwhm6=fwhm6), obs, refs)
     compton = _find_compton(spec, gain_keV, offset_keV, anode_ref, fwhm6)
     return assess(
