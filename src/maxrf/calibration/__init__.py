@@ -32,18 +32,20 @@ Algorithm of :func:`auto_calibrate`
    (L-beta...) line counts only with its stronger K-alpha (L-alpha); a strong main line
    whose companion is missing is refuted. Physics: peak widths must follow one detector
    resolution growing with energy at the Fano rate; a strong peak as narrow as the
-   electronic noise is a verified zero peak. The whole spectrum counts: strong narrow peaks
-   a hypothesis leaves unexplained (no matched line or its companions, no anode line or
-   its Compton side, no escape or sum peak) cost half their weight, peaks at negative
-   energies or above the tube voltage double; leaving the strongest line unexplained
-   costs four fifths of the score. A strong line whose Si escape peak is missing where the
-   hypothesis puts it is refuted; counts below the zero peak (at < -0.3 keV) refute the
-   offset, and offsets outside ``offset_range`` (default -2..+1 keV) are dropped, refined
-   or not. The anode's two lines with their Compton partners at one scattering angle are
-   verified even as a two-peak fit. The anode's main line (or blend) earns a bonus when
-   found with its broad Compton partner below it and its K-beta above; when some
-   hypotheses find that pattern, the others are dropped unless far better, or better and
-   leaving at most half the unexplained weight (a sample's lines can hide the anode's).
+   electronic noise is a verified zero peak (judged on the resolution its width implies, at
+   most 1.2 times the lines'). The whole spectrum counts: strong narrow peaks (not narrower
+   than any line can be: noise) a hypothesis leaves unexplained (no matched line or its
+   companions, no anode line or its Compton side, no escape or sum peak) cost half their
+   weight, peaks at negative energies or above the tube voltage double; leaving the
+   strongest line unexplained costs four fifths of the score. A strong line whose Si escape
+   peak is missing where the hypothesis puts it is refuted; counts below the zero peak (at
+   < -0.3 keV) refute the offset, and offsets outside ``offset_range`` (default -2..+1 keV)
+   are dropped, refined or not. The anode's two lines with their Compton partners at one
+   scattering angle are verified even as a two-peak fit. The anode's main line (or blend)
+   earns a bonus when found with its broad Compton partner below it and its K-beta above;
+   when some hypotheses find that pattern, the others are dropped unless far better, or
+   better and leaving at most half the unexplained weight (a sample's lines can hide the
+   anode's).
 5. **Refinement.** The winner's matched peaks are re-fitted with every line component of
    the elements present in their window (K-alpha1/2, Rh L-alpha with its L-beta shoulder),
    widths from the detector model and a quadratic background (the Rayleigh peak sits on the
@@ -55,7 +57,8 @@ Algorithm of :func:`auto_calibrate`
    :mod:`~maxrf.calibration.scatter_fit`): the Rayleigh line's centre enters the fit.
    Of the four best solutions, the best-scoring one the checks (step 7) pass wins, else
    the best-scoring one they do not fail (the best when all fail); a solution leaving
-   more of the spectrum unexplained than the best is not judged.
+   more of the spectrum unexplained than the best is not judged, unless a critical check
+   refutes the best, and then taken only when it passes every check.
 6. **Scattering angle.** The Compton peak of the anode's main line is located between its
    180-degree limit and the Rayleigh peak; :func:`maxrf.physics.detector_angle` turns its
    energy into the scattering angle. The Compton peak never enters the gain (its energy
@@ -65,11 +68,11 @@ Algorithm of :func:`auto_calibrate`
    and its named ``checks`` (:mod:`~maxrf.calibration.quality`,
    :mod:`~maxrf.calibration.verdict`): residuals; lines *not* in the fit (anode K-beta,
    element companions, leave-one-out) at their places; the anode's main scatter line
-   there and stronger than its companion; the zero peak at 0 keV; nothing at negative
+   there and its own peak stronger than its companion's; the zero peak at 0 keV; nothing at negative
    energies or above the tube voltage; widths on one resolution law FWHM^2 = a + b E; a
    possible Compton angle; the 2-20 keV axis pinned by the fit; no strong peak
-   unexplained and the strongest line peaks on their lines; no line far narrower than the
-   Fano limit; the Rayleigh lines inside soft anode blends where the axis puts them
+   unexplained and the strongest line peaks on their lines; not half the strong lines far
+   narrower than the Fano limit; the Rayleigh lines inside soft anode blends where the axis puts them
    (``anode scatter``); no other element's main line near a fitted line that would fit
    as well and move the axis by more than 20 eV (``alias``); no strong fitted line far
    broader than the zero peak's noise and the Fano law allow, as a Compton peak is, nor
@@ -85,8 +88,8 @@ Algorithm of :func:`auto_calibrate`
    bias for fluorescence lines, a peak's residual when larger) through the fit's
    weights; a zero peak cut by the start of the axis does not alone pin its low end.
    ``good`` needs every check passed, an independent confirmation (a
-   prediction uncertain by at most 30 eV) and three peaks in the fit (or two with the
-   anode's Ka/Kb spacing confirmed).
+   prediction uncertain by at most 30 eV) and three peaks in the fit (or two, the zero
+   peak or the anode's lines, with the anode's Ka/Kb spacing confirmed).
    :func:`~maxrf.calibration.verdict.assess_calibration` judges any calibration.
 
 Limits: with a single element, no zero peak on the axis and a weak or Compton-blended

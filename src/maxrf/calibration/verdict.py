@@ -50,14 +50,14 @@ COMPTON_MIN_BROADENING = 1.2
 def verdict(checks: Sequence[dict[str, Any]]) -> str:
     """``'failed'`` when a critical check failed, ``'good'`` when every check passed, at
     least one independent line confirms the calibration and at least three peaks are in
-    the fit (or two and the anode line spacing fits), else ``'doubtful'``."""
+    the fit (or two, the zero peak or anode lines, and the anode line spacing fits), else
+    ``'doubtful'``."""
     if any(c["critical"] and not c["passed"] for c in checks):
         return "failed"
     independent = any(c["name"] == "independent lines" and c["passed"] for c in checks)
     # two peaks fix a straight line exactly: redundancy needs a third, or the fitted
-    # anode line's family companion at its spacing
-    spacing = any(c["name"] == "anode line spacing" and c["passed"] for c in checks)
-    redundant = spacing or all(c.get("n_used", 3) >= 3 for c in checks if c["name"] == "residuals")
+    # anode line's family companion at its spacing (see :func:`redundancy_check`)
+    redundant = redundancy_check(checks) is None
     if independent and redundant and all(c["passed"] for c in checks):
         return "good"
     return "doubtful"
@@ -112,6 +112,7 @@ def residual_check(entries: Sequence[tuple[_Ref, float, float, bool]], gain: flo
         rms_eV=rms,
         max_eV=worst,
         n_used=len(res),
+        n_element_used=sum(r.kind == "element" for r, _c, _e in used),
     )
 
 
@@ -191,19 +192,22 @@ def strong_peaks_check(
 def width_check(
     entries: Sequence[tuple[_Ref, float, float, bool]], obs: Sequence[_Obs], gain: float
 ) -> dict[str, Any] | None:
-    """No strong fitted line far narrower (below 55 %) than the Fano limit of silicon at
-    its energy: a gain too small makes every peak too narrow for its line."""
-    narrow = []
+    """Not half or more of the strong fitted lines far narrower (below 55 %) than the Fano
+    limit of silicon at their energies: a gain too small makes every peak too narrow for
+    its line, where one peak's fit can collapse onto noise (Au L-gamma1 fitted 77 eV wide
+    among seven lines of the right widths, dev seed 400135)."""
+    narrow, judged = [], 0
     for r, c, _e, u in entries:
         if not u or r.kind == "zero":
             continue
         o = min(obs, key=lambda q: abs(q.channel - c))
         if not (o.ok and o.significance >= 30 and abs(o.channel - c) < 0.5 * o.fwhm):
             continue
+        judged += 1
         limit = math.sqrt(_FANO_SLOPE * r.keV)
         if o.fwhm * gain < 0.55 * limit:  # fitted widths of strong high lines run ~20 % low
             narrow.append(f"{r.name} {o.fwhm * gain * 1e3:.0f} eV < {limit * 1e3:.0f} eV")
-    if not narrow:
+    if not narrow or 2 * len(narrow) < judged:
         return None
     return check(
         "line widths", False,
