@@ -6,9 +6,9 @@ Development used :func:`maxrf.synth_spectra.calibration_case` seeds 0-199, 20000
 this benchmark seeds 10000-10299 to 90000-90299 (a few of which were looked at), and the
 ranges 100000-100299, 110000-110299, 200000-200299, 210000-210299, 400000-400299,
 500000-500599, 600000-600299, 610000-610599 and 900000-900599 (800000-800299 and
-810000-810299, 820000-820299, 830000-830299, 840000-840299 and 850000-850299 were held out
-once each); this benchmark measures the seeds of ``MAXRF_BENCH_SEEDS`` (``FIRST-LAST``,
-default 860000-860299,
+810000-810299, 820000-820299, 830000-830299, 840000-840299, 850000-850299 and
+860000-860299 were held out once each); this benchmark measures the seeds of
+``MAXRF_BENCH_SEEDS`` (``FIRST-LAST``, default 870000-870299,
 never looked at while developing) and records them with the development seeds. Per case: the largest
 |E_auto - E_true| over 2-20 keV, the verdict, and whether a result more than 30 eV off was
 called ``good`` (a silent failure); and the same fit started from the true axis
@@ -35,7 +35,7 @@ from maxrf.io.spectra import read_spectrum
 from maxrf.synth_spectra import calibration_case
 
 #: the measured seeds (``FIRST-LAST``) unless ``MAXRF_BENCH_SEEDS`` says otherwise
-SEEDS = "860000-860299"
+SEEDS = "870000-870299"
 DEV_SEEDS = (
     "0-199 and 20000-20999 (development), 5000-5023 and 5100-5111 (test suite), "
     "10000-10299 (earlier benchmark, partly looked at), 30000-30299 (earlier benchmark; "
@@ -74,7 +74,14 @@ DEV_SEEDS = (
     "measured once: 75 % within 10 eV, bound 93 %, 88 % where pinned, no silent failure), "
     "and later that night 400000-400299 and 500000-500599 again (the weighted Fano law of the "
     "hypotheses, the off-axis zero peak's error, the background model of the anode K lines; "
-    "400141, 400205, 500401 and 500596 looked at, now tests)"
+    "400141, 400205, 500401 and 500596 looked at, now tests), 860000-860299 (held out that "
+    "night, measured once: 75 % within 10 eV, bound 93 %, 86 % where pinned, no silent "
+    "failure), and on 5 December 400000-400299 and 500000-500599 again (the zero peak's "
+    "width judged on the resolution it implies, noise bumps no line must explain, a refuted "
+    "best handing over to a solution passing every check, the anode lines' own peaks, the "
+    "line-width check's majority, two-peak fits with an element line; 400014, 400071, "
+    "400135, 400215, 400273, 500017, 500089, 500101, 500315, 500362, 500365 and 500571 "
+    "looked at, most now tests; 840226, 100018 and 100177 re-run)"
 )
 SPECTRA = Path(__file__).resolve().parents[1] / "tests" / "data" / "spectra"
 
@@ -126,6 +133,11 @@ def _summary(rows: list[dict]) -> dict:
         out["from_true_axis_within_10_eV"] = float(np.mean(tr <= 10.0))
         out["missed_by_choice"] = int(np.sum((err > 10.0) & (tr <= 10.0)))
         out["missed_by_precision"] = int(np.sum((err > 10.0) & (tr > 10.0)))
+        if all("from_true_axis_quality" in r for r in rows):
+            # refine_calibration's own verdict (an axis known roughly, a header's): never
+            # good far off either
+            tq = np.array([r["from_true_axis_quality"] for r in rows])
+            out["from_true_axis_silent_failures"] = int(np.sum((tq == "good") & (tr > 30.0)))
     if all("bound_within_10_eV" in r for r in rows):
         # the ceiling: the mean chance of an unbiased calibration knowing the line shapes
         # to land within 10 eV (Cramér-Rao); no method reaches a higher rate on average
