@@ -184,7 +184,7 @@ def rows() -> list[str]:
             f"| results > 30 eV off called \"good\" (silent failures) "
             f"| {sy['silent_failures_over_30_eV_called_good']} of {sy['over_30_eV']} such results "
             f"| 0 |",
-            *([f"| the same started from the true axis (``refine_calibration``): results > 30 eV off "
+            *([f"| the same started from the true axis (`refine_calibration`): results > 30 eV off "
                f"called \"good\" | {sy['from_true_axis_silent_failures']} | 0 |"]
               if "from_true_axis_silent_failures" in sy else []),
             f"| auto calibration on the {re_['n']} real NIST spectra vs the instrument's "
