@@ -323,6 +323,28 @@ def _anode_seen(
             f"no {name} scatter peak at {main.energy_keV:.2f} keV where the tube must put one",
             critical=True,
         )
+    failed, compared = _companion_failed(spec, obs, (gain, offset), anode, main, comp, ev_main, element_keV)
+    if failed is not None:
+        return failed
+    return check(
+        "anode lines",
+        True,
+        f"the {name} scatter peak is at {main.energy_keV:.2f} keV"
+        + (f", stronger than {anode} {comp.siegbahn}" if compared and comp is not None else ""),
+    )
+
+
+def _companion_failed(
+    spec: _Spec, obs: Sequence[_Obs], axis: tuple[float, float], anode: str, main: physics.Line,
+    comp: physics.Line | None, ev_main: float, element_keV: Sequence[float],
+) -> tuple[dict[str, Any] | None, bool]:
+    """The failed ``anode lines`` check when the anode's main line (evidence ``ev_main``
+    sigma) and its family companion ``comp`` show the wrong way round: the companion
+    missing, stronger than the main line, or the main line's own peak missing (None when
+    they agree), and whether the two were compared (not when the companion is off the
+    axis or among the sample's lines)."""
+    gain, offset = axis
+    name = f"{anode} {main.siegbahn}"
     ev_comp = None if comp is None else _scatter_evidence(spec, obs, gain, offset, comp.energy_keV)
     # an element line of the sample where the companion's evidence is sought confounds
     # the comparison
@@ -339,7 +361,7 @@ def _anode_seen(
                 f"{anode} {comp.siegbahn} missing at {comp.energy_keV:.2f} keV beside a "
                 f"{ev_main:.0f}-sigma {name} peak: the lines are not where the calibration puts them",
                 critical=True,
-            )
+            ), True
     # which is the stronger: each line's own peak, like with like (the companion's Compton
     # side reaches lines of the sample: Ag K-alpha 0.6 keV below Rh K-beta, three times Rh
     # K-alpha, unmatched in dev seed 400273, matched in 500362); the main line's whole
@@ -360,20 +382,16 @@ def _anode_seen(
             f"the {name} scatter peak at {main.energy_keV:.2f} keV is weaker than "
             f"its companion {anode} {comp.siegbahn}: the lines may not be where the calibration puts them",
             critical=ev_own < 0.5 * ev_comp,
-        )
+        ), True
+    compared = comp is not None and ev_comp is not None
     if ev_own < 5.0:
         return check(
             "anode lines",
             False,
             f"no {name} scatter peak at {main.energy_keV:.2f} keV, only peaks on its Compton side: "
             "the line may not be where the calibration puts it",
-        )
-    return check(
-        "anode lines",
-        True,
-        f"the {name} scatter peak is at {main.energy_keV:.2f} keV"
-        + ("" if ev_comp is None else f", stronger than {anode} {comp.siegbahn}"),
-    )
+        ), compared
+    return None, compared
 
 
 def _in_scatter_window(keV: float, element_keV: Sequence[float]) -> bool:
