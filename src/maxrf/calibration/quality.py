@@ -183,8 +183,7 @@ def independent_checks(
     out = [_independent_verdict(res, strict)]
     # every strong line of the elements the fit found, matched or not: Ag K-alpha beside Rh
     # K-beta when only Ag K-beta was matched (dev seeds 400135, 500101)
-    found = {e[0].element for e in entries if e[0].kind == "element"}
-    element_keV = [r.keV for r in refs if r.kind == "element" and r.element in found and r.strength >= 0.1]
+    element_keV = found_element_keV(entries, refs, min_strength=0.1)
     anode_seen = _anode_seen(spec, obs, gain, offset, anode, tube_kv, element_keV)
     if anode_seen is not None:
         out.append(anode_seen)
@@ -201,6 +200,15 @@ def independent_checks(
     if pair is not None:
         out.append(pair)
     return out, probes
+
+
+def found_element_keV(
+    entries: Sequence[tuple[_Ref, float, float, bool]], refs: Sequence[_Ref], min_strength: float = 0.0
+) -> list[float]:
+    """Energies (keV) of the reference lines, at least ``min_strength`` strong, of every
+    element with a line among the fitted ``entries``, matched or not."""
+    found = {e[0].element for e in entries if e[0].kind == "element"}
+    return [r.keV for r in refs if r.kind == "element" and r.element in found and r.strength >= min_strength]
 
 
 def _sig_near(obs: Sequence[_Obs], gain: float, offset: float, keV: float) -> float:
@@ -369,21 +377,20 @@ def _companion_failed(
     # K-beta 0.19 keV above Mo K-alpha)
     beside = any(abs(e - main.energy_keV) < float(_fwhm_at(e)) for e in element_keV)
     ev_own = ev_main if beside else _scatter_evidence(spec, obs, gain, offset, main.energy_keV, False) or 0.0
-    if comp is not None and ev_comp is not None:
-        ev_comp = _scatter_evidence(spec, obs, gain, offset, comp.energy_keV, False)
+    compared = comp is not None and ev_comp is not None
+    comp_own = _scatter_evidence(spec, obs, gain, offset, comp.energy_keV, False) if compared else None
     # (K-alpha has four to six times K-beta's counts; its peaks on true axes of dev seeds
     # 400000-400299 are 1.4-4 times as significant, its background the higher)
     ratio_min = 1.2 if main.family == "K" else 0.7
-    if comp is not None and ev_comp is not None and ev_comp > 0 and ev_own < ratio_min * ev_comp:
+    if comp is not None and comp_own and ev_own < ratio_min * comp_own:
         # not critical: a primary filter's edge between the lines can turn their ratio
         return check(
             "anode lines",
             False,
             f"the {name} scatter peak at {main.energy_keV:.2f} keV is weaker than "
             f"its companion {anode} {comp.siegbahn}: the lines may not be where the calibration puts them",
-            critical=ev_own < 0.5 * ev_comp,
+            critical=ev_own < 0.5 * comp_own,
         ), True
-    compared = comp is not None and ev_comp is not None
     if ev_own < 5.0:
         return check(
             "anode lines",

@@ -26,6 +26,7 @@ from maxrf.calibration.quality import (
     Probe,
     axis_difference_eV,
     check,
+    found_element_keV,
     independent_checks,
     redundancy_check,
 )
@@ -394,8 +395,7 @@ def assess(
             checks.append(extra)
     # every line of the fit's elements is fitted beside a blend's Rayleigh line, as the
     # precise fit does (Ba L-beta2 and L-gamma beside Cr K-alpha, not only Ba L-alpha)
-    present = {e[0].element for e in entries if e[0].kind == "element"}
-    element_keV = [r.keV for r in refs if r.kind == "element" and r.element in present]
+    element_keV = found_element_keV(entries, refs)
     blend = scatter_check(spec, gain, offset, refs, fwhm6, element_keV)
     if blend is not None:
         checks.append(blend)
