@@ -59,6 +59,26 @@ def test_real_blanks_good_within_10_eV(path):
     assert header["passed"] and header["max_difference_eV"] <= 10.0
 
 
+def test_peak_between_two_merged_lines_is_explained():
+    """The Zr standard's L peak lies between Zr L-alpha and L-beta1 (xraydb), 30 eV and
+    50 eV from them on the instrument's axis: the two lines, 0.9 FWHM apart, make one
+    peak. An axis known to 2 eV leaves it explained, and says so."""
+    import xraydb
+
+    from maxrf.calibration.auto import _setup
+
+    s = read_spectrum(DATA / "Zr_50kv_Rh_vac.msa")
+    g, o = s.header_calibration
+    refs, anode_ref, _, obs = _setup(np.asarray(s.counts, dtype=np.float64), None, "Rh", 50.0)
+    lines = xraydb.xray_lines("Zr")
+    la, lb = lines["La1"].energy / 1e3, lines["Lb1"].energy / 1e3
+    peak = max((ob for ob in obs if la - 0.1 < o + g * ob.channel < lb + 0.1), key=lambda ob: ob.significance)
+    e = o + g * peak.channel
+    assert la + 0.02 < e < lb - 0.02 and peak.significance > 1000  # the case: a strong blend
+    res = unexplained_check([peak], g, o, refs, anode_ref, 50.0, sigma_eV=2.0)
+    assert res["passed"] and res["n"] == 0, res["message"]
+
+
 def test_right_axis_is_good_and_checks_say_why(fe):
     g, o = fe.header_calibration
     q, checks = assess_calibration(fe.counts, g, o, anode="Rh", tube_kv=50.0)
