@@ -327,3 +327,16 @@ def test_a_refuted_best_hands_over_to_a_solution_passing_every_check(seed):
         cal = auto_calibrate(case.counts, anode=case.anode, tube_kv=case.tube_kv)
     assert case.max_error_eV(cal.gain_keV, cal.offset_keV) <= 10.0
     assert cal.quality == "good"
+
+
+def test_a_rival_reading_failing_more_checks_does_not_take_over():
+    """Dev seed 500237 (Mo blank behind 25 um Ti, no zero peak): the low peak is Ar
+    K-alpha (air), or K K-alpha 360 eV higher, a rival identity the peak alone cannot
+    refute. The K reading puts Mo K-beta 55 eV off its spacing from K-alpha and fails
+    more checks; that it explains one more weak peak does not make it the axis (385 eV
+    off at 2 keV): the Ar reading stays, within 10 eV of the true axis."""
+    case = calibration_case(500237)
+    assert set(case.elements) == {"Ar"} and case.zero_peak == "off"
+    cal = auto_calibrate(case.counts, anode=case.anode, tube_kv=case.tube_kv)
+    assert case.max_error_eV(cal.gain_keV, cal.offset_keV) <= 10.0
+    assert any(p.name == "Ar Ka" and p.used for p in cal.peaks)

@@ -59,6 +59,21 @@ def test_real_blanks_good_within_10_eV(path):
     assert header["passed"] and header["max_difference_eV"] <= 10.0
 
 
+def test_free_tube_line_weighed_by_its_measured_systematic():
+    """Rh_50kv_acryl_f3 (Al 630 um filter): the instrument's weak Ni K-alpha (33 sigma, 2.5
+    eV fit error) sits 7 eV above its line on the instrument's axis, as it does, weaker, in
+    8 of the 9 other blanks. Rh K-alpha, weighed at the 8 eV of its match tolerance, gave
+    way to it: 9.2 eV off at 20 keV. Weighed at the 3 eV its centre is measured to on the
+    real blanks, the axis stays within 6 eV of the instrument's."""
+    s = read_spectrum(DATA / "Rh_50kv_acryl_f3.spx")
+    g, o = s.header_calibration
+    c = auto_calibrate(s.counts, anode="Rh", tube_kv=50.0)
+    ni = next(p for p in c.peaks if p.name == "Ni Ka")
+    assert ni.used and (o + g * ni.channel - ni.keV) * 1e3 > 5.0  # the case: the Ni line off, in the fit
+    assert _max_error_eV(c.gain_keV, c.offset_keV, g, o, s.counts.size) <= 6.0
+    assert c.quality == "good", c.summary()
+
+
 def test_peak_between_two_merged_lines_is_explained():
     """The Zr standard's L peak lies between Zr L-alpha and L-beta1 (xraydb), 30 eV and
     50 eV from them on the instrument's axis: the two lines, 0.9 FWHM apart, make one

@@ -52,8 +52,11 @@ Algorithm of :func:`auto_calibrate`
    Compton tail). Weighted least squares on those centres (zero peak, anode lines,
    peaks of at least 30 sigma, and 10-30 sigma peaks of a line family (K, L) with two such lines
    when at least two others fix the axis), with outlier rejection, gives gain and offset; each peak's
-   residual is reported. A scatter blend is fitted with its Rayleigh components and their
-   Compton partners (free shift, angle, Doppler broadening, width factor;
+   residual is reported. The anode's free K lines are weighed with the systematic their
+   centres are measured to on the real blanks (3 eV K-alpha, 8 eV K-beta), not the wider
+   tolerance that matches them before the axis is known. A window fit that stops within 5 %
+   of its bound has run into it and measures nothing. A scatter blend is fitted with its
+   Rayleigh components and their Compton partners (free shift, angle, Doppler broadening, width factor;
    :mod:`~maxrf.calibration.scatter_fit`): the Rayleigh line's centre enters the fit.
    Of the four best solutions, the best-scoring one the checks (step 7) pass wins, else
    the best-scoring one they do not fail (the best when all fail); a solution leaving
@@ -81,7 +84,9 @@ Algorithm of :func:`auto_calibrate`
    where the fit reads the anode's lines, fits as well and puts the anode's own scatter
    on a strong peak the fit leaves out, and no fitted element line that, read as the
    tube's own line of the same role (Cd L as a Ag tube's L), fits as well while the fit
-   finds no peak at the tube's line (``rival identity``); agreement within 20 eV with
+   finds no peak at the tube's line (``rival identity``; a rival reading replaces the
+   fit when its verdict is better, or as good with no more checks failed while it
+   explains more); agreement within 20 eV with
    the file header's calibration when there is one. The axis uncertainty (``coverage``,
    at most 12.5 eV) propagates the measured uncertainties of the peak centres (fit error and
    :func:`~maxrf.calibration.precise.centre_sys_keV` by line class, a steep background's
@@ -90,6 +95,9 @@ Algorithm of :func:`auto_calibrate`
    ``good`` needs every check passed, an independent confirmation (a
    prediction uncertain by at most 30 eV) and three peaks in the fit (or two, the zero
    peak or the anode's lines, with the anode's Ka/Kb spacing confirmed).
+   A line under another element's stronger fitted line (within a FWHM) is not probed:
+   its window fit measures the blend. Two lines of one element closer than two detector
+   sigmas explain any peak between them (Zr L-alpha and L-beta make one peak).
    :func:`~maxrf.calibration.verdict.assess_calibration` judges any calibration.
 
 Limits: with a single element, no zero peak on the axis and a weak or Compton-blended

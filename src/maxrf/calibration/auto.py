@@ -247,8 +247,9 @@ def _rival_turn(
 ) -> tuple[Calibration, _Hyp]:
     """The chosen calibration, or the rival identity of its anode lines its ``rival
     identity`` check found (:mod:`maxrf.calibration.rivals`), refined and judged, when
-    that rival's verdict is better, or as good while it explains more of the spectrum
-    and no rival of its own puts the tube's scatter where it leaves a peak out."""
+    that rival's verdict is better, or as good with no more checks failed while it
+    explains more of the spectrum and no rival of its own puts the tube's scatter where it
+    leaves a peak out."""
     failed = next((c for c in cal.checks if c["name"] == "rival identity" and not c["passed"]), None)
     if failed is None:
         return cal, best
@@ -260,8 +261,12 @@ def _rival_turn(
         judged = _judged(hyp, obs, refs, spec, anode_ref, anode, kv, header, gain_range)
         if judged is None or any(c["name"] == "rival identity" and not c["passed"] for c in judged.checks):
             continue
-        rank, rank0 = _rank(judged)[0], _rank(cal)[0]
-        if rank < rank0 or (rank == rank0 and hyp.unexplained < best.unexplained):
+        rank, rank0 = _rank(judged), _rank(cal)
+        # as good, it must fail no more checks than the reading it replaces fails with
+        # its rival's: a rival whose tube lines' spacing is off (dev 500237: Ar K read as
+        # K K, Mo K-alpha/K-beta 55 eV off their spacing, 385 eV off) explains the peaks'
+        # names, not their places
+        if rank[0] < rank0[0] or (rank <= rank0 and hyp.unexplained < best.unexplained):
             return judged, hyp
     return cal, best
 

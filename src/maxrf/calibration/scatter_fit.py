@@ -20,7 +20,7 @@ import numpy as np
 from scipy import optimize
 
 from maxrf import physics
-from maxrf.calibration.match import _fwhm_at
+from maxrf.calibration.match import AT_BOUND, _fwhm_at
 from maxrf.calibration.observe import _Spec
 from maxrf.calibration.references import _rayleigh_keV, _Ref
 
@@ -95,7 +95,7 @@ def fit_rayleigh(
         best = _best_start(resid, lim, width_sd, shifts)
         if best is None:
             continue
-        if abs(best.x[0]) > 0.98 * lim:
+        if abs(best.x[0]) > AT_BOUND * lim:
             return None  # the line is beyond the bound: no other start brings it closer
         found = _rayleigh_found(best, design, wt, yy, dof)
         if found is not None:
