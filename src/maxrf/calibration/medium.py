@@ -16,7 +16,7 @@ import numpy as np
 
 from maxrf.calibration.match import _fwhm_at, _model_sigma, _verification, _width_ok
 from maxrf.calibration.observe import _Obs, _Spec
-from maxrf.calibration.references import _Ref
+from maxrf.calibration.references import _cluster_fwhm, _Ref
 
 _TOL = 0.3  # final match tolerance, fraction of the (default) detector FWHM
 _CHUNK = 4000  # hypotheses per array pass
@@ -32,6 +32,7 @@ class _Lines:
     sys: np.ndarray  # systematic uncertainties (keV)
     tol: np.ndarray  # extra match tolerances (keV)
     scatter: np.ndarray  # scatter blends (bool)
+    spread: np.ndarray  # FWHM (keV) the spread of each line's components adds
     needs: np.ndarray  # index of the family main line a secondary element line needs, else -1
     anode: int  # index of the anode's main line, -1 when none
     ch: np.ndarray  # peak channels
@@ -54,6 +55,7 @@ def _lines(obs: Sequence[_Obs], refs: Sequence[_Ref], spec: _Spec, anode_ref: _R
         sys=np.array([r.sys_keV for r in refs]),
         tol=np.array([r.tol_keV for r in refs]),
         scatter=np.array([r.kind in ("scatter", "escape") for r in refs]),
+        spread=np.array([_cluster_fwhm(r) for r in refs]),
         needs=np.array(needs),
         anode=-1 if anode_ref is None else index[id(anode_ref)],
         ch=np.array([o.channel for o in obs]),
@@ -110,7 +112,7 @@ def _match(g: np.ndarray, o: np.ndarray, frac: float, ln: _Lines):
     j = np.where(left, pos - 1, pos)
     res = e - ln.e[j]
     near = np.abs(res) <= frac * _fwhm_at(e) + ln.tol[j]
-    ok = near & _width_ok(ln.fw[None, :] * g, ln.e[j], ln.sg, ln.scatter[j])
+    ok = near & _width_ok(ln.fw[None, :] * g, ln.e[j], ln.sg, ln.scatter[j], ln.spread[j])
     sig2 = (g * ln.err[None, :]) ** 2 + ln.sys[j] ** 2 + _model_sigma(_fwhm_at(ln.e[j]), ln.sg[None, :]) ** 2
     return j, res, ok, sig2
 
