@@ -32,7 +32,7 @@ from maxrf.calibration.match import _fwhm_at, fit_axis
 from maxrf.calibration.observe import _Obs, _Spec
 from maxrf.calibration.precise import _fit_sys_keV, centre_sys_keV
 from maxrf.calibration.quality import RESIDUAL_TOL_EV, axis_difference_eV, check
-from maxrf.calibration.references import _cluster_fwhm, _Ref
+from maxrf.calibration.references import _cluster_fwhm, _Ref, components_within
 
 #: least systematic uncertainty (keV) of a fluorescence line's fitted centre: an unknown
 #: neighbour's line can pull it (an absorber never moves a line: it acts on the photons
@@ -200,10 +200,16 @@ def broad_lines_check(
     noise = oz.fwhm * gain
     # soft lines broaden by incomplete charge collection; the Compton peaks that pose as
     # lines are those of anode lines, above 4 keV
-    lines = [(r, c) for r, c, _e, u in entries if u and r.kind == "element" and r.keV >= BROAD_MIN_KEV]
-    broad = _broad(lines, obs, gain, noise)
     tube = [(r, (r.keV - offset) / gain) for r in refs
             if r.kind == "anode" and r.keV >= BROAD_MIN_KEV and r.strength >= 0.1]
+    # a line with a component within a FWHM of a scattered tube line's is their blend, as
+    # broad as both (Sn K-alpha2 0.1 keV above a Ag tube's K-beta: dev seeds 500029, 500118)
+    lines = [
+        (r, c) for r, c, _e, u in entries
+        if u and r.kind == "element" and r.keV >= BROAD_MIN_KEV
+        and not any(components_within(r, t, _line_fwhm(noise, r.keV)) for t, _c in tube)
+    ]
+    broad = _broad(lines, obs, gain, noise)
     judged = [(r, c) for r, c in tube if _line_peak(obs, c) is not None]
     tube_broad = _broad(judged, obs, gain, noise)
     if len(judged) >= 2 and len(tube_broad) == len(judged):
@@ -215,6 +221,11 @@ def broad_lines_check(
         False,
         "fitted peaks far broader than the detector makes lines (Compton peaks?): " + ", ".join(broad[:3]),
     )
+
+
+def _line_fwhm(noise: float, keV: float) -> float:
+    """FWHM (keV) of one line at ``keV`` on a detector with electronic ``noise`` (keV)."""
+    return math.sqrt(noise**2 + physics.FANO_SLOPE * keV)
 
 
 def _line_peak(obs: Sequence[_Obs], channel: float) -> _Obs | None:
@@ -232,7 +243,7 @@ def _broad(lines: Sequence[tuple[_Ref, float]], obs: Sequence[_Obs], gain: float
         o = _line_peak(obs, c)
         if o is None:
             continue
-        expect = math.hypot(math.sqrt(noise**2 + physics.FANO_SLOPE * r.keV), _cluster_fwhm(r))
+        expect = math.hypot(_line_fwhm(noise, r.keV), _cluster_fwhm(r))
         if o.fwhm * gain > BROAD_FACTOR * expect:
             out.append(f"{r.name} {o.fwhm * gain * 1e3:.0f} eV > {expect * 1e3:.0f} eV")
     return out

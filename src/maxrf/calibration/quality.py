@@ -41,7 +41,7 @@ from maxrf import physics
 from maxrf.calibration.match import _fwhm_at
 from maxrf.calibration.observe import _Obs, _Spec
 from maxrf.calibration.precise import _window_fit, centre_sys_keV
-from maxrf.calibration.references import _compton_blended, _Ref, anode_main_line
+from maxrf.calibration.references import _compton_blended, _Ref, anode_main_line, components_within
 
 #: tolerance (eV) of an independent line's residual for the check to pass
 INDEPENDENT_TOL_EV = 25.0
@@ -213,15 +213,11 @@ def _under_fitted_line(
     (``own_sig``): its window fit measures their blend, which gives no verdict, as a
     companion masked by another line's peak gives none. (Dev seed 500003: Ag K-beta, 0.1
     keV under Sn K-alpha2, ran to its bound 130 eV off and failed a right axis.)"""
-    mine = np.array([c[0] for c in ref.components])
-    for e in used:
-        q = e[0]
-        if q.element == ref.element or q.kind == "zero" or used_sig.get(q.name, 0.0) < own_sig:
-            continue
-        theirs = np.array([c[0] for c in q.components])
-        if np.min(np.abs(mine[:, None] - theirs[None, :])) < fwhm:
-            return True
-    return False
+    return any(
+        q.element != ref.element and q.kind != "zero" and used_sig.get(q.name, 0.0) >= own_sig
+        and components_within(ref, q, fwhm)
+        for q, *_ in used
+    )
 
 
 def found_element_keV(

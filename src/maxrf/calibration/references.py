@@ -77,6 +77,14 @@ def _cluster_fwhm(ref: _Ref) -> float:
     return physics.FWHM_PER_SIGMA * float(np.sqrt(np.sum(w * (e - mean) ** 2) / np.sum(w)))
 
 
+def components_within(a: _Ref, b: _Ref, keV: float) -> bool:
+    """Whether a component of line ``a`` lies within ``keV`` of one of line ``b``'s (their
+    peaks blend when ``keV`` is the detector's FWHM there)."""
+    ea = np.array([c[0] for c in a.components])
+    eb = np.array([c[0] for c in b.components])
+    return bool(np.min(np.abs(ea[:, None] - eb[None, :])) < keV)
+
+
 def _group_name(siegbahn: str) -> str:
     """'Ka1' -> 'Ka', 'Lb2,15' -> 'Lb2', 'Kb1' -> 'Kb', 'Ma' -> 'Ma'."""
     name = siegbahn.split(",")[0]
