@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -51,6 +51,16 @@ class _Ref:
     anchor: bool  # may generate hypotheses
     sys_keV: float  # systematic uncertainty of its centroid
     tol_keV: float = 0.0  # extra match tolerance (keV): the spread of a scatter blend's maximum
+    # FWHM (keV) the spread of the components adds, derived once (the width tests of every
+    # match ask it of every line)
+    spread_keV: float = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        e = np.array([c[0] for c in self.components])
+        w = np.array([c[1] for c in self.components])
+        mean = float(np.sum(w * e) / np.sum(w))
+        spread = physics.FWHM_PER_SIGMA * float(np.sqrt(np.sum(w * (e - mean) ** 2) / np.sum(w)))
+        object.__setattr__(self, "spread_keV", spread)
 
 
 _ZERO = _Ref(
@@ -71,10 +81,7 @@ _ZERO = _Ref(
 
 def _cluster_fwhm(ref: _Ref) -> float:
     """FWHM (keV) added by the spread of a reference line's components (weighted)."""
-    e = np.array([c[0] for c in ref.components])
-    w = np.array([c[1] for c in ref.components])
-    mean = float(np.sum(w * e) / np.sum(w))
-    return physics.FWHM_PER_SIGMA * float(np.sqrt(np.sum(w * (e - mean) ** 2) / np.sum(w)))
+    return ref.spread_keV
 
 
 def components_within(a: _Ref, b: _Ref, keV: float) -> bool:
