@@ -85,6 +85,15 @@ def unexplained_check(
         else:
             bad.append(ek)
             top = max(top, o.significance)
+    return _verdict(bad, top, exotic, obs, fitted)
+
+
+def _verdict(
+    bad: list[float], top: float, exotic: float, obs: Sequence[_Obs], fitted: Sequence[float]
+) -> dict[str, Any]:
+    """The ``unexplained peaks`` check from the energies (keV) of the unexplained peaks,
+    the strongest one's significance (``top``), the strongest peak an uncommon element
+    alone explains (``exotic``) and the peaks the fit uses (channels ``fitted``)."""
     used = sorted(o.significance for o in obs if any(abs(o.channel - c) <= 0.5 * o.fwhm for c in fitted))
     above = len(used) >= 2 and top > used[-2]
     # a main peak of the spectrum left to an uncommon element while the fit names weaker
