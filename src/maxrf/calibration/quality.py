@@ -145,9 +145,10 @@ def independent_checks(
     strong_missing: list[str] = []
     obs_sig = {e[0].name: _sig_near(obs, gain, offset, e[0].keV) for e in used}
     for r in _independent_refs(refs, names, present, anode):
-        fw = 3.0 * float(_fwhm_at(r.keV, fwhm6))
-        if _under_fitted_line(r, used, obs_sig, _sig_near(obs, gain, offset, r.keV), fw / 3.0):
+        fwhm = float(_fwhm_at(r.keV, fwhm6))
+        if _under_fitted_line(r, used, obs_sig, _sig_near(obs, gain, offset, r.keV), fwhm):
             continue
+        fw = 3.0 * fwhm
         near = [
             q
             for q in refs
