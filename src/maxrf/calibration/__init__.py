@@ -10,7 +10,9 @@ Algorithm of :func:`auto_calibrate`
 1. **Peaks.** In each spectrum (sum, and max when given): SNIP baseline, noise scale,
    significant peaks, Gaussian centres and widths (:mod:`maxrf.peaks`). A strong peak cut
    by the start of the axis (the zero peak of an axis starting at 0 keV) is fitted on its
-   visible flank.
+   visible flank; a peak narrower than its fit window whose fit failed (a zero peak among
+   broad scatter peaks) is refitted in a window of its own width. A peak is too narrow for
+   a line only when both its fitted width and its width at half prominence are.
 2. **Reference lines** (:mod:`maxrf.physics`): the zero (noise) peak at 0 keV; the anode's
    lines as the Rayleigh scatter shows them; a line whose Compton peak half overlaps it
    (W L, Cr K, Cu K at usual angles) is matched as that blend (kind ``'scatter'``: at the

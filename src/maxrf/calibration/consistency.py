@@ -277,7 +277,7 @@ def cliff_check(entries: Sequence[Entry], obs: Sequence[_Obs]) -> dict[str, Any]
         free = np.ones(y.size, dtype=bool)  # the continuum: away from the other peaks
         for q in obs:
             if q is not o and q.significance >= 5.0:
-                free &= np.abs(ch - q.channel) > 1.5 * max(q.fwhm, 2.0)
+                free &= np.abs(ch - q.channel) > 1.5 * max(q.widest, 2.0)
         lo_m = free & (ch >= i - 3 * w) & (ch <= i - w)
         hi_m = free & (ch >= i + w) & (ch <= i + 3 * w)
         lo, hi = y[lo_m], y[hi_m]

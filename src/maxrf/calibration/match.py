@@ -43,7 +43,7 @@ def _fwhm_at(keV: np.ndarray | float, fwhm6: float = _FWHM6_DEFAULT) -> np.ndarr
 
 def _width_ok(
     fwhm_keV: np.ndarray, line_keV: np.ndarray, significance: np.ndarray, scatter: np.ndarray | bool = False,
-    spread_keV: np.ndarray | float = 0.0,
+    spread_keV: np.ndarray | float = 0.0, widest_keV: np.ndarray | None = None,
 ) -> np.ndarray:
     """Whether peaks of width ``fwhm_keV`` (keV) can be lines at ``line_keV``.
 
@@ -56,13 +56,16 @@ def _width_ok(
     (:func:`~maxrf.calibration.references._cluster_fwhm`), in quadrature: Sn K-alpha1,2
     lie 0.23 keV apart, and their peak (0.48 keV wide at 25 keV) passed for no line,
     leaving the spectrum's strongest peak to other readings (held-out seed 880119).
+    ``widest_keV``: the larger of the peak's width estimates (:attr:`_Obs.widest`), which
+    the lower limit is tested on (default ``fwhm_keV``).
     """
     e = np.maximum(np.asarray(line_keV, dtype=np.float64), 0.0)
     strong = np.asarray(significance) >= 30.0
     lower = np.where(strong, 0.75 * np.sqrt(_FANO_SLOPE * e), 0.0)
     line = np.hypot(_fwhm_at(e, 0.35), spread_keV)
     upper = np.where(strong, 1.15, 1.5) * np.where(scatter, 3.0, 1.0) * line
-    return (fwhm_keV >= lower) & (fwhm_keV <= upper)
+    widest = fwhm_keV if widest_keV is None else widest_keV
+    return (widest >= lower) & (fwhm_keV <= upper)
 
 
 # range of (observed FWHM) / (detector model) a matched peak may have, by line kind
@@ -91,6 +94,16 @@ def zero_width_ok(ob: _Obs, gain: float, fwhm6: float | None) -> bool:
     return f6 is not None and f6 <= ZERO_FWHM6_RATIO_MAX * top
 
 
+def width_measured(ob: _Obs, ref: _Ref, gain: float) -> bool:
+    """Whether a peak's fitted width measures it as line ``ref``: not when it is narrower
+    than silicon's Fano limit at the line while its width at half prominence is larger.
+    Such a fit held the peak's top alone (Ar K-alpha fitted 55 eV wide, measured 104 eV,
+    set a resolution the zero peak then seemed too broad for; dev seed 500495). A width at
+    half prominence inflated by a neighbour beside a possible fitted width leaves the fit
+    standing (Cu K-alpha fitted 199 eV, measured 313; dev seed 400232)."""
+    return ob.fwhm * gain >= math.sqrt(_FANO_SLOPE * max(ref.keV, 0.0)) or ob.widest <= ob.fwhm
+
+
 def _consistent_widths(
     pairs: list[tuple[int, int]], obs: Sequence[_Obs], refs: Sequence[_Ref], gain: float
 ) -> tuple[list[tuple[int, int]], float | None]:
@@ -105,9 +118,9 @@ def _consistent_widths(
         o, ref = obs[k], refs[r]
         if o.ok and o.significance >= 30.0:
             model = math.hypot(float(_fwhm_at(ref.keV, f6c)), _cluster_fwhm(ref))
-            ratio = o.fwhm * gain / model
+            ratio, ratio_wide = o.fwhm * gain / model, o.widest * gain / model
             lo, hi = _WIDTH_RATIO.get(ref.kind, (0.7, 1.5))
-            if not (zero_width_ok(o, gain, f6c) if ref.kind == "zero" else lo <= ratio <= hi):
+            if not (zero_width_ok(o, gain, f6c) if ref.kind == "zero" else lo <= ratio_wide and ratio <= hi):
                 continue
         kept.append((k, r))
     return kept, f6
@@ -128,7 +141,8 @@ def _plausible_widths(
     for k, r in pairs:
         o, ref = obs[k], refs[r]
         w = o.fwhm * gain
-        if ref.kind == "element" and o.ok and o.significance >= 30 and _cluster_fwhm(ref) <= 0.7 * w:
+        if (ref.kind == "element" and o.ok and width_measured(o, ref, gain) and o.significance >= 30
+                and _cluster_fwhm(ref) <= 0.7 * w):
             f2 = w * w - _FANO_SLOPE * (ref.keV - physics.FWHM_REFERENCE_KEV)
             f6 = math.sqrt(max(f2, 1e-6))
             if not fwhm6_range[0] <= f6 <= fwhm6_range[1]:
@@ -216,7 +230,7 @@ def _candidate_lines(
         if cs:
             n_c = len(cs)
             w_c, s_c = np.full(n_c, ob.fwhm * gain), np.full(n_c, ob.significance)
-            ok = _width_ok(w_c, ref_e[cs], s_c, scatter[cs], spread[cs])
+            ok = _width_ok(w_c, ref_e[cs], s_c, scatter[cs], spread[cs], np.full(n_c, ob.widest * gain))
             cs = [r for r, good in zip(cs, ok) if good]
         cands.append(cs)
     return cands
@@ -337,7 +351,7 @@ def _implied_fwhm6(
     vals, wts, kinds = [], [], []
     for k, r in pairs:
         ref, o = refs[r], obs[k]
-        if ref.kind == "zero" or not o.ok or o.significance < 30:
+        if ref.kind == "zero" or not o.ok or o.significance < 30 or not width_measured(o, ref, gain):
             continue
         w = o.fwhm * gain
         if _cluster_fwhm(ref) > 0.7 * w:
@@ -488,6 +502,7 @@ def _fano_law(
     a ratio near ``s``. None when fewer than two such peaks span 2 keV."""
     pts = [
         (refs[r], obs[k].fwhm * gain, obs[k].err * gain) for k, r in pairs
-        if obs[k].ok and obs[k].significance >= 30 and refs[r].kind not in ("anode", "scatter", "escape")
+        if obs[k].ok and width_measured(obs[k], refs[r], gain) and obs[k].significance >= 30
+        and refs[r].kind not in ("anode", "scatter", "escape")
     ]
     return fano_law(pts, min_span_keV=2.0)

@@ -39,6 +39,7 @@ class _Lines:
     err: np.ndarray  # their errors (channels)
     w: np.ndarray  # score weights
     fw: np.ndarray  # FWHM (channels)
+    fw_wide: np.ndarray  # the larger width estimate (channels; _Obs.widest)
     sg: np.ndarray  # significances
     n: int  # channels of the spectrum
     evidence: np.ndarray  # the spectrum's per-channel evidence above its baseline
@@ -62,6 +63,7 @@ def _lines(obs: Sequence[_Obs], refs: Sequence[_Ref], spec: _Spec, anode_ref: _R
         err=np.array([o.err for o in obs]),
         w=np.array([o.weight for o in obs]),
         fw=np.array([o.fwhm for o in obs]),
+        fw_wide=np.array([o.widest for o in obs]),
         sg=np.array([o.significance for o in obs]),
         n=spec.y.size,
         evidence=spec.evidence,
@@ -112,7 +114,8 @@ def _match(g: np.ndarray, o: np.ndarray, frac: float, ln: _Lines):
     j = np.where(left, pos - 1, pos)
     res = e - ln.e[j]
     near = np.abs(res) <= frac * _fwhm_at(e) + ln.tol[j]
-    ok = near & _width_ok(ln.fw[None, :] * g, ln.e[j], ln.sg, ln.scatter[j], ln.spread[j])
+    wide = ln.fw_wide[None, :] * g
+    ok = near & _width_ok(ln.fw[None, :] * g, ln.e[j], ln.sg, ln.scatter[j], ln.spread[j], wide)
     sig2 = (g * ln.err[None, :]) ** 2 + ln.sys[j] ** 2 + _model_sigma(_fwhm_at(ln.e[j]), ln.sg[None, :]) ** 2
     return j, res, ok, sig2
 

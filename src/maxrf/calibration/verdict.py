@@ -17,7 +17,7 @@ import numpy as np
 from maxrf import physics
 from maxrf.calibration import consistency
 from maxrf.calibration.consistency import alias_check, broad_lines_check, cliff_check, entry_sys_keV
-from maxrf.calibration.match import _FANO_SLOPE, _fwhm_at, fano_law
+from maxrf.calibration.match import _FANO_SLOPE, _fwhm_at, fano_law, width_measured
 from maxrf.calibration.observe import _Obs, _Spec
 from maxrf.calibration.precise import _fit_sys_keV, compton_fwhm_keV
 from maxrf.calibration.quality import (
@@ -206,8 +206,8 @@ def width_check(
             continue
         judged += 1
         limit = math.sqrt(_FANO_SLOPE * r.keV)
-        if o.fwhm * gain < 0.55 * limit:  # fitted widths of strong high lines run ~20 % low
-            narrow.append(f"{r.name} {o.fwhm * gain * 1e3:.0f} eV < {limit * 1e3:.0f} eV")
+        if o.widest * gain < 0.55 * limit:  # fitted widths of strong high lines run ~20 % low
+            narrow.append(f"{r.name} {o.widest * gain * 1e3:.0f} eV < {limit * 1e3:.0f} eV")
     if not narrow or 2 * len(narrow) < judged:
         return None
     return check(
@@ -260,7 +260,7 @@ def resolution_check(
         if not u or r.kind == "anode":
             continue
         o = min(obs, key=lambda q: abs(q.channel - c))
-        if o.ok and o.significance >= 30 and abs(o.channel - c) < 0.5 * o.fwhm:
+        if o.ok and width_measured(o, r, gain) and o.significance >= 30 and abs(o.channel - c) < 0.5 * o.fwhm:
             cand.append((r, o.fwhm * gain, o.err * gain))
     law = fano_law(cand)
     if law is None:
