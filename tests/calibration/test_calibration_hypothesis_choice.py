@@ -363,3 +363,64 @@ def test_a_line_group_may_be_as_wide_as_its_components_spread():
     cal = auto_calibrate(case.counts, anode=case.anode, tube_kv=case.tube_kv)
     err = case.max_error_eV(cal.gain_keV, cal.offset_keV)
     assert err <= 10.0 and (err <= 30.0 or cal.quality != "good")
+
+
+def test_one_elements_lines_beside_the_zero_peak_set_no_width_law():
+    from maxrf.calibration import auto
+    from maxrf.calibration.match import _FANO_SLOPE, _fano_law
+
+    # dev seed 400136: a Cr blank through 25 um Ni with the instrument's Cu K lines. Cu
+    # K-alpha sits on the filter's transmission hump below the Ni K edge and is fitted
+    # far wider than the detector makes it; the zero peak fixes the law's intercept, so
+    # that one width made the slope 3.2 x Fano's and cost the true axis 80 % of its
+    # score. Cu K-alpha read as Cr K-alpha (6.6 keV off) was chosen.
+    case = calibration_case(400136)
+    assert case.anode == "Cr" and case.filter == ("Ni", 25.0) and case.zero_peak == "on"
+    refs, anode_ref, spec, obs = auto._setup(case.counts, None, case.anode, case.tube_kv)
+    hyp = auto._refine(_Hyp(case.gain_keV, case.offset_keV), obs, refs, spec, anode_ref,
+                       max(o.weight for o in obs), case.anode, case.tube_kv)
+    names = {refs[r].name for _, r in hyp.pairs}
+    assert {"zero", "Cu Ka", "Cu Kb"} <= names
+    # the Cu K-alpha width alone, beside the zero peak's, is far off the detector's law
+    k_cu = next(k for k, r in hyp.pairs if refs[r].name == "Cu Ka")
+    k_zero = next(k for k, r in hyp.pairs if refs[r].kind == "zero")
+    w_cu, w_zero = obs[k_cu].fwhm * case.gain_keV, obs[k_zero].fwhm * case.gain_keV
+    assert (w_cu**2 - w_zero**2) / 8.04 / _FANO_SLOPE > 2.5
+    assert _fano_law(hyp.pairs, obs, refs, case.gain_keV) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cal = auto_calibrate(case.counts, anode=case.anode, tube_kv=case.tube_kv)
+    assert case.max_error_eV(cal.gain_keV, cal.offset_keV) <= 30.0
+    # the Rayleigh line of Cr K-alpha, fitted at the zero peak's resolution as the precise
+    # fit does, does not refute the right axis (at the Cu line's 0.25 keV it landed 73 eV off)
+    scatter = next(c for c in cal.checks if c["name"] == "anode scatter")
+    assert not scatter["critical"]
+    assert cal.quality != "failed"
+
+
+@pytest.mark.parametrize("seed", [400018, 400136])
+def test_the_anode_scatter_check_refutes_only_at_either_resolution(seed):
+    from maxrf.calibration import refine_calibration
+    from maxrf.calibration.observe import _prepare
+    from maxrf.calibration.precise import ZERO_RESOLUTION_SD
+    from maxrf.calibration.scatter_fit import scatter_check
+
+    # at the true axis, the Rayleigh lines of a soft tube's scatter blends fitted at one of
+    # the two resolutions land far off: W L-alpha (400018) at the zero peak's, Cr K-alpha
+    # (400136) at the one Cu K-alpha's blended width implies. Neither refutes the axis.
+    case = calibration_case(seed)
+    kw = {"anode": case.anode, "tube_kv": case.tube_kv}
+    cal = refine_calibration(case.counts, case.gain_keV, case.offset_keV, **kw)
+    assert case.max_error_eV(cal.gain_keV, cal.offset_keV) <= 20.0
+    scatter = next(c for c in cal.checks if c["name"] == "anode scatter")
+    assert not scatter["critical"] and cal.quality != "failed"
+    # one of the two fits alone would have refuted it
+    spec = _prepare(case.counts, "sum")
+    refs = _reference_lines(case.anode, case.tube_kv)
+    g, o = case.gain_keV, case.offset_keV
+    f6_lines = 0.145 if seed == 400018 else 0.25
+    zero_f6 = case.fwhm_at_6keV
+    at_lines = scatter_check(spec, g, o, refs, f6_lines, [])
+    at_zero = scatter_check(spec, g, o, refs, zero_f6, [], width_sd=ZERO_RESOLUTION_SD)
+    assert at_lines is not None and at_zero is not None
+    assert at_lines["critical"] != at_zero["critical"]

@@ -33,7 +33,8 @@ Algorithm of :func:`auto_calibrate`
    so two arbitrary peaks fitted exactly by two lines earn nothing. Chemistry: a K-beta
    (L-beta...) line counts only with its stronger K-alpha (L-alpha); a strong main line
    whose companion is missing is refuted. Physics: peak widths must follow one detector
-   resolution growing with energy at the Fano rate; a strong peak as narrow as the
+   resolution growing with energy at the Fano rate (judged only on lines spanning 2 keV
+   beside the zero peak: one element's lines may sit on a filter's hump); a strong peak as narrow as the
    electronic noise is a verified zero peak (judged on the resolution its width implies, at
    most 1.2 times the lines'). The whole spectrum counts: strong narrow peaks (not narrower
    than any line can be: noise) a hypothesis leaves unexplained (no matched line or its
@@ -77,8 +78,9 @@ Algorithm of :func:`auto_calibrate`
    energies or above the tube voltage; widths on one resolution law FWHM^2 = a + b E; a
    possible Compton angle; the 2-20 keV axis pinned by the fit; no strong peak
    unexplained and the strongest line peaks on their lines; not half the strong lines far
-   narrower than the Fano limit; the Rayleigh lines inside soft anode blends where the axis puts them
-   (``anode scatter``); no other element's main line near a fitted line that would fit
+   narrower than the Fano limit; the Rayleigh lines inside soft anode blends where the
+   axis puts them (``anode scatter``; refuting only when off at the lines' resolution and
+   at the zero peak's); no other element's main line near a fitted line that would fit
    as well and move the axis by more than 20 eV (``alias``); no strong fitted line far
    broader than the zero peak's noise and the Fano law allow, as a Compton peak is, nor
    all the tube's Rayleigh lines on such peaks (``broad lines``); no sample element whose

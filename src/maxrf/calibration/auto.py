@@ -29,7 +29,7 @@ from maxrf.calibration.manual import manual_calibration, parse_range, range_cali
 from maxrf.calibration.match import zero_width_ok
 from maxrf.calibration.medium import medium_scores
 from maxrf.calibration.observe import _merge, _Obs, _observe, _prepare, _Spec
-from maxrf.calibration.precise import _find_compton, _precise
+from maxrf.calibration.precise import _find_compton, _precise, zero_resolution
 from maxrf.calibration.references import _FWHM6_DEFAULT, _anode_main, _Ref, _reference_lines
 from maxrf.calibration.results import Calibration, CalibrationPeak
 from maxrf.calibration.verdict import QUALITIES, assess
@@ -295,6 +295,7 @@ def _judged(
     cal.quality, cal.checks = assess(
         spec, obs, refs, entries, gain, offset, fwhm6=best.fwhm6, tube_kv=kv, anode_ref=anode_ref,
         anode=anode, compton=(cal.compton_keV, cal.theta_deg), header=header,
+        zero_fwhm6=zero_resolution(lines if len(lines.pairs) >= 2 else best, obs, refs),
     )
     return cal
 

@@ -211,12 +211,14 @@ def _family_partners(ref: _Ref, own: np.ndarray, lo: float, hi: float) -> tuple[
 
 
 def scatter_check(
-    spec: _Spec, gain: float, offset: float, refs: Sequence[_Ref], fwhm6: float, element_keV: Sequence[float]
+    spec: _Spec, gain: float, offset: float, refs: Sequence[_Ref], fwhm6: float, element_keV: Sequence[float],
+    *, width_sd: float | None = None,
 ) -> dict[str, Any] | None:
     """The ``anode scatter`` check: the soft anode lines blended with their Compton peaks
     (the main line and its family companion) show their Rayleigh lines where the
     calibration puts them (lines of the sample in the window fitted beside them). None
-    without such lines on the axis."""
+    without such lines on the axis. ``fwhm6`` and ``width_sd`` as for :func:`fit_rayleigh`:
+    the resolution the zero peak measured, when it did, as the precise fit takes it."""
     from maxrf.calibration.quality import check
 
     blends = sorted((r for r in refs if r.kind == "scatter" and r.strength >= 0.1), key=lambda r: -r.strength)
@@ -231,7 +233,7 @@ def scatter_check(
         lo_e = float(physics.compton_shift(e_r, 180.0)) - 2.0 * fw
         if not (1 <= (lo_e - offset) / gain and (e_r + 1.5 * fw - offset) / gain <= spec.y.size - 2):
             continue
-        fit = fit_rayleigh(spec, gain, offset, r, fwhm6, element_keV)
+        fit = fit_rayleigh(spec, gain, offset, r, fwhm6, element_keV, width_sd=width_sd)
         name = r.name.removesuffix(" scatter")
         if fit is None:
             # nothing at all where the main line must be (a lump the model cannot fit, as
