@@ -424,3 +424,19 @@ def test_the_anode_scatter_check_refutes_only_at_either_resolution(seed):
     at_zero = scatter_check(spec, g, o, refs, zero_f6, [], width_sd=ZERO_RESOLUTION_SD)
     assert at_lines is not None and at_zero is not None
     assert at_lines["critical"] != at_zero["critical"]
+
+
+@pytest.mark.parametrize("seed", [400218, 500392])
+def test_solutions_without_the_anode_line_get_their_turn_when_all_with_it_fail(seed):
+    # Cr tubes through 50 um Cu, which leaves almost none of the tube's K lines: every
+    # solution that put a peak at Cr K-alpha failed (4.5 and 9.9 keV off), and the true
+    # axes, finding no Cr K, were never judged
+    case = calibration_case(seed)
+    assert case.anode == "Cr" and case.filter == ("Cu", 50.0)
+    mu = xraydb.material_mu("Cu", _kev("Cr", "Ka1") * 1e3, density=8.96)  # 1/cm
+    assert np.exp(-mu * 50e-4) < 2e-3  # a thousandth
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cal = auto_calibrate(case.counts, anode=case.anode, tube_kv=case.tube_kv)
+    assert case.max_error_eV(cal.gain_keV, cal.offset_keV) <= 10.0
+    assert cal.quality != "failed"

@@ -127,6 +127,16 @@ def auto_calibrate(
             cal2, best2 = _choose(two, obs, refs, spec, anode_ref, anode_sym, kv, header, (g_lo, g_hi))
             if cal2.quality != "failed":
                 cal, best, distinct = cal2, best2, two
+    if cal.quality == "failed" and anode_ref is not None:
+        # every solution that finds the anode's main line failed: a primary filter may
+        # have taken that line (50 um Cu leaves a thousandth of Cr K-alpha), and the solutions
+        # without it get their turn (dev 400218, 500392: Cr tubes through Cu, 4.5 and 9.9
+        # keV off, failed; the true axes, which find no Cr K, were never judged)
+        free = [h for h in _select(refined, obs, refs, None) if h not in distinct]
+        if free:
+            cal2, best2 = _choose(free, obs, refs, spec, anode_ref, anode_sym, kv, header, (g_lo, g_hi))
+            if _rank(cal2) < _rank(cal):
+                cal, best, distinct = cal2, best2, free
     runner_up = max((float(h.score) for h in distinct if h is not best), default=None)
     cal.diagnostics.update(score=float(best.score), runner_up_score=runner_up, n_peaks_found=len(obs),
                            noise_scale=float(spec.scale))

@@ -319,6 +319,7 @@ def _precise(
             elif ref.kind == "scatter":
                 # the found elements' lines in the blend's window are fitted beside it
                 found = [q.keV for q in pool if q.kind == "element"]
+                found += [e for q in pool if q.kind == "element" for e in q.minor_keV]
                 ray = fit_rayleigh(ob.spec, g, o, ref, ray_fwhm6, found, width_sd=ray_sd)
                 if ray is None:  # the blend's maximum: reported, never trusted
                     entries.append([ref, ob.channel, ob.err, False, 0.0, False])

@@ -227,7 +227,9 @@ def found_element_keV(
     """Energies (keV) of the reference lines, at least ``min_strength`` strong, of every
     element with a line among the fitted ``entries``, matched or not."""
     found = {e[0].element for e in entries if e[0].kind == "element"}
-    return [r.keV for r in refs if r.kind == "element" and r.element in found and r.strength >= min_strength]
+    ours = [r for r in refs if r.kind == "element" and r.element in found]
+    minor = [e for r in ours for e in r.minor_keV] if min_strength <= 0.0 else []
+    return [r.keV for r in ours if r.strength >= min_strength] + minor
 
 
 def _sig_near(obs: Sequence[_Obs], gain: float, offset: float, keV: float) -> float:

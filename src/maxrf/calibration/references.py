@@ -26,6 +26,9 @@ L_ELEMENTS: tuple[str, ...] = (
     "Sr", "Zr", "Mo", "Ag", "Cd", "Sn", "Sb", "Ba", "W", "Pt", "Au", "Hg", "Pb", "Bi",
 )  # fmt: skip
 
+#: weakest line (relative to its family's strongest) fitted beside a scatter blend
+MINOR_MIN_STRENGTH = 0.01
+
 _FWHM6_DEFAULT = physics.DEFAULT_FWHM_KEV  # for tolerances before the resolution is measured
 #: narrowest detector resolution (keV FWHM at 5.9 keV) the width tests assume: just above
 #: silicon's Fano limit
@@ -51,6 +54,10 @@ class _Ref:
     anchor: bool  # may generate hypotheses
     sys_keV: float  # systematic uncertainty of its centroid
     tol_keV: float = 0.0  # extra match tolerance (keV): the spread of a scatter blend's maximum
+    #: the family's lines too weak to be references (keV; on its strongest line only): fitted
+    #: beside a scatter blend they overlap all the same (Au L-l, 5 % of L-alpha, 0.1 keV
+    #: above W L-alpha, pulled that Rayleigh line 65 eV off a right axis; dev 400004)
+    minor_keV: tuple[float, ...] = ()
     # FWHM (keV) the spread of the components adds, derived once (the width tests of every
     # match ask it of every line)
     spread_keV: float = field(init=False, repr=False, compare=False)
@@ -142,6 +149,8 @@ def _family_refs(
         return out
     total = [sum(ln.rel_intensity for ln in c) for c in clusters]
     top = max(total)
+    minor = tuple(float(ln.energy_keV) for c, t in zip(clusters, total) if t < min_strength * top for ln in c
+                  if ln.rel_intensity >= MINOR_MIN_STRENGTH * top)
     for c, t in zip(clusters, total):
         strength = t / top if top > 0 else 0.0
         if strength < min_strength:
@@ -168,6 +177,7 @@ def _family_refs(
                 primary=fprimary and main_family,
                 anchor=(fprimary and main_family) or group in anchors,
                 sys_keV=sys,
+                minor_keV=minor if fprimary else (),
             )
         )
     return out
