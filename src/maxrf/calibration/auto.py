@@ -118,29 +118,44 @@ def auto_calibrate(
             "or give a manual calibration (two CHANNEL:KEV pairs) or an energy range"
         )
     cal, best = _choose(distinct, obs, refs, spec, anode_ref, anode_sym, kv, header, (g_lo, g_hi))
-    if cal.quality == "failed" and len(best.pairs) >= 3:
+    if cal.quality == "failed":
+        cal, best, distinct = _after_failure(
+            cal, best, distinct, refined, obs, refs, spec, anode_ref, anode_sym, kv, header, (g_lo, g_hi)
+        )
+    runner_up = max((float(h.score) for h in distinct if h is not best), default=None)
+    cal.diagnostics.update(score=float(best.score), runner_up_score=runner_up, n_peaks_found=len(obs),
+                           noise_scale=float(spec.scale))
+    return cal
+
+
+def _after_failure(
+    cal: Calibration, best: _Hyp, distinct: list[_Hyp], refined: list[_Hyp], obs: list[_Obs],
+    refs: Sequence[_Ref], spec: _Spec, anode_ref: _Ref | None, anode: str, kv: float,
+    header: tuple[float, float] | None, gain_range: tuple[float, float],
+) -> tuple[Calibration, _Hyp, list[_Hyp]]:
+    """The failed choice of :func:`auto_calibrate` (``cal`` from ``best`` among
+    ``distinct``), or the first better-judged choice among the solutions the first choice
+    left out: ``(calibration, hypothesis, the solutions it was chosen from)``."""
+    if len(best.pairs) >= 3:
         # every three-peak solution the checks saw failed: a peak that is no line (a
         # filter's transmission window, a sum peak) may have made them; the two-peak
         # solutions (zero and anode Ka, anode Ka and Kb) get their turn
         two = [h for h in _select(refined, obs, refs, anode_ref, min_pairs=2) if len(h.pairs) == 2]
         if two:
-            cal2, best2 = _choose(two, obs, refs, spec, anode_ref, anode_sym, kv, header, (g_lo, g_hi))
+            cal2, best2 = _choose(two, obs, refs, spec, anode_ref, anode, kv, header, gain_range)
             if cal2.quality != "failed":
-                cal, best, distinct = cal2, best2, two
-    if cal.quality == "failed" and anode_ref is not None:
+                return cal2, best2, two
+    if anode_ref is not None:
         # every solution that finds the anode's main line failed: a primary filter may
-        # have taken that line (50 um Cu leaves a thousandth of Cr K-alpha), and the solutions
-        # without it get their turn (dev 400218, 500392: Cr tubes through Cu, 4.5 and 9.9
-        # keV off, failed; the true axes, which find no Cr K, were never judged)
+        # have taken that line (50 um Cu leaves a thousandth of Cr K-alpha), and the
+        # solutions without it get their turn (dev 400218, 500392: Cr tubes through Cu,
+        # 4.5 and 9.9 keV off, failed; the true axes, which find no Cr K, were never judged)
         free = [h for h in _select(refined, obs, refs, None) if h not in distinct]
         if free:
-            cal2, best2 = _choose(free, obs, refs, spec, anode_ref, anode_sym, kv, header, (g_lo, g_hi))
+            cal2, best2 = _choose(free, obs, refs, spec, anode_ref, anode, kv, header, gain_range)
             if _rank(cal2) < _rank(cal):
-                cal, best, distinct = cal2, best2, free
-    runner_up = max((float(h.score) for h in distinct if h is not best), default=None)
-    cal.diagnostics.update(score=float(best.score), runner_up_score=runner_up, n_peaks_found=len(obs),
-                           noise_scale=float(spec.scale))
-    return cal
+                return cal2, best2, free
+    return cal, best, distinct
 
 
 def refine_calibration(
