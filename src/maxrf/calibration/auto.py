@@ -150,7 +150,8 @@ def _after_failure(
         # have taken that line (50 um Cu leaves a thousandth of Cr K-alpha), and the
         # solutions without it get their turn (dev 400218, 500392: Cr tubes through Cu,
         # 4.5 and 9.9 keV off, failed; the true axes, which find no Cr K, were never judged)
-        free = [h for h in _select(refined, obs, refs, None) if h not in distinct]
+        judged = {id(h) for h in distinct}
+        free = [h for h in _select(refined, obs, refs, None) if id(h) not in judged]
         if free:
             cal2, best2 = _choose(free, obs, refs, spec, anode_ref, anode, kv, header, gain_range)
             if _rank(cal2) < _rank(cal):
@@ -309,7 +310,8 @@ def _judged(
     measured = best.fwhm6 != _FWHM6_DEFAULT
     lines = replace(best, pairs=[p for p in best.pairs if refs[p[1]].kind != "escape" and (
         refs[p[1]].kind != "zero" or not measured or zero_width_ok(obs[p[0]], best.gain, best.fwhm6))])
-    gain, offset, entries = _precise(lines if len(lines.pairs) >= 2 else best, obs, refs)
+    fitted = lines if len(lines.pairs) >= 2 else best
+    gain, offset, entries = _precise(fitted, obs, refs)
     if len([e for e in entries if e[3]]) < 2 or not (gain_range[0] * 0.8 <= gain <= gain_range[1] * 1.2):
         # the precise refit diverged: the hypothesis' own calibration, judged as it is
         gain, offset = best.gain, best.offset
@@ -320,7 +322,7 @@ def _judged(
     cal.quality, cal.checks = assess(
         spec, obs, refs, entries, gain, offset, fwhm6=best.fwhm6, tube_kv=kv, anode_ref=anode_ref,
         anode=anode, compton=(cal.compton_keV, cal.theta_deg), header=header,
-        zero_fwhm6=zero_resolution(lines if len(lines.pairs) >= 2 else best, obs, refs),
+        zero_fwhm6=zero_resolution(fitted, obs, refs),
     )
     return cal
 

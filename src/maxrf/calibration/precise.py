@@ -21,7 +21,7 @@ from maxrf import physics
 from maxrf.calibration.hypotheses import _Hyp
 from maxrf.calibration.match import AT_BOUND, _fwhm_at, fit_axis
 from maxrf.calibration.observe import _Obs, _Spec
-from maxrf.calibration.references import _SYS_KEV, _compton_blended, _rayleigh_keV, _Ref
+from maxrf.calibration.references import _SYS_KEV, _compton_blended, _rayleigh_keV, _Ref, lines_keV
 from maxrf.calibration.scatter_fit import fit_rayleigh
 from maxrf.errors import ParameterError
 from maxrf.physics import compton_shift, detector_angle
@@ -304,6 +304,8 @@ def _precise(
         if refs[r].kind == "element" and obs[k].significance >= _PAIRED_SIGMA
     )
     pool = [r for r in refs if r.kind != "zero" and r.element in present]
+    # the found elements' lines, weak ones too, are fitted beside a scatter blend's window
+    found = lines_keV([q for q in pool if q.kind == "element"])
     # the zero peak is fitted once: its centre enters the axis, its width (the detector's
     # resolution) ties the Rayleigh lines' width
     zero = _zero_fits(best, obs, refs)
@@ -317,9 +319,6 @@ def _precise(
             if ref.kind == "zero":
                 fit = _zero_fit(ob, zero.get(k))
             elif ref.kind == "scatter":
-                # the found elements' lines in the blend's window are fitted beside it
-                found = [q.keV for q in pool if q.kind == "element"]
-                found += [e for q in pool if q.kind == "element" for e in q.minor_keV]
                 ray = fit_rayleigh(ob.spec, g, o, ref, ray_fwhm6, found, width_sd=ray_sd)
                 if ray is None:  # the blend's maximum: reported, never trusted
                     entries.append([ref, ob.channel, ob.err, False, 0.0, False])

@@ -41,7 +41,7 @@ from maxrf import physics
 from maxrf.calibration.match import _fwhm_at
 from maxrf.calibration.observe import _Obs, _Spec
 from maxrf.calibration.precise import _window_fit, centre_sys_keV
-from maxrf.calibration.references import _compton_blended, _Ref, anode_main_line, components_within
+from maxrf.calibration.references import _compton_blended, _Ref, anode_main_line, components_within, lines_keV
 
 #: tolerance (eV) of an independent line's residual for the check to pass
 INDEPENDENT_TOL_EV = 25.0
@@ -228,8 +228,9 @@ def found_element_keV(
     element with a line among the fitted ``entries``, matched or not."""
     found = {e[0].element for e in entries if e[0].kind == "element"}
     ours = [r for r in refs if r.kind == "element" and r.element in found]
-    minor = [e for r in ours for e in r.minor_keV] if min_strength <= 0.0 else []
-    return [r.keV for r in ours if r.strength >= min_strength] + minor
+    if min_strength <= 0.0:
+        return lines_keV(ours)  # with the lines too weak to be references
+    return [r.keV for r in ours if r.strength >= min_strength]
 
 
 def _sig_near(obs: Sequence[_Obs], gain: float, offset: float, keV: float) -> float:

@@ -91,6 +91,12 @@ def _cluster_fwhm(ref: _Ref) -> float:
     return ref.spread_keV
 
 
+def lines_keV(refs: Sequence[_Ref]) -> list[float]:
+    """Energies (keV) of reference lines and of their families' lines too weak to be
+    references (:attr:`_Ref.minor_keV`): every line a window fit beside them must model."""
+    return [r.keV for r in refs] + [e for r in refs for e in r.minor_keV]
+
+
 def components_within(a: _Ref, b: _Ref, keV: float) -> bool:
     """Whether a component of line ``a`` lies within ``keV`` of one of line ``b``'s (their
     peaks blend when ``keV`` is the detector's FWHM there)."""
