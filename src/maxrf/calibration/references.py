@@ -198,6 +198,20 @@ def anode_main_line(anode: str, tube_kv: float) -> physics.Line | None:
     return max((ln for ln in lines if ln.family == fam), key=lambda ln: ln.rel_intensity, default=None)
 
 
+#: least strength (relative to the family's strongest line) of the anode's lines that are
+#: references, by family. Rh, Mo and Ag K-beta2 (3 % of the K lines, 0.35-0.5 keV above
+#: K-beta1) is a peak of its own in a blank of a million counts: not a reference, it was
+#: read as Cd K-alpha (23.17 keV beside Rh K-beta2 at 23.17), whose K-alpha2 component then
+#: pulled Rh K-beta 7 eV off in its window fit (noise-free; dev seed 500543: 105 eV off
+#: over 2-20 keV from the true axis; 5 with K-beta2 fitted beside K-beta at its tabulated
+#: intensity, :func:`maxrf.calibration.precise._companion`)
+ANODE_MIN_STRENGTH = {"K": 0.025}
+#: least strength of an anode line whose fitted centre enters the axis fit: weaker ones
+#: (K-beta2) are matched and fitted beside their neighbours only. A lone K-beta2 fit lands
+#: 30-80 eV off on its own in low-count blanks (on the flank of K-beta; dev 500237, 500346)
+ANODE_USED_STRENGTH = 0.04
+
+
 @functools.lru_cache(maxsize=64)
 def _reference_lines(anode: str, tube_kv: float) -> tuple[_Ref, ...]:
     """Zero peak, anode lines and common element lines, sorted by energy."""
@@ -206,7 +220,8 @@ def _reference_lines(anode: str, tube_kv: float) -> tuple[_Ref, ...]:
     fams = [f for f in ("K", "L", "M") if any(ln.family == f for ln in lines)]
     for f in fams:
         fam_lines = [ln for ln in lines if ln.family == f]
-        fam = _family_refs(anode, fam_lines, "anode", 0.04, f == fams[0], ("Ka", "Kb", "La", "Lb"))
+        least = ANODE_MIN_STRENGTH.get(f, ANODE_USED_STRENGTH)
+        fam = _family_refs(anode, fam_lines, "anode", least, f == fams[0], ("Ka", "Kb", "La", "Lb"))
         # a scattered line whose Compton peak half overlaps it has no usable centre: the
         # blend is matched as such (a wide tolerance), its Rayleigh line measured later
         # (of the main family only: the soft L lines of a K anode are weak and barely shifted)
