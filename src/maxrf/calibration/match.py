@@ -289,7 +289,9 @@ def _with_family_mains(
 ) -> list[tuple[int, int]]:
     """(peak, line) pairs less the secondary element lines (K-beta, L-beta...) whose
     family's main line is on the axis ``axis_keV`` but not matched by a peak at least half
-    as significant."""
+    as significant; the same for the anode's lines of a family other than its main one
+    (the L lines of a K anode: a Mo tube's L-alpha peak read as L-beta, 104 eV off, where
+    Mo K-alpha and K-beta alone leave 2 keV 20 eV uncertain; dev seed 500069)."""
     fam_sig: dict[tuple[str | None, str], float] = {}
     for r, k in by_ref.items():
         ref = refs[r]
@@ -301,8 +303,9 @@ def _with_family_mains(
     pairs = []
     for r, k in by_ref.items():
         ref = refs[r]
-        if not ref.fprimary and ref.kind == "element":
-            main = fam_main.get((ref.element, ref.family))
+        main = fam_main.get((ref.element, ref.family))
+        secondary = ref.kind == "element" or (ref.kind == "anode" and main is not None and not main.primary)
+        if not ref.fprimary and secondary:
             if main is not None and e_lo < main.keV < e_hi:
                 if fam_sig.get((ref.element, ref.family), 0.0) < 0.5 * obs[k].significance:
                     continue
