@@ -15,6 +15,7 @@ import pytest
 import xraydb
 
 from maxrf import physics
+from maxrf.calibration import auto_calibrate
 from maxrf.calibration.explain import refute_missing_companions
 from maxrf.calibration.match import _assign, _implied_fwhm6
 from maxrf.calibration.observe import _observe, _prepare
@@ -122,3 +123,32 @@ def test_resolution_implied_by_the_true_lines_is_the_detectors(seed):
         assert f6 is not None
     if f6 is not None:
         assert abs(f6 / case.fwhm_at_6keV - 1.0) < 0.2, (f6, case.fwhm_at_6keV)
+
+
+def test_an_element_reference_spans_at_most_one_fwhm():
+    # Ag L-beta1 (3.151 keV) to L-beta2 (3.348 keV, xraydb) is 197 eV: two peaks to a
+    # detector of 115 eV FWHM there. Chained through L-beta4 and L-beta3 they were one
+    # reference at their centroid, 3.20 keV, where Ar K-beta lies
+    refs = _reference_lines("Cr", 40.0)
+    width = {r.name: float(physics.fwhm_keV(r.keV, 0.145)) for r in refs}
+    for r in refs:
+        if r.kind == "element":
+            e = [c[0] for c in r.components]
+            assert max(e) - min(e) < width[r.name] + 0.01, r.name
+    lb1 = xraydb.xray_lines("Ag")["Lb1"].energy / 1e3
+    lb2 = xraydb.xray_lines("Ag")["Lb2,15"].energy / 1e3
+    ag_lb = next(r for r in refs if r.name == "Ag Lb")
+    assert abs(ag_lb.keV - lb1) < 0.03  # the peak is L-beta1's, L-beta2 a line of its own
+    assert any(r.element == "Ag" and abs(r.keV - lb2) < 0.005 for r in refs)
+
+
+@pytest.mark.parametrize("seed", [500283, 500307])
+def test_the_ar_k_pair_of_air_is_not_read_as_ag_l(seed):
+    # Dev seeds: Cu and Cr blanks without a zero peak, Ar K-alpha and K-beta of air the
+    # only low anchors. Read as Ag L-alpha (25 eV above Ar K-alpha) and the centroid of
+    # Ag L-beta1..2 (10 eV from Ar K-beta) they put 20 keV 49 and 125 eV off.
+    case = calibration_case(seed)
+    assert case.kind == "blank" and "Ar" in case.component_names
+    cal = auto_calibrate(case.counts, anode=case.anode, tube_kv=case.tube_kv)
+    assert not any(p.name.startswith("Ag L") and p.used for p in cal.peaks)
+    assert case.max_error_eV(cal.gain_keV, cal.offset_keV) <= 10.0
