@@ -35,7 +35,7 @@ from maxrf.io.spectra import read_spectrum
 from maxrf.synth_spectra import calibration_case
 
 #: the measured seeds (``FIRST-LAST``) unless ``MAXRF_BENCH_SEEDS`` says otherwise
-SEEDS = "930000-930299"
+SEEDS = "940000-940299"
 DEV_SEEDS = (
     "0-199 and 20000-20999 (development), 5000-5023 and 5100-5111 (test suite), "
     "10000-10299 (earlier benchmark, partly looked at), 30000-30299 (earlier benchmark; "
@@ -104,7 +104,10 @@ DEV_SEEDS = (
     "400000-400299 and 500000-500599 again (the tube's K-beta2 fitted beside K-beta, the L "
     "lines of a K anode matched only beside L-alpha; 100006, 400083, 400188, 400196, 400252, "
     "400295, 500086, 500237, 500346, 500360, 500430, 500543 and 500069 looked at, some now "
-    "tests)"
+    "tests), 930000-930299 (held out that session, measured once before its last change: "
+    "78 % within 10 eV, bound 94 %, 89 % where pinned, no silent failure), then "
+    "400000-400299 and 500000-500599 again (an element's reference spanning one FWHM; "
+    "400196, 400205, 500224, 500283, 500307, 500338, 500347, 500546 and 500596 looked at)"
 )
 SPECTRA = Path(__file__).resolve().parents[1] / "tests" / "data" / "spectra"
 
