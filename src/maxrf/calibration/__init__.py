@@ -20,8 +20,11 @@ Algorithm of :func:`auto_calibrate`
    spread as extra tolerance); the Si escape peaks of the tube lines that lose at least
    0.15 % to the escape (Cr K, Cu K-alpha; kind ``'escape'``: they choose the hypothesis,
    never enter the precise fit); the K and L line groups of elements common in artworks
-   and standards. Lines of one group (K-alpha1,2...) closer than a detector FWHM merge into
-   one intensity-weighted line.
+   and standards. Lines of one group (K-alpha1,2...) within a detector FWHM of the group's
+   first line merge into one intensity-weighted line (the tube's lines chained, each
+   within a FWHM of the next, as their blends are fitted). The tube's K-beta2 (3 % of Rh,
+   Mo, Ag K lines) is a line of its own, so that its peak is not read as another
+   element's (Rh K-beta2 on Cd K-alpha), but too weak to anchor the axis.
 3. **Hypotheses.** Every pair of the strongest peaks matched to every pair of anchor lines
    (zero, anode lines, element K-alpha / L-alpha) gives a gain and an offset within
    ``gain_range`` and ``offset_range``. Widths must be possible for the line they are put
@@ -32,7 +35,8 @@ Algorithm of :func:`auto_calibrate`
    the other matches predict it (leave-one-out residual, relative to the match tolerance),
    so two arbitrary peaks fitted exactly by two lines earn nothing. Chemistry: a K-beta
    (L-beta...) line counts only with its stronger K-alpha (L-alpha); a strong main line
-   whose companion is missing is refuted. Physics: peak widths must follow one detector
+   whose companion is missing is refuted; the same holds for the tube's lines of its
+   second family (a K anode's L-beta only with its L-alpha). Physics: peak widths must follow one detector
    resolution growing with energy at the Fano rate (judged only on lines spanning 2 keV
    beside the zero peak: one element's lines may sit on a filter's hump); a strong peak as narrow as the
    electronic noise is a verified zero peak (judged on the resolution its width implies, at
@@ -50,7 +54,8 @@ Algorithm of :func:`auto_calibrate`
    better and leaving at most half the unexplained weight (a sample's lines can hide the
    anode's).
 5. **Refinement.** The winner's matched peaks are re-fitted with every line component of
-   the elements present in their window (K-alpha1/2, Rh L-alpha with its L-beta shoulder),
+   the elements present in their window (K-alpha1/2, Rh L-alpha with its L-beta shoulder;
+   the tube's K-beta2 beside K-beta at its tabulated intensity, not an amplitude of its own),
    widths from the detector model and a quadratic background (the Rayleigh peak sits on the
    Compton tail). Weighted least squares on those centres (zero peak, anode lines,
    peaks of at least 30 sigma, and 10-30 sigma peaks of a line family (K, L) with two such lines
