@@ -23,10 +23,10 @@ from maxrf.calibration.match import AT_BOUND, _fwhm_at, fit_axis
 from maxrf.calibration.observe import _Obs, _Spec
 from maxrf.calibration.references import (
     _SYS_KEV,
-    ANODE_USED_STRENGTH,
     _compton_blended,
     _rayleigh_keV,
     _Ref,
+    fitted_beside_only,
     lines_keV,
 )
 from maxrf.calibration.scatter_fit import fit_rayleigh
@@ -120,8 +120,8 @@ def _companion(ref: _Ref, other: _Ref) -> bool:
     real blanks of tests/data/spectra, where a tied one takes its bias away (Rh K-beta
     7 eV off, noise-free, with K-beta2 left out; dev seed 500543)."""
     return (
-        other is not ref and other.kind == "anode" and other.strength < ANODE_USED_STRENGTH
-        and ref.kind == "anode" and other.element == ref.element and other.family == ref.family
+        other is not ref and fitted_beside_only(other) and ref.kind == "anode"
+        and other.element == ref.element and other.family == ref.family
     )
 
 
@@ -356,8 +356,8 @@ def _precise(
             if fit is None:
                 continue
             refuted = (k, r) in best.refuted
-            weak = ref.kind == "anode" and ref.strength < ANODE_USED_STRENGTH  # fitted beside only
-            trusted = not (refuted or weak) and (ref.kind in ("zero", "anode") or ob.significance >= 30.0)
+            trusted = not (refuted or fitted_beside_only(ref)) and (
+                ref.kind in ("zero", "anode") or ob.significance >= 30.0)
             family = (ref.element, ref.family)
             paired = not refuted and ob.significance >= _PAIRED_SIGMA and n_lines[family] >= 2
             entries.append([ref, fit[0], fit[1], trusted, _fit_sys_keV(ref, bool(ob.edge)), paired])

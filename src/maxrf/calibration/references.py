@@ -219,6 +219,13 @@ ANODE_MIN_STRENGTH = {"K": 0.025}
 ANODE_USED_STRENGTH = 0.04
 
 
+def fitted_beside_only(ref: _Ref) -> bool:
+    """Whether ``ref`` is a tube line too weak to anchor the axis (K-beta2): matched and
+    fitted beside its neighbours, never an entry of the axis fit
+    (:data:`ANODE_USED_STRENGTH`)."""
+    return ref.kind == "anode" and ref.strength < ANODE_USED_STRENGTH
+
+
 @functools.lru_cache(maxsize=64)
 def _reference_lines(anode: str, tube_kv: float) -> tuple[_Ref, ...]:
     """Zero peak, anode lines and common element lines, sorted by energy."""
