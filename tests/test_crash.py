@@ -211,7 +211,10 @@ def test_streamed_maps_killed_at_random_moments(tmp_path):
     code = ("from maxrf import DataStack\nfrom maxrf.maps import compute_maps\n"
             f"ds = DataStack({str(ds.path)!r})\nprint('GO', flush=True)\n"
             f"compute_maps(ds, **{new_kw!r})\n")
-    full = _marked_run(code, env)
+    # The first run compiles the modules imported after 'GO' (a fresh clone has no
+    # bytecode yet) and ran 2x slower on CI, so half the kills landed after the commit:
+    # the run's length is the fastest of three.
+    full = min(_marked_run(code, env) for _ in range(3))
     mp.compute_maps(ds, **old_kw)
     rng = _rng(20261202)
     seen = {"old": 0, "new": 0}
