@@ -233,3 +233,43 @@ def test_an_anode_line_on_its_compton_flank_states_the_background_model_uncertai
     fit = _window_fit(spec, case.gain_keV, case.offset_keV, rh, [], case.fwhm_at_6keV)
     assert abs(case.offset_keV + case.gain_keV * fit[0] - rh.keV) * 1e3 < 3.0
     assert _background_sys(fit, spec, case.gain_keV, case.offset_keV, rh, [], case.fwhm_at_6keV, None) == fit
+
+
+@pytest.mark.parametrize("seed", [400026, 400104, 400176, 400256])
+def test_a_tube_k_alpha_near_its_compton_peak_is_fitted_beside_it(seed):
+    # Mo tubes at 87-93 degrees, blanks and line-rich: the Compton peak of K-alpha lies
+    # 2.4-2.6 FWHM below it, and the window fit's background could not follow its flank
+    # (7-15 eV off at the true axis); fitted beside its Compton peak the line is where
+    # xraydb puts it
+    case, obs, entries = _true_axis_entries(seed)
+    ka = next(e for e in entries if e[0].name == f"{case.anode} Ka")
+    ref, ch, err, used = ka
+    gap = ref.keV - float(physics.compton_shift(ref.keV, case.theta_deg))
+    assert gap < 3.0 * float(_fwhm_at(ref.keV, case.fwhm_at_6keV))
+    off_eV = (case.offset_keV + case.gain_keV * ch - ref.keV) * 1e3
+    # the window fit's stated errors were inflated by its background doubt (4-10 eV);
+    # the line itself is now within 3 eV (the counts allow 0.2-2 eV)
+    assert used and abs(off_eV) <= 3.0, off_eV
+
+
+def test_a_tube_line_far_from_its_compton_peak_keeps_its_window_fit():
+    from pathlib import Path
+
+    from maxrf.calibration.precise import _beside_compton
+    from maxrf.io.spectra import read_spectrum
+
+    # the real Rh blanks and standards of tests/data/spectra: a 130-degree geometry (the
+    # instrument's), Rh K-alpha's Compton peak 5 FWHM below the line; the angle is
+    # measured on the spectrum's Compton peak and the window fit keeps the line
+    data = Path(__file__).resolve().parents[1] / "data" / "spectra"
+    for name in ("Cu_50kv_Rh_vac.msa", "Rh_50kv_acryl_f1.spx"):
+        s = read_spectrum(data / name)
+        g, o = s.header_calibration
+        spec = _prepare(s.counts, "sum")
+        refs = _reference_lines("Rh", 50.0)
+        rh_ka = next(r for r in refs if r.name == "Rh Ka")
+        angle: dict = {}
+        assert _beside_compton(spec, g, o, rh_ka, 0.145, [], 0.05, angle, refs) is None
+        assert 120.0 < angle["theta"] < 140.0
+        gap = rh_ka.keV - float(physics.compton_shift(rh_ka.keV, angle["theta"]))
+        assert gap > 4.5 * float(_fwhm_at(rh_ka.keV, 0.145))

@@ -65,7 +65,10 @@ Algorithm of :func:`auto_calibrate`
    tolerance that matches them before the axis is known. A window fit that stops within 5 %
    of its bound has run into it and measures nothing. A scatter blend is fitted with its
    Rayleigh components and their Compton partners (free shift, angle, Doppler broadening, width factor;
-   :mod:`~maxrf.calibration.scatter_fit`): the Rayleigh line's centre enters the fit.
+   :mod:`~maxrf.calibration.scatter_fit`): the Rayleigh line's centre enters the fit. So
+   is a tube K line whose Compton peak (placed by the angle of step 6, measured on the
+   axis being refined) lies within 4 FWHM of it: the window fit's polynomial cannot follow
+   that peak's flank. Sample lines whose peaks reach into such a window are fitted in it.
    Of the four best solutions, the best-scoring one the checks (step 7) pass wins, else
    the best-scoring one they do not fail (the best when all fail); a solution leaving
    more of the spectrum unexplained than the best is not judged, unless a critical check
