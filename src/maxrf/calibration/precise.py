@@ -381,10 +381,10 @@ def _precise(
 #: Synthetic blanks and line-rich spectra at the true axis, dev seeds 400000-400299: Mo,
 #: Rh and Ag K-alpha with its Compton peak within 4 FWHM 5.2 eV rms off in the window fit
 #: (up to 18 eV), 1.0 eV (up to 4) fitted beside the Compton peak; K-beta 6.9 -> 2.3 eV
-#: rms (18 -> 5 eV at most). Further out
-#: the two agree on K-alpha and the window fit does better on K-beta, whose wider blend
-#: window takes in K-alpha's flank: the real blanks of tests/data/spectra (130 degrees,
-#: 4.4-5.5 FWHM) put K-beta fitted beside its Compton peak 10-20 eV off their axes
+#: rms (18 -> 5 eV at most). Further out the two agree on K-alpha and the window fit does
+#: better on K-beta, whose wider blend window takes in K-alpha's flank: the real blanks of
+#: tests/data/spectra (130 degrees, 4.4-5.5 FWHM) put K-beta fitted beside its Compton
+#: peak 10-20 eV off their axes
 COMPTON_NEAR_FWHM = 4.0
 
 
