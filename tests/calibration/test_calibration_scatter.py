@@ -356,6 +356,31 @@ def test_a_blend_cut_by_a_filter_edge_is_not_measured(seed):
     assert quality != "failed"
 
 
+def test_a_weak_rayleigh_line_shown_at_its_place_too_does_not_refute_the_axis():
+    from maxrf.calibration.scatter_fit import ALLOWED_DCHI2, FAR_EV
+
+    # dev seed 500011: a W tube, Compton peaks 9x the Rayleigh lines, a Cu filter taking
+    # W L-beta. The W L-alpha blend fits as well with its Rayleigh line 120 eV off its
+    # place as at it (a likelihood ratio within 5 sigma), where it also shows: no
+    # evidence against the axis, which is right (within 10 eV)
+    case = calibration_case(500011)
+    assert case.anode == "W" and case.filter == ("Cu", 50.0)
+    kw = {"anode": "W", "tube_kv": case.tube_kv}
+    cal = refine_calibration(case.counts, case.gain_keV, case.offset_keV, **kw)
+    assert case.max_error_eV(cal.gain_keV, cal.offset_keV) <= 10.0
+    scatter = next(c for c in cal.checks if c["name"] == "anode scatter")
+    assert not scatter["critical"] and cal.quality != "failed"
+    spec = _prepare(case.counts, "sum")
+    la = next(r for r in _reference_lines("W", case.tube_kv) if r.name == "W La scatter")
+    f6 = cal.diagnostics["fwhm_at_5.9keV_keV"]
+    best = fit_rayleigh(spec, cal.gain_keV, cal.offset_keV, la, f6)
+    held = fit_rayleigh(spec, cal.gain_keV, cal.offset_keV, la, f6, pinned=True)
+    off_eV = (cal.offset_keV + cal.gain_keV * best.channel - _rayleigh_keV(la)) * 1e3
+    assert abs(off_eV) > FAR_EV
+    assert held is not None and held.significance >= 3.0
+    assert held.chi2 * held.dof - best.chi2 * best.dof < ALLOWED_DCHI2
+
+
 def test_every_line_of_the_found_elements_is_fitted_beside_a_blend():
     # dev seed 200003: Ba L lines (L-beta2,15 5.15, L-gamma1 5.53 keV, xraydb) in the window
     # of the Cr K-alpha blend; fitted beside it only Ba L-alpha/L-beta (the matched lines),

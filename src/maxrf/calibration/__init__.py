@@ -88,7 +88,9 @@ Algorithm of :func:`auto_calibrate`
    unexplained and the strongest line peaks on their lines; not half the strong lines far
    narrower than the Fano limit; the Rayleigh lines inside soft anode blends where the
    axis puts them (``anode scatter``; refuting only when off at the lines' resolution and
-   at the zero peak's); no other element's main line near a fitted line that would fit
+   at the zero peak's, and when the blend does not show its Rayleigh line at its place as
+   well, a likelihood ratio within 5 sigma; a blend the model does not describe measures
+   nothing); no other element's main line near a fitted line that would fit
    as well and move the axis by more than 20 eV (``alias``); no strong fitted line far
    broader than the zero peak's noise and the Fano law allow, as a Compton peak is, nor
    all the tube's Rayleigh lines on such peaks (``broad lines``); no sample element whose

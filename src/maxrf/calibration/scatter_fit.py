@@ -33,6 +33,7 @@ class RayleighFit(NamedTuple):
     significance: float  # its amplitude over its standard error
     theta_deg: float  # the scattering angle that places the Compton partner (degrees)
     chi2: float  # the window fit's chi-square per degree of freedom
+    dof: int  # its degrees of freedom
 
 
 def fit_rayleigh(
@@ -44,6 +45,7 @@ def fit_rayleigh(
     others_keV: Sequence[float] = (),
     *,
     width_sd: float | None = None,
+    pinned: bool = False,
 ) -> RayleighFit | None:
     """The Rayleigh line of a scatter blend (or of a scattered tube line beside its
     Compton peak): its channel, standard error (channels), amplitude significance and the
@@ -54,7 +56,10 @@ def fit_rayleigh(
     ``width_sd``: when ``fwhm6`` (keV at 5.9 keV) is measured (on the zero peak), the
     relative uncertainty it is known to: the Rayleigh width factor gets that prior about 1.
     Elastic scatter keeps a line's shape; a free width trades against the Compton
-    partner's place and broadening (Cr K-alpha at the true axis: 10 eV off free, 2.4 tied)."""
+    partner's place and broadening (Cr K-alpha at the true axis: 10 eV off free, 2.4 tied).
+
+    ``pinned``: the line held at the calibration's place (the other parameters free), for
+    the chi-square the data give it there; None when no Rayleigh line (3 sigma) is there."""
     c = np.array([x[0] for x in ref.components])
     a = np.array([x[1] for x in ref.components])
     a = a / a.sum()
@@ -99,6 +104,13 @@ def fit_rayleigh(
 
     lim = 0.5 * fw + ref.tol_keV
     dof = max(x.size - 8 - others.size - (2 if fam_c.size else 0), 1)
+    if pinned:
+        held = _best_start(resid, 1e-7, width_sd)
+        found = None if held is None else _rayleigh_found(held, design, wt, yy, dof)
+        if found is None:
+            return None  # no Rayleigh line there
+        chi2 = 2.0 * float(held.cost) / dof
+        return RayleighFit((e_r - offset) / gain, 0.0, found[2], float(held.x[1]), chi2, dof)
     # the shifted starts for a family's main line only: on a weak companion (Cr K-beta)
     # they find "lines" 50 eV off where the unshifted start rightly finds none
     starts = _SHIFT_STARTS if ref.strength >= 0.5 else _SHIFT_STARTS[:1]
@@ -112,7 +124,7 @@ def fit_rayleigh(
         if found is not None:
             shift, err_keV, sig_r = found
             return RayleighFit((e_r + shift - offset) / gain, max(err_keV / gain, 0.01), sig_r,
-                               float(best.x[1]), 2.0 * float(best.cost) / dof)
+                               float(best.x[1]), 2.0 * float(best.cost) / dof, dof)
     return None
 
 
@@ -230,6 +242,29 @@ def _family_partners(ref: _Ref, own: np.ndarray, lo: float, hi: float) -> tuple[
 MISFIT_CHI2 = 5.0
 
 
+#: how far (eV, and at least five of its standard errors) the main blend's Rayleigh line
+#: must land off its place to refute the calibration
+FAR_EV = 60.0
+#: chi-square the line held at its place may lose against its best fit and still be
+#: allowed there (5 sigma for the one parameter): a weak Rayleigh line beside a strong
+#: Compton peak fits as well 120 eV off as at its place (dev seed 500011: a right axis
+#: refuted)
+ALLOWED_DCHI2 = 25.0
+
+
+def _allowed_at_place(
+    fit: RayleighFit, spec: _Spec, gain: float, offset: float, ref: _Ref, fwhm6: float,
+    others_keV: Sequence[float], width_sd: float | None,
+) -> bool:
+    """Whether the data show ``ref``'s Rayleigh line at the calibration's place (3 sigma)
+    as well as at its best ``fit`` elsewhere (likelihood ratio within
+    :data:`ALLOWED_DCHI2`)."""
+    held = fit_rayleigh(spec, gain, offset, ref, fwhm6, others_keV, width_sd=width_sd, pinned=True)
+    if held is None:
+        return False
+    return held.chi2 * held.dof - fit.chi2 * fit.dof < ALLOWED_DCHI2
+
+
 def scatter_check(
     spec: _Spec, gain: float, offset: float, refs: Sequence[_Ref], fwhm6: float, element_keV: Sequence[float],
     *, width_sd: float | None = None,
@@ -268,7 +303,12 @@ def scatter_check(
             elif required:
                 unmeasured.append(name)
             continue
-        found.append((name, (offset + gain * fit[0] - e_r) * 1e3, fit[1] * gain * 1e3))
+        d_eV, s_eV = (offset + gain * fit.channel - e_r) * 1e3, fit.err * gain * 1e3
+        if r is blends[0] and abs(d_eV) > max(FAR_EV, 5.0 * s_eV) and _allowed_at_place(
+                fit, spec, gain, offset, r, fwhm6, element_keV, width_sd):
+            unmeasured.append(name)  # the fit's place is no evidence against the line's
+            continue
+        found.append((name, d_eV, s_eV))
     if not found and not missing and not unmeasured:
         return None
     bad = [(n, d, s) for n, d, s in found if abs(d) > max(20.0, 3.0 * s)]
@@ -276,7 +316,7 @@ def scatter_check(
     # primary filter's doing (a Cu filter's K edge at 8.98 keV takes W L-beta, not
     # L-alpha; a Ni filter's at 8.33 keV Cu K-beta, whose fit then lands 100 eV off)
     main = blends[0].name.removesuffix(" scatter")
-    far = main in missing or any(n == main and abs(d) > max(60.0, 5.0 * s) for n, d, s in bad)
+    far = main in missing or any(n == main and abs(d) > max(FAR_EV, 5.0 * s) for n, d, s in bad)
     text = ", ".join(f"{n} {d:+.0f} eV" for n, d, _ in found)
     if missing:
         msg = f"no Rayleigh line of {', '.join(missing)} where the calibration puts it"
