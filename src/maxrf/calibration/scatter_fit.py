@@ -65,15 +65,10 @@ def fit_rayleigh(
     a = a / a.sum()
     e_r = _rayleigh_keV(ref)
     fw = float(_fwhm_at(e_r, fwhm6))
-    e_lo = float(physics.compton_shift(c.min(), 180.0)) - 2.0 * fw
-    e_hi = float(c.max()) + 1.5 * fw
-    n = spec.y.size
-    lo, hi = int(math.floor((e_lo - offset) / gain)), int(math.ceil((e_hi - offset) / gain)) + 1
-    if lo < 1 or hi > n - 1 or hi - lo < 12:
+    window = _blend_window(spec, gain, offset, c, fw)
+    if window is None:
         return None
-    x = offset + gain * np.arange(lo, hi, dtype=np.float64)  # energies under the hypothesis
-    yy = spec.y[lo:hi]
-    wt = 1.0 / (spec.scale * np.sqrt(np.maximum(yy, 1.0)))
+    x, yy, wt = window
     u = (x - x.mean()) / max(float(np.ptp(x)), 1e-9)
     w_r = np.asarray(_fwhm_at(c, fwhm6))
     # partners and sample lines whose peaks lie within reach of the window: their flanks
@@ -102,30 +97,40 @@ def fit_rayleigh(
         r = d @ beta - yy * wt
         return r if width_sd is None else np.append(r, (p[3] - 1.0) / width_sd)
 
-    lim = 0.5 * fw + ref.tol_keV
+    lim = 1e-7 if pinned else 0.5 * fw + ref.tol_keV
     dof = max(x.size - 8 - others.size - (2 if fam_c.size else 0), 1)
-    if pinned:
-        held = _best_start(resid, 1e-7, width_sd)
-        found = None if held is None else _rayleigh_found(held, design, wt, yy, dof)
-        if found is None:
-            return None  # no Rayleigh line there
-        chi2 = 2.0 * float(held.cost) / dof
-        return RayleighFit((e_r - offset) / gain, 0.0, found[2], float(held.x[1]), chi2, dof)
     # the shifted starts for a family's main line only: on a weak companion (Cr K-beta)
     # they find "lines" 50 eV off where the unshifted start rightly finds none
-    starts = _SHIFT_STARTS if ref.strength >= 0.5 else _SHIFT_STARTS[:1]
+    starts = _SHIFT_STARTS if ref.strength >= 0.5 and not pinned else _SHIFT_STARTS[:1]
     for shifts in starts:
         best = _best_start(resid, lim, width_sd, shifts)
         if best is None:
             continue
-        if abs(best.x[0]) > AT_BOUND * lim:
+        if not pinned and abs(best.x[0]) > AT_BOUND * lim:
             return None  # the line is beyond the bound: no other start brings it closer
         found = _rayleigh_found(best, design, wt, yy, dof)
         if found is not None:
             shift, err_keV, sig_r = found
-            return RayleighFit((e_r + shift - offset) / gain, max(err_keV / gain, 0.01), sig_r,
-                               float(best.x[1]), 2.0 * float(best.cost) / dof, dof)
+            err = 0.0 if pinned else max(err_keV / gain, 0.01)
+            return RayleighFit((e_r + shift - offset) / gain, err, sig_r, float(best.x[1]),
+                               2.0 * float(best.cost) / dof, dof)
     return None
+
+
+def _blend_window(
+    spec: _Spec, gain: float, offset: float, c: np.ndarray, fw: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Energies (keV, under the hypothesis), counts and weights of the window of a blend
+    of lines at ``c`` (keV; FWHM ``fw`` keV): from their Compton peaks at 180 degrees, less
+    two FWHM, to 1.5 FWHM above the lines; None when it is not on the axis."""
+    e_lo = float(physics.compton_shift(c.min(), 180.0)) - 2.0 * fw
+    e_hi = float(c.max()) + 1.5 * fw
+    lo, hi = int(math.floor((e_lo - offset) / gain)), int(math.ceil((e_hi - offset) / gain)) + 1
+    if lo < 1 or hi > spec.y.size - 1 or hi - lo < 12:
+        return None
+    yy = spec.y[lo:hi]
+    x = offset + gain * np.arange(lo, hi, dtype=np.float64)
+    return x, yy, 1.0 / (spec.scale * np.sqrt(np.maximum(yy, 1.0)))
 
 
 def _rayleigh_found(
