@@ -255,7 +255,8 @@ def test_a_tube_k_alpha_near_its_compton_peak_is_fitted_beside_it(seed):
 def test_a_tube_line_far_from_its_compton_peak_keeps_its_window_fit():
     from pathlib import Path
 
-    from maxrf.calibration.precise import _beside_compton
+    from maxrf.calibration.precise import _beside_compton, _find_compton
+    from maxrf.calibration.references import _anode_main
     from maxrf.io.spectra import read_spectrum
 
     # the real Rh blanks and standards of tests/data/spectra: a 130-degree geometry (the
@@ -268,8 +269,8 @@ def test_a_tube_line_far_from_its_compton_peak_keeps_its_window_fit():
         spec = _prepare(s.counts, "sum")
         refs = _reference_lines("Rh", 50.0)
         rh_ka = next(r for r in refs if r.name == "Rh Ka")
-        angle: dict = {}
-        assert _beside_compton(spec, g, o, rh_ka, 0.145, [], 0.05, angle, refs) is None
-        assert 120.0 < angle["theta"] < 140.0
-        gap = rh_ka.keV - float(physics.compton_shift(rh_ka.keV, angle["theta"]))
+        theta = _find_compton(spec, g, o, _anode_main(refs), 0.145)[1]
+        assert _beside_compton(spec, g, o, rh_ka, 0.145, [], 0.05, theta) is None
+        assert 120.0 < theta < 140.0
+        gap = rh_ka.keV - float(physics.compton_shift(rh_ka.keV, theta))
         assert gap > 4.5 * float(_fwhm_at(rh_ka.keV, 0.145))

@@ -23,6 +23,7 @@ from maxrf.calibration.match import AT_BOUND, _fwhm_at, fit_axis
 from maxrf.calibration.observe import _Obs, _Spec
 from maxrf.calibration.references import (
     _SYS_KEV,
+    _anode_main,
     _compton_blended,
     _rayleigh_keV,
     _Ref,
@@ -333,8 +334,11 @@ def _precise(
     zero = _zero_fits(best, obs, refs)
     f6_zero = _resolution(zero, best.gain)
     ray_fwhm6, ray_sd = (best.fwhm6, None) if f6_zero is None else (f6_zero, ZERO_RESOLUTION_SD)
+    # the scattering angle, measured once on the tube's main line: it places the Compton
+    # peak of every tube K line (:func:`_beside_compton`)
+    tube = next((obs[k] for k, r in best.pairs if _tube_k(refs[r])), None)
+    theta = None if tube is None else _find_compton(tube.spec, g, o, _anode_main(refs), ray_fwhm6)[1]
     entries: list[list[Any]] = []
-    angle: dict[str, float | None] = {}  # the scattering angle, once measured
     for _ in range(2):
         entries = []
         for k, r in best.pairs:
@@ -348,7 +352,7 @@ def _precise(
                     continue
                 ref, fit = _rayleigh_ref(ref), ray[:2]
             else:
-                fit = _beside_compton(ob.spec, g, o, ref, ray_fwhm6, found, ray_sd, angle, refs)
+                fit = _beside_compton(ob.spec, g, o, ref, ray_fwhm6, found, ray_sd, theta)
                 if fit is None:
                     fw = float(_fwhm_at(ref.keV, best.fwhm6))
                     near = [q for q in pool if q is not ref and abs(q.keV - ref.keV) < 3.0 * fw]
@@ -388,27 +392,28 @@ def _precise(
 COMPTON_NEAR_FWHM = 4.0
 
 
+def _tube_k(ref: _Ref) -> bool:
+    """Whether ``ref`` is a scattered tube K line resolved from its Compton peak that may
+    anchor the axis (not K-beta2)."""
+    resolved = ref.kind == "anode" and ref.family == "K" and ref.keV >= ANODE_SOFT_KEV
+    return resolved and not fitted_beside_only(ref)
+
+
 def _beside_compton(
     spec: _Spec, gain: float, offset: float, ref: _Ref, fwhm6: float, found: Sequence[float],
-    width_sd: float | None, angle: dict[str, float | None], refs: Sequence[_Ref],
+    width_sd: float | None, theta: float | None,
 ) -> tuple[float, float] | None:
     """Centre (channel) and error of a scattered tube K line fitted beside its Compton
     peak (:func:`fit_rayleigh`, sample lines ``found`` (keV) beside them), when that peak
     lies within :data:`COMPTON_NEAR_FWHM` of the line; else None (the window fit holds).
 
-    Where the Compton peak lies is measured apart from the fit, on the tube's main line
-    (:func:`_find_compton`, once per axis: ``angle`` keeps it). One geometry places
-    every Compton peak, and a line far from its own is then not fitted twice (the fit
-    costs a tenth of a second a line)."""
-    tube_k = ref.kind == "anode" and ref.family == "K" and ref.keV >= ANODE_SOFT_KEV
-    if not tube_k or fitted_beside_only(ref):
+    ``theta``: the scattering angle (degrees) measured apart from the fit, on the tube's
+    main line (:func:`_find_compton`); None when it was not found. One geometry places
+    every Compton peak, and a line far from its own is not fitted twice (the fit costs a
+    tenth of a second a line)."""
+    if not _tube_k(ref) or theta is None:
         return None
-    if "theta" not in angle:
-        anode_ref = next((r for r in refs if r.kind == "anode" and r.primary and r.family == "K"), None)
-        angle["theta"] = _find_compton(spec, gain, offset, anode_ref, fwhm6)[1]
-    theta = angle["theta"]
-    near = COMPTON_NEAR_FWHM * float(_fwhm_at(ref.keV, fwhm6))
-    if theta is None or ref.keV - float(compton_shift(ref.keV, theta)) > near:
+    if ref.keV - float(compton_shift(ref.keV, theta)) > COMPTON_NEAR_FWHM * float(_fwhm_at(ref.keV, fwhm6)):
         return None
     fit = fit_rayleigh(spec, gain, offset, ref, fwhm6, found, width_sd=width_sd)
     return None if fit is None else (fit.channel, fit.err)

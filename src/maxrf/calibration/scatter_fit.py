@@ -257,6 +257,12 @@ FAR_EV = 60.0
 ALLOWED_DCHI2 = 25.0
 
 
+def _far(off_eV: float, sd_eV: float) -> bool:
+    """Whether a Rayleigh line ``off_eV`` from its place (standard error ``sd_eV``) is
+    far enough off to refute the calibration (:data:`FAR_EV`, five standard errors)."""
+    return abs(off_eV) > max(FAR_EV, 5.0 * sd_eV)
+
+
 def _allowed_at_place(
     fit: RayleighFit, spec: _Spec, gain: float, offset: float, ref: _Ref, fwhm6: float,
     others_keV: Sequence[float], width_sd: float | None,
@@ -309,7 +315,7 @@ def scatter_check(
                 unmeasured.append(name)
             continue
         d_eV, s_eV = (offset + gain * fit.channel - e_r) * 1e3, fit.err * gain * 1e3
-        if r is blends[0] and abs(d_eV) > max(FAR_EV, 5.0 * s_eV) and _allowed_at_place(
+        if r is blends[0] and _far(d_eV, s_eV) and _allowed_at_place(
                 fit, spec, gain, offset, r, fwhm6, element_keV, width_sd):
             unmeasured.append(name)  # the fit's place is no evidence against the line's
             continue
@@ -321,7 +327,7 @@ def scatter_check(
     # primary filter's doing (a Cu filter's K edge at 8.98 keV takes W L-beta, not
     # L-alpha; a Ni filter's at 8.33 keV Cu K-beta, whose fit then lands 100 eV off)
     main = blends[0].name.removesuffix(" scatter")
-    far = main in missing or any(n == main and abs(d) > max(FAR_EV, 5.0 * s) for n, d, s in bad)
+    far = main in missing or any(n == main and _far(d, s) for n, d, s in bad)
     text = ", ".join(f"{n} {d:+.0f} eV" for n, d, _ in found)
     if missing:
         msg = f"no Rayleigh line of {', '.join(missing)} where the calibration puts it"
