@@ -65,7 +65,11 @@ Algorithm of :func:`auto_calibrate`
    tolerance that matches them before the axis is known. A window fit that stops within 5 %
    of its bound has run into it and measures nothing. A scatter blend is fitted with its
    Rayleigh components and their Compton partners (free shift, angle, Doppler broadening, width factor;
-   :mod:`~maxrf.calibration.scatter_fit`): the Rayleigh line's centre enters the fit. So
+   :mod:`~maxrf.calibration.scatter_fit`): the Rayleigh line's centre enters the fit. With
+   three or more blends (a W tube's L lines) the median of their angles, fitted free on
+   the first pass, is a prior (3 degrees) on each blend's angle on the second: one
+   geometry places every Compton peak, and a weak blend's own angle trades against its
+   line's place. So
    is a tube K line whose Compton peak (placed by the angle of step 6, measured on the
    axis being refined) lies within 4 FWHM of it: the window fit's polynomial cannot follow
    that peak's flank. Sample lines whose peaks reach into such a window are fitted in it.

@@ -30,7 +30,7 @@ from maxrf.calibration.references import (
     fitted_beside_only,
     lines_keV,
 )
-from maxrf.calibration.scatter_fit import fit_rayleigh
+from maxrf.calibration.scatter_fit import MISFIT_CHI2, fit_rayleigh
 from maxrf.errors import ParameterError
 from maxrf.physics import compton_shift, detector_angle
 
@@ -338,18 +338,24 @@ def _precise(
     # peak of every tube K line (:func:`_beside_compton`)
     tube = next((obs[k] for k, r in best.pairs if _tube_k(refs[r])), None)
     theta = None if tube is None else _find_compton(tube.spec, g, o, _anode_main(refs), ray_fwhm6)[1]
+    # the scatter blends' angles (soft tube lines), fitted free on the first pass: their
+    # median is a prior on every blend's angle on the second
+    blend_theta = None
     entries: list[list[Any]] = []
     for _ in range(2):
         entries = []
+        angles: list[float] = []
         for k, r in best.pairs:
             ref, ob = refs[r], obs[k]
             if ref.kind == "zero":
                 fit = _zero_fit(ob, zero.get(k))
             elif ref.kind == "scatter":
-                ray = fit_rayleigh(ob.spec, g, o, ref, ray_fwhm6, found, width_sd=ray_sd)
+                ray = fit_rayleigh(ob.spec, g, o, ref, ray_fwhm6, found, width_sd=ray_sd, theta=blend_theta)
                 if ray is None:  # the blend's maximum: reported, never trusted
                     entries.append([ref, ob.channel, ob.err, False, 0.0, False])
                     continue
+                if ray.chi2 < MISFIT_CHI2:
+                    angles.append(ray.theta_deg)
                 ref, fit = _rayleigh_ref(ref), ray[:2]
             else:
                 fit = _beside_compton(ob.spec, g, o, ref, ray_fwhm6, found, ray_sd, theta)
@@ -376,7 +382,35 @@ def _precise(
         if len(used) < 2:
             break
         g, o = _fit_rejecting(used, g)
+        blend_theta = _shared_angle(angles)
     return g, o, [(e[0], float(e[1]), float(e[2]), bool(e[3])) for e in entries]
+
+
+#: standard error (degrees) of the angle the scatter blends agree on as a prior on each
+#: (:func:`_shared_angle`): the Compton peak's place is the single-angle formula's only to
+#: a few degrees (the detector's solid angle, the Compton profile), and a prior held
+#: tighter than that would move a right line
+BLEND_THETA_MIN_SD = 3.0
+#: least number of scatter blends fitted (chi-square under :data:`MISFIT_CHI2`) whose
+#: median angle is a prior on each (a W tube's L lines; not Cr or Cu K-alpha and K-beta)
+SHARED_ANGLE_MIN_BLENDS = 3
+
+
+def _shared_angle(angles: Sequence[float]) -> tuple[float, float] | None:
+    """The scattering angle (degrees) and its standard error that the free fits of at
+    least :data:`SHARED_ANGLE_MIN_BLENDS` scatter blends agree on (their median, held
+    to :data:`BLEND_THETA_MIN_SD`), a prior on each blend's angle; else None.
+
+    One geometry places every Compton peak of the tube's lines, and a weaker blend's own
+    angle trades against its Rayleigh line's place (W L-gamma fitted at 116-137 degrees
+    where L-alpha, L-beta and the truth say 122-133, its line 11-51 eV off with 2-17 eV
+    stated: dev seeds 400068, 400072, 500032). The median of three or more keeps one
+    misfit blend from moving the rest; the angle of one blend of two made the other's
+    line follow it (a Cr blank's K-alpha at 115 degrees for 94, both lines then 12 eV
+    low and called good: dev seed 400297)."""
+    if len(angles) < SHARED_ANGLE_MIN_BLENDS:
+        return None
+    return float(np.median(angles)), BLEND_THETA_MIN_SD
 
 
 #: separation (detector FWHM at the line) within which a scattered tube K line's Compton

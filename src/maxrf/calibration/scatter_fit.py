@@ -34,6 +34,7 @@ class RayleighFit(NamedTuple):
     theta_deg: float  # the scattering angle that places the Compton partner (degrees)
     chi2: float  # the window fit's chi-square per degree of freedom
     dof: int  # its degrees of freedom
+    theta_err: float = math.inf  # the angle's standard error (degrees)
 
 
 def fit_rayleigh(
@@ -46,6 +47,7 @@ def fit_rayleigh(
     *,
     width_sd: float | None = None,
     pinned: bool = False,
+    theta: tuple[float, float] | None = None,
 ) -> RayleighFit | None:
     """The Rayleigh line of a scatter blend (or of a scattered tube line beside its
     Compton peak): its channel, standard error (channels), amplitude significance and the
@@ -59,7 +61,13 @@ def fit_rayleigh(
     partner's place and broadening (Cr K-alpha at the true axis: 10 eV off free, 2.4 tied).
 
     ``pinned``: the line held at the calibration's place (the other parameters free), for
-    the chi-square the data give it there; None when no Rayleigh line (3 sigma) is there."""
+    the chi-square the data give it there; None when no Rayleigh line (3 sigma) is there.
+
+    ``theta``: the scattering angle (degrees) and its standard error measured on another
+    blend of the tube (one geometry places every Compton peak), a prior on this fit's
+    angle. A weaker blend's own angle trades against its Rayleigh line's place: W
+    L-gamma fitted 116-137 degrees where L-alpha and L-beta, and the truth, say 122-133,
+    its line 11-51 eV off with 2-17 eV stated (dev seeds 400068, 400072, 500032)."""
     c = np.array([x[0] for x in ref.components])
     a = np.array([x[1] for x in ref.components])
     a = a / a.sum()
@@ -95,7 +103,9 @@ def fit_rayleigh(
         d = design(p) * wt[:, None]
         beta, *_ = np.linalg.lstsq(d, yy * wt, rcond=None)
         r = d @ beta - yy * wt
-        return r if width_sd is None else np.append(r, (p[3] - 1.0) / width_sd)
+        if width_sd is not None:
+            r = np.append(r, (p[3] - 1.0) / width_sd)
+        return r if theta is None else np.append(r, (p[1] - theta[0]) / theta[1])
 
     lim = 1e-7 if pinned else 0.5 * fw + ref.tol_keV
     dof = max(x.size - 8 - others.size - (2 if fam_c.size else 0), 1)
@@ -103,17 +113,17 @@ def fit_rayleigh(
     # they find "lines" 50 eV off where the unshifted start rightly finds none
     starts = _SHIFT_STARTS if ref.strength >= 0.5 and not pinned else _SHIFT_STARTS[:1]
     for shifts in starts:
-        best = _best_start(resid, lim, width_sd, shifts)
+        best = _best_start(resid, lim, width_sd, shifts, theta0=None if theta is None else theta[0])
         if best is None:
             continue
         if not pinned and abs(best.x[0]) > AT_BOUND * lim:
             return None  # the line is beyond the bound: no other start brings it closer
         found = _rayleigh_found(best, design, wt, yy, dof)
         if found is not None:
-            shift, err_keV, sig_r = found
+            shift, err_keV, sig_r, theta_err = found
             err = 0.0 if pinned else max(err_keV / gain, 0.01)
             return RayleighFit((e_r + shift - offset) / gain, err, sig_r, float(best.x[1]),
-                               2.0 * float(best.cost) / dof, dof)
+                               2.0 * float(best.cost) / dof, dof, theta_err)
     return None
 
 
@@ -136,10 +146,11 @@ def _blend_window(
 def _rayleigh_found(
     best: optimize.OptimizeResult, design: Callable[[np.ndarray], np.ndarray], wt: np.ndarray,
     yy: np.ndarray, dof: int,
-) -> tuple[float, float, float] | None:
-    """The Rayleigh line's shift (keV), its standard error (keV) and its amplitude's
-    significance from the fit ``best`` of :func:`fit_rayleigh`; None when its covariance
-    is singular or it found no Rayleigh line (under 3 sigma)."""
+) -> tuple[float, float, float, float] | None:
+    """The Rayleigh line's shift (keV), its standard error (keV), its amplitude's
+    significance and the angle's standard error (degrees) from the fit ``best`` of
+    :func:`fit_rayleigh`; None when its covariance is singular or it found no Rayleigh
+    line (under 3 sigma)."""
     d = design(best.x) * wt[:, None]
     beta, *_ = np.linalg.lstsq(d, yy * wt, rcond=None)
     chi2 = 2.0 * float(best.cost) / dof
@@ -151,7 +162,8 @@ def _rayleigh_found(
     sig_r = float(beta[0] / math.sqrt(max(cov_b[0, 0], 1e-300)))
     if not beta[0] > 0 or sig_r < 3.0:
         return None
-    return float(best.x[0]), math.sqrt(max(float(cov_p[0, 0]), 0.0)), sig_r
+    sd = np.sqrt(np.maximum(np.diag(cov_p)[:2], 0.0))
+    return float(best.x[0]), float(sd[0]), sig_r, float(sd[1])
 
 
 #: starting shifts of the Rayleigh line (fractions of the fit's bound), tried in turn
@@ -166,21 +178,23 @@ _SHIFT_STARTS = ((0.0,), (-0.6, 0.6))
 
 def _best_start(
     resid: Callable[[np.ndarray], np.ndarray], lim: float, width_sd: float | None,
-    shifts: Sequence[float] = (0.0,),
+    shifts: Sequence[float] = (0.0,), theta0: float | None = None,
 ) -> optimize.OptimizeResult | None:
     """The least-squares fit of (shift keV, angle deg, Compton broadening, width factor)
     with the lowest cost over three starting angles (the angle is multimodal with a weak
-    Rayleigh peak) and the starting ``shifts`` (fractions of ``lim``); None when none
-    converges. The shift is bounded by ``lim`` (keV), the width factor by 0.7-1.5 or,
-    with a prior of ``width_sd``, five of its deviations."""
+    Rayleigh peak), or the one ``theta0`` (degrees) measured elsewhere, and the starting
+    ``shifts`` (fractions of ``lim``); None when none converges. The shift is bounded by
+    ``lim`` (keV), the width factor by 0.7-1.5 or, with a prior of ``width_sd``, five of
+    its deviations."""
     f_lo, f_hi = (0.7, 1.5)
     if width_sd is not None:
         f_lo, f_hi = max(f_lo, 1.0 - 5 * width_sd), min(f_hi, 1.0 + 5 * width_sd)
     best = None
-    for shift0, theta0 in itertools.product(shifts, (95.0, 125.0, 155.0)):
+    angles = (95.0, 125.0, 155.0) if theta0 is None else (min(max(theta0, 30.0), 180.0),)
+    for shift0, angle0 in itertools.product(shifts, angles):
         try:
             r = optimize.least_squares(
-                resid, x0=[shift0 * lim, theta0, physics.COMPTON_BROADENING, 1.0],
+                resid, x0=[shift0 * lim, angle0, physics.COMPTON_BROADENING, 1.0],
                 bounds=([-lim, 30.0, 0.002, f_lo], [lim, 180.0, 0.04, f_hi]),
                 x_scale=[0.01, 10.0, 0.003, 0.05],
             )
