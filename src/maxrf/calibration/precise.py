@@ -228,11 +228,18 @@ def _rayleigh_ref(blend: _Ref) -> _Ref:
     )
 
 
-#: systematic uncertainty (keV) a Rayleigh line's centre fitted inside its Compton blend
-#: is weighed with in the fit: it keeps the blends (and their tail of unknown lines in the
-#: window: W L-alpha beside an unfound Cu K line, 50-120 eV, 1 in 10) from outweighing
-#: the free lines, for the final fit's outlier test and the checks to catch
+#: least systematic uncertainty (keV) a line blended with its Compton peak and matched
+#: as such (an anode's soft L lines) is weighed with in the fit
 BLEND_SYS_KEV = 0.010
+#: systematic uncertainty (keV) a Rayleigh line's centre fitted inside its Compton blend
+#: (:func:`~maxrf.calibration.scatter_fit.fit_rayleigh`) is weighed with in the fit: what
+#: those fits need beside their errors at the true axis (0.5-4 eV; 10 eV before, which
+#: weighed a weak W L-ell, 7 eV from its fit, as much as L-alpha, known to 1 eV: the axis
+#: followed L-ell 14 eV off, dev seed 400072). A window holding an unfound line (W
+#: L-alpha beside Cu K, 50-120 eV off) is left to the fit's outlier test and the checks.
+#: Dev seeds against 10 eV: within 10 eV unchanged (738 of 900), good and within 10 eV
+#: 519 -> 527, good but over 10 eV 20 -> 17
+RAYLEIGH_BLEND_SYS_KEV = 0.004
 #: systematic uncertainty (keV) of a fitted centre beside its fit error, by line class,
 #: such that 68 % of the centres fitted at the true axis of dev seeds 200000-200299 lie
 #: within their uncertainty (the fit errors alone hold 40-70 %): the zero peak; the
@@ -347,6 +354,7 @@ def _precise(
         angles: list[float] = []
         for k, r in best.pairs:
             ref, ob = refs[r], obs[k]
+            sys_keV = None
             if ref.kind == "zero":
                 fit = _zero_fit(ob, zero.get(k))
             elif ref.kind == "scatter":
@@ -356,16 +364,10 @@ def _precise(
                     continue
                 if ray.chi2 < MISFIT_CHI2:
                     angles.append(ray.theta_deg)
-                ref, fit = _rayleigh_ref(ref), ray[:2]
+                ref, fit, sys_keV = _rayleigh_ref(ref), ray[:2], RAYLEIGH_BLEND_SYS_KEV
             else:
                 fit = _beside_compton(ob.spec, g, o, ref, ray_fwhm6, found, ray_sd, theta)
-                if fit is None:
-                    fw = float(_fwhm_at(ref.keV, best.fwhm6))
-                    near = [q for q in pool if q is not ref and abs(q.keV - ref.keV) < 3.0 * fw]
-                    start = _start(ob, ref, g, o, fw)
-                    fit = _window_fit(ob.spec, g, o, ref, near, best.fwhm6, start=start)
-                    if fit is not None and ref.kind == "anode" and ref.keV >= ANODE_SOFT_KEV:
-                        fit = _background_sys(fit, ob.spec, g, o, ref, near, best.fwhm6, start)
+                fit = _line_fit(ob, ref, g, o, pool, best.fwhm6) if fit is None else fit
             if fit is None:
                 continue
             refuted = (k, r) in best.refuted
@@ -373,7 +375,8 @@ def _precise(
                 ref.kind in ("zero", "anode") or ob.significance >= 30.0)
             family = (ref.element, ref.family)
             paired = not refuted and ob.significance >= _PAIRED_SIGMA and n_lines[family] >= 2
-            entries.append([ref, fit[0], fit[1], trusted, _fit_sys_keV(ref, bool(ob.edge)), paired])
+            sys_keV = _fit_sys_keV(ref, bool(ob.edge)) if sys_keV is None else sys_keV
+            entries.append([ref, fit[0], fit[1], trusted, sys_keV, paired])
         if sum(e[3] for e in entries) >= 2:
             # the paired weaker lines add to an axis the strong peaks fix, never make one
             for e in entries:
@@ -384,6 +387,21 @@ def _precise(
         g, o = _fit_rejecting(used, g)
         blend_theta = _shared_angle(angles)
     return g, o, [(e[0], float(e[1]), float(e[2]), bool(e[3])) for e in entries]
+
+
+def _line_fit(
+    ob: _Obs, ref: _Ref, gain: float, offset: float, pool: Sequence[_Ref], fwhm6: float
+) -> tuple[float, float] | None:
+    """Centre (channel) and error of a line fitted in its window with the lines of
+    ``pool`` within 3 FWHM (:func:`_window_fit`); a resolved tube line's error widened by
+    what a cubic background changes (:func:`_background_sys`)."""
+    fw = float(_fwhm_at(ref.keV, fwhm6))
+    near = [q for q in pool if q is not ref and abs(q.keV - ref.keV) < 3.0 * fw]
+    start = _start(ob, ref, gain, offset, fw)
+    fit = _window_fit(ob.spec, gain, offset, ref, near, fwhm6, start=start)
+    if fit is not None and ref.kind == "anode" and ref.keV >= ANODE_SOFT_KEV:
+        fit = _background_sys(fit, ob.spec, gain, offset, ref, near, fwhm6, start)
+    return fit
 
 
 #: standard error (degrees) of the angle the scatter blends agree on as a prior on each

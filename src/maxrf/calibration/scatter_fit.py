@@ -63,11 +63,8 @@ def fit_rayleigh(
     ``pinned``: the line held at the calibration's place (the other parameters free), for
     the chi-square the data give it there; None when no Rayleigh line (3 sigma) is there.
 
-    ``theta``: the scattering angle (degrees) and its standard error measured on another
-    blend of the tube (one geometry places every Compton peak), a prior on this fit's
-    angle. A weaker blend's own angle trades against its Rayleigh line's place: W
-    L-gamma fitted 116-137 degrees where L-alpha and L-beta, and the truth, say 122-133,
-    its line 11-51 eV off with 2-17 eV stated (dev seeds 400068, 400072, 500032)."""
+    ``theta``: a prior on the angle, (degrees, standard error), measured on the tube's
+    other blends (one geometry; :func:`maxrf.calibration.precise._shared_angle`)."""
     c = np.array([x[0] for x in ref.components])
     a = np.array([x[1] for x in ref.components])
     a = a / a.sum()
@@ -78,6 +75,45 @@ def fit_rayleigh(
         return None
     x, yy, wt = window
     u = (x - x.mean()) / max(float(np.ptp(x)), 1e-9)
+    design, n_others, n_fam = _blend_design(x, u, ref, c, a, fw, fwhm6, others_keV)
+
+    def resid(p: np.ndarray) -> np.ndarray:
+        d = design(p) * wt[:, None]
+        beta, *_ = np.linalg.lstsq(d, yy * wt, rcond=None)
+        r = d @ beta - yy * wt
+        if width_sd is not None:
+            r = np.append(r, (p[3] - 1.0) / width_sd)
+        return r if theta is None else np.append(r, (p[1] - theta[0]) / theta[1])
+
+    lim = 1e-7 if pinned else 0.5 * fw + ref.tol_keV
+    dof = max(x.size - 8 - n_others - n_fam, 1)
+    # the shifted starts for a family's main line only: on a weak companion (Cr K-beta)
+    # they find "lines" 50 eV off where the unshifted start rightly finds none
+    starts = _SHIFT_STARTS if ref.strength >= 0.5 and not pinned else _SHIFT_STARTS[:1]
+    for shifts in starts:
+        best = _best_start(resid, lim, width_sd, shifts, theta0=None if theta is None else theta[0])
+        if best is None:
+            continue
+        if not pinned and abs(best.x[0]) > AT_BOUND * lim:
+            return None  # the line is beyond the bound: no other start brings it closer
+        found = _rayleigh_found(best, design, wt, yy, dof)
+        if found is not None:
+            shift, err_keV, sig_r, theta_err = found
+            err = 0.0 if pinned else max(err_keV / gain, 0.01)
+            return RayleighFit((e_r + shift - offset) / gain, err, sig_r, float(best.x[1]),
+                               2.0 * float(best.cost) / dof, dof, theta_err)
+    return None
+
+
+def _blend_design(
+    x: np.ndarray, u: np.ndarray, ref: _Ref, c: np.ndarray, a: np.ndarray, fw: float, fwhm6: float,
+    others_keV: Sequence[float],
+) -> tuple[Callable[[np.ndarray], np.ndarray], int, int]:
+    """The design matrix of a blend's window on energies ``x`` (keV; ``u`` scaled to
+    -0.5..0.5) as a function of (shift, angle, broadening, width factor): the Rayleigh and
+    Compton columns of its lines ``c`` (keV, intensities ``a``), a straight background, the
+    family partners' pair and the sample lines of ``others_keV`` within reach; and how many
+    columns those two add."""
     w_r = np.asarray(_fwhm_at(c, fwhm6))
     # partners and sample lines whose peaks lie within reach of the window: their flanks
     # enter it (Cr K-alpha's upper flank runs into the K-beta window, Sr K-beta's into
@@ -99,32 +135,7 @@ def fit_rayleigh(
             cols += list(physics.gaussian_peaks(x, others + p[0], np.eye(others.size), w_o * p[3]))
         return np.column_stack(cols)
 
-    def resid(p: np.ndarray) -> np.ndarray:
-        d = design(p) * wt[:, None]
-        beta, *_ = np.linalg.lstsq(d, yy * wt, rcond=None)
-        r = d @ beta - yy * wt
-        if width_sd is not None:
-            r = np.append(r, (p[3] - 1.0) / width_sd)
-        return r if theta is None else np.append(r, (p[1] - theta[0]) / theta[1])
-
-    lim = 1e-7 if pinned else 0.5 * fw + ref.tol_keV
-    dof = max(x.size - 8 - others.size - (2 if fam_c.size else 0), 1)
-    # the shifted starts for a family's main line only: on a weak companion (Cr K-beta)
-    # they find "lines" 50 eV off where the unshifted start rightly finds none
-    starts = _SHIFT_STARTS if ref.strength >= 0.5 and not pinned else _SHIFT_STARTS[:1]
-    for shifts in starts:
-        best = _best_start(resid, lim, width_sd, shifts, theta0=None if theta is None else theta[0])
-        if best is None:
-            continue
-        if not pinned and abs(best.x[0]) > AT_BOUND * lim:
-            return None  # the line is beyond the bound: no other start brings it closer
-        found = _rayleigh_found(best, design, wt, yy, dof)
-        if found is not None:
-            shift, err_keV, sig_r, theta_err = found
-            err = 0.0 if pinned else max(err_keV / gain, 0.01)
-            return RayleighFit((e_r + shift - offset) / gain, err, sig_r, float(best.x[1]),
-                               2.0 * float(best.cost) / dof, dof, theta_err)
-    return None
+    return design, int(others.size), 2 if fam_c.size else 0
 
 
 def _blend_window(
