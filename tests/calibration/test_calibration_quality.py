@@ -373,3 +373,37 @@ def test_a_sample_line_below_the_tube_k_beta_is_not_its_evidence(seed):
     anode = next(c for c in cal.checks if c["name"] == "anode lines")
     assert not anode["critical"]
     assert cal.quality != "failed"
+
+
+def _phosphate_spectrum(zero_at_keV: float | None) -> tuple[np.ndarray, float, float]:
+    """A bone-black-like spectrum: strong P K (2.01 keV, its Si escape at 0.27 keV), Ca K
+    and a weak continuum, with a noise peak at ``zero_at_keV`` (None: none); physics
+    templates on a known axis, Poisson counts."""
+    gain, offset = 0.010, -0.15
+    e = offset + gain * np.arange(2048)
+    lam = (2e6 * physics.element_spectrum("P", e, fwhm_at_6keV=0.13)
+           + 5e5 * physics.element_spectrum("Ca", e, fwhm_at_6keV=0.13) + 3.0)
+    if zero_at_keV is not None:
+        lam = lam + 1e5 * physics.zero_peak(e - zero_at_keV, 0.06)
+    return np.random.default_rng(7).poisson(lam).astype(float), gain, offset
+
+
+@pytest.mark.parametrize("zero_at_keV", [None, 0.0, 0.27, 0.15])
+def test_the_escape_of_a_strong_line_near_2_keV_is_not_a_zero_peak(zero_at_keV):
+    from maxrf.calibration.explain import escape_of_stronger
+    from maxrf.calibration.observe import _observe, _prepare
+    from maxrf.calibration.verdict import zero_checks
+
+    counts, gain, offset = _phosphate_spectrum(zero_at_keV)
+    obs = _observe(_prepare(counts, "sum"))
+    e = [offset + gain * o.channel for o in obs]
+    # the escape of P K-alpha (xraydb: 2.014 - 1.740 keV) is observed, and is judged one
+    esc = float(physics.escape_energy(2.0137))
+    k = min(range(len(obs)), key=lambda i: abs(e[i] - esc))
+    if zero_at_keV is None:
+        assert abs(e[k] - esc) < 0.02 and escape_of_stronger(obs, k, gain, offset)
+    zero = next(c for c in zero_checks(obs, gain, offset, counts.size) if c["name"] == "zero peak")
+    if zero_at_keV in (None, 0.0):  # no zero peak, or one at 0 keV: the check passes
+        assert zero["passed"], zero
+    else:  # a noise peak off 0 keV, escape or not, still fails it
+        assert not zero["passed"] and zero["critical"], zero

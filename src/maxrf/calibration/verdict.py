@@ -17,6 +17,7 @@ import numpy as np
 from maxrf import physics
 from maxrf.calibration import consistency
 from maxrf.calibration.consistency import alias_check, broad_lines_check, cliff_check, entry_sys_keV
+from maxrf.calibration.explain import escape_of_stronger
 from maxrf.calibration.match import _FANO_SLOPE, _fwhm_at, fano_law, width_measured
 from maxrf.calibration.observe import _Obs, _Spec
 from maxrf.calibration.precise import ZERO_RESOLUTION_SD, _fit_sys_keV, compton_fwhm_keV
@@ -118,14 +119,16 @@ def residual_check(entries: Sequence[tuple[_Ref, float, float, bool]], gain: flo
 
 
 def zero_checks(obs: Sequence[_Obs], gain: float, offset: float, n: int) -> list[dict[str, Any]]:
-    """The zero peak sits at 0 keV; nothing significant at negative energies."""
+    """The zero peak sits at 0 keV; nothing significant at negative energies. A peak near
+    0 keV that is the Si escape of a stronger peak 1.74 keV above is not taken for it."""
     out = []
     e = np.array([offset + gain * o.channel for o in obs])
     c0 = -offset / gain
     zero_like = [
         (o, ek)
-        for o, ek in zip(obs, e)
+        for k, (o, ek) in enumerate(zip(obs, e))
         if abs(ek) <= 0.35
+        and not escape_of_stronger(obs, k, gain, offset)
         and o.significance >= 30
         and not o.broad
         and o.fwhm * gain <= 1.6 * float(_fwhm_at(max(abs(ek), 0.3)))
