@@ -124,7 +124,9 @@ DEV_SEEDS = (
     "its blend, escape peaks near 0 keV; 400018, 400021, 400039, 400068, 400072, 400121, "
     "400171, 400174, 400198, 400295, 400297, 400298, 500032 and 500142 looked at), 5200-5215 "
     "and 5300-5344 (test suite), and 400000-400299 and 500000-500599 on a synthetic scatter "
-    "whose Compton partners follow the matrix's cross-sections (kept off main)"
+    "whose Compton partners follow the matrix's cross-sections (kept off main), and "
+    "1100000-1100149 with the anode forced to Cr, W and Cu (filters that take the tube's "
+    "line; 1100016, 1100020, 1100063 and 1100143 looked at)"
 )
 SPECTRA = Path(__file__).resolve().parents[1] / "tests" / "data" / "spectra"
 
