@@ -65,7 +65,8 @@ Algorithm of :func:`auto_calibrate`
    tolerance that matches them before the axis is known. A window fit that stops within 5 %
    of its bound has run into it and measures nothing. A scatter blend is fitted with its
    Rayleigh components and their Compton partners (free shift, angle, Doppler broadening, width factor;
-   :mod:`~maxrf.calibration.scatter_fit`): the Rayleigh line's centre enters the fit. With
+   :mod:`~maxrf.calibration.scatter_fit`): the Rayleigh line's centre enters the fit,
+   weighed with 4 eV beside its error (what those fits need at the true axis). With
    three or more blends (a W tube's L lines) the median of their angles, fitted free on
    the first pass, is a prior (3 degrees) on each blend's angle on the second: one
    geometry places every Compton peak, and a weak blend's own angle trades against its
@@ -86,7 +87,8 @@ Algorithm of :func:`auto_calibrate`
    and its named ``checks`` (:mod:`~maxrf.calibration.quality`,
    :mod:`~maxrf.calibration.verdict`): residuals; lines *not* in the fit (anode K-beta,
    element companions, leave-one-out) at their places; the anode's main scatter line
-   there and its own peak stronger than its companion's; the zero peak at 0 keV; nothing at negative
+   there and its own peak stronger than its companion's; the zero peak at 0 keV (a peak
+   where a strong line's Si escape falls is not taken for it); nothing at negative
    energies or above the tube voltage; widths on one resolution law FWHM^2 = a + b E; a
    possible Compton angle; the 2-20 keV axis pinned by the fit; no strong peak
    unexplained and the strongest line peaks on their lines; not half the strong lines far
