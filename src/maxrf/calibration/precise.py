@@ -228,8 +228,9 @@ def _rayleigh_ref(blend: _Ref) -> _Ref:
     )
 
 
-#: least systematic uncertainty (keV) a line blended with its Compton peak and matched
-#: as such (an anode's soft L lines) is weighed with in the fit
+#: least systematic uncertainty (keV) of a line blended with its Compton peak: the weight
+#: in the fit of one matched as such (an anode's soft L lines), and that of a Rayleigh line
+#: in its blend when the verdict judges the axis (:func:`~maxrf.calibration.consistency.axis_sys_keV`)
 BLEND_SYS_KEV = 0.010
 #: systematic uncertainty (keV) a Rayleigh line's centre fitted inside its Compton blend
 #: (:func:`~maxrf.calibration.scatter_fit.fit_rayleigh`) is weighed with in the fit: what
@@ -238,7 +239,9 @@ BLEND_SYS_KEV = 0.010
 #: followed L-ell 14 eV off, dev seed 400072). A window holding an unfound line (W
 #: L-alpha beside Cu K, 50-120 eV off) is left to the fit's outlier test and the checks.
 #: Dev seeds against 10 eV: within 10 eV unchanged (738 of 900), good and within 10 eV
-#: 519 -> 527, good but over 10 eV 20 -> 17
+#: 519 -> 527, good but over 10 eV 20 -> 17. The same quantity as ``CENTRE_SYS_KEV["blend"]``
+#: (3 eV, measured on dev seeds 200000-200299, which the axis' uncertainty is propagated
+#: from); 4 eV here holds two thirds of the centres of test seeds 5300-5344
 RAYLEIGH_BLEND_SYS_KEV = 0.004
 #: systematic uncertainty (keV) of a fitted centre beside its fit error, by line class,
 #: such that 68 % of the centres fitted at the true axis of dev seeds 200000-200299 lie
@@ -266,9 +269,10 @@ def _blended(ref: _Ref) -> bool:
     return ref.kind == "scatter" or (ref.kind == "anode" and _compton_blended(ref.keV))
 
 
-def _fit_sys_keV(ref: _Ref, edge: bool = False) -> float:
+def _fit_sys_keV(ref: _Ref, edge: bool = False, *, in_blend: bool = False) -> float:
     """Systematic uncertainty (keV) a reference's fitted centre is weighed with in the fit
-    (the reference's own; :data:`BLEND_SYS_KEV` at least for a blend,
+    (the reference's own; :data:`RAYLEIGH_BLEND_SYS_KEV` for a Rayleigh line fitted
+    ``in_blend`` with its Compton peak; :data:`BLEND_SYS_KEV` at least for another blend,
     :data:`EDGE_ZERO_SYS_KEV` for a zero peak cut by the axis; the measured one,
     :func:`centre_sys_keV`, for the anode's free K lines).
 
@@ -277,6 +281,8 @@ def _fit_sys_keV(ref: _Ref, edge: bool = False) -> float:
     known to 3 eV on the real blanks of tests/data/spectra. Weighed at 8 eV, Rh K-alpha
     gave way to an instrument's weak Ni K-alpha 7 eV off (Rh_50kv_acryl_f3: 9.2 eV off at
     20 keV; 4.1 eV weighed at 3 eV)."""
+    if in_blend:
+        return RAYLEIGH_BLEND_SYS_KEV
     if ref.kind == "zero" and edge:
         return max(ref.sys_keV, EDGE_ZERO_SYS_KEV)
     if _blended(ref):
@@ -354,7 +360,7 @@ def _precise(
         angles: list[float] = []
         for k, r in best.pairs:
             ref, ob = refs[r], obs[k]
-            sys_keV = None
+            in_blend = ref.kind == "scatter"
             if ref.kind == "zero":
                 fit = _zero_fit(ob, zero.get(k))
             elif ref.kind == "scatter":
@@ -364,7 +370,7 @@ def _precise(
                     continue
                 if ray.chi2 < MISFIT_CHI2:
                     angles.append(ray.theta_deg)
-                ref, fit, sys_keV = _rayleigh_ref(ref), ray[:2], RAYLEIGH_BLEND_SYS_KEV
+                ref, fit = _rayleigh_ref(ref), ray[:2]
             else:
                 fit = _beside_compton(ob.spec, g, o, ref, ray_fwhm6, found, ray_sd, theta)
                 fit = _line_fit(ob, ref, g, o, pool, best.fwhm6) if fit is None else fit
@@ -375,7 +381,7 @@ def _precise(
                 ref.kind in ("zero", "anode") or ob.significance >= 30.0)
             family = (ref.element, ref.family)
             paired = not refuted and ob.significance >= _PAIRED_SIGMA and n_lines[family] >= 2
-            sys_keV = _fit_sys_keV(ref, bool(ob.edge)) if sys_keV is None else sys_keV
+            sys_keV = _fit_sys_keV(ref, bool(ob.edge), in_blend=in_blend)
             entries.append([ref, fit[0], fit[1], trusted, sys_keV, paired])
         if sum(e[3] for e in entries) >= 2:
             # the paired weaker lines add to an axis the strong peaks fix, never make one

@@ -34,7 +34,7 @@ class RayleighFit(NamedTuple):
     theta_deg: float  # the scattering angle that places the Compton partner (degrees)
     chi2: float  # the window fit's chi-square per degree of freedom
     dof: int  # its degrees of freedom
-    theta_err: float = math.inf  # the angle's standard error (degrees)
+    theta_err: float  # the angle's standard error (degrees)
 
 
 def fit_rayleigh(
