@@ -48,6 +48,14 @@ keV with the Reed & Ware (1972) escape fraction for normal incidence, computed f
 xraydb attenuation coefficients (about 1.4 % just above the Si K edge, 0.3 % at Fe K-alpha,
 under 0.1 % above 10 keV).
 
+Scatter
+-------
+Rayleigh and Compton differential cross-sections of a light matrix (cellulose by default)
+from the atomic form factors and the Klein-Nishina law (:func:`scatter_cross_sections`):
+the Compton partner of a scattered tube line grows from a fifth of its Rayleigh peak at
+2.7 keV to ten times it at 20 keV (130 degrees), which :func:`scatter_spectrum` applies
+line by line.
+
 Templates (:func:`element_spectrum`, :func:`scatter_spectrum`, :func:`zero_peak`) are
 per-channel counts for a unit total emitted area: Gaussians integrated exactly over each
 channel, so a template sums to 1 over the channels when all of its peaks lie on the axis.
@@ -69,6 +77,7 @@ from maxrf.physics.constants import (
     MIN_FWHM_KEV,
     PAIR_ENERGY_SI_KEV,
     PHOTO_EXPONENT,
+    SCATTER_MATRIX,
 )
 from maxrf.physics.detector import (
     escape_energy,
@@ -86,7 +95,13 @@ from maxrf.physics.lines import (
     line_energy,
     normalize_element,
 )
-from maxrf.physics.scatter import compton_extra_fwhm, compton_shift, detector_angle
+from maxrf.physics.scatter import (
+    compton_extra_fwhm,
+    compton_shift,
+    compton_to_rayleigh,
+    detector_angle,
+    scatter_cross_sections,
+)
 from maxrf.physics.spectra import (
     continuum_spectrum,
     element_spectrum,
@@ -114,9 +129,11 @@ __all__ = [
     "MIN_FWHM_KEV",
     "PAIR_ENERGY_SI_KEV",
     "PHOTO_EXPONENT",
+    "SCATTER_MATRIX",
     "Line",
     "anode_lines",
     "compton_shift",
+    "compton_to_rayleigh",
     "continuum_spectrum",
     "detector_angle",
     "element_color",
@@ -132,6 +149,7 @@ __all__ = [
     "line_spectrum",
     "normalize_element",
     "noise_fwhm_keV",
+    "scatter_cross_sections",
     "scatter_spectrum",
     "table",
     "zero_peak",

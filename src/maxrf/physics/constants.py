@@ -29,7 +29,10 @@ DETECTORS: tuple[str, ...] = ("Si", "Ge")
 _TUBE_BE_UM = 100.0  # tube exit window (Be, micrometre)
 _DETECTOR_BE_UM = 12.0  # detector window (Be, micrometre)
 _AIR_CM = 2.0  # total air path tube -> sample -> detector (cm)
-_MATRIX = ("C6H10O5", 1.0)  # scattering matrix of the continuum (cellulose-like paper)
+#: light matrix that scatters the tube's photons (cellulose: paper, and close to the
+#: canvas, grounds' binders and acrylic blanks the scanners see)
+SCATTER_MATRIX: str = "C6H10O5"
+_MATRIX = (SCATTER_MATRIX, 1.0)  # scattering matrix of the continuum (formula, g/cm3)
 
 #: Fano-law slope (keV) of silicon: ``FWHM**2 = noise**2 + FANO_SLOPE * E``
 FANO_SLOPE: float = FWHM_PER_SIGMA**2 * FANO_SI * PAIR_ENERGY_SI_KEV

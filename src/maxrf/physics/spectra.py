@@ -22,10 +22,11 @@ from maxrf.physics.constants import (
     DEFAULT_FWHM_KEV,
     FWHM_PER_SIGMA,
     PHOTO_EXPONENT,
+    SCATTER_MATRIX,
 )
 from maxrf.physics.detector import escape_energy, escape_fraction, fwhm_keV
-from maxrf.physics.lines import _check_positive, anode_lines, element_lines
-from maxrf.physics.scatter import compton_extra_fwhm, compton_shift
+from maxrf.physics.lines import Line, _check_positive, anode_lines, element_lines
+from maxrf.physics.scatter import compton_extra_fwhm, compton_shift, compton_to_rayleigh
 
 
 def _as_axis(energies: np.ndarray | Sequence[float]) -> np.ndarray:
@@ -341,6 +342,7 @@ def scatter_spectrum(
     compton_broadening: float = COMPTON_BROADENING,
     escape: bool = True,
     transmission: Callable[[np.ndarray], np.ndarray] | None = None,
+    matrix: str | None = SCATTER_MATRIX,
 ) -> dict[str, np.ndarray]:
     """Scatter templates: Rayleigh and Compton peaks of the anode lines, and the continuum.
 
@@ -372,6 +374,13 @@ def scatter_spectrum(
         (Rayleigh and its Compton partner) by the value at the line's own energy, since
         the filter acts on the primary photons before scattering and detection (it never
         shifts a line).
+    matrix : str
+        Chemical formula of the scattering matrix: each line's Compton partner is weighed
+        by the matrix's Compton-to-Rayleigh ratio at the line's energy and ``theta_deg``
+        (:func:`maxrf.physics.compton_to_rayleigh`), so an Rh tube's L lines (2.7 keV)
+        have Compton partners about 45 times weaker, beside their Rayleigh peaks, than
+        its K lines (20 keV) at 130 degrees. None: every line's partner the same share of
+        its Rayleigh peak (the simpler model the calibration tests' seeds were drawn with).
 
     Returns
     -------
@@ -388,23 +397,38 @@ def scatter_spectrum(
     out: dict[str, np.ndarray] = {}
     if lines:
         c = np.array([ln.energy_keV for ln in lines])
-        a = np.array([ln.rel_intensity for ln in lines])
-        if any(ln.family == "K" for ln in lines):
-            a = a * np.array([1.0 if ln.family == "K" else float(l_weight) for ln in lines])
-        a = a / a.sum()
-        if transmission is not None:
-            a = a * np.asarray(transmission(c), dtype=float)
+        a, ac = _scatter_areas(lines, theta, l_weight, transmission, matrix)
         out["rayleigh"] = line_spectrum(e, c, a, fwhm_at_6keV=fwhm_at_6keV, escape=escape)
         cc = np.asarray(compton_shift(c, theta))
         extra = compton_extra_fwhm(c, theta, compton_broadening)
         out["compton"] = line_spectrum(
-            e, cc, a, fwhm_at_6keV=fwhm_at_6keV, escape=escape, extra_fwhm_keV=extra
+            e, cc, ac, fwhm_at_6keV=fwhm_at_6keV, escape=escape, extra_fwhm_keV=extra
         )
     else:
         out["rayleigh"] = np.zeros(e.size)
         out["compton"] = np.zeros(e.size)
     out["continuum"] = _detected_continuum(e, float(tube_kv), float(fwhm_at_6keV), transmission)
     return out
+
+
+def _scatter_areas(
+    lines: Sequence[Line], theta: float, l_weight: float,
+    transmission: Callable[[np.ndarray], np.ndarray] | None, matrix: str | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Areas of the anode ``lines``' Rayleigh peaks and of their Compton partners, each
+    set of unit sum before a primary filter's ``transmission`` (see
+    :func:`scatter_spectrum`)."""
+    c = np.array([ln.energy_keV for ln in lines])
+    a = np.array([ln.rel_intensity for ln in lines])
+    if any(ln.family == "K" for ln in lines):
+        a = a * np.array([1.0 if ln.family == "K" else float(l_weight) for ln in lines])
+    a = a / a.sum()
+    ac = a if matrix is None else a * np.asarray(compton_to_rayleigh(c, theta, matrix))
+    ac = ac / ac.sum()
+    if transmission is not None:
+        t = np.asarray(transmission(c), dtype=float)
+        a, ac = a * t, ac * t
+    return a, ac
 
 
 #: energy step (keV) of the grid the continuum is broadened on: fine beside any detector

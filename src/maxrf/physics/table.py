@@ -150,6 +150,30 @@ def mu_elam(element: str, energies_eV: Any, kind: str = "total") -> np.ndarray:
     return out
 
 
+def form_factor(element: str, q: Any) -> np.ndarray:
+    """Elastic (Rayleigh) atomic form factor ``f0(q)`` (electrons), as ``xraydb.f0``:
+    Waasmaier and Kirfel's fit, ``q = sin(theta / 2) / lambda`` (1/Angstrom) for a
+    scattering angle ``theta``. Elements outside the table are asked of xraydb."""
+    row = _table()["f0"].get(element)
+    if row is None:
+        import xraydb
+
+        return np.asarray(xraydb.f0(element, q), dtype=float)
+    offset, scales, exponents = row
+    q2 = np.square(np.asarray(q, dtype=float))
+    return offset + sum(s * np.exp(-e * q2) for s, e in zip(scales, exponents))
+
+
+def composition(formula: str) -> dict[str, float]:
+    """Atoms per formula unit of a material of the table or a chemical formula."""
+    mat = _table()["materials"].get(formula)
+    if mat is not None:
+        return dict(mat["composition"])
+    from xraydb.chemparser import chemparse
+
+    return dict(chemparse(formula))
+
+
 def atomic_density(element: str) -> float:
     """Density (g/cm3) of the element as xraydb lists it."""
     return float(_table()["elements"][element]["density"])
@@ -219,8 +243,12 @@ def build() -> dict[str, Any]:
             rows[kind + "_log_energy"] = _json.loads(row.log_energy)
             rows[kind], rows[kind + "_spline"] = (_json.loads(getattr(row, c)) for c in cols)
         elam[sym] = rows
+    f0 = {}
+    for row in xdb.get_cache("Waasmaier"):
+        if row.ion in needed:  # neutral atoms only: the ions have rows of their own
+            f0[row.ion] = [float(row.offset), _json.loads(row.scale), _json.loads(row.exponents)]
     return {"xraydb": str(xraydb.__version__), "elements": elements, "materials": materials,
-            "elam": elam}
+            "elam": elam, "f0": f0}
 
 
 if __name__ == "__main__":
