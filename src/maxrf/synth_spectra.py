@@ -67,6 +67,9 @@ class SpectrumCase:
         Expected counts of the whole zero peak (on and off the axis), before ``scale``.
     scale : float
         Factor from the model's units to expected counts.
+    matrix : str or None
+        Scattering matrix that weighs each anode line's Compton partner
+        (:func:`maxrf.physics.scatter_spectrum`).
     """
 
     counts: np.ndarray
@@ -84,6 +87,7 @@ class SpectrumCase:
     scatter: dict[str, float] = field(default_factory=dict)
     zero_counts: float = 0.0
     scale: float = 1.0
+    matrix: str | None = physics.SCATTER_MATRIX
 
     def energies(self) -> np.ndarray:
         """True channel energies (keV)."""
@@ -136,6 +140,7 @@ class SpectrumCase:
             "anode": self.anode, "tube_kv": self.tube_kv, "poisson": False,
             "theta_deg": self.theta_deg if theta_deg is None else float(theta_deg),
             "fwhm_at_6keV": self.fwhm_at_6keV if fwhm_at_6keV is None else float(fwhm_at_6keV),
+            "matrix": self.matrix,
         }
         rows = _components(self.elements, self.scatter, e, self.filter, kw)
         if self.zero_counts:
@@ -225,6 +230,7 @@ def calibration_case(
     kind: str | None = None,
     gain_keV: float | None = None,
     offset_keV: float | None = None,
+    matrix: str | None = physics.SCATTER_MATRIX,
 ) -> SpectrumCase:
     """One hard synthetic spectrum for calibration tests, drawn from ``seed``.
 
@@ -238,6 +244,9 @@ def calibration_case(
         Force scatter-only or line-rich (default: drawn, half each).
     gain_keV, offset_keV : float, optional
         Force the true gain (keV/channel) and offset (keV).
+    matrix : str or None
+        Scattering matrix of :func:`maxrf.physics.scatter_spectrum`; None, the simpler model
+        whose Poisson draws some calibration tests' mechanisms were found on.
 
     Returns
     -------
@@ -250,13 +259,7 @@ def calibration_case(
     kind = kind or ("blank" if rng.uniform() < 0.5 else "lines")
     if kind not in ("blank", "lines"):
         raise ParameterError(f"kind must be 'blank' or 'lines', got {kind!r}")
-    # instruments run at round voltages (and the continuum template is cached per voltage)
-    kv = float(rng.choice([30.0, 35.0, 40.0] if anode == "Cr" else [35.0, 40.0, 45.0, 50.0]))
-    gain = float(gain_keV if gain_keV is not None else rng.uniform(0.005, 0.020))
-    offset = float(offset_keV if offset_keV is not None else rng.uniform(-1.2, 0.3))
-    # as many channels as cover the excited range at this gain (1024..4096)
-    n = int(min(4096, max(1024, 2 ** int(np.round(np.log2((min(kv, 40.0) - offset) / gain))))))
-    e = offset + gain * np.arange(n)
+    kv, gain, offset, e = _draw_axis(rng, anode, gain_keV, offset_keV)
     theta = float(rng.uniform(85.0, 150.0))
     fwhm6 = float(rng.uniform(0.125, 0.170))
     filt = FILTERS[int(rng.integers(len(FILTERS)))]
@@ -268,7 +271,8 @@ def calibration_case(
         "continuum": float(rng.uniform(0.15, 0.50)),
     }
     zero_share = 0.0 if rng.uniform() < 0.25 else float(10 ** rng.uniform(-2.5, -1.0))
-    kw = {"anode": anode, "tube_kv": kv, "theta_deg": theta, "fwhm_at_6keV": fwhm6, "poisson": False}
+    kw = {"anode": anode, "tube_kv": kv, "theta_deg": theta, "fwhm_at_6keV": fwhm6, "poisson": False,
+          "matrix": matrix}
     lam = _filtered(elements, scatter, e, filt, kw)
     zero_counts = 0.0
     if zero_share:
@@ -294,7 +298,22 @@ def calibration_case(
         scatter=scatter,
         zero_counts=zero_counts,
         scale=scale,
+        matrix=matrix,
     )
+
+
+def _draw_axis(
+    rng: np.random.Generator, anode: str, gain_keV: float | None, offset_keV: float | None
+) -> tuple[float, float, float, np.ndarray]:
+    """Tube voltage (kV), true gain (keV/channel), offset (keV) and channel energies (keV)
+    of one calibration case (the gain and offset drawn unless given)."""
+    # instruments run at round voltages (and the continuum template is cached per voltage)
+    kv = float(rng.choice([30.0, 35.0, 40.0] if anode == "Cr" else [35.0, 40.0, 45.0, 50.0]))
+    gain = float(gain_keV if gain_keV is not None else rng.uniform(0.005, 0.020))
+    offset = float(offset_keV if offset_keV is not None else rng.uniform(-1.2, 0.3))
+    # as many channels as cover the excited range at this gain (1024..4096)
+    n = int(min(4096, max(1024, 2 ** int(np.round(np.log2((min(kv, 40.0) - offset) / gain))))))
+    return kv, gain, offset, offset + gain * np.arange(n)
 
 
 def _components(
@@ -321,7 +340,8 @@ def _components(
             for el, amp in elements.items()]
     if scatter:
         sc = physics.scatter_spectrum(
-            e, anode=kw["anode"], tube_kv=kv, theta_deg=kw["theta_deg"], fwhm_at_6keV=fw6, transmission=t
+            e, anode=kw["anode"], tube_kv=kv, theta_deg=kw["theta_deg"], fwhm_at_6keV=fw6, transmission=t,
+            matrix=kw.get("matrix", physics.SCATTER_MATRIX),
         )
         rows += [share * sc[name] for name, share in scatter.items()]
     return rows
@@ -341,6 +361,7 @@ def _filtered(
 
 def _zero_row(zero_counts: float, e: np.ndarray, kw: dict) -> np.ndarray:
     """Expected counts of a zero (noise) peak of ``zero_counts`` counts in all."""
+    kw = {k: v for k, v in kw.items() if k != "matrix"}  # the zero peak scatters nothing
     return zero_counts * synth_spectrum({}, e, scatter={"zero": 1.0}, **kw)
 
 
