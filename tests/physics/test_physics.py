@@ -323,3 +323,29 @@ def test_zero_peak():
     assert abs(e[np.argmax(z)]) <= 0.01
     half = physics.zero_peak(np.arange(0.0, 5.0, 0.01) + 0.005, 0.08)
     assert half.sum() == pytest.approx(0.5, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "anode, line, element",
+    [("Cr", "Ka1", "Ti"), ("W", "La1", "Ni"), ("W", "Lb1", "Cu"), ("Cu", "Kb1", "Ni"), ("Rh", "Ka1", "Mo")],
+)
+def test_the_filter_edge_below_a_tube_line_is_xraydbs_and_absorbs_it(anode, line, element):
+    # independent reference: xraydb's K edges and attenuation (25 um of the filter)
+    keV = physics.line_energy(anode, line)
+    el, edge = physics.filter_edge_below(keV)
+    assert el == element
+    assert edge == pytest.approx(xraydb.xray_edge(element, "K").energy / 1000.0)
+    rho = xraydb.atomic_density(element)
+    t_line = math.exp(-xraydb.material_mu(element, keV * 1000.0, density=rho) * 25e-4)
+    t_below = math.exp(-xraydb.material_mu(element, (edge - 0.05) * 1000.0, density=rho) * 25e-4)
+    assert t_line < 0.25 * t_below  # the edge's step lies between the line and the photons below it
+
+
+def test_no_filter_edge_below_lines_far_above_every_k_edge_of_the_filters():
+    for anode, line in (("Mo", "Ka1"), ("Ag", "Ka1"), ("W", "Lg1"), ("Rh", "La1")):
+        keV = physics.line_energy(anode, line)
+        found = physics.filter_edge_below(keV)
+        edges = [xraydb.xray_edge(el, "K").energy / 1000.0 for el in physics.PRIMARY_FILTER_ELEMENTS]
+        assert found is None and not any(keV - 1.0 <= e < keV for e in edges)
+    # the reach is a parameter: Zr's edge (18.00 keV) lies 1.6 keV below Mo K-beta
+    assert physics.filter_edge_below(physics.line_energy("Mo", "Kb1"), reach_keV=2.0)[0] == "Zr"

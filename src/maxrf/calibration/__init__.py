@@ -96,7 +96,9 @@ Algorithm of :func:`auto_calibrate`
    axis puts them (``anode scatter``; refuting only when off at the lines' resolution and
    at the zero peak's, and when the blend does not show its Rayleigh line at its place as
    well, a likelihood ratio within 5 sigma; a blend the model does not describe measures
-   nothing); no other element's main line near a fitted line that would fit
+   nothing; nor when the main line is gone, a common primary filter's K edge lies within
+   1 keV below it and every other check passes: a filter took it, and the axis is
+   doubtful); no other element's main line near a fitted line that would fit
    as well and move the axis by more than 20 eV (``alias``); no strong fitted line far
    broader than the zero peak's noise and the Fano law allow, as a Compton peak is, nor
    all the tube's Rayleigh lines on such peaks (``broad lines``); no sample element whose

@@ -77,6 +77,7 @@ from maxrf.physics.constants import (
     MIN_FWHM_KEV,
     PAIR_ENERGY_SI_KEV,
     PHOTO_EXPONENT,
+    PRIMARY_FILTER_ELEMENTS,
     SCATTER_MATRIX,
 )
 from maxrf.physics.detector import (
@@ -92,6 +93,8 @@ from maxrf.physics.lines import (
     anode_lines,
     element_color,
     element_lines,
+    filter_edge_below,
+    k_edge_keV,
     line_energy,
     normalize_element,
 )
@@ -129,6 +132,7 @@ __all__ = [
     "MIN_FWHM_KEV",
     "PAIR_ENERGY_SI_KEV",
     "PHOTO_EXPONENT",
+    "PRIMARY_FILTER_ELEMENTS",
     "SCATTER_MATRIX",
     "Line",
     "anode_lines",
@@ -138,6 +142,8 @@ __all__ = [
     "detector_angle",
     "element_color",
     "element_lines",
+    "filter_edge_below",
+    "k_edge_keV",
     "element_spectrum",
     "escape_energy",
     "escape_fraction",

@@ -22,6 +22,10 @@ FWHM_REFERENCE_KEV: float = 5.9
 PHOTO_EXPONENT: float = 2.7
 #: supported X-ray tube anodes
 ANODES: tuple[str, ...] = ("Rh", "Mo", "W", "Ag", "Cr", "Cu")
+#: elements of the primary-beam filters XRF scanners carry (Al, Ti, Ni of Bruker's M4 and
+#: M6; Cu, Zr, Mo, Pd, Ag of other instruments' sets and of K-edge filters for an anode's
+#: K lines)
+PRIMARY_FILTER_ELEMENTS: tuple[str, ...] = ("Al", "Ti", "Ni", "Cu", "Zr", "Mo", "Pd", "Ag")
 #: supported detector crystals for escape peaks
 DETECTORS: tuple[str, ...] = ("Si", "Ge")
 

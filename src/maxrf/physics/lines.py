@@ -11,7 +11,7 @@ import numpy as np
 
 from maxrf.errors import ParameterError
 from maxrf.physics import table
-from maxrf.physics.constants import ANODES, PHOTO_EXPONENT
+from maxrf.physics.constants import ANODES, PHOTO_EXPONENT, PRIMARY_FILTER_ELEMENTS
 
 
 def normalize_element(element: str | int) -> str:
@@ -325,6 +325,25 @@ _COMMON: tuple[str, ...] = (
     "Fe", "Pb", "Cu", "Ca", "Zn", "Hg", "K", "Mn", "Ti", "Co", "Cr", "As",
     "Sr", "Ba", "Sn", "Au", "Ag", "S", "Cl", "Sb", "Ni", "Cd", "Se", "Bi",
 )  # fmt: skip
+
+
+def k_edge_keV(element: str | int) -> float:
+    """K absorption edge (keV) of ``element`` (xraydb)."""
+    return float(_element_data(_symbol(element))[1]["K"].energy) / 1000.0
+
+
+def filter_edge_below(keV: float, reach_keV: float = 1.0) -> tuple[str, float] | None:
+    """The primary-filter element (:data:`~maxrf.physics.constants.PRIMARY_FILTER_ELEMENTS`)
+    whose K edge lies closest below ``keV`` within ``reach_keV``, and that edge (keV); None
+    when there is none.
+
+    A filter absorbs most strongly just above its K edge: 25 um of Ti leaves 5e-4 of a Cr
+    tube's K-alpha (5.41 keV, edge 4.97), 25 um of Ni 1e-4 of a W tube's L-alpha (8.40 keV,
+    edge 8.33), 50 um of Cu 3e-4 of W L-beta (9.67 keV, edge 8.98), while the photons just
+    below the edge pass."""
+    below = [(el, k_edge_keV(el)) for el in PRIMARY_FILTER_ELEMENTS]
+    below = [(el, e) for el, e in below if keV - reach_keV <= e < keV]
+    return max(below, key=lambda x: x[1]) if below else None
 
 
 def element_color(element: str | int) -> tuple[float, float, float]:
