@@ -247,14 +247,15 @@ RAYLEIGH_BLEND_SYS_KEV = 0.004
 #: such that 68 % of the centres fitted at the true axis of dev seeds 200000-200299 lie
 #: within their uncertainty (the fit errors alone hold 40-70 %): the zero peak; the
 #: K-alpha, other main and weaker lines of elements; the soft L (M) lines of an anode
-#: (measured again on dev seeds 400000-400299 and 500000-500599 when the synthetic Compton
-#: partners took the matrix's ratio: L-alpha unbiased, 14 eV holding 68 % of its centres
-#: with their fit errors; beside argon's K-alpha 15 eV low, W M-alpha 22 eV low; 20 eV
-#: holds the class); the Rayleigh line in its Compton blend (Cu and W fits need 0-1.75 eV, Cr's, a
-#: shoulder of its Compton peak, 3-5 eV). The anode's free K lines need 1-2 eV (K-alpha)
-#: and 1.5-3 eV (K-beta) on synthetic spectra, but the real blanks of tests/data/spectra
-#: put them 2-3 eV (Rh, Mo K-alpha) and 7-10 eV (K-beta, rms) off their instruments'
-#: axes: a scattered tube line's shape is more than the model's
+#: (measured again on dev seeds 400000-400299 and 500000-500599 when the synthetic
+#: Compton partners took the matrix's ratio, the centres the fit keeps: L-alpha
+#: unbiased, 13 eV holding 68 % of them with their fit errors; beside argon's K-alpha 13
+#: eV low and 24 eV holding 68 %; 20 eV holds the class); the Rayleigh line in its
+#: Compton blend (Cu and W fits need 0-1.75 eV, Cr's, a shoulder of its Compton peak,
+#: 3-5 eV). The anode's free K lines need 1-2 eV (K-alpha) and 1.5-3 eV (K-beta) on
+#: synthetic spectra, but the real blanks of tests/data/spectra put them 2-3 eV (Rh, Mo
+#: K-alpha) and 7-10 eV (K-beta, rms) off their instruments' axes: a scattered tube
+#: line's shape is more than the model's
 CENTRE_SYS_KEV = {
     "zero": 0.0005, "Ka": 0.001, "main": 0.0015, "other": 0.004,
     "anode Ka": 0.003, "anode": 0.008, "anode soft": 0.020, "blend": 0.003,
