@@ -352,8 +352,8 @@ def scatter_check(
     # primary filter's doing (a Cu filter's K edge at 8.98 keV takes W L-beta, not
     # L-alpha; a Ni filter's at 8.33 keV Cu K-beta, whose fit then lands 100 eV off)
     main = blends[0].name.removesuffix(" scatter")
-    far_below = any(n == main and _far(d, s) and d < 0 for n, d, s in bad)
-    far = main in missing or far_below or any(n == main and _far(d, s) for n, d, s in bad)
+    far_off = [d for n, d, s in bad if n == main and _far(d, s)]
+    far = main in missing or bool(far_off)
     text = ", ".join(f"{n} {d:+.0f} eV" for n, d, _ in found)
     if missing:
         msg = f"no Rayleigh line of {', '.join(missing)} where the calibration puts it"
@@ -365,4 +365,4 @@ def scatter_check(
         msg = f"Rayleigh lines inside their Compton blends fit: {text}"
     return check("anode scatter", not (missing or unmeasured or bad), msg, critical=bool(far),
                  residuals_eV={n: float(d) for n, d, _ in found}, main_keV=_rayleigh_keV(blends[0]),
-                 main_gone=main in missing or far_below)
+                 main_gone=main in missing or any(d < 0 for d in far_off))

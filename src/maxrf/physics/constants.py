@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import math
 
-from scipy.constants import physical_constants
+from scipy.constants import c, e, h, physical_constants
 
 #: electron rest energy (keV), CODATA via scipy
 ELECTRON_REST_KEV: float = physical_constants["electron mass energy equivalent in MeV"][0] * 1e3
+#: photon energy times wavelength (keV Angstrom), CODATA via scipy
+HC_KEV_ANGSTROM: float = h * c / e * 1e7
 #: Gaussian FWHM / sigma
 FWHM_PER_SIGMA: float = 2.0 * math.sqrt(2.0 * math.log(2.0))
 #: Fano factor of silicon (model parameter)

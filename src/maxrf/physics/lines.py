@@ -341,9 +341,8 @@ def filter_edge_below(keV: float, reach_keV: float = 1.0) -> tuple[str, float] |
     tube's K-alpha (5.41 keV, edge 4.97), 25 um of Ni 1e-4 of a W tube's L-alpha (8.40 keV,
     edge 8.33), 50 um of Cu 3e-4 of W L-beta (9.67 keV, edge 8.98), while the photons just
     below the edge pass."""
-    below = [(el, k_edge_keV(el)) for el in PRIMARY_FILTER_ELEMENTS]
-    below = [(el, e) for el, e in below if keV - reach_keV <= e < keV]
-    return max(below, key=lambda x: x[1]) if below else None
+    edges = ((el, k_edge_keV(el)) for el in PRIMARY_FILTER_ELEMENTS)
+    return max(((el, e) for el, e in edges if keV - reach_keV <= e < keV), key=lambda x: x[1], default=None)
 
 
 def element_color(element: str | int) -> tuple[float, float, float]:

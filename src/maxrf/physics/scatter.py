@@ -9,10 +9,7 @@ import numpy as np
 
 from maxrf.errors import ParameterError
 from maxrf.physics import table
-from maxrf.physics.constants import COMPTON_BROADENING, ELECTRON_REST_KEV, SCATTER_MATRIX
-
-#: photon energy times wavelength (keV Angstrom)
-_HC_KEV_ANGSTROM = 12.398419843320026
+from maxrf.physics.constants import COMPTON_BROADENING, ELECTRON_REST_KEV, HC_KEV_ANGSTROM, SCATTER_MATRIX
 
 
 def compton_shift(keV: float | np.ndarray, theta_deg: float | np.ndarray) -> float | np.ndarray:
@@ -120,7 +117,7 @@ def scatter_cross_sections(
     if np.any(e <= 0):
         raise ParameterError(f"photon energies must be positive, got {keV!r}")
     t = math.radians(float(theta_deg))
-    q = math.sin(t / 2.0) * e / _HC_KEV_ANGSTROM
+    q = math.sin(t / 2.0) * e / HC_KEV_ANGSTROM
     c = math.cos(t)
     k = 1.0 / (1.0 + e / ELECTRON_REST_KEV * (1.0 - c))  # E' / E
     klein_nishina = 0.5 * k**2 * (k + 1.0 / k - (1.0 - c**2))
