@@ -101,6 +101,23 @@ def test_scatter_spectrum_weighs_each_compton_partner_by_the_ratio():
     assert sc["compton"].sum() == pytest.approx(1.0, abs=1e-3)
 
 
+
+def test_scatter_spectrum_lines_partition_the_whole():
+    # the peaks of a partition of the tube's lines sum to the whole set's, and each part
+    # holds its own lines only (Rh K-alpha's Rayleigh peak lies under 20.8 keV, K-beta's above)
+    e = 0.01 * np.arange(1, 2800)
+    kw = {"anode": "Rh", "tube_kv": 50.0, "theta_deg": 120.0, "fwhm_at_6keV": 0.13, "escape": False}
+    whole = physics.scatter_spectrum(e, **kw)
+    names = [ln.siegbahn for ln in physics.anode_lines("Rh", 50.0)]
+    parts = [physics.scatter_spectrum(e, lines=[n for n in names if n[0] == f], **kw) for f in ("K", "L")]
+    for key in ("rayleigh", "compton"):
+        np.testing.assert_allclose(parts[0][key] + parts[1][key], whole[key], rtol=1e-9, atol=1e-15)
+    ka = physics.scatter_spectrum(e, lines=["Ka1", "Ka2"], **kw)["rayleigh"]
+    assert ka[e > 20.8].sum() < 1e-4 * ka.sum() and ka.sum() > 0.5 * parts[0]["rayleigh"].sum()
+    with pytest.raises(ParameterError, match="Kz9"):
+        physics.scatter_spectrum(e, lines=["Ka1", "Kz9"], **kw)
+
+
 def _gauss(x, a, c, s):
     return a * np.exp(-0.5 * ((x - c) / s) ** 2)
 

@@ -343,6 +343,7 @@ def scatter_spectrum(
     escape: bool = True,
     transmission: Callable[[np.ndarray], np.ndarray] | None = None,
     matrix: str | None = SCATTER_MATRIX,
+    lines: Sequence[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """Scatter templates: Rayleigh and Compton peaks of the anode lines, and the continuum.
 
@@ -368,19 +369,20 @@ def scatter_spectrum(
     escape : bool
         Include detector escape peaks of the scattered lines.
     transmission : callable, optional
-        Transmission (0..1) of a primary beam filter as a function of photon energy (keV):
-        the continuum is scaled photon energy by photon energy before the detector
-        broadens it (its absorption edge is a step as wide as a line), each anode line
-        (Rayleigh and its Compton partner) by the value at the line's own energy, since
-        the filter acts on the primary photons before scattering and detection (it never
-        shifts a line).
+        Transmission (0..1) of a primary beam filter versus photon energy (keV), which acts
+        on the primary photons: it scales the continuum before the detector broadens it (its
+        edge a step as wide as a line) and each anode line's Rayleigh and Compton peaks by
+        its value at the line's own energy (a filter never shifts a line).
     matrix : str
         Chemical formula of the scattering matrix: each line's Compton partner is weighed
         by the matrix's Compton-to-Rayleigh ratio at the line's energy and ``theta_deg``
-        (:func:`maxrf.physics.compton_to_rayleigh`), so an Rh tube's L lines (2.7 keV)
-        have Compton partners about 45 times weaker, beside their Rayleigh peaks, than
-        its K lines (20 keV) at 130 degrees. None: every line's partner the same share of
-        its Rayleigh peak (the simpler model the calibration tests' seeds were drawn with).
+        (:func:`maxrf.physics.compton_to_rayleigh`: an Rh tube's L lines at 2.7 keV get
+        partners about 45x weaker, beside their Rayleigh peaks, than its K lines at 130
+        degrees). None: every partner the same share (some calibration tests' draws).
+    lines : sequence of str, optional
+        Siegbahn names of the anode lines whose Rayleigh and Compton peaks to include
+        (``'Ka1'``, ``'Lb2,15'``, as :func:`anode_lines` names them); default all. Each
+        keeps its area in the whole set, so the parts of a partition sum to the whole.
 
     Returns
     -------
@@ -390,25 +392,36 @@ def scatter_spectrum(
         end at the tube voltage a step as wide as a line there).
     """
     e = _as_axis(energies)
-    lines = anode_lines(anode, tube_kv)
+    tube = anode_lines(anode, tube_kv)
     theta = float(theta_deg)
     if not 0.0 <= theta <= 180.0:
         raise ParameterError(f"theta_deg must be in 0..180 degrees, got {theta_deg!r}")
+    keep = _selected(tube, lines, f"{anode} at {tube_kv} kV")
     out: dict[str, np.ndarray] = {}
-    if lines:
-        c = np.array([ln.energy_keV for ln in lines])
-        a, ac = _scatter_areas(lines, theta, l_weight, transmission, matrix)
+    if tube:
+        c = np.array([ln.energy_keV for ln in tube])
+        a, ac = _scatter_areas(tube, theta, l_weight, transmission, matrix)
+        c, a, ac = c[keep], a[keep], ac[keep]
         out["rayleigh"] = line_spectrum(e, c, a, fwhm_at_6keV=fwhm_at_6keV, escape=escape)
-        cc = np.asarray(compton_shift(c, theta))
-        extra = compton_extra_fwhm(c, theta, compton_broadening)
-        out["compton"] = line_spectrum(
-            e, cc, ac, fwhm_at_6keV=fwhm_at_6keV, escape=escape, extra_fwhm_keV=extra
-        )
+        cc, w = np.asarray(compton_shift(c, theta)), compton_extra_fwhm(c, theta, compton_broadening)
+        out["compton"] = line_spectrum(e, cc, ac, fwhm_at_6keV=fwhm_at_6keV, escape=escape, extra_fwhm_keV=w)
     else:
         out["rayleigh"] = np.zeros(e.size)
         out["compton"] = np.zeros(e.size)
     out["continuum"] = _detected_continuum(e, float(tube_kv), float(fwhm_at_6keV), transmission)
     return out
+
+
+def _selected(tube: Sequence[Line], lines: Sequence[str] | None, what: str) -> np.ndarray:
+    """Which of the ``tube``'s lines the Siegbahn names ``lines`` select (all when None);
+    a name the tube (``what``) does not have is an error."""
+    if lines is None:
+        return np.ones(len(tube), dtype=bool)
+    wanted, names = set(lines), {ln.siegbahn for ln in tube}
+    if wanted - names:
+        missing, known = ", ".join(sorted(wanted - names)), ", ".join(sorted(names))
+        raise ParameterError(f"{what} has no line(s) {missing}; it has {known}")
+    return np.array([ln.siegbahn in wanted for ln in tube], dtype=bool)
 
 
 def _scatter_areas(
