@@ -156,3 +156,70 @@ def test_axis_bound_is_the_curvature_of_the_poisson_likelihood():
     c.scale *= 4.0
     more = c.axis_bound(nuisance=False)
     assert more["sd_hi_eV"] == pytest.approx(0.5 * known["sd_hi_eV"], rel=0.01)
+
+
+def _projected_sd(c, nuisance_cols: list[np.ndarray]) -> tuple[float, float]:
+    """The axis bound's standard deviations (eV at 2 and 20 keV) computed another way:
+    the weighted gain and offset derivatives projected off the span of the nuisance
+    derivatives by least squares (no Fisher matrix is inverted)."""
+    lam = c.expected_components().sum(axis=0)
+    names = c.component_names
+    peaks = np.array([n != "continuum" for n in names])
+    g, o = c.gain_keV, c.offset_keV
+
+    def moved(**kw):
+        return c.expected_components(**kw)[peaks].sum(axis=0)
+
+    axis = np.column_stack([(moved(gain_keV=g + 1e-6) - moved(gain_keV=g - 1e-6)) / 2e-6,
+                            (moved(offset_keV=o + 1e-4) - moved(offset_keV=o - 1e-4)) / 2e-4])
+    w = 1.0 / np.sqrt(np.maximum(lam, 1e-9))
+    a = axis * w[:, None]
+    n = np.column_stack([col * w for col in nuisance_cols if np.any(col != 0)])
+    n = n / np.linalg.norm(n, axis=0)
+    resid = a - n @ np.linalg.lstsq(n, a, rcond=None)[0]
+    cov = np.linalg.inv(resid.T @ resid)
+    ch = (np.array([2.0, 20.0]) - o) / g
+    return tuple(float(np.sqrt(cov[1, 1] + x * x * cov[0, 0] + 2 * x * cov[0, 1])) * 1e3 for x in ch)
+
+
+@pytest.mark.parametrize("seed", [500520, 400297])
+def test_robust_axis_bound_against_a_projection(seed):
+    # 500520: an Rh blank behind Ti, no zero peak; 400297: a Cr blank with its zero peak
+    c = calibration_case(seed)
+    comps = c.expected_components()
+    names = c.component_names
+    peaks = np.array([n != "continuum" for n in names])
+    t, w = c.theta_deg, c.fwhm_at_6keV
+
+    def moved(**kw):
+        return c.expected_components(**kw)[peaks].sum(axis=0)
+
+    shared = [(moved(theta_deg=t + 0.5) - moved(theta_deg=t - 0.5)) / 1.0,
+              (moved(fwhm_at_6keV=w + 0.002) - moved(fwhm_at_6keV=w - 0.002)) / 0.004]
+    plain = [*comps, *shared]
+    robust = [row for row, n in zip(comps, names) if n not in ("rayleigh", "compton")]
+    robust += shared + c._robust_columns(0.002)
+    for kw, cols in (({}, plain), ({"robust": True}, robust)):
+        b = c.axis_bound(**kw)
+        lo, hi = _projected_sd(c, cols)
+        assert b["sd_lo_eV"] == pytest.approx(lo, rel=0.02) and b["sd_hi_eV"] == pytest.approx(hi, rel=0.02)
+
+
+def test_robust_axis_bound_knows_less():
+    # a tube's K lines with no zero peak: the bound leaned on the Compton peaks' exact
+    # place; robust, it loses that and the axis at 2 keV is known far worse
+    blank = calibration_case(500520)
+    assert blank.kind == "blank" and blank.anode == "Rh" and blank.zero_counts == 0.0
+    plain, robust = blank.axis_bound(), blank.axis_bound(robust=True)
+    assert robust["sd_lo_eV"] > 1.5 * plain["sd_lo_eV"] and robust["p_within"] < plain["p_within"]
+    # a Mo tube with Ca and Cu K lines: those lines pin the axis, robust or not
+    rich = calibration_case(400000)
+    assert rich.kind == "lines" and set(rich.elements) == {"Ca", "Cu"}
+    plain, robust = rich.axis_bound(), rich.axis_bound(robust=True)
+    assert robust["sd_hi_eV"] == pytest.approx(plain["sd_hi_eV"], rel=0.05)
+    # never tighter than the plain bound
+    for seed in (400015, 400059, 400121, 400297):
+        c = calibration_case(seed)
+        plain, robust = c.axis_bound(), c.axis_bound(robust=True)
+        assert robust["sd_lo_eV"] >= 0.999 * plain["sd_lo_eV"]
+        assert robust["sd_hi_eV"] >= 0.999 * plain["sd_hi_eV"]

@@ -148,7 +148,8 @@ class SpectrumCase:
         return self.scale * np.array(rows)
 
     def axis_bound(
-        self, lo: float = 2.0, hi: float = 20.0, tol_eV: float = 10.0, *, nuisance: bool = True
+        self, lo: float = 2.0, hi: float = 20.0, tol_eV: float = 10.0, *, nuisance: bool = True,
+        robust: bool = False,
     ) -> dict[str, float]:
         """Cramér-Rao bound of an energy calibration of this spectrum.
 
@@ -160,6 +161,15 @@ class SpectrumCase:
         continuum counts as noise, for its shape depends on the tube, the filter and the
         sample in ways no calibration knows.
 
+        ``robust`` (implies ``nuisance``) leaves unknown as well what a calibration of real
+        spectra cannot take from tables: the amount of each group of tube lines (K-alpha,
+        K-beta, L-alpha...) in the Rayleigh and in the Compton scatter, whose ratios the
+        primary filter and the matrix set; the width of the lines apart from the zero
+        peak's (the Fano factor); the Compton peaks' broadening; and their common place,
+        which the Compton profile moves off the single-angle formula by more than the eV
+        this bound counts in. A method that uses none of these as known can at best reach
+        this bound.
+
         Returns
         -------
         dict
@@ -168,11 +178,10 @@ class SpectrumCase:
             within ``tol_eV`` over ``lo..hi`` keV (Gaussian errors; by Anderson's theorem a
             larger covariance only lowers it).
         """
-        from scipy import stats
-
         comps = self.expected_components()
+        names = self.component_names
         lam = comps.sum(axis=0)
-        peaks = np.array([name != "continuum" for name in self.component_names])
+        peaks = np.array([name != "continuum" for name in names])
 
         def moved(**kw: float) -> np.ndarray:
             return self.expected_components(**kw)[peaks].sum(axis=0)
@@ -183,26 +192,75 @@ class SpectrumCase:
             (moved(gain_keV=g + dg) - moved(gain_keV=g - dg)) / (2 * dg),
             (moved(offset_keV=o + do) - moved(offset_keV=o - do)) / (2 * do),
         ]
-        if nuisance:
+        if nuisance or robust:
+            scatter = {"rayleigh", "compton"} if robust else set()  # split into line groups below
             jac += [
-                *comps,
+                *(row for row, name in zip(comps, names) if name not in scatter),
                 (moved(theta_deg=t + dt) - moved(theta_deg=t - dt)) / (2 * dt),
                 (moved(fwhm_at_6keV=w + dw) - moved(fwhm_at_6keV=w - dw)) / (2 * dw),
             ]
-        j = np.array(jac)
-        keep = np.any(j != 0, axis=1)  # an ingredient with no counts on the axis says nothing
-        keep[:2] = True
-        j = j[keep]
-        fisher = (j / np.maximum(lam, 1e-9)) @ j.T
-        cov = np.linalg.pinv(fisher)[:2, :2]  # gain, offset
+        if robust:
+            jac += self._robust_columns(dw)
         ch = np.clip((np.array([lo, hi]) - o) / g, 0, self.counts.size - 1)
-        a = np.array([[ch[0], 1.0], [ch[1], 1.0]])  # the axis errors at lo and hi keV
-        cov_e = a @ cov @ a.T * 1e6  # eV^2
-        sd = np.sqrt(np.diag(cov_e))
-        tol = float(tol_eV)
-        mvn = stats.multivariate_normal(mean=[0.0, 0.0], cov=cov_e + 1e-12 * np.eye(2), allow_singular=True)
-        p = (mvn.cdf([tol, tol]) - mvn.cdf([-tol, tol]) - mvn.cdf([tol, -tol]) + mvn.cdf([-tol, -tol]))
-        return {"sd_lo_eV": float(sd[0]), "sd_hi_eV": float(sd[1]), "p_within": float(np.clip(p, 0.0, 1.0))}
+        return _axis_spread(np.array(jac), lam, ch, float(tol_eV))
+
+    def _robust_columns(self, dw: float) -> list[np.ndarray]:
+        """The derivatives :meth:`axis_bound` adds when ``robust``: the Rayleigh and the
+        Compton peaks of each group of tube lines, the line widths apart from the zero
+        peak's (step ``dw`` keV), the Compton broadening and the Compton peaks' place."""
+        e = self.energies()
+        t = None if self.filter is None else functools.partial(filter_transmission, filt=self.filter)
+
+        def rows(broadening: float, lines: list[str] | None = None) -> dict[str, np.ndarray]:
+            return physics.scatter_spectrum(
+                e, anode=self.anode, tube_kv=self.tube_kv, theta_deg=self.theta_deg,
+                fwhm_at_6keV=self.fwhm_at_6keV, compton_broadening=broadening, transmission=t,
+                matrix=self.matrix, lines=lines,
+            )
+
+        groups: dict[str, list[str]] = {}
+        for ln in physics.anode_lines(self.anode, self.tube_kv):
+            groups.setdefault(ln.siegbahn[:2], []).append(ln.siegbahn)
+        cols = []
+        for members in groups.values():
+            part = rows(physics.COMPTON_BROADENING, members)
+            cols += [part["rayleigh"], part["compton"]]
+        if self.zero_counts:  # without a zero peak the resolution's column is this one
+            lines_only = np.array([name not in ("continuum", "zero") for name in self.component_names])
+
+            def widths(f6: float) -> np.ndarray:
+                return self.expected_components(fwhm_at_6keV=f6)[lines_only].sum(axis=0)
+
+            cols.append((widths(self.fwhm_at_6keV + dw) - widths(self.fwhm_at_6keV - dw)) / (2 * dw))
+        db = 1e-4
+        cols.append((rows(physics.COMPTON_BROADENING + db)["compton"]
+                     - rows(physics.COMPTON_BROADENING - db)["compton"]) / (2 * db))
+        compton = rows(physics.COMPTON_BROADENING)["compton"]
+        cols.append(np.gradient(compton) / self.gain_keV)  # its place: d/dE
+        return cols
+
+
+def _axis_spread(jac: np.ndarray, lam: np.ndarray, channels: np.ndarray, tol_eV: float) -> dict[str, float]:
+    """:meth:`SpectrumCase.axis_bound` from its derivatives ``jac`` (gain and offset first,
+    then the unknowns) of the expected counts ``lam``: the standard deviation of the axis
+    (eV) at two ``channels`` and the chance its error stays within ``tol_eV`` between them."""
+    from scipy import stats
+
+    keep = np.any(jac != 0, axis=1)  # an ingredient with no counts on the axis says nothing
+    keep[:2] = True
+    j = jac[keep]
+    fisher = (j / np.maximum(lam, 1e-9)) @ j.T
+    # inverted on unit scale: the derivatives span twelve orders of magnitude, and a
+    # pseudo-inverse on the raw scale drops real directions of uncertainty with them
+    d = np.sqrt(np.maximum(np.diag(fisher), 1e-300))
+    cov = (np.linalg.pinv(fisher / np.outer(d, d), rcond=1e-12, hermitian=True) / np.outer(d, d))[:2, :2]
+    a = np.array([[channels[0], 1.0], [channels[1], 1.0]])  # the axis errors at the two channels
+    cov_e = a @ cov @ a.T * 1e6  # eV^2
+    sd = np.sqrt(np.diag(cov_e))
+    tol = float(tol_eV)
+    mvn = stats.multivariate_normal(mean=[0.0, 0.0], cov=cov_e + 1e-12 * np.eye(2), allow_singular=True)
+    p = (mvn.cdf([tol, tol]) - mvn.cdf([-tol, tol]) - mvn.cdf([tol, -tol]) + mvn.cdf([-tol, -tol]))
+    return {"sd_lo_eV": float(sd[0]), "sd_hi_eV": float(sd[1]), "p_within": float(np.clip(p, 0.0, 1.0))}
 
 
 def filter_transmission(energies: np.ndarray, filt: tuple[str, float] | None) -> np.ndarray:
