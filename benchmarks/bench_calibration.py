@@ -8,8 +8,8 @@ which were looked at), and the ranges 100000-100299, 110000-110299, 200000-20029
 210000-210299, 400000-400299, 500000-500599, 600000-600299, 610000-610599 and 900000-900599 (800000-800299 and
 810000-810299, 820000-820299, 830000-830299, 840000-840299, 850000-850299,
 860000-860299, 870000-870299, 880000-880299, 890000-890299 and 910000-910299 to
-970000-970299 were held out once each);
-this benchmark measures the seeds of ``MAXRF_BENCH_SEEDS`` (``FIRST-LAST``, default 980000-980299,
+980000-980299 were held out once each);
+this benchmark measures the seeds of ``MAXRF_BENCH_SEEDS`` (``FIRST-LAST``, default 990000-990299,
 never looked at while developing) and records them with the development seeds. Per case: the largest
 |E_auto - E_true| over 2-20 keV, the verdict, and whether a result more than 30 eV off was
 called ``good`` (a silent failure); and the same fit started from the true axis
@@ -17,7 +17,9 @@ called ``good`` (a silent failure); and the same fit started from the true axis
 choice of line identities and the peaks' own precision; and the Cramér-Rao bound of the
 axis from the case's own model (:meth:`~maxrf.synth_spectra.SpectrumCase.axis_bound`):
 the probability that any unbiased calibration lands within 10 eV, whose mean over the
-cases is the rate the data allow at best.
+cases is the rate the data allow at best; and the same bound for a method that does not
+take from tables what real spectra do not give it (``robust``: the tube lines' ratios, the
+Fano factor, the Compton peak's broadening and place).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from maxrf.io.spectra import read_spectrum
 from maxrf.synth_spectra import calibration_case
 
 #: the measured seeds (``FIRST-LAST``) unless ``MAXRF_BENCH_SEEDS`` says otherwise
-SEEDS = "980000-980299"
+SEEDS = "990000-990299"
 DEV_SEEDS = (
     "0-199 and 20000-20999 (development), 5000-5023 and 5100-5111 (test suite), "
     "10000-10299 (earlier benchmark, partly looked at), 30000-30299 (earlier benchmark; "
@@ -132,7 +134,11 @@ DEV_SEEDS = (
     "Compton model, 400000-400299 and 500000-500599 again, 5200-5279 (W blanks, the shared "
     "blend angle), 1100000-1100149 again with the anode forced to Cr, W and Cu (1100016, "
     "1100063, 1100106, 1100131 and 1100143 looked at: a filter that takes the tube's line), "
-    "and 5003, 90092 and 100227 looked at (tests whose draws changed)"
+    "and 5003, 90092 and 100227 looked at (tests whose draws changed), 980000-980299 (held out "
+    "that session, measured once: 77 % within 10 eV, bound 93 %, 90 % where pinned, no silent "
+    "failure), and in the next session 400000-400299 and 500000-500599 from the true axis "
+    "(where the bound's information lies; 400297, 500070, 500186, 500520 and 500339 looked at), "
+    "with no change to the calibration"
 )
 SPECTRA = Path(__file__).resolve().parents[1] / "tests" / "data" / "spectra"
 
@@ -151,7 +157,7 @@ def _one(case) -> dict:
         from_truth, truth_quality = case.max_error_eV(ref.gain_keV, ref.offset_keV), ref.quality
     except CalibrationError:
         from_truth, truth_quality = float("inf"), "error"
-    bound = case.axis_bound()
+    bound, robust = case.axis_bound(), case.axis_bound(robust=True)
     return {
         "seed": case.seed, "anode": case.anode, "kind": case.kind, "gain_eV": case.gain_keV * 1e3,
         "offset_keV": case.offset_keV, "zero_peak": case.zero_peak, "filter": case.filter,
@@ -160,6 +166,8 @@ def _one(case) -> dict:
         "from_true_axis_error_eV": from_truth if np.isfinite(from_truth) else None,
         "from_true_axis_quality": truth_quality,
         "bound_within_10_eV": bound["p_within"], "bound_sd_eV": [bound["sd_lo_eV"], bound["sd_hi_eV"]],
+        "robust_bound_within_10_eV": robust["p_within"],
+        "robust_bound_sd_eV": [robust["sd_lo_eV"], robust["sd_hi_eV"]],
     }
 
 
@@ -198,6 +206,10 @@ def _summary(rows: list[dict]) -> dict:
         pinned = bound >= 0.99
         out["pinned_by_the_data"] = int(np.sum(pinned))
         out["within_10_eV_where_pinned"] = float(np.mean(err[pinned] <= 10.0)) if pinned.any() else None
+    if all("robust_bound_within_10_eV" in r for r in rows):
+        # the ceiling of a method that takes from tables neither the tube lines' ratios
+        # (filter, matrix), the Fano factor, nor the Compton peak's broadening and place
+        out["robust_bound_within_10_eV"] = float(np.mean([r["robust_bound_within_10_eV"] for r in rows]))
     return out
 
 

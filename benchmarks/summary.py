@@ -181,6 +181,10 @@ def rows() -> list[str]:
                f"on the {sy['pinned_by_the_data']} spectra it pins (>= 99 %) the method is within 10 eV "
                f"on {100 * (sy['within_10_eV_where_pinned'] or 0):.0f}% | |"]
               if "bound_within_10_eV" in sy else []),
+            *([f"| the same bound for a method that does not know the tube lines' ratios (filter, "
+               f"matrix), the Fano factor or the Compton peak's broadening and place "
+               f"| {100 * sy['robust_bound_within_10_eV']:.0f}% within 10 eV | |"]
+              if "robust_bound_within_10_eV" in sy else []),
             f"| results > 30 eV off called \"good\" (silent failures) "
             f"| {sy['silent_failures_over_30_eV_called_good']} of {sy['over_30_eV']} such results "
             f"| 0 |",
