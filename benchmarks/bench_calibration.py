@@ -137,7 +137,8 @@ DEV_SEEDS = (
     "and 5003, 90092 and 100227 looked at (tests whose draws changed), 980000-980299 (held out "
     "that session, measured once: 77 % within 10 eV, bound 93 %, 90 % where pinned, no silent "
     "failure), and in the next session 400000-400299 and 500000-500599 from the true axis "
-    "(where the bound's information lies; 400297, 500070, 500186, 500520 and 500339 looked at), "
+    "(where the bound's information lies; 400297, 500070, 500186, 500520 and 500339 looked at, "
+    "and 400029 and 500313 after 990000-990299 was measured), "
     "with no change to the calibration"
 )
 SPECTRA = Path(__file__).resolve().parents[1] / "tests" / "data" / "spectra"
