@@ -221,10 +221,11 @@ class SpectrumCase:
         groups: dict[str, list[str]] = {}
         for ln in physics.anode_lines(self.anode, self.tube_kv):
             groups.setdefault(ln.siegbahn[:2], []).append(ln.siegbahn)
-        cols = []
+        cols, compton = [], np.zeros(e.size)
         for members in groups.values():
             part = rows(physics.COMPTON_BROADENING, members)
             cols += [part["rayleigh"], part["compton"]]
+            compton += part["compton"]  # the groups partition the tube's lines
         if self.zero_counts:  # without a zero peak the resolution's column is this one
             lines_only = np.array([name not in ("continuum", "zero") for name in self.component_names])
 
@@ -235,7 +236,6 @@ class SpectrumCase:
         db = 1e-4
         cols.append((rows(physics.COMPTON_BROADENING + db)["compton"]
                      - rows(physics.COMPTON_BROADENING - db)["compton"]) / (2 * db))
-        compton = rows(physics.COMPTON_BROADENING)["compton"]
         cols.append(np.gradient(compton) / self.gain_keV)  # its place: d/dE
         return cols
 
