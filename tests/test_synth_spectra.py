@@ -158,20 +158,21 @@ def test_axis_bound_is_the_curvature_of_the_poisson_likelihood():
     assert more["sd_hi_eV"] == pytest.approx(0.5 * known["sd_hi_eV"], rel=0.01)
 
 
+def _peaks_moved(c, **kw) -> np.ndarray:
+    """Expected counts of a case's peaks (all but the continuum) with one parameter moved."""
+    peaks = np.array([n != "continuum" for n in c.component_names])
+    return c.expected_components(**kw)[peaks].sum(axis=0)
+
+
 def _projected_sd(c, nuisance_cols: list[np.ndarray]) -> tuple[float, float]:
     """The axis bound's standard deviations (eV at 2 and 20 keV) computed another way:
     the weighted gain and offset derivatives projected off the span of the nuisance
     derivatives by least squares (no Fisher matrix is inverted)."""
     lam = c.expected_components().sum(axis=0)
-    names = c.component_names
-    peaks = np.array([n != "continuum" for n in names])
     g, o = c.gain_keV, c.offset_keV
-
-    def moved(**kw):
-        return c.expected_components(**kw)[peaks].sum(axis=0)
-
-    axis = np.column_stack([(moved(gain_keV=g + 1e-6) - moved(gain_keV=g - 1e-6)) / 2e-6,
-                            (moved(offset_keV=o + 1e-4) - moved(offset_keV=o - 1e-4)) / 2e-4])
+    d_gain = (_peaks_moved(c, gain_keV=g + 1e-6) - _peaks_moved(c, gain_keV=g - 1e-6)) / 2e-6
+    d_offset = (_peaks_moved(c, offset_keV=o + 1e-4) - _peaks_moved(c, offset_keV=o - 1e-4)) / 2e-4
+    axis = np.column_stack([d_gain, d_offset])
     w = 1.0 / np.sqrt(np.maximum(lam, 1e-9))
     a = axis * w[:, None]
     n = np.column_stack([col * w for col in nuisance_cols if np.any(col != 0)])
@@ -188,14 +189,9 @@ def test_robust_axis_bound_against_a_projection(seed):
     c = calibration_case(seed)
     comps = c.expected_components()
     names = c.component_names
-    peaks = np.array([n != "continuum" for n in names])
     t, w = c.theta_deg, c.fwhm_at_6keV
-
-    def moved(**kw):
-        return c.expected_components(**kw)[peaks].sum(axis=0)
-
-    shared = [(moved(theta_deg=t + 0.5) - moved(theta_deg=t - 0.5)) / 1.0,
-              (moved(fwhm_at_6keV=w + 0.002) - moved(fwhm_at_6keV=w - 0.002)) / 0.004]
+    shared = [(_peaks_moved(c, theta_deg=t + 0.5) - _peaks_moved(c, theta_deg=t - 0.5)) / 1.0,
+              (_peaks_moved(c, fwhm_at_6keV=w + 0.002) - _peaks_moved(c, fwhm_at_6keV=w - 0.002)) / 0.004]
     plain = [*comps, *shared]
     robust = [row for row, n in zip(comps, names) if n not in ("rayleigh", "compton")]
     robust += shared + c._robust_columns(0.002)

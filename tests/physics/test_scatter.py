@@ -101,7 +101,6 @@ def test_scatter_spectrum_weighs_each_compton_partner_by_the_ratio():
     assert sc["compton"].sum() == pytest.approx(1.0, abs=1e-3)
 
 
-
 def test_scatter_spectrum_lines_partition_the_whole():
     # the peaks of a partition of the tube's lines sum to the whole set's, and each part
     # holds its own lines only (Rh K-alpha's Rayleigh peak lies under 20.8 keV, K-beta's above)
