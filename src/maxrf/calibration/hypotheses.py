@@ -114,7 +114,7 @@ def _refine(
             k = hit[0][0]
             contrib[hit[0]] += anode_weight * like[hit[0]] * min(1.0, obs[k].significance / 50.0)
     out.refuted = refute_missing_companions(out.pairs, obs, refs, gain, offset, n)
-    out.compton_pair = compton_pair_ok(out.pairs, obs, refs, gain, offset)
+    out.compton_pair = compton_pair_ok(out.pairs, obs, refs, gain, offset, n)
     if out.compton_pair:
         # the tube's two lines with Compton partners at one angle: verified beyond the
         # two-point fit that alone cannot verify them
