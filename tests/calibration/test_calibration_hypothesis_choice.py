@@ -16,7 +16,7 @@ import pytest
 import xraydb
 
 from maxrf import physics
-from maxrf.calibration import auto_calibrate
+from maxrf.calibration import auto_calibrate, refine_calibration
 from maxrf.calibration.auto import GAIN_RANGE, OFFSET_RANGE, _setup
 from maxrf.calibration.explain import compton_pair_ok, compton_side, refute_missing_companions
 from maxrf.calibration.hypotheses import _Hyp, _hypotheses
@@ -600,5 +600,23 @@ def test_a_k_beta_beyond_the_axis_end_tests_the_gain_by_its_compton_peak():
     for f in (0.9, 1.1):  # the same peaks on a gain 10 % off
         g2 = f * g
         assert not compton_pair_ok(pairs, obs, refs, g2, o + (g - g2) * obs[ka].channel, n)
+    cal = auto_calibrate(case.counts, anode=case.anode, tube_kv=case.tube_kv)
+    assert case.max_error_eV(cal.gain_keV, cal.offset_keV) <= 10.0
+
+
+def test_a_line_where_a_stronger_peaks_escape_falls_does_not_anchor_the_axis():
+    # a Rh tube's spectrum with Cr, Mn and S (held-out 980049, looked at after its run):
+    # Cr K-alpha's Si escape (xraydb: Cr K-alpha less Si K-alpha) was read as Ca
+    # K-alpha, 15 eV off that line, and fitted; leaving it out from the others put Rh
+    # K-alpha 204 eV off, which failed the right axis, and a wrong one 1.2 keV off won
+    case = calibration_case(980049)
+    assert case.anode == "Rh" and "Cr" in case.elements and "Ca" not in case.elements
+    escape = _centroid("Cr", ("Ka1", "Ka2")) - _kev("Si", "Ka1")
+    ref = refine_calibration(case.counts, case.gain_keV, case.offset_keV, anode=case.anode,
+                             tube_kv=case.tube_kv)
+    ca = next(p for p in ref.peaks if p.name == "Ca Ka")
+    assert case.offset_keV + case.gain_keV * ca.channel == pytest.approx(escape, abs=0.01)
+    assert not ca.used and ref.quality != "failed"
+    assert case.max_error_eV(ref.gain_keV, ref.offset_keV) <= 10.0
     cal = auto_calibrate(case.counts, anode=case.anode, tube_kv=case.tube_kv)
     assert case.max_error_eV(cal.gain_keV, cal.offset_keV) <= 10.0
