@@ -10,29 +10,31 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from maxrf import physics
+from maxrf.calibration.choice import (
+    _GIVE_MANUAL,
+    _choose,
+    _judged,
+    _other_turns,
+    _select,
+)
 from maxrf.calibration.hypotheses import (
     GAIN_RANGE,
     OFFSET_RANGE,
     _anode_pattern_ok,
-    _anode_verified,
     _Hyp,
     _hypotheses,
     _refine,
 )
 from maxrf.calibration.manual import manual_calibration, parse_range, range_calibration
-from maxrf.calibration.match import _fwhm_at, zero_width_ok
 from maxrf.calibration.medium import medium_scores
 from maxrf.calibration.observe import _merge, _Obs, _observe, _prepare, _Spec
-from maxrf.calibration.precise import _find_compton, _precise, zero_resolution
-from maxrf.calibration.references import _FWHM6_DEFAULT, _anode_main, _Ref, _reference_lines
-from maxrf.calibration.results import Calibration, CalibrationPeak
-from maxrf.calibration.verdict import QUALITIES, assess
+from maxrf.calibration.references import _anode_main, _Ref, _reference_lines
+from maxrf.calibration.results import Calibration
 from maxrf.errors import CalibrationError, ParameterError
 
 
@@ -53,7 +55,6 @@ def _as_1d(y: Any, name: str) -> np.ndarray:
     return arr
 
 
-_GIVE_MANUAL = "give a manual calibration (two CHANNEL:KEV pairs) or an energy range"
 
 
 def auto_calibrate(
@@ -118,81 +119,13 @@ def auto_calibrate(
             "or give a manual calibration (two CHANNEL:KEV pairs) or an energy range"
         )
     cal, best = _choose(distinct, obs, refs, spec, anode_ref, anode_sym, kv, header, (g_lo, g_hi))
-    if cal.quality == "failed":
-        cal, best, distinct = _after_failure(
-            cal, best, distinct, refined, obs, refs, spec, anode_ref, anode_sym, kv, header, (g_lo, g_hi)
-        )
-    elif cal.quality == "doubtful":
-        # a doubtful solution that finds the anode's main line may have found a sample's
-        # line there while a filter took the anode's (Cr tubes through 100 um Al or 50 um
-        # Cu: 6.8 and 9.2 keV off, doubtful, where the true axes, which find no Cr K, are
-        # good; held-out 970094 and 990121, looked at after their runs). Only a better
-        # verdict takes over: between doubtful ones, fewer failed checks chose a Rh and a
-        # Mo spectrum's wrong axis over their right ones (dev 500087, 500107)
-        cal, best, distinct = _anode_free_turn(
-            cal, best, distinct, refined, obs, refs, spec, anode_ref, anode_sym, kv, header, (g_lo, g_hi),
-            better_verdict=True,
-        )
+    cal, best, distinct = _other_turns(
+        cal, best, distinct, refined, obs, refs, spec, anode_ref, anode_sym, kv, header, (g_lo, g_hi)
+    )
     runner_up = max((float(h.score) for h in distinct if h is not best), default=None)
     cal.diagnostics.update(score=float(best.score), runner_up_score=runner_up, n_peaks_found=len(obs),
                            noise_scale=float(spec.scale))
     return cal
-
-
-def _after_failure(
-    cal: Calibration, best: _Hyp, distinct: list[_Hyp], refined: list[_Hyp], obs: list[_Obs],
-    refs: Sequence[_Ref], spec: _Spec, anode_ref: _Ref | None, anode: str, kv: float,
-    header: tuple[float, float] | None, gain_range: tuple[float, float],
-) -> tuple[Calibration, _Hyp, list[_Hyp]]:
-    """The failed choice of :func:`auto_calibrate` (``cal`` from ``best`` among
-    ``distinct``), or the first better-judged choice among the solutions the first choice
-    left out: ``(calibration, hypothesis, the solutions it was chosen from)``."""
-    if len(best.pairs) >= 3:
-        # every three-peak solution the checks saw failed: a peak that is no line (a
-        # filter's transmission window, a sum peak) may have made them; the two-peak
-        # solutions (zero and anode Ka, anode Ka and Kb) get their turn
-        two = [h for h in _select(refined, obs, refs, anode_ref, min_pairs=2) if len(h.pairs) == 2]
-        if two:
-            cal2, best2 = _choose(two, obs, refs, spec, anode_ref, anode, kv, header, gain_range)
-            if cal2.quality != "failed":
-                return cal2, best2, two
-    # every solution that finds the anode's main line failed: a primary filter may have
-    # taken that line (50 um Cu leaves a thousandth of Cr K-alpha), and the solutions
-    # without it get their turn (dev 400218, 500392: Cr tubes through Cu, 4.5 and 9.9 keV
-    # off, failed; the true axes, which find no Cr K, were never judged)
-    return _anode_free_turn(cal, best, distinct, refined, obs, refs, spec, anode_ref, anode, kv, header,
-                            gain_range)
-
-
-def _anode_free_turn(
-    cal: Calibration, best: _Hyp, distinct: list[_Hyp], refined: list[_Hyp], obs: list[_Obs],
-    refs: Sequence[_Ref], spec: _Spec, anode_ref: _Ref | None, anode: str, kv: float,
-    header: tuple[float, float] | None, gain_range: tuple[float, float], *, better_verdict: bool = False,
-) -> tuple[Calibration, _Hyp, list[_Hyp]]:
-    """The choice ``cal`` (from ``best`` among ``distinct``), or the best-judged of the
-    solutions that :func:`_select` left out for not finding the anode's main line, when
-    it ranks better (:func:`_rank`; with ``better_verdict``, when its verdict is better):
-    ``(calibration, hypothesis, the solutions it was chosen from)``."""
-    if anode_ref is None:
-        return cal, best, distinct
-    judged = {id(h) for h in distinct}
-    free = [h for h in _select(refined, obs, refs, None)
-            if id(h) not in judged and _nothing_at(h, obs, anode_ref)]
-    if free:
-        cal2, best2 = _choose(free, obs, refs, spec, anode_ref, anode, kv, header, gain_range)
-        if _rank(cal2)[: 1 if better_verdict else 2] < _rank(cal)[: 1 if better_verdict else 2]:
-            return cal2, best2, free
-    return cal, best, distinct
-
-
-def _nothing_at(hyp: _Hyp, obs: Sequence[_Obs], ref: _Ref) -> bool:
-    """Whether no significant peak (15 sigma) is within 0.15 FWHM of line ``ref`` on the
-    axis of ``hyp``: a solution that leaves a peak at the anode's main line unmatched does
-    not say a filter took the line (a Cr blank read as Ti K lines, its Fe K-alpha at Cr
-    K-alpha's place left out: 3.1 keV off and "good", dev 400271)."""
-    tol = 0.15 * float(_fwhm_at(ref.keV)) + ref.tol_keV
-    at = [hyp.offset + hyp.gain * o.channel for o in obs]
-    return not any(o.significance >= 15.0 and abs(e - ref.keV) <= tol for o, e in zip(obs, at))
 
 
 def refine_calibration(
@@ -252,114 +185,6 @@ def refine_calibration(
             f"fewer than two peaks lie on known lines under the starting calibration; {_GIVE_MANUAL}"
         )
     cal.diagnostics.update(score=float(hyp.score), n_peaks_found=len(obs), noise_scale=float(spec.scale))
-    return cal
-
-
-#: how many of the best distinct solutions are judged before the best one is given up
-_N_JUDGED = 4
-
-
-def _choose(
-    distinct: list[_Hyp], obs: list[_Obs], refs: Sequence[_Ref], spec: _Spec, anode_ref: _Ref | None,
-    anode: str, kv: float, header: tuple[float, float] | None, gain_range: tuple[float, float],
-) -> tuple[Calibration, _Hyp]:
-    """The best-scoring solution the checks pass, else the best-scoring one they do not
-    fail (the best one when all fail), judged, with its hypothesis (or the rival identity
-    of its anode lines that explains the spectrum better, :func:`_rival_turn`). Between
-    solutions of one verdict, the one fewer checks fail is taken: a wrong identity of the
-    lines fails several (redundancy, continuum end, independent lines), a right one that
-    the peaks pin loosely only the coverage. A solution that explains less of the
-    spectrum than the best-scoring one is never taken."""
-    cal, chosen = None, distinct[0]
-    for best in distinct[:_N_JUDGED]:
-        if best is not distinct[0] and best.score < 0.6 * distinct[0].score:
-            break  # far worse than the best: the best's verdict stands
-        # explains less of the spectrum than the best: a check that failed the best (a
-        # filter absorbing a tube line, a rival reading of the anode's lines) does not
-        # make this one right, nor does its passing every check while the best is only
-        # doubtful (held-out 840226: every line read one element down, 1.1 keV off, passed
-        # all; the best was 10 eV off). A best a critical check refutes hands over to it
-        # when it passes every check: the refuted best may explain everything by
-        # reading lines as uncommon elements (dev 400215: a Cu tube's K-alpha blend and
-        # Mn, Cd lines, 2.8 keV off, every peak "explained"; the true axis leaves one weak
-        # peak and passes every check)
-        less = best is not distinct[0] and best.unexplained > distinct[0].unexplained + 1.0
-        if less and (cal is None or cal.quality != "failed"):
-            continue
-        judged = _judged(best, obs, refs, spec, anode_ref, anode, kv, header, gain_range)
-        if judged is None or (less and judged.quality != "good"):
-            continue
-        if cal is None or _rank(judged) < _rank(cal):
-            cal, chosen = judged, best
-        if cal.quality == "good":
-            break
-    if cal is None:
-        raise CalibrationError(f"auto calibration diverged (gain out of range); {_GIVE_MANUAL}")
-    return _rival_turn(cal, chosen, obs, refs, spec, anode_ref, anode, kv, header, gain_range)
-
-
-def _rank(cal: Calibration) -> tuple[int, int]:
-    """Order of judged solutions: the verdict, then how many checks fail."""
-    return QUALITIES.index(cal.quality), sum(not c["passed"] for c in cal.checks)
-
-
-def _rival_turn(
-    cal: Calibration, best: _Hyp, obs: list[_Obs], refs: Sequence[_Ref], spec: _Spec, anode_ref: _Ref | None,
-    anode: str, kv: float, header: tuple[float, float] | None, gain_range: tuple[float, float],
-) -> tuple[Calibration, _Hyp]:
-    """The chosen calibration, or the rival identity of its anode lines its ``rival
-    identity`` check found (:mod:`maxrf.calibration.rivals`), refined and judged, when
-    that rival's verdict is better, or as good with no more checks failed while it
-    explains more of the spectrum and no rival of its own puts the tube's scatter where it
-    leaves a peak out."""
-    failed = next((c for c in cal.checks if c["name"] == "rival identity" and not c["passed"]), None)
-    if failed is None:
-        return cal, best
-    anode_weight = max(o.weight for o in obs)
-    for g, o in failed["rival_axes"][:_N_JUDGED]:
-        hyp = _refine(_Hyp(g, o), obs, refs, spec, anode_ref, anode_weight, anode, kv)
-        if not np.isfinite(hyp.score):
-            continue
-        judged = _judged(hyp, obs, refs, spec, anode_ref, anode, kv, header, gain_range)
-        if judged is None or any(c["name"] == "rival identity" and not c["passed"] for c in judged.checks):
-            continue
-        rank, rank0 = _rank(judged), _rank(cal)
-        # as good, it must fail no more checks than the reading it replaces fails with
-        # its rival's: a rival whose tube lines' spacing is off (dev 500237: Ar K read as
-        # K K, Mo K-alpha/K-beta 55 eV off their spacing, 385 eV off) explains the peaks'
-        # names, not their places
-        if rank[0] < rank0[0] or (rank <= rank0 and hyp.unexplained < best.unexplained):
-            return judged, hyp
-    return cal, best
-
-
-def _judged(
-    best: _Hyp, obs: list[_Obs], refs: Sequence[_Ref], spec: _Spec, anode_ref: _Ref | None, anode: str,
-    kv: float, header: tuple[float, float] | None, gain_range: tuple[float, float],
-) -> Calibration | None:
-    """One solution refitted precisely, with its peaks and verdict; None when it diverges."""
-    # escape peaks chose the hypothesis; the axis is measured on the lines themselves
-    # (an escape peak's shape follows its parent's, blend or not), and on a zero peak no
-    # broader than this detector's electronic noise allows (a broader bump at the axis'
-    # start is none; a narrower one may be, the resolution implied by blends runs high),
-    # judged only when the lines measured the resolution (not on a default detector's)
-    measured = best.fwhm6 != _FWHM6_DEFAULT
-    lines = replace(best, pairs=[p for p in best.pairs if refs[p[1]].kind != "escape" and (
-        refs[p[1]].kind != "zero" or not measured or zero_width_ok(obs[p[0]], best.gain, best.fwhm6))])
-    fitted = lines if len(lines.pairs) >= 2 else best
-    gain, offset, entries = _precise(fitted, obs, refs)
-    if len([e for e in entries if e[3]]) < 2 or not (gain_range[0] * 0.8 <= gain <= gain_range[1] * 1.2):
-        # the precise refit diverged: the hypothesis' own calibration, judged as it is
-        gain, offset = best.gain, best.offset
-    if not (gain_range[0] * 0.8 <= gain <= gain_range[1] * 1.2):
-        return None
-    cal = _result(gain, offset, entries, spec, anode_ref, best)
-    cal.anode, cal.tube_kv = anode, kv
-    cal.quality, cal.checks = assess(
-        spec, obs, refs, entries, gain, offset, fwhm6=best.fwhm6, tube_kv=kv, anode_ref=anode_ref,
-        anode=anode, compton=(cal.compton_keV, cal.theta_deg), header=header,
-        zero_fwhm6=zero_resolution(fitted, obs, refs),
-    )
     return cal
 
 
@@ -460,93 +285,6 @@ def _refine_all(
     anode_weight = max(o.weight for o in obs)
     out = [_refine(h, obs, refs, spec, anode_ref, anode_weight, anode, tube_kv) for h in kept]
     return [h for h in out if offset_range[0] - 0.05 <= h.offset <= offset_range[1] + 0.05]
-
-
-def _select(
-    refined: list[_Hyp], obs: list[_Obs], refs: Sequence[_Ref], anode_ref: _Ref | None,
-    min_pairs: int = 3,
-) -> list[_Hyp]:
-    """The refined hypotheses with at least ``min_pairs`` matched peaks, best first, one per
-    distinct solution."""
-    # two peaks suffice when they are the tube's two lines with their Compton partners
-    refined = [h for h in refined if np.isfinite(h.score) and (len(h.pairs) >= min_pairs or h.compton_pair)]
-    # the anode's main line is the anchor when present: if some solutions find it (a
-    # significant peak close to its energy, with its Compton partner), keep only those
-    if anode_ref is not None:
-        verified_h = [h for h in refined if _anode_verified(h, obs, refs, anode_ref)]
-        if verified_h:
-            # an unverified solution survives only when it is far better (the checks of
-            # the Compton partner can miss on a coarse or short axis), or better and
-            # explaining the spectrum far better (a sample's lines can hide the anode's
-            # main line: W L-alpha between strong Cu K-alpha and K-beta)
-            top_v = max(verified_h, key=lambda h: h.score)
-            refined = verified_h + [h for h in refined if h not in verified_h and _survives(h, top_v)]
-    refined.sort(key=lambda h: (-h.score, h.rms_eV if np.isfinite(h.rms_eV) else 1e9))
-    distinct: list[_Hyp] = []
-    for h in refined:
-        if any(abs(h.gain - d.gain) < 0.002 * h.gain and abs(h.offset - d.offset) < 0.02 for d in distinct):
-            continue
-        distinct.append(h)
-    return distinct
-
-
-def _survives(h: _Hyp, top_verified: _Hyp) -> bool:
-    """Whether a solution that does not find the anode's main line stays beside the best
-    one that does: twice its score, or a better score leaving at most half the weight of
-    strong peaks unexplained."""
-    if h.score > 2.0 * top_verified.score:
-        return True
-    return h.score > top_verified.score and h.unexplained <= 0.5 * top_verified.unexplained
-
-
-def _result(
-    gain: float,
-    offset: float,
-    entries: list[tuple[_Ref, float, float, bool]],
-    spec: _Spec,
-    anode_ref: _Ref | None,
-    best: _Hyp,
-) -> Calibration:
-    """The calibration with its peaks (residuals) and the anode's Compton peak."""
-    peaks_out = [
-        CalibrationPeak(
-            name=ref.name,
-            channel=float(c),
-            keV=float(ref.keV),
-            residual_eV=float((offset + gain * c - ref.keV) * 1e3),
-            used=bool(used),
-            kind=ref.kind,
-        )
-        for ref, c, _err, used in entries
-    ]
-    compton_keV, theta = _find_compton(spec, gain, offset, anode_ref, best.fwhm6)
-    if compton_keV is not None and anode_ref is not None:
-        peaks_out.append(
-            CalibrationPeak(
-                name=f"{anode_ref.name} Compton",
-                channel=float((compton_keV - offset) / gain),
-                keV=float(compton_keV),
-                residual_eV=0.0,
-                used=False,
-                kind="compton",
-            )
-        )
-    peaks_out.sort(key=lambda p: p.channel)
-    used_res = [p.residual_eV for p in peaks_out if p.used]
-    diagnostics = {
-        "n_peaks_used": len(used_res),
-        "rms_eV": float(np.sqrt(np.mean(np.square(used_res)))) if used_res else None,
-        "fwhm_at_5.9keV_keV": float(best.fwhm6),
-    }
-    return Calibration(
-        gain_keV=float(gain),
-        offset_keV=float(offset),
-        peaks=peaks_out,
-        method="auto",
-        theta_deg=theta,
-        compton_keV=compton_keV,
-        diagnostics=diagnostics,
-    )
 
 
 def calibrate(

@@ -380,15 +380,7 @@ def _precise(
                 fit = _line_fit(ob, ref, g, o, pool, best.fwhm6) if fit is None else fit
             if fit is None:
                 continue
-            # a sample line where a stronger peak's Si escape falls, no higher than that
-            # escape can be, may be the escape alone: its identity cannot anchor the axis
-            # (Cr K-alpha's escape read as Ca K-alpha, 15 eV off, failed a right axis
-            # 200 eV off at 20 keV; held-out 980049, looked at after its run)
-            refuted = (k, r) in best.refuted or (ref.kind == "element" and escape_of_stronger(obs, k, g, o))
-            trusted = not (refuted or fitted_beside_only(ref)) and (
-                ref.kind in ("zero", "anode") or ob.significance >= 30.0)
-            family = (ref.element, ref.family)
-            paired = not refuted and ob.significance >= _PAIRED_SIGMA and n_lines[family] >= 2
+            trusted, paired = _trust(best, obs, k, r, ref, g, o, n_lines)
             sys_keV = _fit_sys_keV(ref, bool(ob.edge), in_blend=in_blend)
             entries.append([ref, fit[0], fit[1], trusted, sys_keV, paired])
         if sum(e[3] for e in entries) >= 2:
@@ -401,6 +393,25 @@ def _precise(
         g, o = _fit_rejecting(used, g)
         blend_theta = _shared_angle(angles)
     return g, o, [(e[0], float(e[1]), float(e[2]), bool(e[3])) for e in entries]
+
+
+def _trust(
+    best: _Hyp, obs: Sequence[_Obs], k: int, r: int, ref: _Ref, g: float, o: float,
+    n_lines: Counter,
+) -> tuple[bool, bool]:
+    """Whether the refitted match of peak ``k`` to line ``r`` (``ref``, as refitted) anchors
+    the axis (the zero peak, anode lines, peaks of 30 sigma), and whether it is a 10-30
+    sigma line of a family with two such lines (:func:`_precise`)."""
+    ob = obs[k]
+    # a sample line where a stronger peak's Si escape falls, no higher than that escape
+    # can be, may be the escape alone: its identity cannot anchor the axis (Cr K-alpha's
+    # escape read as Ca K-alpha, 15 eV off, failed a right axis 200 eV off at 20 keV;
+    # held-out 980049, looked at after its run)
+    refuted = (k, r) in best.refuted or (ref.kind == "element" and escape_of_stronger(obs, k, g, o))
+    strong = ref.kind in ("zero", "anode") or ob.significance >= 30.0
+    trusted = strong and not (refuted or fitted_beside_only(ref))
+    paired = not refuted and ob.significance >= _PAIRED_SIGMA and n_lines[(ref.element, ref.family)] >= 2
+    return trusted, paired
 
 
 def _line_fit(
