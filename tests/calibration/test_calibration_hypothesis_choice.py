@@ -32,6 +32,14 @@ def _kev(element: str, name: str) -> float:
     return float(xraydb.xray_lines(element)[name].energy) / 1e3
 
 
+def _matched_at_truth(case):
+    """The spectrum, its peaks, the reference lines and their matches on the true axis."""
+    spec = _prepare(case.counts, "sum")
+    obs = _observe(spec)
+    refs = _reference_lines(case.anode, case.tube_kv)
+    return spec, obs, refs, _assign(case.gain_keV, case.offset_keV, obs, refs, 0.4, spec.y.size)
+
+
 def test_escape_references_sit_one_si_ka_below_the_tube_lines():
     si_ka = (2 * _kev("Si", "Ka1") + _kev("Si", "Ka2")) / 3.0
     for anode in ("Cr", "Cu"):
@@ -54,10 +62,7 @@ def test_cr_blank_escape_peak_is_not_taken_for_a_line(seed):
     # implausible; the axis came out 3.6-7.3 keV off
     case = calibration_case(seed)
     assert case.anode == "Cr" and case.kind == "blank" and case.zero_peak == "on"
-    spec = _prepare(case.counts, "sum")
-    obs = _observe(spec)
-    refs = _reference_lines(case.anode, case.tube_kv)
-    pairs = _assign(case.gain_keV, case.offset_keV, obs, refs, 0.4, spec.y.size)
+    spec, obs, refs, pairs = _matched_at_truth(case)
     e_true = {refs[r].name: case.offset_keV + case.gain_keV * obs[k].channel for k, r in pairs}
     near_escape = [n for n, e in e_true.items() if abs(e - 3.62) < 0.1]
     assert near_escape and all(n.endswith("escape") for n in near_escape)
@@ -169,15 +174,10 @@ def test_tube_lines_with_compton_partners_at_one_angle_verify_two_peaks():
     # a Rh blank behind 100 um Al with no zero peak (seed 100053): four peaks, Rh K-alpha
     # and K-beta (xraydb) with their Compton peaks; the two-peak axis was never a
     # candidate and a three-line chance fit 11.6 keV off won
-    from maxrf.calibration.explain import compton_pair_ok
-
     case = calibration_case(100053)
     assert case.anode == "Rh" and case.kind == "blank" and case.zero_peak == "off"
-    spec = _prepare(case.counts, "sum")
-    obs = _observe(spec)
-    refs = _reference_lines(case.anode, case.tube_kv)
+    spec, obs, refs, pairs = _matched_at_truth(case)
     g, o = case.gain_keV, case.offset_keV
-    pairs = _assign(g, o, obs, refs, 0.4, spec.y.size)
     names = {refs[r].name for _, r in pairs}
     assert {"Rh Ka", "Rh Kb"} <= names
     assert compton_pair_ok(pairs, obs, refs, g, o)
@@ -483,10 +483,7 @@ def test_a_companion_under_the_tubes_compton_side_gives_no_verdict():
     assert lo < co_kb < hi and hi - lo > cu_ka - float(physics.compton_shift(cu_ka, 180.0))
     case = calibration_case(990093)
     assert case.anode == "Cu" and "Co" in case.elements and case.zero_peak == "on"
-    spec = _prepare(case.counts, "sum")
-    obs = _observe(spec)
-    refs = _reference_lines(case.anode, case.tube_kv)
-    pairs = _assign(case.gain_keV, case.offset_keV, obs, refs, 0.4, spec.y.size)
+    spec, obs, refs, pairs = _matched_at_truth(case)
     assert "Co Ka" in [refs[r].name for _, r in pairs]
     refuted = refute_missing_companions(pairs, obs, refs, case.gain_keV, case.offset_keV, spec.y.size)
     assert "Co Ka" not in [refs[r].name for _, r in refuted]
@@ -501,10 +498,7 @@ def test_a_peak_stronger_than_the_tube_k_alpha_is_no_k_beta_blend():
     # and L-alpha unexplained and the axis came out 2.8 keV off
     case = calibration_case(990184)
     assert case.anode == "Cu" and "Zn" in case.elements
-    spec = _prepare(case.counts, "sum")
-    obs = _observe(spec)
-    refs = _reference_lines(case.anode, case.tube_kv)
-    pairs = _assign(case.gain_keV, case.offset_keV, obs, refs, 0.4, spec.y.size)
+    spec, obs, refs, pairs = _matched_at_truth(case)
     at = {refs[r].name: case.offset_keV + case.gain_keV * obs[k].channel for k, r in pairs}
     assert at["Zn Ka"] == pytest.approx(_centroid("Zn", ("Ka1", "Ka2")), abs=0.01)
     assert at["Zn Kb"] == pytest.approx(_centroid("Zn", ("Kb1", "Kb3")), abs=0.02)
@@ -582,9 +576,7 @@ def test_a_k_beta_beyond_the_axis_end_tests_the_gain_by_its_compton_peak():
     # two-point fit, they lost to Zr K lines read on the Compton and Rayleigh peaks, 5 keV off
     case = calibration_case(990079)
     assert case.anode == "Ag" and case.kind == "blank" and case.zero_peak == "on"
-    spec = _prepare(case.counts, "sum")
-    obs = _observe(spec)
-    refs = _reference_lines(case.anode, case.tube_kv)
+    spec, obs, refs, pairs = _matched_at_truth(case)
     g, o, n = case.gain_keV, case.offset_keV, spec.y.size
     end = o + g * (n - 1)
     kb = _kev("Ag", "Kb1")
@@ -592,7 +584,6 @@ def test_a_k_beta_beyond_the_axis_end_tests_the_gain_by_its_compton_peak():
     assert kb_compton < end < kb
     e = o + g * np.array([b.channel for b in obs])
     assert np.min(np.abs(e - kb_compton)) < 0.1  # its Compton peak is observed
-    pairs = _assign(g, o, obs, refs, 0.4, n)
     assert {refs[r].name for _, r in pairs} == {"zero", "Ag Ka"}
     assert compton_pair_ok(pairs, obs, refs, g, o, n)
     assert not compton_pair_ok(pairs, obs, refs, g, o)  # without the axis' end: no K-beta
