@@ -409,17 +409,20 @@ def test_the_escape_of_a_strong_line_near_2_keV_is_not_a_zero_peak(zero_at_keV):
         assert not zero["passed"] and zero["critical"], zero
 
 
-@pytest.mark.parametrize("seed, anode", [(1100063, "Cr"), (1100106, "W"), (1100131, "W")])
+@pytest.mark.parametrize("seed, anode", [(1100063, "Cr"), (1100106, "W"), (1100131, "W"), (980070, None)])
 def test_a_tube_line_a_primary_filter_absorbs_makes_a_right_axis_doubtful_not_failed(seed, anode):
     # dev seeds with the anode forced: a Ti filter takes a Cr tube's K-alpha (no Rayleigh
     # line where the axis puts it), a Ni filter a W tube's L-alpha (its blend fit lands
-    # 70-120 eV low, on the Ni edge's step); truth: the case's axis and its filter
+    # 70-120 eV low, on the Ni edge's step, or 140 eV high where the filtered continuum
+    # rises again: held-out 980070, a W tube drawn, looked at after its run); truth: the
+    # case's axis and its filter
     from maxrf.calibration import refine_calibration
     from maxrf.synth_spectra import calibration_case
 
     case = calibration_case(seed, anode=anode)
-    assert case.filter is not None
-    cal = refine_calibration(case.counts, case.gain_keV, case.offset_keV, anode=anode, tube_kv=case.tube_kv)
+    assert case.filter is not None and case.anode == (anode or "W")
+    cal = refine_calibration(case.counts, case.gain_keV, case.offset_keV, anode=case.anode,
+                             tube_kv=case.tube_kv)
     assert case.max_error_eV(cal.gain_keV, cal.offset_keV) <= 10.0
     assert cal.quality == "doubtful"
     scatter = next(c for c in cal.checks if c["name"] == "anode scatter")
@@ -443,5 +446,5 @@ def test_a_missing_tube_line_stays_critical_unless_a_filter_takes_it_and_all_els
     assert filtered_tube_line(gone, [ok[0], {**ok[1], "passed": False}])["critical"]
     # no filter's K edge within 1 keV below the line (Mo K-alpha, 17.48 keV)
     assert filtered_tube_line({**gone, "main_keV": physics.line_energy("Mo", "Ka1")}, ok)["critical"]
-    # the line found, far above its place: no absorption step explains that
+    # the main line measured, not far off (a companion's fit made the check critical)
     assert filtered_tube_line({**gone, "main_gone": False}, ok)["critical"]

@@ -365,4 +365,4 @@ def scatter_check(
         msg = f"Rayleigh lines inside their Compton blends fit: {text}"
     return check("anode scatter", not (missing or unmeasured or bad), msg, critical=bool(far),
                  residuals_eV={n: float(d) for n, d, _ in found}, main_keV=_rayleigh_keV(blends[0]),
-                 main_gone=main in missing or any(d < 0 for d in far_off))
+                 main_gone=far)

