@@ -14,8 +14,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from maxrf.calibration.hypotheses import _anode_verified, _Hyp, _refine
-from maxrf.calibration.match import _fwhm_at, zero_width_ok
+from maxrf.calibration.hypotheses import _anode_verified, _at_line, _Hyp, _refine
+from maxrf.calibration.match import zero_width_ok
 from maxrf.calibration.observe import _Obs, _Spec
 from maxrf.calibration.precise import _find_compton, _precise, zero_resolution
 from maxrf.calibration.references import _FWHM6_DEFAULT, _Ref
@@ -73,6 +73,7 @@ def _after_failure(
     return _anode_free_turn(cal, best, distinct, refined, obs, refs, spec, anode_ref, anode, kv, header,
                             gain_range)
 
+
 def _anode_free_turn(
     cal: Calibration, best: _Hyp, distinct: list[_Hyp], refined: list[_Hyp], obs: list[_Obs],
     refs: Sequence[_Ref], spec: _Spec, anode_ref: _Ref | None, anode: str, kv: float,
@@ -89,21 +90,23 @@ def _anode_free_turn(
             if id(h) not in judged and _nothing_at(h, obs, anode_ref)]
     if free:
         cal2, best2 = _choose(free, obs, refs, spec, anode_ref, anode, kv, header, gain_range)
-        if _rank(cal2)[: 1 if better_verdict else 2] < _rank(cal)[: 1 if better_verdict else 2]:
+        depth = 1 if better_verdict else 2  # the verdict alone, or then the failed checks
+        if _rank(cal2)[:depth] < _rank(cal)[:depth]:
             return cal2, best2, free
     return cal, best, distinct
+
 
 def _nothing_at(hyp: _Hyp, obs: Sequence[_Obs], ref: _Ref) -> bool:
     """Whether no significant peak (15 sigma) is within 0.15 FWHM of line ``ref`` on the
     axis of ``hyp``: a solution that leaves a peak at the anode's main line unmatched does
     not say a filter took the line (a Cr blank read as Ti K lines, its Fe K-alpha at Cr
     K-alpha's place left out: 3.1 keV off and "good", dev 400271)."""
-    tol = 0.15 * float(_fwhm_at(ref.keV)) + ref.tol_keV
-    at = [hyp.offset + hyp.gain * o.channel for o in obs]
-    return not any(o.significance >= 15.0 and abs(e - ref.keV) <= tol for o, e in zip(obs, at))
+    return not any(_at_line(o, hyp, ref) for o in obs)
+
 
 #: how many of the best distinct solutions are judged before the best one is given up
 _N_JUDGED = 4
+
 
 def _choose(
     distinct: list[_Hyp], obs: list[_Obs], refs: Sequence[_Ref], spec: _Spec, anode_ref: _Ref | None,
@@ -143,9 +146,11 @@ def _choose(
         raise CalibrationError(f"auto calibration diverged (gain out of range); {_GIVE_MANUAL}")
     return _rival_turn(cal, chosen, obs, refs, spec, anode_ref, anode, kv, header, gain_range)
 
+
 def _rank(cal: Calibration) -> tuple[int, int]:
     """Order of judged solutions: the verdict, then how many checks fail."""
     return QUALITIES.index(cal.quality), sum(not c["passed"] for c in cal.checks)
+
 
 def _rival_turn(
     cal: Calibration, best: _Hyp, obs: list[_Obs], refs: Sequence[_Ref], spec: _Spec, anode_ref: _Ref | None,
@@ -176,6 +181,7 @@ def _rival_turn(
             return judged, hyp
     return cal, best
 
+
 def _judged(
     best: _Hyp, obs: list[_Obs], refs: Sequence[_Ref], spec: _Spec, anode_ref: _Ref | None, anode: str,
     kv: float, header: tuple[float, float] | None, gain_range: tuple[float, float],
@@ -205,6 +211,7 @@ def _judged(
     )
     return cal
 
+
 def _select(
     refined: list[_Hyp], obs: list[_Obs], refs: Sequence[_Ref], anode_ref: _Ref | None,
     min_pairs: int = 3,
@@ -232,6 +239,7 @@ def _select(
         distinct.append(h)
     return distinct
 
+
 def _survives(h: _Hyp, top_verified: _Hyp) -> bool:
     """Whether a solution that does not find the anode's main line stays beside the best
     one that does: twice its score, or a better score leaving at most half the weight of
@@ -239,6 +247,7 @@ def _survives(h: _Hyp, top_verified: _Hyp) -> bool:
     if h.score > 2.0 * top_verified.score:
         return True
     return h.score > top_verified.score and h.unexplained <= 0.5 * top_verified.unexplained
+
 
 def _result(
     gain: float,

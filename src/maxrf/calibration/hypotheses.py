@@ -182,13 +182,19 @@ def _assign_and_fit(
     return g, o, pairs, fit
 
 
+def _at_line(ob: _Obs, hyp: _Hyp, ref: _Ref) -> bool:
+    """Whether a significant peak (>= 15 sigma) lies within 0.15 FWHM (and the line's own
+    tolerance) of line ``ref`` on the axis of ``hyp``."""
+    e = hyp.offset + hyp.gain * ob.channel
+    return ob.significance >= 15.0 and abs(e - ref.keV) <= 0.15 * float(_fwhm_at(ref.keV)) + ref.tol_keV
+
+
 def _anode_verified(hyp: _Hyp, obs: Sequence[_Obs], refs: Sequence[_Ref], anode_ref: _Ref) -> bool:
     """Whether a hypothesis puts a significant peak (>= 15 sigma) within 0.15 FWHM of the
     anode's main line, with its Compton partner below it."""
     for k, r in hyp.pairs:
         if refs[r] is anode_ref and obs[k].significance >= 15.0:
-            e = hyp.offset + hyp.gain * obs[k].channel
-            if abs(e - anode_ref.keV) > 0.15 * float(_fwhm_at(anode_ref.keV)) + anode_ref.tol_keV:
+            if not _at_line(obs[k], hyp, anode_ref):
                 return False
             return _anode_pattern_ok(obs[k].spec, hyp.gain, hyp.offset, anode_ref, refs)
     return False

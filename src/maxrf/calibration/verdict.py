@@ -438,8 +438,9 @@ def filtered_tube_line(blend: dict[str, Any], others: Sequence[dict[str, Any]]) 
     and a Ni filter a W tube's L-alpha, whose blend fit then lands 70-120 eV low on the Ni
     edge's step (dev seeds 1100016, 1100131) or 140 eV high, where the filtered continuum
     rises again above the edge (held-out 980070, dev 1100143); the anode scatter check was
-    the only one they failed. A wrong axis that reads a Cu tube's sample as Cr and Co (dev 500466, 7 keV
-    off) fails others too. The check still fails: the axis is doubtful, never good."""
+    the only one they failed. A wrong axis that reads a Cu tube's sample as Cr and Co (dev
+    500466, 7 keV off) fails others too. The check still fails: the axis is doubtful, never
+    good."""
     if not (blend["critical"] and blend.get("main_gone") and all(c["passed"] for c in others)):
         return blend
     edge = physics.filter_edge_below(blend["main_keV"])
