@@ -18,7 +18,7 @@ from scipy import optimize
 
 from maxrf import peaks as _peaks
 from maxrf import physics
-from maxrf.calibration.explain import escape_of_stronger
+from maxrf.calibration.explain import compton_bands, escape_of_stronger, on_compton
 from maxrf.calibration.hypotheses import _Hyp
 from maxrf.calibration.match import AT_BOUND, _fwhm_at, fit_axis
 from maxrf.calibration.observe import _Obs, _Spec
@@ -362,6 +362,8 @@ def _precise(
     for _ in range(2):
         entries = []
         angles: list[float] = []
+        angle = blend_theta[0] if theta is None and blend_theta is not None else theta
+        bands = compton_bands(refs, angle)
         for k, r in best.pairs:
             ref, ob = refs[r], obs[k]
             in_blend = ref.kind == "scatter"
@@ -382,6 +384,8 @@ def _precise(
                 continue
             trusted, paired = _trust(best, obs, k, r, ref, g, o, n_lines)
             sys_keV = _fit_sys_keV(ref, bool(ob.edge), in_blend=in_blend)
+            if ref.kind == "element" and on_compton(ref.keV, bands, best.fwhm6):
+                sys_keV = max(sys_keV, CENTRE_SYS_KEV["anode soft"])
             entries.append([ref, fit[0], fit[1], trusted, sys_keV, paired])
         if sum(e[3] for e in entries) >= 2:
             # the paired weaker lines add to an axis the strong peaks fix, never make one
