@@ -340,14 +340,12 @@ def scatter_check(
                 unmeasured.append(name)
             continue
         d_eV, s_eV = (offset + gain * fit.channel - e_r) * 1e3, fit.err * gain * 1e3
-        if r is blends[0] and _far(d_eV, s_eV) and _allowed_at_place(
-                fit, spec, gain, offset, r, fwhm6, element_keV, width_sd):
-            unmeasured.append(name)  # the fit's place is no evidence against the line's
-            continue
-        if r is blends[0] and abs(d_eV) > FAR_EV and not _far(d_eV, s_eV):
-            # far from its place and known too poorly to refute it: no evidence for it
-            # either (W L-alpha behind a Ni filter, 155 +- 52 eV off an axis 2.8 keV off
-            # that read As and Ag K as Br and Sn K; held-out 1020100)
+        # the main line fitted far from its place is no evidence for the calibration, and
+        # none against it when known too poorly to refute it (W L-alpha behind a Ni filter,
+        # 155 +- 52 eV off an axis 2.8 keV off that read As and Ag K as Br and Sn K;
+        # held-out 1020100) or when the data show it at its place as well
+        if r is blends[0] and abs(d_eV) > FAR_EV and (not _far(d_eV, s_eV) or _allowed_at_place(
+                fit, spec, gain, offset, r, fwhm6, element_keV, width_sd)):
             unmeasured.append(name)
             continue
         found.append((name, d_eV, s_eV))
