@@ -77,7 +77,11 @@ Algorithm of :func:`auto_calibrate`
    Of the four best solutions, the best-scoring one the checks (step 7) pass wins, else
    the best-scoring one they do not fail (the best when all fail); a solution leaving
    more of the spectrum unexplained than the best is not judged, unless a critical check
-   refutes the best, and then taken only when it passes every check.
+   refutes the best, and then taken only when it passes every check. The chosen
+   solution's peaks are then matched to lines again on its precise axis and refitted:
+   lines its rough axis left out of tolerance (a zero peak, a blend) enter, and the
+   polished axis is taken when it moves at most 50 eV over 2-20 keV with a verdict no
+   worse (:func:`~maxrf.calibration.choice._polished`).
 6. **Scattering angle.** The Compton peak of the anode's main line is located between its
    180-degree limit and the Rayleigh peak; :func:`maxrf.physics.detector_angle` turns its
    energy into the scattering angle. The Compton peak never enters the gain (its energy

@@ -20,6 +20,7 @@ from maxrf.calibration.choice import (
     _choose,
     _judged,
     _other_turns,
+    _polished,
     _select,
 )
 from maxrf.calibration.hypotheses import (
@@ -122,6 +123,7 @@ def auto_calibrate(
     cal, best, distinct = _other_turns(
         cal, best, distinct, refined, obs, refs, spec, anode_ref, anode_sym, kv, header, (g_lo, g_hi)
     )
+    cal = _polished(cal, obs, refs, spec, anode_ref, anode_sym, kv, header, (g_lo, g_hi))
     runner_up = max((float(h.score) for h in distinct if h is not best), default=None)
     cal.diagnostics.update(score=float(best.score), runner_up_score=runner_up, n_peaks_found=len(obs),
                            noise_scale=float(spec.scale))
