@@ -18,7 +18,7 @@ from maxrf import physics
 from maxrf.calibration.choice import (
     _GIVE_MANUAL,
     _choose,
-    _judged,
+    _judged_at,
     _other_turns,
     _polished,
     _select,
@@ -178,10 +178,7 @@ def refine_calibration(
     refs, anode_ref, spec, obs = _setup(y, None, anode_sym, kv)
     if len(obs) < 2:
         raise CalibrationError(f"found {len(obs)} significant peak(s); {_GIVE_MANUAL}")
-    hyp = _refine(_Hyp(g0, o0), obs, refs, spec, anode_ref, max(o.weight for o in obs), anode_sym, kv)
-    cal = None
-    if len(hyp.pairs) >= 2:
-        cal = _judged(hyp, obs, refs, spec, anode_ref, anode_sym, kv, header, gain_range)
+    hyp, cal = _judged_at(g0, o0, obs, refs, spec, anode_ref, anode_sym, kv, header, gain_range)
     if cal is None:
         raise CalibrationError(
             f"fewer than two peaks lie on known lines under the starting calibration; {_GIVE_MANUAL}"

@@ -63,7 +63,7 @@ def _polished(
     anode: str, kv: float, header: tuple[float, float] | None, gain_range: tuple[float, float],
 ) -> Calibration:
     """The chosen calibration ``cal``, or its peaks matched to lines again on its own axis
-    and refitted (:func:`_refine`, :func:`_judged`) when that moves the axis by at most
+    and refitted (:func:`_judged_at`) when that moves the axis by at most
     :data:`POLISH_MAX_MOVE_EV` over 2-20 keV and the verdict is no worse.
 
     The chosen hypothesis matched the peaks to lines on its rough axis, tens of eV off: a
@@ -76,11 +76,8 @@ def _polished(
     whose verdict is worse keeps the first (dev seeds 400000-400299, 500000-500599,
     990000-990299, 1000000-1030299: within 10 eV 1954 -> 1966 of 2400, 15 gained and 3
     lost, called good 1455 -> 1458, no result more than 30 eV off called good)."""
-    hyp = _refine(_Hyp(cal.gain_keV, cal.offset_keV), obs, refs, spec, anode_ref,
-                  max(o.weight for o in obs), anode, kv)
-    if len(hyp.pairs) < 2:
-        return cal
-    polished = _judged(hyp, obs, refs, spec, anode_ref, anode, kv, header, gain_range)
+    _hyp, polished = _judged_at(cal.gain_keV, cal.offset_keV, obs, refs, spec, anode_ref, anode, kv, header,
+                                gain_range)
     if polished is None or QUALITIES.index(polished.quality) > QUALITIES.index(cal.quality):
         return cal
     move = axis_difference_eV((cal.gain_keV, cal.offset_keV), (polished.gain_keV, polished.offset_keV),
@@ -222,6 +219,19 @@ def _rival_turn(
         if rank[0] < rank0[0] or (rank <= rank0 and hyp.unexplained < best.unexplained):
             return judged, hyp
     return cal, best
+
+
+def _judged_at(
+    gain: float, offset: float, obs: list[_Obs], refs: Sequence[_Ref], spec: _Spec, anode_ref: _Ref | None,
+    anode: str, kv: float, header: tuple[float, float] | None, gain_range: tuple[float, float],
+) -> tuple[_Hyp, Calibration | None]:
+    """The peaks matched to lines on the axis ``gain``, ``offset`` (keV per channel, keV)
+    and refined (:func:`_refine`), and that solution judged (:func:`_judged`); None for
+    the judgement when fewer than two peaks lie on lines or the refit diverges."""
+    hyp = _refine(_Hyp(gain, offset), obs, refs, spec, anode_ref, max(o.weight for o in obs), anode, kv)
+    if len(hyp.pairs) < 2:
+        return hyp, None
+    return hyp, _judged(hyp, obs, refs, spec, anode_ref, anode, kv, header, gain_range)
 
 
 def _judged(
