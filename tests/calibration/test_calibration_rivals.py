@@ -13,10 +13,10 @@ import pytest
 import xraydb
 
 from maxrf import physics
-from maxrf.calibration import auto_calibrate
+from maxrf.calibration import auto_calibrate, refine_calibration
 from maxrf.calibration.observe import _Obs
 from maxrf.calibration.references import _reference_lines
-from maxrf.calibration.rivals import _unseen_own_lines, neighbour_axes, own_line_axes, rival_axes
+from maxrf.calibration.rivals import _unseen_own_lines, neighbour_axes, own_line_axes, rival_axes, swap_axes
 from maxrf.synth import synth_spectrum
 from maxrf.synth_spectra import calibration_case
 
@@ -264,3 +264,71 @@ def test_seed_800187_ag_k_read_as_cd_k_under_a_cr_tube_is_not_good():
     cal = auto_calibrate(case.counts, anode=case.anode, tube_kv=case.tube_kv)
     err = case.max_error_eV(cal.gain_keV, cal.offset_keV)
     assert err <= 30.0 or cal.quality != "good"
+
+
+def _swapped_cr_reading(blend_fwhm_ch: float):
+    """A Cr tube's K blends and a sample's Fe K (xraydb, on an axis of 10 eV/channel from
+    -0.5 keV) read the wrong way round: the axis scaled about the zero peak so that Fe
+    K-beta lands on Cr K-beta's place, which puts the Cr K-alpha blend's maximum on Ti
+    K-alpha. Returns the entries of that reading, the peaks (blends ``blend_fwhm_ch``
+    wide, Fe lines 15 channels), the references and the wrong axis."""
+    from maxrf.calibration.precise import _rayleigh_ref
+
+    refs = _reference_lines("Cr", 30.0)
+    by = {r.name: r for r in refs}
+    g, o = 0.01, -0.5
+    ka_blend, kb_blend = by["Cr Ka scatter"].keV, by["Cr Kb scatter"].keV
+    fe_ka, fe_kb = _ka_kb("Fe")
+    cr_kb = _rayleigh_ref(by["Cr Kb scatter"])
+    scale = cr_kb.keV / fe_kb
+    gw, ow = g * scale, o * scale
+    ch = {k: (e - o) / g for k, e in {"zero": 0.0, "Ka": ka_blend, "Kb": kb_blend, "FeKa": fe_ka,
+                                      "FeKb": fe_kb}.items()}
+    entries = [(by["zero"], ch["zero"], 0.05, True), (by["Ti Ka"], ch["Ka"], 0.05, True),
+               (by["Ti Kb"], ch["Kb"], 0.1, True), (cr_kb, ch["FeKb"], 0.1, True)]
+    widths = {"zero": 8.0, "Ka": blend_fwhm_ch, "Kb": blend_fwhm_ch, "FeKa": 15.0, "FeKb": 16.0}
+    obs = [_Obs(channel=c, err=0.05, fwhm=widths[k], significance=100.0, weight=10.0, spec=None, ok=True,
+                index=i, broad=False) for i, (k, c) in enumerate(ch.items())]
+    return entries, obs, refs, (gw, ow), (g, o)
+
+
+def test_swap_axes_read_broad_element_lines_as_the_tubes_scatter():
+    # Moseley: Ti, Cr and Fe K lines differ by a scale about the zero peak, so positions
+    # cannot tell a Cr tube's blends read as Ti K (and Fe K read as the tube's) from the
+    # truth (dev 400271, 3.1 keV off). Peaks read as Ti K 1.4 times broader than the one
+    # read as the tube's: the swapped reading is found, at the true axis' gain
+    entries, obs, refs, wrong, (g, o) = _swapped_cr_reading(21.0)
+    found = swap_axes(entries, obs, refs, wrong, 4096, "Cr", 30.0, 0.15)
+    names = [f[0] for f in found]
+    assert "Cr K for Ti K, Fe K for Cr K" in names, names
+    g1, o1 = found[names.index("Cr K for Ti K, Fe K for Cr K")][1:3]
+    assert abs(g1 / g - 1.0) < 0.02 and abs(o1 - o) < 0.03
+    # the same peaks with the element's lines as narrow as the tube's: no evidence
+    entries, obs, refs, wrong, _ = _swapped_cr_reading(15.0)
+    assert swap_axes(entries, obs, refs, wrong, 4096, "Cr", 30.0, 0.15) == []
+
+
+def test_seed_400271_cr_blends_read_as_ti_k_are_not_good():
+    # dev 400271, a Cr blank with Fe behind 25 um Ni: the axis scaled about the zero peak
+    # by Cr/Fe K-alpha (xraydb) reads Fe K as the tube's Cr K and the Cr K blends as Ti K;
+    # that reading passed every check, "good" 3.1 keV off. Its Ti K peaks are broader than its
+    # tube's: the rival check names the swap, and its axis refines onto the true one
+    case = calibration_case(400271)
+    assert case.anode == "Cr" and "Fe" in case.elements
+    zero_ch = -case.offset_keV / case.gain_keV
+    s = _ka_kb("Cr")[0] / _ka_kb("Fe")[0]
+    g0 = case.gain_keV * s
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wrong = refine_calibration(case.counts, g0, -g0 * zero_ch, anode="Cr", tube_kv=case.tube_kv)
+        assert case.max_error_eV(wrong.gain_keV, wrong.offset_keV) > 1000.0
+        assert wrong.quality != "good"
+        rival = next(c for c in wrong.checks if c["name"] == "rival identity")
+        assert not rival["passed"] and "Cr K for Ti K" in rival["rivals"][0]
+        g1, o1 = rival["rival_axes"][0]
+        back = refine_calibration(case.counts, g1, o1, anode="Cr", tube_kv=case.tube_kv)
+        assert case.max_error_eV(back.gain_keV, back.offset_keV) <= 10.0
+        right = refine_calibration(case.counts, case.gain_keV, case.offset_keV, anode="Cr",
+                                   tube_kv=case.tube_kv)
+    assert not any("for Fe K" in r for c in right.checks if c["name"] == "rival identity"
+                   for r in c.get("rivals", []))

@@ -37,6 +37,12 @@ cent of gain (seed 800187: Ag K-beta read as Cd's, 870 eV off, called good).
 :func:`neighbour_axes` reads each fitted element's lines as its neighbours' of the same
 role; a reading that fits the fitted peaks as well while every tube line the fit found
 stays on its place leaves the identity open: the calibration is ``doubtful``.
+
+The same scale swaps the roles: a Cr tube's K blends read as Ti K while a sample's Fe K
+passes for the tube's Cr K (dev 400271, 3.1 keV off, every peak on its line).
+:func:`swap_axes` reads the fitted element's lines as the tube's scatter, and the tube's
+as a third element's, when the element's peaks are broader than the tube's: the tube's
+peaks are Rayleigh lines with their Compton partners, never narrower than one line.
 """
 
 from __future__ import annotations
@@ -50,11 +56,18 @@ from typing import Any
 import numpy as np
 
 from maxrf import physics
-from maxrf.calibration.consistency import ALIAS_SHIFT_EV, BROAD_FACTOR, axis_sys_keV
+from maxrf.calibration.consistency import ALIAS_SHIFT_EV, BROAD_FACTOR, _line_peak, axis_sys_keV
 from maxrf.calibration.match import _fwhm_at, fit_axis
 from maxrf.calibration.observe import _Obs
 from maxrf.calibration.quality import RESIDUAL_TOL_EV, axis_difference_eV, check
-from maxrf.calibration.references import _compton_blended, _family_refs, _Ref, anode_main_line
+from maxrf.calibration.references import (
+    _cluster_fwhm,
+    _compton_blended,
+    _family_refs,
+    _rayleigh_keV,
+    _Ref,
+    anode_main_line,
+)
 
 Entry = tuple[_Ref, float, float, bool]
 
@@ -154,32 +167,41 @@ def _is_anode(ref: _Ref, anode: str) -> bool:
     return ref.element == anode and ref.kind in ("anode", "scatter", "escape")
 
 
+Reading = tuple[Sequence[int], str, dict[str, str]]
+
+
 def _reread(
     used: Sequence[tuple[_Ref, float, float]], gain: float, n: int, idx: Sequence[int], element: str,
-    fams: dict[str, str], tube_kv: float, anode: str,
+    fams: dict[str, str], tube_kv: float, anode: str, also: Reading | None = None,
+    tube: dict[str, _Ref] | None = None,
 ) -> tuple[float, float, float, float] | None:
     """The fitted peaks (reference, channel, channel error) with those at ``idx`` read as
-    ``element``'s lines of the same role (families mapped by ``fams``), the zero peak and
-    the ``anode``'s fitted lines pinned, every other peak its own line or ``element``'s nearest:
-    (gain, offset, largest shift eV over 2-20 keV from the fit's axis, rms eV) when that
-    axis fits every peak and moves by more than
-    :data:`maxrf.calibration.consistency.ALIAS_SHIFT_EV`; else None."""
-    alt_refs = [_rival_line(used[i][0], element, fams, tube_kv) for i in idx]
-    if any(a is None for a in alt_refs):
+    ``element``'s lines of the same role (families mapped by ``fams``), and those of
+    ``also`` (indices, element, families) as its element's, the zero peak and the
+    ``anode``'s fitted lines pinned, every other peak its own line or the nearest of the
+    elements read: (gain, offset, largest shift eV over 2-20 keV from the fit's axis, rms
+    eV) when that axis fits every peak and moves by more than
+    :data:`maxrf.calibration.consistency.ALIAS_SHIFT_EV`; else None. ``tube``: the
+    anode's reference lines by group (``'Ka'``), which peaks read as the anode's take
+    (its scatter blends, whose maximum the Compton peak moves) instead of its lines."""
+    reads = [(idx, element, fams)] + ([also] if also is not None else [])
+    alt_refs = [(i, tube.get(used[i][0].group) if tube is not None and el == anode
+                 else _rival_line(used[i][0], el, fm, tube_kv)) for ix, el, fm in reads for i in ix]
+    if any(a is None for _i, a in alt_refs):
         return None
     c = np.array([u[1] for u in used])
     kev = np.array([u[0].keV for u in used])
     err = np.array([gain * u[2] for u in used])
     s = np.hypot(err, [axis_sys_keV(u[0]) for u in used])
     alt, s_alt = kev.copy(), s.copy()
-    for i, a in zip(idx, alt_refs):
+    for i, a in alt_refs:
         alt[i] = a.keV
         s_alt[i] = math.hypot(err[i], axis_sys_keV(a))
     if np.allclose(alt, kev, atol=0.005):
         return None
     pinned = np.array([u[0].kind == "zero" or _is_anode(u[0], anode) for u in used])
-    pinned[list(idx)] = True
-    own = np.array([r.keV for _f, r in _element_groups(element, tube_kv)])
+    pinned[[i for i, _a in alt_refs]] = True
+    own = np.array([r.keV for _ix, el, _fm in reads for _f, r in _element_groups(el, tube_kv)])
     fit = _rival_fit(c, alt, s_alt, pinned, own)
     if fit is None:
         return None
@@ -230,6 +252,98 @@ def own_line_axes(
 
 #: how far in atomic number a fitted element's lines are read as another's
 NEIGHBOUR_REACH = 2
+
+
+#: how much broader, against the detector's width for one line at its energy, the peak
+#: of a fitted element's main line must be than every peak of the anode's fitted lines
+#: for the two to be read the other way round (:func:`swap_axes`): elastic scatter keeps a
+#: line's width and its Compton partner only broadens the tube's peaks, so in a right
+#: reading an element's line is the narrower one, unless sample lines overlap it
+SWAP_WIDTH_RATIO = 1.15
+
+
+def swap_axes(
+    entries: Sequence[Entry], obs: Sequence[_Obs], refs: Sequence[_Ref], axis: tuple[float, float], n: int,
+    anode: str, tube_kv: float, fwhm6: float,
+) -> list[tuple[str, float, float, float, float]]:
+    """The readings that swap a fitted element's lines with the anode's: the element's
+    lines read as the anode's scatter and the anode's fitted lines as a third element's,
+    when they fit the fitted peaks as well and the widths speak for them.
+
+    With the zero peak, K lines two atomic numbers apart differ by a mere scale (Moseley):
+    a Cr tube's K blends read as Ti K and a sample's Fe K read as the tube's Cr K fit the
+    zero peak and all four lines within 10 eV, 3.1 keV off (dev 400271). Positions cannot
+    tell the two apart; widths can. The tube's peaks are its Rayleigh lines, one line
+    wide, with their Compton partners beside or under them; an element's line is one
+    line wide. A reading whose element line is far broader (:data:`SWAP_WIDTH_RATIO`,
+    each against one line's width at its energy, ``fwhm6`` keV at 5.9 keV) than every
+    peak (30 sigma) at the places it gives the anode's lines (``refs``) has them the wrong
+    way round.
+
+    Returns
+    -------
+    list of (name, gain_keV, offset_keV, shift_eV, rms_eV)
+        ``name`` as ``'Cr K for Ti K, Fe K for Cr K'``; as :func:`rival_axes`. Best
+        fitting first.
+    """
+    gain, offset = axis
+    used = [(r, c, err) for r, c, err, u in entries if u]
+    if len(used) < 3:
+        return []
+
+    def width(o: _Obs | None, keV: float, ref: _Ref, wide: bool = False) -> float | None:
+        """Peak ``o``'s width (its larger estimate when ``wide``: the tube's, so that the
+        test errs towards the fit) against one line's at ``keV`` (with ``ref``'s spread)."""
+        one_line = math.hypot(float(_fwhm_at(keV, fwhm6)), _cluster_fwhm(ref))
+        return None if o is None else (o.widest if wide else o.fwhm) * gain / one_line
+
+    tube_w = [w for r in refs if _is_anode(r, anode) and r.kind != "escape" and r.strength >= 0.1
+              and (w := width(_tube_peak(obs, axis, r), _rayleigh_keV(r), r, wide=True)) is not None]
+    if not tube_w:
+        return []
+    anode_idx = [i for i, (r, _c, _e) in enumerate(used) if _is_anode(r, anode) and r.kind != "escape"]
+    tube = {r.group: r for r in refs if _is_anode(r, anode) and r.kind != "escape"}
+    tube_fams = {used[i][0].group[0]: used[i][0].group[0] for i in anode_idx}
+    tube_role = "/".join(sorted(tube_fams))
+    z_anode = physics.table.atomic_number(anode)
+    out = []
+    for el, idx in _fitted_elements(used, anode).items():
+        main = max(idx, key=lambda i: used[i][0].strength)
+        w = width(_line_peak(obs, used[main][1]), used[main][0].keV, used[main][0])
+        if w is None or w <= SWAP_WIDTH_RATIO * max(tube_w):
+            continue
+        fams = {used[i][0].group[0]: used[i][0].group[0] for i in idx}
+        role = "/".join(sorted(fams))
+        if not anode_idx:  # no fitted line of the anode's to read as another's
+            fit = _reread(used, gain, n, idx, anode, fams, tube_kv, anode, tube=tube)
+            if fit is not None:
+                out.append((f"{anode} {role} for {el} {role}", *fit))
+            continue
+        # Moseley: the third element lies as far above the anode as the element below it
+        z_mid = 2 * z_anode - physics.table.atomic_number(el)
+        for z in range(max(11, z_mid - NEIGHBOUR_REACH), min(92, z_mid + NEIGHBOUR_REACH) + 1):
+            other = physics.normalize_element(z)
+            if other in (anode, el) or other in NO_SAMPLE_ELEMENTS:
+                continue
+            fit = _reread(used, gain, n, idx, anode, fams, tube_kv, anode, also=(anode_idx, other, tube_fams),
+                          tube=tube)
+            if fit is not None:
+                name = f"{anode} {role} for {el} {role}, {other} {tube_role} for {anode} {tube_role}"
+                out.append((name, *fit))
+    return sorted(out, key=lambda t: t[4])
+
+
+def _tube_peak(obs: Sequence[_Obs], axis: tuple[float, float], ref: _Ref) -> _Obs | None:
+    """The strongest well-fitted peak (30 sigma or more) where the ``axis`` (gain, offset)
+    puts the anode's line ``ref``: within half its FWHM, and the reference's tolerance (a
+    scatter blend's maximum wanders with the angle), of it; None when there is none. A
+    peak the fit of its top did not describe is left out: the shoulders of a broad Cu
+    K-alpha blend fitted 80 eV wide passed for the tube's line (dev 1030089)."""
+    gain, offset = axis
+    c = (ref.keV - offset) / gain
+    near = [q for q in obs if q.ok and q.significance >= 30
+            and abs(q.channel - c) <= 0.5 * q.fwhm + ref.tol_keV / gain]
+    return max(near, key=lambda q: q.significance) if near else None
 
 
 def neighbour_axes(
@@ -431,19 +545,27 @@ def rival_anode_check(
     own = _unseen_own_lines(entries, obs, axis, n, anode, tube_kv)
     near = [(name, (g1, o1), shift)
             for name, g1, o1, shift, _rms in neighbour_axes(entries, gain, n, anode, tube_kv)]
-    if not hits and not own and not near:
+    swaps = [(name, (g1, o1), shift)
+             for name, g1, o1, shift, _rms in swap_axes(entries, obs, refs, axis, n, anode, tube_kv, fwhm6)]
+    if not hits and not own and not near and not swaps:
         if not rivals:
             return None
         return check("rival identity", True, f"no other element's lines read as {anode}'s leave "
                      f"{anode}'s scatter at a strong peak ({', '.join(r[0] for r in rivals[:4])} fit "
                      "as well but find nothing there)")
-    found = [(name, ax, shift) for name, ax, shift, _pk in hits] + own + near
+    found = [(name, ax, shift) for name, ax, shift, _pk in hits] + swaps + own + near
     if hits:
         name, _ax, shift, pk = hits[0]  # the rival that fits the peaks best
         message = (f"the {anode} lines of the fit may be {' or '.join(h[0] for h in hits[:3])} lines: the "
                    f"{name} axis fits the same peaks, moves by up to {shift:.0f} eV over 2-20 keV and puts "
                    f"{anode}'s scatter on the {pk.significance:.0f}-sigma peak at "
                    f"{offset + gain * pk.channel:.2f} keV this fit leaves out")
+    elif swaps:
+        name, _ax, shift = swaps[0]
+        read = name.split(", ")[0]
+        message = (f"the fit's {read.split(' for ')[1]} lines are broader than its {anode} scatter: read as "
+                   f"{anode}'s scatter ({name}), their axis fits the same peaks and moves by up to "
+                   f"{shift:.0f} eV over 2-20 keV")
     elif not own:
         name, _ax, shift = near[0]
         message = (f"the fit's {name.split(' for ')[1]} lines may be {name.split(' for ')[0]} lines: read "
