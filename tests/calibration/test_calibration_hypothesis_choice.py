@@ -21,7 +21,7 @@ from maxrf.calibration.auto import GAIN_RANGE, OFFSET_RANGE, _setup
 from maxrf.calibration.choice import POLISH_MAX_MOVE_EV
 from maxrf.calibration.explain import compton_pair_ok, compton_side, refute_missing_companions
 from maxrf.calibration.hypotheses import _Hyp, _hypotheses
-from maxrf.calibration.match import ZERO_FWHM6_RATIO_MAX, _assign, zero_fwhm_limit
+from maxrf.calibration.match import K_BETA_MAX_RATIO, ZERO_FWHM6_RATIO_MAX, _assign, zero_fwhm_limit
 from maxrf.calibration.medium import medium_scores
 from maxrf.calibration.observe import _Obs, _observe, _prepare
 from maxrf.calibration.references import _reference_lines
@@ -649,3 +649,29 @@ def test_a_polish_that_worsens_the_verdict_or_moves_far_keeps_the_choice():
             assert again.quality == cal.quality and move > POLISH_MAX_MOVE_EV
         assert case.max_error_eV(cal.gain_keV, cal.offset_keV) <= 10.0
         assert "polish_move_eV" not in cal.diagnostics
+
+
+def test_k_beta_ceiling_lies_above_every_elements_k_beta_over_k_alpha():
+    # xraydb's K-beta/K-alpha intensities, S to Sn: 0.03-0.25, half the ceiling at most
+    for z in range(16, 51):
+        lines = xraydb.xray_lines(z, "K")
+        ka = sum(v.intensity for n, v in lines.items() if n.startswith("Ka"))
+        kb = sum(v.intensity for n, v in lines.items() if n.startswith("Kb"))
+        assert kb / ka < 0.5 * K_BETA_MAX_RATIO + 0.01, z
+
+
+def test_a_peak_as_high_as_the_k_alpha_is_no_k_beta_of_that_element():
+    # dev 400081, a W tube over Sr, Zr, Cu and S: Zr K-alpha (15.78 keV, xraydb) lies 60
+    # eV below Sr K-beta (15.84) and was read as it beside Sr K-alpha as high; that
+    # reading, 75 eV off, moved the axis until both elements were lost, and the refit from
+    # the true axis landed 9 eV off. Truth: the case's axis and its elements
+    case = calibration_case(400081)
+    assert {"Sr", "Zr"} <= set(case.elements)
+    assert 0.03 < _kev("Sr", "Kb1") - _kev("Zr", "Ka1") < 0.1
+    refs, _anode_ref, _spec, obs = _setup(case.counts, None, case.anode, case.tube_kv)
+    pairs = _assign(case.gain_keV, case.offset_keV, obs, refs, 0.5, case.counts.size)
+    names = {refs[r].name for _, r in pairs}
+    assert {"Sr Ka", "Zr Ka", "Zr Kb"} <= names and "Sr Kb" not in names
+    r = refine_calibration(case.counts, case.gain_keV, case.offset_keV, anode=case.anode,
+                           tube_kv=case.tube_kv)
+    assert case.max_error_eV(r.gain_keV, r.offset_keV) <= 5.0

@@ -241,6 +241,12 @@ def _candidate_lines(
     return cands
 
 
+#: the largest K-beta/K-alpha peak height an element's lines can show: 0.1-0.25 in
+#: xraydb's line intensities from S to Sn, raised towards 0.5 at most just above an
+#: absorber's edge below both lines, lowered by an edge between them
+K_BETA_MAX_RATIO = 0.5
+
+
 def _choose_lines(
     cands: list[list[int]], e: np.ndarray, obs: Sequence[_Obs], refs: Sequence[_Ref]
 ) -> dict[int, int]:
@@ -264,6 +270,15 @@ def _choose_lines(
         for r in cs:
             if refs[r].kind in ("anode", "scatter") and refs[r].family == "K" and refs[r].fprimary:
                 tube_k[refs[r].element] = max(tube_k.get(refs[r].element, 0.0), obs[k].significance)
+    # so does an element's: a peak more than K_BETA_MAX_RATIO as high as the highest peak
+    # its K-alpha may be is no K-beta of that element alone, and another line it may be is
+    # taken (Zr K-alpha read as Sr K-beta, 75 eV off, beside Sr K-alpha as high: the axis
+    # drifted and lost both elements; dev 400081)
+    k_alpha: dict[str | None, float] = {}
+    for k, cs in enumerate(cands):
+        for r in cs:
+            if refs[r].kind == "element" and refs[r].family == "K" and refs[r].fprimary:
+                k_alpha[refs[r].element] = max(k_alpha.get(refs[r].element, 0.0), obs[k].height)
     chosen: dict[int, int] = {}
     for k, cs in enumerate(cands):
         if not cs:
@@ -276,6 +291,9 @@ def _choose_lines(
                 s += 5.0
             if (ref.kind in ("anode", "scatter") and ref.family == "K" and not ref.fprimary
                     and obs[k].significance > tube_k.get(ref.element, 0.0)):
+                s = -1.0
+            if (ref.kind == "element" and ref.family == "K" and not ref.fprimary
+                    and obs[k].height > K_BETA_MAX_RATIO * k_alpha.get(ref.element, math.inf)):
                 s = -1.0
             return (s, ref.strength, -abs(e[k] - ref.keV))
 
