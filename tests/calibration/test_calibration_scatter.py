@@ -21,7 +21,7 @@ from maxrf.calibration.explain import unexplained_peaks, unexplained_weight
 from maxrf.calibration.match import _assign, zero_width_ok
 from maxrf.calibration.observe import _observe, _prepare
 from maxrf.calibration.references import _rayleigh_keV, _reference_lines
-from maxrf.calibration.scatter_fit import fit_rayleigh
+from maxrf.calibration.scatter_fit import ANGLE_BOUNDS, fit_rayleigh
 from maxrf.calibration.verdict import assess_calibration, verdict, width_check
 from maxrf.synth_spectra import calibration_case
 
@@ -640,3 +640,25 @@ def test_rayleigh_lines_in_their_blends_are_known_to_their_error_and_4_eV():
     assert d.size >= 80
     assert np.mean(z <= 1.0) >= 0.62 and np.mean(z <= 2.0) >= 0.9
     assert np.mean(d / err <= 1.0) < np.mean(z <= 1.0) - 0.05
+
+
+def test_a_companion_blend_fitted_with_its_angle_at_the_bound_measures_nothing():
+    # dev 400271, a Cr blank with Fe behind 25 um Ni (scattering angle 132 degrees): at
+    # the true axis the K-beta blend's fit pushes its Compton partner to the 180-degree
+    # bound and puts the Rayleigh line 33 eV off with a 6 eV error taken at that angle;
+    # that alone made the true axis doubtful
+    case = calibration_case(400271)
+    assert case.anode == "Cr" and 120.0 < case.theta_deg < 145.0
+    refs = {r.name: r for r in _reference_lines("Cr", case.tube_kv)}
+    spec = _prepare(case.counts, "sum")
+    fe_ka = xraydb.xray_line("Fe", "Ka1").energy / 1e3
+    fit = fit_rayleigh(spec, case.gain_keV, case.offset_keV, refs["Cr Kb scatter"], 0.157, [fe_ka])
+    assert fit is not None and fit.theta_deg == pytest.approx(ANGLE_BOUNDS[1], abs=0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cal = refine_calibration(case.counts, case.gain_keV, case.offset_keV, anode="Cr",
+                                 tube_kv=case.tube_kv)
+    assert case.max_error_eV(cal.gain_keV, cal.offset_keV) <= 10.0
+    scatter = next(c for c in cal.checks if c["name"] == "anode scatter")
+    assert scatter["passed"] and "Cr Kb" not in scatter["residuals_eV"], scatter
+    assert cal.quality == "good"
