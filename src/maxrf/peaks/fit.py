@@ -182,6 +182,9 @@ def _fit_one(y: np.ndarray, ys: np.ndarray, net: np.ndarray, b: np.ndarray, i: i
     sig_w = scale * np.sqrt(np.maximum(y[lo:hi], max(1.0, 0.25 * float(b[i]))))
     try:
         data = net[lo:hi] if subtract_baseline else y[lo:hi]
+        if x.size <= (4 if subtract_baseline else 5):
+            # a peak at the spectrum's first or last channels: fewer channels than parameters
+            raise ValueError("too few channels to fit")
         popt, pcov = _least_squares(x, data, amp0, s0, float(b[i]), sig_w, subtract_baseline)
         err = float(np.sqrt(pcov[1, 1])) if np.isfinite(pcov[1, 1]) else float("nan")
         a, mu, s = float(popt[0]), float(popt[1]) + i, abs(float(popt[2]))
