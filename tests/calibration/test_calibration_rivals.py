@@ -16,7 +16,8 @@ from maxrf import physics
 from maxrf.calibration import auto_calibrate, refine_calibration
 from maxrf.calibration.observe import _Obs
 from maxrf.calibration.references import _reference_lines
-from maxrf.calibration.rivals import _unseen_own_lines, neighbour_axes, own_line_axes, rival_axes, swap_axes
+from maxrf.calibration.rival_check import _unseen_own_lines
+from maxrf.calibration.rivals import neighbour_axes, own_line_axes, rival_axes, swap_axes
 from maxrf.synth import synth_spectrum
 from maxrf.synth_spectra import calibration_case
 

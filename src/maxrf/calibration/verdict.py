@@ -32,7 +32,7 @@ from maxrf.calibration.quality import (
     redundancy_check,
 )
 from maxrf.calibration.references import _FWHM6_FLOOR, _Ref
-from maxrf.calibration.rivals import rival_anode_check
+from maxrf.calibration.rival_check import rival_anode_check
 from maxrf.calibration.scatter_fit import scatter_check
 from maxrf.calibration.unexplained import unexplained_check
 
