@@ -19,9 +19,9 @@ account of the spectrum (the real Cu K-alpha scatter peak left unexplained at 9.
 under the wrong axis of seed 90003; the Rh K-alpha Rayleigh peak read as its own
 Compton peak when Pd K is read as Rh K). :func:`rival_axes` finds the rivals that fit
 the fitted peaks as well; :func:`maxrf.calibration.rival_check.rival_anode_check` is
-the verdict's check: the calibration is then ``doubtful``, never ``good``. In a blank the rival scaled by a few
-per cent puts the anode's K-alpha on its own K-beta's (or K-alpha's) Compton peak: broad,
-no line, no rival.
+the verdict's check: the calibration is then ``doubtful``, never ``good``. In a blank
+the rival scaled by a few per cent puts the anode's K-alpha on its own K-beta's (or
+K-alpha's) Compton peak: broad, no line, no rival.
 
 The mirror case: the fit reads the tube's own scattered lines as a neighbour's (a Ag
 tube's L-alpha, L-beta as Cd L-alpha, L-beta, 150 eV above them, beyond the alias
