@@ -265,20 +265,21 @@ def _choose_lines(
     # edge below both raises K-beta/K-alpha from 0.13-0.2 to 0.5 at most): a peak stronger
     # than every peak the K-alpha may be is no K-beta blend of the tube (Zn K-alpha inside
     # a Cu tube's K-beta blend, held-out 990184)
-    tube_k: dict[str | None, float] = {}
-    for k, cs in enumerate(cands):
-        for r in cs:
-            if refs[r].kind in ("anode", "scatter") and refs[r].family == "K" and refs[r].fprimary:
-                tube_k[refs[r].element] = max(tube_k.get(refs[r].element, 0.0), obs[k].significance)
     # so does an element's: a peak more than K_BETA_MAX_RATIO as high as the highest peak
     # its K-alpha may be is no K-beta of that element alone, and another line it may be is
     # taken (Zr K-alpha read as Sr K-beta, 75 eV off, beside Sr K-alpha as high: the axis
     # drifted and lost both elements; dev 400081)
+    tube_k: dict[str | None, float] = {}
     k_alpha: dict[str | None, float] = {}
     for k, cs in enumerate(cands):
         for r in cs:
-            if refs[r].kind == "element" and refs[r].family == "K" and refs[r].fprimary:
-                k_alpha[refs[r].element] = max(k_alpha.get(refs[r].element, 0.0), obs[k].height)
+            ref = refs[r]
+            if ref.family != "K" or not ref.fprimary:
+                continue
+            if ref.kind in ("anode", "scatter"):
+                tube_k[ref.element] = max(tube_k.get(ref.element, 0.0), obs[k].significance)
+            elif ref.kind == "element":
+                k_alpha[ref.element] = max(k_alpha.get(ref.element, 0.0), obs[k].height)
     chosen: dict[int, int] = {}
     for k, cs in enumerate(cands):
         if not cs:

@@ -207,6 +207,12 @@ def _reread(
     return (g1, o1, shift, rms) if shift > ALIAS_SHIFT_EV else None
 
 
+def _own_families(used: Sequence[tuple[_Ref, float, float]], idx: Sequence[int]) -> dict[str, str]:
+    """The family map reading the fitted lines at ``idx`` as another element's of the same
+    role: each family for itself (K for K)."""
+    return {used[i][0].group[0]: used[i][0].group[0] for i in idx}
+
+
 def _fitted_elements(used: Sequence[tuple[_Ref, float, float]], anode: str) -> dict[str, list[int]]:
     """The sample elements among the fitted peaks, each with the indices of its lines."""
     out: dict[str, list[int]] = {}
@@ -283,7 +289,7 @@ def swap_axes(
         ``name`` as ``'Cr K for Ti K, Fe K for Cr K'``; as :func:`rival_axes`. Best
         fitting first.
     """
-    gain, offset = axis
+    gain = axis[0]
     used = [(r, c, err) for r, c, err, u in entries if u]
     if len(used) < 3:
         return []
@@ -300,7 +306,7 @@ def swap_axes(
         return []
     anode_idx = [i for i, (r, _c, _e) in enumerate(used) if _is_anode(r, anode) and r.kind != "escape"]
     tube = {r.group: r for r in refs if _is_anode(r, anode) and r.kind != "escape"}
-    tube_fams = {used[i][0].group[0]: used[i][0].group[0] for i in anode_idx}
+    tube_fams = _own_families(used, anode_idx)
     tube_role = "/".join(sorted(tube_fams))
     z_anode = physics.table.atomic_number(anode)
     out = []
@@ -309,7 +315,7 @@ def swap_axes(
         w = width(_line_peak(obs, used[main][1]), used[main][0].keV, used[main][0])
         if w is None or w <= SWAP_WIDTH_RATIO * max(tube_w):
             continue
-        fams = {used[i][0].group[0]: used[i][0].group[0] for i in idx}
+        fams = _own_families(used, idx)
         role = "/".join(sorted(fams))
         if not anode_idx:  # no fitted line of the anode's to read as another's
             fit = _reread(used, gain, n, idx, anode, fams, tube_kv, anode, tube=tube)
@@ -360,7 +366,7 @@ def neighbour_axes(
         return []
     out = []
     for el, idx in _fitted_elements(used, anode).items():
-        fams = {used[i][0].group[0]: used[i][0].group[0] for i in idx}  # the same role: K for K
+        fams = _own_families(used, idx)
         role = "/".join(sorted(fams))
         z0 = physics.table.atomic_number(el)
         for z in range(max(11, z0 - NEIGHBOUR_REACH), min(92, z0 + NEIGHBOUR_REACH) + 1):
