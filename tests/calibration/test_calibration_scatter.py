@@ -662,3 +662,60 @@ def test_a_companion_blend_fitted_with_its_angle_at_the_bound_measures_nothing()
     scatter = next(c for c in cal.checks if c["name"] == "anode scatter")
     assert scatter["passed"] and "Cr Kb" not in scatter["residuals_eV"], scatter
     assert cal.quality == "good"
+
+
+@pytest.mark.parametrize("theta", [95.0, 105.0])
+@pytest.mark.parametrize("filt", [("Cu", 50.0), ("Cu", 25.0), None])
+def test_a_filter_edge_beside_a_blend_is_fitted_as_a_step_of_the_continuum(theta, filt):
+    # a Cu filter's K edge (8.979 keV, xraydb) lies 74 eV above a Cu tube's K-beta (8.905):
+    # the scattered continuum passes below it and drops to nothing above, across the
+    # K-beta blend's window. A straight background leaves that cliff to the line and its
+    # Compton partner (K-beta 4-14 eV high on the noise-free spectra; 16 eV on dev seed
+    # 1050220); the fit keeps steps at the edge and at its Compton energy when they
+    # take the cliff off the chi-square, and none where there is no filter
+    from maxrf.synth_spectra import filter_transmission
+
+    edge = xraydb.xray_edge("Cu", "K").energy / 1e3
+    lines = xraydb.xray_lines("Cu")
+    kb = float(np.average([lines[n].energy for n in ("Kb1", "Kb3")],
+                          weights=[lines[n].intensity for n in ("Kb1", "Kb3")])) / 1e3
+    assert 0.05 < edge - kb < 0.1
+    gain, offset = 0.01, -0.2
+    e = offset + gain * np.arange(2048)
+    t = None if filt is None else (lambda x: filter_transmission(x, filt))
+    sc = physics.scatter_spectrum(e, anode="Cu", tube_kv=40.0, theta_deg=theta, fwhm_at_6keV=0.14,
+                                  transmission=t)
+    lam = 1e6 * (0.1 * sc["rayleigh"] + 0.3 * sc["compton"] + 0.3 * sc["continuum"]) + 3.0
+    spec = _prepare(lam, "sum")
+    ref = next(r for r in _reference_lines("Cu", 40.0) if r.name == "Cu Kb scatter")
+    assert abs(_rayleigh_keV(ref) - kb) < 0.002
+
+    def off_eV(edges: bool) -> float:
+        fit = fit_rayleigh(spec, gain, offset, ref, 0.14, edges=edges)
+        assert fit is not None
+        return (offset + gain * fit.channel - _rayleigh_keV(ref)) * 1e3
+
+    assert abs(off_eV(True)) < 1.0
+    if filt is None:
+        assert abs(off_eV(False)) < 0.5
+    else:
+        assert off_eV(False) > 3.0  # the cliff pulls the line up with a straight background
+
+
+def test_a_step_at_an_edge_no_filter_of_the_spectrum_has_is_refused(monkeypatch):
+    # dev seed 5003: a W tube behind 25 um of Ti at 88 degrees, whose L-beta blend the model
+    # misfits. A step at Cu's K edge (8.98 keV, inside the window) takes 25 off the
+    # chi-square there, but drops the continuum by a small share, where a Cu filter would
+    # take nearly all of it: no filter edge, the plain fit stands
+    import maxrf.calibration.scatter_fit as sf
+
+    case = calibration_case(5003)
+    assert case.anode == "W" and case.filter == ("Ti", 25.0)
+    spec = _prepare(case.counts, "sum")
+    ref = next(r for r in _reference_lines("W", case.tube_kv) if r.name == "W Lb scatter")
+    g, o, f6 = case.gain_keV, case.offset_keV, case.fwhm_at_6keV
+    plain = fit_rayleigh(spec, g, o, ref, f6)
+    assert plain is not None
+    assert fit_rayleigh(spec, g, o, ref, f6, edges=True).channel == plain.channel
+    monkeypatch.setattr(sf, "EDGE_MIN_DROP", -np.inf)  # any step taken: the fit moves
+    assert abs(fit_rayleigh(spec, g, o, ref, f6, edges=True).channel - plain.channel) * g > 0.01

@@ -370,7 +370,8 @@ def _precise(
             if ref.kind == "zero":
                 fit = _zero_fit(ob, zero.get(k))
             elif ref.kind == "scatter":
-                ray = fit_rayleigh(ob.spec, g, o, ref, ray_fwhm6, found, width_sd=ray_sd, theta=blend_theta)
+                ray = fit_rayleigh(ob.spec, g, o, ref, ray_fwhm6, found, width_sd=ray_sd, theta=blend_theta,
+                                   edges=True)
                 if ray is None:  # the blend's maximum: reported, never trusted
                     entries.append([ref, ob.channel, ob.err, False, 0.0, False])
                     continue
@@ -496,7 +497,7 @@ def _beside_compton(
         return None
     if ref.keV - float(compton_shift(ref.keV, theta)) > COMPTON_NEAR_FWHM * float(_fwhm_at(ref.keV, fwhm6)):
         return None
-    fit = fit_rayleigh(spec, gain, offset, ref, fwhm6, found, width_sd=width_sd)
+    fit = fit_rayleigh(spec, gain, offset, ref, fwhm6, found, width_sd=width_sd, edges=True)
     return None if fit is None else (fit.channel, fit.err)
 
 
