@@ -339,10 +339,8 @@ def _precise(
     present = {refs[r].element for _, r in best.pairs if refs[r].element is not None}
     # a family with two lines found (K-alpha and K-beta, L-alpha and L-beta) is
     # identified by their spacing: its weaker peaks enter the fit too
-    n_lines = Counter(
-        (refs[r].element, refs[r].family) for k, r in best.pairs
-        if refs[r].kind == "element" and obs[k].significance >= _PAIRED_SIGMA
-    )
+    n_lines = Counter((refs[r].element, refs[r].family) for k, r in best.pairs
+                      if refs[r].kind == "element" and obs[k].significance >= _PAIRED_SIGMA)
     pool = [r for r in refs if r.kind != "zero" and r.element in present]
     # the found elements' lines, weak ones too, are fitted beside a scatter blend's window
     found = lines_keV([q for q in pool if q.kind == "element"])
