@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
-from scipy import optimize
+from scipy import optimize, special
 
 from maxrf import physics
 from maxrf.calibration.match import AT_BOUND, _fwhm_at
@@ -82,7 +82,7 @@ def fit_rayleigh(
     x, yy, wt = window
     u = (x - x.mean()) / max(float(np.ptp(x)), 1e-9)
     common = (x, yy, wt, u, gain, offset, ref, c, a, fw, fwhm6, others_keV)
-    plain = _fit_blend(*common, np.zeros(0), width_sd, pinned, theta)
+    plain = _fit_blend(*common, None, width_sd, pinned, theta)
     if plain is None:
         return None
     # a blend the straight background describes needs no step; one it does not may lie
@@ -90,7 +90,7 @@ def fit_rayleigh(
     misfit = (plain[0].chi2 - 1.0) * math.sqrt(plain[0].dof / 2.0)  # chi-square's excess in sigma
     best = plain
     for edge in _window_edges(x, fw) if edges and misfit > EDGE_MISFIT_SIGMA else ():
-        stepped = _fit_blend(*common, np.array([edge]), width_sd, pinned, theta)
+        stepped = _fit_blend(*common, float(edge), width_sd, pinned, theta)
         if stepped is not None and plain[1] - stepped[1] >= 0.5 * EDGE_DCHI2 and stepped[1] < best[1]:
             best = stepped
     return best[0]
@@ -107,13 +107,13 @@ EDGE_DCHI2 = 25.0
 
 def _fit_blend(
     x: np.ndarray, yy: np.ndarray, wt: np.ndarray, u: np.ndarray, gain: float, offset: float, ref: _Ref,
-    c: np.ndarray, a: np.ndarray, fw: float, fwhm6: float, others_keV: Sequence[float], steps: np.ndarray,
+    c: np.ndarray, a: np.ndarray, fw: float, fwhm6: float, others_keV: Sequence[float], edge: float | None,
     width_sd: float | None, pinned: bool, theta: tuple[float, float] | None,
 ) -> tuple[RayleighFit, float] | None:
-    """:func:`fit_rayleigh` on its window, with continuum steps at the filter edges
-    ``steps`` (keV); the fit and its cost (half the chi-square)."""
+    """:func:`fit_rayleigh` on its window, with a step of the continuum at the filter
+    edge ``edge`` (keV) unless None; the fit and its cost (half the chi-square)."""
     e_r = _rayleigh_keV(ref)
-    design, n_others, n_fam = _blend_design(x, u, ref, c, a, fw, fwhm6, others_keV, steps)
+    design, n_others, n_fam = _blend_design(x, u, ref, c, a, fw, fwhm6, others_keV, edge)
 
     def resid(p: np.ndarray) -> np.ndarray:
         d = design(p) * wt[:, None]
@@ -124,7 +124,7 @@ def _fit_blend(
         return r if theta is None else np.append(r, (p[1] - theta[0]) / theta[1])
 
     lim = 1e-7 if pinned else 0.5 * fw + ref.tol_keV
-    dof = max(x.size - 8 - n_others - n_fam - 2 * steps.size, 1)
+    dof = max(x.size - 8 - n_others - n_fam - (0 if edge is None else 2), 1)
     # the shifted starts for a family's main line only: on a weak companion (Cr K-beta)
     # they find "lines" 50 eV off where the unshifted start rightly finds none
     starts = _SHIFT_STARTS if ref.strength >= 0.5 and not pinned else _SHIFT_STARTS[:1]
@@ -135,7 +135,7 @@ def _fit_blend(
         if not pinned and abs(best.x[0]) > AT_BOUND * lim:
             return None  # the line is beyond the bound: no other start brings it closer
         found = _rayleigh_found(best, design, wt, yy, dof)
-        if found is not None and steps.size and not _edge_drops(best.x, design, wt, yy, u, x, steps):
+        if found is not None and edge is not None and not _edge_drops(best.x, design, wt, yy, u, x, edge):
             return None
         if found is not None:
             shift, err_keV, sig_r, theta_err = found
@@ -148,7 +148,7 @@ def _fit_blend(
 
 def _blend_design(
     x: np.ndarray, u: np.ndarray, ref: _Ref, c: np.ndarray, a: np.ndarray, fw: float, fwhm6: float,
-    others_keV: Sequence[float], steps: np.ndarray,
+    others_keV: Sequence[float], edge: float | None = None,
 ) -> tuple[Callable[[np.ndarray], np.ndarray], int, int]:
     """The design matrix of a blend's window on energies ``x`` (keV; ``u`` scaled to
     -0.5..0.5) as a function of (shift, angle, broadening, width factor): the Rayleigh and
@@ -164,7 +164,6 @@ def _blend_design(
     w_o = np.asarray(_fwhm_at(others, fwhm6)) if others.size else others
     fam_c, fam_a = _family_partners(ref, c, float(x[0]) - reach, float(x[-1]) + reach)
     w_f = np.asarray(_fwhm_at(fam_c, fwhm6))
-    w_e = np.asarray(_fwhm_at(steps, fwhm6)) if steps.size else steps
 
     def design(p: np.ndarray) -> np.ndarray:
         cols = [*_pair(x, c, a, w_r, p, fwhm6), np.ones_like(x), u]
@@ -175,7 +174,8 @@ def _blend_design(
             cols += list(_pair(x, fam_c, fam_a, w_f, p, fwhm6))
         if others.size:
             cols += list(physics.gaussian_peaks(x, others + p[0], np.eye(others.size), w_o * p[3]))
-        cols += _edge_steps(x, steps, w_e, p, fwhm6)
+        if edge is not None:
+            cols += _edge_steps(x, edge, p, fwhm6)
         return np.column_stack(cols)
 
     return design, int(others.size), 2 if fam_c.size else 0
@@ -200,41 +200,34 @@ EDGE_MIN_DROP = 0.5
 
 def _edge_drops(
     p: np.ndarray, design: Callable[[np.ndarray], np.ndarray], wt: np.ndarray, yy: np.ndarray, u: np.ndarray,
-    x: np.ndarray, steps: np.ndarray,
+    x: np.ndarray, edge: float,
 ) -> bool:
-    """Whether the fitted steps at every filter edge ``steps`` (keV) inside the window
-    take at least :data:`EDGE_MIN_DROP` of the straight background and steps there away
-    (one edge at a time: only one filter's edge can drop the continuum to nothing)
-    (the last ``2 * steps.size`` columns of ``design``; the straight background's two
-    columns follow the Rayleigh and Compton ones)."""
+    """Whether the fitted step at the filter edge ``edge`` (keV; the last two columns of
+    ``design``, its Rayleigh and Compton parts) takes at least :data:`EDGE_MIN_DROP` of
+    the continuum below the edge away (the straight background, whose two columns follow
+    the Rayleigh and Compton ones, and the step). An edge above the window is not judged:
+    only the step's low side enters it."""
+    if not x[0] < edge < x[-1]:
+        return True
     d = design(p)
     beta, *_ = np.linalg.lstsq(d * wt[:, None], yy * wt, rcond=None)
-    amps = beta[d.shape[1] - 2 * steps.size:].reshape(-1, 2).sum(axis=1)
-    for k, e0 in enumerate(steps):
-        if not x[0] < e0 < x[-1]:
-            continue
-        u0 = float(np.interp(e0, x, u))
-        below = beta[2] + beta[3] * u0 + float(np.sum(amps[k:]))
-        if below <= 0 or amps[k] < EDGE_MIN_DROP * below:
-            return False
-    return True
+    drop = float(beta[-2] + beta[-1])
+    below = float(beta[2] + beta[3] * np.interp(edge, x, u)) + drop
+    return below > 0 and drop >= EDGE_MIN_DROP * below
 
 
-def _edge_steps(
-    x: np.ndarray, edges: np.ndarray, w: np.ndarray, p: np.ndarray, fwhm6: float
-) -> list[np.ndarray]:
-    """Step columns (1 below, 0 above) of the scattered continuum at each filter edge:
-    its Rayleigh part at the edge, its Compton part at the edge's Compton energy."""
-    from scipy.special import erfc
+def _edge_steps(x: np.ndarray, edge: float, p: np.ndarray, fwhm6: float) -> list[np.ndarray]:
+    """Step columns (1 below, 0 above) of the scattered continuum at a filter's edge
+    (keV): its Rayleigh part at the edge, at the Rayleigh lines' width, and its Compton
+    part at the edge's Compton energy, at the Compton peaks' width."""
     shift, theta, broad, factor = p
-    out = []
-    for e0, w0 in zip(edges, w):
-        s_r = w0 * factor / 2.3548
-        out.append(0.5 * erfc((x - e0 - shift) / (s_r * math.sqrt(2.0))))
-        ec = float(physics.compton_shift(e0, theta)) + shift
-        wc = math.hypot(float(_fwhm_at(ec, fwhm6)), float(physics.compton_extra_fwhm(e0, theta, broad)))
-        out.append(0.5 * erfc((x - ec) / (wc / 2.3548 * math.sqrt(2.0))))
-    return out
+
+    def step(at: float, fwhm: float) -> np.ndarray:
+        return 0.5 * special.erfc((x - at) * physics.FWHM_PER_SIGMA / (fwhm * math.sqrt(2.0)))
+
+    ec = float(physics.compton_shift(edge, theta)) + shift
+    wc = math.hypot(float(_fwhm_at(ec, fwhm6)), float(physics.compton_extra_fwhm(edge, theta, broad)))
+    return [step(edge + shift, float(_fwhm_at(edge, fwhm6)) * factor), step(ec, wc)]
 
 
 def _blend_window(
