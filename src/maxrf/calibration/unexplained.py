@@ -18,6 +18,11 @@ from maxrf.calibration.references import _Ref
 
 #: how many standard uncertainties a peak may be off the line that explains it
 UNEXPLAINED_Z = 3.0
+#: significance (sigma) from which a peak must be explained; a spectrum whose fitted
+#: peaks are weaker lowers it to their median, down to STRONG_FLOOR_SIGMA
+STRONG_SIGMA = 50.0
+#: the lowest significance (sigma) a peak must be explained from
+STRONG_FLOOR_SIGMA = 15.0
 #: two lines of one element closer than this many detector sigmas make one peak (two
 #: Gaussians so close have a single maximum)
 BLEND_SIGMAS = 2.0
@@ -49,8 +54,19 @@ def unexplained_check(
     every peak the fit uses (channels ``fitted``) but the strongest: a fit that names
     weaker peaks and leaves out one of the spectrum's main peaks took the wrong lines
     (Fe K-alpha read as Cd L-alpha, 10 keV off at 20 keV, leaves a Ag tube's L-alpha out).
+
+    A peak is strong from :data:`STRONG_SIGMA`, or from the median significance of the
+    fitted peaks where those are weaker (not below :data:`STRONG_FLOOR_SIGMA`): in a faint
+    spectrum a wrong axis leaves main peaks of 20-40 sigma at no line (As K-alpha read as
+    Cr K-alpha, the gain halved, 9.7 keV off and "good" with every fitted peak below 90
+    sigma; dev seed 1020184). A peak anywhere between the components of a reference line
+    is that line's.
     """
     ref_e = np.array([r.keV for r in refs])
+    # a line's components merged within a FWHM make one peak whose maximum lies anywhere
+    # between them (Sn K-alpha1,2, 0.23 keV apart: the peak sits 60 eV above the centroid)
+    ref_lo = np.array([min(c[0] for c in r.components) for r in refs])
+    ref_hi = np.array([max(c[0] for c in r.components) for r in refs])
     ref_el = np.array([r.element or "" for r in refs])
     ref_sys = np.array([r.sys_keV + r.tol_keV for r in refs])
     ref_fams = frozenset(f"{r.element} {r.family}" for r in refs if r.element is not None)
@@ -64,11 +80,16 @@ def unexplained_check(
     anode_e = [max(c[0] for c in r.components) for r in refs if r.kind in ("anode", "scatter")]
     common = tuple(sorted({r.element for r in refs if r.kind == "element"}))
     minor = _minor_lines(common, tube_kv)
+    used = sorted(o.significance for o in obs if any(abs(o.channel - c) <= 0.5 * o.fwhm for c in fitted))
+    # a peak as strong as the lines that make the axis is as real as they are: where
+    # those are weak, weaker peaks must be explained too
+    strong = max(STRONG_FLOOR_SIGMA, min(STRONG_SIGMA, float(np.median(used)))) if used else STRONG_SIGMA
     bad, top, exotic = [], 0.0, 0.0
     for o in obs:
         ek = offset + gain * o.channel
         # broad for a line at its energy under this calibration: scatter or continuum
-        if o.significance < 50 or ek < 0.9 or ek > tube_kv or o.fwhm * gain > 1.6 * float(_fwhm_at(ek, 0.2)):
+        if (o.significance < strong or ek < 0.9 or ek > tube_kv
+                or o.fwhm * gain > 1.6 * float(_fwhm_at(ek, 0.2))):
             continue
         half = 0.5 * float(_fwhm_at(ek))
         if sigma_eV is None:
@@ -78,23 +99,22 @@ def unexplained_check(
             tol = UNEXPLAINED_Z * np.sqrt((sigma_eV * 1e-3) ** 2 + peak**2 + ref_sys**2)
             tol = np.minimum(tol, half)
         t = float(np.min(tol))
-        if _known(ek, o.significance, (tol, t), half, ref_e, ref_el, (obs_e, sig), sums, minor, anode_e):
+        if np.any((ref_lo - tol <= ek) & (ek <= ref_hi + tol)) or _known(
+                ek, o.significance, (tol, t), half, ref_e, ref_el, (obs_e, sig), sums, minor, anode_e):
             continue
         if np.any((others[:, 0] - t <= ek) & (ek <= others[:, 1] + t)):
             exotic = max(exotic, o.significance)  # explained, by an uncommon element only
         else:
             bad.append(ek)
             top = max(top, o.significance)
-    return _verdict(bad, top, exotic, obs, fitted)
+    return _verdict(bad, top, exotic, used)
 
 
-def _verdict(
-    bad: list[float], top: float, exotic: float, obs: Sequence[_Obs], fitted: Sequence[float]
-) -> dict[str, Any]:
+def _verdict(bad: list[float], top: float, exotic: float, used: Sequence[float]) -> dict[str, Any]:
     """The ``unexplained peaks`` check from the energies (keV) of the unexplained peaks,
     the strongest one's significance (``top``), the strongest peak an uncommon element
-    alone explains (``exotic``) and the peaks the fit uses (channels ``fitted``)."""
-    used = sorted(o.significance for o in obs if any(abs(o.channel - c) <= 0.5 * o.fwhm for c in fitted))
+    alone explains (``exotic``) and the significances of the peaks the fit uses
+    (``used``, ascending)."""
     above = len(used) >= 2 and top > used[-2]
     # a main peak of the spectrum left to an uncommon element while the fit names weaker
     # peaks: the axis reads the common elements' lines as others (Co K-alpha as Gd L-alpha)
