@@ -63,7 +63,7 @@ def unexplained_check(
     K-alpha doublet is that line's.
     """
     ref_e = np.array([r.keV for r in refs])
-    ref_lo, ref_hi = _doublet_spans(refs)
+    doublets = _doublet_spans(refs)
     ref_el = np.array([r.element or "" for r in refs])
     ref_sys = np.array([r.sys_keV + r.tol_keV for r in refs])
     ref_fams = frozenset(f"{r.element} {r.family}" for r in refs if r.element is not None)
@@ -96,7 +96,7 @@ def unexplained_check(
             tol = UNEXPLAINED_Z * np.sqrt((sigma_eV * 1e-3) ** 2 + peak**2 + ref_sys**2)
             tol = np.minimum(tol, half)
         t = float(np.min(tol))
-        if np.any((ref_lo <= ek) & (ek <= ref_hi)) or _known(
+        if np.any((doublets[:, 0] <= ek) & (ek <= doublets[:, 1])) or _known(
                 ek, o.significance, (tol, t), half, ref_e, ref_el, (obs_e, sig), sums, minor, anode_e):
             continue
         if np.any((others[:, 0] - t <= ek) & (ek <= others[:, 1] + t)):
@@ -107,18 +107,17 @@ def unexplained_check(
     return _verdict(bad, top, exotic, used)
 
 
-def _doublet_spans(refs: Sequence[_Ref]) -> tuple[np.ndarray, np.ndarray]:
-    """Lowest and highest component energy (keV) of each element's K-alpha reference line,
-    its centroid for every other reference line."""
+def _doublet_spans(refs: Sequence[_Ref]) -> np.ndarray:
+    """(lowest, highest) component energy (keV) of each element's K-alpha reference line:
+    shape (n, 2)."""
     # the K-alpha1,2 doublet makes one peak whose maximum lies anywhere between its two
     # lines (Sn, 0.23 keV apart: the peak sits 60 eV above the centroid; beyond them the
     # centroid's own tolerance holds). Not a wider group: a Zn K-alpha read 3.0 keV up
     # fell between Au L-beta's components, 96 eV from their centroid, and that axis
     # passed every check 6.9 keV off (held-out 1070034)
-    doublet = [r.group == "Ka" and r.kind == "element" for r in refs]
-    lo = np.array([min(c[0] for c in r.components) if d else r.keV for r, d in zip(refs, doublet)])
-    hi = np.array([max(c[0] for c in r.components) if d else r.keV for r, d in zip(refs, doublet)])
-    return lo, hi
+    spans = [(min(c[0] for c in r.components), max(c[0] for c in r.components))
+             for r in refs if r.group == "Ka" and r.kind == "element"]
+    return np.array(spans, dtype=np.float64).reshape(-1, 2)
 
 
 def _verdict(bad: list[float], top: float, exotic: float, used: Sequence[float]) -> dict[str, Any]:
