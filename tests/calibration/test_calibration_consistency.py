@@ -13,7 +13,7 @@ import pytest
 import xraydb
 
 from maxrf import physics
-from maxrf.calibration import assess_calibration, auto_calibrate
+from maxrf.calibration import assess_calibration, auto_calibrate, refine_calibration
 from maxrf.calibration.consistency import alias_check, cliff_check, continuum_end_check, slope_sys_keV
 from maxrf.calibration.observe import _observe, _prepare
 from maxrf.calibration.references import _reference_lines
@@ -149,6 +149,32 @@ def test_the_tubes_compton_peaks_read_as_its_lines_are_too_broad():
         assert broad and not broad[0]["passed"]
         assert "Mo Ka" in broad[0]["message"] and "Mo Kb" in broad[0]["message"]
         assert all(c["passed"] for c in right if c["name"] == "broad lines")
+
+
+def test_a_compton_peak_read_as_a_line_below_its_rayleigh_partner_is_too_broad():
+    # held-out 1070038, a Ag blank at 50 kV behind 25 um Ni: the axis through the zero
+    # peak that reads the Rayleigh Ag K-alpha as Zn K-alpha (xraydb) reads its Compton
+    # peak (132 degrees) as Cu K-alpha. That axis is 2.6 times compressed: the zero peak's
+    # noise shrinks with it more than the Fano term at the lower energy, so the detector
+    # law allowed the Compton "line"; the narrower Rayleigh "line" above it does not.
+    # It passed every other check, "good" 12 keV off, chosen over the true axis
+    case = calibration_case(1070038)
+    assert case.anode == "Ag" and case.kind == "blank"
+    zero_ch = -case.offset_keV / case.gain_keV
+    ag_ch = (_ka("Ag") - case.offset_keV) / case.gain_keV
+    g = _ka("Zn") / (ag_ch - zero_ch)
+    ec = float(physics.compton_shift(_ka("Ag"), case.theta_deg))
+    assert abs(-g * zero_ch + g * (ec - case.offset_keV) / case.gain_keV - _ka("Cu")) < 0.05
+    kw = dict(anode=case.anode, tube_kv=case.tube_kv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wrong = refine_calibration(case.counts, g, -g * zero_ch, **kw)
+        auto = auto_calibrate(case.counts, **kw)
+    assert case.max_error_eV(wrong.gain_keV, wrong.offset_keV) > 5000.0
+    broad = next(c for c in wrong.checks if c["name"] == "broad lines")
+    assert not broad["passed"] and "Cu Ka" in broad["message"], broad
+    assert wrong.quality != "good"
+    assert case.max_error_eV(auto.gain_keV, auto.offset_keV) < 10.0
 
 
 def test_a_blank_with_two_anode_lines_gets_a_verdict_not_an_error():

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from maxrf import physics
-from maxrf.calibration.match import _fwhm_at, fit_axis
+from maxrf.calibration.match import _fwhm_at, fit_axis, width_measured
 from maxrf.calibration.observe import _Obs, _Spec
 from maxrf.calibration.precise import _fit_sys_keV, centre_sys_keV
 from maxrf.calibration.quality import RESIDUAL_TOL_EV, axis_difference_eV, check
@@ -170,7 +170,9 @@ def broad_lines_check(
     The zero peak's width is the electronic noise; a line at ``E`` keV is at most
     ``sqrt(noise^2 + FANO_SLOPE * E)`` wide (with its components' spread). A fitted
     "line" :data:`BROAD_FACTOR` times broader is a Compton peak or a blend of unknown
-    lines, and the calibration that put a line there is in doubt. One anode line may sit
+    lines, and the calibration that put a line there is in doubt. The detector widens
+    lines with energy, so a cleanly fitted main line above an element line bounds its
+    width as well (scaled by the law between the two). One anode line may sit
     in a blend (Mo K-alpha with Zr K-beta); all of them (two or more: K-alpha, K-beta) on
     such peaks are their Compton peaks, read by an axis stretched by the Compton shift.
 
@@ -209,7 +211,15 @@ def broad_lines_check(
         if u and r.kind == "element" and r.keV >= BROAD_MIN_KEV
         and not any(components_within(r, t, _line_fwhm(noise, r.keV)) for t, _c in tube)
     ]
-    broad = _broad(lines, obs, gain, noise)
+    # the well-measured lines above a line bound its width too: the detector widens lines
+    # with energy, and an axis compressed onto a Compton peak and its Rayleigh partner
+    # (Ag K-alpha's read as Cu and Zn K-alpha) shrinks the law's noise term six-fold but
+    # its Fano term only 2.5-fold, so only the partner shows the "line" is too broad
+    anchors = [
+        (r, c) for r, c, _e, u in entries
+        if u and r.kind in ("element", "anode") and r.fprimary and _width_anchor(obs, c, r, gain)
+    ]
+    broad = _broad(lines, obs, gain, noise, anchors)
     judged = [(r, c) for r, c in tube if _line_peak(obs, c) is not None]
     tube_broad = _broad(judged, obs, gain, noise)
     if len(judged) >= 2 and len(tube_broad) == len(judged):
@@ -228,22 +238,51 @@ def _line_fwhm(noise: float, keV: float) -> float:
     return math.sqrt(noise**2 + physics.FANO_SLOPE * keV)
 
 
+def _width_anchor(obs: Sequence[_Obs], channel: float, ref: _Ref, gain: float) -> bool:
+    """Whether the peak of main line ``ref`` at ``channel`` measures the detector's width
+    there: a clean fit (not cut, not collapsed onto its top: :func:`width_measured`), no
+    narrower than the line widths check lets a line be."""
+    o = _line_peak(obs, channel)
+    return (
+        o is not None and o.ok and not o.edge and width_measured(o, ref, gain)
+        and o.widest * gain >= 0.55 * math.sqrt(physics.FANO_SLOPE * ref.keV)
+    )
+
+
+def _law_fwhm(noise: float, ref: _Ref) -> float:
+    """FWHM (keV) of the peak of line group ``ref`` (:func:`_line_fwhm` with its
+    components' spread)."""
+    return math.hypot(_line_fwhm(noise, ref.keV), _cluster_fwhm(ref))
+
+
 def _line_peak(obs: Sequence[_Obs], channel: float) -> _Obs | None:
     """The peak (30 sigma or more) within half its FWHM of ``channel``; None when none."""
     o = min(obs, key=lambda q: abs(q.channel - channel))
     return o if o.significance >= 30 and abs(o.channel - channel) <= 0.5 * o.fwhm else None
 
 
-def _broad(lines: Sequence[tuple[_Ref, float]], obs: Sequence[_Obs], gain: float, noise: float) -> list[str]:
+def _broad(
+    lines: Sequence[tuple[_Ref, float]],
+    obs: Sequence[_Obs],
+    gain: float,
+    noise: float,
+    anchors: Sequence[tuple[_Ref, float]] = (),
+) -> list[str]:
     """The lines (reference, channel) whose peak (:func:`_line_peak`) is more than
     :data:`BROAD_FACTOR` times broader than the detector makes a line with electronic
-    ``noise`` (FWHM, keV): ``'Fe Ka 320 eV > 180 eV'``."""
+    ``noise`` (FWHM, keV), or than a line of ``anchors`` at a higher energy makes it
+    (its width at half prominence, scaled by the law's ratio between the two lines):
+    ``'Fe Ka 320 eV > 180 eV'``."""
     out = []
     for r, c in lines:
         o = _line_peak(obs, c)
         if o is None:
             continue
-        expect = math.hypot(_line_fwhm(noise, r.keV), _cluster_fwhm(r))
+        expect = _law_fwhm(noise, r)
+        for a, ca in anchors:
+            oa = _line_peak(obs, ca)
+            if oa is not None and oa is not o and a.keV > r.keV:
+                expect = min(expect, oa.widest * gain * _law_fwhm(noise, r) / _law_fwhm(noise, a))
         if o.fwhm * gain > BROAD_FACTOR * expect:
             out.append(f"{r.name} {o.fwhm * gain * 1e3:.0f} eV > {expect * 1e3:.0f} eV")
     return out
