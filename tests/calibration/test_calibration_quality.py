@@ -529,3 +529,93 @@ def test_a_peak_inside_a_wide_line_group_is_not_explained_by_it():
     assert case.max_error_eV(wrong.gain_keV, wrong.offset_keV) > 1000.0
     assert wrong.quality != "good"
     assert "unexplained peaks" in _failed(wrong.checks)
+
+
+def test_a_companion_line_explains_a_peak_only_with_its_main_line():
+    # a Cr blank (dev 400172): the axis through the zero peak that reads the scattered Cr
+    # K-alpha, the spectrum's strongest peak, as Sn L-gamma1 (xraydb). Explained by that
+    # companion line with nothing at Sn L-alpha, the axis passed every check 4.7 keV off
+    import warnings
+
+    from maxrf.calibration import refine_calibration
+    from maxrf.synth_spectra import calibration_case
+
+    case = calibration_case(400172)
+    assert case.anode == "Cr" and case.kind == "blank" and "Sn" not in case.elements
+    zero_ch = -case.offset_keV / case.gain_keV
+    cr_ch = (_xraydb_line("Cr", ("Ka1", "Ka2")) - case.offset_keV) / case.gain_keV
+    g = _xraydb_line("Sn", ("Lg1",)) / (cr_ch - zero_ch)
+    kw = dict(anode=case.anode, tube_kv=case.tube_kv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wrong = refine_calibration(case.counts, g, -g * zero_ch, **kw)
+        right = refine_calibration(case.counts, case.gain_keV, case.offset_keV, **kw)
+    assert case.max_error_eV(wrong.gain_keV, wrong.offset_keV) > 1000.0
+    assert wrong.quality != "good"
+    unexplained = next(c for c in wrong.checks if c["name"] == "unexplained peaks")
+    assert not unexplained["passed"], unexplained
+    # the true axis explains its peaks, the escape of Cr K-alpha beside its parent too
+    assert case.max_error_eV(right.gain_keV, right.offset_keV) < 10.0
+    assert "unexplained peaks" not in _failed(right.checks)
+
+
+def test_a_main_line_merged_into_a_neighbours_peak_still_vouches_for_its_companion():
+    # dev 500118 (a Ag tube over Fe, K, Ca, Sn, Ag): Sn L-alpha lies 130 eV above K
+    # K-alpha and makes no peak of its own; Sn L-beta1 is in the strong peak at 3.67 keV
+    # with Ca K-alpha. The counts above the baseline at Sn L-alpha show it there
+    import warnings
+
+    from maxrf.calibration import refine_calibration
+    from maxrf.calibration.auto import _setup
+    from maxrf.synth_spectra import calibration_case
+
+    case = calibration_case(500118)
+    assert {"Sn", "K", "Ca"} <= set(case.elements)
+    _refs, _anode, _spec, obs = _setup(case.counts, None, case.anode, case.tube_kv)
+    e = np.array([case.offset_keV + case.gain_keV * o.channel for o in obs])
+    sn_la, k_ka = _xraydb_line("Sn", ("La1", "La2")), _xraydb_line("K", ("Ka1", "Ka2"))
+    assert np.min(np.abs(e - sn_la)) > 0.5 * physics.fwhm_keV(sn_la, 0.15)  # no peak of its own
+    assert np.min(np.abs(e - k_ka)) < 0.03
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        right = refine_calibration(case.counts, case.gain_keV, case.offset_keV, anode=case.anode,
+                                   tube_kv=case.tube_kv)
+    assert case.max_error_eV(right.gain_keV, right.offset_keV) < 10.0
+    assert "unexplained peaks" not in _failed(right.checks)
+
+
+def test_a_tube_lines_escape_is_no_stronger_than_its_parent():
+    # the same Cr blank: a hypothesis matching the strongest peak to the Si escape of the
+    # tube's K-beta, whose own place holds no comparable peak, is refuted; on the true
+    # axis the escape of Cr K-alpha (physics.escape_fraction of its height) is not
+    import warnings
+
+    from maxrf.calibration.auto import _setup
+    from maxrf.calibration.explain import orphan_escapes
+    from maxrf.calibration.hypotheses import _Hyp, _refine
+    from maxrf.synth_spectra import calibration_case
+
+    case = calibration_case(400172)
+    refs, anode_ref, spec, obs = _setup(case.counts, None, case.anode, case.tube_kv)
+    top = max(range(len(obs)), key=lambda k: obs[k].height)
+    weight = max(o.weight for o in obs)
+    n = case.counts.size
+    cr_ka = _xraydb_line("Cr", ("Ka1", "Ka2"))
+    # the escape of the tube's scattered K-beta blend, as the hypotheses place it
+    kb_escape = next(r for r in refs if r.kind == "escape" and r.name.startswith("Cr Kb"))
+    assert abs(kb_escape.keV - float(physics.escape_energy(_xraydb_line("Cr", ("Kb1", "Kb3"))))) < 0.1
+    zero_ch = -case.offset_keV / case.gain_keV
+    g = kb_escape.keV / (obs[top].channel - zero_ch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wrong = _refine(_Hyp(g, -g * zero_ch), obs, refs, spec, anode_ref, weight, case.anode, case.tube_kv)
+        right = _refine(_Hyp(case.gain_keV, case.offset_keV), obs, refs, spec, anode_ref, weight, case.anode,
+                        case.tube_kv)
+    escape_of_top = [(k, r) for k, r in wrong.pairs if k == top and refs[r].kind == "escape"]
+    assert escape_of_top, [refs[r].name for _k, r in wrong.pairs]
+    assert set(escape_of_top) <= orphan_escapes(wrong.pairs, obs, refs, wrong.gain, wrong.offset, n)
+    assert set(escape_of_top) <= wrong.refuted
+    escapes = [(k, r) for k, r in right.pairs if refs[r].kind == "escape"]
+    ka_escape = float(physics.escape_energy(cr_ka))
+    assert any(abs(refs[r].keV - ka_escape) < 0.1 for _k, r in escapes)
+    assert not orphan_escapes(right.pairs, obs, refs, right.gain, right.offset, n)

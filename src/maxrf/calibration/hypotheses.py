@@ -18,6 +18,7 @@ from maxrf.calibration.explain import (
     compton_pair_ok,
     counts_below_zero,
     missing_escapes,
+    orphan_escapes,
     refute_missing_companions,
     unexplained_peaks,
     unexplained_weight,
@@ -113,7 +114,9 @@ def _refine(
         if hit and _compton_ok(spec, gain, offset, anode_ref) is not False:
             k = hit[0][0]
             contrib[hit[0]] += anode_weight * like[hit[0]] * min(1.0, obs[k].significance / 50.0)
-    out.refuted = refute_missing_companions(out.pairs, obs, refs, gain, offset, n)
+    out.refuted = refute_missing_companions(out.pairs, obs, refs, gain, offset, n) | orphan_escapes(
+        out.pairs, obs, refs, gain, offset, n
+    )
     out.compton_pair = compton_pair_ok(out.pairs, obs, refs, gain, offset, n)
     if out.compton_pair:
         # the tube's two lines with Compton partners at one angle: verified beyond the
