@@ -183,7 +183,10 @@ DEV_SEEDS = (
     "84 % within 10 eV, bound 94 %, 94 % where pinned, no silent failure; not looked at), "
     "and in the session of 6 December evening 400000-400299, 500000-500599, 990000-990299 "
     "and 1000000-1030299 again as development of the width bound that a line's partner above "
-    "it sets (1070038 looked at)"
+    "it sets and of the companion lines' and escapes' evidence in the unexplained-peaks check, "
+    "with 400000-400299 and 1000000-1000299 judged candidate by candidate (1070038, 400172, "
+    "400186, 400280, 500037, 500118, 500468, 990065, 1000283, 1010173, 1030154 and 1030158 "
+    "looked at)"
 )
 SPECTRA = Path(__file__).resolve().parents[1] / "tests" / "data" / "spectra"
 
