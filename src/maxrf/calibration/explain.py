@@ -256,9 +256,10 @@ def escape_of_stronger(obs: Sequence[_Obs], k: int, gain: float, offset: float) 
     return False
 
 
-#: largest height of a peak read as a Si escape peak, against its parent line's peak: the
-#: escape fraction is at most a few per cent (Reed & Ware), so even a blend of the escape
-#: with a sample's line stays below this; a higher "escape" is some line's own peak
+#: least height of a tube line's peak, as a share of the peak read as its Si escape: the
+#: escape fraction is at most a few per cent (Reed & Ware), so a parent lower than half
+#: its "escape" leaves room for any blend of the escape with a sample's line and still
+#: shows the "escape" is some line's own peak
 ORPHAN_ESCAPE_RATIO = 0.5
 
 
