@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from maxrf import physics
-from maxrf.calibration.match import _fwhm_at, fit_axis, width_measured
+from maxrf.calibration.match import FITTED_WIDTH_FLOOR, _fwhm_at, fit_axis, width_measured
 from maxrf.calibration.observe import _Obs, _Spec
 from maxrf.calibration.precise import _fit_sys_keV, centre_sys_keV
 from maxrf.calibration.quality import RESIDUAL_TOL_EV, axis_difference_eV, check
@@ -216,8 +216,9 @@ def broad_lines_check(
     # (Ag K-alpha's read as Cu and Zn K-alpha) shrinks the law's noise term six-fold but
     # its Fano term only 2.5-fold, so only the partner shows the "line" is too broad
     anchors = [
-        (r, c) for r, c, _e, u in entries
-        if u and r.kind in ("element", "anode") and r.fprimary and _width_anchor(obs, c, r, gain)
+        (r, o) for r, c, _e, u in entries
+        if u and r.kind in ("element", "anode") and r.fprimary
+        and (o := _width_anchor(obs, c, r, gain)) is not None
     ]
     broad = _broad(lines, obs, gain, noise, anchors)
     judged = [(r, c) for r, c in tube if _line_peak(obs, c) is not None]
@@ -238,15 +239,16 @@ def _line_fwhm(noise: float, keV: float) -> float:
     return math.sqrt(noise**2 + physics.FANO_SLOPE * keV)
 
 
-def _width_anchor(obs: Sequence[_Obs], channel: float, ref: _Ref, gain: float) -> bool:
-    """Whether the peak of main line ``ref`` at ``channel`` measures the detector's width
+def _width_anchor(obs: Sequence[_Obs], channel: float, ref: _Ref, gain: float) -> _Obs | None:
+    """The peak of main line ``ref`` at ``channel`` when it measures the detector's width
     there: a clean fit (not cut, not collapsed onto its top: :func:`width_measured`), no
-    narrower than the line widths check lets a line be."""
+    narrower than the line widths check lets a line be; None otherwise."""
     o = _line_peak(obs, channel)
-    return (
+    clean = (
         o is not None and o.ok and not o.edge and width_measured(o, ref, gain)
-        and o.widest * gain >= 0.55 * math.sqrt(physics.FANO_SLOPE * ref.keV)
+        and o.widest * gain >= FITTED_WIDTH_FLOOR * math.sqrt(physics.FANO_SLOPE * ref.keV)
     )
+    return o if clean else None
 
 
 def _law_fwhm(noise: float, ref: _Ref) -> float:
@@ -266,12 +268,13 @@ def _broad(
     obs: Sequence[_Obs],
     gain: float,
     noise: float,
-    anchors: Sequence[tuple[_Ref, float]] = (),
+    anchors: Sequence[tuple[_Ref, _Obs]] = (),
 ) -> list[str]:
     """The lines (reference, channel) whose peak (:func:`_line_peak`) is more than
     :data:`BROAD_FACTOR` times broader than the detector makes a line with electronic
-    ``noise`` (FWHM, keV), or than a line of ``anchors`` at a higher energy makes it
-    (its width at half prominence, scaled by the law's ratio between the two lines):
+    ``noise`` (FWHM, keV), or than a line of ``anchors`` (reference, its peak) at a
+    higher energy makes it (its width at half prominence, scaled by the law's ratio
+    between the two lines):
     ``'Fe Ka 320 eV > 180 eV'``."""
     out = []
     for r, c in lines:
@@ -279,9 +282,8 @@ def _broad(
         if o is None:
             continue
         expect = _law_fwhm(noise, r)
-        for a, ca in anchors:
-            oa = _line_peak(obs, ca)
-            if oa is not None and oa is not o and a.keV > r.keV:
+        for a, oa in anchors:
+            if oa is not o and a.keV > r.keV:
                 expect = min(expect, oa.widest * gain * _law_fwhm(noise, r) / _law_fwhm(noise, a))
         if o.fwhm * gain > BROAD_FACTOR * expect:
             out.append(f"{r.name} {o.fwhm * gain * 1e3:.0f} eV > {expect * 1e3:.0f} eV")

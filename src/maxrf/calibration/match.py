@@ -99,6 +99,11 @@ def zero_fwhm_limit(fwhm6: float | None = None) -> float:
     return math.sqrt(max(top * top - _FANO_SLOPE * physics.FWHM_REFERENCE_KEV, 0.0))
 
 
+#: share of silicon's Fano limit below which a fitted line width is too narrow for a line:
+#: fitted widths of strong high lines run ~20 % low
+FITTED_WIDTH_FLOOR = 0.55
+
+
 def width_measured(ob: _Obs, ref: _Ref, gain: float) -> bool:
     """Whether a peak's fitted width measures it as line ``ref``: not when it is narrower
     than silicon's Fano limit at the line while its width at half prominence is larger.

@@ -12,7 +12,7 @@ import numpy as np
 
 from maxrf import physics
 from maxrf.calibration.match import _fwhm_at
-from maxrf.calibration.observe import _Obs, _Spec
+from maxrf.calibration.observe import _Obs
 from maxrf.calibration.quality import check
 from maxrf.calibration.references import _Ref
 
@@ -84,8 +84,7 @@ def unexplained_check(
     others = _other_groups(tube_kv, ref_fams)
     sig = np.array([o.significance for o in obs])
     obs_e = np.array([offset + gain * o.channel for o in obs])
-    spec = obs[0].spec if obs else None
-    main_sig, main_ev = _main_significance(refs, obs_e, sig, max(0.9, offset), spec, gain, offset)
+    main_sig, main_ev = _main_line_support(refs, obs_e, sig, max(0.9, offset), obs, gain, offset)
     # (sums of photon peaks: the zero peak is none, with it every peak would be its own sum)
     strong_e = obs_e[(sig >= 0.2 * (sig.max() if sig.size else 0)) & (obs_e > 0.5)]
     sums = (strong_e[:, None] + strong_e[None, :]).ravel()
@@ -108,8 +107,8 @@ def unexplained_check(
         tol = _tolerances(o, gain, half, sigma_eV, ref_sys)
         t = float(np.min(tol))
         # a companion line (K-beta, L-beta, L-gamma) is there only with its main line
-        own = spec.line_evidence(o.channel, 0.3 * o.fwhm) if spec is not None else np.nan
-        ok = (main_sig >= MAIN_SHARE * o.significance) | (main_ev >= MAIN_EVIDENCE_SHARE * np.nan_to_num(own))
+        own = np.nan_to_num(o.spec.line_evidence(o.channel, 0.3 * o.fwhm)) if o.spec is not None else 0.0
+        ok = (main_sig >= MAIN_SHARE * o.significance) | (main_ev >= MAIN_EVIDENCE_SHARE * own)
         lines = (tol[ok], t), half, ref_e[ok], ref_el[ok]
         if np.any((doublets[:, 0] <= ek) & (ek <= doublets[:, 1])) or _known(
                 ek, o.significance, *lines, (obs_e, sig), sums, minor, anode_e):
@@ -132,14 +131,14 @@ def _tolerances(o: _Obs, gain: float, half: float, sigma_eV: float | None, ref_s
     return np.minimum(UNEXPLAINED_Z * np.sqrt((sigma_eV * 1e-3) ** 2 + peak**2 + ref_sys**2), half)
 
 
-def _main_significance(
+def _main_line_support(
     refs: Sequence[_Ref], obs_e: np.ndarray, sig: np.ndarray, lowest: float,
-    spec: _Spec | None = None, gain: float = 1.0, offset: float = 0.0,
+    obs: Sequence[_Obs], gain: float, offset: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per reference line that is an element's companion line, the significance of the
     observed peak at its family's main line (K-alpha, L-alpha; 0 when no peak is there)
-    and the data's largest significance above the baseline (a channel, ``spec``) within
-    0.3 FWHM of that main line. Both are infinite for main lines, for the tube's lines (a
+    and the data's largest significance above the baseline (a channel, the spectrum of
+    ``obs``) within 0.3 FWHM of that main line. Both are infinite for main lines, for the tube's lines (a
     filter may take the tube's main line: 25 um Ni and W L-alpha) and for companions
     whose main line lies below ``lowest`` keV (too soft to be seen, or before the axis'
     start)."""
@@ -151,10 +150,10 @@ def _main_significance(
             continue
         near = np.abs(obs_e - main) <= 0.5 * float(_fwhm_at(main))
         out[i] = float(sig[near].max()) if near.any() else 0.0
-        if spec is not None:
+        if obs and obs[0].spec is not None:
             # a main line merged into a neighbour's peak (Sn L-alpha 130 eV above K
             # K-alpha) is no peak of its own, but the counts above the baseline show it
-            ev = spec.line_evidence((main - offset) / gain, 0.3 * float(_fwhm_at(main)) / gain)
+            ev = obs[0].spec.line_evidence((main - offset) / gain, 0.3 * float(_fwhm_at(main)) / gain)
             evidence[i] = ev if np.isfinite(ev) else 0.0
     return out, evidence
 

@@ -18,7 +18,7 @@ from maxrf import physics
 from maxrf.calibration import consistency
 from maxrf.calibration.consistency import alias_check, broad_lines_check, cliff_check, entry_sys_keV
 from maxrf.calibration.explain import escape_of_stronger
-from maxrf.calibration.match import _FANO_SLOPE, _fwhm_at, fano_law, width_measured
+from maxrf.calibration.match import _FANO_SLOPE, FITTED_WIDTH_FLOOR, _fwhm_at, fano_law, width_measured
 from maxrf.calibration.observe import _Obs, _Spec
 from maxrf.calibration.precise import ZERO_RESOLUTION_SD, _fit_sys_keV, compton_fwhm_keV
 from maxrf.calibration.quality import (
@@ -209,7 +209,7 @@ def width_check(
             continue
         judged += 1
         limit = math.sqrt(_FANO_SLOPE * r.keV)
-        if o.widest * gain < 0.55 * limit:  # fitted widths of strong high lines run ~20 % low
+        if o.widest * gain < FITTED_WIDTH_FLOOR * limit:
             narrow.append(f"{r.name} {o.widest * gain * 1e3:.0f} eV < {limit * 1e3:.0f} eV")
     if not narrow or 2 * len(narrow) < judged:
         return None
