@@ -504,6 +504,58 @@ def test_a_faint_spectrums_wrong_axis_that_leaves_its_peaks_unexplained_is_not_g
     assert "unexplained peaks" not in _failed(right.checks)
 
 
+def test_independent_lines_each_within_their_sigmas_can_be_off_together():
+    # two probes each 2-3 sigma off are jointly as unlikely on a right axis as one probe 3
+    # sigma off; the bound for two is chi-square's with 2 degrees of freedom, whose tail is
+    # exp(-x / 2), at the chance of one line beyond 3 sigma (erfc(3 / sqrt 2))
+    from maxrf.calibration.quality import _independent_verdict
+
+    chance = math.erfc(3.0 / math.sqrt(2.0))
+    off = [("V Ka", 38.0, 13.0), ("Rb Kb", -38.0, 20.0)]
+    assert all(abs(r) < 3.0 * s for _n, r, s in off)
+    x = sum((r / s) ** 2 for _n, r, s in off)
+    assert math.exp(-x / 2.0) < chance
+    strict = {"V Ka", "Rb Kb"}
+    joint = _independent_verdict(off, strict)
+    assert not joint["passed"] and "together" in joint["message"], joint
+    # 2 sigma each is within the bound: exp(-4) > 0.0027
+    near = [("V Ka", 26.0, 13.0), ("Rb Kb", -40.0, 20.0)]
+    assert math.exp(-sum((r / s) ** 2 for _n, r, s in near) / 2.0) > chance
+    assert _independent_verdict(near, strict)["passed"]
+    # leave-one-out predictions share the fit's points: not in the joint sum
+    assert _independent_verdict(off, strict, n_lines=1)["passed"]
+    # below the per-line floor (25 eV) a residual is never off, alone or jointly
+    assert _independent_verdict([("V Ka", 20.0, 5.0), ("Rb Kb", -20.0, 5.0)], strict)["passed"]
+
+
+def test_an_axis_whose_independent_lines_are_off_together_is_not_good():
+    # held-out 1090027, a Cr tube at 35 kV behind 25 um Ti over Zr, zero peak off the
+    # axis: read with Zr L-alpha as S K-alpha and Zr K-alpha as Rb K-alpha (xraydb), V
+    # K-alpha and Rb K-beta land about 2.9 and 1.9 of their sigmas off on either side.
+    # Each within 3 sigma, that axis passed every check, "good" 3.2 keV off
+    import warnings
+
+    from maxrf.calibration import refine_calibration
+    from maxrf.synth_spectra import calibration_case
+
+    case = calibration_case(1090027)
+    assert case.anode == "Cr" and "Zr" in case.elements
+    la_ch, ka_ch = (
+        (_xraydb_line("Zr", names) - case.offset_keV) / case.gain_keV
+        for names in (("La1", "La2"), ("Ka1", "Ka2"))
+    )
+    s_ka, rb_ka = (_xraydb_line(el, ("Ka1", "Ka2")) for el in ("S", "Rb"))
+    g = (rb_ka - s_ka) / (ka_ch - la_ch)
+    kw = dict(anode=case.anode, tube_kv=case.tube_kv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wrong = refine_calibration(case.counts, g, s_ka - g * la_ch, **kw)
+    assert case.max_error_eV(wrong.gain_keV, wrong.offset_keV) > 2000.0
+    ind = next(c for c in wrong.checks if c["name"] == "independent lines")
+    assert not ind["passed"] and "together" in ind["message"], ind
+    assert wrong.quality != "good"
+
+
 def test_a_peak_inside_a_wide_line_group_is_not_explained_by_it():
     # held-out 1070034, a Cu tube over As, Zn, Mn: the axis read 1.34 times too steep
     # (found by the automatic search) puts Zn K-alpha (106 sigma) between Au L-beta's
