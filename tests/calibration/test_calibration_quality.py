@@ -162,6 +162,35 @@ def test_compare_header():
     assert compare_header(0.01, -0.95, None, n) is None
 
 
+def test_a_sum_peak_explains_a_peak_only_far_weaker_than_its_parents():
+    # pile-up sums two photons: a few per mille of its parents' counts, far less
+    # significant than they are (dev seed 500062: a peak 0.7 times as significant as the
+    # strongest, read as its sum with itself, left an axis 5.2 keV off unrefuted)
+    import xraydb
+
+    from maxrf.calibration.observe import _Obs
+    from maxrf.calibration.references import _reference_lines
+
+    refs = _reference_lines("Rh", 40.0)
+
+    def ob(kev, sig):
+        return _Obs(channel=kev / 0.01, err=0.05, fwhm=15.0, significance=sig, weight=sig**0.5, spec=None,
+                    ok=True, index=int(kev / 0.01), broad=False)
+
+    ca, rb = (_xraydb_line(el, ("Ka1", "Ka2")) for el in ("Ca", "Rb"))
+    # no main line of Z 11-92 (xraydb), no reference line, no Si escape of either, within
+    # 0.14 keV (more than half a FWHM) of their sum
+    main = ("Ka1", "Ka2", "Kb1", "Kb3", "La1", "La2", "Lb1", "Ma")
+    known = [ln.energy / 1e3 for z in range(11, 93) for k, ln in xraydb.xray_lines(z).items() if k in main]
+    known = np.array(known + [r.keV for r in refs])
+    assert np.min(np.abs(np.concatenate([known, known - 1.74]) - (ca + rb))) > 0.14
+    fitted = [ca / 0.01, rb / 0.01]
+    for sum_sig, explained in [(100.0, True), (900.0, True), (1100.0, False), (3000.0, False)]:
+        peaks = [ob(ca, 3000.0), ob(rb, 5000.0), ob(ca + rb, sum_sig)]
+        res = unexplained_check(peaks, 0.01, 0.0, refs, None, 40.0, fitted=fitted)
+        assert res["n"] == (0 if explained else 1), (sum_sig, res)
+
+
 def test_unexplained_and_coverage_checks():
     from maxrf.calibration.observe import _Obs
     from maxrf.calibration.references import _reference_lines
@@ -553,6 +582,36 @@ def test_an_axis_whose_independent_lines_are_off_together_is_not_good():
     assert case.max_error_eV(wrong.gain_keV, wrong.offset_keV) > 2000.0
     ind = next(c for c in wrong.checks if c["name"] == "independent lines")
     assert not ind["passed"] and "together" in ind["message"], ind
+    assert wrong.quality != "good"
+
+
+def test_an_axis_that_reads_a_main_peak_as_a_sum_peak_is_not_good():
+    # dev seed 500062, a Cr tube at 35 kV behind 50 um Cu over Fe, Zn, Sr, Au, Sb: read
+    # with Fe K-alpha as the tube's Cr K-alpha and Zn K-alpha as Co K-alpha (xraydb), the
+    # axis, 5.2 keV off, put Sr K-alpha (0.7 times as significant as Fe K-alpha) at twice
+    # Fe K-alpha's place, a sum peak by place alone, and passed every check
+    import warnings
+
+    from maxrf.calibration import refine_calibration
+    from maxrf.synth_spectra import calibration_case
+
+    case = calibration_case(500062)
+    assert case.anode == "Cr" and {"Fe", "Zn", "Sr"} <= set(case.elements)
+    fe_ch, zn_ch = (
+        (_xraydb_line(el, ("Ka1", "Ka2")) - case.offset_keV) / case.gain_keV for el in ("Fe", "Zn")
+    )
+    cr, co = (_xraydb_line(el, ("Ka1", "Ka2")) for el in ("Cr", "Co"))
+    g = (co - cr) / (zn_ch - fe_ch)
+    kw = dict(anode=case.anode, tube_kv=case.tube_kv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wrong = refine_calibration(case.counts, g, cr - g * fe_ch, **kw)
+    assert case.max_error_eV(wrong.gain_keV, wrong.offset_keV) > 2000.0
+    # Sr K-alpha sits at the doubled Fe K-alpha on that axis
+    sr_ch = (_xraydb_line("Sr", ("Ka1", "Ka2")) - case.offset_keV) / case.gain_keV
+    on_wrong = lambda ch: wrong.offset_keV + wrong.gain_keV * ch  # noqa: E731
+    assert abs(on_wrong(sr_ch) - 2 * on_wrong(fe_ch)) < 0.1
+    assert "unexplained peaks" in _failed(wrong.checks), wrong.checks
     assert wrong.quality != "good"
 
 
