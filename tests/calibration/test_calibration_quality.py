@@ -191,6 +191,66 @@ def test_a_sum_peak_explains_a_peak_only_far_weaker_than_its_parents():
         assert res["n"] == (0 if explained else 1), (sum_sig, res)
 
 
+def test_two_elements_lines_merge_into_one_peak_where_both_elements_show():
+    # dev seed 400186 (a Cr tube over As and Hg): As K-beta and Hg L-beta1 (xraydb), 0.1
+    # keV apart at 11.8 keV, make one peak between them beside strong As K-alpha and Hg
+    # L-alpha peaks; without Hg L-alpha, Hg L-beta is not there to merge with. Closer than
+    # 2 detector sigmas, two Gaussians have one maximum, anywhere between them
+    from maxrf.calibration.observe import _Obs
+    from maxrf.calibration.references import _reference_lines
+
+    refs = _reference_lines("Cr", 30.0)
+
+    def ob(kev, sig):
+        return _Obs(channel=kev / 0.01, err=0.05, fwhm=15.0, significance=sig, weight=sig**0.5, spec=None,
+                    ok=True, index=int(kev / 0.01), broad=False)
+
+    as_ka, hg_la = _xraydb_line("As", ("Ka1", "Ka2")), _xraydb_line("Hg", ("La1", "La2"))
+    as_kb, hg_lb = _xraydb_line("As", ("Kb1", "Kb3")), _xraydb_line("Hg", ("Lb1",))
+    assert 0.08 < hg_lb - as_kb < 0.12
+    blend = 0.5 * (as_kb + hg_lb)
+    fitted = [as_ka / 0.01, hg_la / 0.01]
+    both = [ob(as_ka, 1742.0), ob(hg_la, 836.0), ob(blend, 297.0)]
+    res = unexplained_check(both, 0.01, 0.0, refs, None, 30.0, sigma_eV=2.0, fitted=fitted)
+    assert res["n"] == 0, res
+    alone = [ob(as_ka, 1742.0), ob(hg_la + 0.4, 836.0), ob(blend, 297.0)]
+    res = unexplained_check(alone, 0.01, 0.0, refs, None, 30.0, sigma_eV=2.0, fitted=fitted[:1])
+    assert res["n"] >= 1 and "11.7" in res["message"], res
+    # two main lines merge where both elements show at other lines: Ca K-alpha and Sb
+    # L-alpha, 86 eV apart (dev seed 400280), beside Ca K-beta and Sb L-gamma1 peaks
+    ca_ka, sb_la = _xraydb_line("Ca", ("Ka1", "Ka2")), _xraydb_line("Sb", ("La1", "La2"))
+    ca_kb, sb_lg = _xraydb_line("Ca", ("Kb1", "Kb3")), _xraydb_line("Sb", ("Lg1",))
+    assert 0.07 < ca_ka - sb_la < 0.1
+    blend = sb_la + 0.75 * (ca_ka - sb_la)  # the stronger Ca K-alpha pulls it up
+    fitted = [as_ka / 0.01, sb_lg / 0.01]
+    # (without a spectrum every companion line counts as shown: Sn L-beta1 at 3.66 keV
+    # would explain the peak alone, so Sn is left out of the references)
+    refs = tuple(r for r in refs if r.element != "Sn")
+    seen = [ob(as_ka, 5000.0), ob(blend, 4500.0), ob(ca_kb, 400.0), ob(sb_lg, 300.0)]
+    res = unexplained_check(seen, 0.01, 0.0, refs, None, 30.0, sigma_eV=2.0, fitted=fitted)
+    assert res["passed"] and res["message"] == "every strong peak is explained", res
+    # either alone: Ca K-beta's peak taken away (Sb's lines are no proof of Ca), the peak
+    # is at no common element's line
+    no_ca = [seen[0], seen[1], seen[3]]
+    res = unexplained_check(no_ca, 0.01, 0.0, refs, None, 30.0, sigma_eV=2.0, fitted=fitted)
+    assert not res["passed"] and "4500 sigma" in res["message"], res
+    # a minor line (Sb L-l, 4 % of L-alpha) beside its main line's far stronger peak,
+    # though the blend pulled that peak 65 eV off L-alpha, beyond half a FWHM
+    from maxrf.calibration.match import _fwhm_at
+    from maxrf.calibration.unexplained import _known, _minor_lines
+
+    sb_ll = _xraydb_line("Sb", ("Ll",))
+    half = 0.5 * float(_fwhm_at(sb_ll))
+    assert 0.5 * float(_fwhm_at(blend)) < blend - sb_la < 2 * half
+    none = np.array([])
+    for parent, explained in [(blend, True), (sb_la + 4 * half, False)]:
+        observed = (np.array([parent, sb_ll]), np.array([4500.0, 236.0]))
+        known = _known(sb_ll, 236.0, (none, 0.015), half, none, (none, none), observed, np.zeros((2, 0)),
+                       _minor_lines(("Sb",), 30.0), [])
+        assert known is explained, parent
+
+
+
 def test_unexplained_and_coverage_checks():
     from maxrf.calibration.observe import _Obs
     from maxrf.calibration.references import _reference_lines

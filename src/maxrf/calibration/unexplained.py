@@ -75,7 +75,8 @@ def unexplained_check(
     its place alone (a Cr blank's scattered K-alpha as Sn L-gamma1 with no Sn L-alpha, or
     as the escape of a K-beta with no peak, on an axis 4.7 keV off; dev seed 400172). A
     sum peak, too, explains only a peak a third as significant as both its parents or
-    less.
+    less. Two elements' lines closer than :data:`BLEND_SIGMAS` make one peak between them
+    where both elements show elsewhere (:func:`_seen_elsewhere`).
     """
     refs = tuple(r for r in refs if r.kind != "escape")  # escapes: beside their parent (_known)
     ref_e = np.array([r.keV for r in refs])
@@ -87,6 +88,7 @@ def unexplained_check(
     sig = np.array([o.significance for o in obs])
     obs_e = np.array([offset + gain * o.channel for o in obs])
     main_sig, main_ev = _main_line_support(refs, obs_e, sig, max(0.9, offset), obs, gain, offset)
+    elsewhere = _seen_elsewhere(refs, obs, gain, offset, sigma_eV, ref_sys)
     # (sums of photon peaks: the zero peak is none, with it every peak would be its own sum)
     keep = (sig >= 0.2 * (sig.max() if sig.size else 0)) & (obs_e > 0.5)
     strong_e, strong_sig = obs_e[keep], sig[keep]
@@ -113,7 +115,8 @@ def unexplained_check(
         # a companion line (K-beta, L-beta, L-gamma) is there only with its main line
         own = np.nan_to_num(o.spec.line_evidence(o.channel, 0.3 * o.fwhm)) if o.spec is not None else 0.0
         ok = (main_sig >= MAIN_SHARE * o.significance) | (main_ev >= MAIN_EVIDENCE_SHARE * own)
-        lines = (tol[ok], t), half, ref_e[ok], ref_el[ok]
+        shown = elsewhere | (np.isfinite(main_sig) & (main_sig >= MAIN_SHARE * o.significance))
+        lines = (tol[ok], t), half, ref_e[ok], (ref_el[ok], shown[ok])
         if np.any((doublets[:, 0] <= ek) & (ek <= doublets[:, 1])) or _known(
                 ek, o.significance, *lines, (obs_e, sig), sums, minor, anode_e):
             continue
@@ -162,6 +165,39 @@ def _main_line_support(
     return out, evidence
 
 
+def _seen_elsewhere(
+    refs: Sequence[_Ref], obs: Sequence[_Obs], gain: float, offset: float, sigma_eV: float | None,
+    ref_sys: np.ndarray,
+) -> np.ndarray:
+    """Per reference line, whether its element shows elsewhere: its family companion or
+    another family's main line, more than a FWHM from it, at an observed peak of at least
+    :data:`STRONG_FLOOR_SIGMA` (within the tolerance of :func:`_tolerances`)."""
+    obs_e = np.array([offset + gain * o.channel for o in obs])
+    sig = np.array([o.significance for o in obs])
+    at_peak = np.zeros(len(refs), dtype=bool)
+    for i, r in enumerate(refs):
+        if r.kind != "element":
+            continue
+        half = 0.5 * float(_fwhm_at(r.keV))
+        for k in np.flatnonzero((np.abs(obs_e - r.keV) <= half) & (sig >= STRONG_FLOOR_SIGMA)):
+            if abs(obs_e[k] - r.keV) <= _tolerances(obs[k], gain, half, sigma_eV, ref_sys[i : i + 1])[0]:
+                at_peak[i] = True
+                break
+    el = np.array([r.element if r.kind == "element" else "" for r in refs])
+    fam = np.array([r.family or "" for r in refs])
+    primary = np.array([bool(r.fprimary) for r in refs])
+    e = np.array([r.keV for r in refs])
+    fwhm = np.asarray(_fwhm_at(e), dtype=np.float64)
+    other = (
+        at_peak[None, :]
+        & (el[:, None] == el[None, :])
+        & (el[:, None] != "")
+        & (np.abs(e[None, :] - e[:, None]) > fwhm[:, None])
+        & ((fam[:, None] == fam[None, :]) | primary[None, :])
+    )
+    return other.any(axis=1)
+
+
 def _doublet_spans(refs: Sequence[_Ref]) -> np.ndarray:
     """(lowest, highest) component energy (keV) of each element's K-alpha reference line:
     shape (n, 2)."""
@@ -205,14 +241,16 @@ def _verdict(bad: list[float], top: float, exotic: float, used: Sequence[float])
 
 def _known(
     ek: float, significance: float, tols: tuple[np.ndarray, float], half: float, ref_e: np.ndarray,
-    ref_el: np.ndarray,
+    ref_who: tuple[np.ndarray, np.ndarray],
     observed: tuple[np.ndarray, np.ndarray], sums: np.ndarray, minor: tuple[np.ndarray, np.ndarray],
     anode_e: Sequence[float],
 ) -> bool:
     """Whether a peak at ``ek`` keV is a common element's line, a blend of two, an escape
     or sum peak, a minor line beside its far stronger main line, or Compton scatter of a
     tube line (``tols``: the tolerance per reference line and the least of them, keV;
-    ``ref_el``: the reference lines' elements, '' for none; ``observed``: energies and
+    ``ref_who``: the reference lines' elements, '' for none, and whether each one's
+    element shows at other lines (:func:`_seen_elsewhere`) or, for a companion line, at
+    its main line's peak; ``observed``: energies and
     significances of all peaks; ``sums``: the energies of sums of two strong peaks and the
     lesser significance of the two, shape (2, n))."""
     obs_e, sig = observed
@@ -222,14 +260,18 @@ def _known(
     # between two reference lines the detector merges into one peak, anywhere between
     # them: two lines of one element (both there when one is) closer than
     # BLEND_SIGMAS (Zr L-alpha and L-beta, 82 eV apart at 2 keV: a peak 30 eV above
-    # L-alpha in the Zr standard of tests/data/spectra); two elements' lines only when
-    # far closer (Ti K-alpha and Ba L-alpha, 46 eV), for each may be alone
+    # L-alpha in the Zr standard of tests/data/spectra), or two elements' lines each of
+    # whose elements shows elsewhere (As K-beta and Hg L-beta1, 100 eV apart at 11.8 keV,
+    # beside strong As K-alpha and Hg L-alpha peaks, dev seed 400186; Ca K-alpha and Sb
+    # L-alpha, 86 eV apart, with Ca K-beta and Sb L-gamma1 peaks, dev seed 400280); other
+    # pairs only when far closer (Ti K-alpha and Ba L-alpha, 46 eV), for each may be alone
+    ref_el, shown = ref_who
     below, above = np.flatnonzero(ref_e <= ek), np.flatnonzero(ref_e > ek)
     if below.size and above.size:
         i, j = below[np.argmax(ref_e[below])], above[np.argmin(ref_e[above])]
-        one_element = bool(ref_el[i]) and ref_el[i] == ref_el[j]
+        both = (bool(ref_el[i]) and ref_el[i] == ref_el[j]) or bool(shown[i] and shown[j])
         fwhm = 2 * half
-        limit = BLEND_SIGMAS * fwhm / physics.FWHM_PER_SIGMA if one_element else OTHERS_BLEND_FWHM * fwhm
+        limit = BLEND_SIGMAS * fwhm / physics.FWHM_PER_SIGMA if both else OTHERS_BLEND_FWHM * fwhm
         if ref_e[j] - ref_e[i] <= limit:
             return True
     # an escape or a sum peak: its parent peaks (a Si K-alpha above; the two summed) are
@@ -246,7 +288,9 @@ def _known(
     # family is a far stronger observed peak
     minor_e, minor_parent = minor
     for main in minor_parent[np.abs(minor_e - ek) <= max(least, 0.25 * half)]:
-        p_sig = sig[np.abs(obs_e - main) <= half]
+        # (the main line's peak may be a blend's, pulled up to half a FWHM further off:
+        # Sb L-alpha inside Ca K-alpha's peak, 70 eV above it; dev seed 400280)
+        p_sig = sig[np.abs(obs_e - main) <= 2 * half]
         if p_sig.size and p_sig.max() >= 3.0 * significance:
             return True
     return any(physics.compton_shift(a, 180.0) - half <= ek <= a for a in anode_e)
