@@ -89,19 +89,12 @@ def unexplained_check(
     obs_e = np.array([offset + gain * o.channel for o in obs])
     main_sig, main_ev = _main_line_support(refs, obs_e, sig, max(0.9, offset), obs, gain, offset)
     elsewhere = _seen_elsewhere(refs, obs, gain, offset, sigma_eV, ref_sys)
-    # (sums of photon peaks: the zero peak is none, with it every peak would be its own sum)
-    keep = (sig >= 0.2 * (sig.max() if sig.size else 0)) & (obs_e > 0.5)
-    strong_e, strong_sig = obs_e[keep], sig[keep]
-    sums = np.stack([(strong_e[:, None] + strong_e[None, :]).ravel(),
-                     np.minimum(strong_sig[:, None], strong_sig[None, :]).ravel()])
+    sums = _sum_peaks(obs_e, sig)
     # the tube's Rayleigh lines, those inside a Compton blend too (Cu K-alpha, W L-gamma)
     anode_e = [max(c[0] for c in r.components) for r in refs if r.kind in ("anode", "scatter")]
     common = tuple(sorted({r.element for r in refs if r.kind == "element"}))
     minor = _minor_lines(common, tube_kv)
-    used = sorted(o.significance for o in obs if any(abs(o.channel - c) <= 0.5 * o.fwhm for c in fitted))
-    # a peak as strong as the lines that make the axis is as real as they are: where
-    # those are weak, weaker peaks must be explained too
-    strong = max(STRONG_FLOOR_SIGMA, min(STRONG_SIGMA, float(np.median(used)))) if used else STRONG_SIGMA
+    used, strong = _strong_floor(obs, fitted)
     bad, top, exotic = [], 0.0, 0.0
     for o in obs:
         ek = offset + gain * o.channel
@@ -126,6 +119,26 @@ def unexplained_check(
             bad.append(ek)
             top = max(top, o.significance)
     return _verdict(bad, top, exotic, used)
+
+
+def _sum_peaks(obs_e: np.ndarray, sig: np.ndarray) -> np.ndarray:
+    """Energies (keV) of the sums of two strong observed peaks (energies ``obs_e``,
+    significances ``sig``), and the lesser significance of the two: shape (2, n)."""
+    # (sums of photon peaks: the zero peak is none, with it every peak would be its own sum)
+    keep = (sig >= 0.2 * (sig.max() if sig.size else 0)) & (obs_e > 0.5)
+    e, s = obs_e[keep], sig[keep]
+    return np.stack([(e[:, None] + e[None, :]).ravel(), np.minimum(s[:, None], s[None, :]).ravel()])
+
+
+def _strong_floor(obs: Sequence[_Obs], fitted: Sequence[float]) -> tuple[list[float], float]:
+    """The significances of the peaks at the ``fitted`` channels (ascending), and the
+    significance from which a peak must be explained (:data:`STRONG_SIGMA`, or their
+    median where lower, not below :data:`STRONG_FLOOR_SIGMA`)."""
+    used = sorted(o.significance for o in obs if any(abs(o.channel - c) <= 0.5 * o.fwhm for c in fitted))
+    # a peak as strong as the lines that make the axis is as real as they are: where
+    # those are weak, weaker peaks must be explained too
+    strong = max(STRONG_FLOOR_SIGMA, min(STRONG_SIGMA, float(np.median(used)))) if used else STRONG_SIGMA
+    return used, strong
 
 
 def _tolerances(o: _Obs, gain: float, half: float, sigma_eV: float | None, ref_sys: np.ndarray) -> np.ndarray:
