@@ -263,9 +263,9 @@ def _known(
     tube line (``tols``: the tolerance per reference line and the least of them, keV;
     ``ref_who``: the reference lines' elements, '' for none, and whether each one's
     element shows at other lines (:func:`_seen_elsewhere`) or, for a companion line, at
-    its main line's peak; ``observed``: energies and
-    significances of all peaks; ``sums``: the energies of sums of two strong peaks and the
-    lesser significance of the two, shape (2, n))."""
+    its main line's peak; ``observed``: energies and significances of all peaks;
+    ``sums``: the energies of sums of two strong peaks and the lesser significance of the
+    two, shape (2, n))."""
     obs_e, sig = observed
     tol, least = tols
     if np.any(np.abs(ref_e - ek) <= tol):
