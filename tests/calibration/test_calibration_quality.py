@@ -555,6 +555,28 @@ def test_a_missing_tube_line_stays_critical_unless_a_filter_takes_it_and_all_els
     assert filtered_tube_line({**gone, "main_gone": False}, ok)["critical"]
 
 
+def _refine_quiet(case, gain: float, offset: float):
+    """The calibration of ``case`` refined from ``gain``, ``offset`` (keV), its warnings
+    silenced."""
+    import warnings
+
+    from maxrf.calibration import refine_calibration
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return refine_calibration(case.counts, gain, offset, anode=case.anode, tube_kv=case.tube_kv)
+
+
+def _refine_reading(case, *readings: tuple[float, float]):
+    """:func:`_refine_quiet` from the axis that reads two peaks of ``case`` at true
+    energies (keV) as other energies: ``(true_keV, read_keV)`` pairs, the zero peak as
+    ``(0.0, 0.0)``."""
+    (e1, r1), (e2, r2) = readings
+    c1, c2 = ((e - case.offset_keV) / case.gain_keV for e in (e1, e2))
+    g = (r2 - r1) / (c2 - c1)
+    return _refine_quiet(case, g, r1 - g * c1)
+
+
 def _xraydb_line(el: str, names: tuple[str, ...]) -> float:
     """Intensity-weighted energy (keV) of an element's lines (xraydb)."""
     import xraydb
@@ -570,21 +592,13 @@ def test_a_faint_spectrums_wrong_axis_that_leaves_its_peaks_unexplained_is_not_g
     # K-alpha about the zero peak (xraydb energies), the gain halved. Every fitted peak is
     # below 90 sigma, and Ba K-alpha (36 sigma) lands at no common line: below the fixed
     # 50 sigma, that axis passed every check, "good" 9.7 keV off
-    import warnings
-
-    from maxrf.calibration import refine_calibration
     from maxrf.synth_spectra import calibration_case
 
     case = calibration_case(1020184)
     assert {"As", "Ba"} <= set(case.elements)
-    zero_ch = -case.offset_keV / case.gain_keV
-    as_ch = (_xraydb_line("As", ("Ka1", "Ka2")) - case.offset_keV) / case.gain_keV
-    g = _xraydb_line("Cr", ("Ka1", "Ka2")) / (as_ch - zero_ch)
-    kw = dict(anode=case.anode, tube_kv=case.tube_kv)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        wrong = refine_calibration(case.counts, g, -g * zero_ch, **kw)
-        right = refine_calibration(case.counts, case.gain_keV, case.offset_keV, **kw)
+    as_ka, cr_ka = (_xraydb_line(el, ("Ka1", "Ka2")) for el in ("As", "Cr"))
+    wrong = _refine_reading(case, (0.0, 0.0), (as_ka, cr_ka))
+    right = _refine_quiet(case, case.gain_keV, case.offset_keV)
     assert case.max_error_eV(wrong.gain_keV, wrong.offset_keV) > 500.0
     assert wrong.quality != "good"
     assert _failed(wrong.checks) == {"unexplained peaks"}, wrong.checks
@@ -622,23 +636,13 @@ def test_an_axis_whose_independent_lines_are_off_together_is_not_good():
     # axis: read with Zr L-alpha as S K-alpha and Zr K-alpha as Rb K-alpha (xraydb), V
     # K-alpha and Rb K-beta land about 2.9 and 1.9 of their sigmas off on either side.
     # Each within 3 sigma, that axis passed every check, "good" 3.2 keV off
-    import warnings
-
-    from maxrf.calibration import refine_calibration
     from maxrf.synth_spectra import calibration_case
 
     case = calibration_case(1090027)
     assert case.anode == "Cr" and "Zr" in case.elements
-    la_ch, ka_ch = (
-        (_xraydb_line("Zr", names) - case.offset_keV) / case.gain_keV
-        for names in (("La1", "La2"), ("Ka1", "Ka2"))
-    )
+    zr_la, zr_ka = (_xraydb_line("Zr", names) for names in (("La1", "La2"), ("Ka1", "Ka2")))
     s_ka, rb_ka = (_xraydb_line(el, ("Ka1", "Ka2")) for el in ("S", "Rb"))
-    g = (rb_ka - s_ka) / (ka_ch - la_ch)
-    kw = dict(anode=case.anode, tube_kv=case.tube_kv)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        wrong = refine_calibration(case.counts, g, s_ka - g * la_ch, **kw)
+    wrong = _refine_reading(case, (zr_la, s_ka), (zr_ka, rb_ka))
     assert case.max_error_eV(wrong.gain_keV, wrong.offset_keV) > 2000.0
     ind = next(c for c in wrong.checks if c["name"] == "independent lines")
     assert not ind["passed"] and "together" in ind["message"], ind
@@ -650,25 +654,15 @@ def test_an_axis_that_reads_a_main_peak_as_a_sum_peak_is_not_good():
     # with Fe K-alpha as the tube's Cr K-alpha and Zn K-alpha as Co K-alpha (xraydb), the
     # axis, 5.2 keV off, put Sr K-alpha (0.7 times as significant as Fe K-alpha) at twice
     # Fe K-alpha's place, a sum peak by place alone, and passed every check
-    import warnings
-
-    from maxrf.calibration import refine_calibration
     from maxrf.synth_spectra import calibration_case
 
     case = calibration_case(500062)
     assert case.anode == "Cr" and {"Fe", "Zn", "Sr"} <= set(case.elements)
-    fe_ch, zn_ch = (
-        (_xraydb_line(el, ("Ka1", "Ka2")) - case.offset_keV) / case.gain_keV for el in ("Fe", "Zn")
-    )
-    cr, co = (_xraydb_line(el, ("Ka1", "Ka2")) for el in ("Cr", "Co"))
-    g = (co - cr) / (zn_ch - fe_ch)
-    kw = dict(anode=case.anode, tube_kv=case.tube_kv)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        wrong = refine_calibration(case.counts, g, cr - g * fe_ch, **kw)
+    fe, zn, cr, co, sr = (_xraydb_line(el, ("Ka1", "Ka2")) for el in ("Fe", "Zn", "Cr", "Co", "Sr"))
+    wrong = _refine_reading(case, (fe, cr), (zn, co))
     assert case.max_error_eV(wrong.gain_keV, wrong.offset_keV) > 2000.0
     # Sr K-alpha sits at the doubled Fe K-alpha on that axis
-    sr_ch = (_xraydb_line("Sr", ("Ka1", "Ka2")) - case.offset_keV) / case.gain_keV
+    fe_ch, sr_ch = ((e - case.offset_keV) / case.gain_keV for e in (fe, sr))
     on_wrong = lambda ch: wrong.offset_keV + wrong.gain_keV * ch  # noqa: E731
     assert abs(on_wrong(sr_ch) - 2 * on_wrong(fe_ch)) < 0.1
     assert "unexplained peaks" in _failed(wrong.checks), wrong.checks
@@ -706,21 +700,13 @@ def test_a_companion_line_explains_a_peak_only_with_its_main_line():
     # a Cr blank (dev 400172): the axis through the zero peak that reads the scattered Cr
     # K-alpha, the spectrum's strongest peak, as Sn L-gamma1 (xraydb). Explained by that
     # companion line with nothing at Sn L-alpha, the axis passed every check 4.7 keV off
-    import warnings
-
-    from maxrf.calibration import refine_calibration
     from maxrf.synth_spectra import calibration_case
 
     case = calibration_case(400172)
     assert case.anode == "Cr" and case.kind == "blank" and "Sn" not in case.elements
-    zero_ch = -case.offset_keV / case.gain_keV
-    cr_ch = (_xraydb_line("Cr", ("Ka1", "Ka2")) - case.offset_keV) / case.gain_keV
-    g = _xraydb_line("Sn", ("Lg1",)) / (cr_ch - zero_ch)
-    kw = dict(anode=case.anode, tube_kv=case.tube_kv)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        wrong = refine_calibration(case.counts, g, -g * zero_ch, **kw)
-        right = refine_calibration(case.counts, case.gain_keV, case.offset_keV, **kw)
+    cr_ka, sn_lg = _xraydb_line("Cr", ("Ka1", "Ka2")), _xraydb_line("Sn", ("Lg1",))
+    wrong = _refine_reading(case, (0.0, 0.0), (cr_ka, sn_lg))
+    right = _refine_quiet(case, case.gain_keV, case.offset_keV)
     assert case.max_error_eV(wrong.gain_keV, wrong.offset_keV) > 1000.0
     assert wrong.quality != "good"
     unexplained = next(c for c in wrong.checks if c["name"] == "unexplained peaks")

@@ -88,7 +88,7 @@ def unexplained_check(
     sig = np.array([o.significance for o in obs])
     obs_e = np.array([offset + gain * o.channel for o in obs])
     main_sig, main_ev = _main_line_support(refs, obs_e, sig, max(0.9, offset), obs, gain, offset)
-    elsewhere = _seen_elsewhere(refs, obs, gain, offset, sigma_eV, ref_sys)
+    elsewhere = _seen_elsewhere(refs, obs, (obs_e, sig), gain, sigma_eV, ref_sys)
     sums = _sum_peaks(obs_e, sig)
     # the tube's Rayleigh lines, those inside a Compton blend too (Cu K-alpha, W L-gamma)
     anode_e = [max(c[0] for c in r.components) for r in refs if r.kind in ("anode", "scatter")]
@@ -107,8 +107,9 @@ def unexplained_check(
         t = float(np.min(tol))
         # a companion line (K-beta, L-beta, L-gamma) is there only with its main line
         own = np.nan_to_num(o.spec.line_evidence(o.channel, 0.3 * o.fwhm)) if o.spec is not None else 0.0
-        ok = (main_sig >= MAIN_SHARE * o.significance) | (main_ev >= MAIN_EVIDENCE_SHARE * own)
-        shown = elsewhere | (np.isfinite(main_sig) & (main_sig >= MAIN_SHARE * o.significance))
+        main_peak = main_sig >= MAIN_SHARE * o.significance
+        ok = main_peak | (main_ev >= MAIN_EVIDENCE_SHARE * own)
+        shown = elsewhere | (np.isfinite(main_sig) & main_peak)
         lines = (tol[ok], t), half, ref_e[ok], (ref_el[ok], shown[ok])
         if np.any((doublets[:, 0] <= ek) & (ek <= doublets[:, 1])) or _known(
                 ek, o.significance, *lines, (obs_e, sig), sums, minor, anode_e):
@@ -179,14 +180,14 @@ def _main_line_support(
 
 
 def _seen_elsewhere(
-    refs: Sequence[_Ref], obs: Sequence[_Obs], gain: float, offset: float, sigma_eV: float | None,
-    ref_sys: np.ndarray,
+    refs: Sequence[_Ref], obs: Sequence[_Obs], observed: tuple[np.ndarray, np.ndarray], gain: float,
+    sigma_eV: float | None, ref_sys: np.ndarray,
 ) -> np.ndarray:
     """Per reference line, whether its element shows elsewhere: its family companion or
-    another family's main line, more than a FWHM from it, at an observed peak of at least
-    :data:`STRONG_FLOOR_SIGMA` (within the tolerance of :func:`_tolerances`)."""
-    obs_e = np.array([offset + gain * o.channel for o in obs])
-    sig = np.array([o.significance for o in obs])
+    another family's main line, more than a FWHM from it, at an observed peak (``observed``:
+    the peaks' energies, keV, and significances) of at least :data:`STRONG_FLOOR_SIGMA`
+    (within the tolerance of :func:`_tolerances`)."""
+    obs_e, sig = observed
     at_peak = np.zeros(len(refs), dtype=bool)
     for i, r in enumerate(refs):
         if r.kind != "element":
