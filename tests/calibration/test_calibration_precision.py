@@ -19,7 +19,7 @@ from maxrf.calibration.match import _assign, _fwhm_at, _implied_fwhm6
 from maxrf.calibration.observe import _observe, _prepare
 from maxrf.calibration.precise import _fit_sys_keV, _precise, centre_sys_keV
 from maxrf.calibration.references import _FWHM6_DEFAULT, _reference_lines
-from maxrf.calibration.verdict import COVERAGE_SIGMA_EV, coverage_check
+from maxrf.calibration.verdict import COVERAGE_SIGMA_EV, axis_covariance, axis_sigma_eV, coverage_check
 from maxrf.synth_spectra import calibration_case
 
 
@@ -82,17 +82,24 @@ def test_coverage_sigma_is_the_propagated_uncertainty_of_the_fit(seed):
     )
     rng = np.random.default_rng(7)
     top = min(20.0, o + g * (case.counts.size - 1))
-    x_end = np.array([(2.0 - o) / g, (top - o) / g])
+    # the ends, and the channels between the fitted lines where the axis is known best
+    x = np.concatenate([[(2.0 - o) / g, (top - o) / g], np.linspace(c.min(), c.max(), 5)])
     sims = []
     for _ in range(4000):
         y = kev + rng.normal(0.0, sd)
         b1, b0 = np.polyfit(c, y, 1, w=w)  # polyfit's weights multiply the residuals
-        sims.append(b0 + b1 * x_end - (o + g * x_end))
-    mc = float(np.max(np.std(np.array(sims), axis=0))) * 1e3
+        sims.append(b0 + b1 * x - (o + g * x))
+    spread = np.std(np.array(sims), axis=0) * 1e3
+    mc = float(np.max(spread[:2]))
     # the check's sigma also holds the steep-background bias of each peak (not simulated)
     assert mc <= check["sigma_eV"] * 1.05
     assert check["sigma_eV"] <= 1.6 * mc + 1.0
     assert check["passed"] == (check["sigma_eV"] <= COVERAGE_SIGMA_EV)
+    # the uncertainty at each channel, as the unexplained-peaks check takes it
+    local = axis_sigma_eV(axis_covariance(exact, g, o, obs), x)
+    assert np.all(spread <= local * 1.05), (spread, local)
+    assert np.all(local <= 1.6 * spread + 1.0), (spread, local)
+    assert np.max(local[:2]) == pytest.approx(check["sigma_eV"], rel=1e-9)
 
 
 def test_a_zero_peak_cut_by_the_axis_does_not_alone_pin_the_low_end():

@@ -47,12 +47,13 @@ def unexplained_check(
     refs: tuple[_Ref, ...],
     anode_ref: _Ref | None,
     tube_kv: float,
-    sigma_eV: float | None = None,
+    sigma_eV: float | np.ndarray | None = None,
     fitted: Sequence[float] = (),
 ) -> dict[str, Any]:
     """Strong narrow peaks at no known line, escape, sum or Compton energy.
 
-    With ``sigma_eV`` (the axis' own uncertainty, eV) a peak must lie within
+    With ``sigma_eV`` (the axis' own uncertainty, eV: one value, or one per peak of
+    ``obs`` at its energy) a peak must lie within
     :data:`UNEXPLAINED_Z` combined uncertainties (axis, peak centre, line centroid) of a
     reference line (the common elements', components merged as the detector sees them),
     between the components of another element's main line group (K-alpha1,2...) or that
@@ -87,8 +88,9 @@ def unexplained_check(
     others = _other_groups(tube_kv, ref_fams)
     sig = np.array([o.significance for o in obs])
     obs_e = np.array([offset + gain * o.channel for o in obs])
+    sigma = None if sigma_eV is None else np.broadcast_to(np.asarray(sigma_eV, dtype=np.float64), (len(obs),))
     main_sig, main_ev = _main_line_support(refs, obs_e, sig, max(0.9, offset), obs, gain, offset)
-    elsewhere = _seen_elsewhere(refs, obs, (obs_e, sig), gain, sigma_eV, ref_sys)
+    elsewhere = _seen_elsewhere(refs, obs, (obs_e, sig), gain, sigma, ref_sys)
     sums = _sum_peaks(obs_e, sig)
     # the tube's Rayleigh lines, those inside a Compton blend too (Cu K-alpha, W L-gamma)
     anode_e = [max(c[0] for c in r.components) for r in refs if r.kind in ("anode", "scatter")]
@@ -96,14 +98,14 @@ def unexplained_check(
     minor = _minor_lines(common, tube_kv)
     used, strong = _strong_floor(obs, fitted)
     bad, top, exotic = [], 0.0, 0.0
-    for o in obs:
-        ek = offset + gain * o.channel
+    for k, o in enumerate(obs):
+        ek = obs_e[k]
         # broad for a line at its energy under this calibration: scatter or continuum
         if (o.significance < strong or ek < 0.9 or ek > tube_kv
                 or o.fwhm * gain > 1.6 * float(_fwhm_at(ek, 0.2))):
             continue
         half = 0.5 * float(_fwhm_at(ek))
-        tol = _tolerances(o, gain, half, sigma_eV, ref_sys)
+        tol = _tolerances(o, gain, half, None if sigma is None else sigma[k], ref_sys)
         t = float(np.min(tol))
         # a companion line (K-beta, L-beta, L-gamma) is there only with its main line
         own = np.nan_to_num(o.spec.line_evidence(o.channel, 0.3 * o.fwhm)) if o.spec is not None else 0.0
@@ -181,12 +183,13 @@ def _main_line_support(
 
 def _seen_elsewhere(
     refs: Sequence[_Ref], obs: Sequence[_Obs], observed: tuple[np.ndarray, np.ndarray], gain: float,
-    sigma_eV: float | None, ref_sys: np.ndarray,
+    sigma_eV: np.ndarray | None, ref_sys: np.ndarray,
 ) -> np.ndarray:
     """Per reference line, whether its element shows elsewhere: its family companion or
     another family's main line, more than a FWHM from it, at an observed peak (``observed``:
     the peaks' energies, keV, and significances) of at least :data:`STRONG_FLOOR_SIGMA`
-    (within the tolerance of :func:`_tolerances`)."""
+    (within the tolerance of :func:`_tolerances` at the axis' uncertainty ``sigma_eV``
+    at each peak, eV)."""
     obs_e, sig = observed
     at_peak = np.zeros(len(refs), dtype=bool)
     for i, r in enumerate(refs):
@@ -194,7 +197,8 @@ def _seen_elsewhere(
             continue
         half = 0.5 * float(_fwhm_at(r.keV))
         for k in np.flatnonzero((np.abs(obs_e - r.keV) <= half) & (sig >= STRONG_FLOOR_SIGMA)):
-            if abs(obs_e[k] - r.keV) <= _tolerances(obs[k], gain, half, sigma_eV, ref_sys[i : i + 1])[0]:
+            s_k = None if sigma_eV is None else float(sigma_eV[k])
+            if abs(obs_e[k] - r.keV) <= _tolerances(obs[k], gain, half, s_k, ref_sys[i : i + 1])[0]:
                 at_peak[i] = True
                 break
     el = np.array([r.element if r.kind == "element" else "" for r in refs])
