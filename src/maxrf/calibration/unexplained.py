@@ -52,10 +52,9 @@ def unexplained_check(
 ) -> dict[str, Any]:
     """Strong narrow peaks at no known line, escape, sum or Compton energy.
 
-    With ``sigma_eV`` (the axis' own uncertainty, eV: one value, or one per peak of
-    ``obs`` at its energy) a peak must lie within
-    :data:`UNEXPLAINED_Z` combined uncertainties (axis, peak centre, line centroid) of a
-    reference line (the common elements', components merged as the detector sees them),
+    With ``sigma_eV`` (the axis' uncertainty, eV: one, or one per peak at its energy) a
+    peak must lie within :data:`UNEXPLAINED_Z` combined uncertainties (axis, peak centre,
+    line centroid) of a reference line (the common elements', components merged as the detector sees them),
     between the components of another element's main line group (K-alpha1,2...) or that
     close to them; or be the escape peak of a far stronger observed peak. An axis that
     claims 7 eV and leaves peaks 25 eV from the lines it names is wrong (Hg L-beta taken
@@ -98,8 +97,7 @@ def unexplained_check(
     minor = _minor_lines(common, tube_kv)
     used, strong = _strong_floor(obs, fitted)
     bad, top, exotic = [], 0.0, 0.0
-    for k, o in enumerate(obs):
-        ek = obs_e[k]
+    for k, (o, ek) in enumerate(zip(obs, obs_e)):
         # broad for a line at its energy under this calibration: scatter or continuum
         if (o.significance < strong or ek < 0.9 or ek > tube_kv
                 or o.fwhm * gain > 1.6 * float(_fwhm_at(ek, 0.2))):
