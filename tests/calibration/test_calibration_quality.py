@@ -162,20 +162,24 @@ def test_compare_header():
     assert compare_header(0.01, -0.95, None, n) is None
 
 
+def _peak_at(kev: float, sig: float):
+    """A narrow found peak at ``kev`` on the axis E = 0.01 keV x channel, of significance
+    ``sig``."""
+    from maxrf.calibration.observe import _Obs
+
+    return _Obs(channel=kev / 0.01, err=0.05, fwhm=15.0, significance=sig, weight=sig**0.5, spec=None,
+                ok=True, index=int(kev / 0.01), broad=False)
+
+
 def test_a_sum_peak_explains_a_peak_only_far_weaker_than_its_parents():
     # pile-up sums two photons: a few per mille of its parents' counts, far less
     # significant than they are (dev seed 500062: a peak 0.7 times as significant as the
     # strongest, read as its sum with itself, left an axis 5.2 keV off unrefuted)
     import xraydb
 
-    from maxrf.calibration.observe import _Obs
     from maxrf.calibration.references import _reference_lines
 
     refs = _reference_lines("Rh", 40.0)
-
-    def ob(kev, sig):
-        return _Obs(channel=kev / 0.01, err=0.05, fwhm=15.0, significance=sig, weight=sig**0.5, spec=None,
-                    ok=True, index=int(kev / 0.01), broad=False)
 
     ca, rb = (_xraydb_line(el, ("Ka1", "Ka2")) for el in ("Ca", "Rb"))
     # no main line of Z 11-92 (xraydb), no reference line, no Si escape of either, within
@@ -186,7 +190,7 @@ def test_a_sum_peak_explains_a_peak_only_far_weaker_than_its_parents():
     assert np.min(np.abs(np.concatenate([known, known - 1.74]) - (ca + rb))) > 0.14
     fitted = [ca / 0.01, rb / 0.01]
     for sum_sig, explained in [(100.0, True), (900.0, True), (1100.0, False), (3000.0, False)]:
-        peaks = [ob(ca, 3000.0), ob(rb, 5000.0), ob(ca + rb, sum_sig)]
+        peaks = [_peak_at(ca, 3000.0), _peak_at(rb, 5000.0), _peak_at(ca + rb, sum_sig)]
         res = unexplained_check(peaks, 0.01, 0.0, refs, None, 40.0, fitted=fitted)
         assert res["n"] == (0 if explained else 1), (sum_sig, res)
 
@@ -196,24 +200,19 @@ def test_two_elements_lines_merge_into_one_peak_where_both_elements_show():
     # keV apart at 11.8 keV, make one peak between them beside strong As K-alpha and Hg
     # L-alpha peaks; without Hg L-alpha, Hg L-beta is not there to merge with. Closer than
     # 2 detector sigmas, two Gaussians have one maximum, anywhere between them
-    from maxrf.calibration.observe import _Obs
     from maxrf.calibration.references import _reference_lines
 
     refs = _reference_lines("Cr", 30.0)
-
-    def ob(kev, sig):
-        return _Obs(channel=kev / 0.01, err=0.05, fwhm=15.0, significance=sig, weight=sig**0.5, spec=None,
-                    ok=True, index=int(kev / 0.01), broad=False)
 
     as_ka, hg_la = _xraydb_line("As", ("Ka1", "Ka2")), _xraydb_line("Hg", ("La1", "La2"))
     as_kb, hg_lb = _xraydb_line("As", ("Kb1", "Kb3")), _xraydb_line("Hg", ("Lb1",))
     assert 0.08 < hg_lb - as_kb < 0.12
     blend = 0.5 * (as_kb + hg_lb)
     fitted = [as_ka / 0.01, hg_la / 0.01]
-    both = [ob(as_ka, 1742.0), ob(hg_la, 836.0), ob(blend, 297.0)]
+    both = [_peak_at(as_ka, 1742.0), _peak_at(hg_la, 836.0), _peak_at(blend, 297.0)]
     res = unexplained_check(both, 0.01, 0.0, refs, None, 30.0, sigma_eV=2.0, fitted=fitted)
     assert res["n"] == 0, res
-    alone = [ob(as_ka, 1742.0), ob(hg_la + 0.4, 836.0), ob(blend, 297.0)]
+    alone = [_peak_at(as_ka, 1742.0), _peak_at(hg_la + 0.4, 836.0), _peak_at(blend, 297.0)]
     res = unexplained_check(alone, 0.01, 0.0, refs, None, 30.0, sigma_eV=2.0, fitted=fitted[:1])
     assert res["n"] >= 1 and "11.7" in res["message"], res
     # two main lines merge where both elements show at other lines: Ca K-alpha and Sb
@@ -226,7 +225,7 @@ def test_two_elements_lines_merge_into_one_peak_where_both_elements_show():
     # (without a spectrum every companion line counts as shown: Sn L-beta1 at 3.66 keV
     # would explain the peak alone, so Sn is left out of the references)
     refs = tuple(r for r in refs if r.element != "Sn")
-    seen = [ob(as_ka, 5000.0), ob(blend, 4500.0), ob(ca_kb, 400.0), ob(sb_lg, 300.0)]
+    seen = [_peak_at(as_ka, 5000.0), _peak_at(blend, 4500.0), _peak_at(ca_kb, 400.0), _peak_at(sb_lg, 300.0)]
     res = unexplained_check(seen, 0.01, 0.0, refs, None, 30.0, sigma_eV=2.0, fitted=fitted)
     assert res["passed"] and res["message"] == "every strong peak is explained", res
     # either alone: Ca K-beta's peak taken away (Sb's lines are no proof of Ca), the peak

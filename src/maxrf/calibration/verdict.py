@@ -352,11 +352,12 @@ def axis_sigma_eV(cov: np.ndarray, channels: Any) -> np.ndarray:
 
 def coverage_check(
     entries: Sequence[tuple[_Ref, float, float, bool]], gain: float, offset: float, n: int,
-    obs: Sequence[_Obs] = (),
+    obs: Sequence[_Obs] = (), cov: np.ndarray | None = None,
 ) -> dict[str, Any] | None:
-    """Uncertainty of the fitted energy axis over 2-20 keV (:func:`axis_covariance`);
-    passes at :data:`COVERAGE_SIGMA_EV`."""
-    cov = axis_covariance(entries, gain, offset, obs)
+    """Uncertainty of the fitted energy axis over 2-20 keV (its covariance ``cov``, else
+    :func:`axis_covariance`); passes at :data:`COVERAGE_SIGMA_EV`."""
+    if cov is None:
+        cov = axis_covariance(entries, gain, offset, obs)
     if cov is None:
         return None
     used = [e for e in entries if e[3]]
@@ -405,6 +406,7 @@ def assess(
     400136), the zero's can mislead the fit of a W L-alpha blend (71 eV off a right axis;
     dev 400018)."""
     n = spec.y.size
+    cov = axis_covariance(entries, gain, offset, obs)
     checks: list[dict[str, Any]] = [residual_check(entries, gain, offset)]
     indep, probes = independent_checks(spec, gain, offset, refs, entries, fwhm6, obs, tube_kv, anode)
     checks += indep
@@ -415,7 +417,7 @@ def assess(
         width_check(entries, obs, gain),
         strong_peaks_check(entries, obs, gain, offset),
         compton_check(anode_ref, compton[0], compton[1], spec, gain, offset, fwhm6),
-        coverage_check(entries, gain, offset, n, obs),
+        coverage_check(entries, gain, offset, n, obs, cov),
         compare_header(gain, offset, header, n),
         alias_check(entries, refs, gain, n),
         rival_anode_check(entries, obs, refs, (gain, offset), n, anode, tube_kv, fwhm6),
@@ -438,7 +440,6 @@ def assess(
     # 2-20 keV: an axis known to 4 eV at 6.4 keV between its fitted lines does not put a
     # 840-sigma peak 26 eV from Fe K-alpha on it (Zn K-alpha, an axis 4.1 keV off that
     # read Ni and Co K-alpha as Cr and V K-alpha and claimed 12 eV at its ends; dev 500067)
-    cov = axis_covariance(entries, gain, offset, obs)
     sigma = None if cov is None else axis_sigma_eV(cov, [o.channel for o in obs])
     fitted = [c for r, c, _e, u in entries if u and r.kind != "zero"]
     checks.append(unexplained_check(obs, gain, offset, tuple(refs), anode_ref, tube_kv, sigma, fitted))
