@@ -794,3 +794,54 @@ def test_a_tube_lines_escape_is_no_stronger_than_its_parent():
     ka_escape = float(physics.escape_energy(cr_ka))
     assert any(abs(refs[r].keV - ka_escape) < 0.1 for _k, r in escapes)
     assert not orphan_escapes(right.pairs, obs, refs, right.gain, right.offset, n)
+
+
+def test_a_main_peak_at_a_soft_energy_is_a_soft_line_beside_its_elements_strongest():
+    # below 0.9 keV only the light elements' K lines stand alone; an L line needs its
+    # element's K-alpha, far stronger (Fe L-alpha is a few per cent of it, xraydb)
+    from maxrf.calibration.unexplained import soft_peaks_check
+
+    o_ka, fe_la = _xraydb_line("O", ("Ka1", "Ka2")), _xraydb_line("Fe", ("La1", "La2"))
+    fe_ka, pb_la, pb_lb = (_xraydb_line(el, n) for el, n in
+                           [("Fe", ("Ka1", "Ka2")), ("Pb", ("La1", "La2")), ("Pb", ("Lb1",))])
+    lines = [_peak_at(fe_ka, 20000.0), _peak_at(pb_la, 3000.0), _peak_at(pb_lb, 2000.0)]
+    fitted = [p.channel for p in lines]
+
+    def judged(kev, sig, peaks=lines):
+        return soft_peaks_check([*peaks, _peak_at(kev, sig)], 0.01, 0.0, 40.0, np.full(4, 3.0), fitted)
+
+    assert judged(o_ka, 5000.0)["passed"]
+    assert judged(fe_la, 5000.0)["passed"]
+    # Ge K-alpha in Fe K-alpha's place: Ge's L lines are above 1 keV
+    no_fe = [_peak_at(_xraydb_line("Ge", ("Ka1", "Ka2")), 20000.0), *lines[1:]]
+    assert not judged(fe_la, 5000.0, no_fe)["passed"]
+    # 0.45 keV: no K-alpha of N, O, F, Ne within 50 eV (xraydb); Ti L-alpha's K-alpha is
+    # no peak. Judged only above every fitted peak but one (Pb L-alpha, 3000 sigma)
+    light = [_xraydb_line(el, ("Ka1", "Ka2")) for el in ("N", "O", "F", "Ne")]
+    assert min(abs(e - 0.45) for e in light) > 0.05
+    res = judged(0.45, 5000.0)
+    assert not res["passed"] and "5000 sigma at 0.45 keV" in res["message"], res
+    assert judged(0.45, 2500.0)["passed"]
+    # nor does the zero window (below 0.35 keV) or the reference lines' range count
+    assert judged(0.2, 5000.0)["passed"] and judged(0.95, 5000.0)["passed"]
+
+
+def test_an_axis_that_moves_the_zero_peak_to_a_soft_energy_is_not_good():
+    # dev 1010281, a Cr tube at 35 kV over Si and Zr: Si K-alpha read as Zr L-alpha and Zr
+    # K-alpha as Rb K-alpha (xraydb), 3.2 keV off at 20 keV. The zero peak, the second
+    # strongest peak, lands at 0.65 keV where no check looked: that axis passed them all
+    from maxrf.synth_spectra import calibration_case
+
+    case = calibration_case(1010281)
+    assert set(case.elements) == {"Si", "Zr"} and case.zero_peak == "on"
+    si_ka, zr_la, zr_ka, rb_ka = (_xraydb_line(el, n) for el, n in [
+        ("Si", ("Ka1", "Ka2")), ("Zr", ("La1", "La2")), ("Zr", ("Ka1", "Ka2")), ("Rb", ("Ka1", "Ka2"))])
+    wrong = _refine_reading(case, (si_ka, zr_la), (zr_ka, rb_ka))
+    assert case.max_error_eV(wrong.gain_keV, wrong.offset_keV) > 1000.0
+    zero_at = wrong.offset_keV - wrong.gain_keV * case.offset_keV / case.gain_keV
+    assert 0.35 < zero_at < 0.9
+    assert wrong.quality != "good"
+    assert "soft peaks" in _failed(wrong.checks), wrong.checks
+    right = _refine_quiet(case, case.gain_keV, case.offset_keV)
+    assert case.max_error_eV(right.gain_keV, right.offset_keV) < 10.0
+    assert "soft peaks" not in _failed(right.checks)

@@ -34,7 +34,7 @@ from maxrf.calibration.quality import (
 from maxrf.calibration.references import _FWHM6_FLOOR, _Ref
 from maxrf.calibration.rival_check import rival_anode_check
 from maxrf.calibration.scatter_fit import scatter_check
-from maxrf.calibration.unexplained import unexplained_check
+from maxrf.calibration.unexplained import soft_peaks_check, unexplained_check
 
 QUALITIES: tuple[str, ...] = ("good", "doubtful", "failed")
 #: largest standard uncertainty (eV) of the fitted axis over 2-20 keV for the coverage
@@ -443,6 +443,7 @@ def assess(
     sigma = None if cov is None else axis_sigma_eV(cov, [o.channel for o in obs])
     fitted = [c for r, c, _e, u in entries if u and r.kind != "zero"]
     checks.append(unexplained_check(obs, gain, offset, tuple(refs), anode_ref, tube_kv, sigma, fitted))
+    checks.append(soft_peaks_check(obs, gain, offset, tube_kv, sigma, fitted))
     if blend is not None:
         checks.append(filtered_tube_line(blend, checks))
     redundancy = redundancy_check(checks)
