@@ -845,3 +845,51 @@ def test_an_axis_that_moves_the_zero_peak_to_a_soft_energy_is_not_good():
     right = _refine_quiet(case, case.gain_keV, case.offset_keV)
     assert case.max_error_eV(right.gain_keV, right.offset_keV) < 10.0
     assert "soft peaks" not in _failed(right.checks)
+
+
+def test_a_peak_as_wide_as_a_k_alpha_doublet_is_a_line_to_explain():
+    # a K-alpha doublet is wider than the detector's line: Sn K-alpha1 and 2 lie 0.23 keV
+    # apart at 25 keV (xraydb). A peak that wide is a line and must be explained; only a
+    # broader one may be scatter or continuum
+    from maxrf.calibration.match import _fwhm_at
+    from maxrf.calibration.references import _reference_lines
+    from maxrf.calibration.unexplained import _line_fwhm_limit
+
+    split = _xraydb_line("Sn", ("Ka1",)) - _xraydb_line("Sn", ("Ka2",))
+    assert 0.2 < split < 0.25
+    sn_ka = _xraydb_line("Sn", ("Ka1", "Ka2"))
+    detector = float(_fwhm_at(sn_ka, 0.2))
+    assert _line_fwhm_limit(sn_ka) == pytest.approx(1.6 * math.hypot(detector, split), rel=0.02)
+    assert _line_fwhm_limit(6.4) == pytest.approx(1.6 * float(_fwhm_at(6.4, 0.2)), rel=0.01)
+    refs = _reference_lines("W", 50.0)
+    lines = [_peak_at(e, s) for e, s in [(_xraydb_line("Fe", ("Ka1", "Ka2")), 3000.0),
+                                         (_xraydb_line("Pb", ("La1", "La2")), 2000.0)]]
+    fitted = [p.channel for p in lines]
+    # 27.9 keV (where dev 1010054's wrong axis put Sn K-alpha): no main line of Z 11-92
+    # within 0.2 keV (xraydb's K-alpha of Te is 0.4 keV below, Sn K-beta 0.6 keV above)
+    assert min(abs(_xraydb_line(el, ("Ka1", "Ka2")) - 27.9) for el in ("Sb", "Te", "I")) > 0.4
+    for width_keV, judged in [(1.6 * detector + 0.1, True), (_line_fwhm_limit(27.9) + 0.1, False)]:
+        peak = _peak_at(27.9, 300.0)
+        peak.fwhm = width_keV / 0.01
+        res = unexplained_check([*lines, peak], 0.01, 0.0, refs, None, 50.0, sigma_eV=3.0, fitted=fitted)
+        assert ("27.90" in res["message"]) == judged, (width_keV, res)
+
+
+def test_an_axis_that_widens_a_heavy_k_alpha_past_a_detector_line_is_not_good():
+    # dev 1010054, a W tube at 50 kV behind 25 um Ti over Sn, Pb, Ca, Ni, Ag: Ag L-alpha
+    # read as S K-alpha and Pb L-beta1 as Rb K-alpha (xraydb), 1.9 keV off. Sn K-alpha,
+    # widened by the 15 % too steep axis past 1.6 detector FWHM, counted as scatter, and
+    # the axis passed every check
+    from maxrf.synth_spectra import calibration_case
+
+    case = calibration_case(1010054)
+    assert {"Sn", "Pb", "Ag"} <= set(case.elements)
+    ag_la, s_ka, pb_lb, rb_ka = (_xraydb_line(el, n) for el, n in [
+        ("Ag", ("La1", "La2")), ("S", ("Ka1", "Ka2")), ("Pb", ("Lb1",)), ("Rb", ("Ka1", "Ka2"))])
+    wrong = _refine_reading(case, (ag_la, s_ka), (pb_lb, rb_ka))
+    assert case.max_error_eV(wrong.gain_keV, wrong.offset_keV) > 1000.0
+    assert wrong.quality != "good"
+    assert "unexplained peaks" in _failed(wrong.checks), wrong.checks
+    right = _refine_quiet(case, case.gain_keV, case.offset_keV)
+    assert case.max_error_eV(right.gain_keV, right.offset_keV) < 10.0
+    assert "unexplained peaks" not in _failed(right.checks)
