@@ -8,9 +8,9 @@ which were looked at), and the ranges 100000-100299, 110000-110299, 200000-20029
 210000-210299, 400000-400299, 500000-500599, 600000-600299, 610000-610599 and 900000-900599 (800000-800299 and
 810000-810299, 820000-820299, 830000-830299, 840000-840299, 850000-850299,
 860000-860299, 870000-870299, 880000-880299, 890000-890299 and 910000-910299 to
-1090000-1090299 and 1110000-1110299 were held out once each; 990000-990299 and 1000000-1030299 were then
-used for development);
-this benchmark measures the seeds of ``MAXRF_BENCH_SEEDS`` (``FIRST-LAST``, default 1120000-1120299,
+1090000-1090299, 1110000-1110299 and 1120000-1120299 were held out once each;
+990000-990299 and 1000000-1030299 were then used for development);
+this benchmark measures the seeds of ``MAXRF_BENCH_SEEDS`` (``FIRST-LAST``, default 1130000-1130299,
 never looked at while developing) and records them with the development seeds. Per case: the largest
 |E_auto - E_true| over 2-20 keV, the verdict, and whether a result more than 30 eV off was
 called ``good`` (a silent failure); and the same fit started from the true axis
@@ -39,7 +39,7 @@ from maxrf.io.spectra import read_spectrum
 from maxrf.synth_spectra import calibration_case
 
 #: the measured seeds (``FIRST-LAST``) unless ``MAXRF_BENCH_SEEDS`` says otherwise
-SEEDS = "1120000-1120299"
+SEEDS = "1130000-1130299"
 DEV_SEEDS = (
     "0-199 and 20000-20999 (development), 5000-5023 and 5100-5111 (test suite), "
     "10000-10299 (earlier benchmark, partly looked at), 30000-30299 (earlier benchmark; "
@@ -201,7 +201,12 @@ DEV_SEEDS = (
     "anode's soft L lines as references of their own, not shipped), 1000000-1000299 and "
     "1010000-1010299 as development of the unexplained peaks' local axis uncertainty, "
     "990000-990299 and 1020000-1020299 judged candidate by candidate (990063, 990121 found), "
-    "and 400195 and 400001 looked at"
+    "and 400195 and 400001 looked at; 1120000-1120299 (held out that night, measured once: "
+    "80.7 % within 10 eV, bound 95 %, 90.9 % where pinned, no silent failure; on 6 December "
+    "at night its precision misses looked at after from the true axis, with those of the "
+    "earlier held-out ranges), and that night 400000-400299, 1000000-1000299 and "
+    "1010000-1010299 as development of the soft-peaks check, 1010000-1010299 judged "
+    "candidate by candidate (1010281, 990121 and 1010128 looked at)"
 )
 SPECTRA = Path(__file__).resolve().parents[1] / "tests" / "data" / "spectra"
 
