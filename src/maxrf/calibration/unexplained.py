@@ -196,6 +196,7 @@ def _soft_lines(tube_kv: float) -> tuple[np.ndarray, np.ndarray]:
                 parent.append(np.nan if alone else top.energy_keV)
     return np.array(soft), np.array(parent)
 
+
 def _line_fwhm_limit(keV: float) -> float:
     """The widest a peak at ``keV`` can be and still be a line (keV): 1.6 times the FWHM
     of a poor detector (0.2 keV at 5.9 keV) with the spread of a K-alpha doublet there.
@@ -220,8 +221,9 @@ def _kalpha_splits() -> tuple[np.ndarray, np.ndarray]:
             a1, a2 = lines["Ka1"], lines["Ka2"]
             w = a1.rel_intensity + a2.rel_intensity
             energy.append((a1.energy_keV * a1.rel_intensity + a2.energy_keV * a2.rel_intensity) / w)
-            split.append(a1.energy_keV - a2.energy_keV)
+            split.append(abs(a1.energy_keV - a2.energy_keV))
     return np.array(energy), np.array(split)
+
 
 def _sum_peaks(obs_e: np.ndarray, sig: np.ndarray) -> np.ndarray:
     """Energies (keV) of the sums of two strong observed peaks (energies ``obs_e``,
