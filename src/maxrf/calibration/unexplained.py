@@ -212,17 +212,12 @@ def _line_fwhm_limit(keV: float) -> float:
 
 @functools.lru_cache(maxsize=1)
 def _kalpha_splits() -> tuple[np.ndarray, np.ndarray]:
-    """K-alpha centroid energies (keV) of Z 11-92, ascending, and the K-alpha1 - K-alpha2
-    spacing (keV) of each (xraydb)."""
-    energy, split = [], []
-    for z in range(11, 93):
-        lines = {ln.siegbahn: ln for ln in physics.element_lines(z, None, min_keV=0.0, min_rel=0.0)}
-        if "Ka1" in lines and "Ka2" in lines:
-            a1, a2 = lines["Ka1"], lines["Ka2"]
-            w = a1.rel_intensity + a2.rel_intensity
-            energy.append((a1.energy_keV * a1.rel_intensity + a2.energy_keV * a2.rel_intensity) / w)
-            split.append(abs(a1.energy_keV - a2.energy_keV))
-    return np.array(energy), np.array(split)
+    """Mid-energies (keV) of the K-alpha doublets of :func:`_all_groups`, ascending, and
+    the spacing (keV) of each one's K-alpha1 and 2."""
+    lo_hi, _families, names = _all_groups()
+    ka = lo_hi[names == "Ka"]
+    ka = ka[np.argsort(ka.mean(axis=1))]
+    return ka.mean(axis=1), ka[:, 1] - ka[:, 0]
 
 
 def _sum_peaks(obs_e: np.ndarray, sig: np.ndarray) -> np.ndarray:
@@ -438,7 +433,7 @@ def _other_groups(tube_kv: float, exclude: frozenset[str]) -> np.ndarray:
     """(lowest, highest) component energy (keV) of the main line groups of all elements
     Z 11-92 the tube excites, less the families ``exclude`` (``'Fe K'``, ``'Pb L'``):
     shape (n, 2)."""
-    lo_hi, families = _all_groups()
+    lo_hi, families, _names = _all_groups()
     keep = (lo_hi[:, 0] <= tube_kv) & ~np.isin(families, list(exclude))
     return lo_hi[keep]
 
@@ -450,10 +445,11 @@ _MAIN_GROUPS = {"Ka1": "Ka", "Ka2": "Ka", "Kb1": "Kb", "Kb3": "Kb", "La1": "La",
 
 
 @functools.lru_cache(maxsize=1)
-def _all_groups() -> tuple[np.ndarray, np.ndarray]:
+def _all_groups() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(lowest, highest) energy (keV) of the components of the main line groups (K-alpha,
     K-beta, L-alpha, L-beta1, M-alpha) of elements Z 11-92, 0.9-100 keV (an unknown
-    element shows at least these), and their families (``'Fe K'``)."""
+    element shows at least these), their families (``'Fe K'``) and the groups' names
+    (``'Ka'``)."""
     groups: dict[tuple[str, str], list[float]] = {}
     for z in range(11, 93):
         for ln in physics.element_lines(z, 100.0, min_keV=0.9, min_rel=0.01):
@@ -461,4 +457,4 @@ def _all_groups() -> tuple[np.ndarray, np.ndarray]:
                 key = (f"{ln.element} {ln.family}", _MAIN_GROUPS[ln.siegbahn])
                 groups.setdefault(key, []).append(ln.energy_keV)
     lo_hi = np.array([(min(v), max(v)) for v in groups.values()])
-    return lo_hi, np.array([k[0] for k in groups])
+    return lo_hi, np.array([k[0] for k in groups]), np.array([k[1] for k in groups])
