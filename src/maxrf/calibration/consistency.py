@@ -292,15 +292,47 @@ def _broad(
 
 #: the continuum above a "line" below this share of the continuum beside it below: a cliff
 CLIFF_RATIO = 0.2
+#: where the continuum beside a line is read: from 1.5 to 3.5 detector FWHM (at the line's
+#: energy) beyond its outermost components, where its own flanks (a Gaussian keeps 0.2 %
+#: of its height at 1.5 FWHM) no longer count. Read from 1 fitted FWHM of the peak's
+#: centre, a K-alpha's heavier low flank (K-alpha2 lies below K-alpha1: 67 eV for Sr) made
+#: a cliff of a line on a continuum of a few counts (dev 400047: Sr K-alpha, "34 below,
+#: 4.9 above"); the detector's width, not the fitted one, because a hump fits broad
+#: (0.56 keV behind 100 um of Cu) and its bands moved off it
+CLIFF_BAND_FWHM = (1.5, 3.5)
+#: least share of the "line"'s top that the continuum below it keeps on a filter's hump:
+#: the hump is the continuum itself, rising to the edge (behind 100 um of Cu or Ni, the
+#: narrowest humps of common filters, the continuum 0.3-0.6 keV below the K edge keeps
+#: 0.45-0.75 of its value at the edge; 0.25-0.55 behind 100 um of Ti), where a line's top
+#: stands far above its background (dev 400047: Sr K-alpha's 1000 counts above weak Au
+#: L-gamma lines, 34 counts, on an empty continuum). Without it 12 of 174 true main lines
+#: of test seeds 5000-5199 sat at "cliffs"; with it none, and every strong hump of
+#: tests/calibration/test_calibration_consistency.py is one
+CLIFF_HUMP_SHARE = 0.25
 
 
-def cliff_check(entries: Sequence[Entry], obs: Sequence[_Obs]) -> dict[str, Any] | None:
+def cliff_check(
+    entries: Sequence[Entry], obs: Sequence[_Obs], gain: float, fwhm6: float
+) -> dict[str, Any] | None:
     """Whether a fitted element line sits at a cliff of the continuum.
 
     A primary filter passes the continuum up to its absorption edge and kills it above:
     the spectrum there rises to a hump that ends at the edge, narrow enough to pass for a
     line. A fluorescence line has counts on both sides (its background, its companions);
-    a "line" with 1-3 FWHM above it far emptier than 1-3 FWHM below is such a cliff.
+    a "line" with the continuum above it (:data:`CLIFF_BAND_FWHM`) far emptier than below,
+    where the continuum below is a good part of the "line"'s top (a hump, not a line on
+    its background: :data:`CLIFF_HUMP_SHARE`), is such a cliff.
+
+    Parameters
+    ----------
+    entries : sequence of (reference, channel, channel error, used)
+        The fitted peaks.
+    obs : sequence of _Obs
+        The observed peaks.
+    gain : float
+        Gain (keV/channel) of the axis judged: places a line's components about its centre.
+    fwhm6 : float
+        Detector FWHM (keV) at 5.9 keV: the width the bands beside a line are counted in.
 
     Returns
     -------
@@ -308,24 +340,29 @@ def cliff_check(entries: Sequence[Entry], obs: Sequence[_Obs]) -> dict[str, Any]
         The ``continuum edge`` check (not critical); None without fitted element lines.
     """
     cliffs, seen = [], False
+    near, far = CLIFF_BAND_FWHM
     for r, c, _e, u in entries:
         # main lines only: a companion sits beside its stronger main line
         if not u or r.kind != "element" or not r.fprimary or not obs:
             continue
         o = min(obs, key=lambda q: abs(q.channel - c))
-        y, w, i = o.spec.y, max(o.fwhm, 2.0), int(round(c))
+        y, w = o.spec.y, max(float(_fwhm_at(r.keV, fwhm6)) / gain, 2.0)
+        comps = [c + (ek - r.keV) / gain for ek, _rel in r.components]
         ch = np.arange(y.size)
         free = np.ones(y.size, dtype=bool)  # the continuum: away from the other peaks
         for q in obs:
             if q is not o and q.significance >= 5.0:
                 free &= np.abs(ch - q.channel) > 1.5 * max(q.widest, 2.0)
-        lo_m = free & (ch >= i - 3 * w) & (ch <= i - w)
-        hi_m = free & (ch >= i + w) & (ch <= i + 3 * w)
+        c_lo, c_hi = min(comps), max(comps)
+        lo_m = free & (ch >= c_lo - far * w) & (ch <= c_lo - near * w)
+        hi_m = free & (ch >= c_hi + near * w) & (ch <= c_hi + far * w)
         lo, hi = y[lo_m], y[hi_m]
         if lo.size < 2 or hi.size < 2:
             continue
         seen = True
-        if lo.sum() >= 25.0 and hi.mean() < CLIFF_RATIO * lo.mean():
+        top = float(y[min(max(int(round(c)), 0), y.size - 1)])
+        hump = lo.mean() >= CLIFF_HUMP_SHARE * top
+        if lo.sum() >= 25.0 and hi.mean() < CLIFF_RATIO * lo.mean() and hump:
             cliffs.append(f"{r.name} (continuum {lo.mean():.0f} below, {hi.mean():.1f} above)")
     if not seen:
         return None

@@ -422,7 +422,7 @@ def assess(
         alias_check(entries, refs, gain, n),
         rival_anode_check(entries, obs, refs, (gain, offset), n, anode, tube_kv, fwhm6),
         broad_lines_check(entries, obs, (gain, offset), refs),
-        cliff_check(entries, obs),
+        cliff_check(entries, obs, gain, fwhm6),
         consistency.continuum_end_check(spec.y, gain, offset, tube_kv),
     ):
         if extra is not None:
