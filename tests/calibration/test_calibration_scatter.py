@@ -312,7 +312,9 @@ def test_a_sample_line_whose_flank_reaches_into_the_window_is_fitted_beside_the_
 
 def test_a_filter_that_takes_w_l_beta_does_not_refute_the_axis():
     # a Cu filter's K edge (8.98 keV, xraydb) lies between W L-alpha (8.40) and L-beta
-    # (9.67): behind 50 um of Cu the L-beta blend is gone, L-alpha is not
+    # (9.67): behind 50 um of Cu the L-beta blend is gone, L-alpha is not. With L-alpha's
+    # Rayleigh line in its place the check passes and says why L-beta is missing (right
+    # axes behind Cu were doubtful for it alone: dev 400040, 400183, 1000061, 1010247)
     from maxrf.calibration.scatter_fit import scatter_check
     from maxrf.synth_spectra import filter_transmission
 
@@ -321,20 +323,39 @@ def test_a_filter_that_takes_w_l_beta_does_not_refute_the_axis():
     e = offset + gain * np.arange(2048)
     refs = _reference_lines("W", 40.0)
 
-    def checked(transmission, parts):
+    def checked(transmission, parts, shift=0.0):
         sc = physics.scatter_spectrum(e, anode="W", tube_kv=40.0, theta_deg=120.0, fwhm_at_6keV=0.14,
                                       transmission=transmission)
         lam = 1e6 * sum(w * sc[k] for k, w in parts.items()) + 3.0
         spec = _prepare(np.random.default_rng(3).poisson(lam).astype(float), "sum")
-        return scatter_check(spec, gain, offset, refs, 0.14, [])
+        return scatter_check(spec, gain, offset + shift, refs, 0.14, [])
 
     scatter = {"rayleigh": 0.1, "compton": 0.3, "continuum": 0.3}
     filtered = checked(lambda x: filter_transmission(x, ("Cu", 50.0)), scatter)
-    assert not filtered["passed"] and "W Lb" in filtered["message"]
-    assert not filtered["critical"]
+    assert filtered["passed"], filtered["message"]
+    assert "no Rayleigh line of W Lb (a primary filter of Cu" in filtered["message"]
+    assert abs(filtered["residuals_eV"]["W La"]) < 20.0
+    # an axis 150 eV off at W L-alpha: its place is empty, and the filter explains nothing
+    assert not checked(lambda x: filter_transmission(x, ("Cu", 50.0)), scatter, shift=0.15)["passed"]
     # no scattered tube line at all where the axis puts W L-alpha: the axis is refuted
     bare = checked(None, {"continuum": 0.7})
     assert not bare["passed"] and bare["critical"]
+    assert "W La" in bare["message"] and "W Lb" in bare["message"]
+
+
+def test_a_filter_edge_between_a_tube_line_and_its_companion_is_the_one_xraydb_puts_there():
+    from maxrf.calibration.scatter_fit import _filter_between
+
+    def blends(anode):
+        refs = [r for r in _reference_lines(anode, 40.0) if r.kind == "scatter" and r.strength >= 0.1]
+        return sorted(refs, key=lambda r: -r.strength)
+
+    w_la, w_lb = blends("W")[:2]
+    assert _filter_between(w_la, w_lb) == ("Cu", pytest.approx(xraydb.xray_edge("Cu", "K").energy / 1e3))
+    cu_ka, cu_kb = blends("Cu")[:2]
+    assert _filter_between(cu_ka, cu_kb) == ("Ni", pytest.approx(xraydb.xray_edge("Ni", "K").energy / 1e3))
+    cr_ka, cr_kb = blends("Cr")[:2]
+    assert _filter_between(cr_ka, cr_kb) is None  # V's edge (5.47 keV) is no common filter's
 
 
 @pytest.mark.parametrize("seed", [500232, 500485])

@@ -401,6 +401,35 @@ def _allowed_at_place(
     return held.chi2 * held.dof - fit.chi2 * fit.dof < ALLOWED_DCHI2
 
 
+def _scatter_message(
+    found: Sequence[tuple[str, float, float]], missing: Sequence[str], unmeasured: Sequence[str], bad: bool,
+    filtered: Sequence[str],
+) -> str:
+    """The ``anode scatter`` check's message: the worst finding first."""
+    text = ", ".join(f"{n} {d:+.0f} eV" for n, d, _ in found)
+    if missing:
+        msg = f"no Rayleigh line of {', '.join(missing)} where the calibration puts it"
+    elif unmeasured:
+        msg = f"the Rayleigh line of {', '.join(unmeasured)} cannot be measured where the calibration puts it"
+    elif bad:
+        msg = f"Rayleigh lines inside their Compton blends land off their place: {text}"
+    else:
+        msg = f"Rayleigh lines inside their Compton blends fit: {text}"
+    if filtered:
+        msg += f"; no Rayleigh line of {', '.join(filtered)}"
+    return msg
+
+
+def _filter_between(main: _Ref, companion: _Ref) -> tuple[str, float] | None:
+    """The primary-filter element whose K edge lies between the Rayleigh lines of the
+    tube's ``main`` line and of its ``companion`` above it, and that edge (keV): such a
+    filter passes the main line and takes the companion (50 um of Cu leaves 3e-4 of W
+    L-beta, 9.67 keV, and most of L-alpha, 8.40 keV; Ni a Cu tube's K-beta); None when
+    there is none."""
+    lo, hi = _rayleigh_keV(main), _rayleigh_keV(companion)
+    return None if hi <= lo else physics.filter_edge_below(hi, reach_keV=hi - lo)
+
+
 def scatter_check(
     spec: _Spec, gain: float, offset: float, refs: Sequence[_Ref], fwhm6: float, element_keV: Sequence[float],
     *, width_sd: float | None = None,
@@ -417,6 +446,7 @@ def scatter_check(
         return None
     found: list[tuple[str, float, float]] = []
     missing: list[str] = []
+    filtered: list[str] = []
     unmeasured: list[str] = []
     for r in blends:
         e_r = _rayleigh_keV(r)
@@ -441,7 +471,11 @@ def scatter_check(
             ev = spec.line_evidence(c_r, max(1.0, 0.5 * fw / gain))
             required = r is blends[0] or r.strength >= 0.3  # W L-beta beside L-alpha
             if required and np.isfinite(ev) and ev < 5.0:
-                missing.append(name)
+                edge = _filter_between(blends[0], r)
+                if edge is None:
+                    missing.append(name)
+                else:
+                    filtered.append(f"{name} (a primary filter of {edge[0]}, K edge {edge[1]:.2f} keV?)")
             elif required:
                 unmeasured.append(name)
             continue
@@ -455,24 +489,20 @@ def scatter_check(
             unmeasured.append(name)
             continue
         found.append((name, d_eV, s_eV))
+    main = blends[0].name.removesuffix(" scatter")
+    if filtered and not any(n == main for n, _d, _s in found):
+        # a filter explains a missing companion only beside its main line, found
+        missing += [f.split(" (")[0] for f in filtered]
+        filtered = []
     if not found and not missing and not unmeasured:
         return None
     bad = [(n, d, s) for n, d, s in found if abs(d) > max(20.0, 3.0 * s)]
     # the main blend missing or far off refutes the axis; its companion alone can be a
     # primary filter's doing (a Cu filter's K edge at 8.98 keV takes W L-beta, not
     # L-alpha; a Ni filter's at 8.33 keV Cu K-beta, whose fit then lands 100 eV off)
-    main = blends[0].name.removesuffix(" scatter")
     far_off = [d for n, d, s in bad if n == main and _far(d, s)]
     far = main in missing or bool(far_off)
-    text = ", ".join(f"{n} {d:+.0f} eV" for n, d, _ in found)
-    if missing:
-        msg = f"no Rayleigh line of {', '.join(missing)} where the calibration puts it"
-    elif unmeasured:
-        msg = f"the Rayleigh line of {', '.join(unmeasured)} cannot be measured where the calibration puts it"
-    elif bad:
-        msg = f"Rayleigh lines inside their Compton blends land off their place: {text}"
-    else:
-        msg = f"Rayleigh lines inside their Compton blends fit: {text}"
+    msg = _scatter_message(found, missing, unmeasured, bool(bad), filtered)
     return check("anode scatter", not (missing or unmeasured or bad), msg, critical=bool(far),
                  residuals_eV={n: float(d) for n, d, _ in found}, main_keV=_rayleigh_keV(blends[0]),
                  main_gone=far)
