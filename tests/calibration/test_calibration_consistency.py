@@ -62,6 +62,36 @@ def test_alias_check_finds_an_element_line_that_is_its_neighbours():
     assert chk is not None and chk["passed"]
 
 
+
+def test_an_l_alpha_alias_needs_its_elements_k_alpha_where_the_tube_excites_it():
+    # air's Ar K-alpha fitted on a Mo tube's blank, no zero peak: Ag L-alpha (27 eV above,
+    # xraydb) would fit as well and move the axis over 20 eV, unless Ag K-alpha, which a
+    # 50 kV tube excites, is missing from the spectrum (right axes were doubtful for it
+    # alone: dev 400205, 400252)
+    refs = {r.name: r for r in _reference_lines("Mo", 50.0)}
+    gain, offset, n = 0.010, -0.85, 3072  # to 29.9 keV
+    e = offset + gain * np.arange(n)
+    ar_ka, ag_ka = _ka("Ar"), _ka("Ag")
+    mo = [(refs["Mo Ka"], refs["Mo Ka"].keV), (refs["Mo Kb"], refs["Mo Kb"].keV)]
+    fitted = _entries([(refs["Ar Ka"], ar_ka)] + mo, gain, offset)
+
+    def observed(lines_keV):
+        sd = [float(physics.fwhm_keV(k, 0.15)) / physics.FWHM_PER_SIGMA for k in lines_keV]
+        lam = 20.0 + sum(3000.0 * np.exp(-0.5 * ((e - k) / w) ** 2) for k, w in zip(lines_keV, sd))
+        return _observe(_prepare(np.random.default_rng(5107).poisson(lam).astype(float), "sum"))
+
+    bare = observed([ar_ka, refs["Mo Ka"].keV, refs["Mo Kb"].keV])
+    assert not alias_check(fitted, tuple(refs.values()), gain, n)["passed"]  # ambiguous alone
+    chk = alias_check(fitted, tuple(refs.values()), gain, n, (bare, 50.0))
+    assert chk is not None and chk["passed"], chk["message"]
+    with_ag = observed([ar_ka, refs["Mo Ka"].keV, refs["Mo Kb"].keV, ag_ka])
+    chk = alias_check(fitted, tuple(refs.values()), gain, n, (with_ag, 50.0))
+    assert chk is not None and not chk["passed"] and "Ag La" in chk["message"]
+    # an axis that ends below Ag K-alpha cannot show it: the alias stands
+    short = int((ag_ka - offset) / gain) - 20
+    chk = alias_check(fitted, tuple(refs.values()), gain, short, (bare, 50.0))
+    assert chk is not None and not chk["passed"]
+
 def test_slope_bias_matches_the_centroid_shift_under_an_exponential_transmission():
     gain = 0.005
     e = np.arange(4096) * gain

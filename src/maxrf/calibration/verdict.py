@@ -419,7 +419,7 @@ def assess(
         compton_check(anode_ref, compton[0], compton[1], spec, gain, offset, fwhm6),
         coverage_check(entries, gain, offset, n, obs, cov),
         compare_header(gain, offset, header, n),
-        alias_check(entries, refs, gain, n),
+        alias_check(entries, refs, gain, n, (obs, tube_kv)),
         rival_anode_check(entries, obs, refs, (gain, offset), n, anode, tube_kv, fwhm6),
         broad_lines_check(entries, obs, (gain, offset), refs),
         cliff_check(entries, obs, gain, fwhm6),
