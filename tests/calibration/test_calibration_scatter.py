@@ -343,6 +343,30 @@ def test_a_filter_that_takes_w_l_beta_does_not_refute_the_axis():
     assert "W La" in bare["message"] and "W Lb" in bare["message"]
 
 
+
+def test_a_weak_companion_due_as_a_clear_peak_is_missing_where_nothing_shows():
+    # held-out 1140078, looked at after: a Cr tube's blank (5 million counts, no filter)
+    # read with the tube's K-alpha and K-beta blends as V K-alpha and K-beta, 1.46 keV off
+    # and "good": the check "found" Cr K-alpha on the K-beta blend, and Cr K-beta (0.14 of
+    # K-alpha), too weak to be required, had nothing where that axis puts it. Due at 0.14
+    # times the main line's evidence, a clear peak, it is missing, and no filter's K edge
+    # lies between Cr K-alpha and K-beta (xraydb: V's, 5.47 keV, is no common filter's)
+    from maxrf.calibration import assess_calibration
+    from maxrf.calibration.scatter_fit import scatter_check
+
+    case = calibration_case(1140078)
+    assert case.anode == "Cr" and case.kind == "blank" and case.filter is None
+    wrong = (0.017626282561950868, -0.20862042903062672)
+    assert case.max_error_eV(*wrong) > 1000.0
+    spec = _prepare(case.counts, "sum")
+    refs = _reference_lines("Cr", case.tube_kv)
+    off = scatter_check(spec, *wrong, refs, case.fwhm_at_6keV, [])
+    assert not off["passed"] and "Cr Kb" in off["message"], off["message"]
+    quality, _checks = assess_calibration(case.counts, *wrong, anode="Cr", tube_kv=case.tube_kv)
+    assert quality != "good"
+    right = scatter_check(spec, case.gain_keV, case.offset_keV, refs, case.fwhm_at_6keV, [])
+    assert right["passed"], right["message"]
+
 def test_a_filter_edge_between_a_tube_line_and_its_companion_is_the_one_xraydb_puts_there():
     from maxrf.calibration.scatter_fit import _filter_between
 
