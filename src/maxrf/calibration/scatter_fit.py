@@ -406,27 +406,25 @@ def _allowed_at_place(
 COMPANION_SIGMA = 25.0
 
 
-def _evidence(spec: _Spec, gain: float, offset: float, ref: _Ref, fwhm6: float, finite: bool = True) -> float:
-    """Line evidence (sigma, :meth:`_Spec.line_evidence`) at the Rayleigh line of blend
-    ``ref`` where the axis puts it; 0 where it is not finite (unless not ``finite``)."""
+def _evidence(spec: _Spec, gain: float, offset: float, ref: _Ref, fwhm6: float) -> float:
+    """Line evidence (sigma, :meth:`_Spec.line_evidence`; NaN where it cannot be read) at
+    the Rayleigh line of blend ``ref`` where the axis puts it."""
     e = _rayleigh_keV(ref)
     fw = float(_fwhm_at(e, fwhm6))
-    ev = float(spec.line_evidence((e - offset) / gain, max(1.0, 0.5 * fw / gain)))
-    return ev if np.isfinite(ev) or not finite else 0.0
+    return float(spec.line_evidence((e - offset) / gain, max(1.0, 0.5 * fw / gain)))
 
 
 def _without_fit(
     spec: _Spec, axis: tuple[float, float], r: _Ref, main: _Ref, fwhm6: float
-) -> tuple[str, str] | None:
+) -> tuple[str, tuple[str, float] | None] | None:
     """How blend ``r`` with no usable fit counts against the axis (gain, offset):
-    ``('missing', name)`` with nothing at all where a required line must be,
-    ``('filtered', text)`` when a common filter's K edge between it and the ``main``
-    blend explains that, ``('unmeasured', name)`` for a lump the model cannot fit (as
-    when a filter edge cuts the blend: no evidence against the calibration); None for a
-    companion not required."""
+    ``('missing', None)`` with nothing at all where a required line must be,
+    ``('filtered', (element, K edge keV))`` when a common filter's K edge between it and
+    the ``main`` blend explains that, ``('unmeasured', None)`` for a lump the model cannot
+    fit (as when a filter edge cuts the blend: no evidence against the calibration); None
+    for a companion not required."""
     gain, offset = axis
-    name = r.name.removesuffix(" scatter")
-    ev = _evidence(spec, gain, offset, r, fwhm6, finite=False)
+    ev = _evidence(spec, gain, offset, r, fwhm6)
     # W L-beta beside L-alpha; a weaker companion only to be there at all, where the main
     # line's evidence makes it a clear peak (a Cr blank read with the tube's K lines as V
     # K, the K-alpha "found" on the K-beta blend, had nothing at Cr K-beta: 2.5 sigma where
@@ -438,16 +436,14 @@ def _without_fit(
     if not (required or due):
         return None
     if not (np.isfinite(ev) and ev < 5.0):
-        return ("unmeasured", name) if required else None
+        return ("unmeasured", None) if required else None
     edge = _filter_between(main, r)
-    if edge is None:
-        return "missing", name
-    return "filtered", f"{name} (a primary filter of {edge[0]}, K edge {edge[1]:.2f} keV?)"
+    return ("missing", None) if edge is None else ("filtered", edge)
 
 
 def _scatter_message(
     found: Sequence[tuple[str, float, float]], missing: Sequence[str], unmeasured: Sequence[str], bad: bool,
-    filtered: Sequence[str],
+    filtered: Sequence[tuple[str, tuple[str, float]]],
 ) -> str:
     """The ``anode scatter`` check's message: the worst finding first."""
     text = ", ".join(f"{n} {d:+.0f} eV" for n, d, _ in found)
@@ -460,7 +456,8 @@ def _scatter_message(
     else:
         msg = f"Rayleigh lines inside their Compton blends fit: {text}"
     if filtered:
-        msg += f"; no Rayleigh line of {', '.join(filtered)}"
+        notes = (f"{n} (a primary filter of {el}, K edge {keV:.2f} keV?)" for n, (el, keV) in filtered)
+        msg += f"; no Rayleigh line of {', '.join(notes)}"
     return msg
 
 
@@ -490,7 +487,7 @@ def scatter_check(
         return None
     found: list[tuple[str, float, float]] = []
     missing: list[str] = []
-    filtered: list[str] = []
+    filtered: list[tuple[str, tuple[str, float]]] = []
     unmeasured: list[str] = []
     for r in blends:
         e_r = _rayleigh_keV(r)
@@ -509,9 +506,13 @@ def scatter_check(
         if fit is not None and fit.chi2 > MISFIT_CHI2:
             fit = None  # the model does not describe the window: its "line" measures nothing
         if fit is None:
-            kind = _without_fit(spec, (gain, offset), r, blends[0], fwhm6)
-            if kind is not None:
-                {"missing": missing, "filtered": filtered, "unmeasured": unmeasured}[kind[0]].append(kind[1])
+            judged = _without_fit(spec, (gain, offset), r, blends[0], fwhm6)
+            if judged is not None:
+                kind, edge = judged
+                if kind == "filtered" and edge is not None:
+                    filtered.append((name, edge))
+                else:
+                    (missing if kind == "missing" else unmeasured).append(name)
             continue
         d_eV, s_eV = (offset + gain * fit.channel - e_r) * 1e3, fit.err * gain * 1e3
         # the main line fitted far from its place is no evidence for the calibration, and
@@ -526,7 +527,7 @@ def scatter_check(
     main = blends[0].name.removesuffix(" scatter")
     if filtered and not any(n == main for n, _d, _s in found):
         # a filter explains a missing companion only beside its main line, found
-        missing += [f.split(" (")[0] for f in filtered]
+        missing += [n for n, _edge in filtered]
         filtered = []
     if not found and not missing and not unmeasured:
         return None
