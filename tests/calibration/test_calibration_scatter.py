@@ -257,6 +257,7 @@ def test_w_l_gamma1_is_measured_beside_the_compton_peaks_of_l_gamma2_3(theta, mo
     assert abs(offset + gain * fit[0] - lg1) * 1e3 <= max(3.0, 3.0 * fit[1] * gain * 1e3)
     if theta >= 130.0:  # without the partners the line is pulled 13-20 eV low
         monkeypatch.setattr(scatter_fit, "PARTNER_MIN_SHARE", math.inf)
+        spec.fits.clear()  # the spectrum remembers its fits, made with the old share
         fit = fit_rayleigh(spec, gain, offset, ref, 0.14)
         assert (offset + gain * fit[0] - lg1) * 1e3 < -10.0
 
@@ -284,6 +285,7 @@ def test_cr_k_beta_is_measured_beside_the_flank_of_k_alpha(theta, monkeypatch):
     # with only the window's own lines the straight background takes K-alpha's flank:
     # the K-beta centre is several times less certain
     monkeypatch.setattr(scatter_fit, "PARTNER_REACH", 0.0)
+    spec.fits.clear()  # the spectrum remembers its fits, made with the old reach
     alone = fit_rayleigh(spec, gain, offset, ref, 0.14)
     assert alone is None or alone[1] * gain * 1e3 > 2.5 * err_eV
 
@@ -763,4 +765,27 @@ def test_a_step_at_an_edge_no_filter_of_the_spectrum_has_is_refused(monkeypatch)
     assert plain is not None
     assert fit_rayleigh(spec, g, o, ref, f6, edges=True).channel == plain.channel
     monkeypatch.setattr(sf, "EDGE_MIN_DROP", -np.inf)  # any step taken: the fit moves
+    spec.fits.clear()  # the spectrum remembers its fits, made with the old share
     assert abs(fit_rayleigh(spec, g, o, ref, f6, edges=True).channel - plain.channel) * g > 0.01
+
+
+def test_a_blend_fit_asked_again_is_remembered_not_refitted(monkeypatch):
+    # the hypotheses, their polish and their checks ask for the same blend fits: a
+    # spectrum fits each once, and what it returns is what a fresh spectrum fits
+    import maxrf.calibration.scatter_fit as sf
+
+    case = calibration_case(5003)
+    ref = next(r for r in _reference_lines("W", case.tube_kv) if r.name == "W Lb scatter")
+    g, o, f6 = case.gain_keV, case.offset_keV, case.fwhm_at_6keV
+    fresh = fit_rayleigh(_prepare(case.counts, "sum"), g, o, ref, f6)
+    spec = _prepare(case.counts, "sum")
+    calls = []
+    real = sf.optimize.least_squares
+    monkeypatch.setattr(sf.optimize, "least_squares", lambda *a, **k: calls.append(1) or real(*a, **k))
+    first = fit_rayleigh(spec, g, o, ref, f6)
+    n = len(calls)
+    assert n > 0 and first == fresh
+    assert fit_rayleigh(spec, g, o, ref, f6) is first and len(calls) == n
+    moved = fit_rayleigh(spec, g, o + 0.002, ref, f6)  # another axis: fitted anew
+    assert len(calls) > n and moved is not None
+    assert abs(moved.channel - first.channel) < 0.01  # the same line in the data, 2 eV up the axis

@@ -244,6 +244,25 @@ def test_gaussian_peaks_area_centre_width():
     assert tall.max() == pytest.approx(7.0, rel=0.01)
 
 
+def test_peak_profiles_are_normal_integrals_over_uneven_channels():
+    # the fits' kernel against scipy's normal distribution, integrated by quadrature over
+    # each channel of an uneven axis (the edges halfway between centres)
+    from scipy import integrate, stats
+
+    e = np.cumsum(np.r_[1.0, np.linspace(0.008, 0.012, 199)])
+    edges = physics.channel_edges(e)
+    assert edges.shape == (e.size + 1,)
+    np.testing.assert_allclose(edges[1:-1], 0.5 * (e[1:] + e[:-1]))
+    centres, fwhm = np.array([1.5, 2.1]), np.array([0.12, 0.2])
+    prof = physics.peak_profiles(edges, centres, fwhm)
+    assert prof.shape == (e.size, 2)
+    for j, (c, w) in enumerate(zip(centres, fwhm)):
+        pdf = stats.norm(c, w / (2.0 * math.sqrt(2.0 * math.log(2.0)))).pdf
+        want = [integrate.quad(pdf, lo, hi)[0] for lo, hi in zip(edges[:-1], edges[1:])]
+        np.testing.assert_allclose(prof[:, j], want, atol=1e-10)
+    np.testing.assert_allclose(physics.gaussian_peaks(e, centres, [3.0, 4.0], fwhm), prof @ [3.0, 4.0])
+
+
 @pytest.mark.parametrize("f6", [0.13, 0.16])
 def test_element_spectrum_unit_area_peaks_at_main_line(f6):
     e = -0.5 + 0.02 * np.arange(2100)

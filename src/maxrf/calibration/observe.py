@@ -8,7 +8,7 @@ strong peak cut by the start of the axis; peaks of the max spectrum are merged i
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -29,6 +29,9 @@ class _Spec:
     source: str
     evidence: np.ndarray  # (smoothed y - baseline) / noise, per channel
     noise: np.ndarray  # noise standard deviation of the smoothed spectrum (counts)
+    #: blend fits of this spectrum by their arguments (:func:`maxrf.calibration.scatter_fit.fit_rayleigh`):
+    #: the hypotheses, their polish and their checks ask for a third of them more than once
+    fits: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def line_evidence(self, channel: float, tol: float) -> float:
         """Largest significance of the data above the baseline within ``channel +- tol``

@@ -72,6 +72,17 @@ def fit_rayleigh(
     the chi-square, at least :data:`EDGE_DCHI2`, and drops the continuum as a filter does
     (:func:`_edge_drops`) is kept. A Cu filter's edge 74 eV above a Cu tube's K-beta
     leaves a cliff a straight background gives to the line (13 eV high, noise-free)."""
+    args = (gain, offset, ref, fwhm6, tuple(others_keV), width_sd, pinned, theta, edges)
+    if args not in spec.fits:
+        spec.fits[args] = _fit_rayleigh(spec, *args)
+    return spec.fits[args]
+
+
+def _fit_rayleigh(
+    spec: _Spec, gain: float, offset: float, ref: _Ref, fwhm6: float, others_keV: Sequence[float],
+    width_sd: float | None, pinned: bool, theta: tuple[float, float] | None, edges: bool,
+) -> RayleighFit | None:
+    """:func:`fit_rayleigh`, not remembered."""
     c = np.array([x[0] for x in ref.components])
     a = np.array([x[1] for x in ref.components])
     a = a / a.sum()
@@ -164,16 +175,27 @@ def _blend_design(
     w_o = np.asarray(_fwhm_at(others, fwhm6)) if others.size else others
     fam_c, fam_a = _family_partners(ref, c, float(x[0]) - reach, float(x[-1]) + reach)
     w_f = np.asarray(_fwhm_at(fam_c, fwhm6))
+    # the family's other lines whose Rayleigh or Compton peak reaches the window (W
+    # L-gamma2,3 put their Compton peak on L-gamma1) add one Rayleigh and one Compton
+    # column, at the same shift and angle; every peak is evaluated in one call per model
+    lines = np.concatenate([c, fam_c])
+    widths = np.concatenate([w_r, w_f])
+    n, k = c.size, lines.size
+    edges = physics.channel_edges(x)
+    ones = np.ones_like(x)
 
     def design(p: np.ndarray) -> np.ndarray:
-        cols = [*_pair(x, c, a, w_r, p, fwhm6), np.ones_like(x), u]
+        shift, theta, broad, factor = p
+        cc = physics.compton_shift(lines, theta) + shift
+        wc = np.hypot(_fwhm_at(cc, fwhm6), physics.compton_extra_fwhm(lines, theta, broad))
+        prof = physics.peak_profiles(
+            edges, np.concatenate([lines + shift, cc, others + shift]),
+            np.concatenate([widths * factor, wc, w_o * factor]),
+        )
+        cols = [a @ prof[:, :n].T, a @ prof[:, k:k + n].T, ones, u]
         if fam_c.size:
-            # the family's other lines whose Rayleigh or Compton peak reaches the window
-            # (W L-gamma2,3 put their Compton peak on L-gamma1): one Rayleigh and one
-            # Compton column, at the same shift and angle
-            cols += list(_pair(x, fam_c, fam_a, w_f, p, fwhm6))
-        if others.size:
-            cols += list(physics.gaussian_peaks(x, others + p[0], np.eye(others.size), w_o * p[3]))
+            cols += [fam_a @ prof[:, n:k].T, fam_a @ prof[:, k + n:2 * k].T]
+        cols += list(prof[:, 2 * k:].T)
         if edge is not None:
             cols += _edge_steps(x, edge, p, fwhm6)
         return np.column_stack(cols)
@@ -309,19 +331,6 @@ def _best_start(
         if r.success and (best is None or r.cost < best.cost):
             best = r
     return best
-
-
-def _pair(
-    x: np.ndarray, e: np.ndarray, amp: np.ndarray, w: np.ndarray, p: np.ndarray, fwhm6: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rayleigh and Compton columns on energies ``x`` (keV) of lines at ``e`` (keV) with
-    areas ``amp`` and detector widths ``w`` (keV FWHM), for the non-linear parameters
-    ``p`` = (shift keV, angle deg, Compton broadening, width factor)."""
-    shift, theta, broad, factor = p
-    ray = physics.gaussian_peaks(x, e + shift, amp, w * factor)
-    cc = np.asarray(physics.compton_shift(e, theta)) + shift
-    wc = np.hypot(np.asarray(_fwhm_at(cc, fwhm6)), physics.compton_extra_fwhm(e, theta, broad))
-    return ray, physics.gaussian_peaks(x, cc, amp, wc)
 
 
 #: how far (in FWHM of the blend's line) outside the fitted window a family partner's

@@ -106,11 +106,13 @@ from maxrf.physics.scatter import (
     scatter_cross_sections,
 )
 from maxrf.physics.spectra import (
+    channel_edges,
     continuum_spectrum,
     element_spectrum,
     excitation_transmission,
     gaussian_peaks,
     line_spectrum,
+    peak_profiles,
     scatter_spectrum,
     zero_peak,
 )
@@ -136,6 +138,7 @@ __all__ = [
     "SCATTER_MATRIX",
     "Line",
     "anode_lines",
+    "channel_edges",
     "compton_shift",
     "compton_to_rayleigh",
     "continuum_spectrum",
@@ -151,6 +154,7 @@ __all__ = [
     "fwhm_at_6keV_from",
     "fwhm_keV",
     "gaussian_peaks",
+    "peak_profiles",
     "line_energy",
     "line_spectrum",
     "normalize_element",
