@@ -789,3 +789,29 @@ def test_a_blend_fit_asked_again_is_remembered_not_refitted(monkeypatch):
     moved = fit_rayleigh(spec, g, o + 0.002, ref, f6)  # another axis: fitted anew
     assert len(calls) > n and moved is not None
     assert abs(moved.channel - first.channel) < 0.01  # the same line in the data, 2 eV up the axis
+
+
+def test_the_anode_scatter_check_fits_a_filter_edge_beside_a_blend_as_the_precise_fit_does(monkeypatch):
+    # dev seed 400114: a Cu tube behind 50 um of Cu, whose K edge (8.98 keV, xraydb) lies
+    # 75 eV above Cu K-beta. The filter cuts the scattered continuum there; a straight
+    # background gives the cliff to the line, 28 eV off its place on the true axis. With the
+    # step the precise fit already uses, the check finds K-beta at its place
+    import maxrf.calibration.scatter_fit as sf
+
+    case = calibration_case(400114)
+    assert case.anode == "Cu" and case.filter == ("Cu", 50.0)
+    kb = np.average([xraydb.xray_lines("Cu")[n].energy for n in ("Kb1", "Kb3")]) / 1e3
+    assert 0.0 < xraydb.xray_edge("Cu", "K").energy / 1e3 - kb < 0.1
+
+    def scatter(checks):
+        return next(c for c in checks if c["name"] == "anode scatter")
+
+    g, o = case.gain_keV, case.offset_keV
+    _q, checks = assess_calibration(case.counts, g, o, anode=case.anode, tube_kv=case.tube_kv)
+    found = scatter(checks)
+    assert found["passed"], found["message"]
+    assert abs(found["residuals_eV"]["Cu Kb"]) < 10.0
+    monkeypatch.setattr(sf, "EDGE_MISFIT_SIGMA", np.inf)  # no step tried: the cliff pulls the line
+    _q, checks = assess_calibration(case.counts, g, o, anode=case.anode, tube_kv=case.tube_kv)
+    plain = scatter(checks)
+    assert not plain["passed"] and plain["residuals_eV"]["Cu Kb"] > 20.0

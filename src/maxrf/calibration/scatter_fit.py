@@ -486,8 +486,10 @@ def scatter_check(
 ) -> dict[str, Any] | None:
     """The ``anode scatter`` check: the soft anode lines blended with their Compton peaks
     (the main line and its family companion) show their Rayleigh lines where the
-    calibration puts them (lines of the sample in the window fitted beside them). None
-    without such lines on the axis. ``fwhm6`` and ``width_sd`` as for :func:`fit_rayleigh`:
+    calibration puts them (lines of the sample in the window fitted beside them, and a
+    primary filter's edge where the plain fit misfits, as the precise fit has them: a Cu
+    filter's edge 75 eV above a Cu tube's K-beta pulled it 28 eV off a right axis, dev
+    400114). None without such lines on the axis. ``fwhm6`` and ``width_sd`` as for :func:`fit_rayleigh`:
     the resolution the zero peak measured, when it did, as the precise fit takes it."""
     from maxrf.calibration.quality import check
 
@@ -504,7 +506,7 @@ def scatter_check(
         lo_e = float(physics.compton_shift(e_r, 180.0)) - 2.0 * fw
         if not (1 <= (lo_e - offset) / gain and (e_r + 1.5 * fw - offset) / gain <= spec.y.size - 2):
             continue
-        fit = fit_rayleigh(spec, gain, offset, r, fwhm6, element_keV, width_sd=width_sd)
+        fit = fit_rayleigh(spec, gain, offset, r, fwhm6, element_keV, width_sd=width_sd, edges=True)
         if fit is not None and r is not blends[0] and r.strength < 0.3 and _angle_at_bound(fit):
             # a weak companion whose Compton partner the fit pushed to the angle's bound:
             # the geometry is out of the model's reach, and its place's error, taken with
