@@ -275,20 +275,41 @@ def _rayleigh_found(
     """The Rayleigh line's shift (keV), its standard error (keV), its amplitude's
     significance and the angle's standard error (degrees) from the fit ``best`` of
     :func:`fit_rayleigh`; None when its covariance is singular or it found no Rayleigh
-    line (under 3 sigma)."""
+    line (under 3 sigma).
+
+    Parameters the fit left at a bound with no information on them (the angle at 180
+    degrees and the Compton broadening at its least, where the Compton partner sits under
+    the Rayleigh line's flank) are held there: the errors are those of the others (Cr
+    K-alpha 1.5 eV off a right axis, 124 sigma, was "not measured"; dev 1010108)."""
     d = design(best.x) * wt[:, None]
     beta, *_ = np.linalg.lstsq(d, yy * wt, rcond=None)
     chi2 = 2.0 * float(best.cost) / dof
     try:
         cov_b = np.linalg.inv(d.T @ d) * max(chi2, 1.0)
-        cov_p = np.linalg.inv(best.jac.T @ best.jac) * max(chi2, 1.0)
+        sd = _parameter_sd(best.jac, best.active_mask) * math.sqrt(max(chi2, 1.0))
     except np.linalg.LinAlgError:
         return None
     sig_r = float(beta[0] / math.sqrt(max(cov_b[0, 0], 1e-300)))
     if not beta[0] > 0 or sig_r < 3.0:
         return None
-    sd = np.sqrt(np.maximum(np.diag(cov_p)[:2], 0.0))
     return float(best.x[0]), float(sd[0]), sig_r, float(sd[1])
+
+
+def _parameter_sd(jac: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """Standard errors (chi-square 1) of a least-squares fit's parameters from its
+    Jacobian; where that is singular, those of the parameters free of their bounds with
+    the ``active`` ones (``least_squares``' active mask) held, which get infinity. Raises
+    :class:`numpy.linalg.LinAlgError` when that is singular too."""
+    try:
+        return np.sqrt(np.maximum(np.diag(np.linalg.inv(jac.T @ jac)), 0.0))
+    except np.linalg.LinAlgError:
+        free = np.asarray(active) == 0
+        if free.all():
+            raise
+        sd = np.full(jac.shape[1], np.inf)
+        j = jac[:, free]
+        sd[free] = np.sqrt(np.maximum(np.diag(np.linalg.inv(j.T @ j)), 0.0))
+        return sd
 
 
 #: starting shifts of the Rayleigh line (fractions of the fit's bound), tried in turn
