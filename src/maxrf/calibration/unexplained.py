@@ -38,6 +38,12 @@ MAIN_SHARE = 0.3
 #: the data's significance above the baseline at a main line with no peak of its own, as
 #: a share of that at the peak its companion would explain, that shows the main line there
 MAIN_EVIDENCE_SHARE = 0.1
+#: least significance of the peak at an element's strongest reference line, as a share of
+#: a peak at a main line of another of its families, for that element to explain the
+#: peak: the L lines of a K element near 1 keV stand on little continuum and come out as
+#: strong as its K-alpha or stronger (Zn L 9915 sigma beside Zn K-alpha's 6552, As L 3326
+#: beside 3200; dev 1010110, 1000103, right axes doubtful for an "uncommon element")
+OTHER_FAMILY_SHARE = 0.3
 
 
 def unexplained_check(
@@ -52,49 +58,46 @@ def unexplained_check(
 ) -> dict[str, Any]:
     """Strong narrow peaks at no known line, escape, sum or Compton energy.
 
-    With ``sigma_eV`` (the axis' uncertainty, eV: one, or one per peak at its energy) a
-    peak must lie within :data:`UNEXPLAINED_Z` combined uncertainties (axis, peak centre,
-    line centroid) of a reference line (the common elements', components merged as the detector sees them),
-    between the components of another element's main line group (K-alpha1,2...) or that
-    close to them; or be the escape peak of a far stronger observed peak. An axis that
-    claims 7 eV and leaves peaks 25 eV from the lines it names is wrong (Hg L-beta taken
-    for Bi L-alpha, Ag K-beta for Cd K-alpha). Without ``sigma_eV``: half a FWHM. One
-    such peak passes (an artefact, an unlisted line) unless it is more significant than
-    every peak the fit uses (channels ``fitted``) but the strongest: a fit that names
-    weaker peaks and leaves out one of the spectrum's main peaks took the wrong lines
-    (Fe K-alpha read as Cd L-alpha, 10 keV off at 20 keV, leaves a Ag tube's L-alpha out).
+    With ``sigma_eV`` (the axis' uncertainty, eV: one, or one per peak at its energy) a peak must lie
+    within :data:`UNEXPLAINED_Z` combined uncertainties (axis, peak centre, line centroid) of a
+    reference line (the common elements', components merged as the detector sees them), between the
+    components of another element's main line group (K-alpha1,2...) or that close to them; or be the
+    escape peak of a far stronger observed peak. An axis that claims 7 eV and leaves peaks 25 eV from
+    the lines it names is wrong (Hg L-beta taken for Bi L-alpha, Ag K-beta for Cd K-alpha). Without
+    ``sigma_eV``: half a FWHM. One such peak passes (an artefact, an unlisted line) unless it is more
+    significant than every peak the fit uses (channels ``fitted``) but the strongest: a fit that names
+    weaker peaks and leaves out one of the spectrum's main peaks took the wrong lines (Fe K-alpha read
+    as Cd L-alpha, 10 keV off at 20 keV, leaves a Ag tube's L-alpha out).
 
-    A peak is strong from :data:`STRONG_SIGMA`, or from the median significance of the
-    fitted peaks where those are weaker (not below :data:`STRONG_FLOOR_SIGMA`): in a faint
-    spectrum a wrong axis leaves main peaks of 20-40 sigma at no line (As K-alpha read as
-    Cr K-alpha, the gain halved, 9.7 keV off and "good" with every fitted peak below 90
-    sigma; dev seed 1020184). A peak anywhere between the two lines of an element's
-    K-alpha doublet is that line's. A companion line (K-beta, L-beta, L-gamma) explains a
-    peak only where its main line shows (:data:`MAIN_SHARE`, :data:`MAIN_EVIDENCE_SHARE`),
-    and a tube line's escape only beside its far stronger parent, as any escape, never by
-    its place alone (a Cr blank's scattered K-alpha as Sn L-gamma1 with no Sn L-alpha, or
-    as the escape of a K-beta with no peak, on an axis 4.7 keV off; dev seed 400172). A
-    sum peak, too, explains only a peak a third as significant as both its parents or
-    less. Two elements' lines closer than :data:`BLEND_SIGMAS` make one peak between them
-    where both elements show elsewhere (:func:`_seen_elsewhere`).
+    A peak is strong from :data:`STRONG_SIGMA`, or from the median significance of the fitted peaks
+    where those are weaker (not below :data:`STRONG_FLOOR_SIGMA`): in a faint spectrum a wrong axis
+    leaves main peaks of 20-40 sigma at no line (As K-alpha read as Cr K-alpha, the gain halved, 9.7 keV
+    off and "good" with every fitted peak below 90 sigma; dev seed 1020184). A peak anywhere between the
+    two lines of an element's K-alpha doublet is that line's. A companion line (K-beta, L-beta, L-gamma)
+    explains a peak only where its main line shows (:data:`MAIN_SHARE`, :data:`MAIN_EVIDENCE_SHARE`),
+    and a tube line's escape only beside its far stronger parent, as any escape, never by its place
+    alone (a Cr blank's scattered K-alpha as Sn L-gamma1 with no Sn L-alpha, or as the escape of a
+    K-beta with no peak, on an axis 4.7 keV off; dev seed 400172). A sum peak, too, explains only a peak
+    a third as significant as both its parents or less. Two elements' lines closer than
+    :data:`BLEND_SIGMAS` make one peak between them where both elements show elsewhere
+    (:func:`_seen_elsewhere`). Zn L beside Zn K-alpha is Zn's, not an uncommon element's
+    (:data:`OTHER_FAMILY_SHARE`).
     """
     refs = tuple(r for r in refs if r.kind != "escape")  # escapes: beside their parent (_known)
-    ref_e = np.array([r.keV for r in refs])
+    ref_e, ref_el = np.array([r.keV for r in refs]), np.array([r.element or "" for r in refs])
     doublets = _doublet_spans(refs)
-    ref_el = np.array([r.element or "" for r in refs])
     ref_sys = np.array([r.sys_keV + r.tol_keV for r in refs])
-    ref_fams = frozenset(f"{r.element} {r.family}" for r in refs if r.element is not None)
-    others = _other_groups(tube_kv, ref_fams)
+    others, others_el = _other_groups(tube_kv, refs)
     sig = np.array([o.significance for o in obs])
     obs_e = np.array([offset + gain * o.channel for o in obs])
     sigma = None if sigma_eV is None else np.broadcast_to(np.asarray(sigma_eV, dtype=np.float64), (len(obs),))
     main_sig, main_ev = _main_line_support(refs, obs_e, sig, max(0.9, offset), obs, gain, offset)
     elsewhere = _seen_elsewhere(refs, obs, (obs_e, sig), gain, sigma, ref_sys)
+    main_of = _main_peaks(refs, _peaks_at(refs, obs, (obs_e, sig), gain, sigma, ref_sys))
     sums = _sum_peaks(obs_e, sig)
     # the tube's Rayleigh lines, those inside a Compton blend too (Cu K-alpha, W L-gamma)
     anode_e = [max(c[0] for c in r.components) for r in refs if r.kind in ("anode", "scatter")]
-    common = tuple(sorted({r.element for r in refs if r.kind == "element"}))
-    minor = _minor_lines(common, tube_kv)
+    minor = _minor_lines(tuple(sorted({r.element for r in refs if r.kind == "element"})), tube_kv)
     used, strong = _strong_floor(obs, fitted)
     bad, top, exotic = [], 0.0, 0.0
     for k, (o, ek) in enumerate(zip(obs, obs_e)):
@@ -113,7 +116,11 @@ def unexplained_check(
         if np.any((doublets[:, 0] <= ek) & (ek <= doublets[:, 1])) or _known(
                 ek, o.significance, *lines, (obs_e, sig), sums, minor, anode_e):
             continue
-        if np.any((others[:, 0] - t <= ek) & (ek <= others[:, 1] + t)):
+        near = (others[:, 0] - t <= ek) & (ek <= others[:, 1] + t)
+        at_other = [main_of.get(el, 0.0) for el in others_el[near]]
+        if max(at_other, default=0.0) >= OTHER_FAMILY_SHARE * o.significance:
+            continue  # another family's line of an element the spectrum shows
+        if at_other:
             exotic = max(exotic, o.significance)  # explained, by an uncommon element only
         else:
             bad.append(ek)
@@ -286,17 +293,7 @@ def _seen_elsewhere(
     the peaks' energies, keV, and significances) of at least :data:`STRONG_FLOOR_SIGMA`
     (within the tolerance of :func:`_tolerances` at the axis' uncertainty ``sigma_eV``
     at each peak, eV)."""
-    obs_e, sig = observed
-    at_peak = np.zeros(len(refs), dtype=bool)
-    for i, r in enumerate(refs):
-        if r.kind != "element":
-            continue
-        half = 0.5 * float(_fwhm_at(r.keV))
-        for k in np.flatnonzero((np.abs(obs_e - r.keV) <= half) & (sig >= STRONG_FLOOR_SIGMA)):
-            s_k = None if sigma_eV is None else float(sigma_eV[k])
-            if abs(obs_e[k] - r.keV) <= _tolerances(obs[k], gain, half, s_k, ref_sys[i : i + 1])[0]:
-                at_peak[i] = True
-                break
+    at_peak = _peaks_at(refs, obs, observed, gain, sigma_eV, ref_sys) > 0
     el = np.array([r.element if r.kind == "element" else "" for r in refs])
     fam = np.array([r.family or "" for r in refs])
     primary = np.array([bool(r.fprimary) for r in refs])
@@ -310,6 +307,36 @@ def _seen_elsewhere(
         & ((fam[:, None] == fam[None, :]) | primary[None, :])
     )
     return other.any(axis=1)
+
+
+def _peaks_at(
+    refs: Sequence[_Ref], obs: Sequence[_Obs], observed: tuple[np.ndarray, np.ndarray], gain: float,
+    sigma_eV: np.ndarray | None, ref_sys: np.ndarray,
+) -> np.ndarray:
+    """Per reference line, the significance of the strongest observed peak of at least
+    :data:`STRONG_FLOOR_SIGMA` at it (arguments as for :func:`_seen_elsewhere`); 0 where
+    there is none or the line is no element's."""
+    obs_e, sig = observed
+    out = np.zeros(len(refs))
+    for i, r in enumerate(refs):
+        if r.kind != "element":
+            continue
+        half = 0.5 * float(_fwhm_at(r.keV))
+        for k in np.flatnonzero((np.abs(obs_e - r.keV) <= half) & (sig >= STRONG_FLOOR_SIGMA)):
+            s_k = None if sigma_eV is None else float(sigma_eV[k])
+            if abs(obs_e[k] - r.keV) <= _tolerances(obs[k], gain, half, s_k, ref_sys[i : i + 1])[0]:
+                out[i] = max(out[i], float(sig[k]))
+    return out
+
+
+def _main_peaks(refs: Sequence[_Ref], at: np.ndarray) -> dict[str, float]:
+    """The significance of the peak at each element's strongest reference line (K-alpha,
+    or L-alpha where it has no K lines among them), from :func:`_peaks_at`'s ``at``."""
+    out: dict[str, float] = {}
+    for r, s in zip(refs, at):
+        if r.kind == "element" and r.fprimary and s > 0 and r.element is not None:
+            out[r.element] = max(out.get(r.element, 0.0), float(s))
+    return out
 
 
 def _doublet_spans(refs: Sequence[_Ref]) -> np.ndarray:
@@ -429,13 +456,14 @@ def _minor_lines(elements: tuple[str, ...], tube_kv: float) -> tuple[np.ndarray,
     return np.array(minor), np.array(parent)
 
 
-def _other_groups(tube_kv: float, exclude: frozenset[str]) -> np.ndarray:
+def _other_groups(tube_kv: float, refs: Sequence[_Ref]) -> tuple[np.ndarray, np.ndarray]:
     """(lowest, highest) component energy (keV) of the main line groups of all elements
-    Z 11-92 the tube excites, less the families ``exclude`` (``'Fe K'``, ``'Pb L'``):
-    shape (n, 2)."""
+    Z 11-92 the tube excites, less the families of the reference lines ``refs`` (``'Fe
+    K'``, ``'Pb L'``): shape (n, 2); and each group's element."""
     lo_hi, families, _names = _all_groups()
+    exclude = {f"{r.element} {r.family}" for r in refs if r.element is not None}
     keep = (lo_hi[:, 0] <= tube_kv) & ~np.isin(families, list(exclude))
-    return lo_hi[keep]
+    return lo_hi[keep], np.array([f.split()[0] for f in families[keep]])
 
 
 #: the main line groups of an element (components the detector merges): K-alpha1,2,
