@@ -385,20 +385,29 @@ def test_a_filter_edge_between_a_tube_line_and_its_companion_is_the_one_xraydb_p
 
 
 @pytest.mark.parametrize("seed", [500232, 500485])
-def test_a_blend_cut_by_a_filter_edge_is_not_measured(seed):
+def test_a_blend_cut_by_a_filter_edge_is_measured_with_its_step_or_not_at_all(seed, monkeypatch):
     # dev seeds: W tubes behind 25 um of Ni, whose K edge (8.33 keV, xraydb) lies inside
     # the W L-alpha blend (Compton peak below it, Rayleigh line 70 eV above it). With the
     # sample's Ni K-alpha flank fitted beside it, the model took the lump the edge leaves
-    # at -140 eV and refuted the true axis; a fit the model does not describe measures
-    # nothing
+    # at -140 eV and refuted the true axis. With the edge's step the line is found at its
+    # place; without it, a fit the model does not describe measures nothing
+    import maxrf.calibration.scatter_fit as sf
+
     case = calibration_case(seed)
     assert case.anode == "W" and case.filter == ("Ni", 25.0)
     edge = xraydb.xray_edge("Ni", "K").energy / 1e3
     w_la = _rayleigh_keV(next(r for r in _reference_lines("W", case.tube_kv) if r.name == "W La scatter"))
     assert float(physics.compton_shift(w_la, 90.0)) < edge < w_la
-    quality, checks = assess_calibration(case.counts, case.gain_keV, case.offset_keV, anode="W",
-                                         tube_kv=case.tube_kv)
-    scatter = next(c for c in checks if c["name"] == "anode scatter")
+
+    def scatter_at_the_truth():
+        quality, checks = assess_calibration(case.counts, case.gain_keV, case.offset_keV, anode="W",
+                                             tube_kv=case.tube_kv)
+        return quality, next(c for c in checks if c["name"] == "anode scatter")
+
+    quality, scatter = scatter_at_the_truth()
+    assert scatter["passed"] and abs(scatter["residuals_eV"]["W La"]) <= 20.0, scatter
+    monkeypatch.setattr(sf, "EDGE_MISFIT_SIGMA", np.inf)  # no step tried
+    quality, scatter = scatter_at_the_truth()
     assert not scatter["critical"] and "cannot be measured" in scatter["message"], scatter
     assert quality != "failed"
 
