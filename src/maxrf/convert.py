@@ -121,9 +121,9 @@ class Smooth:
 ZarrSink = CubeSink  # the engine sink of convert, defined with the store
 
 
-
 class HeaderWarning(UserWarning):
     """Something in the scan's header was not used (unknown key, ignored misspelling)."""
+
 
 def default_output(scan_path: str | os.PathLike) -> Path:
     """``SCAN.datastack`` next to ``SCAN.rpl``."""

@@ -62,7 +62,6 @@ def test_alias_check_finds_an_element_line_that_is_its_neighbours():
     assert chk is not None and chk["passed"]
 
 
-
 def test_an_l_alpha_alias_needs_its_elements_k_alpha_where_the_tube_excites_it():
     # air's Ar K-alpha fitted on a Mo tube's blank, no zero peak: Ag L-alpha (27 eV above,
     # xraydb) would fit as well and move the axis over 20 eV, unless Ag K-alpha, which a
@@ -91,6 +90,7 @@ def test_an_l_alpha_alias_needs_its_elements_k_alpha_where_the_tube_excites_it()
     short = int((ag_ka - offset) / gain) - 20
     chk = alias_check(fitted, tuple(refs.values()), gain, short, (bare, 50.0))
     assert chk is not None and not chk["passed"]
+
 
 def test_slope_bias_matches_the_centroid_shift_under_an_exponential_transmission():
     gain = 0.005
@@ -276,6 +276,7 @@ def test_true_lines_of_line_rich_spectra_are_no_cliffs():
         judged += 1
         assert chk["passed"], (seed, chk["message"])
     assert judged >= 40
+
 
 def test_continuum_ends_at_the_tube_voltage_on_true_axes():
     """At the true axis of 400 synthetic spectra (all anodes, 25-50 kV, every filter) the

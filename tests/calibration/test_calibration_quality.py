@@ -250,7 +250,6 @@ def test_two_elements_lines_merge_into_one_peak_where_both_elements_show():
         assert known is explained, parent
 
 
-
 def test_unexplained_and_coverage_checks():
     from maxrf.calibration.observe import _Obs
     from maxrf.calibration.references import _reference_lines

@@ -345,7 +345,6 @@ def test_a_filter_that_takes_w_l_beta_does_not_refute_the_axis():
     assert "W La" in bare["message"] and "W Lb" in bare["message"]
 
 
-
 def test_a_weak_companion_due_as_a_clear_peak_is_missing_where_nothing_shows():
     # held-out 1140078, looked at after: a Cr tube's blank (5 million counts, no filter)
     # read with the tube's K-alpha and K-beta blends as V K-alpha and K-beta, 1.46 keV off
@@ -368,6 +367,7 @@ def test_a_weak_companion_due_as_a_clear_peak_is_missing_where_nothing_shows():
     assert quality != "good"
     right = scatter_check(spec, case.gain_keV, case.offset_keV, refs, case.fwhm_at_6keV, [])
     assert right["passed"], right["message"]
+
 
 def test_a_filter_edge_between_a_tube_line_and_its_companion_is_the_one_xraydb_puts_there():
     from maxrf.calibration.scatter_fit import _filter_between

@@ -142,7 +142,6 @@ def test_fit_peaks_subchannel_centres(subtract):
         assert f.significance > 100
 
 
-
 @pytest.mark.parametrize("subtract", [False, True])
 @pytest.mark.parametrize("at", [0, 1, 511])
 def test_a_peak_at_the_spectrums_edge_with_fewer_channels_than_parameters_falls_back(subtract, at):
@@ -155,6 +154,7 @@ def test_a_peak_at_the_spectrums_edge_with_fewer_channels_than_parameters_falls_
     assert abs(f.center - at) <= 2.0  # within one FWHM
     if at in (0, 511):
         assert not f.ok
+
 
 @pytest.mark.parametrize("lam", [4.0, 50.0, 400.0])
 def test_noise_prominence_is_n_sigma_of_poisson_noise(lam):

@@ -56,8 +56,6 @@ def _as_1d(y: Any, name: str) -> np.ndarray:
     return arr
 
 
-
-
 def auto_calibrate(
     sum_spectrum: Any,
     max_spectrum: Any | None = None,

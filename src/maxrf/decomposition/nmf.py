@@ -21,8 +21,6 @@ def one_blas_thread() -> Any:
     return threadpool_limits(1)
 
 
-
-
 def poisson_scale(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Row and column scale factors ``g``, ``h`` with ``g_i h_j`` the independence model
     ``row_i col_j / total`` of the counts (floored away from zero)."""

@@ -20,6 +20,7 @@ from maxrf.types import ArrayLike
 
 _SLOPE = physics.FANO_SLOPE
 
+
 def estimate_fwhm6(
     counts: ArrayLike, energies: ArrayLike, base: ArrayLike | None = None, *, anode: str = "Rh",
     tube_kv: float = 40.0,

@@ -187,9 +187,6 @@ class BcfScan(FileScan):
         scan._stream = stream
         return scan
 
-
-
-
     def source_info(self) -> dict[str, Any]:
         """Provenance: format, file, size, hypermap index."""
         return {**super().source_info(), "hypermap": self.index}

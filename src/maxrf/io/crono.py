@@ -143,10 +143,6 @@ class CronoScan(FileScan):
         info["attributes"] = _all_attributes(f, h5py)
         return cls(p, (h, w, c), dtype, cal, n, info)
 
-
-
-
-
     def read_block(self, rows: Any, cols: slice | None = None) -> np.ndarray:
         """Pixels ``[rows, cols]``, all channels: ``(r, c, channels)`` in :attr:`dtype`.
 

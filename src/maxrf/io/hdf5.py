@@ -120,9 +120,6 @@ class Hdf5CubeScan(FileScan):
             raise ScanFormatError(f"cannot read as HDF5: {exc}", p) from None
         return cls(p, dataset, shape, dtype, cal, attrs)
 
-
-
-
     def source_info(self) -> dict[str, Any]:
         """Provenance: format, file, size, dataset path."""
         return {**super().source_info(), "dataset": self.dataset}
@@ -186,9 +183,6 @@ class ZarrCubeScan(FileScan):
         cal, source = _calibration_from(attrs, siblings, shape[2], p, what)
         meta = {"dataset": dataset, "attrs": json_safe(attrs), "calibration_from": source}
         return cls(p, dataset, shape, dtype, cal, meta)
-
-
-
 
     def source_info(self) -> dict[str, Any]:
         """Provenance: format, store, size, array path."""

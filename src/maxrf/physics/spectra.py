@@ -50,7 +50,6 @@ def channel_edges(energies_keV: np.ndarray) -> np.ndarray:
     return edges
 
 
-
 def peak_profiles(edges_keV: np.ndarray, centres_keV: np.ndarray, fwhm_keV: np.ndarray) -> np.ndarray:
     """Unit-area Gaussian peaks integrated over channels.
 

@@ -103,7 +103,6 @@ class _Report(OverviewSections, SpectraSections, MapSections, HotmaxSection, Spe
             )
 
 
-
 def build_report(ds: DataStackLike, *, title: str | None = None, max_map_side: int = 1024,
                  pixel_size_mm: float | None = None) -> str:
     """The report of a DataStack as one self-contained HTML string.

@@ -92,7 +92,6 @@ class HotmaxSection:
         return "".join(out)
 
 
-
 class _PuzzleMaker:
     """``maxrf.plot.plot_puzzle`` figures when the plotting and hotmax modules can make them."""
 

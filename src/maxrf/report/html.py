@@ -36,7 +36,6 @@ def _section(sid: str, title: str, body: str) -> str:
     return f'<section id="{sid}"><h2>{esc(title)}</h2>\n{body}\n</section>'
 
 
-
 def element_of_attr(value: Any) -> str | None:
     from maxrf.report.layers import element_of
 

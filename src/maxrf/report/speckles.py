@@ -89,7 +89,6 @@ class SpeckleSection:
         return "".join(parts)
 
 
-
 def _speckle_rows(layer: Any) -> list[dict[str, Any]]:
     """Rows of the speckle table: the ``table`` attribute, or built from the arrays."""
     table = layer.attrs.get("table")
@@ -112,7 +111,6 @@ def _speckle_rows(layer: Any) -> list[dict[str, Any]]:
             row["peak"] = float(peak[i])
         rows.append(row)
     return rows
-
 
 
 def _speckle_figure(

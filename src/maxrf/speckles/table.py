@@ -30,7 +30,6 @@ TABLE_COLUMNS: tuple[str, ...] = (
 )
 
 
-
 def _noise_level(peak_map: Any) -> float:
     """Robust estimate of the pixel noise (standard deviation, map units) of a map.
 

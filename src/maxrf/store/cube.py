@@ -31,6 +31,7 @@ from maxrf.store.layers import _collect_garbage
 if TYPE_CHECKING:
     from numpy.typing import DTypeLike
 
+
 class _CubeReader:
     """Indexable wrapper of the zarr cube that names the chunk when a checksum fails."""
 

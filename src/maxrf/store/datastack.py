@@ -243,7 +243,6 @@ class DataStack:
         return f"<DataStack {self.path.name!r} {h}x{w} px x {c} channels {self.dtype}, layers={self.layers}>"
 
 
-
 def open_datastack(source: str | os.PathLike[str] | DataStack) -> DataStack:
     """Return ``source`` if it is a DataStack, else open the datastack at that path."""
     return source if isinstance(source, DataStack) else DataStack(source)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import zarr
     from numpy.typing import DTypeLike
 
+
 class Layer(dict):
     """A derived layer read back from a store: arrays by name, plus ``.attrs``."""
 

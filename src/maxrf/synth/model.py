@@ -59,7 +59,6 @@ def _main_line(element: str, tube_kv: float) -> tuple[float, float]:
     return lines[k].energy_keV, float(rel[k] / rel.sum())
 
 
-
 class _Model:
     """Templates and amplitude maps of a scan (shared by make_scan and expected_spectra)."""
 

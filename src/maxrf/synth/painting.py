@@ -95,7 +95,6 @@ def _blob(rng: np.random.Generator, h: int, w: int, out: np.ndarray, strength: f
     out[r0:r1, c0:c1] += strength * np.outer(gy, gx)
 
 
-
 def _place_points(
     rng: np.random.Generator,
     n: int,
@@ -119,8 +118,6 @@ def _place_points(
             continue
         placed.append(p)
     return placed
-
-
 
 
 def _paint_maps(rng: np.random.Generator, painted: Sequence[str], all_els: Sequence[str],

@@ -109,7 +109,6 @@ def _stem(path: str | os.PathLike) -> Path:
     return p
 
 
-
 def _save_truth(truth: Truth, json_path: Path, npz_path: Path) -> None:
     arrays = {f"map_{el}": truth.maps[el] for el in truth.elements}
     arrays.update({f"scatter_{n}": truth.scatter_maps[n] for n in truth.scatter_maps})
@@ -207,7 +206,6 @@ def load_truth(path: str | os.PathLike) -> Truth:
         speckle_sizes=arrays["speckle_sizes"],
         rpl_path=meta.get("rpl_path"),
     )
-
 
 
 def _model_from_truth(truth: Truth) -> _Model:
