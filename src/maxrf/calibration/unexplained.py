@@ -92,8 +92,8 @@ def unexplained_check(
     obs_e = np.array([offset + gain * o.channel for o in obs])
     sigma = None if sigma_eV is None else np.broadcast_to(np.asarray(sigma_eV, dtype=np.float64), (len(obs),))
     main_sig, main_ev = _main_line_support(refs, obs_e, sig, max(0.9, offset), obs, gain, offset)
-    elsewhere = _seen_elsewhere(refs, obs, (obs_e, sig), gain, sigma, ref_sys)
-    main_of = _main_peaks(refs, _peaks_at(refs, obs, (obs_e, sig), gain, sigma, ref_sys))
+    at_peaks = _peaks_at(refs, obs, (obs_e, sig), gain, sigma, ref_sys)  # once: both read it
+    elsewhere, main_of = _seen_elsewhere(refs, at_peaks > 0), _main_peaks(refs, at_peaks)
     sums = _sum_peaks(obs_e, sig)
     # the tube's Rayleigh lines, those inside a Compton blend too (Cu K-alpha, W L-gamma)
     anode_e = [max(c[0] for c in r.components) for r in refs if r.kind in ("anode", "scatter")]
@@ -284,16 +284,11 @@ def _main_line_support(
     return out, evidence
 
 
-def _seen_elsewhere(
-    refs: Sequence[_Ref], obs: Sequence[_Obs], observed: tuple[np.ndarray, np.ndarray], gain: float,
-    sigma_eV: np.ndarray | None, ref_sys: np.ndarray,
-) -> np.ndarray:
+def _seen_elsewhere(refs: Sequence[_Ref], at_peak: np.ndarray) -> np.ndarray:
     """Per reference line, whether its element shows elsewhere: its family companion or
-    another family's main line, more than a FWHM from it, at an observed peak (``observed``:
-    the peaks' energies, keV, and significances) of at least :data:`STRONG_FLOOR_SIGMA`
-    (within the tolerance of :func:`_tolerances` at the axis' uncertainty ``sigma_eV``
-    at each peak, eV)."""
-    at_peak = _peaks_at(refs, obs, observed, gain, sigma_eV, ref_sys) > 0
+    another family's main line, more than a FWHM from it, at an observed peak of at least
+    :data:`STRONG_FLOOR_SIGMA` (``at_peak``: per reference line, whether :func:`_peaks_at`
+    found one there)."""
     el = np.array([r.element if r.kind == "element" else "" for r in refs])
     fam = np.array([r.family or "" for r in refs])
     primary = np.array([bool(r.fprimary) for r in refs])
@@ -314,8 +309,9 @@ def _peaks_at(
     sigma_eV: np.ndarray | None, ref_sys: np.ndarray,
 ) -> np.ndarray:
     """Per reference line, the significance of the strongest observed peak of at least
-    :data:`STRONG_FLOOR_SIGMA` at it (arguments as for :func:`_seen_elsewhere`); 0 where
-    there is none or the line is no element's."""
+    :data:`STRONG_FLOOR_SIGMA` at it (``observed``: the peaks' energies, keV, and
+    significances), within the tolerance of :func:`_tolerances` at the axis' uncertainty
+    ``sigma_eV`` at each peak (eV); 0 where there is none or the line is no element's."""
     obs_e, sig = observed
     out = np.zeros(len(refs))
     for i, r in enumerate(refs):
