@@ -435,7 +435,7 @@ def test_the_anode_scatter_check_refutes_only_at_either_resolution(seed):
     from maxrf.calibration import refine_calibration
     from maxrf.calibration.observe import _prepare
     from maxrf.calibration.precise import ZERO_RESOLUTION_SD
-    from maxrf.calibration.scatter_fit import scatter_check
+    from maxrf.calibration.scatter_check import scatter_check
 
     # at the true axis, the Rayleigh lines of a soft tube's scatter blends fitted at one of
     # the two resolutions land far off: W L-alpha (400018) at the zero peak's, Cr K-alpha

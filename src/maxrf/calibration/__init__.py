@@ -146,11 +146,10 @@ and header calibrations, :func:`parse_manual`, :func:`parse_range`), ``reference
 peaks to lines), ``explain`` (what a hypothesis leaves unexplained, missing companions,
 the zero peak's width), ``medium`` (the vectorised first scoring, step 3),
 ``hypotheses`` (candidate calibrations and their scores, steps 3-4), ``scatter_fit`` (the
-Rayleigh line inside a Compton blend and the ``anode scatter`` check; it takes
-:func:`~maxrf.calibration.quality.check` at call time), ``precise`` (precise centres and
-the Compton peak, steps 5-6), ``quality``, ``consistency`` (whether few peaks pin the
-axis uniquely), ``rivals`` (another element's lines read as the anode's) and ``verdict``
-(the checks and the verdict, step 7), ``auto``
+Rayleigh line inside a Compton blend), ``precise`` (precise centres and the Compton peak,
+steps 5-6), ``quality``, ``scatter_check`` (the ``anode scatter`` check), ``consistency``
+(whether few peaks pin the axis uniquely), ``rivals`` (another element's lines read as
+the anode's) and ``verdict`` (the checks and the verdict, step 7), ``auto``
 (:func:`auto_calibrate`, :func:`calibrate`) and ``datastack`` (:func:`calibrate_datastack`,
 :func:`calibrate_spectrum`). Their public names are importable from here.
 """

@@ -30,6 +30,7 @@ from maxrf.calibration.references import (
     _Ref,
     fitted_beside_only,
     lines_keV,
+    trace_groups,
 )
 from maxrf.calibration.scatter_fit import MISFIT_CHI2, fit_rayleigh
 from maxrf.errors import ParameterError
@@ -344,6 +345,7 @@ def _precise(
     pool = [r for r in refs if r.kind != "zero" and r.element in present]
     # the found elements' lines, weak ones too, are fitted beside a scatter blend's window
     found = lines_keV([q for q in pool if q.kind == "element"])
+    traces = trace_groups(refs, present)
     # the zero peak is fitted once: its centre enters the axis, its width (the detector's
     # resolution) ties the Rayleigh lines' width
     zero = _zero_fits(best, obs, refs)
@@ -369,7 +371,7 @@ def _precise(
                 fit = _zero_fit(ob, zero.get(k))
             elif ref.kind == "scatter":
                 ray = fit_rayleigh(ob.spec, g, o, ref, ray_fwhm6, found, width_sd=ray_sd, theta=blend_theta,
-                                   edges=True)
+                                   edges=True, traces=traces)
                 if ray is None:  # the blend's maximum: reported, never trusted
                     entries.append([ref, ob.channel, ob.err, False, 0.0, False])
                     continue

@@ -97,6 +97,17 @@ def lines_keV(refs: Sequence[_Ref]) -> list[float]:
     return [r.keV for r in refs] + [e for r in refs for e in r.minor_keV]
 
 
+def trace_groups(refs: Sequence[_Ref], present: set[str]) -> tuple[tuple[float, ...], ...]:
+    """Energies (keV) of the reference lines of each line family (K, L) of the elements
+    not in ``present``, its strongest line first: the trace lines a scatter blend's fit
+    may need (``traces`` of :func:`maxrf.calibration.scatter_fit.fit_rayleigh`)."""
+    by_family: dict[tuple[str | None, str], list[_Ref]] = {}
+    for r in refs:
+        if r.kind == "element" and r.element not in present:
+            by_family.setdefault((r.element, r.family), []).append(r)
+    return tuple(tuple(lines_keV(sorted(g, key=lambda r: -r.strength))) for g in by_family.values())
+
+
 def components_within(a: _Ref, b: _Ref, keV: float) -> bool:
     """Whether a component of line ``a`` lies within ``keV`` of one of line ``b``'s (their
     peaks blend when ``keV`` is the detector's FWHM there)."""

@@ -49,6 +49,7 @@ def fit_rayleigh(
     pinned: bool = False,
     theta: tuple[float, float] | None = None,
     edges: bool = False,
+    traces: tuple[tuple[float, ...], ...] = (),
 ) -> RayleighFit | None:
     """The Rayleigh line of a scatter blend (or of a scattered tube line beside its
     Compton peak): its channel, standard error (channels), amplitude significance and the
@@ -71,8 +72,16 @@ def fit_rayleigh(
     common filter's K edge in the window (:func:`_edge_steps`); the one that takes most off
     the chi-square, at least :data:`EDGE_DCHI2`, and drops the continuum as a filter does
     (:func:`_edge_drops`) is kept. A Cu filter's edge 74 eV above a Cu tube's K-beta
-    leaves a cliff a straight background gives to the line (13 eV high, noise-free)."""
-    args = (gain, offset, ref, fwhm6, tuple(others_keV), width_sd, pinned, theta, edges)
+    leaves a cliff a straight background gives to the line (13 eV high, noise-free).
+
+    ``traces``: energies (keV) of the lines of elements not known to be there, one group
+    per line family, its strongest line first; where the fit still misfits, the family
+    whose strongest line is in the window and whose lines there take most off the
+    chi-square, at least :data:`EDGE_DCHI2`, each with a positive amplitude, is fitted
+    too (:func:`_likeliest_trace`). A trace of Cu in a W blank puts its
+    K-alpha on W L-alpha's Compton flank without a peak of its own (L-alpha 49 eV low at
+    the true axis, chi-square 18)."""
+    args = (gain, offset, ref, fwhm6, tuple(others_keV), width_sd, pinned, theta, edges, traces)
     if args not in spec.fits:
         spec.fits[args] = _fit_rayleigh(spec, *args)
     return spec.fits[args]
@@ -81,6 +90,7 @@ def fit_rayleigh(
 def _fit_rayleigh(
     spec: _Spec, gain: float, offset: float, ref: _Ref, fwhm6: float, others_keV: Sequence[float],
     width_sd: float | None, pinned: bool, theta: tuple[float, float] | None, edges: bool,
+    traces: tuple[tuple[float, ...], ...],
 ) -> RayleighFit | None:
     """:func:`fit_rayleigh`, not remembered."""
     c = np.array([x[0] for x in ref.components])
@@ -94,17 +104,83 @@ def _fit_rayleigh(
     u = (x - x.mean()) / max(float(np.ptp(x)), 1e-9)
     common = (x, yy, wt, u, gain, offset, ref, c, a, fw, fwhm6, others_keV)
     plain = _fit_blend(*common, None, width_sd, pinned, theta)
+    tie = True
+    if (plain is None or _misfit(plain[0])) and _family_partners(ref, c, x[0] - PARTNER_REACH * fw,
+                                                                 x[-1] + PARTNER_REACH * fw)[2]:
+        # the weak partners' tube ratio is wrong behind a filter that takes the blend's
+        # own lines (25 um of Ni, whose edge lies 2 eV below W L-alpha2): where the tied
+        # fit finds no line or misfits, they are left out if that fits better
+        untied = _fit_blend(*common, None, width_sd, pinned, theta, tie=False)
+        if untied is not None and (plain is None or untied[1] < plain[1]):
+            plain, tie = untied, False
     if plain is None:
         return None
+    if not _misfit(plain[0]):
+        return plain[0]
     # a blend the straight background describes needs no step; one it does not may lie
-    # at a filter's edge, where the scattered continuum drops to nothing
-    misfit = (plain[0].chi2 - 1.0) * math.sqrt(plain[0].dof / 2.0)  # chi-square's excess in sigma
+    # at a filter's edge, where the scattered continuum drops to nothing, or hold a line
+    # nothing expected (a trace element's). Each is tried alone and with the other: a
+    # step at Ni's edge takes in part of a Cu K-alpha shoulder (W L-alpha 20 eV off), and
+    # each thing added must take :data:`EDGE_DCHI2` off the chi-square
+    group = _likeliest_trace(window, u, ref, c, a, fw, fwhm6, others_keV, plain, traces,
+                             (gain, offset, width_sd, pinned, theta, tie))
+    costs = {(None, ()): plain[1]}
     best = plain
-    for edge in _window_edges(x, fw) if edges and misfit > EDGE_MISFIT_SIGMA else ():
-        stepped = _fit_blend(*common, float(edge), width_sd, pinned, theta)
-        if stepped is not None and plain[1] - stepped[1] >= 0.5 * EDGE_DCHI2 and stepped[1] < best[1]:
-            best = stepped
+    for edge in (None, *(_window_edges(x, fw) if edges else ())):
+        for trace in ((), group) if group else ((),):
+            if edge is None and not trace:
+                continue
+            trial = (x, yy, wt, u, gain, offset, ref, c, a, fw, fwhm6, (*others_keV, *trace))
+            fit = _fit_blend(*trial, None if edge is None else float(edge), width_sd, pinned, theta,
+                             n_positive=len(trace), tie=tie)
+            if fit is None:
+                continue
+            costs[(edge, trace)] = fit[1]
+            # each thing added pays for itself against every fit without it
+            subs = [k for k in costs if k != (edge, trace) and k[0] in (None, edge) and k[1] in ((), trace)]
+            added = {k: (edge is not None and k[0] is None) + (bool(trace) and not k[1]) for k in subs}
+            if all(costs[k] - fit[1] >= 0.5 * EDGE_DCHI2 * added[k] for k in subs) and fit[1] < best[1]:
+                best = fit
     return best[0]
+
+
+def _likeliest_trace(
+    window: tuple[np.ndarray, np.ndarray, np.ndarray], u: np.ndarray, ref: _Ref, c: np.ndarray, a: np.ndarray,
+    fw: float, fwhm6: float, others_keV: Sequence[float], plain: tuple[RayleighFit, float, np.ndarray],
+    traces: tuple[tuple[float, ...], ...], fit_args: tuple[float, float, float | None, bool, Any, bool],
+) -> tuple[float, ...]:
+    """The lines (keV) within reach of a blend's window of the trace family that takes
+    most off its chi-square, each with a positive amplitude; empty when none takes
+    :data:`EDGE_DCHI2` off or leaves a misfit. A screen: each family is fitted from the plain fit's shift
+    and angle only (a trace on a Compton flank moves both, 10 eV and 4 degrees for Cu
+    K-alpha beside W L-alpha), and only the likeliest is fitted in full.
+    ``fit_args``: gain, offset, width_sd, pinned, theta and tie of :func:`_fit_blend`."""
+    x, yy, wt = window
+    reach = PARTNER_REACH * fw
+    # a family whose strongest line lies beyond the window shows there, not here (Ni
+    # K-beta alone, a free line between W L-alpha and its Compton peak); one at its
+    # margins takes the background's curvature (Pt L-alpha at a Cu K-beta window's top)
+    inside = [g for g in traces if x[0] < g[0] < x[-1]]
+    near = [tuple(e for e in g if x[0] - reach < e < x[-1] + reach) for g in inside]
+    # nor is one with a line within a FWHM of the blend's own: a free line there is the
+    # Rayleigh line's double (Au L-alpha 40 eV above W L-beta1 moved it 15 eV, no Au there)
+    near = [g for g in near if np.min(np.abs(np.subtract.outer(np.array(g), c))) > fw]
+    gain, offset, width_sd, pinned, theta, tie = fit_args
+    best, best_cost = (), plain[1] - 0.5 * EDGE_DCHI2
+    for lines in near:
+        fit = _fit_blend(x, yy, wt, u, gain, offset, ref, c, a, fw, fwhm6, (*others_keV, *lines), None,
+                         width_sd, pinned, theta, n_positive=len(lines), start=plain[2], tie=tie)
+        # a trace must let the model describe the window, not only take a share of a
+        # misfit (W L-alpha in a Cu K-beta window cut by a Cu filter's edge: 12 -> 6)
+        if fit is not None and fit[1] <= best_cost and fit[0].chi2 < MISFIT_CHI2:
+            best, best_cost = lines, fit[1]
+    return best
+
+
+def _misfit(fit: RayleighFit) -> bool:
+    """Whether a blend's chi-square exceeds its degrees of freedom by more than
+    :data:`EDGE_MISFIT_SIGMA` standard deviations."""
+    return (fit.chi2 - 1.0) * math.sqrt(fit.dof / 2.0) > EDGE_MISFIT_SIGMA
 
 
 #: how far (standard deviations) the chi-square of a blend's plain fit must exceed its
@@ -119,12 +195,17 @@ EDGE_DCHI2 = 25.0
 def _fit_blend(
     x: np.ndarray, yy: np.ndarray, wt: np.ndarray, u: np.ndarray, gain: float, offset: float, ref: _Ref,
     c: np.ndarray, a: np.ndarray, fw: float, fwhm6: float, others_keV: Sequence[float], edge: float | None,
-    width_sd: float | None, pinned: bool, theta: tuple[float, float] | None,
-) -> tuple[RayleighFit, float] | None:
+    width_sd: float | None, pinned: bool, theta: tuple[float, float] | None, n_positive: int = 0,
+    start: np.ndarray | None = None, tie: bool = True,
+) -> tuple[RayleighFit, float, np.ndarray] | None:
     """:func:`fit_rayleigh` on its window, with a step of the continuum at the filter
-    edge ``edge`` (keV) unless None; the fit and its cost (half the chi-square)."""
+    edge ``edge`` (keV) unless None; the fit, its cost (half the chi-square) and its
+    (shift, angle, broadening, width factor). None too when one of the last
+    ``n_positive`` sample lines has no positive amplitude. ``start``: one start at that
+    shift and angle instead of the usual several (a screen's cheaper fit). ``tie``: as
+    for :func:`_blend_design`."""
     e_r = _rayleigh_keV(ref)
-    design, n_others, n_fam = _blend_design(x, u, ref, c, a, fw, fwhm6, others_keV, edge)
+    design, n_others, n_fam = _blend_design(x, u, ref, c, a, fw, fwhm6, others_keV, edge, tie)
 
     def resid(p: np.ndarray) -> np.ndarray:
         d = design(p) * wt[:, None]
@@ -139,8 +220,11 @@ def _fit_blend(
     # the shifted starts for a family's main line only: on a weak companion (Cr K-beta)
     # they find "lines" 50 eV off where the unshifted start rightly finds none
     starts = _SHIFT_STARTS if ref.strength >= 0.5 and not pinned else _SHIFT_STARTS[:1]
+    theta0 = None if theta is None else theta[0]
+    if start is not None:
+        starts, theta0 = ((float(start[0]) / lim,),), float(start[1])
     for shifts in starts:
-        best = _best_start(resid, lim, width_sd, shifts, theta0=None if theta is None else theta[0])
+        best = _best_start(resid, lim, width_sd, shifts, theta0=theta0)
         if best is None:
             continue
         if not pinned and abs(best.x[0]) > AT_BOUND * lim:
@@ -148,24 +232,30 @@ def _fit_blend(
         found = _rayleigh_found(best, design, wt, yy, dof)
         if found is not None and edge is not None and not _edge_drops(best.x, design, wt, yy, u, x, edge):
             return None
+        if found is not None and n_positive:
+            beta, *_ = np.linalg.lstsq(design(best.x) * wt[:, None], yy * wt, rcond=None)
+            end = 4 + n_fam + n_others
+            if not np.all(beta[end - n_positive:end] > 0):
+                return None
         if found is not None:
             shift, err_keV, sig_r, theta_err = found
             err = 0.0 if pinned else max(err_keV / gain, 0.01)
             fit = RayleighFit((e_r + shift - offset) / gain, err, sig_r, float(best.x[1]),
                               2.0 * float(best.cost) / dof, dof, theta_err)
-            return fit, float(best.cost)
+            return fit, float(best.cost), best.x
     return None
 
 
 def _blend_design(
     x: np.ndarray, u: np.ndarray, ref: _Ref, c: np.ndarray, a: np.ndarray, fw: float, fwhm6: float,
-    others_keV: Sequence[float], edge: float | None = None,
+    others_keV: Sequence[float], edge: float | None = None, tie: bool = True,
 ) -> tuple[Callable[[np.ndarray], np.ndarray], int, int]:
     """The design matrix of a blend's window on energies ``x`` (keV; ``u`` scaled to
     -0.5..0.5) as a function of (shift, angle, broadening, width factor): the Rayleigh and
     Compton columns of its lines ``c`` (keV, intensities ``a``), a straight background, the
     family partners' pair and the sample lines of ``others_keV`` within reach; and how many
-    columns those two add."""
+    columns those two add. Weak partners (:func:`_family_partners`) ride on the blend's
+    own columns, or are left out when ``tie`` is False."""
     w_r = np.asarray(_fwhm_at(c, fwhm6))
     # partners and sample lines whose peaks lie within reach of the window: their flanks
     # enter it (Cr K-alpha's upper flank runs into the K-beta window, Sr K-beta's into
@@ -173,11 +263,16 @@ def _blend_design(
     reach = PARTNER_REACH * fw
     others = np.array([e for e in others_keV if x[0] - reach < e < x[-1] + reach], dtype=np.float64)
     w_o = np.asarray(_fwhm_at(others, fwhm6)) if others.size else others
-    fam_c, fam_a = _family_partners(ref, c, float(x[0]) - reach, float(x[-1]) + reach)
+    fam_c, fam_a, tied = _family_partners(ref, c, float(x[0]) - reach, float(x[-1]) + reach)
+    if tied and not tie:  # the weak partners left out
+        fam_c, fam_a, tied = fam_c[:0], fam_a[:0], False
     w_f = np.asarray(_fwhm_at(fam_c, fwhm6))
     # the family's other lines whose Rayleigh or Compton peak reaches the window (W
     # L-gamma2,3 put their Compton peak on L-gamma1) add one Rayleigh and one Compton
-    # column, at the same shift and angle; every peak is evaluated in one call per model
+    # column, at the same shift and angle; weak ones ride on the blend's own columns at
+    # the tube's ratio; every peak is evaluated in one call per model
+    own_total = sum(x[1] for x in ref.components)
+    tie = fam_a / own_total if tied else None
     lines = np.concatenate([c, fam_c])
     widths = np.concatenate([w_r, w_f])
     n, k = c.size, lines.size
@@ -193,14 +288,17 @@ def _blend_design(
             np.concatenate([widths * factor, wc, w_o * factor]),
         )
         cols = [a @ prof[:, :n].T, a @ prof[:, k:k + n].T, ones, u]
-        if fam_c.size:
+        if tie is not None:
+            cols[0] = cols[0] + tie @ prof[:, n:k].T
+            cols[1] = cols[1] + tie @ prof[:, k + n:2 * k].T
+        elif fam_c.size:
             cols += [fam_a @ prof[:, n:k].T, fam_a @ prof[:, k + n:2 * k].T]
         cols += list(prof[:, 2 * k:].T)
         if edge is not None:
             cols += _edge_steps(x, edge, p, fwhm6)
         return np.column_stack(cols)
 
-    return design, int(others.size), 2 if fam_c.size else 0
+    return design, int(others.size), 2 if fam_c.size and not tied else 0
 
 
 def _window_edges(x: np.ndarray, fw: float) -> np.ndarray:
@@ -360,16 +458,21 @@ PARTNER_REACH = 1.5
 
 
 #: least share of a blend's own intensity the family's other lines in its window must have
-#: to be fitted (weaker ones, such as W L-eta under L-alpha, only add a free column)
+#: to get amplitudes of their own; weaker ones (W L-eta beside L-alpha, 1 %) are fitted at
+#: the tube's ratio to the blend's own lines: left out, L-eta's Compton peak on the
+#: window's upper flank pulled L-alpha's Rayleigh line 13 eV low at 85 degrees and 7 eV
+#: at 95 (noise-free, 1e7 counts; none beyond 0.5 eV with it)
 PARTNER_MIN_SHARE = 0.1
 
 
-def _family_partners(ref: _Ref, own: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+def _family_partners(
+    ref: _Ref, own: np.ndarray, lo: float, hi: float
+) -> tuple[np.ndarray, np.ndarray, bool]:
     """Energies (keV) and relative intensities of the lines of ``ref``'s element and family
     other than its own components ``own`` whose Rayleigh peak, or Compton peak at 90-180
-    degrees, lies in ``lo..hi`` keV, when together they have at least
-    :data:`PARTNER_MIN_SHARE` of the intensity of the blend's own lines; else empty."""
-    empty = np.zeros(0), np.zeros(0)
+    degrees, lies in ``lo..hi`` keV, and whether they are tied to the blend's own lines:
+    when together they have less than :data:`PARTNER_MIN_SHARE` of their intensity."""
+    empty = np.zeros(0), np.zeros(0), False
     if ref.element is None:
         return empty
     lines = physics.anode_lines(ref.element, 100.0)
@@ -384,9 +487,18 @@ def _family_partners(ref: _Ref, own: np.ndarray, lo: float, hi: float) -> tuple[
         )
     ]
     total_own = sum(ln.rel_intensity for ln in mine)
-    if not near or total_own <= 0 or sum(ln.rel_intensity for ln in near) < PARTNER_MIN_SHARE * total_own:
+    if not near or total_own <= 0:
         return empty
-    return np.array([ln.energy_keV for ln in near]), np.array([ln.rel_intensity for ln in near])
+    if sum(ln.rel_intensity for ln in near) >= PARTNER_MIN_SHARE * total_own:
+        return np.array([ln.energy_keV for ln in near]), np.array([ln.rel_intensity for ln in near]), False
+    # the tube's ratio holds only where no primary filter's edge parts them (Cu's, at
+    # 8.98 keV, between W L-eta and L-beta)
+    edges = np.array([physics.k_edge_keV(el) for el in physics.PRIMARY_FILTER_ELEMENTS])
+    near = [ln for ln in near if not np.any((edges > min(ln.energy_keV, own.min()))
+                                            & (edges < max(ln.energy_keV, own.max())))]
+    if not near:
+        return empty
+    return np.array([ln.energy_keV for ln in near]), np.array([ln.rel_intensity for ln in near]), True
 
 
 #: chi-square per degree of freedom above which a blend's fit is a misfit, not a
@@ -395,181 +507,3 @@ def _family_partners(ref: _Ref, own: np.ndarray, lo: float, hi: float) -> tuple[
 #: 140 eV off a right axis, chi-square 13-16, dev seeds 500232 and 500485), where the fits
 #: the model describes stay within 1-4 (dev seeds 400000-400040)
 MISFIT_CHI2 = 5.0
-
-
-#: how far (eV, and at least five of its standard errors) the main blend's Rayleigh line
-#: must land off its place to refute the calibration
-FAR_EV = 60.0
-#: chi-square the line held at its place may lose against its best fit and still be
-#: allowed there (5 sigma for the one parameter): a weak Rayleigh line beside a strong
-#: Compton peak fits as well 120 eV off as at its place (dev seed 500011: a right axis
-#: refuted)
-ALLOWED_DCHI2 = 25.0
-
-
-def _angle_at_bound(fit: RayleighFit) -> bool:
-    """Whether a blend's fit put the scattering angle at one of :data:`ANGLE_BOUNDS`."""
-    return min(abs(fit.theta_deg - b) for b in ANGLE_BOUNDS) < 0.1
-
-
-def _far(off_eV: float, sd_eV: float) -> bool:
-    """Whether a Rayleigh line ``off_eV`` from its place (standard error ``sd_eV``) is
-    far enough off to refute the calibration (:data:`FAR_EV`, five standard errors)."""
-    return abs(off_eV) > max(FAR_EV, 5.0 * sd_eV)
-
-
-def _allowed_at_place(
-    fit: RayleighFit, spec: _Spec, gain: float, offset: float, ref: _Ref, fwhm6: float,
-    others_keV: Sequence[float], width_sd: float | None,
-) -> bool:
-    """Whether the data show ``ref``'s Rayleigh line at the calibration's place (3 sigma)
-    as well as at its best ``fit`` elsewhere (likelihood ratio within
-    :data:`ALLOWED_DCHI2`)."""
-    held = fit_rayleigh(spec, gain, offset, ref, fwhm6, others_keV, width_sd=width_sd, pinned=True)
-    if held is None:
-        return False
-    return held.chi2 * held.dof - fit.chi2 * fit.dof < ALLOWED_DCHI2
-
-
-#: significance (sigma) a companion blend's Rayleigh line is due, its strength times the
-#: main line's evidence, from which nothing at its place counts as missing
-COMPANION_SIGMA = 25.0
-
-
-def _evidence(spec: _Spec, gain: float, offset: float, ref: _Ref, fwhm6: float) -> float:
-    """Line evidence (sigma, :meth:`_Spec.line_evidence`; NaN where it cannot be read) at
-    the Rayleigh line of blend ``ref`` where the axis puts it."""
-    e = _rayleigh_keV(ref)
-    fw = float(_fwhm_at(e, fwhm6))
-    return float(spec.line_evidence((e - offset) / gain, max(1.0, 0.5 * fw / gain)))
-
-
-def _without_fit(
-    spec: _Spec, axis: tuple[float, float], r: _Ref, main: _Ref, fwhm6: float
-) -> tuple[str, tuple[str, float] | None] | None:
-    """How blend ``r`` with no usable fit counts against the axis (gain, offset):
-    ``('missing', None)`` with nothing at all where a required line must be,
-    ``('filtered', (element, K edge keV))`` when a common filter's K edge between it and
-    the ``main`` blend explains that, ``('unmeasured', None)`` for a lump the model cannot
-    fit (as when a filter edge cuts the blend: no evidence against the calibration); None
-    for a companion not required."""
-    gain, offset = axis
-    ev = _evidence(spec, gain, offset, r, fwhm6)
-    # W L-beta beside L-alpha; a weaker companion only to be there at all, where the main
-    # line's evidence makes it a clear peak (a Cr blank read with the tube's K lines as V
-    # K, the K-alpha "found" on the K-beta blend, had nothing at Cr K-beta: 2.5 sigma where
-    # 0.14 x 912 were due; held-out 1140078, looked at after). Unmeasured, it is no
-    # evidence: Mn K-alpha in its window, a Cu filter's edge beside Cu K-beta (dev 400162,
-    # 1000109)
-    required = r is main or r.strength >= 0.3
-    due = not required and r.strength * _evidence(spec, gain, offset, main, fwhm6) >= COMPANION_SIGMA
-    if not (required or due):
-        return None
-    if not (np.isfinite(ev) and ev < 5.0):
-        return ("unmeasured", None) if required else None
-    edge = _filter_between(main, r)
-    return ("missing", None) if edge is None else ("filtered", edge)
-
-
-def _scatter_message(
-    found: Sequence[tuple[str, float, float]], missing: Sequence[str], unmeasured: Sequence[str], bad: bool,
-    filtered: Sequence[tuple[str, tuple[str, float]]],
-) -> str:
-    """The ``anode scatter`` check's message: the worst finding first."""
-    text = ", ".join(f"{n} {d:+.0f} eV" for n, d, _ in found)
-    if missing:
-        msg = f"no Rayleigh line of {', '.join(missing)} where the calibration puts it"
-    elif unmeasured:
-        msg = f"the Rayleigh line of {', '.join(unmeasured)} cannot be measured where the calibration puts it"
-    elif bad:
-        msg = f"Rayleigh lines inside their Compton blends land off their place: {text}"
-    else:
-        msg = f"Rayleigh lines inside their Compton blends fit: {text}"
-    if filtered:
-        notes = (f"{n} (a primary filter of {el}, K edge {keV:.2f} keV?)" for n, (el, keV) in filtered)
-        msg += f"; no Rayleigh line of {', '.join(notes)}"
-    return msg
-
-
-def _filter_between(main: _Ref, companion: _Ref) -> tuple[str, float] | None:
-    """The primary-filter element whose K edge lies between the Rayleigh lines of the
-    tube's ``main`` line and of its ``companion`` above it, and that edge (keV): such a
-    filter passes the main line and takes the companion (50 um of Cu leaves 3e-4 of W
-    L-beta, 9.67 keV, and most of L-alpha, 8.40 keV; Ni a Cu tube's K-beta); None when
-    there is none."""
-    lo, hi = _rayleigh_keV(main), _rayleigh_keV(companion)
-    return None if hi <= lo else physics.filter_edge_below(hi, reach_keV=hi - lo)
-
-
-def scatter_check(
-    spec: _Spec, gain: float, offset: float, refs: Sequence[_Ref], fwhm6: float, element_keV: Sequence[float],
-    *, width_sd: float | None = None,
-) -> dict[str, Any] | None:
-    """The ``anode scatter`` check: the soft anode lines blended with their Compton peaks
-    (the main line and its family companion) show their Rayleigh lines where the
-    calibration puts them (lines of the sample in the window fitted beside them, and a
-    primary filter's edge where the plain fit misfits, as the precise fit has them: a Cu
-    filter's edge 75 eV above a Cu tube's K-beta pulled it 28 eV off a right axis, dev
-    400114). None without such lines on the axis. ``fwhm6`` and ``width_sd`` as for :func:`fit_rayleigh`:
-    the resolution the zero peak measured, when it did, as the precise fit takes it."""
-    from maxrf.calibration.quality import check
-
-    blends = sorted((r for r in refs if r.kind == "scatter" and r.strength >= 0.1), key=lambda r: -r.strength)
-    if not blends:
-        return None
-    found: list[tuple[str, float, float]] = []
-    missing: list[str] = []
-    filtered: list[tuple[str, tuple[str, float]]] = []
-    unmeasured: list[str] = []
-    for r in blends:
-        e_r = _rayleigh_keV(r)
-        fw = float(_fwhm_at(e_r, fwhm6))
-        lo_e = float(physics.compton_shift(e_r, 180.0)) - 2.0 * fw
-        if not (1 <= (lo_e - offset) / gain and (e_r + 1.5 * fw - offset) / gain <= spec.y.size - 2):
-            continue
-        fit = fit_rayleigh(spec, gain, offset, r, fwhm6, element_keV, width_sd=width_sd, edges=True)
-        if fit is not None and r is not blends[0] and r.strength < 0.3 and _angle_at_bound(fit):
-            # a weak companion whose Compton partner the fit pushed to the angle's bound:
-            # the geometry is out of the model's reach, and its place's error, taken with
-            # the angle held there, too small (a Cr tube's K-beta behind Ni, +33 +- 6 eV at
-            # 180 degrees on a right axis the 132-degree K-alpha blend holds; dev 400271)
-            continue
-        name = r.name.removesuffix(" scatter")
-        if fit is not None and fit.chi2 > MISFIT_CHI2:
-            fit = None  # the model does not describe the window: its "line" measures nothing
-        if fit is None:
-            judged = _without_fit(spec, (gain, offset), r, blends[0], fwhm6)
-            if judged is not None:
-                kind, edge = judged
-                if kind == "filtered" and edge is not None:
-                    filtered.append((name, edge))
-                else:
-                    (missing if kind == "missing" else unmeasured).append(name)
-            continue
-        d_eV, s_eV = (offset + gain * fit.channel - e_r) * 1e3, fit.err * gain * 1e3
-        # the main line fitted far from its place is no evidence for the calibration, and
-        # none against it when known too poorly to refute it (W L-alpha behind a Ni filter,
-        # 155 +- 52 eV off an axis 2.8 keV off that read As and Ag K as Br and Sn K;
-        # held-out 1020100) or when the data show it at its place as well
-        if r is blends[0] and abs(d_eV) > FAR_EV and (not _far(d_eV, s_eV) or _allowed_at_place(
-                fit, spec, gain, offset, r, fwhm6, element_keV, width_sd)):
-            unmeasured.append(name)
-            continue
-        found.append((name, d_eV, s_eV))
-    main = blends[0].name.removesuffix(" scatter")
-    if filtered and not any(n == main for n, _d, _s in found):
-        # a filter explains a missing companion only beside its main line, found
-        missing += [n for n, _edge in filtered]
-        filtered = []
-    if not found and not missing and not unmeasured:
-        return None
-    bad = [(n, d, s) for n, d, s in found if abs(d) > max(20.0, 3.0 * s)]
-    # the main blend missing or far off refutes the axis; its companion alone can be a
-    # primary filter's doing (a Cu filter's K edge at 8.98 keV takes W L-beta, not
-    # L-alpha; a Ni filter's at 8.33 keV Cu K-beta, whose fit then lands 100 eV off)
-    far_off = [d for n, d, s in bad if n == main and _far(d, s)]
-    far = main in missing or bool(far_off)
-    msg = _scatter_message(found, missing, unmeasured, bool(bad), filtered)
-    return check("anode scatter", not (missing or unmeasured or bad), msg, critical=bool(far),
-                 residuals_eV={n: float(d) for n, d, _ in found}, main_keV=_rayleigh_keV(blends[0]),
-                 main_gone=far)

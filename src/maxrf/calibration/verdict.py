@@ -31,9 +31,9 @@ from maxrf.calibration.quality import (
     independent_checks,
     redundancy_check,
 )
-from maxrf.calibration.references import _FWHM6_FLOOR, _Ref
+from maxrf.calibration.references import _FWHM6_FLOOR, _Ref, trace_groups
 from maxrf.calibration.rival_check import rival_anode_check
-from maxrf.calibration.scatter_fit import scatter_check
+from maxrf.calibration.scatter_check import scatter_check
 from maxrf.calibration.unexplained import soft_peaks_check, unexplained_check
 
 QUALITIES: tuple[str, ...] = ("good", "doubtful", "failed")
@@ -430,10 +430,12 @@ def assess(
     # every line of the fit's elements is fitted beside a blend's Rayleigh line, as the
     # precise fit does (Ba L-beta2 and L-gamma beside Cr K-alpha, not only Ba L-alpha)
     element_keV = found_element_keV(entries, refs)
-    blend = scatter_check(spec, gain, offset, refs, fwhm6, element_keV)
+    traces = trace_groups(refs, {r.element for r, *_ in entries if r.kind == "element"})
+    blend = scatter_check(spec, gain, offset, refs, fwhm6, element_keV, traces=traces)
     if blend is not None and blend["critical"] and zero_fwhm6 is not None:
         # a refutation must hold at either resolution: the lines' may be a blend's
-        alt = scatter_check(spec, gain, offset, refs, zero_fwhm6, element_keV, width_sd=ZERO_RESOLUTION_SD)
+        alt = scatter_check(spec, gain, offset, refs, zero_fwhm6, element_keV, width_sd=ZERO_RESOLUTION_SD,
+                            traces=traces)
         if alt is not None and not alt["critical"]:
             blend = alt
     # each peak is judged at the axis' uncertainty at its own energy, not the worst over
