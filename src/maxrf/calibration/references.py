@@ -248,11 +248,13 @@ def _reference_lines(anode: str, tube_kv: float) -> tuple[_Ref, ...]:
         least = ANODE_MIN_STRENGTH.get(f, ANODE_USED_STRENGTH)
         fam = _family_refs(anode, fam_lines, "anode", least, f == fams[0], ("Ka", "Kb", "La", "Lb"))
         # a scattered line whose Compton peak half overlaps it has no usable centre: the
-        # blend is matched as such (a wide tolerance), its Rayleigh line measured later
-        # (of the main family only: the soft L lines of a K anode are weak and barely shifted)
+        # blend is matched as such (a wide tolerance), its Rayleigh line measured later.
+        # Of the main family only: the soft L lines of a K anode have Compton partners
+        # some 45 times weaker (cellulose at 3 keV) and stay lines of their own; left out,
+        # an Ag tube's L-beta1 (3.15 keV) was read as Cd L-alpha (3.13), 14-24 eV off
+        # (dev 1000275, 1000063)
         main = f == fams[0]
-        fam = [_scatter_blend(r) if _compton_blended(r.keV) else r for r in fam
-               if main or not _compton_blended(r.keV)]
+        fam = [_scatter_blend(r) if main and _compton_blended(r.keV) else r for r in fam]
         refs += fam
         if main:
             refs += [_escape_ref(r) for r in fam
