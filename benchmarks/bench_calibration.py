@@ -228,7 +228,9 @@ DEV_SEEDS = (
     "out that morning, measured once: 82.3 % within 10 eV, bound 95 %, 91.1 % where "
     "pinned, no silent failure; its seven good results 10-30 eV off looked at after, "
     "1160225 and 1160247 among them), and then the Ag, Rh and Mo seeds of 400000-400299, "
-    "1000000-1000299 and 1010000-1010299 again (a K anode's soft L lines)"
+    "1000000-1000299 and 1010000-1010299 again (a K anode's soft L lines); 1170000-1170299 "
+    "(held out that morning, measured once: 82.7 % within 10 eV, bound 94 %, 93.1 % where "
+    "pinned, one silent failure, 1170048, looked at after, now a strict xfail test)"
 )
 SPECTRA = Path(__file__).resolve().parents[1] / "tests" / "data" / "spectra"
 
