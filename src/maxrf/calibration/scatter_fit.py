@@ -78,9 +78,9 @@ def fit_rayleigh(
     per line family, its strongest line first; where the fit still misfits, the family
     whose strongest line is in the window and whose lines there take most off the
     chi-square, at least :data:`EDGE_DCHI2`, each with a positive amplitude, is fitted
-    too (:func:`_likeliest_trace`). A trace of Cu in a W blank puts its
-    K-alpha on W L-alpha's Compton flank without a peak of its own (L-alpha 49 eV low at
-    the true axis, chi-square 18)."""
+    too (:func:`_likeliest_trace`). A trace of Cu in a W blank puts its K-alpha on W
+    L-alpha's Compton flank without a peak of its own (L-alpha 49 eV low at the true
+    axis, chi-square 18)."""
     args = (gain, offset, ref, fwhm6, tuple(others_keV), width_sd, pinned, theta, edges, traces)
     if args not in spec.fits:
         spec.fits[args] = _fit_rayleigh(spec, *args)
@@ -151,10 +151,11 @@ def _likeliest_trace(
 ) -> tuple[float, ...]:
     """The lines (keV) within reach of a blend's window of the trace family that takes
     most off its chi-square, each with a positive amplitude; empty when none takes
-    :data:`EDGE_DCHI2` off or leaves a misfit. A screen: each family is fitted from the plain fit's shift
-    and angle only (a trace on a Compton flank moves both, 10 eV and 4 degrees for Cu
-    K-alpha beside W L-alpha), and only the likeliest is fitted in full.
-    ``fit_args``: gain, offset, width_sd, pinned, theta and tie of :func:`_fit_blend`."""
+    :data:`EDGE_DCHI2` off or leaves a misfit. A screen: each family is fitted from the
+    plain fit's shift and angle only (a trace on a Compton flank moves both, 10 eV and 4
+    degrees for Cu K-alpha beside W L-alpha), and only the likeliest is fitted in full.
+    ``fit_args``: gain, offset, width_sd, pinned, theta and tie of
+    :func:`_fit_blend`."""
     x, yy, wt = window
     reach = PARTNER_REACH * fw
     # a family whose strongest line lies beyond the window shows there, not here (Ni
@@ -271,8 +272,7 @@ def _blend_design(
     # L-gamma2,3 put their Compton peak on L-gamma1) add one Rayleigh and one Compton
     # column, at the same shift and angle; weak ones ride on the blend's own columns at
     # the tube's ratio; every peak is evaluated in one call per model
-    own_total = sum(x[1] for x in ref.components)
-    tie = fam_a / own_total if tied else None
+    ratio = fam_a / sum(w for _e, w in ref.components) if tied else None
     lines = np.concatenate([c, fam_c])
     widths = np.concatenate([w_r, w_f])
     n, k = c.size, lines.size
@@ -288,9 +288,9 @@ def _blend_design(
             np.concatenate([widths * factor, wc, w_o * factor]),
         )
         cols = [a @ prof[:, :n].T, a @ prof[:, k:k + n].T, ones, u]
-        if tie is not None:
-            cols[0] = cols[0] + tie @ prof[:, n:k].T
-            cols[1] = cols[1] + tie @ prof[:, k + n:2 * k].T
+        if ratio is not None:
+            cols[0] = cols[0] + ratio @ prof[:, n:k].T
+            cols[1] = cols[1] + ratio @ prof[:, k + n:2 * k].T
         elif fam_c.size:
             cols += [fam_a @ prof[:, n:k].T, fam_a @ prof[:, k + n:2 * k].T]
         cols += list(prof[:, 2 * k:].T)
