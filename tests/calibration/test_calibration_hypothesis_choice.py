@@ -25,7 +25,7 @@ from maxrf.calibration.match import K_BETA_MAX_RATIO, ZERO_FWHM6_RATIO_MAX, _ass
 from maxrf.calibration.medium import medium_scores
 from maxrf.calibration.observe import _Obs, _observe, _prepare
 from maxrf.calibration.references import _reference_lines
-from maxrf.calibration.verdict import unexplained_check
+from maxrf.calibration.verdict import assess_calibration, unexplained_check
 from maxrf.synth_spectra import calibration_case
 
 
@@ -723,15 +723,21 @@ def test_a_peak_as_high_as_the_k_alpha_is_no_k_beta_of_that_element():
     assert case.max_error_eV(r.gain_keV, r.offset_keV) <= 5.0
 
 
-@pytest.mark.xfail(strict=True, reason="Compton maxima read as Rayleigh lines: a known blind spot")
 def test_a_blank_read_with_its_compton_maxima_as_rayleigh_lines_is_not_called_good():
     # held-out 1170048 (looked at after its run): a W blank behind 50 um of Cu (L-beta and
     # L-gamma gone, xraydb: the Cu K edge at 8.98 keV), a zero peak, 2048 channels ending at
     # 30 keV. Read 3 % compressed, the L-ell and L-alpha blends' maxima (their Compton
     # peaks at a high angle) are the Rayleigh lines and the real L-alpha Rayleigh line is
-    # Zn K-alpha, left out of the fit: 580 eV off at 20 keV, and every check passes it.
-    # Truth: the case's axis. Known to fail; it passes when a check or the choice sees it
+    # Zn K-alpha, left out of the fit: 580 eV off at 20 keV, and every other check passes
+    # it. Zn K-beta, due as a clear peak on the empty continuum behind the filter, is not
+    # there. Truth: the case's axis
     case = calibration_case(1170048)
+    wrong = assess_calibration(case.counts, 0.015509091498336954, -0.8713530991791438, anode="W",
+                               tube_kv=case.tube_kv)
+    assert case.max_error_eV(0.015509091498336954, -0.8713530991791438) > 500.0
+    assert wrong[0] != "good"
+    companions = next(c for c in wrong[1] if c["name"] == "companion lines")
+    assert not companions["passed"] and "Zn Kb" in companions["message"]
     assert case.anode == "W" and case.filter == ("Cu", 50.0) and case.counts.size == 2048
     assert xraydb.xray_edge("Cu", "K").energy / 1e3 < xraydb.xray_lines("W")["Lb1"].energy / 1e3
     with warnings.catch_warnings():

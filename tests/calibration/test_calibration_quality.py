@@ -915,3 +915,41 @@ def test_an_axis_that_widens_a_heavy_k_alpha_past_a_detector_line_is_not_good():
     right = _refine_quiet(case, case.gain_keV, case.offset_keV)
     assert case.max_error_eV(right.gain_keV, right.offset_keV) < 10.0
     assert "unexplained peaks" not in _failed(right.checks)
+
+
+@pytest.mark.parametrize("kb_share", [0.0, 0.25, 1.0])
+def test_a_main_line_on_a_blend_flank_is_refuted_by_its_missing_companion(kb_share):
+    # held-out 1170048 (looked at after its run): a W L-alpha Rayleigh line read as Zn
+    # K-alpha on the flank of its Compton blend, 8 sigma there, while Zn K-beta fell on an
+    # empty continuum behind a Cu filter. Built by hand here: a broad blend, Zn K-alpha on
+    # its upper flank and Zn K-beta at xraydb's ratio times ``kb_share`` on a one-count
+    # background. Absent, it is missing (the K-alpha's significance times the ratio is far
+    # under what the old rule asked); at a quarter (matrix absorption, Zn in brass) or in
+    # full it is there
+    from maxrf.calibration.auto import _setup
+    from maxrf.calibration.quality import COMPANION_DUE_SIGMA, _silent_companions
+
+    gain, n = 0.01, 2048
+    e = gain * np.arange(n)
+    lines = xraydb.xray_lines("Zn")
+    ka = sum(lines[s].intensity for s in ("Ka1", "Ka2"))
+    kb = sum(lines[s].intensity for s in ("Kb1", "Kb3"))
+    e_ka, e_kb = _xraydb_line("Zn", ("Ka1", "Ka2")), _xraydb_line("Zn", ("Kb1", "Kb3"))
+
+    def gauss(at, fwhm, height):
+        return height * np.exp(-4.0 * math.log(2.0) * ((e - at) / fwhm) ** 2)
+
+    w_ka, w_kb = physics.fwhm_keV(e_ka, 0.15), physics.fwhm_keV(e_kb, 0.15)
+    zero = gauss(0.0, 0.09, 3000.0)
+    blend = gauss(8.25, 0.25, 4000.0)
+    # equal areas per count of intensity: the height scales as 1/FWHM
+    kb_height = 600.0 * kb / ka * w_ka / w_kb * kb_share
+    mean = 1.0 + zero + blend + gauss(e_ka, w_ka, 600.0) + gauss(e_kb, w_kb, kb_height)
+    counts = np.random.default_rng(7).poisson(mean).astype(float)
+    refs, _anode, spec, obs = _setup(counts, None, "Rh", 40.0)
+    zn_ka = next(r for r in refs if r.name == "Zn Ka")
+    peak = min(obs, key=lambda q: abs(q.channel - e_ka / gain))
+    assert abs(peak.channel * gain - e_ka) < 0.02
+    assert peak.significance * kb / ka < COMPANION_DUE_SIGMA  # the significance rule misses it
+    missing = _silent_companions(spec, gain, 0.0, refs, [(zn_ka, peak.channel, peak.err, False)], obs)
+    assert any(m.startswith("Zn Kb") for m in missing) == (kb_share == 0.0), missing
