@@ -745,3 +745,24 @@ def test_a_blank_read_with_its_compton_maxima_as_rayleigh_lines_is_not_called_go
         cal = auto_calibrate(case.counts, anode="W", tube_kv=case.tube_kv)
     err = case.max_error_eV(cal.gain_keV, cal.offset_keV)
     assert err <= 30.0 or cal.quality != "good", (err, cal.quality)
+
+
+@pytest.mark.xfail(strict=True, reason="a Rayleigh line taken by a filter edge's step: a known blind spot")
+def test_gold_read_as_mercury_with_the_tubes_compton_maximum_as_its_line_is_not_called_good():
+    # held-out 1180060 (looked at after its run): a Cu tube over Au, no filter, the zero
+    # peak off the axis. Read 5 % stretched, Au L-alpha, L-beta and L-gamma are Hg's
+    # (xraydb: each Hg line 2.9-3.4 % above Au's, within 7 eV with the offset), the Cu
+    # K-alpha blend's Compton maximum is its Rayleigh line (-12 eV) and the real Rayleigh
+    # line's upper flank is taken by a step at Ni's K edge (8.33 keV) though no filter is
+    # there; Cu K-beta's fit runs its width factor to the bound. 787 eV off at 20 keV,
+    # every check passes it. Truth: the case's axis. Known to fail; it passes when a check
+    # or the choice sees it
+    case = calibration_case(1180060)
+    assert case.anode == "Cu" and case.filter is None and "Au" in case.elements
+    au, hg = xraydb.xray_lines("Au"), xraydb.xray_lines("Hg")
+    assert all(1.025 < hg[s].energy / au[s].energy < 1.035 for s in ("La1", "Lb1", "Lg1"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cal = auto_calibrate(case.counts, anode="Cu", tube_kv=case.tube_kv)
+    err = case.max_error_eV(cal.gain_keV, cal.offset_keV)
+    assert err <= 30.0 or cal.quality != "good", (err, cal.quality)
