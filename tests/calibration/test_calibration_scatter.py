@@ -762,7 +762,8 @@ def test_a_step_at_an_edge_no_filter_of_the_spectrum_has_is_refused(monkeypatch)
     # dev seed 5003: a W tube behind 25 um of Ti at 88 degrees, whose L-beta blend the model
     # misfits. A step at Cu's K edge (8.98 keV, inside the window) takes 25 off the
     # chi-square there, but drops the continuum by a small share, where a Cu filter would
-    # take nearly all of it: no filter edge, the plain fit stands
+    # take nearly all of it: no filter edge, the plain fit stands. Two rules refuse it
+    # each on its own: the step's fitted drop and the counts across the edge
     import maxrf.calibration.scatter_fit as sf
 
     case = calibration_case(5003)
@@ -773,8 +774,13 @@ def test_a_step_at_an_edge_no_filter_of_the_spectrum_has_is_refused(monkeypatch)
     plain = fit_rayleigh(spec, g, o, ref, f6)
     assert plain is not None
     assert fit_rayleigh(spec, g, o, ref, f6, edges=True).channel == plain.channel
-    monkeypatch.setattr(sf, "EDGE_MIN_DROP", -np.inf)  # any step taken: the fit moves
+    monkeypatch.setattr(sf, "EDGE_MIN_DROP", -np.inf)  # any fitted drop taken
     spec.fits.clear()  # the spectrum remembers its fits, made with the old share
+    assert fit_rayleigh(spec, g, o, ref, f6, edges=True).channel == plain.channel
+    cu_edge = xraydb.xray_edge("Cu", "K").energy / 1e3
+    assert not sf._continuum_drops(spec, g, o, cu_edge)  # Ti's absorption is 4 keV lower
+    monkeypatch.setattr(sf, "_continuum_drops", lambda *a: True)  # any step taken: the fit moves
+    spec.fits.clear()
     assert abs(fit_rayleigh(spec, g, o, ref, f6, edges=True).channel - plain.channel) * g > 0.01
 
 
@@ -1007,3 +1013,32 @@ def test_a_trace_line_within_a_fwhm_of_the_blends_own_is_not_fitted():
     assert plain is not None and plain.chi2 > 1.3
     assert fit_rayleigh(spec, g, o, ref, f6, edges=True, traces=traces) == plain
     assert abs((o + g * plain.channel - _rayleigh_keV(ref)) * 1e3) < 10.0
+
+
+@pytest.mark.parametrize("filt", [("Cu", 50.0), ("Cu", 25.0), ("Ni", 25.0), ("Ni", 10.0), None])
+@pytest.mark.parametrize("anode, theta", [("Cu", 100.0), ("W", 140.0)])
+def test_a_filter_edge_step_needs_the_continuum_to_drop_there(filt, anode, theta):
+    # a primary filter absorbs the beam above its K edge (xraydb through
+    # synth_spectra.filter_transmission): the scattered continuum drops there by far more
+    # than half, even through 10 um of Ni. Without a filter it drops at no edge, where a
+    # step can only take a line's flank (held-out 1180060). (The other edge, 0.65 keV
+    # from the filter's, lies in the filter's absorption too: not asserted)
+    from maxrf.calibration.scatter_fit import _continuum_drops
+    from maxrf.synth_spectra import filter_transmission
+
+    gain, offset = 0.01, -0.2
+    e = offset + gain * np.arange(2048)
+    t = None if filt is None else (lambda x: filter_transmission(x, filt))
+    sc = physics.scatter_spectrum(e, anode=anode, tube_kv=40.0, theta_deg=theta, fwhm_at_6keV=0.14,
+                                  transmission=t)
+    lam = 1e6 * (0.1 * sc["rayleigh"] + 0.3 * sc["compton"] + 0.3 * sc["continuum"]) + 3.0
+    counts = np.random.default_rng(3).poisson(lam).astype(float)
+    spec = _prepare(counts, "sum")
+    for el in ("Cu", "Ni"):
+        edge = xraydb.xray_edge(el, "K").energy / 1e3
+        if filt is not None and filt[0] == el:
+            below = filter_transmission(np.array([edge - 0.05]), filt)[0]
+            above = filter_transmission(np.array([edge + 0.05]), filt)[0]
+            assert above < 0.1 * below  # the filter's own absorption jump
+        if filt is None or filt[0] == el:
+            assert _continuum_drops(spec, gain, offset, edge) == (filt is not None), el
