@@ -953,3 +953,30 @@ def test_a_main_line_on_a_blend_flank_is_refuted_by_its_missing_companion(kb_sha
     assert peak.significance * kb / ka < COMPANION_DUE_SIGMA  # the significance rule misses it
     missing = _silent_companions(spec, gain, 0.0, refs, [(zn_ka, peak.channel, peak.err, False)], obs)
     assert any(m.startswith("Zn Kb") for m in missing) == (kb_share == 0.0), missing
+
+
+def test_a_trace_line_on_a_peak_whose_companion_is_missing_is_not_offered_to_a_blend():
+    # held-out 1170048's wrong axis (580 eV off, the W L-alpha blend's Compton maximum read
+    # as its Rayleigh line) with no element found: a trace element's line offered to the
+    # blend's fit takes the real Rayleigh line and the anode-scatter check passes. Zn
+    # K-alpha sits on that peak and Zn K-beta, due from its height, shows nothing: Zn is
+    # not a trace there. On the true axis no element is refuted so. Truth: the case
+    from maxrf.calibration.auto import _setup
+    from maxrf.calibration.quality import silent_elements
+    from maxrf.calibration.references import trace_groups
+    from maxrf.calibration.scatter_check import scatter_check
+    from maxrf.synth_spectra import calibration_case
+
+    case = calibration_case(1170048)
+    g, o = 0.015509091498336954, -0.8713530991791438
+    assert case.max_error_eV(g, o) > 500.0 and "Zn" not in case.elements
+    refs, _anode, spec, obs = _setup(case.counts, None, case.anode, case.tube_kv)
+    absent = {r.element for r in refs if r.kind == "element"}
+    silent = silent_elements(spec, g, o, refs, absent, obs)
+    assert "Zn" in silent
+    assert not silent_elements(spec, case.gain_keV, case.offset_keV, refs, absent, obs)
+    offered = scatter_check(spec, g, o, refs, 0.145, [], traces=trace_groups(refs, set()))
+    assert offered["passed"]  # the blind spot: a trace takes the real Rayleigh line
+    spec.fits.clear()
+    kept = scatter_check(spec, g, o, refs, 0.145, [], traces=trace_groups(refs, silent))
+    assert not kept["passed"], kept["message"]

@@ -251,6 +251,30 @@ def _silent_companions(
     return out
 
 
+def silent_elements(
+    spec: _Spec, gain: float, offset: float, refs: Sequence[_Ref], absent: set[str | None],
+    obs: Sequence[_Obs],
+) -> set[str]:
+    """Elements of ``absent`` whose main line (K-alpha, L-alpha) sits on an observed peak
+    (within half a detector FWHM) whose height makes a companion a clear peak where
+    nothing shows (:func:`_silent_companions`): not that element. A trace line offered to
+    a blend's fit (:func:`maxrf.calibration.references.trace_groups`) takes a peak only
+    where the rest of its family allows it: on a wrong axis that read a W L-alpha blend's
+    Compton maximum as its Rayleigh line, a Zn trace took the real Rayleigh line (held-out
+    1170048, Zn K-beta due at 75 sigma, nothing there). A trace on a flank, without a
+    peak of its own, is not judged."""
+    out: set[str] = set()
+    for r in refs:
+        if r.kind != "element" or not r.fprimary or r.element not in absent or r.element in out:
+            continue
+        half = 0.5 * float(_fwhm_at(r.keV))
+        peak = [o for o in obs if abs(offset + gain * o.channel - r.keV) <= half]
+        entry = [(r, peak[0].channel, peak[0].err, False)] if peak else []
+        if entry and _silent_companions(spec, gain, offset, refs, entry, obs):
+            out.add(str(r.element))
+    return out
+
+
 def _under_fitted_line(
     ref: _Ref, used: Sequence[tuple[_Ref, float, float, bool]], used_sig: dict[str, float], own_sig: float,
     fwhm: float,

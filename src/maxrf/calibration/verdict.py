@@ -30,6 +30,7 @@ from maxrf.calibration.quality import (
     found_element_keV,
     independent_checks,
     redundancy_check,
+    silent_elements,
 )
 from maxrf.calibration.references import _FWHM6_FLOOR, _Ref, trace_groups
 from maxrf.calibration.rival_check import rival_anode_check
@@ -430,7 +431,9 @@ def assess(
     # every line of the fit's elements is fitted beside a blend's Rayleigh line, as the
     # precise fit does (Ba L-beta2 and L-gamma beside Cr K-alpha, not only Ba L-alpha)
     element_keV = found_element_keV(entries, refs)
-    traces = trace_groups(refs, {r.element for r, *_ in entries if r.kind == "element"})
+    present = {r.element for r, *_ in entries if r.kind == "element"}
+    absent = {r.element for r in refs if r.kind == "element"} - present
+    traces = trace_groups(refs, present | silent_elements(spec, gain, offset, refs, absent, obs))
     blend = scatter_check(spec, gain, offset, refs, fwhm6, element_keV, traces=traces)
     if blend is not None and blend["critical"] and zero_fwhm6 is not None:
         # a refutation must hold at either resolution: the lines' may be a blend's
