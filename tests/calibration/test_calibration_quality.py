@@ -927,7 +927,7 @@ def test_a_main_line_on_a_blend_flank_is_refuted_by_its_missing_companion(kb_sha
     # under what the old rule asked); at a quarter (matrix absorption, Zn in brass) or in
     # full it is there
     from maxrf.calibration.auto import _setup
-    from maxrf.calibration.quality import COMPANION_DUE_SIGMA, _silent_companions
+    from maxrf.calibration.companions import COMPANION_DUE_SIGMA, silent_companions
 
     gain, n = 0.01, 2048
     e = gain * np.arange(n)
@@ -951,7 +951,7 @@ def test_a_main_line_on_a_blend_flank_is_refuted_by_its_missing_companion(kb_sha
     peak = min(obs, key=lambda q: abs(q.channel - e_ka / gain))
     assert abs(peak.channel * gain - e_ka) < 0.02
     assert peak.significance * kb / ka < COMPANION_DUE_SIGMA  # the significance rule misses it
-    missing = _silent_companions(spec, gain, 0.0, refs, [(zn_ka, peak.channel, peak.err, False)], obs)
+    missing = silent_companions(spec, gain, 0.0, refs, [(zn_ka, peak.channel, peak.err, False)], obs)
     assert any(m.startswith("Zn Kb") for m in missing) == (kb_share == 0.0), missing
 
 
@@ -962,7 +962,7 @@ def test_a_trace_line_on_a_peak_whose_companion_is_missing_is_not_offered_to_a_b
     # K-alpha sits on that peak and Zn K-beta, due from its height, shows nothing: Zn is
     # not a trace there. On the true axis no element is refuted so. Truth: the case
     from maxrf.calibration.auto import _setup
-    from maxrf.calibration.quality import silent_elements
+    from maxrf.calibration.companions import silent_elements
     from maxrf.calibration.references import trace_groups
     from maxrf.calibration.scatter_check import scatter_check
     from maxrf.synth_spectra import calibration_case

@@ -147,7 +147,8 @@ peaks to lines), ``explain`` (what a hypothesis leaves unexplained, missing comp
 the zero peak's width), ``medium`` (the vectorised first scoring, step 3),
 ``hypotheses`` (candidate calibrations and their scores, steps 3-4), ``scatter_fit`` (the
 Rayleigh line inside a Compton blend), ``precise`` (precise centres and the Compton peak,
-steps 5-6), ``quality``, ``scatter_check`` (the ``anode scatter`` check), ``consistency``
+steps 5-6), ``companions`` (a main line's missing companions refute its element),
+``quality``, ``scatter_check`` (the ``anode scatter`` check), ``consistency``
 (whether few peaks pin the axis uniquely), ``rivals`` (another element's lines read as
 the anode's) and ``verdict`` (the checks and the verdict, step 7), ``auto``
 (:func:`auto_calibrate`, :func:`calibrate`) and ``datastack`` (:func:`calibrate_datastack`,

@@ -16,6 +16,7 @@ import numpy as np
 
 from maxrf import physics
 from maxrf.calibration import consistency
+from maxrf.calibration.companions import silent_elements
 from maxrf.calibration.consistency import alias_check, broad_lines_check, cliff_check, entry_sys_keV
 from maxrf.calibration.explain import escape_of_stronger
 from maxrf.calibration.match import _FANO_SLOPE, FITTED_WIDTH_FLOOR, _fwhm_at, fano_law, width_measured
@@ -30,7 +31,6 @@ from maxrf.calibration.quality import (
     found_element_keV,
     independent_checks,
     redundancy_check,
-    silent_elements,
 )
 from maxrf.calibration.references import _FWHM6_FLOOR, _Ref, trace_groups
 from maxrf.calibration.rival_check import rival_anode_check
