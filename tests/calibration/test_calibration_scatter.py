@@ -1042,3 +1042,24 @@ def test_a_filter_edge_step_needs_the_continuum_to_drop_there(filt, anode, theta
             assert above < 0.1 * below  # the filter's own absorption jump
         if filt is None or filt[0] == el:
             assert _continuum_drops(spec, gain, offset, edge) == (filt is not None), el
+
+
+def test_a_trace_whose_companion_lies_beyond_the_window_is_fitted_by_its_lines_inside():
+    # dev 1000128: a W blank behind Ti with a Cu trace (0.2 %) at 100 degrees: Cu K-alpha
+    # sits on W L-alpha's Compton flank, Cu K-beta (xraydb) 0.24 keV above the window's
+    # end. Fitted with the K-alpha, K-beta's flank took a free amplitude that ran negative
+    # and refused the trace: the plain fit misfit at 89 degrees. Truth: the case's axis
+    # and angle
+    case = calibration_case(1000128)
+    assert case.anode == "W" and "Cu" in case.elements and case.filter == ("Ti", 25.0)
+    refs = _reference_lines("W", case.tube_kv)
+    ref = next(r for r in refs if r.name == "W La scatter")
+    spec = _prepare(case.counts, "sum")
+    g, o = case.gain_keV, case.offset_keV
+    cu_kb = xraydb.xray_lines("Cu")["Kb1"].energy / 1e3
+    window_end = _rayleigh_keV(ref) + 1.5 * physics.fwhm_keV(_rayleigh_keV(ref), 0.145)
+    assert cu_kb > window_end + 0.1
+    fit = fit_rayleigh(spec, g, o, ref, 0.145, edges=True, traces=trace_groups(refs, set()))
+    assert fit is not None and fit.chi2 < 2.0
+    assert abs(fit.theta_deg - case.theta_deg) < 5.0
+    assert abs((o + g * fit.channel - _rayleigh_keV(ref)) * 1e3) < 3.0

@@ -152,7 +152,7 @@ def _likeliest_trace(
     fw: float, fwhm6: float, others_keV: Sequence[float], plain: tuple[RayleighFit, float, np.ndarray],
     traces: tuple[tuple[float, ...], ...], fit_args: tuple[float, float, float | None, bool, Any, bool],
 ) -> tuple[float, ...]:
-    """The lines (keV) within reach of a blend's window of the trace family that takes
+    """The lines (keV) in a blend's window of the trace family that takes
     most off its chi-square, each with a positive amplitude; empty when none takes
     :data:`EDGE_DCHI2` off or leaves a misfit. A screen: each family is fitted from the
     plain fit's shift and angle only (a trace on a Compton flank moves both, 10 eV and 4
@@ -160,12 +160,14 @@ def _likeliest_trace(
     ``fit_args``: gain, offset, width_sd, pinned, theta and tie of
     :func:`_fit_blend`."""
     x, yy, wt = window
-    reach = PARTNER_REACH * fw
     # a family whose strongest line lies beyond the window shows there, not here (Ni
     # K-beta alone, a free line between W L-alpha and its Compton peak); one at its
     # margins takes the background's curvature (Pt L-alpha at a Cu K-beta window's top)
     inside = [g for g in traces if x[0] < g[0] < x[-1]]
-    near = [tuple(e for e in g if x[0] - reach < e < x[-1] + reach) for g in inside]
+    # and only its lines in the window: a trace line beyond it reaches in by its flank
+    # alone, whose free amplitude runs negative (Cu K-beta 0.24 keV above a W L-alpha
+    # window, -4.7 times the K-alpha it belongs to, refused a Cu trace; dev 1000128)
+    near = [tuple(e for e in g if x[0] < e < x[-1]) for g in inside]
     # nor is one with a line within a FWHM of the blend's own: a free line there is the
     # Rayleigh line's double (Au L-alpha 40 eV above W L-beta1 moved it 15 eV, no Au there)
     near = [g for g in near if np.min(np.abs(np.subtract.outer(np.array(g), c))) > fw]
