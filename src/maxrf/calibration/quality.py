@@ -147,7 +147,7 @@ def independent_checks(
     names = {e[0].name for e in used}
     present = {e[0].element for e in used if e[0].element is not None}
     probes: list[Probe] = []
-    strong_missing: list[str] = []
+    strong_missing: dict[str, float] = {}  # line name -> the sigma it was due at
     obs_sig = {e[0].name: _sig_near(obs, gain, offset, e[0].keV) for e in used}
     for r in _independent_refs(refs, names, present, anode):
         fwhm = float(_fwhm_at(r.keV, fwhm6))
@@ -166,7 +166,7 @@ def independent_checks(
         expected = obs_sig.get(main[0].name, 0.0) * r.strength / max(main[0].strength, 1e-9) if main else 0.0
         if p.residual_eV is None:
             if expected >= 60.0 and r.kind == "element" and p.significance < 4.0:
-                strong_missing.append(f"{r.name} (expected about {expected:.0f} sigma)")
+                strong_missing[r.name] = expected
             continue
         if (r.kind == "element" and main is None) or p.significance < (5.0 if r.kind == "anode" else 15.0):
             continue
@@ -192,17 +192,18 @@ def independent_checks(
     # every strong line of the elements the fit found, matched or not: Ag K-alpha beside Rh
     # K-beta when only Ag K-beta was matched (dev seeds 400135, 500101)
     element_keV = found_element_keV(entries, refs, min_strength=0.1)
-    strong_missing += [m for m in silent_companions(spec, gain, offset, refs, entries, obs)
-                       if m.split(" (")[0] not in {s.split(" (")[0] for s in strong_missing}]
+    for name, due in silent_companions(spec, gain, offset, refs, entries, obs):
+        strong_missing.setdefault(name, due)
     anode_seen = _anode_seen(spec, obs, gain, offset, anode, tube_kv, element_keV)
     if anode_seen is not None:
         out.append(anode_seen)
     if strong_missing:
+        missing = [f"{n} (expected about {due:.0f} sigma)" for n, due in strong_missing.items()]
         out.append(
             check(
                 "companion lines",
                 False,
-                "strong line(s) missing where the fit's elements put them: " + ", ".join(strong_missing[:3]),
+                "strong line(s) missing where the fit's elements put them: " + ", ".join(missing[:3]),
                 critical=False,  # an absorption edge between the lines (a filter) can hide one
             )
         )

@@ -432,8 +432,7 @@ def assess(
     # precise fit does (Ba L-beta2 and L-gamma beside Cr K-alpha, not only Ba L-alpha)
     element_keV = found_element_keV(entries, refs)
     present = {r.element for r, *_ in entries if r.kind == "element"}
-    absent = {r.element for r in refs if r.kind == "element"} - present
-    traces = trace_groups(refs, present | silent_elements(spec, gain, offset, refs, absent, obs))
+    traces = trace_groups(refs, present | silent_elements(spec, gain, offset, refs, present, obs))
     blend = scatter_check(spec, gain, offset, refs, fwhm6, element_keV, traces=traces)
     if blend is not None and blend["critical"] and zero_fwhm6 is not None:
         # a refutation must hold at either resolution: the lines' may be a blend's
