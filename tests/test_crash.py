@@ -166,23 +166,64 @@ def test_layer_write_disk_full_keeps_previous(tmp_path, monkeypatch):
     assert len(list((ds.path / "layers").iterdir())) == 1
 
 
-def _marked_run(code: str, env: dict) -> float:
-    """Seconds from the child's 'GO' line (imports done, store open) to its exit."""
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                            env=env)
-    assert proc.stdout.readline().strip() == "GO"
-    t0 = time.perf_counter()
-    assert proc.wait() == 0
-    return time.perf_counter() - t0
+#: the loop of a :class:`_Forker`: a line on stdin is a repr'd program that a forked child
+#: runs (its pid goes back on stdout), or WAIT for the last child's wait status; the child
+#: stays unreaped until then, so that its pid cannot be another process's when killed
+_FORK_LOOP = """
+import os, sys, traceback
+for line in sys.stdin:
+    if line == "WAIT\\n":
+        print(os.waitpid(pid, 0)[1], flush=True)
+        continue
+    pid = os.fork()
+    if pid == 0:
+        try:
+            exec(eval(line), dict(globals()))
+        except BaseException:
+            traceback.print_exc()
+            os._exit(1)
+        os._exit(0)
+    print(pid, flush=True)
+"""
 
 
-def _kill_after_marker(code: str, delay: float, env: dict) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                            env=env)
-    proc.stdout.readline()
-    time.sleep(delay)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+class _Forker:
+    """A Python process that imports ``setup`` once and forks a child for each run, so
+    that every kill lands on the work and none on the imports (a second of each run); the
+    forker itself runs no thread, so forking it is safe."""
+
+    def __init__(self, setup: str, env: dict) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", setup + _FORK_LOOP], env=env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def start(self, code: str) -> int:
+        """Fork a child running ``code``; its pid."""
+        self.proc.stdin.write(repr(code) + "\n")
+        self.proc.stdin.flush()
+        return int(self.proc.stdout.readline())
+
+    def wait(self) -> int:
+        """The wait status of the last child (0: it ran to its end)."""
+        self.proc.stdin.write("WAIT\n")
+        self.proc.stdin.flush()
+        return int(self.proc.stdout.readline())
+
+    def run(self) -> float:
+        """Seconds the last started child ran; it must end well."""
+        t0 = time.perf_counter()
+        assert self.wait() == 0
+        return time.perf_counter() - t0
+
+    def kill_after(self, code: str, delay: float) -> None:
+        """Start ``code`` in a child and SIGKILL it after ``delay`` seconds."""
+        pid = self.start(code)
+        time.sleep(delay)
+        os.kill(pid, signal.SIGKILL)
+        self.wait()
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
 
 
 def test_streamed_maps_killed_at_random_moments(tmp_path):
@@ -208,18 +249,16 @@ def test_streamed_maps_killed_at_random_moments(tmp_path):
     expected_new = (np.asarray(new.peaks.maps), np.asarray(new.elements.maps))
     old = mp.compute_maps(ds, **old_kw)
     expected_old = (np.asarray(old.peaks.maps), np.asarray(old.elements.maps))
-    code = ("from maxrf import DataStack\nfrom maxrf.maps import compute_maps\n"
-            f"ds = DataStack({str(ds.path)!r})\nprint('GO', flush=True)\n"
-            f"compute_maps(ds, **{new_kw!r})\n")
-    # The first run compiles the modules imported after 'GO' (a fresh clone has no
-    # bytecode yet) and ran 2x slower on CI, so half the kills landed after the commit:
-    # the run's length is the fastest of three.
-    full = min(_marked_run(code, env) for _ in range(3))
+    forker = _Forker("from maxrf import DataStack\nfrom maxrf.maps import compute_maps\n", env)
+    code = f"compute_maps(DataStack({str(ds.path)!r}), **{new_kw!r})\n"
+    # the first run compiles what the imports left for later: the run's length is the
+    # fastest of three
+    full = min(forker.start(code) and forker.run() for _ in range(3))
     mp.compute_maps(ds, **old_kw)
     rng = _rng(20261202)
     seen = {"old": 0, "new": 0}
     for delay in rng.uniform(0.0, full, KILLS):
-        _kill_after_marker(code, delay, env)
+        forker.kill_after(code, delay)
         d = DataStack(ds.path)
         pl, el = d.read("peak_maps"), d.read("element_maps")
         state = "old" if pl.attrs["prominence"] == 40.0 else "new"
@@ -232,6 +271,7 @@ def test_streamed_maps_killed_at_random_moments(tmp_path):
         seen[state] += 1
         if state == "new":
             mp.compute_maps(ds, **old_kw)
+    forker.close()
     assert seen["old"] > KILLS // 2, seen  # the kills landed mid-write
     _record("streamed maps", KILLS, seen)
     mp.compute_maps(ds, **old_kw)  # debris of the killed writers is collected
