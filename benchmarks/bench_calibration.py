@@ -8,10 +8,10 @@ line-rich), 5100-5111, 5200-5223 and 5300-5344, earlier runs of this benchmark s
 110000-110299, 200000-200299, 210000-210299, 400000-400299, 500000-500599, 600000-600299,
 610000-610599 and 900000-900599 (800000-800299 and 810000-810299, 820000-820299,
 830000-830299, 840000-840299, 850000-850299, 860000-860299, 870000-870299, 880000-880299,
-890000-890299 and 910000-910299 to 1090000-1090299 and 1110000-1110299 to 1190000-1190299
+890000-890299 and 910000-910299 to 1090000-1090299 and 1110000-1110299 to 1200000-1200299
 were held out once each; 990000-990299 and 1000000-1030299 were then used for
 development);
-this benchmark measures the seeds of ``MAXRF_BENCH_SEEDS`` (``FIRST-LAST``, default 1200000-1200299,
+this benchmark measures the seeds of ``MAXRF_BENCH_SEEDS`` (``FIRST-LAST``, default 1210000-1210299,
 never looked at while developing) and records them with the development seeds. Per case: the largest
 |E_auto - E_true| over 2-20 keV, the verdict, and whether a result more than 30 eV off was
 called ``good`` (a silent failure); and the same fit started from the true axis
@@ -40,7 +40,7 @@ from maxrf.io.spectra import read_spectrum
 from maxrf.synth_spectra import calibration_case
 
 #: the measured seeds (``FIRST-LAST``) unless ``MAXRF_BENCH_SEEDS`` says otherwise
-SEEDS = "1200000-1200299"
+SEEDS = "1210000-1210299"
 DEV_SEEDS = (
     "0-199 and 20000-20999 (development), 5000-5023 and 5100-5111 (test suite), "
     "10000-10299 (earlier benchmark, partly looked at), 30000-30299 (earlier benchmark; "
@@ -243,7 +243,15 @@ DEV_SEEDS = (
     "measured once: 81.3 % within 10 eV, bound 94 %, 93.1 % where pinned, no silent "
     "failure, every good result within 10 eV), and then 400000-400299, 1000000-1000299 and "
     "1010000-1010299 again (a trace family fitted by its lines inside the window; 1000128 "
-    "looked at)"
+    "looked at); 1200000-1200299 (held out that afternoon, measured once on that session's "
+    "final code: 82.3 % within 10 eV, bound 94 %, 93.2 % where pinned, no silent failure, "
+    "four good results 12-17 eV off, not looked at); in the session of 7 December afternoon "
+    "the Cr, W and Cu seeds of 1000000-1000299 and 1010000-1010299 from the true axis only "
+    "(where the precision misses come from: the blends' stated errors hold their true "
+    "errors; the true angle and resolution given to the fit gain 3-6 of 100 W seeds; "
+    "nothing changed); 1210000-1210299 (held out that afternoon, measured once: 82.3 % "
+    "within 10 eV, bound 94 %, 91.2 % where pinned, two silent failures, 1210143 and "
+    "1210287, looked at after)"
 )
 SPECTRA = Path(__file__).resolve().parents[1] / "tests" / "data" / "spectra"
 
