@@ -765,3 +765,29 @@ def test_gold_read_as_mercury_with_the_tubes_compton_maximum_as_its_line_is_not_
         cal = auto_calibrate(case.counts, anode="Cu", tube_kv=case.tube_kv)
     err = case.max_error_eV(cal.gain_keV, cal.offset_keV)
     assert err <= 30.0 or cal.quality != "good", (err, cal.quality)
+
+
+def test_a_tube_line_missing_above_no_filters_edge_is_not_excused_by_one():
+    # held-out 1210143 (looked at after its run): a W blank behind 25 um of Ni (35 kV, a
+    # zero peak). Ni's K edge (8.33 keV, xraydb) lies just below W L-alpha (8.40): the
+    # filter takes L-alpha and leaves L-ell. Read 13 % stretched, the L-ell blend is
+    # L-alpha, the axis puts L-beta where the filter left nothing, and a Cu filter's edge
+    # (8.98 keV) below it excused that, though on that axis the continuum drops half a keV
+    # higher, at the real Ni edge: 2.7 keV off at 20 keV and called good. Truth: the
+    # case's axis; the wrong one as the run found it
+    case = calibration_case(1210143)
+    assert case.anode == "W" and case.filter == ("Ni", 25.0) and case.zero_peak == "on"
+    ni, cu = (xraydb.xray_edge(el, "K").energy / 1e3 for el in ("Ni", "Cu"))
+    w = xraydb.xray_lines("W")
+    assert w["Ll"].energy / 1e3 < ni < w["La1"].energy / 1e3 < cu < w["Lb1"].energy / 1e3
+    wrong = (0.007803310118075694, -0.6553071565107372)
+    assert case.max_error_eV(*wrong) > 2000.0
+    quality, checks = assess_calibration(case.counts, *wrong, anode="W", tube_kv=case.tube_kv)
+    scatter = next(c for c in checks if c["name"] == "anode scatter")
+    assert not scatter["passed"] and "W Lb" in scatter["message"], scatter["message"]
+    assert quality != "good"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cal = auto_calibrate(case.counts, anode="W", tube_kv=case.tube_kv)
+    err = case.max_error_eV(cal.gain_keV, cal.offset_keV)
+    assert err <= 30.0 or cal.quality != "good", (err, cal.quality)

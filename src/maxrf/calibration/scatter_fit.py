@@ -324,18 +324,20 @@ EDGE_CONTINUUM_KEV = (0.3, 1.5)
 EDGE_CONTINUUM_RATIO = 0.5
 
 
-def _continuum_drops(spec: _Spec, gain: float, offset: float, edge: float) -> bool:
+def _continuum_drops(
+    spec: _Spec, gain: float, offset: float, edge: float, span: tuple[float, float] = EDGE_CONTINUUM_KEV,
+) -> bool:
     """Whether the spectrum's continuum drops across a filter's K edge at ``edge`` keV as
-    that filter's absorption makes it: the lower quartile of the counts
-    :data:`EDGE_CONTINUUM_KEV` above the edge under :data:`EDGE_CONTINUUM_RATIO` of the
-    one below (a quartile, not a baseline: the peaks in either span are passed over, and
+    that filter's absorption makes it: the lower quartile of the counts ``span`` (keV,
+    nearest and farthest) above the edge under :data:`EDGE_CONTINUUM_RATIO` of the one as
+    far below (a quartile, not a baseline: the peaks in either span are passed over, and
     a thick filter's faint continuum over a constant floor still shows its drop). Where
     the data show no drop there is no filter, and a step at its edge in a blend's window
     would only take a line's flank (held-out 1180060: a Cu tube with no filter read 5 %
     stretched, the real Cu K-alpha Rayleigh line's flank taken by a step at Ni's edge and
     its Compton maximum read as the line, 787 eV off and called good). True when either
     span is off the axis: nothing to judge by."""
-    near, far = EDGE_CONTINUUM_KEV
+    near, far = span
     n = spec.y.size
 
     def level(lo_keV: float, hi_keV: float) -> float | None:
