@@ -16,11 +16,11 @@ from dataclasses import replace
 import numpy as np
 
 from maxrf.calibration.hypotheses import _anode_verified, _at_line, _Hyp, _refine
-from maxrf.calibration.match import zero_width_ok
+from maxrf.calibration.match import zero_fwhm6, zero_width_ok
 from maxrf.calibration.observe import _Obs, _Spec
 from maxrf.calibration.precise import _find_compton, _precise, zero_resolution
 from maxrf.calibration.quality import axis_difference_eV
-from maxrf.calibration.references import _FWHM6_DEFAULT, _Ref
+from maxrf.calibration.references import _Ref
 from maxrf.calibration.results import Calibration, CalibrationPeak
 from maxrf.calibration.verdict import QUALITIES, assess
 from maxrf.errors import CalibrationError
@@ -243,10 +243,10 @@ def _judged(
     # (an escape peak's shape follows its parent's, blend or not), and on a zero peak no
     # broader than this detector's electronic noise allows (a broader bump at the axis'
     # start is none; a narrower one may be, the resolution implied by blends runs high),
-    # judged only when the lines measured the resolution (not on a default detector's)
-    measured = best.fwhm6 != _FWHM6_DEFAULT
+    # judged only when lines measured the resolution (:func:`~maxrf.calibration.match.zero_fwhm6`)
+    f6z = zero_fwhm6(best.pairs, obs, refs, best.gain)
     lines = replace(best, pairs=[p for p in best.pairs if refs[p[1]].kind != "escape" and (
-        refs[p[1]].kind != "zero" or not measured or zero_width_ok(obs[p[0]], best.gain, best.fwhm6))])
+        refs[p[1]].kind != "zero" or f6z is None or zero_width_ok(obs[p[0]], best.gain, f6z))])
     fitted = lines if len(lines.pairs) >= 2 else best
     gain, offset, entries = _precise(fitted, obs, refs)
     if len([e for e in entries if e[3]]) < 2 or not (gain_range[0] * 0.8 <= gain <= gain_range[1] * 1.2):

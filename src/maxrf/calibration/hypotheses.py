@@ -34,6 +34,7 @@ from maxrf.calibration.match import (
     _lsq,
     _plausible_widths,
     _verification,
+    zero_fwhm6,
     zero_width_ok,
 )
 from maxrf.calibration.observe import _Obs, _Spec
@@ -130,7 +131,7 @@ def _refine(
         # a strong peak as narrow as the noise alone: a verified zero (the fit cannot
         # verify it by leave-one-out, being the only point near 0 keV)
         if refs[p[1]].kind == "zero" and obs[p[0]].ok and obs[p[0]].significance >= 30:
-            if zero_width_ok(obs[p[0]], gain, f6):
+            if zero_width_ok(obs[p[0]], gain, zero_fwhm6(out.pairs, obs, refs, gain)):
                 contrib[p] = max(contrib[p], obs[p[0]].weight)
     score = sum(contrib.values())
     left = unexplained_peaks(out.pairs, obs, refs, gain, offset, anode, tube_kv)
