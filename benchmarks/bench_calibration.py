@@ -251,7 +251,8 @@ DEV_SEEDS = (
     "errors; the true angle and resolution given to the fit gain 3-6 of 100 W seeds; "
     "nothing changed); 1210000-1210299 (held out that afternoon, measured once: 82.3 % "
     "within 10 eV, bound 94 %, 91.2 % where pinned, two silent failures, 1210143 and "
-    "1210287, looked at after)"
+    "1210287, looked at after; rerun whole after their two changes, and 400000-400299, "
+    "1000000-1000299 and 1010000-1010299 again for each)"
 )
 SPECTRA = Path(__file__).resolve().parents[1] / "tests" / "data" / "spectra"
 
