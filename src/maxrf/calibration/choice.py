@@ -126,7 +126,7 @@ def _anode_free_turn(
         return cal, best, distinct
     judged = {id(h) for h in distinct}
     free = [h for h in _select(refined, obs, refs, None)
-            if id(h) not in judged and _nothing_at(h, obs, anode_ref)]
+            if id(h) not in judged and _nothing_at(h, obs, anode_ref, spec.y.size)]
     if free:
         cal2, best2 = _choose(free, obs, refs, spec, anode_ref, anode, kv, header, gain_range)
         depth = 1 if better_verdict else 2  # the verdict alone, or then the failed checks
@@ -135,12 +135,17 @@ def _anode_free_turn(
     return cal, best, distinct
 
 
-def _nothing_at(hyp: _Hyp, obs: Sequence[_Obs], ref: _Ref) -> bool:
-    """Whether no significant peak (15 sigma) is within 0.15 FWHM of line ``ref`` on the
-    axis of ``hyp``: a solution that leaves a peak at the anode's main line unmatched does
-    not say a filter took the line (a Cr blank read as Ti K lines, its Fe K-alpha at Cr
-    K-alpha's place left out: 3.1 keV off and "good", dev 400271)."""
-    return not any(_at_line(o, hyp, ref) for o in obs)
+def _nothing_at(hyp: _Hyp, obs: Sequence[_Obs], ref: _Ref, n: int) -> bool:
+    """Whether line ``ref`` lies on the ``n``-channel axis of ``hyp`` with no significant
+    peak (15 sigma) within 0.15 FWHM of it: a solution that leaves a peak at the anode's
+    main line unmatched does not say a filter took the line (a Cr blank read as Ti K
+    lines, its Fe K-alpha at Cr K-alpha's place left out: 3.1 keV off and "good", dev
+    400271), nor does one that puts the line beyond the axis' end, where nothing can show
+    (a Mo blank read 26 % compressed, its Mo K lines as Rb's, Ar and Cu K as Cl and Fe K,
+    Mo K-alpha's own place past the last channel: 4.7 keV off and good, the true axis
+    doubtful for an alias; held-out 1220214, looked at after)."""
+    on_axis = 0.0 <= (ref.keV - hyp.offset) / hyp.gain <= n - 1
+    return on_axis and not any(_at_line(o, hyp, ref) for o in obs)
 
 
 #: how many of the best distinct solutions are judged before the best one is given up
