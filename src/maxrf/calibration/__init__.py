@@ -40,7 +40,8 @@ Algorithm of :func:`auto_calibrate`
    resolution growing with energy at the Fano rate (judged only on lines spanning 2 keV
    beside the zero peak: one element's lines may sit on a filter's hump); a strong peak as narrow as the
    electronic noise is a verified zero peak (judged on the resolution its width implies, at
-   most 1.2 times the lines'). The whole spectrum counts: strong narrow peaks (not narrower
+   most 1.2 times that of two or more lines, any plausible detector's with fewer: one
+   line's width can run a sixth low). The whole spectrum counts: strong narrow peaks (not narrower
    than any line can be: noise) a hypothesis leaves unexplained (no matched line or its
    companions, no anode line or its Compton side, no escape or sum peak) cost half their
    weight, peaks at negative energies or above the tube voltage double; leaving the
