@@ -394,8 +394,10 @@ def _implied_fwhm6(
     """Detector FWHM at 5.9 keV (keV) implied by the widths of matched single-line peaks:
     their median weighted by significance (the strongest widths are the best measured)."""
     vals, wts = _line_resolutions(pairs, obs, refs, gain)
-    if not vals:
-        return None
+    return _weighted_median(vals, wts) if vals else None
+
+
+def _weighted_median(vals: Sequence[float], wts: Sequence[float]) -> float:
     order = np.argsort(vals)
     v, w = np.asarray(vals)[order], np.asarray(wts)[order]
     cum = np.cumsum(w)
@@ -416,10 +418,10 @@ def zero_fwhm6(
     (:func:`zero_width_ok`): the one the matched lines imply (:func:`_implied_fwhm6`,
     clipped to plausible detectors) when at least :data:`ZERO_JUDGE_MIN_LINES` measure it;
     None (any plausible detector) otherwise."""
-    vals, _wts = _line_resolutions(pairs, obs, refs, gain)
+    vals, wts = _line_resolutions(pairs, obs, refs, gain)
     if len(vals) < ZERO_JUDGE_MIN_LINES:
         return None
-    return float(np.clip(_implied_fwhm6(pairs, obs, refs, gain), _FWHM6_FLOOR, 0.5))
+    return float(np.clip(_weighted_median(vals, wts), _FWHM6_FLOOR, 0.5))
 
 
 def _line_resolutions(
