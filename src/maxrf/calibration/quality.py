@@ -39,7 +39,7 @@ from scipy import special
 
 from maxrf import peaks as _peaks
 from maxrf import physics
-from maxrf.calibration.companions import silent_companions
+from maxrf.calibration.companions import excess_companions, silent_companions
 from maxrf.calibration.match import _fwhm_at
 from maxrf.calibration.observe import _Obs, _Spec
 from maxrf.calibration.precise import _window_fit, centre_sys_keV
@@ -197,16 +197,18 @@ def independent_checks(
     anode_seen = _anode_seen(spec, obs, gain, offset, anode, tube_kv, element_keV)
     if anode_seen is not None:
         out.append(anode_seen)
-    if strong_missing:
-        missing = [f"{n} (expected about {due:.0f} sigma)" for n, due in strong_missing.items()]
-        out.append(
-            check(
-                "companion lines",
-                False,
-                "strong line(s) missing where the fit's elements put them: " + ", ".join(missing[:3]),
-                critical=False,  # an absorption edge between the lines (a filter) can hide one
-            )
-        )
+    excess = excess_companions(gain, offset, refs, entries, obs, anode, tube_kv)
+    if strong_missing or excess:
+        said = []
+        if strong_missing:
+            missing = [f"{n} (expected about {due:.0f} sigma)" for n, due in strong_missing.items()]
+            said.append("strong line(s) missing where the fit's elements put them: " + ", ".join(missing[:3]))
+        if excess:
+            said.append("line(s) far stronger than their main line allows, with no other line there: "
+                        + ", ".join(f"{n} ({ratio:.1f} x the line ratio)" for n, ratio in excess[:3]))
+        # not critical: an absorption edge between the lines (a filter) can hide one, a
+        # thick layer over an element raise its K-beta
+        out.append(check("companion lines", False, "; ".join(said), critical=False))
     pair = _anode_pair(entries, probes, refs, gain, offset)
     if pair is not None:
         out.append(pair)
