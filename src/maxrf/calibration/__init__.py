@@ -91,7 +91,9 @@ Algorithm of :func:`auto_calibrate`
 7. **Verdict.** Every result carries ``quality`` (``'good'``, ``'doubtful'``, ``'failed'``)
    and its named ``checks`` (:mod:`~maxrf.calibration.quality`,
    :mod:`~maxrf.calibration.verdict`): residuals; lines *not* in the fit (anode K-beta,
-   element companions, leave-one-out) at their places; the anode's main scatter line
+   element companions, leave-one-out) at their places, no element's K-beta peak more
+   than three times its line ratio to its K-alpha's where no other line can hold the
+   rest (one shell emits both: a filter keeps their ratio); the anode's main scatter line
    there and its own peak stronger than its companion's; the zero peak at 0 keV (a peak
    where a strong line's Si escape falls is not taken for it); nothing at negative
    energies or above the tube voltage; widths on one resolution law FWHM^2 = a + b E; a
@@ -148,7 +150,8 @@ peaks to lines), ``explain`` (what a hypothesis leaves unexplained, missing comp
 the zero peak's width), ``medium`` (the vectorised first scoring, step 3),
 ``hypotheses`` (candidate calibrations and their scores, steps 3-4), ``scatter_fit`` (the
 Rayleigh line inside a Compton blend), ``precise`` (precise centres and the Compton peak,
-steps 5-6), ``companions`` (a main line's missing companions refute its element),
+steps 5-6), ``companions`` (a main line's missing companions, or a K-beta far stronger than its
+K-alpha allows with no other line there, refute its element),
 ``quality``, ``scatter_check`` (the ``anode scatter`` check), ``consistency``
 (whether few peaks pin the axis uniquely), ``rivals`` (another element's lines read as
 the anode's) and ``verdict`` (the checks and the verdict, step 7), ``auto``

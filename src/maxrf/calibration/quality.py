@@ -7,6 +7,9 @@ evidence the fit did not use where possible:
 - ``independent lines``: lines *not* used in the fit (anode K-beta/L-beta, companions of
   matched element lines) and leave-one-out predictions of the fitted peaks land within
   tolerance; a strong matched main line whose companion is missing refutes the match;
+- ``companion lines``: a companion missing where its main line's peak makes it a clear
+  peak, or a K-beta far stronger than its K-alpha allows with no other line there
+  (:mod:`maxrf.calibration.companions`);
 - ``zero peak``: a strong narrow peak near 0 keV sits at 0 keV; nothing significant lies
   below the zero peak (negative energies);
 - ``tube voltage``: no significant peak above the tube voltage (sum peaks excepted);
