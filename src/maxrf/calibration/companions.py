@@ -131,8 +131,10 @@ def excess_companions(
         ratio, kb, pb = measured
         if ratio <= KB_EXCESS_RATIO or pb.significance * (1.0 - KB_EXCESS_RATIO / ratio) < KB_EXCESS_SIGMA:
             continue
-        share = 1.0 - 1.0 / ratio  # of the peak, beyond K-beta's own
         e_b = offset + gain * pb.channel
+        if pb.fwhm * gain > 1.6 * float(_fwhm_at(e_b, 0.2)):
+            continue  # a bump (a filter's transmission window below its edge), no line
+        share = 1.0 - 1.0 / ratio  # of the peak, beyond K-beta's own
         rest = kb.keV + (e_b - kb.keV) / share
         tol = (3.0 * pb.err * gain + _EXCESS_SYS_KEV) / share
         if not _other_line_at(rest, tol, kb, refs, energies, obs, anode, tube_kv):
@@ -172,12 +174,18 @@ def _other_line_at(
     anode: str | None, tube_kv: float,
 ) -> bool:
     """Whether a line other than ``own`` may sit within ``tol`` of ``keV``: a reference
-    line (its centroid or a component), the Compton side of a tube line, the Si escape of an observed peak
-    or the sum of two strong ones."""
+    line (its centroid or a component), a weaker line of a reference element, the
+    Compton side of a tube line, the Si escape of an observed peak or the sum of two
+    strong ones."""
     for r in refs:  # its centroid (Zr K-alpha1 and 2 make one peak) or a component
         at = (r.keV, *(c[0] for c in r.components))
         if r is not own and r.kind != "zero" and any(abs(e - keV) <= tol for e in at):
             return True
+    # the reference elements' weaker lines too (Ba L-ell, 4 % of L-alpha, at Ca K-beta)
+    for el in {r.element for r in refs if r.element is not None}:
+        for ln in physics.element_lines(el, tube_kv, min_keV=0.9, min_rel=0.01):
+            if abs(ln.energy_keV - keV) <= tol and not (el == own.element and ln.family == own.family):
+                return True
     if anode is not None:
         for ln in physics.anode_lines(anode, tube_kv):
             lo, hi = compton_side(ln.energy_keV)
