@@ -200,22 +200,32 @@ def independent_checks(
     anode_seen = _anode_seen(spec, obs, gain, offset, anode, tube_kv, element_keV)
     if anode_seen is not None:
         out.append(anode_seen)
-    excess = excess_companions(gain, offset, refs, entries, obs, anode, tube_kv)
-    if strong_missing or excess:
-        said = []
-        if strong_missing:
-            missing = [f"{n} (expected about {due:.0f} sigma)" for n, due in strong_missing.items()]
-            said.append("strong line(s) missing where the fit's elements put them: " + ", ".join(missing[:3]))
-        if excess:
-            said.append("line(s) far stronger than their main line allows, with no other line there: "
-                        + ", ".join(f"{n} ({ratio:.1f} x the line ratio)" for n, ratio in excess[:3]))
-        # not critical: an absorption edge between the lines (a filter) can hide one, a
-        # thick layer over an element raise its K-beta
-        out.append(check("companion lines", False, "; ".join(said), critical=False))
+    companions = _companion_check(strong_missing, excess_companions(gain, offset, refs, entries, obs, anode,
+                                                                    tube_kv))
+    if companions is not None:
+        out.append(companions)
     pair = _anode_pair(entries, probes, refs, gain, offset)
     if pair is not None:
         out.append(pair)
     return out, probes
+
+
+def _companion_check(missing: dict[str, float], excess: Sequence[tuple[str, float]]) -> dict[str, Any] | None:
+    """The ``companion lines`` check, failed, from the companions ``missing`` (name -> the
+    evidence, sigma, each was due at) and the K-beta lines in ``excess`` (name, times their
+    line ratio); None when there are neither."""
+    if not missing and not excess:
+        return None
+    said = []
+    if missing:
+        due = [f"{n} (expected about {d:.0f} sigma)" for n, d in missing.items()]
+        said.append("strong line(s) missing where the fit's elements put them: " + ", ".join(due[:3]))
+    if excess:
+        said.append("line(s) far stronger than their main line allows, with no other line there: "
+                    + ", ".join(f"{n} ({ratio:.1f} x the line ratio)" for n, ratio in excess[:3]))
+    # not critical: an absorption edge between the lines (a filter) can hide one, a thick
+    # layer over an element raise its K-beta
+    return check("companion lines", False, "; ".join(said), critical=False)
 
 
 def _under_fitted_line(
