@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from maxrf import physics
-from maxrf.calibration.explain import compton_side
+from maxrf.calibration.explain import bump_not_line, compton_side, sum_energies
 from maxrf.calibration.match import _fwhm_at
 from maxrf.calibration.observe import _Obs, _Spec
 from maxrf.calibration.references import _Ref
@@ -123,7 +123,6 @@ def excess_companions(
     are not judged: a primary filter between the L edges changes their ratios."""
     out: list[tuple[str, float]] = []
     present = {e[0].element for e in entries if e[0].kind == "element" and e[0].family == "K"}
-    energies = [offset + gain * q.channel for q in obs]
     for el in present:
         measured = k_beta_ratio(gain, offset, refs, obs, str(el))
         if measured is None:
@@ -132,12 +131,12 @@ def excess_companions(
         if ratio <= KB_EXCESS_RATIO or pb.significance * (1.0 - KB_EXCESS_RATIO / ratio) < KB_EXCESS_SIGMA:
             continue
         e_b = offset + gain * pb.channel
-        if pb.fwhm * gain > 1.6 * float(_fwhm_at(e_b, 0.2)):
-            continue  # a bump (a filter's transmission window below its edge), no line
+        if bump_not_line(pb.fwhm * gain, e_b):
+            continue  # a filter's transmission window below its edge, no line
         share = 1.0 - 1.0 / ratio  # of the peak, beyond K-beta's own
         rest = kb.keV + (e_b - kb.keV) / share
         tol = (3.0 * pb.err * gain + _EXCESS_SYS_KEV) / share
-        if not _other_line_at(rest, tol, kb, refs, energies, obs, anode, tube_kv):
+        if not _other_line_at(rest, tol, kb, refs, (gain, offset), obs, anode, tube_kv):
             out.append((kb.name, float(ratio)))
     return out
 
@@ -170,13 +169,13 @@ def _peak_at(keV: float, energies: Sequence[float], obs: Sequence[_Obs]) -> _Obs
 
 
 def _other_line_at(
-    keV: float, tol: float, own: _Ref, refs: Sequence[_Ref], energies: Sequence[float], obs: Sequence[_Obs],
+    keV: float, tol: float, own: _Ref, refs: Sequence[_Ref], axis: tuple[float, float], obs: Sequence[_Obs],
     anode: str | None, tube_kv: float,
 ) -> bool:
     """Whether a line other than ``own`` may sit within ``tol`` of ``keV``: a reference
     line (its centroid or a component), a weaker line of a reference element, the
     Compton side of a tube line, the Si escape of an observed peak or the sum of two
-    strong ones."""
+    strong ones (their energies on ``axis``: gain keV per channel, offset keV)."""
     for r in refs:  # its centroid (Zr K-alpha1 and 2 make one peak) or a component
         at = (r.keV, *(c[0] for c in r.components))
         if r is not own and r.kind != "zero" and any(abs(e - keV) <= tol for e in at):
@@ -191,9 +190,9 @@ def _other_line_at(
             lo, hi = compton_side(ln.energy_keV)
             if lo - tol <= keV <= hi + tol:
                 return True
-    e = np.asarray(energies, dtype=np.float64)
+    gain, offset = axis
+    e = np.array([offset + gain * q.channel for q in obs], dtype=np.float64)
     if e.size and np.any(np.abs(np.asarray(physics.escape_energy(e[e > 1.84])) - keV) <= tol):
         return True
-    sig = np.array([q.significance for q in obs])
-    strong = e[(sig >= 0.1 * sig.max()) & (e > 0.5)] if e.size else e
-    return bool(np.any(np.abs(strong[:, None] + strong[None, :] - keV) <= tol))
+    sums = sum_energies(e, np.array([q.significance for q in obs]))
+    return bool(np.any(np.abs(sums - keV) <= tol))

@@ -48,12 +48,24 @@ def explained_energies(
             lines.append(ln.energy_keV)
             ranges.append(compton_side(ln.energy_keV))
     e_m = np.array([offset + gain * obs[k].channel for k, _ in pairs])
-    sig_m = np.array([obs[k].significance for k, _ in pairs])
-    strong = e_m[(sig_m >= 0.1 * sig_m.max()) & (e_m > 0.5)] if e_m.size else e_m
-    sums = (strong[:, None] + strong[None, :]).ravel()
+    sums = sum_energies(e_m, np.array([obs[k].significance for k, _ in pairs]))
     base = np.asarray(lines + [e for e in e_m if e > 0.5], dtype=np.float64)
     esc = np.asarray(physics.escape_energy(base)) if base.size else base
     return np.concatenate([base, esc, sums]), ranges
+
+
+def sum_energies(keV: np.ndarray, significance: np.ndarray) -> np.ndarray:
+    """Energies (keV) of the sum (pile-up) peaks of the strong peaks at ``keV`` (a tenth
+    of the strongest ``significance`` or more, above 0.5 keV), every pair and each with
+    itself."""
+    strong = keV[(significance >= 0.1 * significance.max()) & (keV > 0.5)] if keV.size else keV
+    return (strong[:, None] + strong[None, :]).ravel()
+
+
+def bump_not_line(width_keV: float, keV: float) -> bool:
+    """Whether a peak ``width_keV`` wide (FWHM) at ``keV`` is broader than any detector
+    makes a line there: a scatter or continuum bump (a filter's transmission window)."""
+    return width_keV > 1.6 * float(_fwhm_at(keV, 0.2))
 
 
 def unexplained_weight(found: Sequence[tuple[int, float]], obs: Sequence[_Obs]) -> float:
@@ -79,7 +91,7 @@ def unexplained_peaks(
                 out.append((k, 2.0))
             continue
         w = o.fwhm * gain
-        if e < 0.9 or w > 1.6 * float(_fwhm_at(e, 0.2)):
+        if e < 0.9 or bump_not_line(w, e):
             continue  # too soft to judge, or a scatter / continuum bump
         if o.ok and w < NARROWEST_LINE * float(_fwhm_at(e, _FWHM6_FLOOR)):
             continue  # narrower than any line there: noise, no peak a line must explain

@@ -398,6 +398,7 @@ def _implied_fwhm6(
 
 
 def _weighted_median(vals: Sequence[float], wts: Sequence[float]) -> float:
+    """The median of ``vals`` weighted by ``wts`` (one of the values)."""
     order = np.argsort(vals)
     v, w = np.asarray(vals)[order], np.asarray(wts)[order]
     cum = np.cumsum(w)
