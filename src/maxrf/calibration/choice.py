@@ -219,7 +219,7 @@ def _another_reading(first: Calibration | None, other: Calibration, n: int) -> b
     solution near the best (the same reading with another set of lines) still takes
     over with a better verdict. On dev seeds 400000-400299, 1000000-1010299 and
     1200000-1270299 (3,300) a best doubtful for coverage alone lost to a good solution 7
-    times: 6 within 10 eV of it (1000183, 1000296, 1250211...), all right, and 1260206."""
+    times: 6 to one within 20 eV of it (1000183, 1000296, 1250211...), all right, and 1260206."""
     if first is None or first.quality != "doubtful":
         return False
     failed = [c for c in first.checks if not c["passed"]]
