@@ -29,7 +29,7 @@ from maxrf.calibration.references import (
     _rayleigh_keV,
     _Ref,
     fitted_beside_only,
-    lines_keV,
+    line_components,
     trace_groups,
 )
 from maxrf.calibration.scatter_fit import MISFIT_CHI2, fit_rayleigh
@@ -344,7 +344,7 @@ def _precise(
                       if refs[r].kind == "element" and obs[k].significance >= _PAIRED_SIGMA)
     pool = [r for r in refs if r.kind != "zero" and r.element in present]
     # the found elements' lines, weak ones too, are fitted beside a scatter blend's window
-    found = lines_keV([q for q in pool if q.kind == "element"])
+    found = line_components([q for q in pool if q.kind == "element"])
     traces = trace_groups(refs, present)
     # the zero peak is fitted once: its centre enters the axis, its width (the detector's
     # resolution) ties the Rayleigh lines' width

@@ -97,6 +97,17 @@ def lines_keV(refs: Sequence[_Ref]) -> list[float]:
     return [r.keV for r in refs] + [e for r in refs for e in r.minor_keV]
 
 
+def line_components(refs: Sequence[_Ref]) -> list[tuple[tuple[float, float], ...]]:
+    """The lines of :func:`lines_keV` as their components ``(keV, share)``: a reference
+    line's tabulated components (K-alpha1,2...), and each line too weak to be a
+    reference alone."""
+    out = []
+    for r in refs:
+        total = sum(w for _e, w in r.components)
+        out.append(tuple((float(e), float(w) / total) for e, w in r.components))
+    return out + [((float(e), 1.0),) for r in refs for e in r.minor_keV]
+
+
 def trace_groups(refs: Sequence[_Ref], present: set[str]) -> tuple[tuple[float, ...], ...]:
     """Energies (keV) of the reference lines of each line family (K, L) of the elements
     not in ``present``, its strongest line first: the trace lines a scatter blend's fit
