@@ -98,14 +98,10 @@ def lines_keV(refs: Sequence[_Ref]) -> list[float]:
 
 
 def line_components(refs: Sequence[_Ref]) -> list[tuple[tuple[float, float], ...]]:
-    """The lines of :func:`lines_keV` as their components ``(keV, share)``: a reference
-    line's tabulated components (K-alpha1,2...), and each line too weak to be a
-    reference alone."""
-    out = []
-    for r in refs:
-        total = sum(w for _e, w in r.components)
-        out.append(tuple((float(e), float(w) / total) for e, w in r.components))
-    return out + [((float(e), 1.0),) for r in refs for e in r.minor_keV]
+    """The lines of :func:`lines_keV` as their components ``(keV, relative intensity)``:
+    a reference line's tabulated components (K-alpha1,2...), and each line too weak to
+    be a reference alone."""
+    return [r.components for r in refs] + [((float(e), 1.0),) for r in refs for e in r.minor_keV]
 
 
 def trace_groups(refs: Sequence[_Ref], present: set[str]) -> tuple[tuple[float, ...], ...]:

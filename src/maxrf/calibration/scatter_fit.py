@@ -36,7 +36,7 @@ class RayleighFit(NamedTuple):
     dof: int  # its degrees of freedom
     theta_err: float  # the angle's standard error (degrees)
 
-#: a sample line beside a blend: its energy (keV), or its components (keV, share)
+#: a sample line beside a blend: its energy (keV), or its components (keV, relative intensity)
 SampleLine = float | tuple[tuple[float, float], ...]
 
 
@@ -58,7 +58,7 @@ def fit_rayleigh(
     Compton peak): its channel, standard error (channels), amplitude significance and the
     scattering angle; None when the window is not on the axis or the fit fails (no
     Rayleigh component, shift at its bound). ``others_keV``: sample lines in the
-    window, each an energy (keV) or its components ``(keV, share)``
+    window, each an energy (keV) or its components ``(keV, relative intensity)``
     (:func:`~maxrf.calibration.references.line_components`), fitted as one peak each at
     their places. A doublet's components matter beside a weak line: Ag K-alpha1,2, 0.17
     keV apart, fitted as one Gaussian 40 times a Rh tube's K-beta Rayleigh line, moved
@@ -322,7 +322,8 @@ def _blend_design(
 
 
 def _components(line: float | tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
-    """A sample line as its components ``(keV, share)``: a single energy is one."""
+    """A sample line as its components ``(keV, share)``, the shares summing to one: a
+    single energy is one."""
     if isinstance(line, tuple):
         total = sum(w for _e, w in line)
         return tuple((float(e), float(w) / total) for e, w in line)
