@@ -46,7 +46,14 @@ from maxrf.calibration.companions import excess_companions, silent_companions
 from maxrf.calibration.match import _fwhm_at
 from maxrf.calibration.observe import _Obs, _Spec
 from maxrf.calibration.precise import _window_fit, centre_sys_keV
-from maxrf.calibration.references import _compton_blended, _Ref, anode_main_line, components_within, lines_keV
+from maxrf.calibration.references import (
+    _compton_blended,
+    _Ref,
+    anode_main_line,
+    components_within,
+    line_components,
+    lines_keV,
+)
 
 #: tolerance (eV) of an independent line's residual for the check to pass
 INDEPENDENT_TOL_EV = 25.0
@@ -244,16 +251,30 @@ def _under_fitted_line(
     )
 
 
+def _found_lines(entries: Sequence[tuple[_Ref, float, float, bool]], refs: Sequence[_Ref]) -> list[_Ref]:
+    """The reference lines of every element with a line among the fitted ``entries``."""
+    found = {e[0].element for e in entries if e[0].kind == "element"}
+    return [r for r in refs if r.kind == "element" and r.element in found]
+
+
 def found_element_keV(
     entries: Sequence[tuple[_Ref, float, float, bool]], refs: Sequence[_Ref], min_strength: float = 0.0
 ) -> list[float]:
     """Energies (keV) of the reference lines, at least ``min_strength`` strong, of every
     element with a line among the fitted ``entries``, matched or not."""
-    found = {e[0].element for e in entries if e[0].kind == "element"}
-    ours = [r for r in refs if r.kind == "element" and r.element in found]
+    ours = _found_lines(entries, refs)
     if min_strength <= 0.0:
         return lines_keV(ours)  # with the lines too weak to be references
     return [r.keV for r in ours if r.strength >= min_strength]
+
+
+def found_element_components(
+    entries: Sequence[tuple[_Ref, float, float, bool]], refs: Sequence[_Ref]
+) -> list[tuple[tuple[float, float], ...]]:
+    """The lines of :func:`found_element_keV` (every strength) as their components
+    ``(keV, relative intensity)`` (:func:`~maxrf.calibration.references.line_components`):
+    what a scatter blend's fit beside them models."""
+    return line_components(_found_lines(entries, refs))
 
 
 def _sig_near(obs: Sequence[_Obs], gain: float, offset: float, keV: float) -> float:

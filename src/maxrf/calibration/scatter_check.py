@@ -23,6 +23,7 @@ from maxrf.calibration.scatter_fit import (
     ANGLE_BOUNDS,
     MISFIT_CHI2,
     RayleighFit,
+    SampleLine,
     _continuum_drops,
     fit_rayleigh,
 )
@@ -50,7 +51,7 @@ def _far(off_eV: float, sd_eV: float) -> bool:
 
 def _allowed_at_place(
     fit: RayleighFit, spec: _Spec, gain: float, offset: float, ref: _Ref, fwhm6: float,
-    others_keV: Sequence[float], width_sd: float | None,
+    others_keV: Sequence[SampleLine], width_sd: float | None,
 ) -> bool:
     """Whether the data show ``ref``'s Rayleigh line at the calibration's place (3 sigma)
     as well as at its best ``fit`` elsewhere (likelihood ratio within
@@ -153,7 +154,8 @@ def _filter_between(main: _Ref, companion: _Ref) -> tuple[str, float] | None:
 
 
 def scatter_check(
-    spec: _Spec, gain: float, offset: float, refs: Sequence[_Ref], fwhm6: float, element_keV: Sequence[float],
+    spec: _Spec, gain: float, offset: float, refs: Sequence[_Ref], fwhm6: float,
+    element_keV: Sequence[SampleLine],
     *, width_sd: float | None = None, traces: tuple[tuple[float, ...], ...] = (),
 ) -> dict[str, Any] | None:
     """The ``anode scatter`` check: the soft anode lines blended with their Compton peaks

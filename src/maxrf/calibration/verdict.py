@@ -28,7 +28,7 @@ from maxrf.calibration.quality import (
     Probe,
     axis_difference_eV,
     check,
-    found_element_keV,
+    found_element_components,
     independent_checks,
     redundancy_check,
 )
@@ -430,7 +430,7 @@ def assess(
             checks.append(extra)
     # every line of the fit's elements is fitted beside a blend's Rayleigh line, as the
     # precise fit does (Ba L-beta2 and L-gamma beside Cr K-alpha, not only Ba L-alpha)
-    element_keV = found_element_keV(entries, refs)
+    element_keV = found_element_components(entries, refs)
     present = {r.element for r, *_ in entries if r.kind == "element"}
     traces = trace_groups(refs, present | silent_elements(spec, gain, offset, refs, present, obs))
     blend = scatter_check(spec, gain, offset, refs, fwhm6, element_keV, traces=traces)
