@@ -37,3 +37,23 @@ def test_sampler_reproduces_a_cubic_polynomial_inside():
     x, y = rng.uniform(12, w - 13, 300), rng.uniform(12, h - 13, 300)
     got = sample_cubic(interleave(coef), x, y)[:, 0]
     np.testing.assert_allclose(got, poly(x, y), atol=1e-4)
+
+
+def test_points_spread_over_threads_give_scipys_values_too(monkeypatch):
+    # enough points for the threaded path (PARALLEL_MIN_POINTS per thread)
+    import numba
+
+    from maxrf.registration import sampling
+
+    rng = np.random.default_rng(5)
+    coef = _coeffs(rng.random((3, 30, 40)))
+    n = 2 * sampling.PARALLEL_MIN_POINTS + 7
+    x, y = rng.uniform(0, 39, n), rng.uniform(0, 29, n)
+    calls = []
+    threaded = sampling._sample
+    monkeypatch.setattr(sampling, "_sample", lambda *a: calls.append(a[-1]) or threaded(*a))
+    got = sample_cubic(interleave(coef), x, y)
+    assert calls == ([2] if numba.get_num_threads() >= 2 else [])
+    want = np.column_stack([map_coordinates(c.astype(np.float32), [y, x], order=3, mode="nearest",
+                                            prefilter=False) for c in coef])
+    np.testing.assert_allclose(got, want, atol=2e-6)

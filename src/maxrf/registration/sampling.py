@@ -6,8 +6,8 @@ that sampling was most of a registration's time. ``scipy.ndimage.map_coordinates
 each channel separately (three trips to scattered places of a 10-40 MB image) and holds
 the GIL. Here the channels' spline coefficients are stored interleaved, ``(h, w, k)``, so
 one point's 4 x 4 neighbourhood serves every channel from the same cache lines, the
-weights are computed once per point, and the points are spread over threads (the kernel
-releases the GIL).
+weights are computed once per point, and large point sets are spread over threads (the
+kernel releases the GIL, so callers may run several fits in threads).
 
 Values equal ``map_coordinates(c, [y, x], order=3, mode='nearest', prefilter=False)`` for
 each channel ``c`` (the coefficients beyond the edge are the edge's: 'nearest' extension of
@@ -76,6 +76,15 @@ def _sample(coef, x, y, out, chunks):  # pragma: no cover - compiled
         _sample_range(coef, x, y, out, i * step, min(n, (i + 1) * step))
 
 
+#: fewest points per thread for :func:`sample_cubic` to spread them over threads. The
+#: colour fit samples at most 20,000 (``auto._MAX_SAMPLES``) per call: on two idle cores
+#: two threads took 0.76 ms against 0.92 ms for 13,000 points, but with the other core
+#: busy (another process, a test worker) 2.8 ms against 1.4, and the OpenMP team's
+#: waiting threads spin on the busy core (CPU 3.2 ms against 1.5). Only from some
+#: 100,000 points do threads gain on idle cores (5.7 ms against 8.4)
+PARALLEL_MIN_POINTS = 50_000
+
+
 def sample_cubic(coef: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Every channel of interleaved coefficients at points ``(x, y)`` (pixels, centres at integers).
 
@@ -95,12 +104,11 @@ def sample_cubic(coef: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     xs = np.clip(np.asarray(x, dtype=np.float64), -2.0, coef.shape[1] + 1.0)
     ys = np.clip(np.asarray(y, dtype=np.float64), -2.0, coef.shape[0] + 1.0)
     out = np.empty((len(xs), coef.shape[2]), dtype=np.float64)
-    chunks = max(1, min(numba.get_num_threads(), len(xs) // 2000))
+    chunks = max(1, min(numba.get_num_threads(), len(xs) // PARALLEL_MIN_POINTS))
     if chunks > 1 and threading.current_thread() is threading.main_thread():
         _sample(coef, xs, ys, out, chunks)
     else:
-        # one chunk: a parallel region's start costs ten times the work of a few thousand
-        # points (2.6 ms against 0.2 ms for 2,500 on two busy cores); and callers running
-        # fits in threads already use the cores: no nested thread teams
+        # one chunk: callers running fits in threads already use the cores (no nested
+        # thread teams), and below PARALLEL_MIN_POINTS a thread team costs more than it saves
         _sample_range(coef, xs, ys, out, 0, len(xs))
     return out
