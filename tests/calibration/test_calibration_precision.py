@@ -328,3 +328,38 @@ def test_an_element_line_on_a_tube_lines_compton_peak_is_weighed_as_a_blended_li
     r = refine_calibration(case.counts, case.gain_keV, case.offset_keV, anode=case.anode,
                            tube_kv=case.tube_kv)
     assert case.max_error_eV(r.gain_keV, r.offset_keV) <= 10.0
+
+
+def test_a_sample_line_on_a_minor_tube_line_no_higher_than_it_does_not_anchor_the_axis():
+    import xraydb
+
+    from maxrf.calibration import auto_calibrate
+    from maxrf.calibration.explain import on_tube_minor_line
+
+    # dev seed 1200123: a Mo tube's blank (35 kV, acrylic). Mo L-ell's Rayleigh and Compton
+    # blend, a few per cent of L-alpha (xraydb), was read as P K-alpha 21 eV away and
+    # weighed at 2 eV; the axis went 17 eV off at 2 keV and was called good. The blank has
+    # no P: the peak is the tube's. Truth: the case's axis and elements, xraydb's Mo lines
+    case = calibration_case(1200123)
+    assert case.anode == "Mo" and case.kind == "blank" and not case.elements
+    mo = xraydb.xray_lines("Mo")
+    ll = mo["Ll"].energy / 1e3
+    assert mo["Ll"].intensity < 0.1 * mo["La1"].intensity
+    refs = _reference_lines("Mo", case.tube_kv)
+    assert any(abs(e - ll) < 1e-3 for r in refs for e in r.minor_keV)
+    g, o = case.gain_keV, case.offset_keV
+    obs = _observe(_prepare(case.counts, "sum"))
+    k = min(range(len(obs)), key=lambda i: abs(o + g * obs[i].channel - ll))
+    assert abs(o + g * obs[k].channel - ll) < 0.03
+    assert on_tube_minor_line(obs, k, refs, g, o)
+    cal = auto_calibrate(case.counts, anode=case.anode, tube_kv=case.tube_kv)
+    assert case.max_error_eV(cal.gain_keV, cal.offset_keV) <= 10.0
+    assert not any(p.used for p in cal.peaks if p.kind == "element"), cal.peaks
+    # a real P K-alpha line a hundred times higher is no tube line: it anchors as before
+    e = o + g * np.arange(case.counts.size)
+    p_ka = xraydb.xray_lines("P")["Ka1"].energy / 1e3
+    sd = float(physics.fwhm_keV(p_ka, case.fwhm_at_6keV)) / physics.FWHM_PER_SIGMA
+    strong = case.counts + np.round(100.0 * obs[k].height * np.exp(-0.5 * ((e - p_ka) / sd) ** 2))
+    obs2 = _observe(_prepare(strong, "sum"))
+    k2 = min(range(len(obs2)), key=lambda i: abs(o + g * obs2[i].channel - p_ka))
+    assert not on_tube_minor_line(obs2, k2, refs, g, o)

@@ -268,6 +268,40 @@ def escape_of_stronger(obs: Sequence[_Obs], k: int, gain: float, offset: float) 
     return False
 
 
+#: how much higher than its tabulated share of its family's strongest line (xraydb) a peak
+#: on one of the tube's minor scattered lines may stand and still be taken for that line:
+#: the air path, a filter and the sample absorb the two lines differently
+TUBE_MINOR_MARGIN = 3.0
+
+
+def on_tube_minor_line(obs: Sequence[_Obs], k: int, refs: Sequence[_Ref], gain: float, offset: float) -> bool:
+    """Whether peak ``k`` lies within a detector FWHM of a minor scattered line of the tube
+    (:attr:`_Ref.minor_keV` of an anode line: Mo L-ell beside Mo L-alpha) and is no
+    higher than that line can be: the highest peak at its family's strongest line times
+    their tabulated ratio and the peaks' widths' ratio, with a margin of
+    :data:`TUBE_MINOR_MARGIN`. Such a peak may be the tube's line alone: a sample line
+    read there cannot anchor the axis (a Mo blank's L-ell Rayleigh and Compton blend, 200
+    counts, read as P K-alpha 21 eV from it and weighed at 2 eV, pulled a right axis 17
+    eV off at 2 keV and was called good; dev seed 1200123)."""
+    o = obs[k]
+    e = offset + gain * o.channel
+    fw = float(_fwhm_at(max(e, 0.1)))
+    for r in refs:
+        if r.kind not in ("anode", "scatter") or r.strength <= 0:
+            continue
+        share = sum(s for m, s in zip(r.minor_keV, r.minor_strength) if abs(m - e) < fw) / r.strength
+        if share <= 0:
+            continue
+        tol = 0.5 * float(_fwhm_at(r.keV)) + r.tol_keV
+        parents = [q for q in obs if abs(offset + gain * q.channel - r.keV) <= tol]
+        if not parents:
+            continue  # the tube's line is not seen (a filter): nor are its minor lines
+        parent = max(parents, key=lambda q: q.height)
+        if o.height <= TUBE_MINOR_MARGIN * share * parent.height * parent.fwhm / max(o.fwhm, 1e-9):
+            return True
+    return False
+
+
 #: least height of a tube line's peak, as a share of the peak read as its Si escape: the
 #: escape fraction is at most a few per cent (Reed & Ware), so a parent lower than half
 #: its "escape" leaves room for any blend of the escape with a sample's line and still

@@ -18,7 +18,7 @@ from scipy import optimize
 
 from maxrf import peaks as _peaks
 from maxrf import physics
-from maxrf.calibration.explain import compton_bands, escape_of_stronger, on_compton
+from maxrf.calibration.explain import compton_bands, escape_of_stronger, on_compton, on_tube_minor_line
 from maxrf.calibration.hypotheses import _Hyp
 from maxrf.calibration.match import AT_BOUND, _fwhm_at, fit_axis
 from maxrf.calibration.observe import _Obs, _Spec
@@ -383,7 +383,7 @@ def _precise(
                 fit = _line_fit(ob, ref, g, o, pool, best.fwhm6) if fit is None else fit
             if fit is None:
                 continue
-            trusted, paired = _trust(best, obs, k, r, ref, g, o, n_lines)
+            trusted, paired = _trust(best, (obs, refs), k, r, ref, (g, o), n_lines)
             sys_keV = _fit_sys_keV(ref, bool(ob.edge), in_blend=in_blend)
             if ref.kind == "element" and on_compton(ref.keV, bands, best.fwhm6):
                 sys_keV = max(sys_keV, CENTRE_SYS_KEV["anode soft"])
@@ -401,18 +401,20 @@ def _precise(
 
 
 def _trust(
-    best: _Hyp, obs: Sequence[_Obs], k: int, r: int, ref: _Ref, g: float, o: float,
-    n_lines: Counter,
+    best: _Hyp, data: tuple[Sequence[_Obs], Sequence[_Ref]], k: int, r: int, ref: _Ref,
+    axis: tuple[float, float], n_lines: Counter,
 ) -> tuple[bool, bool]:
-    """Whether the refitted match of peak ``k`` to line ``r`` (``ref``, as refitted) anchors
-    the axis (the zero peak, anode lines, peaks of 30 sigma), and whether it is a 10-30
-    sigma line of a family with two such lines (:func:`_precise`)."""
+    """Whether the refitted match of peak ``k`` to line ``r`` (of ``data``'s peaks and
+    lines; ``ref`` as refitted) anchors the ``axis`` (the zero peak, anode lines, peaks of
+    30 sigma), and whether it is a 10-30 sigma line of a family with two such lines."""
+    (obs, refs), (g, o) = data, axis
     ob = obs[k]
-    # a sample line where a stronger peak's Si escape falls, no higher than that escape
-    # can be, may be the escape alone: its identity cannot anchor the axis (Cr K-alpha's
-    # escape read as Ca K-alpha, 15 eV off, failed a right axis 200 eV off at 20 keV;
-    # held-out 980049, looked at after its run)
-    refuted = (k, r) in best.refuted or (ref.kind == "element" and escape_of_stronger(obs, k, g, o))
+    # a sample line where a stronger peak's Si escape falls, or a minor line of the tube,
+    # no higher than that line can be, may be that line alone: its identity cannot anchor
+    # the axis (Cr K-alpha's escape read as Ca K-alpha, 15 eV off, failed a right axis 200
+    # eV off at 20 keV; held-out 980049, looked at after its run)
+    refuted = (k, r) in best.refuted or (ref.kind == "element" and (
+        escape_of_stronger(obs, k, g, o) or on_tube_minor_line(obs, k, refs, g, o)))
     strong = ref.kind in ("zero", "anode") or ob.significance >= 30.0
     trusted = strong and not (refuted or fitted_beside_only(ref))
     paired = not refuted and ob.significance >= _PAIRED_SIGMA and n_lines[(ref.element, ref.family)] >= 2

@@ -58,6 +58,9 @@ class _Ref:
     #: beside a scatter blend they overlap all the same (Au L-l, 5 % of L-alpha, 0.1 keV
     #: above W L-alpha, pulled that Rayleigh line 65 eV off a right axis; dev 400004)
     minor_keV: tuple[float, ...] = ()
+    #: their strengths, on the scale of :attr:`strength` (the family's strongest line's
+    #: components together are 1)
+    minor_strength: tuple[float, ...] = ()
     # FWHM (keV) the spread of the components adds, derived once (the width tests of every
     # match ask it of every line)
     spread_keV: float = field(init=False, repr=False, compare=False)
@@ -180,8 +183,8 @@ def _family_refs(
         return out
     total = [sum(ln.rel_intensity for ln in c) for c in clusters]
     top = max(total)
-    minor = tuple(float(ln.energy_keV) for c, t in zip(clusters, total) if t < min_strength * top for ln in c
-                  if ln.rel_intensity >= MINOR_MIN_STRENGTH * top)
+    minor = [ln for c, t in zip(clusters, total) if t < min_strength * top for ln in c
+             if ln.rel_intensity >= MINOR_MIN_STRENGTH * top]
     for c, t in zip(clusters, total):
         strength = t / top if top > 0 else 0.0
         if strength < min_strength:
@@ -208,7 +211,8 @@ def _family_refs(
                 primary=fprimary and main_family,
                 anchor=(fprimary and main_family) or group in anchors,
                 sys_keV=sys,
-                minor_keV=minor if fprimary else (),
+                minor_keV=tuple(float(ln.energy_keV) for ln in minor) if fprimary else (),
+                minor_strength=tuple(float(ln.rel_intensity / top) for ln in minor) if fprimary else (),
             )
         )
     return out
