@@ -225,4 +225,4 @@ def scatter_check(
     msg = _scatter_message(found, missing, unmeasured, bool(bad), filtered)
     return check("anode scatter", not (missing or unmeasured or bad), msg, critical=bool(far),
                  residuals_eV={n: float(d) for n, d, _ in found}, main_keV=_rayleigh_keV(blends[0]),
-                 main_gone=far)
+                 main_gone=far, unmeasured=list(unmeasured), main=main)
