@@ -129,7 +129,7 @@ def zero_checks(obs: Sequence[_Obs], gain: float, offset: float, n: int) -> list
         (o, ek)
         for k, (o, ek) in enumerate(zip(obs, e))
         if abs(ek) <= 0.35
-        and not escape_of_stronger(obs, k, gain, offset)
+        and not escape_of_stronger(obs, k, gain, offset, blends=True)
         and o.significance >= 30
         and not o.broad
         and o.fwhm * gain <= 1.6 * float(_fwhm_at(max(abs(ek), 0.3)))
