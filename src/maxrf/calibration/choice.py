@@ -247,7 +247,7 @@ def _rank(cal: Calibration, without_main_blend: bool = False) -> tuple[int, int]
     failed = [c for c in cal.checks if not c["passed"]]
     if without_main_blend and cal.quality == "doubtful" and [c["name"] for c in failed] == ["anode scatter"]:
         blend = failed[0]
-        main_only = blend.get("unmeasured") == [blend.get("main")]
+        main_only = blend["unmeasured"] == [blend["main"]]
         if main_only and not (blend["critical"] or blend["residuals_eV"]):
             return QUALITIES.index("good"), 0
     return QUALITIES.index(cal.quality), len(failed)

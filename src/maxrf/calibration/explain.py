@@ -269,10 +269,16 @@ def escape_of_stronger(obs: Sequence[_Obs], k: int, gain: float, offset: float, 
         if abs(float(physics.escape_energy(e_p)) - e) > reach:
             continue
         # (no escape below Si's K edge: the fraction is 0 there)
-        ratio = float(physics.escape_fraction(e_p)) * parent.fwhm / max(o.fwhm, 1e-9)
-        if o.height <= ESCAPE_HEIGHT_MARGIN * ratio * parent.height:
+        if _no_higher_than(o, parent, float(physics.escape_fraction(e_p)), ESCAPE_HEIGHT_MARGIN):
             return True
     return False
+
+
+def _no_higher_than(o: _Obs, parent: _Obs, share: float, margin: float) -> bool:
+    """Whether peak ``o`` is no higher than ``share`` of peak ``parent``'s area makes it at
+    its own width (the parent's height times the share and their widths' ratio), with a
+    ``margin``: a peak that may be that share of the parent alone."""
+    return o.height <= margin * share * parent.fwhm / max(o.fwhm, 1e-9) * parent.height
 
 
 #: how much higher than its tabulated share of its family's strongest line (xraydb) a peak
@@ -303,8 +309,7 @@ def on_tube_minor_line(obs: Sequence[_Obs], k: int, refs: Sequence[_Ref], gain: 
         parents = [q for q in obs if abs(offset + gain * q.channel - r.keV) <= tol]
         if not parents:
             continue  # the tube's line is not seen (a filter): nor are its minor lines
-        parent = max(parents, key=lambda q: q.height)
-        if o.height <= TUBE_MINOR_MARGIN * share * parent.height * parent.fwhm / max(o.fwhm, 1e-9):
+        if _no_higher_than(o, max(parents, key=lambda q: q.height), share, TUBE_MINOR_MARGIN):
             return True
     return False
 

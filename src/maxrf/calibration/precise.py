@@ -383,7 +383,7 @@ def _precise(
                 fit = _line_fit(ob, ref, g, o, pool, best.fwhm6) if fit is None else fit
             if fit is None:
                 continue
-            trusted, paired = _trust(best, (obs, refs), k, r, ref, (g, o), n_lines)
+            trusted, paired = _trust(best, obs, refs, k, r, ref, g, o, n_lines)
             sys_keV = _fit_sys_keV(ref, bool(ob.edge), in_blend=in_blend)
             if ref.kind == "element" and on_compton(ref.keV, bands, best.fwhm6):
                 sys_keV = max(sys_keV, CENTRE_SYS_KEV["anode soft"])
@@ -401,13 +401,12 @@ def _precise(
 
 
 def _trust(
-    best: _Hyp, data: tuple[Sequence[_Obs], Sequence[_Ref]], k: int, r: int, ref: _Ref,
-    axis: tuple[float, float], n_lines: Counter,
+    best: _Hyp, obs: Sequence[_Obs], refs: Sequence[_Ref], k: int, r: int, ref: _Ref, g: float, o: float,
+    n_lines: Counter,
 ) -> tuple[bool, bool]:
-    """Whether the refitted match of peak ``k`` to line ``r`` (of ``data``'s peaks and
-    lines; ``ref`` as refitted) anchors the ``axis`` (the zero peak, anode lines, peaks of
-    30 sigma), and whether it is a 10-30 sigma line of a family with two such lines."""
-    (obs, refs), (g, o) = data, axis
+    """Whether the refitted match of peak ``k`` to line ``r`` (``ref``, as refitted) anchors
+    the axis (the zero peak, anode lines, peaks of 30 sigma), and whether it is a 10-30
+    sigma line of a family with two such lines (:func:`_precise`)."""
     ob = obs[k]
     # a sample line where a stronger peak's Si escape falls, or a minor line of the tube,
     # no higher than that line can be, may be that line alone: its identity cannot anchor

@@ -52,7 +52,6 @@ from maxrf.calibration.references import (
     anode_main_line,
     components_within,
     line_components,
-    lines_keV,
 )
 
 #: tolerance (eV) of an independent line's residual for the check to pass
@@ -258,22 +257,20 @@ def _found_lines(entries: Sequence[tuple[_Ref, float, float, bool]], refs: Seque
 
 
 def found_element_keV(
-    entries: Sequence[tuple[_Ref, float, float, bool]], refs: Sequence[_Ref], min_strength: float = 0.0
+    entries: Sequence[tuple[_Ref, float, float, bool]], refs: Sequence[_Ref], min_strength: float
 ) -> list[float]:
     """Energies (keV) of the reference lines, at least ``min_strength`` strong, of every
     element with a line among the fitted ``entries``, matched or not."""
-    ours = _found_lines(entries, refs)
-    if min_strength <= 0.0:
-        return lines_keV(ours)  # with the lines too weak to be references
-    return [r.keV for r in ours if r.strength >= min_strength]
+    return [r.keV for r in _found_lines(entries, refs) if r.strength >= min_strength]
 
 
 def found_element_components(
     entries: Sequence[tuple[_Ref, float, float, bool]], refs: Sequence[_Ref]
 ) -> list[tuple[tuple[float, float], ...]]:
-    """The lines of :func:`found_element_keV` (every strength) as their components
-    ``(keV, relative intensity)`` (:func:`~maxrf.calibration.references.line_components`):
-    what a scatter blend's fit beside them models."""
+    """Every line of every element with a line among the fitted ``entries``, those too
+    weak to be references too, as its components ``(keV, relative intensity)``
+    (:func:`~maxrf.calibration.references.line_components`): what a scatter blend's fit
+    beside them models."""
     return line_components(_found_lines(entries, refs))
 
 
