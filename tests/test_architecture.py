@@ -236,3 +236,10 @@ def test_walker_measures_functions():
     src = "def f():\n" + "    x = 1\n" * 90 + "class K:\n    def g(self):\n        pass\n"
     lengths = dict(_function_lengths("maxrf.m", src))
     assert lengths == {"maxrf.m:f": 91, "maxrf.m:K.g": 2}
+
+
+def test_the_slowest_files_named_for_scheduling_exist():
+    from conftest import SLOWEST_FILES
+
+    missing = [f for f in SLOWEST_FILES if not (Path(__file__).parent / f).is_file()]
+    assert missing == [], "rename or drop them in tests/conftest.py's SLOWEST_FILES"
