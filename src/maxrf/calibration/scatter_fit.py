@@ -507,7 +507,8 @@ def _best_start(
     """The least-squares fit of (shift keV, angle deg, Compton broadening, width factor)
     with the lowest cost over three starting angles (the angle is multimodal with a weak
     Rayleigh peak), or the one ``theta0`` (degrees) measured elsewhere, and the starting
-    ``shifts`` (fractions of ``lim``); None when none converges. The shift is bounded by
+    ``shifts`` (fractions of ``lim``); None when none converges. Each start stops at
+    :data:`START_FTOL` and the lowest runs on to :data:`FTOL`. The shift is bounded by
     ``lim`` (keV), the width factor by 0.7-1.5 or, with a prior of ``width_sd``, five of
     its deviations."""
     f_lo, f_hi = (0.7, 1.5)
